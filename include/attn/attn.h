@@ -1,0 +1,314 @@
+/*
+ * attn: transformer-block inference that shows what attention did.
+ *
+ * Public API. Everything the CLI does goes through these functions, so the
+ * library can be tested, fuzzed and embedded without the CLI.
+ *
+ * Conventions
+ *   - Every public name starts with attn_ / ATTN_.
+ *   - Functions that can fail return an attn_status (ATTN_OK == 0) and fill a
+ *     caller-owned struct attn_error; the library never prints or exits.
+ *   - attn_X_open/new pairs with attn_X_close/free; the free functions accept NULL.
+ *   - Parsers take memory buffers (the *_open functions read or map a file and
+ *     call them), so every parser can be fuzzed in memory.
+ *
+ * Shape legend used in comments throughout the code:
+ *   T  = positions of the sequence being run (queries)
+ *   S  = positions of the encoder input of an encoder-decoder (cross-attention keys)
+ *   Tk = key positions (T for self-attention, S for cross-attention)
+ *   D  = d_model          H  = n_heads         KV = n_kv_heads
+ *   hd = head_dim         F  = d_ff            V  = vocab_size
+ *   Tensors are row-major; [A, B] means A rows of B contiguous floats.
+ */
+#ifndef ATTN_ATTN_H
+#define ATTN_ATTN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ATTN_BUILDING) && defined(__GNUC__)
+#define ATTN_API __attribute__((visibility("default")))
+#else
+#define ATTN_API
+#endif
+
+#define ATTN_VERSION_STRING "0.1.0"
+ATTN_API const char *attn_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+typedef enum attn_status {
+    ATTN_OK = 0,
+    ATTN_ERR_USAGE,  /* the caller asked for something invalid (an id outside the
+                        vocabulary, a sequence longer than max_seq_len, ...) */
+    ATTN_ERR_IO,     /* a file could not be opened, read, mapped or written */
+    ATTN_ERR_FORMAT, /* a file's content is malformed or inconsistent */
+    ATTN_ERR_NOMEM,  /* allocation failed or a size overflowed */
+    ATTN_ERR_INTERNAL
+} attn_status;
+
+#define ATTN_ERROR_MAX 1024
+typedef struct attn_error {
+    attn_status status;
+    char message[ATTN_ERROR_MAX]; /* one line, no trailing newline; names the
+                                     file / tensor / key / value at fault */
+} attn_error;
+
+/* ------------------------------------------------------------------------ */
+/* Config (CONTRACT section 1)                                               */
+
+typedef enum { ATTN_ARCH_DECODER, ATTN_ARCH_ENCODER, ATTN_ARCH_ENCODER_DECODER } attn_arch;
+typedef enum { ATTN_POS_LEARNED, ATTN_POS_SINUSOIDAL, ATTN_POS_ROPE, ATTN_POS_NONE } attn_positional;
+typedef enum { ATTN_NORM_LAYERNORM, ATTN_NORM_RMSNORM } attn_norm_kind;
+typedef enum { ATTN_NORM_PRE, ATTN_NORM_POST } attn_norm_position;
+typedef enum {
+    ATTN_MLP_RELU,
+    ATTN_MLP_GELU,      /* exact, erf */
+    ATTN_MLP_GELU_TANH,
+    ATTN_MLP_SWIGLU,    /* down(silu(gate(x)) * up(x)) */
+    ATTN_MLP_NONE       /* attention-only blocks: no MLP sub-layer, no MLP tensors */
+} attn_mlp_kind;
+typedef enum { ATTN_LM_HEAD_NONE, ATTN_LM_HEAD_TIED, ATTN_LM_HEAD_SEPARATE } attn_lm_head;
+typedef enum { ATTN_TOKENIZER_WORD, ATTN_TOKENIZER_LLAMA2C } attn_tokenizer_type;
+
+#define ATTN_PATH_MAX 4096
+#define ATTN_TOKEN_MAX 256
+
+typedef struct attn_tokenizer_config {
+    attn_tokenizer_type type;
+    char path[ATTN_PATH_MAX]; /* word: "vocab"; llama2c: "path". Resolved against
+                                 the config's folder when the config has one. */
+    /* word tokenizer only */
+    bool lowercase;
+    char unk[ATTN_TOKEN_MAX];
+    bool has_bos, has_eos;    /* false when the key is null or absent */
+    char bos[ATTN_TOKEN_MAX];
+    char eos[ATTN_TOKEN_MAX];
+} attn_tokenizer_config;
+
+typedef struct attn_config {
+    attn_arch arch;
+    int vocab_size, d_model, n_heads, n_kv_heads, head_dim, d_ff, max_seq_len;
+    int n_layers;         /* main stack: the decoder, or the encoder of an encoder-only model */
+    int n_encoder_layers; /* encoder-decoder only, else 0 */
+    attn_positional positional;
+    double rope_theta;    /* default 10000 */
+    double embed_scale;   /* default 1 */
+    attn_norm_kind norm;
+    double norm_eps;      /* default 1e-5 */
+    attn_norm_position norm_position;
+    bool final_norm;      /* default: true for pre, false for post */
+    attn_mlp_kind mlp;
+    bool bias;
+    attn_lm_head lm_head;
+    char weights[ATTN_PATH_MAX]; /* resolved like tokenizer paths */
+    bool has_tokenizer;
+    attn_tokenizer_config tokenizer;
+} attn_config;
+
+/* Parses and validates a config from memory. `name` names the buffer in
+ * messages (usually the file's path). `base_dir`: the folder relative paths
+ * are resolved against, and whose files must exist; NULL keeps paths as
+ * written and checks no file (fuzzing, unit tests). */
+ATTN_API int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char *name,
+                               const char *base_dir, attn_error *err);
+/* Reads `path` and parses it with base_dir = the file's folder. */
+ATTN_API int attn_config_load(attn_config *cfg, const char *path, attn_error *err);
+
+ATTN_API const char *attn_arch_name(attn_arch a);          /* "decoder", ... */
+ATTN_API const char *attn_positional_name(attn_positional p);
+ATTN_API const char *attn_norm_name(attn_norm_kind n);
+ATTN_API const char *attn_mlp_name(attn_mlp_kind m);
+ATTN_API const char *attn_lm_head_name(attn_lm_head h);
+
+/* ------------------------------------------------------------------------ */
+/* Safetensors                                                                */
+
+typedef enum { ATTN_DTYPE_F32, ATTN_DTYPE_F16, ATTN_DTYPE_BF16 } attn_dtype;
+#define ATTN_MAX_DIMS 8
+
+typedef struct attn_tensor {
+    const char *name;   /* owned by the attn_safetensors */
+    attn_dtype dtype;   /* as stored in the file */
+    int ndim;
+    int64_t shape[ATTN_MAX_DIMS];
+    size_t numel;       /* product of shape (1 for a 0-d tensor) */
+    const float *data;  /* [numel] float32: a view into the mapping for aligned F32,
+                           else a copy converted once at open time */
+} attn_tensor;
+
+typedef struct attn_safetensors attn_safetensors;
+
+/* Maps `path` read-only and validates it completely (see attn_safetensors_parse). */
+ATTN_API int attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err);
+/* Validates a safetensors image in memory. The buffer is not copied and must
+ * outlive the returned object. Refuses: a header length outside the file or
+ * over 100 MB, malformed header JSON, duplicate names, unknown dtypes, a byte
+ * size that is not numel * dtype size (overflow-checked), offsets outside the
+ * data area, overlaps, holes, trailing bytes. Every message names `name` and
+ * the tensor. */
+ATTN_API int attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len,
+                                    const char *name, attn_error *err);
+ATTN_API void attn_safetensors_close(attn_safetensors *st);
+ATTN_API const char *attn_safetensors_name(const attn_safetensors *st);
+ATTN_API size_t attn_safetensors_count(const attn_safetensors *st);
+ATTN_API const attn_tensor *attn_safetensors_at(const attn_safetensors *st, size_t i); /* file order */
+ATTN_API const attn_tensor *attn_safetensors_find(const attn_safetensors *st, const char *name);
+
+/* Writing (import tools, tests): F32 only; tensors are laid out in the order
+ * given; the file appears atomically (written to a temporary name, renamed). */
+typedef struct attn_tensor_spec {
+    const char *name;
+    int ndim;
+    int64_t shape[ATTN_MAX_DIMS];
+    const float *data; /* [product of shape] */
+} attn_tensor_spec;
+ATTN_API int attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
+                                    attn_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizers                                                                 */
+
+typedef struct attn_tokenizer attn_tokenizer;
+
+/* Reads the file named by tc->path and builds the tokenizer. */
+ATTN_API int attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc,
+                                 attn_error *err);
+/* Same from a memory image of that file; `name` names it in messages. */
+ATTN_API int attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
+                                        const void *buf, size_t len, const char *name,
+                                        attn_error *err);
+ATTN_API void attn_tokenizer_free(attn_tokenizer *tok);
+ATTN_API int attn_tokenizer_size(const attn_tokenizer *tok);   /* number of ids */
+/* Encodes len bytes of text (need not be NUL-terminated). *ids is malloc'd
+ * ([*n] ids, BOS/EOS included as configured); the caller frees it with free(). */
+ATTN_API int attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len,
+                                   int **ids, size_t *n, attn_error *err);
+/* The token's text as stored (the label shown in maps); NULL for an id out of range. */
+ATTN_API const char *attn_tokenizer_piece(const attn_tokenizer *tok, int id);
+/* Text to print when `id` follows `prev` (-1 at the start) in generated
+ * output: llama2c drops the leading space after BOS and turns <0xXX> into
+ * the byte; the word tokenizer separates words with one space. Returns the
+ * length written into buf (NUL-terminated, truncated to cap-1). */
+ATTN_API size_t attn_tokenizer_decode(const attn_tokenizer *tok, int prev, int id, char *buf,
+                                      size_t cap);
+ATTN_API int attn_tokenizer_bos(const attn_tokenizer *tok); /* -1 when none */
+ATTN_API int attn_tokenizer_eos(const attn_tokenizer *tok); /* -1 when none */
+
+/* ------------------------------------------------------------------------ */
+/* Model: config + weights (views into the mapped file) + tokenizer          */
+
+typedef struct attn_model attn_model;
+
+/* Loads config, weights and tokenizer; checks that every tensor the config
+ * needs is present with the right shape and that no tensor is unexplained. */
+ATTN_API int attn_model_open(attn_model **out, const char *config_path, attn_error *err);
+/* Builds a model from parts; takes ownership of st and tok (tok may be NULL)
+ * also on failure. */
+ATTN_API int attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
+                                   attn_tokenizer *tok, attn_error *err);
+ATTN_API void attn_model_close(attn_model *m);
+ATTN_API const attn_config *attn_model_config(const attn_model *m);
+ATTN_API const attn_tokenizer *attn_model_tokenizer(const attn_model *m); /* NULL if none */
+
+/* ------------------------------------------------------------------------ */
+/* Capture: the forward pass hands every requested value to a sink.          */
+
+typedef enum attn_value {
+    ATTN_V_EMBED,        /* [T, D]  input to the first block: token embedding * embed_scale
+                                    (+ learned/sinusoidal positions); layer = -1 */
+    ATTN_V_ATTN_IN,      /* [T, D]  what the attention sub-layer reads (normed when pre-norm) */
+    ATTN_V_Q,            /* [T, hd] one query head, after RoPE; head = query head */
+    ATTN_V_K,            /* [Tk,hd] one key head, after RoPE; head = kv head */
+    ATTN_V_V,            /* [Tk,hd] one value head; head = kv head */
+    ATTN_V_SCORES,       /* [T, Tk] q.k / sqrt(hd) before mask and softmax; head = query head */
+    ATTN_V_WEIGHTS,      /* [T, Tk] softmax weights (masked entries exactly 0) */
+    ATTN_V_HEAD_CONTEXT, /* [T, hd] weights . v for one head */
+    ATTN_V_CONCAT,       /* [T, H*hd] heads concatenated in head order */
+    ATTN_V_ATTN_OUT,     /* [T, D]  after the output projection */
+    ATTN_V_MLP_OUT,      /* [T, D]  MLP sub-layer output (before the residual add) */
+    ATTN_V_RESID,        /* [T, D]  residual stream after the block */
+    ATTN_V_HIDDEN,       /* [T, D]  final hidden state of the stack (after the final norm
+                                    where there is one); layer = -1 */
+    ATTN_V_LOGITS,       /* [T, V]  main stack with an lm_head only; layer = -1 */
+    ATTN_V_COUNT
+} attn_value;
+
+typedef enum { ATTN_STACK_DECODER, ATTN_STACK_ENCODER } attn_stack; /* CSV "stack" column */
+typedef enum { ATTN_KIND_SELF, ATTN_KIND_CROSS } attn_attn_kind;    /* CSV "kind" column */
+
+typedef struct attn_capture_key {
+    attn_value value;
+    attn_stack stack;
+    bool source;         /* the encoder of an encoder-decoder (tensor prefix "encoder.blocks") */
+    int layer;           /* 0-based block index; -1 for stack-level values */
+    attn_attn_kind kind; /* attention values (ATTN_IN .. ATTN_OUT) only */
+    int head;            /* per-head values; -1 otherwise */
+} attn_capture_key;
+
+typedef struct attn_capture_view {
+    int rows, cols;     /* data is [rows, cols] */
+    const float *data;  /* valid only during the emit call */
+    int row_offset;     /* absolute position of row 0 (incremental decoding) */
+} attn_capture_view;
+
+typedef struct attn_capture {
+    /* Is this value wanted? Asked before anything is materialized; NULL = nothing. */
+    bool (*wants)(void *user, const attn_capture_key *key);
+    /* Receives a wanted value. Return ATTN_OK to go on, or fill err and return
+     * its status to stop the forward pass with that error. */
+    int (*emit)(void *user, const attn_capture_key *key, const attn_capture_view *view,
+                attn_error *err);
+    void *user;
+} attn_capture;
+
+/* The value's name, e.g. "blocks.3.attn.weights", "encoder.blocks.0.attn.q",
+ * "blocks.1.cross.k", "blocks.0.mlp.out", "embed", "hidden", "logits".
+ * Per-head values name the head: "blocks.3.attn.weights.h2". Returns the
+ * length it needs (snprintf-like). */
+ATTN_API size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap);
+ATTN_API const char *attn_value_name(attn_value v); /* "weights", "q", ... */
+
+/* ------------------------------------------------------------------------ */
+/* Running: a session holds the run state and the key/value cache, so a      */
+/* sequence can be fed all at once or a few positions at a time (generate).   */
+
+typedef struct attn_session attn_session;
+
+typedef struct attn_input {
+    const int *ids;          /* [n] token ids, or NULL when embeddings are given */
+    const float *embeddings; /* [n, D] vectors fed to the first block directly (no
+                                embedding lookup, no scale, no added positions;
+                                RoPE still applies inside attention) */
+    size_t n;
+} attn_input;
+
+ATTN_API int attn_session_new(attn_session **out, const attn_model *m, attn_error *err);
+ATTN_API void attn_session_free(attn_session *s);
+/* Forgets all positions (and the encoder output). */
+ATTN_API void attn_session_reset(attn_session *s);
+/* Positions of the main stack processed since the last reset. */
+ATTN_API size_t attn_session_length(const attn_session *s);
+
+/* Encoder-decoder only: runs the encoder on the source; its output is what
+ * cross-attention reads in later attn_session_forward calls. */
+ATTN_API int attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
+                                 attn_error *err);
+/* Runs the main stack on in->n new positions that follow the ones already in
+ * the session (causal stacks), reusing the cached keys and values. An
+ * encoder-only stack is bidirectional and needs an empty session. Fails with
+ * ATTN_ERR_USAGE for an id outside the vocabulary or a sequence longer than
+ * max_seq_len. cap may be NULL. */
+ATTN_API int attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
+                                  attn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

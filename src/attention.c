@@ -1,0 +1,2 @@
+/* attention: being written */
+#include "util.h"

@@ -1,0 +1,2 @@
+/* capture: being written */
+#include "util.h"

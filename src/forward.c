@@ -1,0 +1,2 @@
+/* forward: being written */
+#include "util.h"

@@ -1,0 +1,2 @@
+/* kernels: being written */
+#include "util.h"

@@ -1,0 +1,2 @@
+/* model: being written */
+#include "util.h"

@@ -1,0 +1,60 @@
+/* Private: the model's weights as views into the safetensors mapping. */
+#ifndef ATTN_MODEL_H
+#define ATTN_MODEL_H
+
+#include "attn/attn.h"
+
+/* y = x W^T + b */
+typedef struct attn_linear {
+    const float *w; /* [out, in] */
+    const float *b; /* [out], NULL when the config has no bias */
+    int out, in;
+} attn_linear;
+
+typedef struct attn_norm_weights {
+    const float *w; /* [D] */
+    const float *b; /* [D] layernorm only, else NULL */
+} attn_norm_weights;
+
+typedef struct attn_attention_weights {
+    attn_linear q; /* [H*hd, D]  */
+    attn_linear k; /* [KV*hd, D] */
+    attn_linear v; /* [KV*hd, D] */
+    attn_linear o; /* [D, H*hd]  */
+} attn_attention_weights;
+
+typedef struct attn_block_weights {
+    attn_norm_weights attn_norm;
+    attn_attention_weights attn;
+    bool has_cross;               /* decoder blocks of an encoder-decoder */
+    attn_norm_weights cross_norm;
+    attn_attention_weights cross; /* k, v read the encoder output */
+    bool has_mlp;                 /* false for mlp = none */
+    attn_norm_weights mlp_norm;
+    attn_linear up;               /* [F, D] */
+    attn_linear gate;             /* [F, D] swiglu only, else w == NULL */
+    attn_linear down;             /* [D, F] */
+} attn_block_weights;
+
+typedef struct attn_stack_weights {
+    int n_layers;
+    attn_block_weights *blocks;   /* [n_layers] */
+    bool has_final_norm;
+    attn_norm_weights final_norm; /* "norm" or "encoder.norm" */
+    bool causal;                  /* decoder stacks */
+    attn_stack stack;             /* CSV name */
+    bool source;                  /* encoder of an encoder-decoder */
+} attn_stack_weights;
+
+struct attn_model {
+    attn_config cfg;
+    attn_safetensors *st;  /* owns the mapping every pointer below points into */
+    attn_tokenizer *tok;   /* NULL when the config has no tokenizer */
+    const float *tok_embed; /* [V, D] */
+    const float *pos_embed; /* [max_seq_len, D], learned positions only */
+    attn_stack_weights main;    /* decoder, or the encoder of an encoder-only model */
+    attn_stack_weights encoder; /* encoder of an encoder-decoder (n_layers 0 otherwise) */
+    const float *lm_head;   /* [V, D]: tok_embed when tied, NULL when none */
+};
+
+#endif

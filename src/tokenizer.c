@@ -1,0 +1,2 @@
+/* tokenizer: being written */
+#include "util.h"

@@ -1,0 +1,2 @@
+/* tokenizer_bpe: being written */
+#include "util.h"

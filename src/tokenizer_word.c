@@ -1,0 +1,2 @@
+/* tokenizer_word: being written */
+#include "util.h"

@@ -1,0 +1,42 @@
+/* Private helpers shared by the library: errors, checked size arithmetic, files. */
+#ifndef ATTN_UTIL_H
+#define ATTN_UTIL_H
+
+#include "attn/attn.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define ATTN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define ATTN_PRINTF(f, a)
+#endif
+
+/* Fills err (may be NULL) with status and a printf-style message; returns status. */
+int attn_error_set(attn_error *err, attn_status status, const char *fmt, ...) ATTN_PRINTF(3, 4);
+int attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap);
+/* Prepends "prefix: " to an error message already in err. */
+void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
+
+/* Checked size arithmetic: return false on overflow (then *out is unspecified). */
+static inline bool attn_mul_size(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool attn_add_size(size_t a, size_t b, size_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+/* malloc of n * size bytes with an overflow check; NULL on overflow or OOM
+ * (and err filled with ATTN_ERR_NOMEM naming `what`). n == 0 allocates 1 byte. */
+void *attn_alloc_array(size_t n, size_t size, const char *what, attn_error *err);
+void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err);
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes
+ * the NUL). Refuses files larger than max_bytes. */
+int attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, attn_error *err);
+
+/* Joins dir and rel ("a/b" + "c" = "a/b/c"; an absolute rel is kept). */
+int attn_path_join(char *out, size_t cap, const char *dir, const char *rel, attn_error *err);
+
+#endif
