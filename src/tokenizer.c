@@ -1,2 +1,100 @@
-/* tokenizer: being written */
-#include "util.h"
+/* Tokenizer front: argument checks, file reading and dispatch to the
+ * type-specific back ends (tokenizer_word.c, tokenizer_bpe.c) through the
+ * small ops table in tokenizer_internal.h. */
+#include "tokenizer_internal.h"
+
+#include <stdlib.h>
+
+/* Vocabulary files larger than this are refused (real ones are a few MB). */
+#define ATTN_TOKENIZER_FILE_MAX ((size_t)64 << 20)
+
+int attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
+                               const void *buf, size_t len, const char *name, attn_error *err) {
+    if (!out)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_from_memory: out is NULL");
+    *out = NULL;
+    if (!tc)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_from_memory: config is NULL");
+    if (!buf && len)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_tokenizer_from_memory: buffer is NULL but len is %zu", len);
+    if (!name) name = "<tokenizer>";
+    if (!buf) buf = "";
+
+    attn_tokenizer *tok = attn_calloc_array(1, sizeof *tok, "tokenizer", err);
+    if (!tok) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    tok->type = tc->type;
+    tok->bos = tok->eos = -1;
+    int rc;
+    switch (tc->type) {
+    case ATTN_TOKENIZER_WORD:
+        rc = attn_tokenizer_word_build(tok, tc, buf, len, name, err);
+        break;
+    case ATTN_TOKENIZER_LLAMA2C:
+        rc = attn_tokenizer_llama2c_build(tok, buf, len, name, err);
+        break;
+    default:
+        rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: unknown tokenizer type %d", name,
+                            (int)tc->type);
+        break;
+    }
+    if (rc != ATTN_OK) {
+        free(tok);
+        return rc;
+    }
+    *out = tok;
+    return ATTN_OK;
+}
+
+int attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc, attn_error *err) {
+    if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_open: out is NULL");
+    *out = NULL;
+    if (!tc) return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_open: config is NULL");
+    if (!tc->path[0])
+        return attn_error_set(err, ATTN_ERR_USAGE, "tokenizer config has an empty path");
+    char *buf;
+    size_t len;
+    int rc = attn_read_file(tc->path, ATTN_TOKENIZER_FILE_MAX, &buf, &len, err);
+    if (rc != ATTN_OK) return rc;
+    rc = attn_tokenizer_from_memory(out, tc, buf, len, tc->path, err);
+    free(buf);
+    return rc;
+}
+
+void attn_tokenizer_free(attn_tokenizer *tok) {
+    if (!tok) return;
+    if (tok->ops && tok->ops->destroy) tok->ops->destroy(tok);
+    free(tok);
+}
+
+int attn_tokenizer_size(const attn_tokenizer *tok) { return tok ? tok->size : 0; }
+
+int attn_tokenizer_bos(const attn_tokenizer *tok) { return tok ? tok->bos : -1; }
+
+int attn_tokenizer_eos(const attn_tokenizer *tok) { return tok ? tok->eos : -1; }
+
+int attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
+                          size_t *n, attn_error *err) {
+    if (ids) *ids = NULL;
+    if (n) *n = 0;
+    if (!tok || !ids || !n)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_tokenizer_encode: tokenizer, ids and n must not be NULL");
+    if (!text && len)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_tokenizer_encode: text is NULL but len is %zu", len);
+    if (!text) text = "";
+    return tok->ops->encode(tok, text, len, ids, n, err);
+}
+
+const char *attn_tokenizer_piece(const attn_tokenizer *tok, int id) {
+    if (!tok || id < 0 || id >= tok->size) return NULL;
+    return tok->pieces[id];
+}
+
+size_t attn_tokenizer_decode(const attn_tokenizer *tok, int prev, int id, char *buf, size_t cap) {
+    if (!buf || cap == 0) return 0;
+    buf[0] = '\0';
+    if (!tok || id < 0 || id >= tok->size) return 0;
+    return tok->ops->decode(tok, prev, id, buf, cap);
+}
