@@ -1,2 +1,910 @@
-/* safetensors: being written */
+/* safetensors: mmap + validate + tensor lookup, and the writer.
+ *
+ * File layout: [u64 little-endian N][N bytes of JSON header][data area].
+ * The header maps each tensor name to {"dtype", "shape", "data_offsets"}
+ * (offsets relative to the data area), plus an optional "__metadata__"
+ * object of strings. Every length and offset read from the file is checked
+ * (overflow-checked in uint64_t / size_t) before anything is allocated or
+ * dereferenced; the tensors must tile the data area exactly.
+ *
+ * Ownership: an attn_safetensors owns its name, the tensor names, the
+ * converted / realigned copies and (for attn_safetensors_open) the mapping.
+ * For aligned F32 tensors attn_tensor.data points into the caller's buffer
+ * or the mapping.
+ */
 #include "util.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ST_LEN_BYTES 8
+#define ST_HEADER_MAX ((uint64_t)100 * 1000 * 1000) /* bytes of JSON header */
+#define ST_INT_MAX ((uint64_t)1 << 53)              /* largest exact JSON integer */
+#define ST_METADATA "__metadata__"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ST_HOST_LE 1
+#else
+#define ST_HOST_LE 0
+#endif
+
+struct attn_safetensors {
+    char *name;         /* file name or caller's label, for messages */
+    void *map;          /* the mapping of attn_safetensors_open, else NULL */
+    size_t map_len;
+    size_t n;           /* number of tensors */
+    attn_tensor *tensors; /* [n] in header order */
+    float **owned;      /* [n] realigned or converted copies; NULL for views */
+    char *names;        /* arena holding the n tensor names */
+    size_t *slots;      /* [cap] open-addressing table: tensor index + 1, 0 = empty */
+    size_t cap;         /* power of two, >= 2 n */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+
+static uint64_t st_load_le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t st_load_le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t st_load_le16(const unsigned char *p) {
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static float st_bits_to_float(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* IEEE binary16 -> binary32, exact (every half is a float): zeros,
+ * subnormals, normals, infinities and NaNs (payload kept). */
+static float st_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ffu;
+    if (exp == 0) {
+        /* zero or subnormal: mant * 2^-24, exact in float */
+        float mag = (float)mant * 0x1p-24f;
+        return sign ? -mag : mag;
+    }
+    if (exp == 31) return st_bits_to_float(sign | 0x7f800000u | mant << 13);
+    return st_bits_to_float(sign | (exp - 15 + 127) << 23 | mant << 13);
+}
+
+static float st_bf16_to_f32(uint16_t h) { return st_bits_to_float((uint32_t)h << 16); }
+
+static uint64_t st_hash(const char *s) {
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static const char *st_json_type(const cJSON *v) {
+    if (cJSON_IsObject(v)) return "an object";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    return "an invalid value";
+}
+
+/* A JSON number that is an exact non-negative integer <= 2^53. */
+static bool st_json_uint(const cJSON *v, uint64_t *out) {
+    if (!cJSON_IsNumber(v)) return false;
+    double d = v->valuedouble;
+    if (!(d >= 0.0 && d <= (double)ST_INT_MAX)) return false; /* also NaN */
+    uint64_t u = (uint64_t)d;
+    if ((double)u != d) return false;
+    *out = u;
+    return true;
+}
+
+static size_t st_dtype_size(attn_dtype d) { return d == ATTN_DTYPE_F32 ? 4 : 2; }
+
+/* Valid safetensors dtypes that attn does not read. */
+static bool st_dtype_known(const char *s) {
+    static const char *const known[] = {"BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0",
+                                        "I16",  "U16", "I32", "U32",     "I64",     "U64",
+                                        "F64",  "C64", "F4",  "F6_E2M3", "F6_E3M2"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(s, known[i]) == 0) return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Name table                                                                */
+
+static int st_table_init(attn_safetensors *st, attn_error *err) {
+    size_t cap = 8;
+    while (cap / 2 < st->n) {
+        if (!attn_mul_size(cap, 2, &cap))
+            return attn_error_set(err, ATTN_ERR_NOMEM, "%s: too many tensors (%zu)", st->name,
+                                  st->n);
+    }
+    st->slots = attn_calloc_array(cap, sizeof *st->slots, st->name, err);
+    if (!st->slots) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    st->cap = cap;
+    return ATTN_OK;
+}
+
+/* Returns the slot holding `name`, or the empty slot where it would go. */
+static size_t st_table_probe(const attn_safetensors *st, const char *name) {
+    size_t mask = st->cap - 1;
+    size_t i = (size_t)st_hash(name) & mask;
+    while (st->slots[i] != 0 && strcmp(st->tensors[st->slots[i] - 1].name, name) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Inserts tensor `idx`; false when its name is already present. */
+static bool st_table_insert(attn_safetensors *st, size_t idx) {
+    size_t slot = st_table_probe(st, st->tensors[idx].name);
+    if (st->slots[slot] != 0) return false;
+    st->slots[slot] = idx + 1;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Header checks                                                             */
+
+/* cJSON reads every number as a double, so "9007199254740993" would silently
+ * become 2^53. Scan the (already well-formed) header text and require every
+ * number literal to be a plain decimal integer <= 2^53. Metadata values are
+ * strings, so the only numbers are shapes and offsets. On failure, *member is
+ * the 0-based index of the top-level member holding the literal. */
+static bool st_scan_numbers(const char *s, size_t len, size_t *member, size_t *at,
+                            size_t *lit_len) {
+    int depth = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            m++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            while (j < len && (s[j] == '-' || s[j] == '+' || s[j] == '.' || s[j] == 'e' ||
+                               s[j] == 'E' || (s[j] >= '0' && s[j] <= '9')))
+                j++;
+            bool ok = (j - i) <= 16 && !(s[i] == '0' && j - i > 1);
+            uint64_t v = 0;
+            for (size_t k = i; ok && k < j; k++) {
+                if (s[k] < '0' || s[k] > '9') ok = false;
+                else v = v * 10 + (uint64_t)(s[k] - '0');
+            }
+            if (!ok || v > ST_INT_MAX) {
+                *member = m;
+                *at = i;
+                *lit_len = j - i;
+                return false;
+            }
+            i = j - 1;
+        }
+    }
+    return true;
+}
+
+static int st_check_metadata(const attn_safetensors *st, const cJSON *meta, attn_error *err) {
+    if (!cJSON_IsObject(meta))
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: " ST_METADATA " is %s, expected an object",
+                              st->name, st_json_type(meta));
+    for (const cJSON *v = meta->child; v; v = v->next)
+        if (!cJSON_IsString(v))
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: " ST_METADATA " key '%s' is %s, expected a string",
+                                  st->name, v->string ? v->string : "", st_json_type(v));
+    return ATTN_OK;
+}
+
+/* Validates one header entry; fills t (not data) and its byte range. */
+static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tensor *t,
+                          uint64_t data_len, uint64_t *begin, uint64_t *end, attn_error *err) {
+    const char *sn = st->name, *tn = t->name;
+    if (!cJSON_IsObject(e))
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': entry is %s, expected an object with dtype, "
+                              "shape, data_offsets",
+                              sn, tn, st_json_type(e));
+    const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
+    for (const cJSON *k = e->child; k; k = k->next) {
+        const cJSON **slot = NULL;
+        if (strcmp(k->string, "dtype") == 0) slot = &dtype;
+        else if (strcmp(k->string, "shape") == 0) slot = &shape;
+        else if (strcmp(k->string, "data_offsets") == 0) slot = &offs;
+        else
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: tensor '%s': unexpected key '%s' (expected dtype, shape, "
+                                  "data_offsets)",
+                                  sn, tn, k->string);
+        if (*slot)
+            return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': duplicate key '%s'", sn,
+                                  tn, k->string);
+        *slot = k;
+    }
+    if (!dtype) return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing dtype", sn, tn);
+    if (!shape) return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing shape", sn, tn);
+    if (!offs)
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing data_offsets", sn, tn);
+
+    /* dtype */
+    if (!cJSON_IsString(dtype))
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': dtype is %s, expected a string", sn, tn,
+                              st_json_type(dtype));
+    const char *ds = dtype->valuestring;
+    if (strcmp(ds, "F32") == 0) t->dtype = ATTN_DTYPE_F32;
+    else if (strcmp(ds, "F16") == 0) t->dtype = ATTN_DTYPE_F16;
+    else if (strcmp(ds, "BF16") == 0) t->dtype = ATTN_DTYPE_BF16;
+    else
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': %s dtype %s (attn reads F32, F16, BF16)", sn, tn,
+                              st_dtype_known(ds) ? "unsupported" : "unknown", ds);
+
+    /* shape */
+    if (!cJSON_IsArray(shape))
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': shape is %s, expected an array of integers", sn,
+                              tn, st_json_type(shape));
+    int ndim = cJSON_GetArraySize(shape);
+    if (ndim > ATTN_MAX_DIMS)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': shape has %d dimensions (at most %d)", sn, tn,
+                              ndim, ATTN_MAX_DIMS);
+    t->ndim = ndim;
+    size_t numel = 1;
+    int d = 0;
+    for (const cJSON *v = shape->child; v; v = v->next, d++) {
+        uint64_t dim;
+        if (!st_json_uint(v, &dim))
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: tensor '%s': shape[%d] is not a non-negative integer "
+                                  "<= 2^53",
+                                  sn, tn, d);
+        t->shape[d] = (int64_t)dim;
+        if (dim > SIZE_MAX || !attn_mul_size(numel, (size_t)dim, &numel))
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: tensor '%s': shape product overflows at shape[%d]", sn, tn,
+                                  d);
+    }
+    t->numel = numel;
+    size_t bytes;
+    if (!attn_mul_size(numel, st_dtype_size(t->dtype), &bytes))
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': byte size overflows (%zu elements of %s)", sn, tn,
+                              numel, ds);
+
+    /* data_offsets */
+    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
+        !st_json_uint(offs->child, begin) || !st_json_uint(offs->child->next, end))
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': data_offsets must be [begin, end], two "
+                              "non-negative integers <= 2^53",
+                              sn, tn);
+    if (*begin > *end)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': data_offsets [%llu, %llu] has begin > end", sn, tn,
+                              (unsigned long long)*begin, (unsigned long long)*end);
+    if (*end - *begin != (uint64_t)bytes)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, "
+                              "expected %zu (%zu elements of %s)",
+                              sn, tn, (unsigned long long)*begin, (unsigned long long)*end,
+                              (unsigned long long)(*end - *begin), bytes, numel, ds);
+    if (*end > data_len)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data "
+                              "area (%llu bytes)",
+                              sn, tn, (unsigned long long)*begin, (unsigned long long)*end,
+                              (unsigned long long)data_len);
+    return ATTN_OK;
+}
+
+typedef struct st_span {
+    uint64_t begin, end;
+    size_t idx;
+} st_span;
+
+static int st_span_cmp(const void *pa, const void *pb) {
+    const st_span *a = pa, *b = pb;
+    if (a->begin != b->begin) return a->begin < b->begin ? -1 : 1;
+    if (a->end != b->end) return a->end < b->end ? -1 : 1;
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+/* Sorted by begin, the tensors must cover [0, data_len) exactly. */
+static int st_check_tiling(const attn_safetensors *st, st_span *spans, uint64_t data_len,
+                           attn_error *err) {
+    if (st->n > 0) qsort(spans, st->n, sizeof *spans, st_span_cmp);
+    uint64_t pos = 0;
+    const char *prev = NULL;
+    for (size_t i = 0; i < st->n; i++) {
+        const char *tn = st->tensors[spans[i].idx].name;
+        if (spans[i].begin < pos)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: tensor '%s' (bytes %llu..%llu) overlaps tensor '%s' "
+                                  "(ending at %llu)",
+                                  st->name, tn, (unsigned long long)spans[i].begin,
+                                  (unsigned long long)spans[i].end, prev,
+                                  (unsigned long long)pos);
+        if (spans[i].begin > pos) {
+            if (prev)
+                return attn_error_set(err, ATTN_ERR_FORMAT,
+                                      "%s: hole of %llu bytes between tensor '%s' (ending at "
+                                      "%llu) and tensor '%s' (starting at %llu)",
+                                      st->name, (unsigned long long)(spans[i].begin - pos), prev,
+                                      (unsigned long long)pos, tn,
+                                      (unsigned long long)spans[i].begin);
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: hole of %llu bytes at the start of the data area, before "
+                                  "tensor '%s'",
+                                  st->name, (unsigned long long)spans[i].begin, tn);
+        }
+        pos = spans[i].end;
+        prev = tn;
+    }
+    if (pos != data_len) {
+        if (prev)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: %llu trailing bytes after tensor '%s' (the data area has "
+                                  "%llu bytes, tensors end at %llu)",
+                                  st->name, (unsigned long long)(data_len - pos), prev,
+                                  (unsigned long long)data_len, (unsigned long long)pos);
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: %llu trailing bytes in the data area but no tensor", st->name,
+                              (unsigned long long)data_len);
+    }
+    return ATTN_OK;
+}
+
+/* Points t->data at the bytes or at a converted, aligned copy. */
+static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p,
+                          attn_error *err) {
+    attn_tensor *t = &st->tensors[i];
+    if (t->dtype == ATTN_DTYPE_F32 && ST_HOST_LE && (uintptr_t)p % _Alignof(float) == 0) {
+        t->data = (const float *)(const void *)p;
+        return ATTN_OK;
+    }
+    float *f = attn_alloc_array(t->numel, sizeof *f, t->name, err);
+    if (!f) {
+        attn_error_prefix(err, "%s", st->name);
+        return err ? (int)err->status : ATTN_ERR_NOMEM;
+    }
+    switch (t->dtype) {
+    case ATTN_DTYPE_F32:
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_bits_to_float(st_load_le32(p + 4 * k));
+        break;
+    case ATTN_DTYPE_F16:
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_f16_to_f32(st_load_le16(p + 2 * k));
+        break;
+    case ATTN_DTYPE_BF16:
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_bf16_to_f32(st_load_le16(p + 2 * k));
+        break;
+    }
+    st->owned[i] = f;
+    t->data = f;
+    return ATTN_OK;
+}
+
+/* Validates buf and fills st (st->name set). On failure st is half-built;
+ * the caller closes it. */
+static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, attn_error *err) {
+    const char *sn = st->name;
+    if (len == 0)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: file is empty (expected an 8-byte header length, a JSON "
+                              "header and tensor data)",
+                              sn);
+    if (len < ST_LEN_BYTES)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: file is %zu bytes, shorter than the 8-byte header length", sn,
+                              len);
+    uint64_t hlen = st_load_le64(buf);
+    if (hlen > ST_HEADER_MAX)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: header length %llu exceeds the limit of %llu bytes (100 MB)",
+                              sn, (unsigned long long)hlen, (unsigned long long)ST_HEADER_MAX);
+    if (hlen > (uint64_t)(len - ST_LEN_BYTES))
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: header length %llu exceeds the file size (%zu bytes, %zu after "
+                              "the length)",
+                              sn, (unsigned long long)hlen, len, len - ST_LEN_BYTES);
+    size_t hl = (size_t)hlen;
+    const unsigned char *data = buf + ST_LEN_BYTES + hl;
+    uint64_t data_len = (uint64_t)(len - ST_LEN_BYTES - hl);
+
+    /* A NUL-terminated copy of the header (never of the data). */
+    char *text = attn_alloc_array(hl + 1, 1, sn, err);
+    if (!text) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    memcpy(text, buf + ST_LEN_BYTES, hl);
+    text[hl] = '\0';
+    const char *nul = memchr(text, '\0', hl);
+    if (nul) {
+        size_t at = (size_t)(nul - text);
+        free(text);
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: header has a NUL byte at offset %zu", sn,
+                              at);
+    }
+    const char *endp = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
+    if (!root) {
+        size_t at = endp && endp >= text && endp <= text + hl ? (size_t)(endp - text) : 0;
+        free(text);
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: header is not valid JSON (error near byte %zu of %zu)", sn, at,
+                              hl);
+    }
+    int rc = ATTN_OK;
+    st_span *spans = NULL;
+    for (const char *q = endp; q < text + hl; q++) {
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+            rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                                "%s: header has unexpected characters after the JSON object at "
+                                "byte %zu",
+                                sn, (size_t)(q - text));
+            goto done;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header is %s, expected a JSON object", sn,
+                            st_json_type(root));
+        goto done;
+    }
+    size_t bad_member, bad_at, bad_len;
+    if (!st_scan_numbers(text, hl, &bad_member, &bad_at, &bad_len)) {
+        const cJSON *m = root->child;
+        for (size_t k = 0; m && k < bad_member; k++) m = m->next;
+        int shown = bad_len > 40 ? 40 : (int)bad_len;
+        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                            "%s: tensor '%s': number %.*s%s is not a plain non-negative integer "
+                            "<= 2^53",
+                            sn, m && m->string ? m->string : "?", shown, text + bad_at,
+                            shown < (int)bad_len ? "..." : "");
+        goto done;
+    }
+
+    /* Count the tensors and size the name arena. */
+    size_t n = 0, name_bytes = 0;
+    bool seen_meta = false;
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (strcmp(e->string, ST_METADATA) == 0) {
+            if (seen_meta) {
+                rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: duplicate " ST_METADATA, sn);
+                goto done;
+            }
+            seen_meta = true;
+            if ((rc = st_check_metadata(st, e, err)) != ATTN_OK) goto done;
+            continue;
+        }
+        n++;
+        if (!attn_add_size(name_bytes, strlen(e->string) + 1, &name_bytes)) {
+            rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: tensor names overflow", sn);
+            goto done;
+        }
+    }
+    st->n = n;
+    st->tensors = attn_calloc_array(n, sizeof *st->tensors, sn, err);
+    st->owned = st->tensors ? attn_calloc_array(n, sizeof *st->owned, sn, err) : NULL;
+    st->names = st->owned ? attn_alloc_array(name_bytes, 1, sn, err) : NULL;
+    spans = st->names ? attn_alloc_array(n, sizeof *spans, sn, err) : NULL;
+    if (!spans) {
+        rc = err ? (int)err->status : ATTN_ERR_NOMEM;
+        goto done;
+    }
+    if ((rc = st_table_init(st, err)) != ATTN_OK) goto done;
+
+    size_t i = 0;
+    char *np = st->names;
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (strcmp(e->string, ST_METADATA) == 0) continue;
+        attn_tensor *t = &st->tensors[i];
+        size_t l = strlen(e->string) + 1;
+        memcpy(np, e->string, l);
+        t->name = np;
+        np += l;
+        if (!st_table_insert(st, i)) {
+            rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s' appears twice in the header",
+                                sn, t->name);
+            goto done;
+        }
+        rc = st_parse_entry(st, e, t, data_len, &spans[i].begin, &spans[i].end, err);
+        if (rc != ATTN_OK) goto done;
+        spans[i].idx = i;
+        i++;
+    }
+    if ((rc = st_check_tiling(st, spans, data_len, err)) != ATTN_OK) goto done;
+
+    /* Only now, with every range checked, touch the data. spans[] is sorted,
+     * so map each tensor back through idx. */
+    for (size_t k = 0; k < n; k++) {
+        rc = st_materialize(st, spans[k].idx, data + spans[k].begin, err);
+        if (rc != ATTN_OK) goto done;
+    }
+
+done:
+    free(spans);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+static attn_safetensors *st_new(const char *name, attn_error *err) {
+    attn_safetensors *st = calloc(1, sizeof *st);
+    if (!st) {
+        attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    st->name = strdup(name);
+    if (!st->name) {
+        free(st);
+        attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: reading                                                           */
+
+int attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len, const char *name,
+                           attn_error *err) {
+    if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_parse: out is NULL");
+    *out = NULL;
+    if (!name) name = "(memory)";
+    if (!buf && len > 0)
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: NULL buffer of %zu bytes", name, len);
+    attn_safetensors *st = st_new(name, err);
+    if (!st) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    int rc = st_build(st, buf, len, err);
+    if (rc != ATTN_OK) {
+        attn_safetensors_close(st);
+        return rc;
+    }
+    *out = st;
+    return ATTN_OK;
+}
+
+int attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err) {
+    if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: out is NULL");
+    *out = NULL;
+    if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: path is NULL");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(EISDIR));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: file too large to map", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    if (len < ST_LEN_BYTES) {
+        close(fd);
+        attn_safetensors *tmp = st_new(path, err);
+        if (!tmp) return err ? (int)err->status : ATTN_ERR_NOMEM;
+        /* the short-file messages, without mapping (an empty file cannot be mapped) */
+        unsigned char small[ST_LEN_BYTES] = {0};
+        int rc = st_build(tmp, small, len, err);
+        attn_safetensors_close(tmp);
+        return rc != ATTN_OK ? rc : attn_error_set(err, ATTN_ERR_INTERNAL, "%s: short file", path);
+    }
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
+    attn_safetensors *st = st_new(path, err);
+    if (!st) {
+        munmap(map, len);
+        return err ? (int)err->status : ATTN_ERR_NOMEM;
+    }
+    st->map = map;
+    st->map_len = len;
+    int rc = st_build(st, map, len, err);
+    if (rc != ATTN_OK) {
+        attn_safetensors_close(st);
+        return rc;
+    }
+    *out = st;
+    return ATTN_OK;
+}
+
+void attn_safetensors_close(attn_safetensors *st) {
+    if (!st) return;
+    if (st->owned)
+        for (size_t i = 0; i < st->n; i++) free(st->owned[i]);
+    free(st->owned);
+    free(st->tensors);
+    free(st->names);
+    free(st->slots);
+    if (st->map) munmap(st->map, st->map_len);
+    free(st->name);
+    free(st);
+}
+
+const char *attn_safetensors_name(const attn_safetensors *st) { return st ? st->name : NULL; }
+
+size_t attn_safetensors_count(const attn_safetensors *st) { return st ? st->n : 0; }
+
+const attn_tensor *attn_safetensors_at(const attn_safetensors *st, size_t i) {
+    if (!st || i >= st->n) return NULL;
+    return &st->tensors[i];
+}
+
+const attn_tensor *attn_safetensors_find(const attn_safetensors *st, const char *name) {
+    if (!st || !name || !st->slots) return NULL;
+    size_t slot = st_table_probe(st, name);
+    return st->slots[slot] ? &st->tensors[st->slots[slot] - 1] : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public: writing                                                           */
+
+static int st_write_all(int fd, const void *p, size_t n) {
+    const unsigned char *b = p;
+    while (n > 0) {
+        size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
+        ssize_t w = write(fd, b, chunk);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (w == 0) return EIO;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int st_write_floats(int fd, const float *x, size_t n) {
+    if (ST_HOST_LE) return st_write_all(fd, x, n * sizeof *x);
+    unsigned char buf[4096];
+    while (n > 0) {
+        size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
+        for (size_t i = 0; i < k; i++) {
+            uint32_t u;
+            memcpy(&u, &x[i], 4);
+            for (int b = 0; b < 4; b++) buf[4 * i + (size_t)b] = (unsigned char)(u >> (8 * b));
+        }
+        int e = st_write_all(fd, buf, 4 * k);
+        if (e) return e;
+        x += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static cJSON *st_raw_uint(uint64_t v) {
+    char num[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+    return cJSON_CreateRaw(num);
+}
+
+/* Checks the specs and computes each tensor's byte size; *total = data bytes. */
+static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_t n,
+                          size_t *bytes, uint64_t *total, attn_error *err) {
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const attn_tensor_spec *s = &specs[i];
+        if (!s->name)
+            return attn_error_set(err, ATTN_ERR_USAGE, "%s: tensor %zu has no name", path, i);
+        if (strcmp(s->name, ST_METADATA) == 0)
+            return attn_error_set(err, ATTN_ERR_USAGE,
+                                  "%s: tensor %zu: the name " ST_METADATA " is reserved", path, i);
+        if (s->ndim < 0 || s->ndim > ATTN_MAX_DIMS)
+            return attn_error_set(err, ATTN_ERR_USAGE,
+                                  "%s: tensor '%s': ndim %d outside 0..%d", path, s->name,
+                                  s->ndim, ATTN_MAX_DIMS);
+        size_t numel = 1;
+        for (int d = 0; d < s->ndim; d++) {
+            if (s->shape[d] < 0 || (uint64_t)s->shape[d] > ST_INT_MAX)
+                return attn_error_set(err, ATTN_ERR_USAGE,
+                                      "%s: tensor '%s': shape[%d] = %lld outside 0..2^53", path,
+                                      s->name, d, (long long)s->shape[d]);
+            if ((uint64_t)s->shape[d] > SIZE_MAX ||
+                !attn_mul_size(numel, (size_t)s->shape[d], &numel))
+                return attn_error_set(err, ATTN_ERR_USAGE,
+                                      "%s: tensor '%s': shape product overflows", path, s->name);
+        }
+        if (!attn_mul_size(numel, sizeof(float), &bytes[i]) ||
+            __builtin_add_overflow(*total, (uint64_t)bytes[i], total) || *total > ST_INT_MAX)
+            return attn_error_set(err, ATTN_ERR_USAGE,
+                                  "%s: tensor '%s': data size overflows", path, s->name);
+        if (numel > 0 && !s->data)
+            return attn_error_set(err, ATTN_ERR_USAGE,
+                                  "%s: tensor '%s': data is NULL for %zu elements", path, s->name,
+                                  numel);
+    }
+    return ATTN_OK;
+}
+
+/* Builds the padded header text: JSON then spaces up to a multiple of 8. */
+static int st_build_header(const char *path, const attn_tensor_spec *specs, size_t n,
+                           const size_t *bytes, char **out, size_t *out_len, attn_error *err) {
+    *out = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) goto oom;
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const attn_tensor_spec *s = &specs[i];
+        cJSON *e = cJSON_CreateObject();
+        if (!e || !cJSON_AddItemToObject(root, s->name, e)) {
+            cJSON_Delete(e);
+            goto oom;
+        }
+        cJSON *shape = cJSON_CreateArray(), *offs = cJSON_CreateArray();
+        if (!cJSON_AddStringToObject(e, "dtype", "F32") || !shape ||
+            !cJSON_AddItemToObject(e, "shape", shape)) {
+            cJSON_Delete(shape);
+            cJSON_Delete(offs);
+            goto oom;
+        }
+        if (!offs || !cJSON_AddItemToObject(e, "data_offsets", offs)) {
+            cJSON_Delete(offs);
+            goto oom;
+        }
+        for (int d = 0; d < s->ndim; d++) {
+            cJSON *v = st_raw_uint((uint64_t)s->shape[d]);
+            if (!v || !cJSON_AddItemToArray(shape, v)) {
+                cJSON_Delete(v);
+                goto oom;
+            }
+        }
+        uint64_t pair[2] = {off, off + bytes[i]};
+        for (int k = 0; k < 2; k++) {
+            cJSON *v = st_raw_uint(pair[k]);
+            if (!v || !cJSON_AddItemToArray(offs, v)) {
+                cJSON_Delete(v);
+                goto oom;
+            }
+        }
+        off = pair[1];
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    root = NULL;
+    if (!json) goto oom;
+    size_t jl = strlen(json), padded;
+    if (!attn_add_size(jl, 7, &padded) || (padded &= ~(size_t)7) > ST_HEADER_MAX) {
+        free(json);
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "%s: header of %zu bytes exceeds the 100 MB limit", path, jl);
+    }
+    char *h = realloc(json, padded + 1);
+    if (!h) {
+        free(json);
+        goto oom;
+    }
+    memset(h + jl, ' ', padded - jl);
+    h[padded] = '\0';
+    *out = h;
+    *out_len = padded;
+    return ATTN_OK;
+oom:
+    cJSON_Delete(root);
+    return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory building the header", path);
+}
+
+int attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
+                           attn_error *err) {
+    if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_write: path is NULL");
+    if (n > 0 && !tensors)
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: %zu tensors but no array", path, n);
+    size_t *bytes = attn_alloc_array(n, sizeof *bytes, path, err);
+    if (!bytes) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    int rc = ATTN_OK;
+    char *header = NULL, *tmp = NULL;
+    attn_safetensors names = {0}; /* just the name table, for the duplicate check */
+    names.name = (char *)path;
+    names.n = n;
+    int fd = -1;
+    uint64_t total;
+    if ((rc = st_check_specs(path, tensors, n, bytes, &total, err)) != ATTN_OK) goto done;
+
+    names.tensors = attn_calloc_array(n, sizeof *names.tensors, path, err);
+    if (!names.tensors || (rc = st_table_init(&names, err)) != ATTN_OK) {
+        rc = err ? (int)err->status : ATTN_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        names.tensors[i].name = tensors[i].name;
+        if (!st_table_insert(&names, i)) {
+            rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: tensor '%s' is given twice", path,
+                                tensors[i].name);
+            goto done;
+        }
+    }
+
+    size_t hlen = 0;
+    if ((rc = st_build_header(path, tensors, n, bytes, &header, &hlen, err)) != ATTN_OK) goto done;
+
+    size_t plen = strlen(path), tlen;
+    static const char suffix[] = ".tmp.XXXXXX";
+    if (!attn_add_size(plen, sizeof suffix, &tlen) || !(tmp = malloc(tlen))) {
+        rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof suffix);
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a temporary file: %s", path,
+                            strerror(errno));
+        free(tmp);
+        tmp = NULL; /* nothing to remove */
+        goto done;
+    }
+    /* mkstemp creates 0600; a weights file is meant to be shared like any
+     * other output. */
+    (void)fchmod(fd, 0644);
+
+    unsigned char lenbuf[ST_LEN_BYTES];
+    for (int b = 0; b < ST_LEN_BYTES; b++) lenbuf[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
+    int e = st_write_all(fd, lenbuf, sizeof lenbuf);
+    if (!e) e = st_write_all(fd, header, hlen);
+    for (size_t i = 0; !e && i < n; i++)
+        if (bytes[i] > 0) e = st_write_floats(fd, tensors[i].data, bytes[i] / sizeof(float));
+    if (!e && fsync(fd) != 0) e = errno;
+    if (e) {
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
+        goto done;
+    }
+    int cfd = fd;
+    fd = -1;
+    if (close(cfd) != 0) {
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
+                            strerror(errno));
+        goto done;
+    }
+    free(tmp);
+    tmp = NULL;
+
+done:
+    if (fd >= 0) close(fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(header);
+    free(names.tensors);
+    free(names.slots);
+    free(bytes);
+    return rc;
+}
