@@ -1,2 +1,59 @@
-/* capture: being written */
+/* capture: the names of captured values.
+ *
+ *   stack level:  "embed", "hidden", "logits"  ("encoder.embed", "encoder.hidden"
+ *                 for the encoder of an encoder-decoder)
+ *   block level:  "<prefix>.<layer>.<part>.<value>[.h<head>]"
+ *                 prefix "blocks" or "encoder.blocks"; part "attn" (self) or
+ *                 "cross" for attention values, "mlp" for the MLP output;
+ *                 the residual stream is "<prefix>.<layer>.resid". */
 #include "util.h"
+
+#include <stdio.h>
+
+static const char *const value_names[ATTN_V_COUNT] = {
+    [ATTN_V_EMBED] = "embed",     [ATTN_V_ATTN_IN] = "in",
+    [ATTN_V_Q] = "q",             [ATTN_V_K] = "k",
+    [ATTN_V_V] = "v",             [ATTN_V_SCORES] = "scores",
+    [ATTN_V_WEIGHTS] = "weights", [ATTN_V_HEAD_CONTEXT] = "context",
+    [ATTN_V_CONCAT] = "concat",   [ATTN_V_ATTN_OUT] = "out",
+    [ATTN_V_MLP_OUT] = "out",     [ATTN_V_RESID] = "resid",
+    [ATTN_V_HIDDEN] = "hidden",   [ATTN_V_LOGITS] = "logits",
+};
+
+const char *attn_value_name(attn_value v) {
+    if ((int)v < 0 || v >= ATTN_V_COUNT) return "unknown";
+    return value_names[v];
+}
+
+static bool is_per_head(attn_value v) {
+    return v == ATTN_V_Q || v == ATTN_V_K || v == ATTN_V_V || v == ATTN_V_SCORES ||
+           v == ATTN_V_WEIGHTS || v == ATTN_V_HEAD_CONTEXT;
+}
+
+size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap) {
+    char tmp[1];
+    if (!buf || cap == 0) {
+        buf = tmp;
+        cap = sizeof tmp;
+    }
+    const attn_value v = key->value;
+    const char *vn = attn_value_name(v);
+    int n;
+    if (v == ATTN_V_EMBED || v == ATTN_V_HIDDEN || v == ATTN_V_LOGITS) {
+        n = snprintf(buf, cap, "%s%s", key->source ? "encoder." : "", vn);
+    } else {
+        const char *prefix = key->source ? "encoder.blocks" : "blocks";
+        if (v == ATTN_V_RESID) {
+            n = snprintf(buf, cap, "%s.%d.%s", prefix, key->layer, vn);
+        } else if (v == ATTN_V_MLP_OUT) {
+            n = snprintf(buf, cap, "%s.%d.mlp.%s", prefix, key->layer, vn);
+        } else {
+            const char *part = key->kind == ATTN_KIND_CROSS ? "cross" : "attn";
+            if (is_per_head(v) && key->head >= 0)
+                n = snprintf(buf, cap, "%s.%d.%s.%s.h%d", prefix, key->layer, part, vn, key->head);
+            else
+                n = snprintf(buf, cap, "%s.%d.%s.%s", prefix, key->layer, part, vn);
+        }
+    }
+    return n < 0 ? 0 : (size_t)n;
+}

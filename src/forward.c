@@ -1,2 +1,352 @@
-/* forward: being written */
+/* forward: blocks and stacks, sessions and the key/value cache; calls the
+ * capture sink.
+ *
+ * A session runs the main stack over new positions that follow the cached
+ * ones. Per layer it keeps the keys and values of every past position
+ * (attention.h, grown geometrically up to max_seq_len), so n new positions
+ * cost O(n * length). Scratch is O(T * max(D, F)) plus one [T, Tk] matrix
+ * while a head's scores or weights are captured; the logits [T, V] only
+ * when they are captured.
+ *
+ * Block, pre-norm:  x = x + Attn(Norm(x)); [x = x + Cross(CrossNorm(x), enc)];
+ *                   x = x + MLP(Norm(x))
+ * Block, post-norm: x = Norm(x + Attn(x)); [x = Norm(x + Cross(x, enc))];
+ *                   x = Norm(x + MLP(x))
+ * MLP: down(act(up(x))), or swiglu: down(silu(gate(x)) * up(x)). */
+#include "attention.h"
+#include "kernels.h"
+#include "model.h"
 #include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct attn_session {
+    const attn_model *m;
+    size_t len;               /* main-stack positions held in self_kv */
+    attn_kv_cache *self_kv;   /* [main.n_layers] */
+    attn_kv_cache *cross_kv;  /* [main.n_layers]: cross keys/values of the encoder output */
+    attn_kv_cache enc_kv;     /* encoder self-attention, reused layer after layer */
+    bool encoded;             /* encoder-decoder: attn_session_encode succeeded */
+    int S;                    /* encoder positions */
+    attn_buf x, xn, y;        /* [T, D] residual stream, sub-layer input, sub-layer output */
+    attn_buf h1, h2;          /* [T, F] MLP hidden (h2: swiglu gate) */
+    attn_buf logits;          /* [T, V], only when captured */
+    attn_buf pe;              /* [D] one sinusoidal row */
+    attn_attn_scratch as;
+};
+
+int attn_session_new(attn_session **out, const attn_model *m, attn_error *err) {
+    *out = NULL;
+    if (!m) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_new: no model");
+    attn_session *s = calloc(1, sizeof *s);
+    if (!s) return attn_error_set(err, ATTN_ERR_NOMEM, "session: out of memory");
+    s->m = m;
+    int L = m->main.n_layers;
+    s->self_kv = attn_calloc_array((size_t)(L > 0 ? L : 0), sizeof *s->self_kv,
+                                   "key/value caches", err);
+    s->cross_kv = attn_calloc_array((size_t)(L > 0 ? L : 0), sizeof *s->cross_kv,
+                                    "cross key/value caches", err);
+    if (!s->self_kv || !s->cross_kv) {
+        attn_session_free(s);
+        return ATTN_ERR_NOMEM;
+    }
+    *out = s;
+    return ATTN_OK;
+}
+
+void attn_session_free(attn_session *s) {
+    if (!s) return;
+    int L = s->m->main.n_layers;
+    for (int l = 0; l < L; l++) {
+        if (s->self_kv) attn_kv_free(&s->self_kv[l]);
+        if (s->cross_kv) attn_kv_free(&s->cross_kv[l]);
+    }
+    free(s->self_kv);
+    free(s->cross_kv);
+    attn_kv_free(&s->enc_kv);
+    attn_buf_free(&s->x);
+    attn_buf_free(&s->xn);
+    attn_buf_free(&s->y);
+    attn_buf_free(&s->h1);
+    attn_buf_free(&s->h2);
+    attn_buf_free(&s->logits);
+    attn_buf_free(&s->pe);
+    attn_attn_scratch_free(&s->as);
+    free(s);
+}
+
+void attn_session_reset(attn_session *s) {
+    if (!s) return;
+    s->len = 0;
+    s->encoded = false;
+    s->S = 0;
+}
+
+size_t attn_session_length(const attn_session *s) { return s ? s->len : 0; }
+
+/* ------------------------------------------------------------------------ */
+
+static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int layer,
+                                 attn_attn_kind kind) {
+    attn_capture_key k = {.value = v, .stack = st->stack, .source = st->source,
+                          .layer = layer, .kind = kind, .head = -1};
+    return k;
+}
+
+/* Emits a value if it is wanted. data is (rows, cols). */
+static int maybe_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                      int rows, int cols, int row_offset, attn_error *err) {
+    if (!attn_cap_wants(cap, key)) return ATTN_OK;
+    return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
+}
+
+/* out is (T, D), inp is (T, D); out may equal inp. */
+static void norm(const attn_config *cfg, float *out, const float *inp,
+                 const attn_norm_weights *nw, int T) {
+    if (cfg->norm == ATTN_NORM_RMSNORM)
+        kern_rmsnorm(out, inp, nw->w, T, cfg->d_model, cfg->norm_eps);
+    else
+        kern_layernorm(out, inp, nw->w, nw->b, T, cfg->d_model, cfg->norm_eps);
+}
+
+/* x += y; x, y are (n). */
+static void add_inplace(float *restrict x, const float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* out is (T, D), x is (T, D), h1, h2 are (T, F) scratch. */
+static void mlp(const attn_config *cfg, float *out, const float *x, const attn_block_weights *b,
+                float *h1, float *h2, int T) {
+    const int D = cfg->d_model, F = cfg->d_ff;
+    const size_t n = (size_t)T * F;
+    kern_linear(h1, x, b->up.w, b->up.b, T, D, F);
+    switch (cfg->mlp) {
+    case ATTN_MLP_RELU: kern_relu(h1, n); break;
+    case ATTN_MLP_GELU: kern_gelu(h1, n); break;
+    case ATTN_MLP_GELU_TANH: kern_gelu_tanh(h1, n); break;
+    case ATTN_MLP_SWIGLU:
+        kern_linear(h2, x, b->gate.w, b->gate.b, T, D, F);
+        kern_silu(h2, n);
+        kern_mul(h1, h2, n);
+        break;
+    case ATTN_MLP_NONE: break;
+    }
+    kern_linear(out, h1, b->down.w, b->down.b, T, F, D);
+}
+
+static int reserve_scratch(attn_session *s, int T, attn_error *err) {
+    const attn_config *cfg = &s->m->cfg;
+    size_t td, tf;
+    if (!attn_mul_size((size_t)T, (size_t)cfg->d_model, &td) ||
+        !attn_mul_size((size_t)T, (size_t)(cfg->d_ff > 0 ? cfg->d_ff : 0), &tf))
+        return attn_error_set(err, ATTN_ERR_NOMEM, "forward scratch: size overflows");
+    int rc;
+    if ((rc = attn_buf_reserve(&s->x, td, "residual stream", err)) ||
+        (rc = attn_buf_reserve(&s->xn, td, "forward scratch", err)) ||
+        (rc = attn_buf_reserve(&s->y, td, "forward scratch", err)) ||
+        (rc = attn_buf_reserve(&s->pe, (size_t)cfg->d_model, "position scratch", err)))
+        return rc;
+    if (cfg->mlp != ATTN_MLP_NONE) {
+        if ((rc = attn_buf_reserve(&s->h1, tf, "MLP scratch", err))) return rc;
+        if (cfg->mlp == ATTN_MLP_SWIGLU && (rc = attn_buf_reserve(&s->h2, tf, "MLP scratch", err)))
+            return rc;
+    }
+    return ATTN_OK;
+}
+
+/* Checks the input of a pass of n positions starting at pos0; what names
+ * the pass ("sequence" or "source"). */
+static int check_input(const attn_session *s, const attn_input *in, size_t pos0,
+                       attn_error *err) {
+    const attn_config *cfg = &s->m->cfg;
+    if (!in) return attn_error_set(err, ATTN_ERR_USAGE, "no input");
+    if (in->n == 0) return attn_error_set(err, ATTN_ERR_USAGE, "empty input: no positions to run");
+    if (!in->ids && !in->embeddings)
+        return attn_error_set(err, ATTN_ERR_USAGE, "input has neither token ids nor embeddings");
+    if (in->ids && in->embeddings)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "input has both token ids and embeddings; give one");
+    size_t max = (size_t)cfg->max_seq_len;
+    if (pos0 > max || in->n > max - pos0) {
+        if (in->n > SIZE_MAX - pos0)
+            return attn_error_set(err, ATTN_ERR_USAGE,
+                                  "sequence of %zu new positions is longer than max_seq_len %d",
+                                  in->n, cfg->max_seq_len);
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "sequence of %zu positions is longer than max_seq_len %d",
+                              pos0 + in->n, cfg->max_seq_len);
+    }
+    if (in->ids) {
+        for (size_t i = 0; i < in->n; i++)
+            if (in->ids[i] < 0 || in->ids[i] >= cfg->vocab_size)
+                return attn_error_set(err, ATTN_ERR_USAGE,
+                                      "token id %d at position %zu is outside the vocabulary "
+                                      "(0..%d)",
+                                      in->ids[i], pos0 + i, cfg->vocab_size - 1);
+    }
+    return ATTN_OK;
+}
+
+/* The input of the first block at positions pos0 .. pos0+T-1.
+ * x is (T, D). */
+static void embed(attn_session *s, float *x, const attn_input *in, int T, int pos0) {
+    const attn_model *m = s->m;
+    const attn_config *cfg = &m->cfg;
+    const int D = cfg->d_model;
+    if (in->embeddings) {
+        memcpy(x, in->embeddings, (size_t)T * D * sizeof(float));
+        return;
+    }
+    for (int t = 0; t < T; t++) {
+        const float *e = m->tok_embed + (size_t)in->ids[t] * D;
+        float *xr = x + (size_t)t * D;
+        for (int i = 0; i < D; i++) xr[i] = (float)(e[i] * cfg->embed_scale);
+        if (cfg->positional == ATTN_POS_LEARNED) {
+            const float *pe = m->pos_embed + (size_t)(pos0 + t) * D;
+            for (int i = 0; i < D; i++) xr[i] += pe[i];
+        } else if (cfg->positional == ATTN_POS_SINUSOIDAL) {
+            kern_sinusoidal(s->pe.p, pos0 + t, D);
+            for (int i = 0; i < D; i++) xr[i] += s->pe.p[i];
+        }
+    }
+}
+
+/* Runs the blocks of st, then its final norm, on s->x (T, D) holding
+ * positions pos0 .. pos0+T-1. kvs: the self-attention caches, one per layer,
+ * or NULL to reuse s->enc_kv for every layer (a bidirectional stack run
+ * once). Emits per-block values and HIDDEN. */
+static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
+                     attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
+    const attn_config *cfg = &s->m->cfg;
+    const int D = cfg->d_model;
+    const size_t td = (size_t)T * D;
+    const bool pre = cfg->norm_position == ATTN_NORM_PRE;
+    float *x = s->x.p, *xn = s->xn.p, *y = s->y.p;
+    attn_attn_params ap = {.D = D, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                           .hd = cfg->head_dim, .causal = st->causal,
+                           .rope = cfg->positional == ATTN_POS_ROPE,
+                           .rope_theta = cfg->rope_theta};
+    int rc;
+
+    for (int l = 0; l < st->n_layers; l++) {
+        const attn_block_weights *b = &st->blocks[l];
+        attn_kv_cache *kv = kvs ? &kvs[l] : &s->enc_kv;
+        if ((rc = attn_kv_reserve(kv, pos0 + T, pos0, cfg->max_seq_len, ap.KV, ap.hd, err)))
+            return rc;
+
+        /* self-attention */
+        attn_capture_key base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_SELF);
+        if (pre) norm(cfg, xn, x, &b->attn_norm, T);
+        if ((rc = attn_attention(y, pre ? xn : x, &b->attn, &ap, kv, T, pos0, pos0 + T, &s->as,
+                                 cap, &base, err)))
+            return rc;
+        add_inplace(x, y, td);
+        if (!pre) norm(cfg, x, x, &b->attn_norm, T);
+
+        /* cross-attention to the encoder output */
+        if (b->has_cross) {
+            base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_CROSS);
+            if (pre) norm(cfg, xn, x, &b->cross_norm, T);
+            if ((rc = attn_attention(y, pre ? xn : x, &b->cross, &ap, &s->cross_kv[l], T, pos0, s->S,
+                                     &s->as, cap, &base, err)))
+                return rc;
+            add_inplace(x, y, td);
+            if (!pre) norm(cfg, x, x, &b->cross_norm, T);
+        }
+
+        /* MLP */
+        if (b->has_mlp) {
+            if (pre) norm(cfg, xn, x, &b->mlp_norm, T);
+            mlp(cfg, y, pre ? xn : x, b, s->h1.p, s->h2.p, T);
+            attn_capture_key k = make_key(st, ATTN_V_MLP_OUT, l, ATTN_KIND_SELF);
+            if ((rc = maybe_emit(cap, &k, y, T, D, pos0, err))) return rc;
+            add_inplace(x, y, td);
+            if (!pre) norm(cfg, x, x, &b->mlp_norm, T);
+        }
+
+        attn_capture_key k = make_key(st, ATTN_V_RESID, l, ATTN_KIND_SELF);
+        if ((rc = maybe_emit(cap, &k, x, T, D, pos0, err))) return rc;
+    }
+
+    if (st->has_final_norm) norm(cfg, x, x, &st->final_norm, T);
+    attn_capture_key k = make_key(st, ATTN_V_HIDDEN, -1, ATTN_KIND_SELF);
+    return maybe_emit(cap, &k, x, T, D, pos0, err);
+}
+
+/* Embeds the input into s->x and emits EMBED. */
+static int embed_and_emit(attn_session *s, const attn_stack_weights *st, const attn_input *in,
+                          int T, int pos0, const attn_capture *cap, attn_error *err) {
+    int rc = reserve_scratch(s, T, err);
+    if (rc) return rc;
+    embed(s, s->x.p, in, T, pos0);
+    attn_capture_key k = make_key(st, ATTN_V_EMBED, -1, ATTN_KIND_SELF);
+    return maybe_emit(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
+}
+
+int attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
+                        attn_error *err) {
+    if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_encode: no session");
+    const attn_model *m = s->m;
+    const attn_config *cfg = &m->cfg;
+    if (cfg->arch != ATTN_ARCH_ENCODER_DECODER)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "a source input needs an encoder-decoder model; this model is %s",
+                              cfg->arch == ATTN_ARCH_DECODER ? "a decoder" : "an encoder");
+    int rc = check_input(s, src, 0, err);
+    if (rc) return rc;
+    /* the decoder positions were computed against the old source */
+    s->encoded = false;
+    s->len = 0;
+    s->S = 0;
+    const int S = (int)src->n;
+    if ((rc = embed_and_emit(s, &m->encoder, src, S, 0, cap, err))) return rc;
+    if ((rc = run_stack(s, &m->encoder, S, 0, NULL, cap, err))) return rc;
+
+    attn_attn_params ap = {.D = cfg->d_model, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                           .hd = cfg->head_dim};
+    for (int l = 0; l < m->main.n_layers; l++) {
+        const attn_block_weights *b = &m->main.blocks[l];
+        if (!b->has_cross) continue;
+        if ((rc = attn_cross_kv(&s->cross_kv[l], s->x.p, &b->cross, &ap, S, &s->as, err)))
+            return rc;
+    }
+    s->S = S;
+    s->encoded = true;
+    return ATTN_OK;
+}
+
+int attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
+                         attn_error *err) {
+    if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_forward: no session");
+    const attn_model *m = s->m;
+    const attn_config *cfg = &m->cfg;
+    const attn_stack_weights *st = &m->main;
+    if (cfg->arch == ATTN_ARCH_ENCODER_DECODER && !s->encoded)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "encoder-decoder model: encode a source before running the "
+                              "decoder");
+    if (!st->causal && s->len > 0)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "an encoder-only model is bidirectional and this session already "
+                              "holds %zu positions; reset the session first",
+                              s->len);
+    int rc = check_input(s, in, s->len, err);
+    if (rc) return rc;
+    const int T = (int)in->n, pos0 = (int)s->len;
+    if ((rc = embed_and_emit(s, st, in, T, pos0, cap, err))) return rc;
+    if ((rc = run_stack(s, st, T, pos0, s->self_kv, cap, err))) return rc;
+
+    attn_capture_key k = make_key(st, ATTN_V_LOGITS, -1, ATTN_KIND_SELF);
+    if (m->lm_head && attn_cap_wants(cap, &k)) {
+        const int D = cfg->d_model, V = cfg->vocab_size;
+        size_t tv;
+        if (!attn_mul_size((size_t)T, (size_t)V, &tv))
+            return attn_error_set(err, ATTN_ERR_NOMEM, "logits: size overflows");
+        if ((rc = attn_buf_reserve(&s->logits, tv, "logits", err))) return rc;
+        kern_linear(s->logits.p, s->x.p, m->lm_head, NULL, T, D, V);
+        if ((rc = attn_cap_emit(cap, &k, s->logits.p, T, V, pos0, err))) return rc;
+    }
+    s->len += in->n;
+    return ATTN_OK;
+}

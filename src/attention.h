@@ -1,0 +1,89 @@
+/*
+ * Private: one attention sub-layer of one block (self, causal or
+ * bidirectional, or cross), grouped heads, RoPE, the key/value cache, and
+ * the capture of its values (ATTN_V_ATTN_IN .. ATTN_V_ATTN_OUT).
+ * Shapes use the legend of attn/attn.h.
+ */
+#ifndef ATTN_ATTENTION_H
+#define ATTN_ATTENTION_H
+
+#include "model.h"
+#include "util.h"
+
+/* A growable float buffer (scratch memory reused across calls). */
+typedef struct attn_buf {
+    float *p;
+    size_t cap; /* floats */
+} attn_buf;
+
+/* Makes b hold at least n floats (contents are not kept); `what` names it in
+ * an out-of-memory message. */
+int attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err);
+void attn_buf_free(attn_buf *b);
+
+/* Keys and values of one attention layer, head-major so that one head's
+ * keys are a contiguous [positions, hd] block:
+ *   k, v are [KV, cap, hd]; position p of kv head g is at (g * cap + p) * hd.
+ * Self-attention keys are stored after RoPE. */
+typedef struct attn_kv_cache {
+    float *k, *v;
+    int cap; /* positions allocated per head */
+} attn_kv_cache;
+
+/* Grows kv to hold at least `need` positions (geometrically, never beyond
+ * max_cap, at least need), keeping the first `keep` positions of every head. */
+int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
+                    attn_error *err);
+void attn_kv_free(attn_kv_cache *kv);
+
+/* Scratch memory of attn_attention, owned by the session. */
+typedef struct attn_attn_scratch {
+    attn_buf q;      /* [T, H*hd] q projection, then [T, KV*hd] k / v projections */
+    attn_buf qh;     /* [H, T, hd] queries, head-major, after RoPE */
+    attn_buf concat; /* [T, H*hd] */
+    attn_buf ctx;    /* [T, hd] one head's context */
+    attn_buf row;    /* [Tk] one query's scores / weights */
+    attn_buf mat;    /* [T, Tk] one head's scores / weights, only when captured */
+    attn_buf rope;   /* [hd] cos then sin of one position */
+} attn_attn_scratch;
+
+void attn_attn_scratch_free(attn_attn_scratch *s);
+
+typedef struct attn_attn_params {
+    int D, H, KV, hd;
+    bool causal;       /* self-attention of a decoder stack */
+    bool rope;         /* rotate q and k (self-attention with positional = rope) */
+    double rope_theta;
+} attn_attn_params;
+
+/* Computes the keys and values of cross-attention from the encoder output
+ * (no RoPE) into kv, which it sizes to S positions.
+ * enc is (S, D); kv gets [KV, S, hd]. */
+int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
+                  const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
+
+/* One attention sub-layer.
+ * out is (T, D): the output after the o projection (+ bias).
+ * x is (T, D): the input (already normed when pre-norm); out must not alias it.
+ * key->kind says self or cross.
+ *   self:  the new positions are pos0 .. pos0+T-1; their keys and values are
+ *          written into kv (which must hold pos0 + T positions) and the
+ *          queries attend to keys 0 .. pos0+T-1 (Tk = pos0 + T), causally
+ *          when p->causal (query at position p sees keys 0..p).
+ *   cross: kv holds Tk = S keys and values from attn_cross_kv; no mask,
+ *          no RoPE, kv is not written. pos0 is the position of row 0
+ *          (row_offset of the captured per-query values).
+ * cap may be NULL; base is the key of this sub-layer (stack, source, layer,
+ * kind); values are emitted only when cap->wants() them. An emit that fails
+ * stops the sub-layer and its status is returned. */
+int attn_attention(float *out, const float *x, const attn_attention_weights *w,
+                   const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
+                   attn_attn_scratch *s, const attn_capture *cap, const attn_capture_key *base,
+                   attn_error *err);
+
+/* Capture helpers shared with forward.c. */
+bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key);
+int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                  int rows, int cols, int row_offset, attn_error *err);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * Private: the numeric kernels of the forward pass.
+ *
+ * Shapes use the legend of attn/attn.h (T, D, H, KV, hd, F, V). Every
+ * function writes its outputs first, then reads its inputs, then takes sizes.
+ *
+ * Determinism: every output element is produced by one loop whose order of
+ * floating-point operations depends only on the sizes, never on how many
+ * rows are computed together. Splitting output rows across threads later
+ * therefore gives byte-identical results.
+ */
+#ifndef ATTN_KERNELS_H
+#define ATTN_KERNELS_H
+
+#include <stddef.h>
+
+/* Dot product of a[n] and b[n], accumulated in float with 8 partial sums
+ * (lane j takes elements j, j+8, j+16, ...) combined in a fixed tree, then
+ * the tail. gcc vectorizes the main loop at -O2/-O3. */
+float kern_dot(const float *restrict a, const float *restrict b, int n);
+
+/* y[n] += a * x[n] (one multiply-add per element, in element order). */
+void kern_axpy(float *restrict y, float a, const float *restrict x, int n);
+
+/* out = inp W^T + b.
+ * out is (T, OC), inp is (T, C), weight is (OC, C) (PyTorch layout), bias is (OC) or NULL.
+ * out must not alias inp. */
+void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
+                 const float *restrict bias, int T, int C, int OC);
+
+/* LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * w + b,
+ * var the biased variance (as PyTorch). Mean and variance in double.
+ * out is (T, C), inp is (T, C), weight is (C), bias is (C) or NULL. out may equal inp. */
+void kern_layernorm(float *out, const float *inp, const float *weight, const float *bias, int T,
+                    int C, double eps);
+
+/* RMSNorm: x / sqrt(mean(x^2) + eps) * w. Mean of squares in double.
+ * out is (T, C), inp is (T, C), weight is (C). out may equal inp. */
+void kern_rmsnorm(float *out, const float *inp, const float *weight, int T, int C, double eps);
+
+/* In place activations on x[n]; gelu is exact (erf), gelu_tanh the tanh
+ * approximation, silu x * sigmoid(x). Computed in double, stored as float. */
+void kern_relu(float *x, size_t n);
+void kern_gelu(float *x, size_t n);
+void kern_gelu_tanh(float *x, size_t n);
+void kern_silu(float *x, size_t n);
+
+/* out[n] *= b[n] (the swiglu product). */
+void kern_mul(float *restrict out, const float *restrict b, size_t n);
+
+/* In place softmax of row[0 .. n_valid-1] (max subtracted, sum in double);
+ * row[n_valid .. n-1] (masked entries) are set to exactly 0. n_valid >= 1. */
+void kern_softmax(float *row, int n_valid, int n);
+
+/* RoPE (interleaved pairs, as llama2.c): the angles of position pos for one
+ * head vector of hd floats: angle_i = pos * theta^(-2i/hd) for pair i.
+ * cosv, sinv are (hd/2); computed in double. */
+void kern_rope_table(float *cosv, float *sinv, int pos, int hd, double theta);
+/* Rotates each pair (2i, 2i+1) of vec by angle_i:
+ * (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos). vec is (hd), cosv, sinv are (hd/2).
+ * An odd last element (hd odd) is left as is. */
+void kern_rope_apply(float *vec, const float *cosv, const float *sinv, int hd);
+
+/* Sinusoidal position row: out[2i] = sin(p / 10000^(2i/D)), out[2i+1] = cos(same).
+ * out is (D); computed in double. */
+void kern_sinusoidal(float *out, int pos, int D);
+
+#endif
