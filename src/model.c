@@ -1,2 +1,241 @@
-/* model: being written */
+/* model.c: config + safetensors + tokenizer -> struct attn_model.
+ *
+ * Every tensor the config needs (CONTRACT section 2) is looked up, checked
+ * for shape and bound as a view into the mapped file. A tensor the config
+ * does not explain is refused: a model must be exactly what its config says.
+ */
+#include "model.h"
+
 #include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct binder {
+    const attn_config *cfg;
+    attn_safetensors *st;
+    bool *claimed; /* [count] tensors explained by the config */
+    attn_error *err;
+} binder;
+
+/* name = prefix + "." + part (tensor names are far shorter than the buffers) */
+static void tname(char *name, size_t cap, const char *prefix, const char *part) {
+    if (snprintf(name, cap, "%s.%s", prefix, part) >= (int)cap) name[0] = '\0';
+}
+
+static int shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, cap - n, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+    return 0;
+}
+
+/* Finds `name`, checks its shape is [d0] or [d0, d1] (d1 < 0: 1-D), claims it. */
+static const float *need(binder *b, const char *name, int64_t d0, int64_t d1) {
+    const attn_tensor *t = attn_safetensors_find(b->st, name);
+    const char *file = attn_safetensors_name(b->st);
+    if (!t) {
+        attn_error_set(b->err, ATTN_ERR_FORMAT, "%s: missing tensor \"%s\"", file, name);
+        return NULL;
+    }
+    int ndim = d1 < 0 ? 1 : 2;
+    int64_t want[2] = {d0, d1};
+    bool ok = t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
+    if (!ok) {
+        char got[160], exp[64];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        shape_str(exp, sizeof exp, ndim, want);
+        attn_error_set(b->err, ATTN_ERR_FORMAT, "%s: tensor \"%s\" has shape %s, expected %s",
+                       file, name, got, exp);
+        return NULL;
+    }
+    for (size_t i = 0; i < attn_safetensors_count(b->st); i++)
+        if (attn_safetensors_at(b->st, i) == t) b->claimed[i] = true;
+    return t->data;
+}
+
+static int bind_linear(binder *b, attn_linear *l, const char *prefix, int out, int in) {
+    char name[256];
+    tname(name, sizeof name, prefix, "weight");
+    l->out = out;
+    l->in = in;
+    if (!(l->w = need(b, name, out, in))) return b->err->status;
+    l->b = NULL;
+    if (b->cfg->bias) {
+        tname(name, sizeof name, prefix, "bias");
+        if (!(l->b = need(b, name, out, -1))) return b->err->status;
+    }
+    return ATTN_OK;
+}
+
+static int bind_norm(binder *b, attn_norm_weights *n, const char *prefix) {
+    char name[256];
+    int D = b->cfg->d_model;
+    tname(name, sizeof name, prefix, "weight");
+    if (!(n->w = need(b, name, D, -1))) return b->err->status;
+    n->b = NULL;
+    if (b->cfg->norm == ATTN_NORM_LAYERNORM) {
+        tname(name, sizeof name, prefix, "bias");
+        if (!(n->b = need(b, name, D, -1))) return b->err->status;
+    }
+    return ATTN_OK;
+}
+
+static int bind_attention(binder *b, attn_attention_weights *a, const char *prefix) {
+    const attn_config *c = b->cfg;
+    char name[256];
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int rc;
+    tname(name, sizeof name, prefix, "q");
+    if ((rc = bind_linear(b, &a->q, name, qd, c->d_model))) return rc;
+    tname(name, sizeof name, prefix, "k");
+    if ((rc = bind_linear(b, &a->k, name, kvd, c->d_model))) return rc;
+    tname(name, sizeof name, prefix, "v");
+    if ((rc = bind_linear(b, &a->v, name, kvd, c->d_model))) return rc;
+    tname(name, sizeof name, prefix, "o");
+    return bind_linear(b, &a->o, name, c->d_model, qd);
+}
+
+static int bind_block(binder *b, attn_block_weights *blk, const char *prefix, bool cross) {
+    const attn_config *c = b->cfg;
+    char name[256];
+    int rc;
+    memset(blk, 0, sizeof *blk);
+    tname(name, sizeof name, prefix, "attn_norm");
+    if ((rc = bind_norm(b, &blk->attn_norm, name))) return rc;
+    tname(name, sizeof name, prefix, "attn");
+    if ((rc = bind_attention(b, &blk->attn, name))) return rc;
+    blk->has_cross = cross;
+    if (cross) {
+        tname(name, sizeof name, prefix, "cross_norm");
+        if ((rc = bind_norm(b, &blk->cross_norm, name))) return rc;
+        tname(name, sizeof name, prefix, "cross");
+        if ((rc = bind_attention(b, &blk->cross, name))) return rc;
+    }
+    blk->has_mlp = c->mlp != ATTN_MLP_NONE;
+    if (blk->has_mlp) {
+        tname(name, sizeof name, prefix, "mlp_norm");
+        if ((rc = bind_norm(b, &blk->mlp_norm, name))) return rc;
+        tname(name, sizeof name, prefix, "mlp.up");
+        if ((rc = bind_linear(b, &blk->up, name, c->d_ff, c->d_model))) return rc;
+        if (c->mlp == ATTN_MLP_SWIGLU) {
+            tname(name, sizeof name, prefix, "mlp.gate");
+            if ((rc = bind_linear(b, &blk->gate, name, c->d_ff, c->d_model))) return rc;
+        }
+        tname(name, sizeof name, prefix, "mlp.down");
+        if ((rc = bind_linear(b, &blk->down, name, c->d_model, c->d_ff))) return rc;
+    }
+    return ATTN_OK;
+}
+
+/* Binds one stack: `prefix` is "blocks" or "encoder.blocks"; final norm "norm" or "encoder.norm". */
+static int bind_stack(binder *b, attn_stack_weights *s, int n_layers, const char *prefix,
+                      const char *norm_name, bool cross) {
+    s->n_layers = n_layers;
+    s->blocks = attn_calloc_array((size_t)n_layers, sizeof *s->blocks, "model blocks", b->err);
+    if (!s->blocks) return b->err->status;
+    for (int i = 0; i < n_layers; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s.%d", prefix, i);
+        int rc = bind_block(b, &s->blocks[i], name, cross);
+        if (rc) return rc;
+    }
+    s->has_final_norm = b->cfg->final_norm;
+    if (s->has_final_norm) return bind_norm(b, &s->final_norm, norm_name);
+    return ATTN_OK;
+}
+
+static int bind_model(attn_model *m, binder *b) {
+    const attn_config *c = &m->cfg;
+    int rc;
+    if (!(m->tok_embed = need(b, "tok_embed", c->vocab_size, c->d_model))) return b->err->status;
+    if (c->positional == ATTN_POS_LEARNED &&
+        !(m->pos_embed = need(b, "pos_embed", c->max_seq_len, c->d_model)))
+        return b->err->status;
+
+    bool encdec = c->arch == ATTN_ARCH_ENCODER_DECODER;
+    m->main.causal = c->arch != ATTN_ARCH_ENCODER;
+    m->main.stack = c->arch == ATTN_ARCH_ENCODER ? ATTN_STACK_ENCODER : ATTN_STACK_DECODER;
+    m->main.source = false;
+    if ((rc = bind_stack(b, &m->main, c->n_layers, "blocks", "norm", encdec))) return rc;
+    if (encdec) {
+        m->encoder.causal = false;
+        m->encoder.stack = ATTN_STACK_ENCODER;
+        m->encoder.source = true;
+        rc = bind_stack(b, &m->encoder, c->n_encoder_layers, "encoder.blocks", "encoder.norm",
+                        false);
+        if (rc) return rc;
+    }
+    if (c->lm_head == ATTN_LM_HEAD_TIED)
+        m->lm_head = m->tok_embed;
+    else if (c->lm_head == ATTN_LM_HEAD_SEPARATE &&
+             !(m->lm_head = need(b, "lm_head.weight", c->vocab_size, c->d_model)))
+        return b->err->status;
+
+    for (size_t i = 0; i < attn_safetensors_count(b->st); i++) {
+        if (!b->claimed[i])
+            return attn_error_set(b->err, ATTN_ERR_FORMAT,
+                                  "%s: unexpected tensor \"%s\" (the config does not use it)",
+                                  attn_safetensors_name(b->st),
+                                  attn_safetensors_at(b->st, i)->name);
+    }
+    return ATTN_OK;
+}
+
+int attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
+                          attn_tokenizer *tok, attn_error *err) {
+    *out = NULL;
+    attn_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        attn_safetensors_close(st);
+        attn_tokenizer_free(tok);
+        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    }
+    m->cfg = *cfg;
+    m->st = st;
+    m->tok = tok;
+    binder b = {.cfg = &m->cfg, .st = st, .err = err};
+    b.claimed = attn_calloc_array(attn_safetensors_count(st), sizeof(bool), "tensor table", err);
+    int rc = b.claimed ? bind_model(m, &b) : (int)err->status;
+    free(b.claimed);
+    if (rc == ATTN_OK && tok && attn_tokenizer_size(tok) > cfg->vocab_size)
+        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                            "the tokenizer has %d tokens but vocab_size is %d",
+                            attn_tokenizer_size(tok), cfg->vocab_size);
+    if (rc) {
+        attn_model_close(m);
+        return rc;
+    }
+    *out = m;
+    return ATTN_OK;
+}
+
+int attn_model_open(attn_model **out, const char *config_path, attn_error *err) {
+    *out = NULL;
+    attn_config cfg;
+    int rc = attn_config_load(&cfg, config_path, err);
+    if (rc) return rc;
+    attn_safetensors *st = NULL;
+    if ((rc = attn_safetensors_open(&st, cfg.weights, err))) return rc;
+    attn_tokenizer *tok = NULL;
+    if (cfg.has_tokenizer && (rc = attn_tokenizer_open(&tok, &cfg.tokenizer, err))) {
+        attn_safetensors_close(st);
+        return rc;
+    }
+    return attn_model_from_parts(out, &cfg, st, tok, err);
+}
+
+void attn_model_close(attn_model *m) {
+    if (!m) return;
+    free(m->main.blocks);
+    free(m->encoder.blocks);
+    attn_tokenizer_free(m->tok);
+    attn_safetensors_close(m->st);
+    free(m);
+}
+
+const attn_config *attn_model_config(const attn_model *m) { return &m->cfg; }
+const attn_tokenizer *attn_model_tokenizer(const attn_model *m) { return m->tok; }

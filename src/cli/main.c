@@ -1,1 +1,51 @@
-int main(void) { return 0; }
+/* attn: the command line. One file per subcommand in src/cli/. */
+#include "cli/cli.h"
+#include "output/output.h"
+
+#include <signal.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: attn COMMAND [OPTIONS]\n"
+    "\n"
+    "Runs transformer blocks and shows what attention did.\n"
+    "\n"
+    "Commands:\n"
+    "  run        run a model on text or token ids; write attention maps and context vectors\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  show the version\n"
+    "\n"
+    "'attn COMMAND --help' describes a command. Exit status: 0 success, 1 failure,\n"
+    "2 usage error.\n";
+
+/* An interrupted run removes its half-written output files, then dies of the signal. */
+static void on_signal(int sig) {
+    out_abort_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int main(int argc, char **argv) {
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("attn %s\n", attn_version());
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+    return cli_error(EXIT_USAGE, "unknown command '%s' (try 'attn --help')", cmd);
+}

@@ -1,1 +1,334 @@
-/* being written */
+/* attn run: one input from flags, or one input per line of standard input. */
+#include "cli/cli.h"
+#include "util.h"
+#include "output/output.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char run_usage[] =
+    "Usage: attn run --config PATH [INPUT] [OUTPUTS]\n"
+    "\n"
+    "Runs the model on one input, or on every line of standard input, and shows\n"
+    "the attention weights of every layer and head and the final hidden states.\n"
+    "\n"
+    "Input (one of; neither: standard input, one input per line):\n"
+    "  --text STRING         text, tokenized by the model's tokenizer\n"
+    "  --ids N,N,...         token ids\n"
+    "  --ids-input           standard input lines are token ids, not text\n"
+    "Encoder input of an encoder-decoder model:\n"
+    "  --source STRING       source text\n"
+    "  --source-ids N,N,...  source token ids\n"
+    "                        (in batch mode without these, each line is SOURCE<TAB>TARGET)\n"
+    "Outputs (neither: a readable view on standard output):\n"
+    "  --maps FILE           attention weights as CSV ('-' = standard output)\n"
+    "  --context FILE        final hidden states as CSV ('-' = standard output)\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
+    "  (entries a causal mask sets to 0 are left out: a missing entry means 0)\n"
+    "Context CSV columns: input,pos,token,d0,d1,...\n"
+    "Files appear only when complete. When both go to standard output, the maps\n"
+    "come first, then a blank line, then the context.\n"
+    "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
+
+typedef struct run_opts {
+    const char *config, *text, *ids, *source, *source_ids, *maps, *context;
+    bool ids_input;
+} run_opts;
+
+typedef struct runner {
+    attn_model *model;
+    const attn_config *cfg;
+    const attn_tokenizer *tok;
+    attn_session *sess;
+    out_file maps_out, ctx_out;
+    FILE *ctx_tmp; /* context held back when maps and context both go to stdout */
+    csv_maps maps;
+    csv_context ctx;
+    view_opts view;
+    bool view_mode;
+    fanout fo;
+    attn_capture cap;
+    run_context rc;
+} runner;
+
+/* Token ids of one input: from an id list or from text. */
+static int input_ids(const runner *r, const char *text, const char *ids, const char *what,
+                     int **out, size_t *n, attn_error *err) {
+    if (ids) return cli_parse_ids(ids, r->cfg->vocab_size, what, out, n, err);
+    if (!r->tok)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "%s: the model has no tokenizer; give token ids instead", what);
+    int rc = attn_tokenizer_encode(r->tok, text, strlen(text), out, n, err);
+    if (rc) {
+        attn_error_prefix(err, "%s", what);
+        return rc;
+    }
+    if (*n == 0) {
+        free(*out);
+        *out = NULL;
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: the text has no tokens", what);
+    }
+    return ATTN_OK;
+}
+
+/* Runs one input through the model; every requested value streams to the sinks. */
+static int run_one(runner *r, long input, const int *ids, size_t n, const int *src, size_t sn,
+                   const char *what, attn_error *err) {
+    seq_labels main_l = {0}, src_l = {0};
+    int rc = labels_from_ids(&main_l, r->tok, ids, n);
+    if (!rc && src) rc = labels_from_ids(&src_l, r->tok, src, sn);
+    if (rc) {
+        labels_free(&main_l);
+        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    }
+    r->rc.input = input;
+    r->rc.main = &main_l;
+    r->rc.source = src ? &src_l : NULL;
+    attn_session_reset(r->sess);
+    if (r->view_mode) view_input_header(&r->view);
+    if (src) {
+        attn_input in = {.ids = src, .n = sn};
+        rc = attn_session_encode(r->sess, &in, &r->cap, err);
+        if (rc) attn_error_prefix(err, "%s (source)", what);
+    }
+    if (!rc) {
+        attn_input in = {.ids = ids, .n = n};
+        rc = attn_session_forward(r->sess, &in, &r->cap, err);
+        if (rc) attn_error_prefix(err, "%s", what);
+    }
+    labels_free(&main_l);
+    labels_free(&src_l);
+    r->rc.main = r->rc.source = NULL;
+    return rc;
+}
+
+static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
+    int rc;
+    if (o->maps) {
+        if ((rc = out_open(&r->maps_out, o->maps, err))) return rc;
+        csv_maps_header(r->maps_out.f);
+        r->maps = (csv_maps){.f = r->maps_out.f, .run = &r->rc};
+        fanout_add(&r->fo, (attn_capture){csv_maps_wants, csv_maps_emit, &r->maps});
+    }
+    if (o->context) {
+        if ((rc = out_open(&r->ctx_out, o->context, err))) return rc;
+        FILE *f = r->ctx_out.f;
+        if (o->maps && strcmp(o->maps, "-") == 0 && strcmp(o->context, "-") == 0) {
+            r->ctx_tmp = tmpfile();
+            if (!r->ctx_tmp)
+                return attn_error_set(err, ATTN_ERR_IO, "cannot create a temporary file");
+            f = r->ctx_tmp;
+        }
+        csv_context_header(f, r->cfg->d_model);
+        r->ctx = (csv_context){.f = f, .run = &r->rc};
+        fanout_add(&r->fo, (attn_capture){csv_context_wants, csv_context_emit, &r->ctx});
+    }
+    if (!o->maps && !o->context) {
+        r->view_mode = true;
+        const char *nc = getenv("NO_COLOR");
+        r->view = (view_opts){.f = stdout,
+                              .color = isatty(STDOUT_FILENO) && !(nc && nc[0]),
+                              .max_cols = 10,
+                              .run = &r->rc};
+        fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view});
+    }
+    r->cap = fanout_capture(&r->fo);
+    return ATTN_OK;
+}
+
+static int close_outputs(runner *r, attn_error *err) {
+    int rc = out_commit(&r->maps_out, err);
+    if (r->ctx_tmp && !rc) { /* both on stdout: maps, a blank line, then the context */
+        putchar('\n');
+        rewind(r->ctx_tmp);
+        char buf[1 << 16];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, r->ctx_tmp)) > 0) fwrite(buf, 1, got, stdout);
+    }
+    if (r->ctx_tmp) fclose(r->ctx_tmp);
+    r->ctx_tmp = NULL;
+    int rc2 = rc ? (out_abort(&r->ctx_out), rc) : out_commit(&r->ctx_out, err);
+    if (!rc && r->view_mode && (fflush(stdout) != 0 || ferror(stdout)))
+        rc2 = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
+    return rc ? rc : rc2;
+}
+
+/* Batch mode: one input per line of standard input. Bad lines are reported
+ * with their 1-based line number and skipped. Returns the exit status. */
+static int run_batch(runner *r, const run_opts *o, const int *fixed_src, size_t fixed_sn) {
+    bool encdec = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    int status = EXIT_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long index = 0;
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        long lineno = index + 1;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        char what[64];
+        snprintf(what, sizeof what, "standard input line %ld", lineno);
+        attn_error err = {0};
+        int *ids = NULL, *src = NULL;
+        size_t n = 0, sn = 0;
+        int rc = ATTN_OK;
+        if ((size_t)len != strlen(line)) {
+            rc = attn_error_set(&err, ATTN_ERR_USAGE, "%s: contains a NUL byte", what);
+        } else {
+            char *target = line;
+            if (encdec && !fixed_src) {
+                char *tab = strchr(line, '\t');
+                if (!tab) {
+                    rc = attn_error_set(&err, ATTN_ERR_USAGE,
+                                        "%s: expected SOURCE<TAB>TARGET for an encoder-decoder "
+                                        "model (or give --source / --source-ids)",
+                                        what);
+                } else {
+                    *tab = '\0';
+                    target = tab + 1;
+                    rc = input_ids(r, line, o->ids_input ? line : NULL, what, &src, &sn, &err);
+                }
+            }
+            if (!rc) rc = input_ids(r, target, o->ids_input ? target : NULL, what, &ids, &n, &err);
+        }
+        if (!rc) {
+            const int *s = fixed_src ? fixed_src : src;
+            size_t ssn = fixed_src ? fixed_sn : sn;
+            rc = run_one(r, index, ids, n, s, ssn, what, &err);
+        }
+        free(ids);
+        free(src);
+        if (rc) {
+            cli_error(EXIT_FAIL, "%s", err.message);
+            status = EXIT_FAIL;
+            if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
+                free(line);
+                return -1; /* fatal: outputs are not trustworthy */
+            }
+        }
+        index++;
+    }
+    free(line);
+    if (ferror(stdin)) {
+        cli_error(EXIT_FAIL, "standard input: read error");
+        return -1;
+    }
+    return status;
+}
+
+static void runner_free(runner *r) {
+    out_abort(&r->maps_out);
+    out_abort(&r->ctx_out);
+    if (r->ctx_tmp) fclose(r->ctx_tmp);
+    attn_session_free(r->sess);
+    attn_model_close(r->model);
+}
+
+int cmd_run(int argc, char **argv) {
+    enum { O_TEXT = 256, O_IDS, O_IDS_INPUT, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_CONTEXT };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"text", required_argument, NULL, O_TEXT},
+        {"ids", required_argument, NULL, O_IDS},
+        {"ids-input", no_argument, NULL, O_IDS_INPUT},
+        {"source", required_argument, NULL, O_SOURCE},
+        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
+        {"maps", required_argument, NULL, O_MAPS},
+        {"context", required_argument, NULL, O_CONTEXT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    run_opts o = {0};
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o.config = optarg; break;
+        case O_TEXT: o.text = optarg; break;
+        case O_IDS: o.ids = optarg; break;
+        case O_IDS_INPUT: o.ids_input = true; break;
+        case O_SOURCE: o.source = optarg; break;
+        case O_SOURCE_IDS: o.source_ids = optarg; break;
+        case O_MAPS: o.maps = optarg; break;
+        case O_CONTEXT: o.context = optarg; break;
+        case 'h': fputs(run_usage, stdout); return EXIT_OK;
+        case ':': return cli_error(EXIT_USAGE, "%s needs a value (see 'attn run --help')",
+                                   argv[optind - 1]);
+        default:
+            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn run --help')",
+                             argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn run --help')",
+                         argv[optind]);
+    if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
+    if (o.text && o.ids) return cli_error(EXIT_USAGE, "--text and --ids exclude each other");
+    if (o.source && o.source_ids)
+        return cli_error(EXIT_USAGE, "--source and --source-ids exclude each other");
+    if (o.ids_input && (o.text || o.ids))
+        return cli_error(EXIT_USAGE, "--ids-input reads standard input; drop --text / --ids");
+    if (o.maps && o.context && strcmp(o.maps, "-") != 0 && strcmp(o.maps, o.context) == 0)
+        return cli_error(EXIT_USAGE, "--maps and --context name the same file '%s'", o.maps);
+
+    runner r = {0};
+    attn_error err = {0};
+    if (attn_model_open(&r.model, o.config, &err)) return cli_lib_error(&err);
+    r.cfg = attn_model_config(r.model);
+    r.tok = attn_model_tokenizer(r.model);
+    bool encdec = r.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    bool batch = !o.text && !o.ids;
+    int status = EXIT_OK;
+    int *ids = NULL, *src = NULL;
+    size_t n = 0, sn = 0;
+
+    if ((o.source || o.source_ids) && !encdec) {
+        status = cli_error(EXIT_USAGE, "%s: the model is a%s %s, not an encoder-decoder",
+                           o.source ? "--source" : "--source-ids",
+                           r.cfg->arch == ATTN_ARCH_ENCODER ? "n" : "",
+                           attn_arch_name(r.cfg->arch));
+        goto done;
+    }
+    if (encdec && !batch && !o.source && !o.source_ids) {
+        status = cli_error(EXIT_USAGE,
+                           "the model is an encoder-decoder: give its encoder input with "
+                           "--source or --source-ids");
+        goto done;
+    }
+    if (o.source || o.source_ids) {
+        const char *what = o.source ? "--source" : "--source-ids";
+        if (input_ids(&r, o.source, o.source_ids, what, &src, &sn, &err)) {
+            status = cli_lib_error(&err);
+            goto done;
+        }
+    }
+    if (!batch && input_ids(&r, o.text, o.ids, o.text ? "--text" : "--ids", &ids, &n, &err)) {
+        status = cli_lib_error(&err);
+        goto done;
+    }
+    if (attn_session_new(&r.sess, r.model, &err) || open_outputs(&r, &o, &err)) {
+        status = cli_lib_error(&err);
+        goto done;
+    }
+    if (batch) {
+        status = run_batch(&r, &o, src, sn);
+        if (status < 0) {
+            status = EXIT_FAIL;
+            goto done;
+        }
+    } else if (run_one(&r, 0, ids, n, src, sn, o.text ? "--text" : "--ids", &err)) {
+        status = cli_lib_error(&err);
+        goto done;
+    }
+    if (close_outputs(&r, &err)) status = cli_lib_error(&err);
+done:
+    free(ids);
+    free(src);
+    runner_free(&r);
+    return status;
+}

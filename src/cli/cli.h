@@ -1,0 +1,29 @@
+/* The CLI: parses flags, formats output, picks exit codes. Only this layer
+ * (and src/output/) prints. */
+#ifndef ATTN_CLI_H
+#define ATTN_CLI_H
+
+#include "attn/attn.h"
+
+#include <stddef.h>
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Prints "attn: <message>" on standard error; returns code. */
+int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the library error and returns its exit code (2 for usage errors, else 1). */
+int cli_lib_error(const attn_error *err);
+/* Exit code for a library status. */
+int cli_exit_code(int status);
+
+/* Parses "N,N,..." (spaces allowed around numbers). Each id must lie in
+ * [0, vocab_size). `what` names the flag or line in messages. On failure
+ * fills err (ATTN_ERR_USAGE) and returns its status. *ids is malloc'd. */
+int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
+                  attn_error *err);
+/* Parses a non-negative integer flag value. */
+int cli_parse_int(const char *s, const char *flag, int min, int max, int *out);
+
+int cmd_run(int argc, char **argv);
+
+#endif

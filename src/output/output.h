@@ -1,0 +1,90 @@
+/* Writers: every output format is a capture sink (or fed by one).
+ * This is CLI-side code: it prints, the library does not. */
+#ifndef ATTN_OUTPUT_H
+#define ATTN_OUTPUT_H
+
+#include "attn/attn.h"
+
+#include <stdio.h>
+
+/* ---- output files that appear only when complete (atomic.c) ---- */
+typedef struct out_file {
+    FILE *f;
+    char *path;     /* final path; NULL for standard output */
+    char *tmp;      /* temporary path the data goes to until commit */
+} out_file;
+
+/* "-" means standard output (never renamed). */
+int out_open(out_file *o, const char *path, attn_error *err);
+/* Flushes, closes and renames into place; on failure removes the temporary. */
+int out_commit(out_file *o, attn_error *err);
+/* Closes and removes the temporary (no-op for standard output or a closed file). */
+void out_abort(out_file *o);
+/* Removes every temporary still open (for signal handlers and fatal exits). */
+void out_abort_all(void);
+
+/* ---- labels of the positions of one sequence ---- */
+typedef struct seq_labels {
+    size_t n;
+    char **text; /* [n] owned */
+} seq_labels;
+
+/* Labels from token ids: the tokenizer's pieces, or the id itself without one. */
+int labels_from_ids(seq_labels *l, const attn_tokenizer *tok, const int *ids, size_t n);
+/* Labels "0", "1", ... for inputs given as vectors. */
+int labels_from_positions(seq_labels *l, size_t n);
+void labels_free(seq_labels *l);
+
+/* ---- CSV (csv.c) ---- */
+/* Writes s as one CSV field, RFC 4180-quoted when it holds a comma, quote,
+ * CR/LF, or leading/trailing white space. */
+void csv_field(FILE *f, const char *s);
+
+/* What the writers need to know about the input being run. */
+typedef struct run_context {
+    long input;                /* CSV "input" column */
+    const seq_labels *main;    /* labels of the main stack's positions */
+    const seq_labels *source;  /* encoder input of an encoder-decoder, else NULL */
+    const attn_config *cfg;
+} run_context;
+
+typedef struct csv_maps {
+    FILE *f;
+    const run_context *run;
+} csv_maps;
+void csv_maps_header(FILE *f);
+bool csv_maps_wants(void *user, const attn_capture_key *key);
+int csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                  attn_error *err);
+
+typedef struct csv_context {
+    FILE *f;
+    const run_context *run;
+} csv_context;
+void csv_context_header(FILE *f, int d_model);
+bool csv_context_wants(void *user, const attn_capture_key *key);
+int csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                     attn_error *err);
+
+/* ---- the readable terminal view (view.c) ---- */
+typedef struct view_opts {
+    FILE *f;
+    bool color;         /* ANSI 256-colour shading */
+    int max_cols;       /* context vectors: dims shown before an ellipsis */
+    const run_context *run;
+} view_opts;
+void view_input_header(const view_opts *o);
+bool view_wants(void *user, const attn_capture_key *key);
+int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+              attn_error *err);
+
+/* ---- fan-out: one capture that feeds several sinks ---- */
+#define FANOUT_MAX 8
+typedef struct fanout {
+    attn_capture sinks[FANOUT_MAX];
+    int n;
+} fanout;
+void fanout_add(fanout *fo, attn_capture c);
+attn_capture fanout_capture(fanout *fo);
+
+#endif
