@@ -35,7 +35,8 @@ void attn_error_prefix(attn_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    if (snprintf(err->message, sizeof err->message, "%s: %s", prefix, old) < 0)
+        memcpy(err->message, old, sizeof old);
 }
 
 void *attn_alloc_array(size_t n, size_t size, const char *what, attn_error *err) {

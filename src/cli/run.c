@@ -281,6 +281,7 @@ int cmd_run(int argc, char **argv) {
     if (attn_model_open(&r.model, o.config, &err)) return cli_lib_error(&err);
     r.cfg = attn_model_config(r.model);
     r.tok = attn_model_tokenizer(r.model);
+    r.rc.cfg = r.cfg;
     bool encdec = r.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
     bool batch = !o.text && !o.ids;
     int status = EXIT_OK;
