@@ -1,1 +1,432 @@
-int main(void) { return 77; } /* placeholder: being written */
+/* CLI tests: exit codes, one-line error messages, no output file left behind
+ * on failure, batch mode. They run the real `attn` binary ($ATTN_EXE) on
+ * small random models written into a temporary folder. */
+#include "attn/attn.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+static const char *attn_exe;
+
+/* ---- helpers ---- */
+
+static void write_text(const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static unsigned rng_state = 12345;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+typedef struct { char name[64]; int64_t shape[2]; int ndim; float *data; } tensor;
+static tensor tensors[64];
+static int n_tensors;
+
+static void add(const char *name, int64_t d0, int64_t d1, float base, float scale) {
+    tensor *t = &tensors[n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    t->data = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) t->data[i] = base + scale * frand();
+}
+
+static void write_weights(const char *file) {
+    attn_tensor_spec specs[64];
+    for (int i = 0; i < n_tensors; i++) {
+        specs[i] = (attn_tensor_spec){.name = tensors[i].name, .ndim = tensors[i].ndim,
+                                      .data = tensors[i].data};
+        specs[i].shape[0] = tensors[i].shape[0];
+        specs[i].shape[1] = tensors[i].shape[1];
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
+    attn_error err;
+    ck_assert_msg(attn_safetensors_write(path, specs, (size_t)n_tensors, &err) == ATTN_OK, "%s",
+                  err.message);
+    for (int i = 0; i < n_tensors; i++) free(tensors[i].data);
+    n_tensors = 0;
+}
+
+static const char *vocab = "<unk>\nthe\ncat\nsits\non\nmat\n.\nsun\nrises\nin\neast\n";
+enum { V = 11, D = 8, F = 16, T = 12 };
+
+/* A 1-layer pre-norm decoder; shape_q overrides the q rows (to make it wrong). */
+static void make_decoder(int shape_q) {
+    add("tok_embed", V, D, 0, 0.5f);
+    add("pos_embed", T, D, 0, 0.5f);
+    add("blocks.0.attn_norm.weight", D, 0, 1, 0.1f);
+    add("blocks.0.attn_norm.bias", D, 0, 0, 0.1f);
+    add("blocks.0.attn.q.weight", shape_q, D, 0, 0.5f);
+    add("blocks.0.attn.k.weight", D, D, 0, 0.5f);
+    add("blocks.0.attn.v.weight", D, D, 0, 0.5f);
+    add("blocks.0.attn.o.weight", D, D, 0, 0.5f);
+    add("blocks.0.mlp_norm.weight", D, 0, 1, 0.1f);
+    add("blocks.0.mlp_norm.bias", D, 0, 0, 0.1f);
+    add("blocks.0.mlp.up.weight", F, D, 0, 0.5f);
+    add("blocks.0.mlp.down.weight", D, F, 0, 0.5f);
+    add("norm.weight", D, 0, 1, 0.1f);
+    add("norm.bias", D, 0, 0, 0.1f);
+    write_weights("model.safetensors");
+    write_text("vocab.txt", vocab);
+}
+
+static const char *decoder_config =
+    "{\"format\":\"attn/1\",\"architecture\":\"decoder\",\"vocab_size\":11,\"d_model\":8,"
+    "\"n_heads\":2,\"d_ff\":16,\"max_seq_len\":12,\"n_layers\":1,\"positional\":\"learned\","
+    "\"norm\":\"layernorm\",\"norm_position\":\"pre\",\"mlp\":\"gelu\",\"bias\":false,"
+    "\"lm_head\":\"tied\",\"weights\":\"model.safetensors\",%s"
+    "\"tokenizer\":{\"type\":\"word\",\"vocab\":\"vocab.txt\",\"lowercase\":true,"
+    "\"unk\":\"<unk>\",\"bos\":null,\"eos\":null}}";
+
+static void write_config(const char *extra) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, decoder_config, extra);
+    write_text("config.json", buf);
+}
+
+typedef struct { int status; char *out; char *err; } result;
+
+/* Runs attn with args (NULL-terminated) in tmpdir, stdin from `input` (NULL: /dev/null). */
+static result run_attn(const char *input, const char *const *args) {
+    char outp[512], errp[512], inp[512];
+    snprintf(outp, sizeof outp, "%s/.stdout", tmpdir);
+    snprintf(errp, sizeof errp, "%s/.stderr", tmpdir);
+    snprintf(inp, sizeof inp, "%s/.stdin", tmpdir);
+    FILE *in = fopen(inp, "w");
+    ck_assert_ptr_nonnull(in);
+    if (input) fputs(input, in);
+    fclose(in);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (chdir(tmpdir) != 0) _exit(127);
+        int i = open(inp, O_RDONLY), o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(i, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        char *argv[32];
+        int n = 0;
+        argv[n++] = (char *)attn_exe;
+        for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(attn_exe, argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)};
+    r.out = read_text(outp);
+    r.err = read_text(errp);
+    unlink(outp);
+    unlink(errp);
+    unlink(inp);
+    return r;
+}
+
+static void result_free(result *r) {
+    free(r->out);
+    free(r->err);
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Asserts a failure: the status, exactly one line on stderr containing `needle`. */
+static void assert_fails(const result *r, int status, const char *needle) {
+    ck_assert_msg(r->status == status, "exit status %d, expected %d; stderr: %s", r->status,
+                  status, r->err);
+    ck_assert_msg(count_lines(r->err) == 1, "expected one line on stderr, got: %s", r->err);
+    ck_assert_msg(strncmp(r->err, "attn: ", 6) == 0, "stderr: %s", r->err);
+    ck_assert_msg(strstr(r->err, needle), "stderr lacks '%s': %s", needle, r->err);
+}
+
+/* No output file (final or temporary) exists in tmpdir. */
+static void assert_no_outputs(void) {
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        ck_assert_msg(!strstr(e->d_name, "out.csv") && !strstr(e->d_name, "ctx.csv") &&
+                          !strstr(e->d_name, ".tmp."),
+                      "output file left behind: %s", e->d_name);
+    }
+    closedir(d);
+}
+
+static void setup(void) {
+    attn_exe = getenv("ATTN_EXE");
+    ck_assert_msg(attn_exe != NULL, "ATTN_EXE is not set");
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-cli-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    make_decoder(D);
+    write_config("");
+}
+
+static void teardown(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+#define RUN(input, ...) run_attn(input, (const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- tests ---- */
+
+START_TEST(help_and_version) {
+    result r = RUN(NULL, "--help");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "Usage: attn"));
+    result_free(&r);
+    r = RUN(NULL, "run", "--help");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "--maps"));
+    result_free(&r);
+    r = RUN(NULL, "--version");
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, ATTN_VERSION_STRING));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(good_run_writes_both_files) {
+    result r = RUN(NULL, "run", "--config", "config.json", "--text", "The cat sits on the mat",
+                   "--maps", "out.csv", "--context", "ctx.csv");
+    ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+    ck_assert_str_eq(r.err, "");
+    result_free(&r);
+    char p[512];
+    snprintf(p, sizeof p, "%s/out.csv", tmpdir);
+    char *maps = read_text(p);
+    ck_assert_ptr_nonnull(maps);
+    const char *maps_header =
+        "input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n";
+    ck_assert(strncmp(maps, maps_header, strlen(maps_header)) == 0);
+    /* 6 tokens, causal: 6*7/2 = 21 rows per head, 2 heads */
+    ck_assert_int_eq(count_lines(maps), 1 + 2 * 21);
+    ck_assert_ptr_nonnull(strstr(maps, "0,decoder,0,self,1,5,mat,4,the,"));
+    free(maps);
+    snprintf(p, sizeof p, "%s/ctx.csv", tmpdir);
+    char *ctx = read_text(p);
+    ck_assert_ptr_nonnull(ctx);
+    const char *ctx_header = "input,pos,token,d0,d1,d2,d3,d4,d5,d6,d7\n";
+    ck_assert(strncmp(ctx, ctx_header, strlen(ctx_header)) == 0);
+    ck_assert_int_eq(count_lines(ctx), 7);
+    free(ctx);
+}
+END_TEST
+
+START_TEST(missing_config) {
+    result r = RUN(NULL, "run", "--config", "nope.json", "--text", "the cat", "--maps",
+                   "out.csv", "--context", "ctx.csv");
+    assert_fails(&r, 1, "nope.json");
+    result_free(&r);
+    assert_no_outputs();
+}
+END_TEST
+
+START_TEST(unknown_key) {
+    write_config("\"n_head\":2,");
+    result r = RUN(NULL, "run", "--config", "config.json", "--text", "the cat", "--maps",
+                   "out.csv", "--context", "ctx.csv");
+    assert_fails(&r, 1, "n_head");
+    result_free(&r);
+    assert_no_outputs();
+}
+END_TEST
+
+START_TEST(bad_tensor_shape) {
+    make_decoder(D + 2);
+    result r = RUN(NULL, "run", "--config", "config.json", "--text", "the cat", "--maps",
+                   "out.csv", "--context", "ctx.csv");
+    assert_fails(&r, 1, "blocks.0.attn.q.weight");
+    result_free(&r);
+    assert_no_outputs();
+}
+END_TEST
+
+START_TEST(truncated_safetensors) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/model.safetensors", tmpdir);
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    const off_t cuts[] = {3, 20, st.st_size / 2, st.st_size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        make_decoder(D);
+        ck_assert_int_eq(truncate(p, cuts[i]), 0);
+        result r = RUN(NULL, "run", "--config", "config.json", "--text", "the cat", "--maps",
+                       "out.csv", "--context", "ctx.csv");
+        assert_fails(&r, 1, "model.safetensors");
+        result_free(&r);
+        assert_no_outputs();
+    }
+}
+END_TEST
+
+START_TEST(bad_ids) {
+    result r = RUN(NULL, "run", "--config", "config.json", "--ids", "1,x,3", "--maps", "out.csv");
+    assert_fails(&r, 2, "--ids");
+    ck_assert_ptr_nonnull(strstr(r.err, "'x'"));
+    result_free(&r);
+    r = RUN(NULL, "run", "--config", "config.json", "--ids", "1,2,11", "--maps", "out.csv");
+    assert_fails(&r, 2, "11");
+    result_free(&r);
+    r = RUN(NULL, "run", "--config", "config.json", "--ids", "-1", "--maps", "out.csv");
+    assert_fails(&r, 2, "-1");
+    result_free(&r);
+    assert_no_outputs();
+}
+END_TEST
+
+START_TEST(bad_flags) {
+    const char *const cases[][8] = {
+        {"run", "--config", "config.json", "--bogus", NULL},
+        {"run", "--text", "the cat", NULL},
+        {"run", "--config", "config.json", "--text", "a", "--ids", "1", NULL},
+        {"run", "--config", "config.json", "--text", "the", "stray", NULL},
+        {"run", "--config", NULL},
+        {"frobnicate", NULL},
+        {"run", "--config", "config.json", "--text", "the cat", "--source", "the", NULL},
+    };
+    const char *needles[] = {"--bogus", "--config", "--ids", "stray", "--config", "frobnicate",
+                             "--source"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        result r = run_attn(NULL, cases[i]);
+        assert_fails(&r, 2, needles[i]);
+        result_free(&r);
+    }
+    assert_no_outputs();
+}
+END_TEST
+
+START_TEST(too_long) {
+    result r = RUN(NULL, "run", "--config", "config.json", "--text",
+                   "the cat sits on the mat . the cat sits on the mat .", "--maps", "out.csv");
+    assert_fails(&r, 2, "max_seq_len");
+    result_free(&r);
+    assert_no_outputs();
+}
+END_TEST
+
+START_TEST(batch_mode) {
+    /* line 3 is longer than max_seq_len (12) */
+    const char *input = "the cat\nsun rises in the east\n"
+                        "the cat sits on the mat . the cat sits on the mat .\n"
+                        "mat\n";
+    result r = RUN(input, "run", "--config", "config.json", "--maps", "out.csv", "--context",
+                   "ctx.csv");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_int_eq(count_lines(r.err), 1);
+    ck_assert_msg(strstr(r.err, "line 3"), "stderr: %s", r.err);
+    result_free(&r);
+    char p[512];
+    snprintf(p, sizeof p, "%s/ctx.csv", tmpdir);
+    char *ctx = read_text(p);
+    ck_assert_ptr_nonnull(ctx); /* kept: complete for the good lines */
+    /* inputs 0 (2 tokens), 1 (5 tokens), 3 (1 token) */
+    ck_assert_int_eq(count_lines(ctx), 1 + 2 + 5 + 1);
+    ck_assert_ptr_nonnull(strstr(ctx, "\n3,0,mat,"));
+    ck_assert_ptr_null(strstr(ctx, "\n2,"));
+
+    /* apart from the input column, a batch line equals a single run */
+    result s = RUN(NULL, "run", "--config", "config.json", "--text", "mat", "--context", "-");
+    ck_assert_int_eq(s.status, 0);
+    const char *single_row = strchr(s.out, '\n') + 1; /* "0,0,mat,..." */
+    const char *batch_row = strstr(ctx, "\n3,0,mat,") + 1;
+    ck_assert_str_eq(batch_row + 1, single_row + 1);
+    result_free(&s);
+    free(ctx);
+
+    r = RUN("1,2\n1,99\n3\n", "run", "--config", "config.json", "--ids-input", "--context", "-");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "line 2") && strstr(r.err, "99"), "stderr: %s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "\n0,1,cat,"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\n2,0,sits,"));
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(readable_view) {
+    result r = RUN(NULL, "run", "--config", "config.json", "--text", "the cat sits");
+    ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "decoder layer 0, self-attention, head 1"));
+    ck_assert_ptr_nonnull(strstr(r.out, "context vectors"));
+    ck_assert_ptr_null(strstr(r.out, "\x1b[")); /* not a terminal: no colour */
+    result_free(&r);
+}
+END_TEST
+
+START_TEST(both_to_stdout) {
+    result r = RUN(NULL, "run", "--config", "config.json", "--text", "the cat", "--maps", "-",
+                   "--context", "-");
+    ck_assert_int_eq(r.status, 0);
+    const char *ctx = strstr(r.out, "\n\ninput,pos,token,");
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert(strncmp(r.out, "input,stack,layer", 17) == 0);
+    result_free(&r);
+}
+END_TEST
+
+static Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, help_and_version);
+    tcase_add_test(tc, good_run_writes_both_files);
+    tcase_add_test(tc, missing_config);
+    tcase_add_test(tc, unknown_key);
+    tcase_add_test(tc, bad_tensor_shape);
+    tcase_add_test(tc, truncated_safetensors);
+    tcase_add_test(tc, bad_ids);
+    tcase_add_test(tc, bad_flags);
+    tcase_add_test(tc, too_long);
+    tcase_add_test(tc, batch_mode);
+    tcase_add_test(tc, readable_view);
+    tcase_add_test(tc, both_to_stdout);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
