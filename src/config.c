@@ -515,11 +515,12 @@ int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char
     size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
     if (!root) {
         size_t line, col;
+        if (off >= len) off = len - 1;
         line_col(json, off, &line, &col);
-        if (off >= len)
-            return fail(&c, "malformed JSON: unexpected end of input at line %zu, column %zu", line,
-                        col);
-        return fail(&c, "malformed JSON at line %zu, column %zu (byte %zu)", line, col, off);
+        /* cJSON reports the last byte when it ran out of input: give the
+         * size too, so a truncated file shows as such */
+        return fail(&c, "malformed JSON near line %zu, column %zu (byte %zu of %zu)", line, col,
+                    off < len ? off + 1 : len, len);
     }
     /* cJSON stops after the first value; anything but white space after it
      * is refused */
