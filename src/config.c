@@ -503,6 +503,25 @@ static void line_col(const char *json, size_t off, size_t *line, size_t *col) {
     }
 }
 
+/* cJSON turns the escape \u0000 into a NUL that silently cuts a key or
+ * value short ("lm_head\u0000x" would read as "lm_head"): find one in a
+ * buffer cJSON accepted. Returns its offset, or len when there is none. */
+static size_t find_nul_escape(const char *json, size_t len) {
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            if (json[i] == '"') in_string = true;
+        } else if (json[i] == '"') {
+            in_string = false;
+        } else if (json[i] == '\\' && i + 1 < len) {
+            if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
+                return i;
+            i++; /* the escaped character */
+        }
+    }
+    return len;
+}
+
 int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char *name,
                       const char *base_dir, attn_error *err) {
     ctx c = {name ? name : "config", base_dir, err};
@@ -528,12 +547,19 @@ int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char
                          json[off] == '\r'))
         off++;
     int rc;
+    size_t nul = find_nul_escape(json, off);
     if (off < len) {
         size_t line, col;
         line_col(json, off, &line, &col);
         rc = fail(&c, "malformed JSON: unexpected content after the top-level value at line %zu, "
                       "column %zu (byte %zu)",
-                  line, col, off);
+                  line, col, off + 1);
+    } else if (nul < len) {
+        size_t line, col;
+        line_col(json, nul, &line, &col);
+        rc = fail(&c, "a string contains the escape \\u0000 (NUL) at line %zu, column %zu; "
+                      "keys and values cannot contain NUL",
+                  line, col);
     } else {
         rc = parse_root(&c, root, cfg);
     }

@@ -821,6 +821,30 @@ START_TEST(malformed_json) {
 }
 END_TEST
 
+START_TEST(nul_escapes) {
+    /* cJSON would cut "lm_head\u0000zz" to "lm_head": refused instead */
+    REFUSED_TEXT("{\"format\":\"attn/1\",\n\"lm_head\\u0000zz\":\"tied\"}", "u0000", "line 2");
+    cJSON *root = base_decoder();
+    cJSON *t = word_tokenizer();
+    cJSON_AddItemToObject(root, "tokenizer", t);
+    char *s = cJSON_PrintUnformatted(root);
+    /* splice a NUL escape into the unk token "<unk>" -> "<u\u0000nk>" */
+    char buf[2048];
+    char *at = strstr(s, "<unk>");
+    ck_assert_ptr_nonnull(at);
+    snprintf(buf, sizeof buf, "%.*s<u\\u0000nk>%s", (int)(at - s), s, at + 5);
+    REFUSED_TEXT(buf, "u0000");
+    /* an escaped backslash followed by "u0000" is an ordinary 6-byte token */
+    snprintf(buf, sizeof buf, "%.*s\\\\u0000%s", (int)(at - s), s, at + 5);
+    attn_config cfg;
+    attn_error err = {0};
+    ck_assert_msg(parse_text(&cfg, buf, &err) == ATTN_OK, "%s", err.message);
+    ck_assert_str_eq(cfg.tokenizer.unk, "\\u0000");
+    cJSON_free(s);
+    cJSON_Delete(root);
+}
+END_TEST
+
 START_TEST(truncated_json) {
     cJSON *root = base_decoder();
     cJSON_AddItemToObject(root, "tokenizer", word_tokenizer());
@@ -1312,6 +1336,7 @@ static Suite *config_suite(void) {
 
     tc = tcase_create("json");
     tcase_add_test(tc, malformed_json);
+    tcase_add_test(tc, nul_escapes);
     tcase_add_test(tc, truncated_json);
     tcase_add_test(tc, unterminated_buffer);
     suite_add_tcase(s, tc);
