@@ -158,7 +158,9 @@ static int collect_keys(const ctx *c, const cJSON *obj, const char *prefix,
             if (s)
                 return fail(c, "unknown key \"%s%.100s\" (did you mean \"%s%s\"?)", prefix, key,
                             prefix, s);
-            if (!prefix[0] && suggest(key, tok_keys, T_COUNT))
+            bool tok_key = false;
+            for (size_t t = 0; t < T_COUNT; t++) tok_key |= strcmp(key, tok_keys[t]) == 0;
+            if (!prefix[0] && tok_key)
                 return fail(c, "unknown key \"%.100s\" (tokenizer keys go inside \"tokenizer\")",
                             key);
             return fail(c, "unknown key \"%s%.100s\"", prefix, key);

@@ -405,7 +405,7 @@ START_TEST(unknown_keys) {
     /* a tokenizer key at the top level */
     del(root, "tokenizer");
     cJSON_AddStringToObject(root, "unk", "<unk>");
-    REFUSED_OBJ(root, "\"unk\"");
+    REFUSED_OBJ(root, "\"unk\"", "inside \"tokenizer\"");
     cJSON_Delete(root);
 }
 END_TEST
