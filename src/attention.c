@@ -51,7 +51,7 @@ int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, 
                     attn_error *err) {
     if (need <= kv->cap && kv->k) return ATTN_OK;
     int cap = kv->cap > 0 ? kv->cap : 16;
-    while (cap < need) cap = cap > max_cap / 2 ? max_cap : cap * 2;
+    while (cap < need && cap < max_cap) cap = cap > max_cap / 2 ? max_cap : cap * 2;
     if (cap > max_cap) cap = max_cap;
     if (cap < need) cap = need;
     size_t n;
