@@ -1,1 +1,1010 @@
-int main(void) { return 77; } /* placeholder: being written */
+/* Tokenizer tests: the word tokenizer, the llama2.c tokenizer on hand-made
+ * files (expected ids derived by hand in the comments), file refusals, a
+ * randomized comparison of the heap-based merging against a naive copy of
+ * llama2.c's loop, and stories260K's tok512.bin against the fixture written by
+ * tests/reference/llama2c_encode.py. */
+#include "attn/attn.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TOK512 ATTN_SOURCE_ROOT "/../shared/models/stories260K/tok512.bin"
+#define FIXTURE ATTN_SOURCE_ROOT "/tests/data/llama2c_prompts.tsv"
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                   */
+
+static attn_tokenizer_config word_config(bool lowercase, const char *unk, const char *bos,
+                                         const char *eos) {
+    attn_tokenizer_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.type = ATTN_TOKENIZER_WORD;
+    tc.lowercase = lowercase;
+    snprintf(tc.unk, sizeof tc.unk, "%s", unk);
+    if (bos) {
+        tc.has_bos = true;
+        snprintf(tc.bos, sizeof tc.bos, "%s", bos);
+    }
+    if (eos) {
+        tc.has_eos = true;
+        snprintf(tc.eos, sizeof tc.eos, "%s", eos);
+    }
+    return tc;
+}
+
+static attn_tokenizer *word_tok(const char *vocab, bool lowercase, const char *unk, const char *bos,
+                                const char *eos) {
+    attn_tokenizer_config tc = word_config(lowercase, unk, bos, eos);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    int rc = attn_tokenizer_from_memory(&tok, &tc, vocab, strlen(vocab), "vocab.txt", &err);
+    ck_assert_msg(rc == ATTN_OK, "vocabulary refused: %s", err.message);
+    ck_assert_ptr_nonnull(tok);
+    return tok;
+}
+
+/* Expects the refusal of a word vocabulary, with every `needles` in the message. */
+static void word_refused(const char *vocab, size_t len, const char *unk, const char *bos,
+                         const char *eos, const char *needle1, const char *needle2) {
+    attn_tokenizer_config tc = word_config(false, unk, bos, eos);
+    attn_tokenizer *tok = (attn_tokenizer *)1;
+    attn_error err = {0};
+    int rc = attn_tokenizer_from_memory(&tok, &tc, vocab, len, "vocab.txt", &err);
+    ck_assert_int_eq(rc, ATTN_ERR_FORMAT);
+    ck_assert_int_eq(err.status, ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, needle1), "message \"%s\" lacks \"%s\"", err.message,
+                  needle1);
+    if (needle2)
+        ck_assert_msg(strstr(err.message, needle2), "message \"%s\" lacks \"%s\"", err.message,
+                      needle2);
+    ck_assert_msg(!strchr(err.message, '\n'), "message has a newline: %s", err.message);
+}
+
+static void expect_ids_len(const attn_tokenizer *tok, const char *text, size_t len,
+                           const int *want, size_t nwant) {
+    int *ids = NULL;
+    size_t n = 99;
+    attn_error err = {0};
+    int rc = attn_tokenizer_encode(tok, text, len, &ids, &n, &err);
+    ck_assert_msg(rc == ATTN_OK, "encode failed: %s", err.message);
+    ck_assert_ptr_nonnull(ids);
+    char got[512] = "", tmp[16];
+    for (size_t i = 0; i < n && strlen(got) < 480; i++) {
+        snprintf(tmp, sizeof tmp, "%d,", ids[i]);
+        strcat(got, tmp);
+    }
+    ck_assert_msg(n == nwant, "text \"%.*s\": %zu ids (%s), expected %zu", (int)len, text, n, got,
+                  nwant);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(ids[i] == want[i], "text \"%.*s\": id %zu is %d, expected %d (got %s)",
+                      (int)len, text, i, ids[i], want[i], got);
+    free(ids);
+}
+
+#define EXPECT_IDS(tok, text, ...)                                                                 \
+    do {                                                                                           \
+        const int want_[] = {__VA_ARGS__};                                                         \
+        expect_ids_len(tok, text, strlen(text), want_, sizeof want_ / sizeof want_[0]);            \
+    } while (0)
+
+static void expect_decode(const attn_tokenizer *tok, int prev, int id, const char *want,
+                          size_t want_len) {
+    char buf[64];
+    memset(buf, 'X', sizeof buf);
+    size_t n = attn_tokenizer_decode(tok, prev, id, buf, sizeof buf);
+    ck_assert_msg(n == want_len, "decode(%d, %d): length %zu, expected %zu", prev, id, n, want_len);
+    ck_assert_msg(memcmp(buf, want, want_len) == 0, "decode(%d, %d) = \"%s\", expected \"%s\"",
+                  prev, id, buf, want);
+    ck_assert_int_eq(buf[n], '\0');
+}
+
+/* A deterministic generator, so a failure can be reproduced. */
+static uint32_t rng_next(uint64_t *s) {
+    *s = *s * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+    return (uint32_t)(*s >> 33);
+}
+static int rng_int(uint64_t *s, int lo, int hi) { /* [lo, hi] */
+    return lo + (int)(rng_next(s) % (uint32_t)(hi - lo + 1));
+}
+
+/* ------------------------------------------------------------------------ */
+/* word tokenizer                                                             */
+
+/* ids = line numbers from 0 */
+static const char *VOCAB =
+    "<unk>\n"  /* 0 */
+    "the\n"    /* 1 */
+    "cat\n"    /* 2 */
+    "sat\n"    /* 3 */
+    "on\n"     /* 4 */
+    "mat\n"    /* 5 */
+    ".\n"      /* 6 */
+    "'\n"      /* 7 */
+    "don\n"    /* 8 */
+    "t\n"      /* 9 */
+    ",\n"      /* 10 */
+    "!\n"      /* 11 */
+    "caf\xc3\xa9\n" /* 12 "café" */
+    "The\n"    /* 13 */
+    "<s>\n"    /* 14 */
+    "</s>\n"   /* 15 */
+    "-\n"      /* 16 */
+    "42";      /* 17, last line without a newline */
+
+START_TEST(word_punctuation) {
+    attn_tokenizer *tok = word_tok(VOCAB, true, "<unk>", NULL, NULL);
+    ck_assert_int_eq(attn_tokenizer_size(tok), 18);
+    ck_assert_int_eq(attn_tokenizer_bos(tok), -1);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), -1);
+    EXPECT_IDS(tok, "The cat sat on the mat.", 1, 2, 3, 4, 1, 5, 6);
+    EXPECT_IDS(tok, "don't", 8, 7, 9);
+    EXPECT_IDS(tok, "mat.cat", 5, 6, 2);
+    /* punctuation not in the vocabulary is unk on its own */
+    EXPECT_IDS(tok, "cat?!", 2, 0, 11);
+    EXPECT_IDS(tok, "hello,world!", 0, 10, 0, 11);
+    EXPECT_IDS(tok, "--42--", 16, 16, 17, 16, 16);
+    EXPECT_IDS(tok, "(cat)", 0, 2, 0);
+    /* every ASCII punctuation character is a token of its own: 32 unks */
+    const char *punct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
+    ck_assert_uint_eq(strlen(punct), 32);
+    int *ids;
+    size_t n;
+    attn_error err;
+    ck_assert_int_eq(attn_tokenizer_encode(tok, punct, strlen(punct), &ids, &n, &err), ATTN_OK);
+    ck_assert_uint_eq(n, 32);
+    ck_assert_int_eq(ids[0], 11);  /* ! */
+    ck_assert_int_eq(ids[6], 7);   /* ' */
+    ck_assert_int_eq(ids[11], 10); /* , */
+    ck_assert_int_eq(ids[12], 16); /* - */
+    ck_assert_int_eq(ids[13], 6);  /* . */
+    ck_assert_int_eq(ids[1], 0);   /* " */
+    free(ids);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_whitespace_and_bytes) {
+    attn_tokenizer *tok = word_tok(VOCAB, false, "<unk>", NULL, NULL);
+    EXPECT_IDS(tok, " \t the\ncat\r\nsat\v\fon  ", 1, 2, 3, 4);
+    /* bytes >= 0x80 are word characters */
+    EXPECT_IDS(tok, "caf\xc3\xa9 caf\xc3\xa9s caf", 12, 0, 0);
+    /* a NUL byte is a word character: "the\0cat" is one unknown word */
+    expect_ids_len(tok, "the\0cat on", 10, (const int[]){0, 4}, 2);
+    /* only len bytes are read */
+    expect_ids_len(tok, "the cat", 3, (const int[]){1}, 1);
+    /* empty and blank text: no ids */
+    expect_ids_len(tok, "", 0, NULL, 0);
+    expect_ids_len(tok, NULL, 0, NULL, 0);
+    expect_ids_len(tok, " \n\t", 3, NULL, 0);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_lowercase) {
+    attn_tokenizer *tok = word_tok(VOCAB, false, "<unk>", NULL, NULL);
+    EXPECT_IDS(tok, "The the THE tHe", 13, 1, 0, 0);
+    EXPECT_IDS(tok, "CAT Cat cat", 0, 0, 2);
+    attn_tokenizer_free(tok);
+    tok = word_tok(VOCAB, true, "<unk>", NULL, NULL);
+    /* lowercased before lookup: "The" is unreachable */
+    EXPECT_IDS(tok, "The the THE tHe", 1, 1, 1, 1);
+    EXPECT_IDS(tok, "CAT Cat cat", 2, 2, 2);
+    /* only ASCII is lowered: "CAFÉ" -> "cafÉ", not in the vocabulary */
+    EXPECT_IDS(tok, "CAF\xc3\xa9 CAF\xc3\x89", 12, 0);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_bos_eos_unk) {
+    attn_tokenizer *tok = word_tok(VOCAB, true, "<unk>", "<s>", "</s>");
+    ck_assert_int_eq(attn_tokenizer_bos(tok), 14);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), 15);
+    EXPECT_IDS(tok, "the dog", 14, 1, 0, 15);
+    EXPECT_IDS(tok, "", 14, 15);
+    attn_tokenizer_free(tok);
+    tok = word_tok(VOCAB, true, "<unk>", "<s>", NULL);
+    EXPECT_IDS(tok, "cat", 14, 2);
+    attn_tokenizer_free(tok);
+    tok = word_tok(VOCAB, true, "<unk>", NULL, "</s>");
+    EXPECT_IDS(tok, "cat", 2, 15);
+    attn_tokenizer_free(tok);
+    /* unk can be any vocabulary token */
+    tok = word_tok(VOCAB, true, ".", NULL, NULL);
+    EXPECT_IDS(tok, "dog cat", 6, 2);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_piece_decode) {
+    attn_tokenizer *tok = word_tok(VOCAB, true, "<unk>", "<s>", "</s>");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 0), "<unk>");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 12), "caf\xc3\xa9");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 17), "42");
+    ck_assert_ptr_null(attn_tokenizer_piece(tok, -1));
+    ck_assert_ptr_null(attn_tokenizer_piece(tok, 18));
+    ck_assert_ptr_null(attn_tokenizer_piece(NULL, 0));
+    expect_decode(tok, -1, 1, "the", 3);
+    expect_decode(tok, 14, 1, "the", 3);   /* after bos: no space */
+    expect_decode(tok, 1, 2, " cat", 4);
+    expect_decode(tok, 2, 15, " </s>", 5);
+    expect_decode(tok, 15, 6, " .", 2);
+    expect_decode(tok, 7, 18, "", 0); /* out of range */
+    expect_decode(tok, 7, -5, "", 0);
+    /* truncation to cap - 1 */
+    char buf[3] = "ZZZ";
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, 1, 2, buf, 3), 2);
+    ck_assert_str_eq(buf, " c");
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, 1, 2, buf, 1), 0);
+    ck_assert_str_eq(buf, "");
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, 1, 2, buf, 0), 0);
+    attn_tokenizer_free(tok);
+    /* without a bos, only the start (-1) has no space */
+    tok = word_tok(VOCAB, true, "<unk>", NULL, NULL);
+    expect_decode(tok, 14, 1, " the", 4);
+    expect_decode(tok, -1, 1, "the", 3);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_vocab_forms) {
+    /* CRLF lines, final line without newline */
+    attn_tokenizer *tok = word_tok("<unk>\r\nab\r\ncd", false, "<unk>", NULL, NULL);
+    ck_assert_int_eq(attn_tokenizer_size(tok), 3);
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 1), "ab");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 2), "cd");
+    EXPECT_IDS(tok, "cd ab x", 2, 1, 0);
+    attn_tokenizer_free(tok);
+    tok = word_tok("<unk>\n", false, "<unk>", NULL, NULL);
+    ck_assert_int_eq(attn_tokenizer_size(tok), 1);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_vocab_refusals) {
+    word_refused("<unk>\n\nb\n", 9, "<unk>", NULL, NULL, "vocab.txt:2:", "empty");
+    word_refused("<unk>\nb\n\n", 9, "<unk>", NULL, NULL, "vocab.txt:3:", "empty");
+    word_refused("<unk>\nb\n\r\n", 10, "<unk>", NULL, NULL, "vocab.txt:3:", "empty");
+    word_refused("<unk>\nb\nc d\n", 12, "<unk>", NULL, NULL, "vocab.txt:3:", "whitespace");
+    word_refused("<unk>\nb\tc\n", 10, "<unk>", NULL, NULL, "vocab.txt:2:", "whitespace");
+    word_refused("<unk>\n b\n", 9, "<unk>", NULL, NULL, "vocab.txt:2:", "whitespace");
+    word_refused("<unk>\nb\rc\n", 10, "<unk>", NULL, NULL, "vocab.txt:2:", "whitespace");
+    word_refused("<unk>\nb\0c\n", 10, "<unk>", NULL, NULL, "vocab.txt:2:", "NUL");
+    word_refused("<unk>\nb\nc\nb\n", 12, "<unk>", NULL, NULL, "vocab.txt:4:", "duplicate");
+    word_refused("<unk>\nb\nc\nb\n", 12, "<unk>", NULL, NULL, "\"b\"", "line 2");
+    word_refused("", 0, "<unk>", NULL, NULL, "vocab.txt", "no tokens");
+    word_refused("a\nb\n", 4, "<unk>", NULL, NULL, "vocab.txt", "\"<unk>\"");
+    word_refused("<unk>\nb\n", 8, "<unk>", "<s>", NULL, "bos", "\"<s>\"");
+    word_refused("<unk>\nb\n<s>\n", 12, "<unk>", "<s>", "</s>", "eos", "\"</s>\"");
+    word_refused("<unk>\nb\n", 8, "", NULL, NULL, "unk", "vocabulary");
+}
+END_TEST
+
+/* Random vocabulary, random sentences of its words joined by random
+ * whitespace: the ids are the chosen words' line numbers. */
+START_TEST(word_random_round_trip) {
+    enum { NWORDS = 400, NSENT = 300, MAXW = 40 };
+    uint64_t seed = 12345 + (uint64_t)_i;
+    static char words[NWORDS][12];
+    const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789\xc3\xa9\xe2\x82\xac";
+    size_t vlen = 0;
+    static char vocab[NWORDS * 13 + 16];
+    vlen += (size_t)sprintf(vocab, "<unk>\n");
+    for (int w = 1; w < NWORDS; w++) {
+        for (;;) {
+            int len = rng_int(&seed, 1, 10);
+            for (int c = 0; c < len; c++)
+                words[w][c] = alphabet[rng_int(&seed, 0, (int)sizeof alphabet - 2)];
+            words[w][len] = '\0';
+            bool dup = false;
+            for (int o = 1; o < w && !dup; o++) dup = strcmp(words[o], words[w]) == 0;
+            if (!dup) break;
+        }
+        vlen += (size_t)sprintf(vocab + vlen, "%s%s", words[w], w + 1 < NWORDS ? "\n" : "");
+    }
+    bool lowercase = _i % 2 == 1;
+    attn_tokenizer *tok = word_tok(vocab, lowercase, "<unk>", NULL, NULL);
+    ck_assert_int_eq(attn_tokenizer_size(tok), NWORDS);
+    const char spaces[] = " \t\n\r\v\f";
+    for (int s = 0; s < NSENT; s++) {
+        int nw = rng_int(&seed, 0, MAXW), want[MAXW];
+        char text[MAXW * 16 + 8];
+        size_t tl = 0;
+        for (int k = rng_int(&seed, 0, 2); k > 0; k--) text[tl++] = spaces[rng_int(&seed, 0, 5)];
+        for (int w = 0; w < nw; w++) {
+            want[w] = rng_int(&seed, 1, NWORDS - 1);
+            for (const char *c = words[want[w]]; *c; c++) {
+                char ch = *c;
+                if (lowercase && ch >= 'a' && ch <= 'z' && rng_int(&seed, 0, 1)) ch -= 'a' - 'A';
+                text[tl++] = ch;
+            }
+            for (int k = rng_int(&seed, w + 1 < nw ? 1 : 0, 3); k > 0; k--)
+                text[tl++] = spaces[rng_int(&seed, 0, 5)];
+        }
+        expect_ids_len(tok, text, tl, want, (size_t)nw);
+    }
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_open_file) {
+    char path[] = "/tmp/attn-test-vocab-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *v = "<unk>\nhello\nworld\n";
+    ck_assert_int_eq(write(fd, v, strlen(v)), (ssize_t)strlen(v));
+    close(fd);
+    attn_tokenizer_config tc = word_config(true, "<unk>", NULL, NULL);
+    snprintf(tc.path, sizeof tc.path, "%s", path);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_open(&tok, &tc, &err), ATTN_OK);
+    EXPECT_IDS(tok, "Hello, World", 1, 0, 2);
+    attn_tokenizer_free(tok);
+    /* a vocabulary error names the file */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "<unk>\nx\nx\n", 10), 10);
+    close(fd);
+    ck_assert_int_eq(attn_tokenizer_open(&tok, &tc, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, path) && strstr(err.message, ":3:"), "%s", err.message);
+    unlink(path);
+    ck_assert_int_eq(attn_tokenizer_open(&tok, &tc, &err), ATTN_ERR_IO);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, path), "%s", err.message);
+    attn_tokenizer_free(NULL);
+}
+END_TEST
+
+START_TEST(api_misuse) {
+    attn_tokenizer *tok = word_tok(VOCAB, true, "<unk>", NULL, NULL);
+    int *ids;
+    size_t n;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_encode(tok, NULL, 3, &ids, &n, &err), ATTN_ERR_USAGE);
+    ck_assert_int_eq(attn_tokenizer_encode(NULL, "a", 1, &ids, &n, &err), ATTN_ERR_USAGE);
+    ck_assert_int_eq(attn_tokenizer_encode(tok, "a", 1, NULL, &n, &err), ATTN_ERR_USAGE);
+    attn_tokenizer_config tc = word_config(true, "<unk>", NULL, NULL);
+    ck_assert_int_eq(attn_tokenizer_from_memory(NULL, &tc, "a", 1, "v", &err), ATTN_ERR_USAGE);
+    attn_tokenizer *t2 = (attn_tokenizer *)1;
+    ck_assert_int_eq(attn_tokenizer_from_memory(&t2, &tc, NULL, 5, "v", &err), ATTN_ERR_USAGE);
+    ck_assert_ptr_null(t2);
+    tc.path[0] = '\0';
+    ck_assert_int_eq(attn_tokenizer_open(&t2, &tc, &err), ATTN_ERR_USAGE);
+    ck_assert_int_eq(attn_tokenizer_size(NULL), 0);
+    ck_assert_int_eq(attn_tokenizer_bos(NULL), -1);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* llama2.c tokenizer files built in memory                                  */
+
+typedef struct binbuf {
+    unsigned char *p;
+    size_t len, cap;
+    size_t starts[600]; /* offset of each entry */
+    int n;
+} binbuf;
+
+static void bb_raw(binbuf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+static void bb_i32(binbuf *b, int32_t v) {
+    unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                           (unsigned char)((uint32_t)v >> 24)};
+    bb_raw(b, le, 4);
+}
+static void bb_f32(binbuf *b, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    bb_i32(b, (int32_t)u);
+}
+static void bb_entry_n(binbuf *b, float score, const char *s, size_t n) {
+    ck_assert_int_lt(b->n, 600);
+    b->starts[b->n++] = b->len;
+    bb_f32(b, score);
+    bb_i32(b, (int32_t)n);
+    bb_raw(b, s, n);
+}
+static void bb_entry(binbuf *b, float score, const char *s) { bb_entry_n(b, score, s, strlen(s)); }
+
+/* max_token_length, <unk>, BOS, EOS and the 256 byte tokens <0x00>..<0xFF> (ids 3..258) */
+static void bb_base(binbuf *b, int32_t max_len) {
+    memset(b, 0, sizeof *b);
+    bb_i32(b, max_len);
+    bb_entry(b, 0, "<unk>");
+    bb_entry(b, 0, "\n<s>\n");
+    bb_entry(b, 0, "\n</s>\n");
+    for (int i = 0; i < 256; i++) {
+        char s[8];
+        snprintf(s, sizeof s, "<0x%02X>", i);
+        bb_entry(b, 0, s);
+    }
+}
+
+static attn_tokenizer *bb_open(const binbuf *b) {
+    attn_tokenizer_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.type = ATTN_TOKENIZER_LLAMA2C;
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    int rc = attn_tokenizer_from_memory(&tok, &tc, b->p, b->len, "tok.bin", &err);
+    ck_assert_msg(rc == ATTN_OK, "tokenizer refused: %s", err.message);
+    return tok;
+}
+
+/* The hand-made vocabulary: ids 259.. */
+enum { SP = 259, A, B, C, AB, BC, ABC, SP_A, E_ACUTE, X, Y, Z, XY, YZ, SMILE, ZZ, Q, Q2, N_HAND };
+static void bb_hand(binbuf *b) {
+    bb_base(b, 8);
+    bb_entry(b, 0, " ");               /* SP */
+    bb_entry(b, 0, "a");               /* A */
+    bb_entry(b, 0, "b");               /* B */
+    bb_entry(b, 0, "c");               /* C */
+    bb_entry(b, 5, "ab");              /* AB */
+    bb_entry(b, 7, "bc");              /* BC */
+    bb_entry(b, 1, "abc");             /* ABC */
+    bb_entry(b, 2, " a");              /* SP_A */
+    bb_entry(b, 0, "\xc3\xa9");        /* E_ACUTE "é" */
+    bb_entry(b, 0, "x");               /* X */
+    bb_entry(b, 0, "y");               /* Y */
+    bb_entry(b, 0, "z");               /* Z */
+    bb_entry(b, 3, "xy");              /* XY */
+    bb_entry(b, 3, "yz");              /* YZ, ties with XY */
+    bb_entry(b, 0, "\xf0\x9f\x99\x82"); /* SMILE 🙂 */
+    bb_entry(b, -2e10f, "zz");         /* ZZ: below llama2.c's starting best score */
+    bb_entry(b, 0, "q");               /* Q */
+    bb_entry(b, 9, "q");               /* Q2: same text as Q */
+    ck_assert_int_eq(b->n, N_HAND);
+}
+
+START_TEST(bpe_hand_merges) {
+    binbuf b;
+    bb_hand(&b);
+    attn_tokenizer *tok = bb_open(&b);
+    ck_assert_int_eq(attn_tokenizer_size(tok), N_HAND);
+    ck_assert_int_eq(attn_tokenizer_bos(tok), 1);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), 2);
+    /* "abc": BOS " " a b c; candidate pairs " a" (2), "ab" (5), "bc" (7):
+     * "bc" wins -> BOS " " a bc; now " a" (2) and "abc" (1): " a" wins ->
+     * BOS " a" bc; " abc" is no piece: done. (Merging left to right would
+     * have given "ab" first.) */
+    EXPECT_IDS(tok, "abc", 1, SP_A, BC);
+    /* "ab": " a" (2) vs "ab" (5): "ab" -> BOS " " ab; " ab" no piece. */
+    EXPECT_IDS(tok, "ab", 1, SP, AB);
+    /* "xyz": "xy" and "yz" tie at 3: the leftmost wins -> " " xy z */
+    EXPECT_IDS(tok, "xyz", 1, SP, XY, Z);
+    /* "xyzxyz": xy (3) at 2 places, yz (3) at 2 places, "zx" no piece: the
+     * leftmost xy first, then at "xy z x y z": xy(pos 4) vs yz(pos 5): xy. */
+    EXPECT_IDS(tok, "xyzxyz", 1, SP, XY, Z, XY, Z);
+    /* "yzxy": yz at 0 and xy at 2 tie: yz first (leftmost), then xy. */
+    EXPECT_IDS(tok, "yzxy", 1, SP, YZ, XY);
+    /* "abab": pairs " a"(2) ab(5) "ba" none ab(5): leftmost ab ->
+     * " " ab a b; " ab" none, "aba" none, ab (5) -> " " ab ab. */
+    EXPECT_IDS(tok, "abab", 1, SP, AB, AB);
+    /* "zz" scores -2e10 <= -1e10: llama2.c never merges it */
+    EXPECT_IDS(tok, "zz", 1, SP, Z, Z);
+    /* two ids share the text "q": the lowest one is used */
+    EXPECT_IDS(tok, "q", 1, SP, Q);
+    /* empty text: just BOS, no dummy prefix; len bounds the text */
+    EXPECT_IDS(tok, "", 1);
+    expect_ids_len(tok, "abc", 1, (const int[]){1, SP_A}, 2);
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(bpe_hand_bytes) {
+    binbuf b;
+    bb_hand(&b);
+    attn_tokenizer *tok = bb_open(&b);
+    /* a code point with a piece */
+    EXPECT_IDS(tok, "\xc3\xa9", 1, SP, E_ACUTE);
+    /* "ü" (c3 bc) has no piece: its bytes, id = byte + 3 */
+    EXPECT_IDS(tok, "\xc3\xbc", 1, SP, 0xc3 + 3, 0xbc + 3);
+    /* an invalid byte */
+    EXPECT_IDS(tok, "\xff" "a", 1, SP, 0xff + 3, A);
+    /* a continuation byte after "a" joins its group: "a\x80" is no piece,
+     * so both bytes fall back ('a' = 0x61) */
+    EXPECT_IDS(tok, "a\x80", 1, SP, 0x61 + 3, 0x80 + 3);
+    /* groups stop at 4 bytes: the emoji is found, the 5th byte stands alone */
+    EXPECT_IDS(tok, "\xf0\x9f\x99\x82\x80", 1, SP, SMILE, 0x80 + 3);
+    /* an emoji cut short */
+    EXPECT_IDS(tok, "\xf0\x9f\x99", 1, SP, 0xf0 + 3, 0x9f + 3, 0x99 + 3);
+    /* NUL is a byte like any other (" " + "a" still merge) */
+    expect_ids_len(tok, "a\0b", 3, (const int[]){1, SP_A, 0 + 3, B}, 4);
+    /* a lone NUL still gets the dummy prefix (len > 0) */
+    expect_ids_len(tok, "\0", 1, (const int[]){1, SP, 3}, 3);
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(bpe_hand_decode) {
+    binbuf b;
+    bb_hand(&b);
+    attn_tokenizer *tok = bb_open(&b);
+    ck_assert_str_eq(attn_tokenizer_piece(tok, SP_A), " a");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 1), "\n<s>\n");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 3 + 0x41), "<0x41>");
+    ck_assert_ptr_null(attn_tokenizer_piece(tok, N_HAND));
+    expect_decode(tok, 1, SP_A, "a", 1);    /* after BOS the leading space goes */
+    expect_decode(tok, 1, SP, "", 0);
+    expect_decode(tok, SP, SP_A, " a", 2);
+    expect_decode(tok, -1, SP_A, " a", 2);
+    expect_decode(tok, 1, AB, "ab", 2);
+    expect_decode(tok, A, 3 + 0x41, "A", 1); /* <0x41> */
+    expect_decode(tok, 1, 3 + 0xe9, "\xe9", 1);
+    expect_decode(tok, A, 3 + 0x00, "\0", 1);
+    expect_decode(tok, A, 1, "\n<s>\n", 5);
+    expect_decode(tok, A, N_HAND, "", 0);
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
+/* Quirks kept from llama2.c: BOS takes part in merges; no " " piece, no dummy
+ * prefix; a vocabulary under 259 ids cannot fall back on bytes. */
+START_TEST(bpe_quirks) {
+    binbuf b;
+    memset(&b, 0, sizeof b);
+    bb_i32(&b, 8);
+    bb_entry(&b, 0, "<unk>");
+    bb_entry(&b, 0, "\n<s>\n");
+    bb_entry(&b, 0, "\n</s>\n");
+    bb_entry(&b, 0, "h");            /* 3 */
+    bb_entry(&b, 0, "i");            /* 4 */
+    bb_entry(&b, 1, "hi");           /* 5 */
+    attn_tokenizer *tok = bb_open(&b);
+    /* no " " piece: no dummy prefix */
+    EXPECT_IDS(tok, "hi", 1, 5);
+    /* 'h' = 0x68: not a piece of its own here -> fallback id 0x68 + 3 = 107 >= 6 ids */
+    int *ids = NULL;
+    size_t n = 0;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_encode(tok, "hix", 3, &ids, &n, &err), ATTN_ERR_USAGE);
+    ck_assert_ptr_null(ids);
+    ck_assert_msg(strstr(err.message, "0x78") && strstr(err.message, "offset 2"), "%s",
+                  err.message);
+    attn_tokenizer_free(tok);
+    /* BOS followed by " " merges when "\n<s>\n " is a piece */
+    bb_entry(&b, 0, " ");            /* 6 */
+    bb_entry(&b, 4, "\n<s>\n ");     /* 7 */
+    tok = bb_open(&b);
+    /* BOS " " h i: "\n<s>\n " (4) beats "hi" (1), then "hi" */
+    EXPECT_IDS(tok, "hi", 7, 5);
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
+/* llama2.c's merge loop, naively, for comparison with the heap. */
+static int naive_lookup(const char **pieces, const int *lens, int n, const char *s, int len) {
+    for (int i = 0; i < n; i++)
+        if (lens[i] == len && memcmp(pieces[i], s, (size_t)len) == 0) return i;
+    return -1;
+}
+
+START_TEST(bpe_random_vs_naive) {
+    uint64_t seed = 777 + (uint64_t)_i;
+    enum { NEXTRA = 120, MAXP = 6 };
+    binbuf b;
+    bb_base(&b, MAXP);
+    const char alpha[] = "abcd ";
+    static char store[NEXTRA + 300][MAXP + 1];
+    const char *pieces[NEXTRA + 300];
+    int lens[NEXTRA + 300];
+    float scores[NEXTRA + 300];
+    int nv = 0;
+    /* base entries */
+    for (int i = 0; i < 259; i++) {
+        size_t off = b.starts[i] + 4;
+        int32_t l = (int32_t)(b.p[off] | b.p[off + 1] << 8);
+        memcpy(store[nv], b.p + off + 4, (size_t)l);
+        pieces[nv] = store[nv];
+        lens[nv] = l;
+        scores[nv] = 0;
+        nv++;
+    }
+    for (int i = 0; i < NEXTRA; i++) {
+        int l = i < 5 ? 1 : rng_int(&seed, 2, MAXP);
+        for (int c = 0; c < l; c++) store[nv][c] = i < 5 ? alpha[i] : alpha[rng_int(&seed, 0, 4)];
+        /* few distinct scores, so ties are common; some duplicate texts */
+        float s = (float)rng_int(&seed, -4, 4);
+        bb_entry_n(&b, s, store[nv], (size_t)l);
+        pieces[nv] = store[nv];
+        lens[nv] = l;
+        scores[nv] = s;
+        nv++;
+    }
+    attn_tokenizer *tok = bb_open(&b);
+    for (int t = 0; t < 200; t++) {
+        char text[80];
+        int tl = rng_int(&seed, 0, 79);
+        for (int c = 0; c < tl; c++) text[c] = alpha[rng_int(&seed, 0, 4)];
+        /* naive llama2.c */
+        int want[100], nw = 0;
+        want[nw++] = 1;
+        int sp = naive_lookup(pieces, lens, nv, " ", 1);
+        if (tl > 0 && sp >= 0) want[nw++] = sp;
+        for (int c = 0; c < tl; c++) {
+            int id = naive_lookup(pieces, lens, nv, text + c, 1);
+            want[nw++] = id >= 0 ? id : (unsigned char)text[c] + 3;
+        }
+        for (;;) {
+            float best = -1e10f;
+            int best_id = -1, best_i = -1;
+            for (int i = 0; i + 1 < nw; i++) {
+                char cat[2 * MAXP + 8];
+                int la = lens[want[i]], lb = lens[want[i + 1]];
+                memcpy(cat, pieces[want[i]], (size_t)la);
+                memcpy(cat + la, pieces[want[i + 1]], (size_t)lb);
+                int id = naive_lookup(pieces, lens, nv, cat, la + lb);
+                if (id >= 0 && scores[id] > best) {
+                    best = scores[id];
+                    best_id = id;
+                    best_i = i;
+                }
+            }
+            if (best_i < 0) break;
+            want[best_i] = best_id;
+            memmove(want + best_i + 1, want + best_i + 2, (size_t)(nw - best_i - 2) * sizeof *want);
+            nw--;
+        }
+        expect_ids_len(tok, text, (size_t)tl, want, (size_t)nw);
+    }
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
+/* A long text stays fast: the heap keeps merging O(n log n). */
+START_TEST(bpe_long_text) {
+    binbuf b;
+    bb_hand(&b);
+    attn_tokenizer *tok = bb_open(&b);
+    size_t len = 1 << 20;
+    char *text = malloc(len);
+    ck_assert_ptr_nonnull(text);
+    for (size_t i = 0; i < len; i++) text[i] = "abc"[i % 3];
+    int *ids;
+    size_t n;
+    attn_error err;
+    ck_assert_int_eq(attn_tokenizer_encode(tok, text, len, &ids, &n, &err), ATTN_OK);
+    /* " abcabc...a" (len % 3 == 1): bc (7) merges everywhere first, which
+     * removes every "ab" pair; then " a" (2) at the start; then every other
+     * a + bc = "abc" (1): BOS " a" bc abc abc ... abc a */
+    size_t groups = len / 3;
+    ck_assert_uint_eq(n, 1 + 2 + (groups - 1) + 1);
+    ck_assert_int_eq(ids[1], SP_A);
+    ck_assert_int_eq(ids[2], BC);
+    size_t bad = 0; /* one assertion, not 350k (each costs a pipe write in fork mode) */
+    for (size_t i = 3; i + 1 < n; i++) bad += ids[i] != ABC;
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_int_eq(ids[n - 1], A); /* len % 3 == 1: a trailing "a" */
+    free(ids);
+    free(text);
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
+/* ---- refusals ---- */
+
+static void bin_refused(const void *p, size_t len, const char *needle1, const char *needle2) {
+    attn_tokenizer_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.type = ATTN_TOKENIZER_LLAMA2C;
+    attn_tokenizer *tok = (attn_tokenizer *)1;
+    attn_error err = {0};
+    int rc = attn_tokenizer_from_memory(&tok, &tc, p, len, "tok.bin", &err);
+    ck_assert_msg(rc == ATTN_ERR_FORMAT, "a %zu-byte file was accepted (expected: %s)", len,
+                  needle1);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, "tok.bin"), "message \"%s\" lacks the name", err.message);
+    ck_assert_msg(strstr(err.message, needle1), "message \"%s\" lacks \"%s\"", err.message,
+                  needle1);
+    if (needle2)
+        ck_assert_msg(strstr(err.message, needle2), "message \"%s\" lacks \"%s\"", err.message,
+                      needle2);
+}
+
+static void small_bin(binbuf *b, int32_t max_len) {
+    memset(b, 0, sizeof *b);
+    bb_i32(b, max_len);
+    bb_entry(b, 0, "<unk>");
+    bb_entry(b, 0, "\n<s>\n");
+    bb_entry(b, 0, "\n</s>\n");
+    bb_entry(b, -1.5f, "hello");
+}
+
+START_TEST(bpe_truncated) {
+    binbuf b;
+    small_bin(&b, 6);
+    /* the whole file is fine */
+    attn_tokenizer *tok = bb_open(&b);
+    ck_assert_int_eq(attn_tokenizer_size(tok), 4);
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 3), "hello");
+    attn_tokenizer_free(tok);
+    /* every cut is refused, except at the boundary after the third entry */
+    for (size_t cut = 0; cut < b.len; cut++) {
+        char n1[64], n2[64];
+        if (cut < 4) {
+            bin_refused(b.p, cut, "at least 4", NULL);
+            continue;
+        }
+        int e = 0;
+        while (e + 1 < b.n && b.starts[e + 1] <= cut) e++;
+        if (cut == b.starts[e]) {
+            if (e == 3) {
+                tok = bb_open(&(binbuf){.p = b.p, .len = cut});
+                ck_assert_int_eq(attn_tokenizer_size(tok), 3);
+                attn_tokenizer_free(tok);
+            } else {
+                snprintf(n1, sizeof n1, "%d entries", e);
+                bin_refused(b.p, cut, n1, "at least 3");
+            }
+            continue;
+        }
+        snprintf(n1, sizeof n1, "entry %d is cut short", e);
+        snprintf(n2, sizeof n2, "at offset %zu, file ends at %zu)", b.starts[e], cut);
+        bin_refused(b.p, cut, n1, n2);
+    }
+    /* the last entry cut inside its text: needs 8 + 5 bytes */
+    bin_refused(b.p, b.len - 1, "needs 13 bytes", NULL);
+    bin_refused(b.p, b.starts[3] + 3, "needs 8 bytes", NULL);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(bpe_bad_fields) {
+    binbuf b;
+    /* max_token_length */
+    int32_t bad_max[] = {0, -1, 65537, INT32_MIN};
+    for (size_t i = 0; i < sizeof bad_max / sizeof *bad_max; i++) {
+        small_bin(&b, bad_max[i]);
+        char n1[64];
+        snprintf(n1, sizeof n1, "max_token_length is %d", (int)bad_max[i]);
+        bin_refused(b.p, b.len, n1, "1..65536");
+        free(b.p);
+    }
+    small_bin(&b, 65536);
+    attn_tokenizer_free(bb_open(&b));
+    free(b.p);
+    /* "\n</s>\n" is 6 bytes: max 5 refuses it at entry 2 */
+    small_bin(&b, 6);
+    b.p[0] = 5;
+    bin_refused(b.p, b.len, "entry 2 has length 6", "1..5");
+    free(b.p);
+    /* len 0 and negative */
+    int32_t bad_len[] = {0, -1, INT32_MIN};
+    for (size_t i = 0; i < sizeof bad_len / sizeof *bad_len; i++) {
+        small_bin(&b, 6);
+        uint32_t u = (uint32_t)bad_len[i];
+        for (int k = 0; k < 4; k++) b.p[b.starts[2] + 4 + (size_t)k] = (unsigned char)(u >> (8 * k));
+        char n1[64];
+        snprintf(n1, sizeof n1, "entry 2 has length %d", (int)bad_len[i]);
+        bin_refused(b.p, b.len, n1, NULL);
+        free(b.p);
+    }
+    /* non-finite scores */
+    float bad_score[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        small_bin(&b, 6);
+        uint32_t u;
+        memcpy(&u, &bad_score[i], 4);
+        for (int k = 0; k < 4; k++) b.p[b.starts[1] + (size_t)k] = (unsigned char)(u >> (8 * k));
+        bin_refused(b.p, b.len, "entry 1", "finite");
+        free(b.p);
+    }
+    /* too few entries */
+    memset(&b, 0, sizeof b);
+    bb_i32(&b, 8);
+    bin_refused(b.p, b.len, "0 entries", "at least 3");
+    bb_entry(&b, 0, "<unk>");
+    bb_entry(&b, 0, "<s>");
+    bin_refused(b.p, b.len, "2 entries", "at least 3");
+    free(b.p);
+    bin_refused("", 0, "at least 4", NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* stories260K tok512.bin against the Python reference's fixture             */
+
+static int hex4(const char *s) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static size_t put_utf8(char *o, unsigned cp) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | (cp >> 6 & 63));
+        o[2] = (char)(0x80 | (cp & 63));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | (cp >> 12 & 63));
+    o[2] = (char)(0x80 | (cp >> 6 & 63)); o[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+/* Decodes the fixture's ASCII JSON string at s (starting at the quote) into
+ * out; \udc80..\udcff are raw bytes (Python's surrogateescape). Returns the
+ * byte length, or (size_t)-1 when malformed; *end gets the char after the quote. */
+static size_t json_prompt(const char *s, char *out, const char **end) {
+    if (*s++ != '"') return (size_t)-1;
+    size_t n = 0;
+    while (*s && *s != '"') {
+        if (*s != '\\') { out[n++] = *s++; continue; }
+        s++;
+        char c = *s++;
+        switch (c) {
+        case '"': case '\\': case '/': out[n++] = c; break;
+        case 'b': out[n++] = '\b'; break;
+        case 'f': out[n++] = '\f'; break;
+        case 'n': out[n++] = '\n'; break;
+        case 'r': out[n++] = '\r'; break;
+        case 't': out[n++] = '\t'; break;
+        case 'u': {
+            int u = hex4(s);
+            if (u < 0) return (size_t)-1;
+            s += 4;
+            if (u >= 0xD800 && u < 0xDC00 && s[0] == '\\' && s[1] == 'u') {
+                int lo = hex4(s + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF) return (size_t)-1;
+                s += 6;
+                n += put_utf8(out + n, 0x10000u + (((unsigned)u - 0xD800u) << 10) + ((unsigned)lo - 0xDC00u));
+            } else if (u >= 0xDC80 && u <= 0xDCFF) {
+                out[n++] = (char)(u - 0xDC00);
+            } else if (u >= 0xD800 && u <= 0xDFFF) {
+                return (size_t)-1;
+            } else {
+                n += put_utf8(out + n, (unsigned)u);
+            }
+            break;
+        }
+        default: return (size_t)-1;
+        }
+    }
+    if (*s != '"') return (size_t)-1;
+    *end = s + 1;
+    return n;
+}
+
+static bool valid_utf8(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!k || i + k > n) return false;
+        for (size_t j = 1; j < k; j++)
+            if (((unsigned char)s[i + j] & 0xC0) != 0x80) return false;
+        i += k;
+    }
+    return true;
+}
+
+START_TEST(stories260k_fixture) {
+    if (access(TOK512, R_OK) != 0) {
+        printf("skip: %s is absent, stories260K tokenizer test not run\n", TOK512);
+        return;
+    }
+    attn_tokenizer_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.type = ATTN_TOKENIZER_LLAMA2C;
+    snprintf(tc.path, sizeof tc.path, "%s", TOK512);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_msg(attn_tokenizer_open(&tok, &tc, &err) == ATTN_OK, "%s", err.message);
+    /* facts from PROVENANCE.md */
+    ck_assert_int_eq(attn_tokenizer_size(tok), 512);
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 0), "<unk>");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 1), "\n<s>\n");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 2), "\n</s>\n");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 3), "<0x00>");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 258), "<0xFF>");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 410), " ");
+
+    FILE *f = fopen(FIXTURE, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", FIXTURE);
+    static char line[1 << 16], prompt[1 << 16], text[1 << 16];
+    int prompts = 0, round_trips = 0, lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (line[0] == '#' || line[0] == '\n') continue;
+        const char *p;
+        size_t plen = json_prompt(line, prompt, &p);
+        ck_assert_msg(plen != (size_t)-1 && *p == '\t', "%s:%d: malformed line", FIXTURE, lineno);
+        p++;
+        int want[4096];
+        size_t nw = 0;
+        while (*p && *p != '\n') {
+            char *e;
+            long v = strtol(p, &e, 10);
+            ck_assert_msg(e != p && nw < 4096, "%s:%d: bad ids", FIXTURE, lineno);
+            want[nw++] = (int)v;
+            p = *e == ',' ? e + 1 : e;
+        }
+        expect_ids_len(tok, prompt, plen, want, nw);
+        prompts++;
+        /* decoding the ids after BOS gives the text back (the dummy prefix's
+         * space is dropped after BOS; byte tokens give back raw bytes) */
+        size_t tl = 0;
+        for (size_t i = 1; i < nw; i++) {
+            char piece[64];
+            size_t k = attn_tokenizer_decode(tok, want[i - 1], want[i], piece, sizeof piece);
+            memcpy(text + tl, piece, k);
+            tl += k;
+        }
+        if (valid_utf8(prompt, plen)) round_trips++;
+        ck_assert_msg(tl == plen && memcmp(text, prompt, plen) == 0,
+                      "%s:%d: decode gives \"%.*s\", expected \"%.*s\"", FIXTURE, lineno, (int)tl,
+                      text, (int)plen, prompt);
+    }
+    fclose(f);
+    ck_assert_int_ge(prompts, 15);
+    ck_assert_int_ge(round_trips, 12);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+static Suite *tokenizer_suite(void) {
+    Suite *s = suite_create("tokenizer");
+    TCase *w = tcase_create("word");
+    tcase_add_test(w, word_punctuation);
+    tcase_add_test(w, word_whitespace_and_bytes);
+    tcase_add_test(w, word_lowercase);
+    tcase_add_test(w, word_bos_eos_unk);
+    tcase_add_test(w, word_piece_decode);
+    tcase_add_test(w, word_vocab_forms);
+    tcase_add_test(w, word_vocab_refusals);
+    tcase_add_loop_test(w, word_random_round_trip, 0, 4);
+    tcase_add_test(w, word_open_file);
+    tcase_add_test(w, api_misuse);
+    suite_add_tcase(s, w);
+    TCase *b = tcase_create("llama2c");
+    tcase_add_test(b, bpe_hand_merges);
+    tcase_add_test(b, bpe_hand_bytes);
+    tcase_add_test(b, bpe_hand_decode);
+    tcase_add_test(b, bpe_quirks);
+    tcase_add_loop_test(b, bpe_random_vs_naive, 0, 8);
+    tcase_add_test(b, bpe_long_text);
+    tcase_add_test(b, bpe_truncated);
+    tcase_add_test(b, bpe_bad_fields);
+    suite_add_tcase(s, b);
+    TCase *r = tcase_create("stories260k");
+    tcase_add_test(r, stories260k_fixture);
+    suite_add_tcase(s, r);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(tokenizer_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
