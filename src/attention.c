@@ -104,13 +104,19 @@ bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key) {
 int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
                   int rows, int cols, int row_offset, attn_error *err) {
     attn_capture_view view = {.rows = rows, .cols = cols, .data = data, .row_offset = row_offset};
+    attn_error local;
+    if (!err) err = &local; /* the sink may always write an error */
+    err->status = ATTN_OK;
+    err->message[0] = '\0';
     int rc = cap->emit(cap->user, key, &view, err);
-    if (rc != ATTN_OK && err && err->status != (attn_status)rc) {
+    if (rc == ATTN_OK) return ATTN_OK;
+    if (err->message[0] == '\0') {
         /* the sink returned an error without describing it */
         char name[256];
         attn_capture_name(key, name, sizeof name);
         attn_error_set(err, (attn_status)rc, "capture of %s failed", name);
     }
+    err->status = (attn_status)rc;
     return rc;
 }
 

@@ -173,6 +173,7 @@ typedef struct sink {
     const char *only;    /* when set: only this name is wanted */
     int n_wants;         /* wants() calls */
     int fail_after;      /* > 0: the fail_after-th emit fails */
+    bool silent;         /* ... without a message */
     rec *recs;
     int n, cap;
 } sink;
@@ -195,6 +196,7 @@ static int sink_emit(void *user, const attn_capture_key *key, const attn_capture
                      attn_error *err) {
     sink *s = user;
     if (s->fail_after > 0 && s->n + 1 == s->fail_after) {
+        if (s->silent) return ATTN_ERR_IO;
         err->status = ATTN_ERR_IO;
         snprintf(err->message, sizeof err->message, "sink: disk full");
         return ATTN_ERR_IO;
@@ -1025,6 +1027,13 @@ START_TEST(test_capture_error_stops) {
     ck_assert_str_eq(err.message, "sink: disk full");
     ck_assert_int_eq(s.n, 6);
     ck_assert_uint_eq(attn_session_length(ss), 0);
+    /* a sink that fails without a message gets one naming the value */
+    sink quiet = {.want_mask = ALL_VALUES, .fail_after = 3, .silent = true};
+    ck_assert_int_eq(run_ids(ss, ids, 5, &quiet, &err), ATTN_ERR_IO);
+    ck_assert_int_eq(err.status, ATTN_ERR_IO);
+    ck_assert_str_eq(err.message, "capture of blocks.0.attn.q.h0 failed");
+    ck_assert_int_eq(run_ids(ss, ids, 5, &quiet, NULL), ATTN_ERR_IO); /* err may be NULL */
+    sink_clear(&quiet);
     sink ok = {.want_mask = BIT(ATTN_V_HIDDEN)};
     ck_assert_int_eq(run_ids(ss, ids, 5, &ok, &err), ATTN_OK);
     ck_assert_uint_eq(attn_session_length(ss), 5);
