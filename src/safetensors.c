@@ -165,17 +165,29 @@ static bool st_table_insert(attn_safetensors *st, size_t idx) {
 /* cJSON reads every number as a double, so "9007199254740993" would silently
  * become 2^53. Scan the (already well-formed) header text and require every
  * number literal to be a plain decimal integer <= 2^53. Metadata values are
- * strings, so the only numbers are shapes and offsets. On failure, *member is
- * the 0-based index of the top-level member holding the literal. */
-static bool st_scan_numbers(const char *s, size_t len, size_t *member, size_t *at,
-                            size_t *lit_len) {
+ * strings, so the only numbers are shapes and offsets. Also refuses \u0000
+ * escapes, which cJSON would turn into a silently shortened name. On failure,
+ * *member is the 0-based index of the top-level member holding the literal. */
+static bool st_scan_header(const char *s, size_t len, size_t *member, size_t *at,
+                           size_t *lit_len, bool *nul_escape) {
     int depth = 0;
     size_t m = 0;
+    *nul_escape = false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '"') {
-            for (i++; i < len && s[i] != '"'; i++)
-                if (s[i] == '\\') i++;
+            for (i++; i < len && s[i] != '"'; i++) {
+                if (s[i] != '\\') continue;
+                /* cJSON would cut the string at the NUL of a \u0000 escape */
+                if (len - i > 5 && memcmp(s + i + 1, "u0000", 5) == 0) {
+                    *member = m;
+                    *at = i;
+                    *lit_len = 6;
+                    *nul_escape = true;
+                    return false;
+                }
+                i++;
+            }
             continue;
         }
         if (c == '{' || c == '[') {
@@ -473,11 +485,18 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
         goto done;
     }
     size_t bad_member, bad_at, bad_len;
-    if (!st_scan_numbers(text, hl, &bad_member, &bad_at, &bad_len)) {
+    bool nul_escape;
+    if (!st_scan_header(text, hl, &bad_member, &bad_at, &bad_len, &nul_escape)) {
         const cJSON *m = root->child;
         for (size_t k = 0; m && k < bad_member; k++) m = m->next;
         int shown = bad_len > 40 ? 40 : (int)bad_len;
-        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+        if (nul_escape)
+            rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                                "%s: tensor '%s': header byte %zu: \\u0000 escapes are not "
+                                "allowed (names and strings would be cut at the NUL)",
+                                sn, m && m->string ? m->string : "?", bad_at);
+        else
+            rc = attn_error_set(err, ATTN_ERR_FORMAT,
                             "%s: tensor '%s': number %.*s%s is not a plain non-negative integer "
                             "<= 2^53",
                             sn, m && m->string ? m->string : "?", shown, text + bad_at,

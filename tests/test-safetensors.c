@@ -857,6 +857,21 @@ START_TEST(test_duplicate_names) {
                    "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                    8, "'a'", "twice");
     expect_refusal("{\"__metadata__\":{},\"__metadata__\":{}}", 0, "duplicate", "__metadata__");
+    /* "a\u0000x" would be cut to "a" by cJSON: refused, not silently merged */
+    expect_refusal("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                   "\"a\\u0000x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                   8, "'a'", "u0000");
+    expect_refusal("{\"__metadata__\":{\"k\":\"v\\u0000\"}}", 0, "u0000", NULL);
+    /* an escaped backslash followed by u0000 is an ordinary name */
+    float v[1] = {0.75f};
+    size_t len;
+    unsigned char *img =
+        build("{\"b\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", v, 4,
+              &len);
+    attn_safetensors *st = parse_ok(img, len);
+    ck_assert_ptr_nonnull(attn_safetensors_find(st, "b\\u0000"));
+    attn_safetensors_close(st);
+    free(img);
 }
 END_TEST
 
