@@ -183,9 +183,9 @@ def read_pieces(path):
     return pieces
 
 
-def decode(pieces, ids, bos=1):
+def decode(pieces, ids, prev=-1, bos=1):
+    """Text of ids following token prev (-1: start) as llama2.c prints it."""
     out = b""
-    prev = -1
     for i in ids:
         p = pieces[i]
         if prev == bos and p.startswith(b" "):
@@ -203,4 +203,4 @@ if __name__ == "__main__":
     model = load_checkpoint(ckpt)
     gen = greedy(model, [1], steps, use_cache=True)
     print(gen)
-    print(decode(read_pieces(tok), [1] + gen))
+    print(decode(read_pieces(tok), gen, prev=1))
