@@ -308,6 +308,65 @@ ATTN_API int attn_session_encode(attn_session *s, const attn_input *src, const a
 ATTN_API int attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
                                   attn_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Next-token predictions (predict.c)                                        */
+
+typedef struct attn_prediction {
+    int id;       /* token id */
+    float logit;  /* the row's entry */
+    double prob;  /* softmax over the whole row, computed in double */
+} attn_prediction;
+
+/* The k largest entries of one logits row [V], best first; equal logits go
+ * to the lower id (a NaN ranks below every number). out is [k], k in 1..V.
+ * O(V log k). */
+ATTN_API int attn_topk(attn_prediction *out, int k, const float *logits, int V, attn_error *err);
+/* Greedy choice: the id of the largest entry of row [V], the lowest id on
+ * ties; -1 when V < 1. */
+ATTN_API int attn_argmax(const float *row, int V);
+
+/* ------------------------------------------------------------------------ */
+/* Importing llama2.c checkpoints (import_llama2c.c)                         */
+
+/* What a llama2.c checkpoint header says, validated. Two layouts:
+ *   version 0 (legacy): 7 int32 (dim, hidden_dim, n_layers, n_heads,
+ *     n_kv_heads, vocab_size, seq_len; vocab_size < 0 = separate classifier),
+ *     then float32 tok_embeddings [V, D], attention norms [L, D], wq [L, D, D],
+ *     wk, wv [L, KV*hd, D], wo [L, D, D], ffn norms [L, D], w1 [L, F, D],
+ *     w2 [L, D, F], w3 [L, F, D], final norm [D], two rope tables
+ *     [seq_len, hd/2], [classifier [V, D]].
+ *   version 1: uint32 magic 0x616b3432 ("ak42"), int32 version 1, the 7
+ *     int32 (vocab_size > 0), uint8 shared_classifier, zeros up to byte 256,
+ *     then attention norms, ffn norms, final norm, tok_embeddings, wq, wk, wv,
+ *     wo, w1, w2, w3, [classifier]; no rope tables.
+ * All little-endian. */
+typedef struct attn_llama2c_header {
+    int version;            /* 0 legacy, 1 */
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len; /* all > 0 */
+    bool shared_classifier; /* the classifier is tok_embeddings */
+    size_t header_bytes;    /* 28 or 256 */
+    uint64_t file_bytes;    /* the exact file size the header implies */
+} attn_llama2c_header;
+
+/* Parses and validates the header of a checkpoint image buf[len] (len = the
+ * whole file's size; only the header bytes are read): every field positive
+ * and at most 2^24, n_heads % n_kv_heads == 0, dim % n_heads == 0, an even
+ * head_dim, sizes overflow-checked, and len equal to the size the header
+ * implies. `name` names the buffer in messages. */
+ATTN_API int attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
+                                       const char *name, attn_error *err);
+
+#define ATTN_IMPORT_FORCE 1u /* write into an existing non-empty out_dir */
+/* Converts a llama2.c checkpoint (mapped read-only) and its tokenizer.bin
+ * into out_dir/config.json, out_dir/model.safetensors and out_dir/tokenizer.bin.
+ * The files are written into a fresh folder next to out_dir, checked by
+ * loading them as a model, then renamed into place, so nothing appears
+ * unless everything succeeded. out_dir must not exist or be empty, unless
+ * flags has ATTN_IMPORT_FORCE (then those three files in it are replaced
+ * and other files are left alone). */
+ATTN_API int attn_import_llama2c(const char *checkpoint, const char *tokenizer,
+                                 const char *out_dir, unsigned flags, attn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

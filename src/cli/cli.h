@@ -25,5 +25,7 @@ int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, si
 int cli_parse_int(const char *s, const char *flag, int min, int max, int *out);
 
 int cmd_run(int argc, char **argv);
+int cmd_import(int argc, char **argv);   /* import.c */
+int cmd_generate(int argc, char **argv); /* generate.c */
 
 #endif

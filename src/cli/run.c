@@ -26,11 +26,19 @@ static const char run_usage[] =
     "Outputs (neither: a readable view on standard output):\n"
     "  --maps FILE           attention weights as CSV ('-' = standard output)\n"
     "  --context FILE        final hidden states as CSV ('-' = standard output)\n"
+    "  --top-k K             the K most likely next tokens after each position (models\n"
+    "                        with an lm_head; K from 1 to vocab_size)\n"
+    "  --last                with --top-k: after the last position only\n"
+    "  --predictions FILE    with --top-k: the predictions as CSV ('-' = standard output);\n"
+    "                        without it they are listed readably on standard output\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
     "  (entries a causal mask sets to 0 are left out: a missing entry means 0)\n"
     "Context CSV columns: input,pos,token,d0,d1,...\n"
+    "Predictions CSV columns: input,pos,rank,token_id,token,logit,prob\n"
+    "  (pos: the position the prediction follows; rank from 1; prob: softmax over the\n"
+    "  whole vocabulary; equal logits rank by the lower id)\n"
     "Files appear only when complete. When both go to standard output, the maps\n"
     "come first, then a blank line, then the context.\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
@@ -38,6 +46,8 @@ static const char run_usage[] =
 typedef struct run_opts {
     const char *config, *text, *ids, *source, *source_ids, *maps, *context;
     bool ids_input;
+    const char *top_k, *predictions; /* --top-k K, --predictions FILE */
+    bool last;                       /* --last */
 } run_opts;
 
 typedef struct runner {
@@ -54,6 +64,10 @@ typedef struct runner {
     fanout fo;
     attn_capture cap;
     run_context rc;
+    int top_k;           /* 0: no predictions */
+    out_file pred_out;   /* --predictions FILE */
+    FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
+    topk_sink topk;
 } runner;
 
 /* Token ids of one input: from an id list or from text. */
@@ -107,6 +121,29 @@ static int run_one(runner *r, long input, const int *ids, size_t n, const int *s
     return rc;
 }
 
+/* --top-k: CSV to --predictions FILE, else a readable listing on standard
+ * output (inside the view, or after the CSV outputs that use standard output). */
+static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
+    int rc;
+    bool maps_stdout = o->maps && strcmp(o->maps, "-") == 0;
+    bool ctx_stdout = o->context && strcmp(o->context, "-") == 0;
+    FILE *f = stdout;
+    if (o->predictions) {
+        if ((rc = out_open(&r->pred_out, o->predictions, err))) return rc;
+        f = r->pred_out.f;
+    }
+    if ((!o->predictions || strcmp(o->predictions, "-") == 0) && (maps_stdout || ctx_stdout)) {
+        r->pred_tmp = tmpfile();
+        if (!r->pred_tmp) return attn_error_set(err, ATTN_ERR_IO, "cannot create a temporary file");
+        f = r->pred_tmp;
+    }
+    if (o->predictions) topk_csv_header(f);
+    if (topk_init(&r->topk, f, o->predictions != NULL, r->top_k, o->last, &r->rc, r->tok))
+        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk});
+    return ATTN_OK;
+}
+
 static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
     int rc;
     if (o->maps) {
@@ -128,7 +165,7 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
         r->ctx = (csv_context){.f = f, .run = &r->rc};
         fanout_add(&r->fo, (attn_capture){csv_context_wants, csv_context_emit, &r->ctx});
     }
-    if (!o->maps && !o->context) {
+    if (!o->maps && !o->context && !o->predictions) {
         r->view_mode = true;
         const char *nc = getenv("NO_COLOR");
         r->view = (view_opts){.f = stdout,
@@ -137,6 +174,7 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
                               .run = &r->rc};
         fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view});
     }
+    if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
     r->cap = fanout_capture(&r->fo);
     return ATTN_OK;
 }
@@ -153,6 +191,19 @@ static int close_outputs(runner *r, attn_error *err) {
     if (r->ctx_tmp) fclose(r->ctx_tmp);
     r->ctx_tmp = NULL;
     int rc2 = rc ? (out_abort(&r->ctx_out), rc) : out_commit(&r->ctx_out, err);
+    if (r->pred_tmp && !rc && !rc2) { /* after the other outputs on stdout, a blank line */
+        putchar('\n');
+        rewind(r->pred_tmp);
+        char buf[1 << 16];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, r->pred_tmp)) > 0) fwrite(buf, 1, got, stdout);
+    }
+    if (r->pred_tmp) fclose(r->pred_tmp);
+    r->pred_tmp = NULL;
+    if (rc || rc2) out_abort(&r->pred_out);
+    else rc2 = out_commit(&r->pred_out, err);
+    if (!rc && !rc2 && r->top_k > 0 && !r->pred_out.f && (fflush(stdout) != 0 || ferror(stdout)))
+        rc2 = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
     if (!rc && r->view_mode && (fflush(stdout) != 0 || ferror(stdout)))
         rc2 = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
     return rc ? rc : rc2;
@@ -224,12 +275,16 @@ static void runner_free(runner *r) {
     out_abort(&r->maps_out);
     out_abort(&r->ctx_out);
     if (r->ctx_tmp) fclose(r->ctx_tmp);
+    out_abort(&r->pred_out);
+    if (r->pred_tmp) fclose(r->pred_tmp);
+    topk_free(&r->topk);
     attn_session_free(r->sess);
     attn_model_close(r->model);
 }
 
 int cmd_run(int argc, char **argv) {
-    enum { O_TEXT = 256, O_IDS, O_IDS_INPUT, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_CONTEXT };
+    enum { O_TEXT = 256, O_IDS, O_IDS_INPUT, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_CONTEXT,
+           O_TOP_K, O_LAST, O_PREDICTIONS };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"text", required_argument, NULL, O_TEXT},
@@ -239,6 +294,9 @@ int cmd_run(int argc, char **argv) {
         {"source-ids", required_argument, NULL, O_SOURCE_IDS},
         {"maps", required_argument, NULL, O_MAPS},
         {"context", required_argument, NULL, O_CONTEXT},
+        {"top-k", required_argument, NULL, O_TOP_K},
+        {"last", no_argument, NULL, O_LAST},
+        {"predictions", required_argument, NULL, O_PREDICTIONS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -256,6 +314,9 @@ int cmd_run(int argc, char **argv) {
         case O_SOURCE_IDS: o.source_ids = optarg; break;
         case O_MAPS: o.maps = optarg; break;
         case O_CONTEXT: o.context = optarg; break;
+        case O_TOP_K: o.top_k = optarg; break;
+        case O_LAST: o.last = true; break;
+        case O_PREDICTIONS: o.predictions = optarg; break;
         case 'h': fputs(run_usage, stdout); return EXIT_OK;
         case ':': return cli_error(EXIT_USAGE, "%s needs a value (see 'attn run --help')",
                                    argv[optind - 1]);
@@ -275,6 +336,16 @@ int cmd_run(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "--ids-input reads standard input; drop --text / --ids");
     if (o.maps && o.context && strcmp(o.maps, "-") != 0 && strcmp(o.maps, o.context) == 0)
         return cli_error(EXIT_USAGE, "--maps and --context name the same file '%s'", o.maps);
+    if (!o.top_k && (o.last || o.predictions))
+        return cli_error(EXIT_USAGE, "%s needs --top-k K", o.last ? "--last" : "--predictions");
+    if (o.predictions && strcmp(o.predictions, "-") != 0 &&
+        ((o.maps && strcmp(o.maps, o.predictions) == 0) ||
+         (o.context && strcmp(o.context, o.predictions) == 0)))
+        return cli_error(EXIT_USAGE, "--predictions names the same file '%s' as %s",
+                         o.predictions,
+                         o.maps && strcmp(o.maps, o.predictions) == 0 ? "--maps" : "--context");
+    int top_k = 0;
+    if (o.top_k && cli_parse_int(o.top_k, "--top-k", 1, 1 << 24, &top_k)) return EXIT_USAGE;
 
     runner r = {0};
     attn_error err = {0};
@@ -282,12 +353,24 @@ int cmd_run(int argc, char **argv) {
     r.cfg = attn_model_config(r.model);
     r.tok = attn_model_tokenizer(r.model);
     r.rc.cfg = r.cfg;
+    r.top_k = top_k;
     bool encdec = r.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
     bool batch = !o.text && !o.ids;
     int status = EXIT_OK;
     int *ids = NULL, *src = NULL;
     size_t n = 0, sn = 0;
 
+    if (top_k > 0 && r.cfg->lm_head == ATTN_LM_HEAD_NONE) {
+        status = cli_error(EXIT_USAGE, "--top-k: the model has no lm_head (lm_head \"none\"), "
+                                       "so it predicts no tokens");
+        goto done;
+    }
+    if (top_k > r.cfg->vocab_size) {
+        status = cli_error(EXIT_USAGE, "--top-k: expected an integer from 1 to %d (vocab_size), "
+                                       "got %d",
+                           r.cfg->vocab_size, top_k);
+        goto done;
+    }
     if ((o.source || o.source_ids) && !encdec) {
         status = cli_error(EXIT_USAGE, "%s: the model is a%s %s, not an encoder-decoder",
                            o.source ? "--source" : "--source-ids",

@@ -78,6 +78,26 @@ bool view_wants(void *user, const attn_capture_key *key);
 int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err);
 
+/* ---- next-token predictions (topk.c): a sink on ATTN_V_LOGITS ---- */
+typedef struct topk_sink {
+    FILE *f;
+    bool csv;                /* CSV rows (topk_csv_header), else a readable listing */
+    int k;                   /* 1 .. vocab_size */
+    bool last_only;          /* only the last position of each emitted block of rows */
+    const run_context *run;
+    const attn_tokenizer *tok; /* token texts; NULL: ids */
+    attn_prediction *top;    /* [k] scratch, owned */
+} topk_sink;
+/* Fills s; returns ATTN_OK or ATTN_ERR_NOMEM. topk_free releases the scratch. */
+int topk_init(topk_sink *s, FILE *f, bool csv, int k, bool last_only, const run_context *run,
+              const attn_tokenizer *tok);
+void topk_free(topk_sink *s);
+/* input,pos,rank,token_id,token,logit,prob */
+void topk_csv_header(FILE *f);
+bool topk_wants(void *user, const attn_capture_key *key);
+int topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+              attn_error *err);
+
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define FANOUT_MAX 8
 typedef struct fanout {

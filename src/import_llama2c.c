@@ -1,0 +1,576 @@
+/* import_llama2c: a llama2.c checkpoint + tokenizer.bin -> an attn model
+ * folder (config.json, model.safetensors, tokenizer.bin).
+ *
+ * Layouts (attn.h, attn_llama2c_header): the legacy export (version 0) and
+ * llama2.c's export.py version1_export. The model is llama2.c's: pre-norm
+ * RMSNorm (eps 1e-5), RoPE (theta 10000, interleaved pairs), grouped-query
+ * attention without bias, SwiGLU MLP with w1 = gate, w3 = up, w2 = down, a
+ * final RMSNorm, a classifier tied to the token embedding or separate.
+ *
+ * The checkpoint is mapped read-only; the header is validated and the file
+ * size compared with what it implies before anything else is read or
+ * allocated. The safetensors tensors are views into the mapping (one
+ * converted copy on a big-endian host). Per-layer tensors are stacked
+ * [L, out, in] in the checkpoint and are written as blocks.i.* [out, in].
+ *
+ * Output: written into a new folder "<out_dir>.tmp.XXXXXX" next to out_dir,
+ * loaded back with attn_model_open as a check, then renamed to out_dir
+ * (which must be absent or empty), or with ATTN_IMPORT_FORCE, its three
+ * files renamed into an existing out_dir one by one. On any failure the
+ * temporary folder is removed. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define L2C_MAGIC 0x616b3432u      /* "ak42" */
+#define L2C_LEGACY_HEADER 28       /* 7 int32 */
+#define L2C_V1_HEADER 256
+#define L2C_FIELD_MAX (1 << 24)    /* the config's cap on every integer key */
+#define L2C_ELEMS_MAX ((uint64_t)1 << 31) /* the config's cap on a tensor's elements */
+#define L2C_TOKENIZER_MAX ((size_t)64 << 20)
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define L2C_HOST_LE 1
+#else
+#define L2C_HOST_LE 0
+#endif
+
+static const char *const field_names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
+                                           "n_kv_heads", "vocab_size", "seq_len"};
+
+static uint32_t rd_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int32_t rd_i32(const unsigned char *p) {
+    uint32_t u = rd_u32(p);
+    int32_t v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* *acc += a * b (elements), false on overflow */
+static bool add_prod(uint64_t *acc, uint64_t a, uint64_t b) {
+    uint64_t p;
+    return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(*acc, p, acc);
+}
+
+/* a * b * c (elements), false on overflow */
+static bool prod3(uint64_t a, uint64_t b, uint64_t c, uint64_t *out) {
+    uint64_t ab;
+    return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, out);
+}
+
+int attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
+                              const char *name, attn_error *err) {
+    if (!name) name = "<checkpoint>";
+    if (!h) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no header to fill", name);
+    memset(h, 0, sizeof *h);
+    if (!buf && len) return attn_error_set(err, ATTN_ERR_USAGE, "%s: NULL buffer", name);
+    const unsigned char *p = buf;
+    if (len < L2C_LEGACY_HEADER)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: %zu bytes, shorter than the %d-byte llama2.c header", name, len,
+                              L2C_LEGACY_HEADER);
+
+    int32_t f[7];
+    if (rd_u32(p) == L2C_MAGIC) {
+        if (len < 8 + 7 * 4 + 1)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: %zu bytes, shorter than the version-1 header", name, len);
+        int32_t version = rd_i32(p + 4);
+        if (version != 1)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: llama2.c export version %d; only the legacy format and "
+                                  "version 1 (float32) can be imported%s",
+                                  name, (int)version,
+                                  version == 2 ? " (version 2 is int8-quantized)" : "");
+        for (int i = 0; i < 7; i++) f[i] = rd_i32(p + 8 + 4 * i);
+        unsigned shared = p[8 + 7 * 4];
+        if (shared > 1)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: header byte shared_classifier is %u, expected 0 or 1", name,
+                                  shared);
+        if (f[5] <= 0)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: header field vocab_size = %d, expected a positive number "
+                                  "(version 1 stores the classifier flag separately)",
+                                  name, (int)f[5]);
+        h->version = 1;
+        h->shared_classifier = shared == 1;
+        h->header_bytes = L2C_V1_HEADER;
+    } else {
+        for (int i = 0; i < 7; i++) f[i] = rd_i32(p + 4 * i);
+        h->version = 0;
+        h->header_bytes = L2C_LEGACY_HEADER;
+        /* a negative vocab_size flags a separate classifier */
+        h->shared_classifier = f[5] > 0;
+        if (f[5] < 0 && f[5] != INT32_MIN) f[5] = -f[5];
+    }
+    for (int i = 0; i < 7; i++) {
+        if (f[i] <= 0)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: header field %s = %d, expected a positive number", name,
+                                  field_names[i], (int)f[i]);
+        if (f[i] > L2C_FIELD_MAX)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: header field %s = %d is too large (at most %d)", name,
+                                  field_names[i], (int)f[i], L2C_FIELD_MAX);
+    }
+    h->dim = f[0];
+    h->hidden_dim = f[1];
+    h->n_layers = f[2];
+    h->n_heads = f[3];
+    h->n_kv_heads = f[4];
+    h->vocab_size = f[5];
+    h->seq_len = f[6];
+    if (h->n_kv_heads > h->n_heads || h->n_heads % h->n_kv_heads != 0)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: n_heads %d is not a multiple of n_kv_heads %d", name,
+                              h->n_heads, h->n_kv_heads);
+    if (h->dim % h->n_heads != 0)
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: dim %d is not divisible by n_heads %d",
+                              name, h->dim, h->n_heads);
+    const uint64_t D = (uint64_t)h->dim, F = (uint64_t)h->hidden_dim, L = (uint64_t)h->n_layers,
+                   V = (uint64_t)h->vocab_size, S = (uint64_t)h->seq_len;
+    const uint64_t hd = D / (uint64_t)h->n_heads, kvd = (uint64_t)h->n_kv_heads * hd;
+    if (hd % 2 != 0)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: head size %llu (dim / n_heads) is odd; rotary positions need "
+                              "an even head size",
+                              name, (unsigned long long)hd);
+
+    /* every tensor the model will have stays under the config's element cap */
+    struct { const char *what; uint64_t a, b; } caps[] = {
+        {"vocab_size * dim", V, D}, {"seq_len * dim", S, D}, {"dim * dim", D, D},
+        {"hidden_dim * dim", F, D},
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        uint64_t e;
+        if (__builtin_mul_overflow(caps[i].a, caps[i].b, &e) || e > L2C_ELEMS_MAX)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: %s = %llu * %llu elements is more than %llu", name,
+                                  caps[i].what, (unsigned long long)caps[i].a,
+                                  (unsigned long long)caps[i].b,
+                                  (unsigned long long)L2C_ELEMS_MAX);
+    }
+
+    /* floats the header promises */
+    uint64_t n = 0, rope = 0;
+    bool ok = add_prod(&n, V, D)            /* tok_embeddings */
+              && add_prod(&n, L, D)         /* attention norms */
+              && add_prod(&n, L, D)         /* ffn norms */
+              && add_prod(&n, 1, D);        /* final norm */
+    uint64_t e;
+    ok = ok && prod3(L, D, D, &e) && add_prod(&n, 2, e);       /* wq, wo */
+    ok = ok && prod3(L, kvd, D, &e) && add_prod(&n, 2, e);     /* wk, wv */
+    ok = ok && prod3(L, F, D, &e) && add_prod(&n, 3, e);       /* w1, w2, w3 */
+    if (!h->shared_classifier) ok = ok && add_prod(&n, V, D);  /* classifier */
+    if (h->version == 0) {
+        ok = ok && !__builtin_mul_overflow(S, hd / 2, &rope);
+        ok = ok && add_prod(&n, 2, rope);                       /* rope cos, sin tables */
+    }
+    uint64_t bytes = 0;
+    ok = ok && !__builtin_mul_overflow(n, (uint64_t)sizeof(float), &bytes) &&
+         !__builtin_add_overflow(bytes, (uint64_t)h->header_bytes, &bytes);
+    if (!ok)
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: the header's sizes overflow", name);
+    h->file_bytes = bytes;
+    if ((uint64_t)len != bytes) {
+        char hint[160] = "";
+        if (h->version == 0 && (uint64_t)len == bytes - 2 * rope * sizeof(float))
+            snprintf(hint, sizeof hint, "; the file matches the layout without the two rope "
+                                        "tables, which legacy checkpoints carry");
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: the %s header (dim %d, hidden_dim %d, n_layers %d, n_heads %d, "
+                              "n_kv_heads %d, vocab_size %d%s, seq_len %d) implies %llu bytes, "
+                              "but the file has %zu bytes%s",
+                              name, h->version == 0 ? "legacy" : "version-1", h->dim,
+                              h->hidden_dim, h->n_layers, h->n_heads, h->n_kv_heads,
+                              h->vocab_size, h->shared_classifier ? "" : " + classifier",
+                              h->seq_len, (unsigned long long)bytes, len, hint);
+    }
+    return ATTN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The weights: views into the checkpoint                                    */
+
+typedef struct l2c_weights {
+    const float *tok_embed;  /* [V, D] */
+    const float *attn_norm;  /* [L, D] */
+    const float *wq;         /* [L, D, D] */
+    const float *wk, *wv;    /* [L, KV*hd, D] */
+    const float *wo;         /* [L, D, D] */
+    const float *mlp_norm;   /* [L, D] */
+    const float *w1, *w3;    /* [L, F, D] gate, up */
+    const float *w2;         /* [L, D, F] down */
+    const float *final_norm; /* [D] */
+    const float *cls;        /* [V, D], == tok_embed when shared */
+} l2c_weights;
+
+/* Points w's fields at consecutive tensors of data (validated sizes). */
+static void layout(l2c_weights *w, const attn_llama2c_header *h, const float *data) {
+    const size_t D = (size_t)h->dim, F = (size_t)h->hidden_dim, L = (size_t)h->n_layers,
+                 V = (size_t)h->vocab_size, hd = D / (size_t)h->n_heads,
+                 kvd = (size_t)h->n_kv_heads * hd;
+    const float *p = data;
+#define TAKE(field, count) (w->field = p, p += (count))
+    if (h->version == 0) {
+        TAKE(tok_embed, V * D);
+        TAKE(attn_norm, L * D);
+        TAKE(wq, L * D * D);
+        TAKE(wk, L * kvd * D);
+        TAKE(wv, L * kvd * D);
+        TAKE(wo, L * D * D);
+        TAKE(mlp_norm, L * D);
+        TAKE(w1, L * F * D);
+        TAKE(w2, L * D * F);
+        TAKE(w3, L * F * D);
+        TAKE(final_norm, D);
+        p += 2 * (size_t)h->seq_len * (hd / 2); /* legacy rope tables: RoPE is computed */
+    } else {
+        TAKE(attn_norm, L * D);
+        TAKE(mlp_norm, L * D);
+        TAKE(final_norm, D);
+        TAKE(tok_embed, V * D);
+        TAKE(wq, L * D * D);
+        TAKE(wk, L * kvd * D);
+        TAKE(wv, L * kvd * D);
+        TAKE(wo, L * D * D);
+        TAKE(w1, L * F * D);
+        TAKE(w2, L * D * F);
+        TAKE(w3, L * F * D);
+    }
+    if (h->shared_classifier)
+        w->cls = w->tok_embed;
+    else
+        TAKE(cls, V * D);
+#undef TAKE
+}
+
+#define NAME_CAP 48 /* "blocks.16777215.mlp.gate.weight" fits */
+
+/* Fills specs (and the names arena, NAME_CAP bytes per spec) with the attn
+ * tensors; returns how many. */
+static size_t make_specs(attn_tensor_spec *specs, char *names, const attn_llama2c_header *h,
+                         const l2c_weights *w) {
+    const int64_t D = h->dim, F = h->hidden_dim, V = h->vocab_size,
+                  kvd = (int64_t)h->n_kv_heads * (D / h->n_heads);
+    size_t n = 0;
+#define SPEC(data_, rows, cols, ...)                                                            \
+    do {                                                                                        \
+        char *nm = names + n * NAME_CAP;                                                        \
+        snprintf(nm, NAME_CAP, __VA_ARGS__);                                                    \
+        specs[n] = (attn_tensor_spec){.name = nm, .ndim = (rows) > 0 ? 2 : 1,                   \
+                                      .data = (data_)};                                         \
+        if ((rows) > 0) {                                                                       \
+            specs[n].shape[0] = (rows);                                                         \
+            specs[n].shape[1] = (cols);                                                         \
+        } else {                                                                                \
+            specs[n].shape[0] = (cols);                                                         \
+        }                                                                                       \
+        n++;                                                                                    \
+    } while (0)
+    SPEC(w->tok_embed, V, D, "tok_embed");
+    for (int l = 0; l < h->n_layers; l++) {
+        const size_t L = (size_t)l;
+        SPEC(w->attn_norm + L * D, 0, D, "blocks.%d.attn_norm.weight", l);
+        SPEC(w->wq + L * D * D, D, D, "blocks.%d.attn.q.weight", l);
+        SPEC(w->wk + L * kvd * D, kvd, D, "blocks.%d.attn.k.weight", l);
+        SPEC(w->wv + L * kvd * D, kvd, D, "blocks.%d.attn.v.weight", l);
+        SPEC(w->wo + L * D * D, D, D, "blocks.%d.attn.o.weight", l);
+        SPEC(w->mlp_norm + L * D, 0, D, "blocks.%d.mlp_norm.weight", l);
+        SPEC(w->w1 + L * F * D, F, D, "blocks.%d.mlp.gate.weight", l);
+        SPEC(w->w3 + L * F * D, F, D, "blocks.%d.mlp.up.weight", l);
+        SPEC(w->w2 + L * D * F, D, F, "blocks.%d.mlp.down.weight", l);
+    }
+    SPEC(w->final_norm, 0, D, "norm.weight");
+    if (!h->shared_classifier) SPEC(w->cls, V, D, "lm_head.weight");
+#undef SPEC
+    return n;
+}
+
+static int write_config(const char *path, const attn_llama2c_header *h, attn_error *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    fprintf(f,
+            "{\n"
+            "  \"format\": \"attn/1\",\n"
+            "  \"architecture\": \"decoder\",\n"
+            "  \"vocab_size\": %d,\n"
+            "  \"d_model\": %d,\n"
+            "  \"n_heads\": %d,\n"
+            "  \"n_kv_heads\": %d,\n"
+            "  \"d_ff\": %d,\n"
+            "  \"max_seq_len\": %d,\n"
+            "  \"n_layers\": %d,\n"
+            "  \"positional\": \"rope\",\n"
+            "  \"rope_theta\": 10000,\n"
+            "  \"norm\": \"rmsnorm\",\n"
+            "  \"norm_eps\": 1e-5,\n"
+            "  \"norm_position\": \"pre\",\n"
+            "  \"final_norm\": true,\n"
+            "  \"mlp\": \"swiglu\",\n"
+            "  \"bias\": false,\n"
+            "  \"lm_head\": \"%s\",\n"
+            "  \"weights\": \"model.safetensors\",\n"
+            "  \"tokenizer\": {\"type\": \"llama2c\", \"path\": \"tokenizer.bin\"}\n"
+            "}\n",
+            h->vocab_size, h->dim, h->n_heads, h->n_kv_heads, h->hidden_dim, h->seq_len,
+            h->n_layers, h->shared_classifier ? "tied" : "separate");
+    bool bad = ferror(f) != 0;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = true;
+        e = errno;
+    }
+    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    return ATTN_OK;
+}
+
+static int write_bytes(const char *path, const void *buf, size_t len, attn_error *err) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    bool bad = len > 0 && fwrite(buf, 1, len, f) != len;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = true;
+        e = errno;
+    }
+    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    return ATTN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The output folder                                                          */
+
+static const char *const out_files[] = {"model.safetensors", "tokenizer.bin", "config.json"};
+#define N_OUT_FILES (sizeof out_files / sizeof out_files[0])
+
+/* 1 when dir exists and holds something, 0 when absent or empty, or an error. */
+static int dir_state(const char *dir, bool *exists, bool *nonempty, attn_error *err) {
+    *exists = *nonempty = false;
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        if (errno == ENOENT) return ATTN_OK;
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", dir, strerror(errno));
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return attn_error_set(err, ATTN_ERR_IO, "%s: exists and is not a folder", dir);
+    *exists = true;
+    DIR *d = opendir(dir);
+    if (!d) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", dir, strerror(errno));
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
+            *nonempty = true;
+            break;
+        }
+    }
+    closedir(d);
+    return ATTN_OK;
+}
+
+/* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask). */
+static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 32);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int w = snprintf(tmp, cap, "%s.tmp.%06llx", base,
+                         (unsigned long long)((x >> 40) & 0xffffff));
+        if (w < 0 || (size_t)w >= cap)
+            return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
+        if (mkdir(tmp, 0777) == 0) return ATTN_OK;
+        if (errno != EEXIST)
+            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s",
+                                  base, strerror(errno));
+    }
+    return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name", base);
+}
+
+static void remove_tmp_dir(const char *tmp) {
+    char path[ATTN_PATH_MAX];
+    for (size_t i = 0; i < N_OUT_FILES; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", tmp, out_files[i]) < (int)sizeof path)
+            unlink(path);
+    }
+    rmdir(tmp);
+}
+
+/* Moves the finished files from tmp to dir. */
+static int commit_dir(const char *tmp, const char *dir, bool force, attn_error *err) {
+    if (rename(tmp, dir) == 0) return ATTN_OK; /* dir absent or empty */
+    int e = errno;
+    if (!force || (e != ENOTEMPTY && e != EEXIST))
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s into place: %s", dir, tmp,
+                              strerror(e));
+    char from[ATTN_PATH_MAX], to[ATTN_PATH_MAX];
+    for (size_t i = 0; i < N_OUT_FILES; i++) { /* config.json last */
+        if (snprintf(from, sizeof from, "%s/%s", tmp, out_files[i]) >= (int)sizeof from ||
+            snprintf(to, sizeof to, "%s/%s", dir, out_files[i]) >= (int)sizeof to)
+            return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", dir);
+        if (rename(from, to) != 0)
+            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot replace: %s", to, strerror(errno));
+    }
+    rmdir(tmp);
+    return ATTN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Maps path read-only: *map is NULL for an empty file. */
+static int map_file(const char *path, void **map, size_t *len, attn_error *err) {
+    *map = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: file too large to map", path);
+    }
+    *len = (size_t)sb.st_size;
+    if (*len > 0) {
+        void *m = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+        }
+        *map = m;
+    }
+    close(fd);
+    return ATTN_OK;
+}
+
+int attn_import_llama2c(const char *checkpoint, const char *tokenizer, const char *out_dir,
+                        unsigned flags, attn_error *err) {
+    if (!checkpoint || !tokenizer || !out_dir)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_import_llama2c: NULL argument");
+    const bool force = (flags & ATTN_IMPORT_FORCE) != 0;
+
+    /* the folder, without trailing slashes */
+    char dir[ATTN_PATH_MAX];
+    size_t dl = strlen(out_dir);
+    while (dl > 1 && out_dir[dl - 1] == '/') dl--;
+    if (dl == 0 || dl >= sizeof dir - 32)
+        return attn_error_set(err, ATTN_ERR_USAGE, "output folder '%s': %s", out_dir,
+                              dl == 0 ? "empty name" : "path too long");
+    memcpy(dir, out_dir, dl);
+    dir[dl] = '\0';
+    if (strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "output folder '%s': give a folder name to create", dir);
+    bool exists, nonempty;
+    int rc = dir_state(dir, &exists, &nonempty, err);
+    if (rc) return rc;
+    if (nonempty && !force)
+        return attn_error_set(err, ATTN_ERR_IO,
+                              "%s: the output folder exists and is not empty (force replaces "
+                              "its model files)",
+                              dir);
+
+    void *map = NULL;
+    size_t len = 0;
+    char *tok_buf = NULL;
+    size_t tok_len = 0;
+    attn_tokenizer *tok = NULL;
+    attn_tensor_spec *specs = NULL;
+    char *names = NULL;
+    float *swapped = NULL;
+    attn_model *model = NULL;
+    char tmp[ATTN_PATH_MAX] = "", path[ATTN_PATH_MAX];
+    bool made_tmp = false;
+    attn_llama2c_header h;
+
+    if ((rc = map_file(checkpoint, &map, &len, err))) goto done;
+    if ((rc = attn_llama2c_parse_header(&h, map, len, checkpoint, err))) goto done;
+
+    /* the tokenizer: must load, with one piece per id of the model */
+    if ((rc = attn_read_file(tokenizer, L2C_TOKENIZER_MAX, &tok_buf, &tok_len, err))) goto done;
+    attn_tokenizer_config tc = {.type = ATTN_TOKENIZER_LLAMA2C};
+    if ((rc = attn_tokenizer_from_memory(&tok, &tc, tok_buf, tok_len, tokenizer, err))) goto done;
+    if (attn_tokenizer_size(tok) != h.vocab_size) {
+        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                            "%s: the tokenizer has %d tokens but the checkpoint %s has "
+                            "vocab_size %d",
+                            tokenizer, attn_tokenizer_size(tok), checkpoint, h.vocab_size);
+        goto done;
+    }
+
+    /* tensor views */
+    const float *data = (const float *)((const unsigned char *)map + h.header_bytes);
+    size_t nfloats = (size_t)((h.file_bytes - h.header_bytes) / sizeof(float));
+    if (!L2C_HOST_LE) { /* one converted copy */
+        if (!(swapped = attn_alloc_array(nfloats, sizeof(float), checkpoint, err))) {
+            rc = ATTN_ERR_NOMEM;
+            goto done;
+        }
+        const unsigned char *b = (const unsigned char *)data;
+        for (size_t i = 0; i < nfloats; i++) {
+            uint32_t u = rd_u32(b + 4 * i);
+            memcpy(&swapped[i], &u, sizeof u);
+        }
+        data = swapped;
+    }
+    l2c_weights w;
+    layout(&w, &h, data);
+    size_t nspecs = 3 + 9 * (size_t)h.n_layers; /* n_layers <= 2^24 */
+    specs = attn_calloc_array(nspecs, sizeof *specs, "tensor list", err);
+    names = attn_alloc_array(nspecs, NAME_CAP, "tensor names", err);
+    if (!specs || !names) {
+        rc = ATTN_ERR_NOMEM;
+        goto done;
+    }
+    size_t n = make_specs(specs, names, &h, &w);
+
+    /* write, check, commit */
+    if ((rc = make_tmp_dir(tmp, sizeof tmp, dir, err))) goto done;
+    made_tmp = true;
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    if ((rc = attn_safetensors_write(path, specs, n, err))) goto done;
+    snprintf(path, sizeof path, "%s/tokenizer.bin", tmp);
+    if ((rc = write_bytes(path, tok_buf, tok_len, err))) goto done;
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    if ((rc = write_config(path, &h, err))) goto done;
+    if ((rc = attn_model_open(&model, path, err))) {
+        attn_error_prefix(err, "the imported model does not load");
+        goto done;
+    }
+    attn_model_close(model);
+    model = NULL;
+    if ((rc = commit_dir(tmp, dir, force, err))) goto done;
+    made_tmp = false;
+
+done:
+    if (made_tmp) remove_tmp_dir(tmp);
+    attn_model_close(model);
+    free(swapped);
+    free(specs);
+    free(names);
+    attn_tokenizer_free(tok);
+    free(tok_buf);
+    if (map) munmap(map, len);
+    return rc;
+}
