@@ -285,7 +285,8 @@ typedef struct attn_input {
     const int *ids;          /* [n] token ids, or NULL when embeddings are given */
     const float *embeddings; /* [n, D] vectors fed to the first block directly (no
                                 embedding lookup, no scale, no added positions;
-                                RoPE still applies inside attention) */
+                                RoPE still applies inside attention); giving both
+                                ids and embeddings is a usage error */
     size_t n;
 } attn_input;
 
@@ -297,7 +298,8 @@ ATTN_API void attn_session_reset(attn_session *s);
 ATTN_API size_t attn_session_length(const attn_session *s);
 
 /* Encoder-decoder only: runs the encoder on the source; its output is what
- * cross-attention reads in later attn_session_forward calls. */
+ * cross-attention reads in later attn_session_forward calls. It also empties
+ * the decoder side (cached positions depended on the old source). */
 ATTN_API int attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
                                  attn_error *err);
 /* Runs the main stack on in->n new positions that follow the ones already in
