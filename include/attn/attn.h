@@ -369,6 +369,28 @@ ATTN_API int attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, 
 ATTN_API int attn_import_llama2c(const char *checkpoint, const char *tokenizer,
                                  const char *out_dir, unsigned flags, attn_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Input vectors instead of tokens (embeddings.c): attn_input.embeddings     */
+
+/* Parses input vectors from memory into *out, malloc'd [*rows, d_model]
+ * floats (the caller frees it with free()). The buffer is a .npy image when
+ * it begins with the .npy magic "\x93NUMPY" (a `name` ending in ".npy"
+ * requires it), else CSV text:
+ *   CSV:  one row of d_model comma-separated numbers per position; blank
+ *         lines and lines starting with '#' are skipped; a first row none of
+ *         whose fields is a number is a header and skipped; no inf / nan.
+ *   .npy: version 1-3, dtype '<f4' or '<f8', C order, shape (T, d_model),
+ *         no bytes after the data; every value finite and within float32.
+ * max_rows > 0 refuses more rows (pass max_seq_len). Malformed content
+ * fails with ATTN_ERR_FORMAT; rows of another width than d_model or more
+ * than max_rows with ATTN_ERR_USAGE. Messages name `name` and the line and
+ * column (CSV) or element / header field (.npy). */
+ATTN_API int attn_embeddings_parse(float **out, size_t *rows, const void *buf, size_t len,
+                                   int d_model, int max_rows, const char *name, attn_error *err);
+/* Reads the file `path` and parses it (name = path). */
+ATTN_API int attn_embeddings_load(float **out, size_t *rows, const char *path, int d_model,
+                                  int max_rows, attn_error *err);
+
 #ifdef __cplusplus
 }
 #endif
