@@ -27,5 +27,6 @@ int cli_parse_int(const char *s, const char *flag, int min, int max, int *out);
 int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);   /* import.c */
 int cmd_generate(int argc, char **argv); /* generate.c */
+int cmd_explain(int argc, char **argv);  /* explain.c */
 
 #endif

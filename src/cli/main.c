@@ -16,6 +16,7 @@ static const char usage[] =
     "  run        run a model on text or token ids; write attention maps and context vectors\n"
     "  generate   continue a text greedily, one token at a time (key/value cache)\n"
     "  import     convert a model from another project (llama2c)\n"
+    "  explain    show every step of one attention head on one input\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -51,5 +52,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
+    if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1);
     return cli_error(EXIT_USAGE, "unknown command '%s' (try 'attn --help')", cmd);
 }

@@ -74,6 +74,9 @@ typedef struct view_opts {
     const run_context *run;
 } view_opts;
 void view_input_header(const view_opts *o);
+/* Line width for layouts: $COLUMNS when set (20..100000), else the
+ * terminal's width when f is one, else 80. */
+int out_term_width(FILE *f);
 bool view_wants(void *user, const attn_capture_key *key);
 int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err);
@@ -106,5 +109,48 @@ typedef struct fanout {
 } fanout;
 void fanout_add(fanout *fo, attn_capture c);
 attn_capture fanout_capture(fanout *fo);
+
+/* ---- attn explain (explain.c): every step of one attention head ---- */
+typedef struct ex_mat {
+    int rows, cols, row_offset;
+    float *data; /* [rows, cols] owned copy; NULL until captured */
+} ex_mat;
+typedef struct explain_head {
+    ex_mat val[ATTN_V_COUNT]; /* ATTN_IN .. ATTN_OUT of the chosen layer and head */
+} explain_head;
+/* What to explain (filled by the caller) and what the sink captured. */
+typedef struct explain_req {
+    attn_stack stack;
+    bool source;     /* the encoder of an encoder-decoder */
+    int layer, head, kv_head;
+    int n_kinds;     /* 1 or 2 (self, then cross) */
+    attn_attn_kind kinds[2];
+    explain_head heads[2]; /* [n_kinds] */
+    ex_mat embed;    /* EMBED of the stack [T, D] */
+    ex_mat prev;     /* RESID of layer - 1 [T, D] */
+    ex_mat memory;   /* encoder output [S, D], for cross-attention */
+} explain_req;
+bool explain_wants(void *user, const attn_capture_key *key); /* user: explain_req */
+int explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                 attn_error *err);
+void explain_req_free(explain_req *r);
+
+typedef struct explain_seq {
+    const seq_labels *labels;
+    const int *ids;       /* [labels->n], or NULL when given as vectors */
+    const char *emb_path; /* the vectors' file when ids is NULL */
+} explain_seq;
+typedef struct explain_opts {
+    FILE *f;
+    int width;   /* terminal columns; 0 = no limit */
+    int digits;  /* decimals of every number */
+    bool full;   /* no abbreviation: every row and column */
+    const attn_config *cfg;
+    const attn_safetensors *st; /* the model's weights, shown next to the values */
+    const char *config_path;
+    const explain_seq *seq;     /* the explained stack's input (queries) */
+    const explain_seq *source;  /* encoder input of an encoder-decoder (cross keys), or NULL */
+} explain_opts;
+int explain_print(const explain_opts *o, const explain_req *r, attn_error *err);
 
 #endif

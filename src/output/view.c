@@ -3,9 +3,26 @@
 #include "output/output.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #define CELL 7 /* width of one grid column */
+
+int out_term_width(FILE *f) {
+    const char *env = getenv("COLUMNS");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0' && v >= 20 && v <= 100000) return (int)v;
+    }
+    struct winsize ws;
+    int fd = fileno(f);
+    if (fd >= 0 && isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    return 80;
+}
 
 /* Copies a label for display: control bytes escaped, at most `width`
  * characters (UTF-8 code points), "~" marking a cut. */
