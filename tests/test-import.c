@@ -348,6 +348,71 @@ START_TEST(test_parse_header) {
 }
 END_TEST
 
+/* Random small headers against the rules restated here: accepted exactly
+ * when every field is positive, n_heads is a multiple of n_kv_heads, dim of
+ * n_heads, the head size is even, and the length is the one computed here. */
+START_TEST(test_parse_header_random) {
+    rng_s = 4242;
+    int accepted = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        int version = (int)(rng_u64() % 2);
+        int32_t f[7];
+        /* mostly plausible values (powers of two), sometimes anything in -2..11 */
+        for (int i = 0; i < 7; i++)
+            f[i] = rng_u64() % 4 ? (int32_t)(1u << (rng_u64() % 4))
+                                 : (int32_t)(rng_u64() % 14) - 2;
+        bool shared = version == 1 ? rng_u64() % 2 : f[5] > 0;
+        int64_t V = f[5] < 0 && version == 0 ? -(int64_t)f[5] : f[5];
+        bool valid = f[0] > 0 && f[1] > 0 && f[2] > 0 && f[3] > 0 && f[4] > 0 && V > 0 &&
+                     f[6] > 0 && f[3] % f[4] == 0 && f[0] % f[3] == 0 && (f[0] / f[3]) % 2 == 0;
+        bool positive = f[0] > 0 && f[1] > 0 && f[2] > 0 && f[3] > 0 && f[4] > 0 && V > 0 &&
+                        f[6] > 0;
+        uint64_t want = 0;
+        if (positive) { /* the size the layout would have, valid or not */
+            int64_t D = f[0], F = f[1], L = f[2], kvd = f[4] * (D / f[3]), S = f[6];
+            int64_t n = V * D + 2 * L * D + D + 2 * L * D * D + 2 * L * kvd * D + 3 * L * F * D;
+            if (!shared) n += V * D;
+            if (version == 0) n += 2 * S * (D / f[3] / 2);
+            want = (uint64_t)(version ? 256 : 28) + 4 * (uint64_t)n;
+        }
+        size_t len = positive ? (size_t)want : 256 + rng_u64() % 64;
+        if (positive && rng_u64() % 4 == 0) len += (rng_u64() % 2) ? 4 : (size_t)-4;
+        unsigned char *buf = calloc(len + 4, 1);
+        ck_assert_ptr_nonnull(buf);
+        bytes hb = {0};
+        if (version) {
+            put_i32(&hb, 0x616b3432);
+            put_i32(&hb, 1);
+        }
+        for (int i = 0; i < 7; i++) put_i32(&hb, f[i]);
+        if (version) {
+            unsigned char flag = shared;
+            put(&hb, &flag, 1);
+        }
+        memcpy(buf, hb.p, hb.n < len ? hb.n : len);
+        free(hb.p);
+        attn_llama2c_header h;
+        attn_error err = {0};
+        int rc = attn_llama2c_parse_header(&h, buf, len, "rand", &err);
+        bool ok = valid && len == want;
+        ck_assert_msg((rc == ATTN_OK) == ok, "iter %d: v%d fields %d %d %d %d %d %d %d len %zu "
+                      "(want %llu): rc %d %s", iter, version, f[0], f[1], f[2], f[3], f[4], f[5],
+                      f[6], len, (unsigned long long)want, rc, err.message);
+        if (ok) {
+            accepted++;
+            ck_assert_uint_eq(h.file_bytes, want);
+            ck_assert_int_eq(h.shared_classifier, shared);
+        } else {
+            ck_assert_int_eq(rc, ATTN_ERR_FORMAT);
+            ck_assert(strncmp(err.message, "rand: ", 6) == 0);
+        }
+        free(buf);
+    }
+    printf("random headers: %d of 20000 accepted\n", accepted);
+    ck_assert_int_gt(accepted, 500);
+}
+END_TEST
+
 /* Refused imports: the status, a message naming the file and containing
  * `needle`, and no output folder or temporary left behind. */
 static void expect_refusal(const bytes *ck, const bytes *tok, int want_status,
@@ -620,6 +685,7 @@ static Suite *import_suite(void) {
     tcase_add_test(tc, test_v1_shared);
     tcase_add_test(tc, test_v1_separate);
     tcase_add_test(tc, test_parse_header);
+    tcase_add_test(tc, test_parse_header_random);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_bad_headers);
     tcase_add_test(tc, test_bad_tokenizer);
