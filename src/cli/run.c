@@ -19,9 +19,13 @@ static const char run_usage[] =
     "  --text STRING         text, tokenized by the model's tokenizer\n"
     "  --ids N,N,...         token ids\n"
     "  --ids-input           standard input lines are token ids, not text\n"
+    "  --embeddings FILE     input vectors instead of tokens: CSV with one row of d_model\n"
+    "                        numbers per position, or a .npy of shape [T, d_model]; fed\n"
+    "                        to the first block as they are (labels are the positions)\n"
     "Encoder input of an encoder-decoder model:\n"
     "  --source STRING       source text\n"
     "  --source-ids N,N,...  source token ids\n"
+    "  --source-embeddings FILE  source vectors, as --embeddings\n"
     "                        (in batch mode without these, each line is SOURCE<TAB>TARGET)\n"
     "Outputs (neither: a readable view on standard output):\n"
     "  --maps FILE           attention weights as CSV ('-' = standard output)\n"
@@ -31,6 +35,8 @@ static const char run_usage[] =
     "  --last                with --top-k: after the last position only\n"
     "  --predictions FILE    with --top-k: the predictions as CSV ('-' = standard output);\n"
     "                        without it they are listed readably on standard output\n"
+    "  --color WHEN          shade the readable view's maps: auto (on a terminal, unless\n"
+    "                        NO_COLOR is set), always, never (default auto)\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
@@ -48,6 +54,7 @@ typedef struct run_opts {
     bool ids_input;
     const char *top_k, *predictions; /* --top-k K, --predictions FILE */
     bool last;                       /* --last */
+    const char *emb, *source_emb, *color; /* --embeddings, --source-embeddings, --color */
 } run_opts;
 
 typedef struct runner {
@@ -68,6 +75,8 @@ typedef struct runner {
     out_file pred_out;   /* --predictions FILE */
     FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
     topk_sink topk;
+    const float *emb, *src_emb; /* --embeddings / --source-embeddings vectors, or NULL */
+    int color;                  /* OUT_COLOR_* */
 } runner;
 
 /* Token ids of one input: from an id list or from text. */
@@ -94,24 +103,26 @@ static int input_ids(const runner *r, const char *text, const char *ids, const c
 static int run_one(runner *r, long input, const int *ids, size_t n, const int *src, size_t sn,
                    const char *what, attn_error *err) {
     seq_labels main_l = {0}, src_l = {0};
-    int rc = labels_from_ids(&main_l, r->tok, ids, n);
-    if (!rc && src) rc = labels_from_ids(&src_l, r->tok, src, sn);
+    const bool has_src = src || r->src_emb; /* vectors: labelled by position */
+    int rc = ids ? labels_from_ids(&main_l, r->tok, ids, n) : labels_from_positions(&main_l, n);
+    if (!rc && has_src)
+        rc = src ? labels_from_ids(&src_l, r->tok, src, sn) : labels_from_positions(&src_l, sn);
     if (rc) {
         labels_free(&main_l);
         return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
     }
     r->rc.input = input;
     r->rc.main = &main_l;
-    r->rc.source = src ? &src_l : NULL;
+    r->rc.source = has_src ? &src_l : NULL;
     attn_session_reset(r->sess);
     if (r->view_mode) view_input_header(&r->view);
-    if (src) {
-        attn_input in = {.ids = src, .n = sn};
+    if (has_src) {
+        attn_input in = {.ids = src, .embeddings = src ? NULL : r->src_emb, .n = sn};
         rc = attn_session_encode(r->sess, &in, &r->cap, err);
         if (rc) attn_error_prefix(err, "%s (source)", what);
     }
     if (!rc) {
-        attn_input in = {.ids = ids, .n = n};
+        attn_input in = {.ids = ids, .embeddings = ids ? NULL : r->emb, .n = n};
         rc = attn_session_forward(r->sess, &in, &r->cap, err);
         if (rc) attn_error_prefix(err, "%s", what);
     }
@@ -167,10 +178,8 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
     }
     if (!o->maps && !o->context && !o->predictions) {
         r->view_mode = true;
-        const char *nc = getenv("NO_COLOR");
         r->view = (view_opts){.f = stdout,
-                              .color = isatty(STDOUT_FILENO) && !(nc && nc[0]),
-                              .max_cols = 10,
+                              .color = out_color_enabled(r->color, stdout),
                               .run = &r->rc};
         fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view});
     }
@@ -231,7 +240,7 @@ static int run_batch(runner *r, const run_opts *o, const int *fixed_src, size_t 
             rc = attn_error_set(&err, ATTN_ERR_USAGE, "%s: contains a NUL byte", what);
         } else {
             char *target = line;
-            if (encdec && !fixed_src) {
+            if (encdec && !fixed_src && !r->src_emb) {
                 char *tab = strchr(line, '\t');
                 if (!tab) {
                     rc = attn_error_set(&err, ATTN_ERR_USAGE,
@@ -248,7 +257,7 @@ static int run_batch(runner *r, const run_opts *o, const int *fixed_src, size_t 
         }
         if (!rc) {
             const int *s = fixed_src ? fixed_src : src;
-            size_t ssn = fixed_src ? fixed_sn : sn;
+            size_t ssn = fixed_src || r->src_emb ? fixed_sn : sn;
             rc = run_one(r, index, ids, n, s, ssn, what, &err);
         }
         free(ids);
@@ -284,7 +293,7 @@ static void runner_free(runner *r) {
 
 int cmd_run(int argc, char **argv) {
     enum { O_TEXT = 256, O_IDS, O_IDS_INPUT, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_CONTEXT,
-           O_TOP_K, O_LAST, O_PREDICTIONS };
+           O_TOP_K, O_LAST, O_PREDICTIONS, O_EMB, O_SOURCE_EMB, O_COLOR };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"text", required_argument, NULL, O_TEXT},
@@ -297,6 +306,9 @@ int cmd_run(int argc, char **argv) {
         {"top-k", required_argument, NULL, O_TOP_K},
         {"last", no_argument, NULL, O_LAST},
         {"predictions", required_argument, NULL, O_PREDICTIONS},
+        {"embeddings", required_argument, NULL, O_EMB},
+        {"source-embeddings", required_argument, NULL, O_SOURCE_EMB},
+        {"color", required_argument, NULL, O_COLOR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -317,6 +329,9 @@ int cmd_run(int argc, char **argv) {
         case O_TOP_K: o.top_k = optarg; break;
         case O_LAST: o.last = true; break;
         case O_PREDICTIONS: o.predictions = optarg; break;
+        case O_EMB: o.emb = optarg; break;
+        case O_SOURCE_EMB: o.source_emb = optarg; break;
+        case O_COLOR: o.color = optarg; break;
         case 'h': fputs(run_usage, stdout); return EXIT_OK;
         case ':': return cli_error(EXIT_USAGE, "%s needs a value (see 'attn run --help')",
                                    argv[optind - 1]);
@@ -334,6 +349,16 @@ int cmd_run(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "--source and --source-ids exclude each other");
     if (o.ids_input && (o.text || o.ids))
         return cli_error(EXIT_USAGE, "--ids-input reads standard input; drop --text / --ids");
+    if (o.emb && (o.text || o.ids || o.ids_input))
+        return cli_error(EXIT_USAGE, "--embeddings excludes %s",
+                         o.text ? "--text" : o.ids ? "--ids" : "--ids-input");
+    if (o.source_emb && (o.source || o.source_ids))
+        return cli_error(EXIT_USAGE, "--source-embeddings excludes %s",
+                         o.source ? "--source" : "--source-ids");
+    int color = o.color ? out_color_parse(o.color) : OUT_COLOR_AUTO;
+    if (color < 0)
+        return cli_error(EXIT_USAGE, "--color: expected auto, always or never, got '%s'",
+                         o.color);
     if (o.maps && o.context && strcmp(o.maps, "-") != 0 && strcmp(o.maps, o.context) == 0)
         return cli_error(EXIT_USAGE, "--maps and --context name the same file '%s'", o.maps);
     if (!o.top_k && (o.last || o.predictions))
@@ -354,10 +379,12 @@ int cmd_run(int argc, char **argv) {
     r.tok = attn_model_tokenizer(r.model);
     r.rc.cfg = r.cfg;
     r.top_k = top_k;
+    r.color = color;
     bool encdec = r.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    bool batch = !o.text && !o.ids;
+    bool batch = !o.text && !o.ids && !o.emb;
     int status = EXIT_OK;
     int *ids = NULL, *src = NULL;
+    float *emb = NULL, *src_emb = NULL;
     size_t n = 0, sn = 0;
 
     if (top_k > 0 && r.cfg->lm_head == ATTN_LM_HEAD_NONE) {
@@ -371,18 +398,37 @@ int cmd_run(int argc, char **argv) {
                            r.cfg->vocab_size, top_k);
         goto done;
     }
-    if ((o.source || o.source_ids) && !encdec) {
+    if ((o.source || o.source_ids || o.source_emb) && !encdec) {
         status = cli_error(EXIT_USAGE, "%s: the model is a%s %s, not an encoder-decoder",
-                           o.source ? "--source" : "--source-ids",
+                           o.source     ? "--source"
+                           : o.source_ids ? "--source-ids"
+                                          : "--source-embeddings",
                            r.cfg->arch == ATTN_ARCH_ENCODER ? "n" : "",
                            attn_arch_name(r.cfg->arch));
         goto done;
     }
-    if (encdec && !batch && !o.source && !o.source_ids) {
+    if (encdec && !batch && !o.source && !o.source_ids && !o.source_emb) {
         status = cli_error(EXIT_USAGE,
                            "the model is an encoder-decoder: give its encoder input with "
-                           "--source or --source-ids");
+                           "--source, --source-ids or --source-embeddings");
         goto done;
+    }
+    if (o.source_emb) {
+        if (attn_embeddings_load(&src_emb, &sn, o.source_emb, r.cfg->d_model,
+                                 r.cfg->max_seq_len, &err)) {
+            attn_error_prefix(&err, "--source-embeddings");
+            status = cli_lib_error(&err);
+            goto done;
+        }
+        r.src_emb = src_emb;
+    }
+    if (o.emb) {
+        if (attn_embeddings_load(&emb, &n, o.emb, r.cfg->d_model, r.cfg->max_seq_len, &err)) {
+            attn_error_prefix(&err, "--embeddings");
+            status = cli_lib_error(&err);
+            goto done;
+        }
+        r.emb = emb;
     }
     if (o.source || o.source_ids) {
         const char *what = o.source ? "--source" : "--source-ids";
@@ -391,7 +437,8 @@ int cmd_run(int argc, char **argv) {
             goto done;
         }
     }
-    if (!batch && input_ids(&r, o.text, o.ids, o.text ? "--text" : "--ids", &ids, &n, &err)) {
+    if (!batch && !o.emb &&
+        input_ids(&r, o.text, o.ids, o.text ? "--text" : "--ids", &ids, &n, &err)) {
         status = cli_lib_error(&err);
         goto done;
     }
@@ -405,7 +452,8 @@ int cmd_run(int argc, char **argv) {
             status = EXIT_FAIL;
             goto done;
         }
-    } else if (run_one(&r, 0, ids, n, src, sn, o.text ? "--text" : "--ids", &err)) {
+    } else if (run_one(&r, 0, ids, n, src, sn,
+                       o.text ? "--text" : o.ids ? "--ids" : "--embeddings", &err)) {
         status = cli_lib_error(&err);
         goto done;
     }
@@ -413,6 +461,8 @@ int cmd_run(int argc, char **argv) {
 done:
     free(ids);
     free(src);
+    free(emb);
+    free(src_emb);
     runner_free(&r);
     return status;
 }

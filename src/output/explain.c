@@ -97,7 +97,7 @@ int explain_emit(void *user, const attn_capture_key *key, const attn_capture_vie
 typedef enum { AX_POS, AX_DIM, AX_CONCAT, AX_NAME } ax_kind;
 typedef struct axis {
     ax_kind kind;
-    const seq_labels *labels; /* AX_POS */
+    const seq_labels *labels; /* AX_POS; NULL: inputs given as vectors, shown by position */
     const char *prefix;       /* AX_DIM: "d", "q", ...; AX_NAME: the one row's label */
     int hd;                   /* AX_CONCAT: head width */
 } axis;
@@ -198,7 +198,7 @@ static void row_label(const pr *p, const axis *a, int r) {
     char buf[128], t[96];
     switch (a->kind) {
     case AX_POS:
-        label_text(t, sizeof t, pos_label(a->labels, r), LW - 6);
+        label_text(t, sizeof t, a->labels ? pos_label(a->labels, r) : "", LW - 6);
         snprintf(buf, sizeof buf, "  %3d %s", r, t);
         break;
     case AX_DIM: snprintf(buf, sizeof buf, "  %s%d", a->prefix, r); break;
@@ -242,7 +242,7 @@ static void print_matrix(pr *p, const double *m, int rows, int cols, int row_off
     int *sel = malloc(((size_t)cols * 2 + 4) * sizeof *sel);
     if (!sel) return;
     const int nsel = col_plan(p, cols, extra, ca, sel);
-    int lines = ca->kind == AX_POS ? 2 : 1;
+    int lines = ca->kind == AX_POS && ca->labels ? 2 : 1;
     char buf[128];
     for (int line = 0; line < lines; line++) {
         for (int i = 0; i < LW; i++) putc(' ', f);
@@ -379,8 +379,9 @@ static const attn_tensor *tensor(const explain_opts *o, const char *prefix, cons
 static void print_tokens(pr *p, const explain_seq *s, const char *what) {
     FILE *f = p->f;
     if (!s->ids) {
-        note(p, "%s: %zu positions given as vectors (%s): no tokens, the labels are positions",
-             what, s->labels->n, s->emb_path ? s->emb_path : "embeddings");
+        note(p, "%s: %zu vectors from %s", what, s->labels->n,
+             s->emb_path ? s->emb_path : "a file");
+        note(p, "(no tokens: rows are labelled by their position)");
         putc('\n', f);
         return;
     }
@@ -430,7 +431,7 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
     const explain_opts *o = p->o;
     const attn_config *cfg = o->cfg;
     const int D = cfg->d_model;
-    axis pos = {AX_POS, s->labels, NULL, 0}, dim = {AX_DIM, NULL, "d", 0};
+    axis pos = {AX_POS, s->ids ? s->labels : NULL, NULL, 0}, dim = {AX_DIM, NULL, "d", 0};
     if (r->layer > 0) {
         section(p, "Input of layer %d: the residual stream after layer %d", r->layer,
                 r->layer - 1);
@@ -444,10 +445,10 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
     if (!x->data) return;
     if (!s->ids) {
         section(p, "Input vectors X, one row per position");
-        note(p, "read from %s and fed to the first block as they are: no embedding lookup,",
-             s->emb_path ? s->emb_path : "the embeddings file");
-        note(p, "no scaling, no positions added%s.",
-             cfg->positional == ATTN_POS_ROPE ? " (RoPE still rotates q and k)" : "");
+        note(p, "read from %s and given to the first block as they are",
+             s->emb_path ? s->emb_path : "the file");
+        note(p, "(no embedding lookup, no scaling, no positions added%s)",
+             cfg->positional == ATTN_POS_ROPE ? "; RoPE still rotates q and k" : "");
         title(p, "X", x->rows, x->cols, "the input vectors");
         print_captured(p, x, &pos, &dim, 0);
         return;
@@ -588,7 +589,8 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     char prefix[96];
     snprintf(prefix, sizeof prefix, "%s.%d.%s", r->source ? "encoder.blocks" : "blocks", r->layer,
              cross ? "cross" : "attn");
-    axis qa = {AX_POS, qs->labels, NULL, 0}, ka = {AX_POS, ks->labels, NULL, 0};
+    axis qa = {AX_POS, qs->ids ? qs->labels : NULL, NULL, 0};
+    axis ka = {AX_POS, ks->ids ? ks->labels : NULL, NULL, 0};
     axis dim = {AX_DIM, NULL, "d", 0};
     const ex_mat *a = &h->val[ATTN_V_ATTN_IN];
     const char *in_name = "A";
@@ -764,10 +766,9 @@ int explain_print(const explain_opts *o, const explain_req *r, attn_error *err) 
                                                                                      : "");
         if (k == 0) {
             if (o->config_path) note(&p, "model: %s", o->config_path);
-            note(&p, "%s, d_model %d, %d head%s of head_dim %d, positional %s, %s-norm %s, mlp %s",
-                 attn_arch_name(cfg->arch), cfg->d_model, cfg->n_heads,
-                 cfg->n_heads == 1 ? "" : "s", cfg->head_dim,
-                 attn_positional_name(cfg->positional),
+            note(&p, "%s, d_model %d, %d head%s of head_dim %d,", attn_arch_name(cfg->arch),
+                 cfg->d_model, cfg->n_heads, cfg->n_heads == 1 ? "" : "s", cfg->head_dim);
+            note(&p, "positional %s, %s-norm %s, mlp %s", attn_positional_name(cfg->positional),
                  cfg->norm_position == ATTN_NORM_PRE ? "pre" : "post", attn_norm_name(cfg->norm),
                  attn_mlp_name(cfg->mlp));
             putc('\n', p.f);

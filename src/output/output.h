@@ -70,9 +70,16 @@ int csv_context_emit(void *user, const attn_capture_key *key, const attn_capture
 typedef struct view_opts {
     FILE *f;
     bool color;         /* ANSI 256-colour shading */
-    int max_cols;       /* context vectors: dims shown before an ellipsis */
+    int max_cols;       /* context vectors: at most this many columns (0: as wide as fits) */
     const run_context *run;
+    int width;          /* line width; 0: out_term_width(f) */
 } view_opts;
+/* --color=auto|always|never: auto is colour when f is a terminal and
+ * NO_COLOR is unset or empty (no-color.org); always forces it, even with
+ * NO_COLOR set. out_color_parse returns -1 for another word. */
+enum { OUT_COLOR_AUTO, OUT_COLOR_ALWAYS, OUT_COLOR_NEVER };
+int out_color_parse(const char *s);
+bool out_color_enabled(int mode, FILE *f);
 void view_input_header(const view_opts *o);
 /* Line width for layouts: $COLUMNS when set (20..100000), else the
  * terminal's width when f is one, else 80. */

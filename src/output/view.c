@@ -1,5 +1,11 @@
-/* The readable view of `attn run`: tokens, every head's map as a labelled
- * grid (strongest key per query marked), then the context vectors. */
+/* The readable view of `attn run`: the tokens, every head's map as a
+ * labelled grid (rows: queries, columns: keys, the strongest key of each
+ * query marked), shaded as a heatmap on a colour terminal, then the context
+ * vectors.
+ *
+ * A grid wider than the line is cut into bands of key columns, each band
+ * with its own header, so every weight is shown. Colour: ANSI 256-colour
+ * backgrounds from white (0) to deep blue (1), chosen by out_color_enabled. */
 #include "output/output.h"
 
 #include <math.h>
@@ -8,7 +14,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define CELL 7 /* width of one grid column */
+#define CELL 7  /* one grid column: a 5-character weight, the mark, a space */
+#define LABEL 13 /* the query label column */
 
 int out_term_width(FILE *f) {
     const char *env = getenv("COLUMNS");
@@ -22,6 +29,22 @@ int out_term_width(FILE *f) {
     if (fd >= 0 && isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
         return ws.ws_col;
     return 80;
+}
+
+int out_color_parse(const char *s) {
+    if (strcmp(s, "auto") == 0) return OUT_COLOR_AUTO;
+    if (strcmp(s, "always") == 0) return OUT_COLOR_ALWAYS;
+    if (strcmp(s, "never") == 0) return OUT_COLOR_NEVER;
+    return -1;
+}
+
+bool out_color_enabled(int mode, FILE *f) {
+    if (mode == OUT_COLOR_ALWAYS) return true;
+    if (mode == OUT_COLOR_NEVER) return false;
+    const char *nc = getenv("NO_COLOR");
+    if (nc && nc[0]) return false;
+    int fd = fileno(f);
+    return fd >= 0 && isatty(fd);
 }
 
 /* Copies a label for display: control bytes escaped, at most `width`
@@ -57,38 +80,99 @@ static void display(char *out, size_t cap, const char *s, int width) {
     out[n] = '\0';
 }
 
-/* Prints s left-aligned in a field of `width` characters. */
-static void pad(FILE *f, const char *s, int width) {
+static int chars_of(const char *s) {
     int chars = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if ((*p & 0xC0) != 0x80) chars++;
+    return chars;
+}
+
+/* Prints s in a field of `width` characters, left- or right-aligned. */
+static void pad(FILE *f, const char *s, int width, bool right) {
+    int chars = chars_of(s);
+    if (right)
+        for (int i = chars; i < width; i++) putc(' ', f);
     fputs(s, f);
-    for (int i = chars; i < width; i++) putc(' ', f);
+    if (!right)
+        for (int i = chars; i < width; i++) putc(' ', f);
 }
 
 static const char *label_at(const seq_labels *l, int pos) {
     return l && pos >= 0 && (size_t)pos < l->n ? l->text[pos] : "?";
 }
 
+/* Are the labels just the positions ("0", "1", ...: inputs given as vectors)? */
+static bool positional(const seq_labels *l) {
+    if (!l) return false;
+    for (size_t i = 0; i < l->n; i++) {
+        char num[24];
+        snprintf(num, sizeof num, "%zu", i);
+        if (strcmp(l->text[i], num) != 0) return false;
+    }
+    return true;
+}
+
+static int line_width(const view_opts *o) {
+    int w = o->width > 0 ? o->width : out_term_width(o->f);
+    return w < 40 ? 40 : w;
+}
+
+/* The ramp: ANSI 256-colour backgrounds from white (weight 0) to deep blue (1). */
+static const int ramp[] = {231, 195, 159, 123, 87, 51, 45, 39, 33, 27, 21};
+#define RAMP_N ((int)(sizeof ramp / sizeof ramp[0]))
+
+static void shade(FILE *f, float w) {
+    int i = (int)lrintf(w * (RAMP_N - 1));
+    if (i < 0) i = 0;
+    if (i > RAMP_N - 1) i = RAMP_N - 1;
+    fprintf(f, "\x1b[48;5;%dm\x1b[38;5;%dm", ramp[i], i >= 6 ? 231 : 16);
+}
+
+/* "  name (n positions): 0:a 1:b ..." wrapped to the line width. */
+static void print_positions(const view_opts *o, const char *name, const seq_labels *l) {
+    FILE *f = o->f;
+    char head[96], buf[256], item[300];
+    if (positional(l) && l->n > 0) {
+        fprintf(f, "  %s: %zu input vector%s, labelled by position 0..%zu\n",
+                strcmp(name, "tokens") == 0 ? "input" : name, l->n,
+                l->n == 1 ? "" : "s", l->n - 1);
+        return;
+    }
+    snprintf(head, sizeof head, "  %s (%zu position%s):", name, l->n, l->n == 1 ? "" : "s");
+    fputs(head, f);
+    int col = chars_of(head), width = line_width(o);
+    for (size_t i = 0; i < l->n; i++) {
+        display(buf, sizeof buf, l->text[i], 40);
+        snprintf(item, sizeof item, " %zu:%s", i, buf);
+        int w = chars_of(item);
+        if (col + w > width && col > 4) {
+            fputs("\n   ", f);
+            col = 3;
+        }
+        fputs(item, f);
+        col += w;
+    }
+    putc('\n', f);
+}
+
 void view_input_header(const view_opts *o) {
     const run_context *run = o->run;
     FILE *f = o->f;
-    char buf[256];
     fprintf(f, "input %ld\n", run->input);
-    if (run->source) {
-        fprintf(f, "  source (%zu positions):", run->source->n);
-        for (size_t i = 0; i < run->source->n; i++) {
-            display(buf, sizeof buf, run->source->text[i], 40);
-            fprintf(f, " %zu:%s", i, buf);
+    if (run->source) print_positions(o, "source", run->source);
+    print_positions(o, "tokens", run->main);
+    fputs("  maps: rows are queries, columns keys; * marks each query's strongest key", f);
+    bool causal = run->cfg && run->cfg->arch != ATTN_ARCH_ENCODER;
+    fputs(causal ? ";\n  '·' is a weight the causal mask sets to 0\n" : "\n", f);
+    if (o->color) {
+        fputs("  shading: weight 0 ", f);
+        for (int i = 0; i < RAMP_N; i++) {
+            shade(f, (float)i / (RAMP_N - 1));
+            fputs("  ", f);
         }
-        putc('\n', f);
+        fputs("\x1b[0m 1\n", f);
     }
-    fprintf(f, "  tokens (%zu positions):", run->main->n);
-    for (size_t i = 0; i < run->main->n; i++) {
-        display(buf, sizeof buf, run->main->text[i], 40);
-        fprintf(f, " %zu:%s", i, buf);
-    }
-    fputs("\n\n", f);
+    putc('\n', f);
 }
 
 bool view_wants(void *user, const attn_capture_key *key) {
@@ -96,80 +180,107 @@ bool view_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_WEIGHTS || (key->value == ATTN_V_HIDDEN && !key->source);
 }
 
-/* ANSI 256-colour background for a weight in [0, 1]: a white-to-blue ramp. */
-static void shade(FILE *f, float w) {
-    static const int ramp[] = {231, 195, 159, 123, 87, 51, 45, 39, 33, 27, 21};
-    int i = (int)lrintf(w * 10.0f);
-    if (i < 0) i = 0;
-    if (i > 10) i = 10;
-    fprintf(f, "\x1b[48;5;%dm\x1b[38;5;%dm", ramp[i], i >= 6 ? 231 : 16);
-}
-
 static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v) {
     FILE *f = o->f;
     const run_context *run = o->run;
     const seq_labels *ql = key->source ? run->source : run->main;
-    const seq_labels *kl = key->source ? run->source
+    const seq_labels *kl = key->source                  ? run->source
                            : key->kind == ATTN_KIND_CROSS ? run->source
                                                           : run->main;
     bool causal = key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER &&
                   !key->source && run->cfg->arch != ATTN_ARCH_ENCODER;
-    char buf[64];
-    fprintf(f, "%s layer %d, %s-attention, head %d  (rows: queries, columns: keys, * strongest key)\n",
+    fprintf(f, "%s layer %d, %s-attention, head %d\n",
             key->stack == ATTN_STACK_ENCODER ? "encoder" : "decoder", key->layer,
             key->kind == ATTN_KIND_CROSS ? "cross" : "self", key->head);
-    int lw = 12; /* query label column */
-    for (int i = 0; i < lw; i++) putc(' ', f);
-    for (int c = 0; c < v->cols; c++) {
-        display(buf, sizeof buf, label_at(kl, c), CELL - 1);
-        putc(' ', f);
-        pad(f, buf, CELL - 1);
-    }
-    putc('\n', f);
+
+    /* the strongest key of each row, over the whole row */
+    int *best = malloc((size_t)(v->rows > 0 ? v->rows : 1) * sizeof *best);
+    if (!best) return;
     for (int r = 0; r < v->rows; r++) {
-        int qpos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [Tk] */
-        int best = 0;
+        best[r] = 0;
         for (int c = 1; c < v->cols; c++)
-            if (row[c] > row[best]) best = c;
-        char q[64];
-        display(q, sizeof q, label_at(ql, qpos), lw - 5);
-        fprintf(f, "%3d ", qpos);
-        pad(f, q, lw - 4);
-        for (int c = 0; c < v->cols; c++) {
-            putc(' ', f);
-            if (causal && c > qpos) {
-                pad(f, "   .", CELL - 1);
-                continue;
+            if (row[c] > row[best[r]]) best[r] = c;
+    }
+
+    const bool kpos = positional(kl), qpos_only = positional(ql);
+    int per_band = (line_width(o) - LABEL) / CELL;
+    if (per_band < 1) per_band = 1;
+    char buf[64];
+    for (int c0 = 0; c0 < v->cols; c0 += per_band) {
+        int c1 = c0 + per_band < v->cols ? c0 + per_band : v->cols;
+        if (c0 > 0 || c1 < v->cols) fprintf(f, "  keys %d..%d of %d\n", c0, c1 - 1, v->cols);
+        /* two header lines: key positions, key tokens */
+        for (int line = 0; line < (kpos ? 1 : 2); line++) {
+            pad(f, "", LABEL, false);
+            for (int c = c0; c < c1; c++) {
+                if (line == 0)
+                    snprintf(buf, sizeof buf, "%d", c);
+                else
+                    display(buf, sizeof buf, label_at(kl, c), CELL - 1);
+                putc(' ', f);
+                pad(f, buf, CELL - 1, false);
             }
-            if (o->color) shade(f, row[c]);
-            fprintf(f, "%5.3f%c", (double)row[c], c == best ? '*' : ' ');
-            if (o->color) fputs("\x1b[0m", f);
+            putc('\n', f);
         }
-        putc('\n', f);
+        for (int r = 0; r < v->rows; r++) {
+            int qpos = v->row_offset + r;
+            const float *row = v->data + (size_t)r * (size_t)v->cols; /* [Tk] */
+            char q[64], lab[96];
+            display(q, sizeof q, qpos_only ? "" : label_at(ql, qpos), LABEL - 6);
+            snprintf(lab, sizeof lab, "%4d %s", qpos, q);
+            pad(f, lab, LABEL, false);
+            for (int c = c0; c < c1; c++) {
+                putc(' ', f);
+                if (causal && c > qpos) {
+                    pad(f, "  ·", CELL - 1, false);
+                    continue;
+                }
+                if (o->color) shade(f, row[c]);
+                fprintf(f, "%5.3f", (double)row[c]);
+                if (o->color) fputs("\x1b[0m", f);
+                putc(c == best[r] ? '*' : ' ', f);
+            }
+            putc('\n', f);
+        }
     }
     putc('\n', f);
+    free(best);
 }
 
 static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     FILE *f = o->f;
     char buf[64];
-    int show = v->cols;
-    bool cut = o->max_cols > 0 && v->cols > o->max_cols;
-    if (cut) show = o->max_cols - 2;
+    int fit = (line_width(o) - LABEL) / 8; /* " %+7.3f" */
+    if (o->max_cols > 0 && o->max_cols < fit) fit = o->max_cols;
+    if (fit < 3) fit = 3;
+    bool cut = v->cols > fit;
+    int show = cut ? fit - 2 : v->cols; /* then "…" and the last column */
     fprintf(f, "context vectors (final hidden state, %d dims%s)\n", v->cols,
-            cut ? ", middle dims left out" : "");
+            cut ? "; '…' stands for the dims left out" : "");
+    pad(f, "", LABEL, false);
+    for (int c = 0; c < show; c++) {
+        snprintf(buf, sizeof buf, "d%d", c);
+        putc(' ', f);
+        pad(f, buf, 7, true);
+    }
+    if (cut) {
+        snprintf(buf, sizeof buf, "d%d", v->cols - 1);
+        fprintf(f, "       …");
+        putc(' ', f);
+        pad(f, buf, 7, true);
+    }
+    putc('\n', f);
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
-        display(buf, sizeof buf, label_at(o->run->main, pos), 8);
-        fprintf(f, "%3d ", pos);
-        pad(f, buf, 8);
+        char q[64], lab[96];
+        display(q, sizeof q, positional(o->run->main) ? "" : label_at(o->run->main, pos),
+                LABEL - 6);
+        snprintf(lab, sizeof lab, "%4d %s", pos, q);
+        pad(f, lab, LABEL, false);
         for (int c = 0; c < show; c++) fprintf(f, " %+7.3f", (double)row[c]);
-        if (cut) {
-            fputs("  ...", f);
-            for (int c = v->cols - 2; c < v->cols; c++) fprintf(f, " %+7.3f", (double)row[c]);
-        }
+        if (cut) fprintf(f, "       … %+7.3f", (double)row[v->cols - 1]);
         putc('\n', f);
     }
     putc('\n', f);
