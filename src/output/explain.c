@@ -476,16 +476,16 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
                             : (double)(float)(i % 2 ? cos(ang) : sin(ang));
                 }
             }
+            if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
             title(p, "E", T, D, "rows of tok_embed for the token ids%s", scaled);
-            if (cfg->embed_scale != 1.0) note(p, "(embed_scale = %g)", cfg->embed_scale);
             print_matrix(p, e, T, D, 0, &pos, &dim, 0);
+            if (cfg->positional == ATTN_POS_SINUSOIDAL)
+                note(p, "P[p][2i] = sin(p / 10000^(2i/%d)), P[p][2i+1] = cos(p / 10000^(2i/%d))",
+                     D, D);
             if (cfg->positional == ATTN_POS_LEARNED)
                 title(p, "P", T, D, "positions: rows 0..%d of pos_embed (learned)", T - 1);
             else
                 title(p, "P", T, D, "sinusoidal positions of 0..%d", T - 1);
-            if (cfg->positional == ATTN_POS_SINUSOIDAL)
-                note(p, "P[p][2i] = sin(p / 10000^(2i/%d)), P[p][2i+1] = cos(p / 10000^(2i/%d))",
-                     D, D);
             print_matrix(p, pe, T, D, 0, &pos, &dim, 0);
         }
         free(e);
@@ -496,8 +496,8 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
             note(p, "positional rope: no position is added here; q and k are rotated instead.");
         else
             note(p, "positional none: no position is added, so equal tokens get equal rows.");
+        if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
         title(p, "X", x->rows, x->cols, "rows of tok_embed for the token ids%s", scaled);
-        if (cfg->embed_scale != 1.0) note(p, "(embed_scale = %g)", cfg->embed_scale);
     }
     print_captured(p, x, &pos, &dim, 0);
 }
@@ -679,9 +679,9 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     }
     if (w->data) {
         section(p, "Softmax of each row: the attention weights");
+        note(p, "each row sums to 1; * marks each query's strongest key");
         title(p, "weights", w->rows, w->cols, "= exp(s_ij) / Σ_j exp(s_ij)%s",
               causal ? ", and exp(-inf) = 0" : "");
-        note(p, "each row sums to 1; * marks each query's strongest key");
         print_captured(p, w, &qa, &ka, MARK_MAX | ROW_SUM);
     }
     const ex_mat *ctx = &h->val[ATTN_V_HEAD_CONTEXT];

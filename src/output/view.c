@@ -161,9 +161,9 @@ void view_input_header(const view_opts *o) {
     fprintf(f, "input %ld\n", run->input);
     if (run->source) print_positions(o, "source", run->source);
     print_positions(o, "tokens", run->main);
-    fputs("  maps: rows are queries, columns keys; * marks each query's strongest key", f);
+    fputs("  maps: rows are queries, columns keys;\n  * marks each query's strongest key", f);
     bool causal = run->cfg && run->cfg->arch != ATTN_ARCH_ENCODER;
-    fputs(causal ? ";\n  '·' is a weight the causal mask sets to 0\n" : "\n", f);
+    fputs(causal ? ", · a weight\n  the causal mask sets to 0\n" : "\n", f);
     if (o->color) {
         fputs("  shading: weight 0 ", f);
         for (int i = 0; i < RAMP_N; i++) {
@@ -256,8 +256,7 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     if (fit < 3) fit = 3;
     bool cut = v->cols > fit;
     int show = cut ? fit - 2 : v->cols; /* then "…" and the last column */
-    fprintf(f, "context vectors (final hidden state, %d dims%s)\n", v->cols,
-            cut ? "; '…' stands for the dims left out" : "");
+    fprintf(f, "context vectors (final hidden state, %d dims)\n", v->cols);
     pad(f, "", LABEL, false);
     for (int c = 0; c < show; c++) {
         snprintf(buf, sizeof buf, "d%d", c);
