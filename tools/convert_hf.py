@@ -12,7 +12,10 @@ config.json and every *.safetensors (else every *.bin / *.pt) in it are used.
 
 Output: DIR/config.json and DIR/model.safetensors (F32) in attn's format, and a
 word tokenizer (DIR/vocab.txt) only when --vocab is given; without one, run the
-model with `attn run --ids ...`.
+model with `attn run --ids ...`. attn's word tokenizer matches whole words:
+sub-word pieces (BERT's "##ing", GPT-2's byte-level "Ġthe") keep their ids but
+are not produced from text, and unusable entries (empty, containing spaces)
+become placeholders "[attn-unusable-ID]" so line numbers stay ids.
 
 What is converted (tensor names are Hugging Face's; a "transformer.",
 "model." or "bert." prefix is accepted):
@@ -47,7 +50,8 @@ between the embeddings and the first block, so --embed-norm chooses:
           and MLP weights are zero, its attention norm is an identity
           LayerNorm and its MLP norm is the embedding LayerNorm. Its output
           equals BERT's normalized embeddings up to a relative error of about
-          norm_eps (1e-12 for BERT, i.e. exact in float32). The price: the
+          norm_eps * |1 - 1/var| / 2 (var: the variance of a position's summed
+          embedding), i.e. exact in float32 with BERT's norm_eps of 1e-12. The price: the
           maps show an extra layer 0 with uniform attention, and BERT's layer
           N is attn's layer N+1 (a note on stderr says so).
   key     write the proposed contract addition instead: config key
@@ -466,6 +470,8 @@ def detect_arch(hf):
 def convert(args):
     cfg_path, weights = args.config, list(args.weights or [])
     if args.src:
+        if not os.path.isdir(args.src):
+            raise ConvertError("%s: not a folder" % args.src)
         cfg_path = cfg_path or os.path.join(args.src, "config.json")
         if not weights:
             weights = sorted(glob.glob(os.path.join(args.src, "*.safetensors")))
