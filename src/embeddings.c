@@ -153,7 +153,7 @@ static int parse_csv(grow *g, const char *buf, size_t len, int max_rows, const c
                                   "max_seq_len",
                                   name, lineno, max_rows);
         if (g->rows == 0) first_line = lineno;
-        float *row;
+        float *row = NULL;
         int rc = grow_row(g, &row, name, err);
         if (rc) return rc;
         const char *f = lb;

@@ -152,21 +152,24 @@ static const char *pos_label(const seq_labels *l, int pos) {
     return l && pos >= 0 && (size_t)pos < l->n ? l->text[pos] : "?";
 }
 
-/* A number in exactly nw characters. */
+/* A number with `digits` decimals ("%e" beyond 1e9), never "-0.000". */
+static void fmt_num(char *buf, size_t cap, double v, int digits) {
+    if (isinf(v))
+        snprintf(buf, cap, "%s", v < 0 ? "-inf" : "inf");
+    else if (isnan(v))
+        snprintf(buf, cap, "nan");
+    else if (fabs(v) >= 1e9)
+        snprintf(buf, cap, "%.*e", digits, v);
+    else
+        snprintf(buf, cap, "%.*f", digits, v);
+    if (buf[0] == '-' && strspn(buf + 1, "0.") == strlen(buf + 1))
+        memmove(buf, buf + 1, strlen(buf)); /* no "-0.000" */
+}
+
+/* A number right-aligned in nw characters (wider when it needs more). */
 static void put_num(const pr *p, double v) {
     char buf[64];
-    int d = p->o->digits;
-    if (isinf(v)) {
-        snprintf(buf, sizeof buf, "%s", v < 0 ? "-inf" : "inf");
-    } else if (isnan(v)) {
-        snprintf(buf, sizeof buf, "nan");
-    } else {
-        snprintf(buf, sizeof buf, "%.*f", d, v);
-        if (strcmp(buf, "-0") == 0 || (buf[0] == '-' && strspn(buf + 1, "0.") == strlen(buf + 1)))
-            memmove(buf, buf + 1, strlen(buf)); /* no "-0.000" */
-        for (int e = d; (int)strlen(buf) > p->nw && e >= 0; e--)
-            snprintf(buf, sizeof buf, "%.*e", e, v);
-    }
+    fmt_num(buf, sizeof buf, v, p->o->digits);
     put_padded(p->f, buf, p->nw, true);
 }
 
@@ -234,9 +237,19 @@ static int col_plan(const pr *p, int cols, int extra, const axis *ca, int *sel) 
     return n;
 }
 
-/* m is [rows, cols] doubles; row r is labelled as position / dim row_offset + r. */
-static void print_matrix(pr *p, const double *m, int rows, int cols, int row_offset,
+/* m is [rows, cols] doubles; row r is labelled as position / dim row_offset + r.
+ * The columns are as wide as the widest number of the matrix needs (at
+ * least digits + 4), so no number loses a digit. */
+static void print_matrix(pr *pp, const double *m, int rows, int cols, int row_offset,
                          const axis *ra, const axis *ca, unsigned flags) {
+    pr local = *pp, *p = &local;
+    for (size_t i = 0; i < (size_t)rows * (size_t)cols; i++) {
+        char nb[64];
+        fmt_num(nb, sizeof nb, m[i], p->o->digits);
+        if ((int)strlen(nb) > p->nw) p->nw = (int)strlen(nb);
+    }
+    if (flags & ROW_SUM) p->nw = p->nw < p->o->digits + 4 ? p->o->digits + 4 : p->nw;
+    p->cell = p->nw + 1;
     FILE *f = p->f;
     int extra = (flags & ROW_SUM) ? p->cell + 2 : 0;
     int *sel = malloc(((size_t)cols * 2 + 4) * sizeof *sel);

@@ -180,8 +180,21 @@ bool view_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_WEIGHTS || (key->value == ATTN_V_HIDDEN && !key->source);
 }
 
-static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v) {
-    FILE *f = o->f;
+/* Writes buf[len] to f without the blanks at the ends of lines. */
+static void put_stripped(FILE *f, const char *buf, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - buf) : len, t = e;
+        while (t > i && buf[t - 1] == ' ') t--;
+        fwrite(buf + i, 1, t - i, f);
+        if (nl) putc('\n', f);
+        i = e + 1;
+    }
+}
+
+static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
+                     FILE *f) {
     const run_context *run = o->run;
     const seq_labels *ql = key->source ? run->source : run->main;
     const seq_labels *kl = key->source                  ? run->source
@@ -289,9 +302,20 @@ int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *
               attn_error *err) {
     (void)err;
     const view_opts *o = user;
-    if (key->value == ATTN_V_WEIGHTS)
-        emit_map(o, key, v);
-    else
+    if (key->value != ATTN_V_WEIGHTS) {
         emit_hidden(o, v);
+        return ATTN_OK;
+    }
+    /* one map at a time through memory, so that lines end without blanks */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem) {
+        emit_map(o, key, v, o->f);
+        return ATTN_OK;
+    }
+    emit_map(o, key, v, mem);
+    if (fclose(mem) == 0 && buf) put_stripped(o->f, buf, len);
+    free(buf);
     return ATTN_OK;
 }
