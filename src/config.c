@@ -53,13 +53,13 @@ enum {
     K_FORMAT, K_ARCHITECTURE, K_VOCAB_SIZE, K_D_MODEL, K_N_HEADS, K_N_KV_HEADS, K_HEAD_DIM,
     K_D_FF, K_MAX_SEQ_LEN, K_N_LAYERS, K_N_ENCODER_LAYERS, K_POSITIONAL, K_ROPE_THETA,
     K_EMBED_SCALE, K_NORM, K_NORM_EPS, K_NORM_POSITION, K_FINAL_NORM, K_MLP, K_BIAS, K_LM_HEAD,
-    K_WEIGHTS, K_TOKENIZER, K_COUNT
+    K_WEIGHTS, K_TOKENIZER, K_EMBED_NORM, K_COUNT
 };
 static const char *const top_keys[K_COUNT] = {
     "format", "architecture", "vocab_size", "d_model", "n_heads", "n_kv_heads", "head_dim",
     "d_ff", "max_seq_len", "n_layers", "n_encoder_layers", "positional", "rope_theta",
     "embed_scale", "norm", "norm_eps", "norm_position", "final_norm", "mlp", "bias", "lm_head",
-    "weights", "tokenizer",
+    "weights", "tokenizer", "embed_norm",
 };
 
 enum { T_TYPE, T_VOCAB, T_LOWERCASE, T_UNK, T_BOS, T_EOS, T_PATH, T_COUNT };
@@ -462,6 +462,9 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
     if (k[K_FINAL_NORM] && (rc = get_bool(c, k[K_FINAL_NORM], "final_norm", &cfg->final_norm)))
         return rc;
     if ((rc = get_bool(c, k[K_BIAS], "bias", &cfg->bias))) return rc;
+    cfg->embed_norm = false;
+    if (k[K_EMBED_NORM] && (rc = get_bool(c, k[K_EMBED_NORM], "embed_norm", &cfg->embed_norm)))
+        return rc;
 
     /* implied sizes: every tensor and row the config implies stays under 2^31
      * elements (each factor is already at most 2^24) */

@@ -280,6 +280,8 @@ static int embed_and_emit(attn_session *s, const attn_stack_weights *st, const a
     int rc = reserve_scratch(s, T, err);
     if (rc) return rc;
     embed(s, s->x.p, in, T, pos0);
+    /* the embedding norm belongs to the embedding layer: vectors given directly skip it */
+    if (st->has_embed_norm && !in->embeddings) norm(&s->m->cfg, s->x.p, s->x.p, &st->embed_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_EMBED, -1, ATTN_KIND_SELF);
     return maybe_emit(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
 }

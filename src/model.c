@@ -131,9 +131,15 @@ static int bind_block(binder *b, attn_block_weights *blk, const char *prefix, bo
     return ATTN_OK;
 }
 
-/* Binds one stack: `prefix` is "blocks" or "encoder.blocks"; final norm "norm" or "encoder.norm". */
+/* Binds one stack: `prefix` is "blocks" or "encoder.blocks"; `top` is "" or
+ * "encoder." for the stack-level norms ("norm", "embed_norm"). */
 static int bind_stack(binder *b, attn_stack_weights *s, int n_layers, const char *prefix,
-                      const char *norm_name, bool cross) {
+                      const char *top, bool cross) {
+    char norm_name[64];
+    s->has_embed_norm = b->cfg->embed_norm;
+    snprintf(norm_name, sizeof norm_name, "%sembed_norm", top);
+    if (s->has_embed_norm && bind_norm(b, &s->embed_norm, norm_name)) return b->err->status;
+    snprintf(norm_name, sizeof norm_name, "%snorm", top);
     s->n_layers = n_layers;
     s->blocks = attn_calloc_array((size_t)n_layers, sizeof *s->blocks, "model blocks", b->err);
     if (!s->blocks) return b->err->status;
@@ -160,13 +166,12 @@ static int bind_model(attn_model *m, binder *b) {
     m->main.causal = c->arch != ATTN_ARCH_ENCODER;
     m->main.stack = c->arch == ATTN_ARCH_ENCODER ? ATTN_STACK_ENCODER : ATTN_STACK_DECODER;
     m->main.source = false;
-    if ((rc = bind_stack(b, &m->main, c->n_layers, "blocks", "norm", encdec))) return rc;
+    if ((rc = bind_stack(b, &m->main, c->n_layers, "blocks", "", encdec))) return rc;
     if (encdec) {
         m->encoder.causal = false;
         m->encoder.stack = ATTN_STACK_ENCODER;
         m->encoder.source = true;
-        rc = bind_stack(b, &m->encoder, c->n_encoder_layers, "encoder.blocks", "encoder.norm",
-                        false);
+        rc = bind_stack(b, &m->encoder, c->n_encoder_layers, "encoder.blocks", "encoder.", false);
         if (rc) return rc;
     }
     if (c->lm_head == ATTN_LM_HEAD_TIED)

@@ -39,6 +39,8 @@ typedef struct attn_block_weights {
 typedef struct attn_stack_weights {
     int n_layers;
     attn_block_weights *blocks;   /* [n_layers] */
+    bool has_embed_norm;
+    attn_norm_weights embed_norm; /* "embed_norm" or "encoder.embed_norm" */
     bool has_final_norm;
     attn_norm_weights final_norm; /* "norm" or "encoder.norm" */
     bool causal;                  /* decoder stacks */

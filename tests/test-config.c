@@ -221,6 +221,7 @@ START_TEST(decoder_defaults) {
     ck_assert(cfg.embed_scale == 1.0);
     ck_assert(cfg.norm_eps == 1e-5);
     ck_assert(cfg.final_norm);            /* pre-norm */
+    ck_assert(!cfg.embed_norm);
     ck_assert_int_eq(cfg.n_encoder_layers, 0);
     ck_assert(!cfg.has_tokenizer);
     /* deterministic filling: the unused tokenizer part is zeroed */
@@ -276,6 +277,7 @@ START_TEST(encoder_decoder_llama2c) {
     set_str(root, "norm_position", "post");
     set_bool(root, "final_norm", true);
     set_str(root, "lm_head", "separate");
+    set_bool(root, "embed_norm", true);
     cJSON *t = cJSON_CreateObject();
     cJSON_AddStringToObject(t, "type", "llama2c");
     cJSON_AddStringToObject(t, "path", "/abs/tokenizer.bin");
@@ -288,6 +290,7 @@ START_TEST(encoder_decoder_llama2c) {
     ck_assert_int_eq(cfg.positional, ATTN_POS_LEARNED);
     ck_assert_int_eq(cfg.mlp, ATTN_MLP_GELU_TANH);
     ck_assert(cfg.final_norm); /* explicit, overrides the post default */
+    ck_assert(cfg.embed_norm);
     ck_assert_int_eq(cfg.tokenizer.type, ATTN_TOKENIZER_LLAMA2C);
     ck_assert_str_eq(cfg.tokenizer.path, "/abs/tokenizer.bin");
     cJSON_Delete(root);
@@ -440,6 +443,7 @@ START_TEST(wrong_types) {
         {"weights", "null"},       {"tokenizer", "[]"},       {"tokenizer", "\"word\""},
         {"tokenizer", "null"},     {"format", "1"},           {"n_kv_heads", "\"2\""},
         {"head_dim", "16.5"},      {"d_ff", "false"},         {"norm", "{\"a\":1}"},
+        {"embed_norm", "1"},       {"embed_norm", "null"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *root = base_decoder();

@@ -44,9 +44,13 @@ What is converted (tensor names are Hugging Face's; a "transformer.",
          embedding is added into the position table (exact). The pooler and
          the cls.* pre-training heads are not converted.
 
-BERT's embedding LayerNorm: attn's format (CONTRACT section 1) has no norm
-between the embeddings and the first block, so --embed-norm chooses:
-  layer   (default) prepend one pass-through block to the stack: its attention
+BERT's embedding LayerNorm (a norm between the embeddings and the first
+block); --embed-norm chooses:
+  key     (default) attn's config key "embed_norm": true with tensors
+          embed_norm.weight / embed_norm.bias (a LayerNorm with norm_eps
+          applied to the summed embeddings): exact.
+  layer   for attn versions before "embed_norm" (0.1.0 without it):
+          prepend one pass-through block to the stack: its attention
           and MLP weights are zero, its attention norm is an identity
           LayerNorm and its MLP norm is the embedding LayerNorm. Its output
           equals BERT's normalized embeddings up to a relative error of about
@@ -54,10 +58,6 @@ between the embeddings and the first block, so --embed-norm chooses:
           embedding), i.e. exact in float32 with BERT's norm_eps of 1e-12. The price: the
           maps show an extra layer 0 with uniform attention, and BERT's layer
           N is attn's layer N+1 (a note on stderr says so).
-  key     write the proposed contract addition instead: config key
-          "embed_norm": true with tensors embed_norm.weight / embed_norm.bias
-          (a LayerNorm with norm_eps applied to the summed embeddings). attn
-          versions that do not know the key refuse such a config.
   refuse  stop with an error.
 
 Not supported (refused with a message): GPT-2 with scale_attn_weights false
@@ -549,7 +549,7 @@ def main(argv=None):
     ap.add_argument("--eos", help="token put after the input (default [SEP] for BERT; '' for none)")
     ap.add_argument("--lowercase", dest="lowercase", action="store_true", default=None)
     ap.add_argument("--no-lowercase", dest="lowercase", action="store_false")
-    ap.add_argument("--embed-norm", choices=["layer", "key", "refuse"], default="layer",
+    ap.add_argument("--embed-norm", choices=["layer", "key", "refuse"], default="key",
                     help="BERT's embedding LayerNorm (see the top of this file)")
     args = ap.parse_args(argv)
     out_cfg = os.path.join(args.out, "config.json")

@@ -104,6 +104,9 @@ typedef struct attn_config {
     double norm_eps;      /* default 1e-5 */
     attn_norm_position norm_position;
     bool final_norm;      /* default: true for pre, false for post */
+    bool embed_norm;      /* default false: a norm on each stack's embeddings before its
+                             first block (BERT's embedding LayerNorm); tensors
+                             [encoder.]embed_norm.weight / .bias */
     attn_mlp_kind mlp;
     bool bias;
     attn_lm_head lm_head;

@@ -505,8 +505,8 @@ def main(argv):
         ids = random_ids(405, hf["vocab_size"], 12)
         maps, hidden, _ = bert_ref(stored, hf, ids)
         out = os.path.join(tmp, "bert")
-        p = convert([src], out)
-        if f.check(p.returncode == 0, "bert: convert_hf.py (default --embed-norm layer) (%s)"
+        p = convert([src, "--embed-norm", "layer"], out)
+        if f.check(p.returncode == 0, "bert: convert_hf.py --embed-norm layer (%s)"
                    % rt.describe(p)):
             got = compare(f, "bert", attn, os.path.join(out, "config.json"), ids, maps, hidden,
                           None, "encoder", layer_offset=1)
@@ -517,19 +517,13 @@ def main(argv):
                         for m in u)
                 f.check(d <= MAP_TOL, "bert: the pass-through layer 0 attends uniformly "
                         "(max |w - 1/T| = %.3g)" % d)
-        # the proposed contract addition: used only when attn accepts it
+        # the default: attn's "embed_norm" config key, exact, no extra layer
         out = os.path.join(tmp, "bert-key")
-        p = convert([src, "--embed-norm", "key"], out)
-        f.check(p.returncode == 0, "bert: convert_hf.py --embed-norm key (%s)" % rt.describe(p))
-        if p.returncode == 0:
-            probe = rt.run([attn, "run", "--config", os.path.join(out, "config.json"), "--ids",
-                            "1,2"])
-            if probe.returncode == 0:
-                compare(f, "bert --embed-norm key", attn, os.path.join(out, "config.json"), ids,
-                        maps, hidden, None, "encoder")
-            else:
-                print("note: attn does not accept \"embed_norm\" (%s); key mode not compared"
-                      % rt.describe(probe))
+        p = convert([src], out)
+        if f.check(p.returncode == 0, "bert: convert_hf.py (default --embed-norm key) (%s)"
+                   % rt.describe(p)):
+            compare(f, "bert --embed-norm key", attn, os.path.join(out, "config.json"), ids,
+                    maps, hidden, None, "encoder")
         # with a vocabulary: a word tokenizer with [CLS] / [SEP]
         vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "the", "cat"]
         vocab += ["w%d" % i for i in range(hf["vocab_size"] - len(vocab))]

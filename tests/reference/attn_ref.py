@@ -229,8 +229,10 @@ def run_stack(cfg, tensors, prefix, x, causal, memory, n_layers, final_norm_pref
     return x
 
 
-def embed(cfg, tensors, ids):
-    """tok_embed[id] * embed_scale, plus learned or sinusoidal positions."""
+def embed(cfg, tensors, ids, top=""):
+    """tok_embed[id] * embed_scale, plus learned or sinusoidal positions, then
+    the embedding norm `top`embed_norm when cfg['embed_norm'] (top: "" for the
+    main stack, "encoder." for the encoder of an encoder-decoder)."""
     ids = list(ids)
     if len(ids) > cfg["max_seq_len"]:
         raise ValueError("sequence of %d tokens is longer than max_seq_len %d"
@@ -245,6 +247,8 @@ def embed(cfg, tensors, ids):
         x = x + sinusoidal_table(len(ids), cfg["d_model"])
     elif cfg["positional"] not in ("rope", "none"):
         raise ValueError("unknown positional %r" % cfg["positional"])
+    if cfg.get("embed_norm", False):
+        x = norm(cfg, tensors, top + "embed_norm", x)
     return x
 
 
@@ -255,7 +259,7 @@ def forward(cfg, tensors, ids, source_ids=None):
     if arch == "encoder-decoder":
         if source_ids is None:
             raise ValueError("an encoder-decoder needs source ids")
-        src = embed(cfg, tensors, source_ids)
+        src = embed(cfg, tensors, source_ids, "encoder.")
         memory = run_stack(cfg, tensors, "encoder.blocks", src, False, None,
                            cfg["n_encoder_layers"], "encoder.norm", "encoder", out.maps)
         out.encoder_hidden = memory.numpy().copy()

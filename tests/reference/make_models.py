@@ -53,7 +53,8 @@ def _cfg(**kw):
 #   final_norm default(pre->true, post->false)/explicit true/explicit false;
 #   mlp relu/gelu/gelu_tanh/swiglu/none; bias true/false; n_kv_heads
 #   = n_heads / 2-of-6 / 1 / 2-of-4; head_dim default and explicit != d/H;
-#   lm_head none/tied/separate.
+#   lm_head none/tied/separate; embed_norm (an addition to the contract:
+#   BERT's embedding LayerNorm) on an encoder and an encoder-decoder.
 SPECS = [
     # (a) GPT-2-like decoder
     Spec("gpt2", _cfg(architecture="decoder", vocab_size=50, d_model=32, n_heads=4, d_ff=64,
@@ -64,7 +65,7 @@ SPECS = [
     Spec("bert", _cfg(architecture="encoder", vocab_size=45, d_model=24, n_heads=3, d_ff=48,
                       max_seq_len=20, n_layers=2, positional="sinusoidal",
                       embed_scale=math.sqrt(24), norm="layernorm", norm_position="post",
-                      mlp="relu", bias=True, lm_head="none"),
+                      mlp="relu", bias=True, lm_head="none", embed_norm=True),
          seq_len=12, seed=102),
     # (c) the original Transformer
     Spec("transformer", _cfg(architecture="encoder-decoder", vocab_size=60, d_model=32,
@@ -122,7 +123,7 @@ SPECS = [
                                    max_seq_len=20, n_layers=1, n_encoder_layers=2,
                                    positional="learned", embed_scale=2.5, norm="layernorm",
                                    norm_position="post", final_norm=True, mlp="gelu",
-                                   bias=True, lm_head="none"),
+                                   bias=True, lm_head="none", embed_norm=True),
          seq_len=6, src_len=17, seed=110),
     # encoder without positions or MLP, pre-rmsnorm, one layer, tied head
     Spec("encoder-attn-only", _cfg(architecture="encoder", vocab_size=32, d_model=16,
@@ -191,6 +192,10 @@ def random_tensors(cfg, seed):
     w("tok_embed", (c["vocab_size"], D), 0.1, 0.5)
     if c["positional"] == "learned":
         w("pos_embed", (c["max_seq_len"], D), 0.05, 0.3)
+    if c.get("embed_norm", False):
+        norm("embed_norm")
+        if c["architecture"] == "encoder-decoder":
+            norm("encoder.embed_norm")
     if c["architecture"] == "encoder-decoder":
         for i in range(c["n_encoder_layers"]):
             block("encoder.blocks.%d" % i, False)
