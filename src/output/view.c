@@ -161,9 +161,9 @@ void view_input_header(const view_opts *o) {
     fprintf(f, "input %ld\n", run->input);
     if (run->source) print_positions(o, "source", run->source);
     print_positions(o, "tokens", run->main);
-    fputs("  maps: rows are queries, columns keys;\n  * marks each query's strongest key", f);
-    bool causal = run->cfg && run->cfg->arch != ATTN_ARCH_ENCODER;
-    fputs(causal ? ", · a weight\n  the causal mask sets to 0\n" : "\n", f);
+    fputs("  rows: queries, columns: keys, * strongest key\n", f);
+    if (run->cfg && run->cfg->arch != ATTN_ARCH_ENCODER)
+        fputs("  · hidden by the causal mask (weight 0)\n", f);
     if (o->color) {
         fputs("  shading: weight 0 ", f);
         for (int i = 0; i < RAMP_N; i++) {
