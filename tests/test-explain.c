@@ -77,6 +77,7 @@ typedef struct spec {
     bool bias;
     const char *mlp;    /* "none" or "relu" */
     double scale;       /* embed_scale */
+    bool enorm;         /* embed_norm */
 } spec;
 
 static void add_attn(const spec *s, const char *prefix, const char *part) {
@@ -137,6 +138,14 @@ static void make_model(const spec *s) {
     bool pre = strcmp(s->normpos, "pre") == 0;
     add("tok_embed", V, s->D, 0, 1.0f);
     if (strcmp(s->pos, "learned") == 0) add("pos_embed", MAXT, s->D, 0, 0.5f);
+    if (s->enorm) {
+        add("embed_norm.weight", s->D, 0, 1, 0.3f);
+        add("embed_norm.bias", s->D, 0, 0, 0.3f);
+        if (encdec) {
+            add("encoder.embed_norm.weight", s->D, 0, 1, 0.3f);
+            add("encoder.embed_norm.bias", s->D, 0, 0, 0.3f);
+        }
+    }
     char n[96];
     for (int l = 0; l < s->L; l++) {
         snprintf(n, sizeof n, "blocks.%d", l);
@@ -171,6 +180,7 @@ static void make_model(const spec *s) {
     if (encdec) snprintf(extra, sizeof extra, "\"n_encoder_layers\":%d,", s->LE);
     if (strcmp(s->mlp, "none") != 0)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"d_ff\":%d,", 2 * s->D);
+    if (s->enorm) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"embed_norm\":true,");
     snprintf(cfg, sizeof cfg,
              "{\"format\":\"attn/1\",\"architecture\":\"%s\",\"vocab_size\":%d,\"d_model\":%d,"
              "\"n_heads\":%d,\"n_kv_heads\":%d,\"max_seq_len\":%d,\"n_layers\":%d,%s"
@@ -588,15 +598,26 @@ static void check_embeddings(const spec *s, const int *ids, int T, const char *e
     }
     ck_assert(E && P);
     const tensor *te = find("tok_embed"), *tp = find("pos_embed");
-    for (int t = 0; t < T; t++)
+    const tensor *nw = find("embed_norm.weight"), *nb = find("embed_norm.bias");
+    ck_assert(s->enorm == (nw != NULL));
+    for (int t = 0; t < T; t++) {
+        double sum[64], mean = 0, var = 0;
         for (int d = 0; d < s->D; d++) {
             close_to(E->v[t * s->D + d], te->data[ids[t] * s->D + d] * s->scale, 1e-6, "E", t);
             double pw = tp ? tp->data[t * s->D + d]
                            : (d % 2 ? cos(t / pow(10000.0, (double)(d - 1) / s->D))
                                     : sin(t / pow(10000.0, (double)d / s->D)));
             close_to(P->v[t * s->D + d], pw, 1e-6, "P", t);
-            close_to(X->v[t * s->D + d], E->v[t * s->D + d] + P->v[t * s->D + d], 2e-6, "X", t);
+            sum[d] = E->v[t * s->D + d] + P->v[t * s->D + d];
+            mean += sum[d] / s->D;
         }
+        for (int d = 0; d < s->D; d++) var += (sum[d] - mean) * (sum[d] - mean) / s->D;
+        for (int d = 0; d < s->D; d++) {
+            double want = nw ? (sum[d] - mean) / sqrt(var + 1e-5) * nw->data[d] + nb->data[d]
+                             : sum[d];
+            close_to(X->v[t * s->D + d], want, nw ? 1e-4 : 2e-6, "X", t);
+        }
+    }
 }
 
 static void setup(void) {
@@ -621,7 +642,7 @@ static void teardown(void) {
 static const int sent[] = {1, 2, 3, 4, 1, 5};
 
 START_TEST(decoder_pre_gqa_layer1) {
-    spec s = {"decoder", 8, 4, 2, 2, 0, "learned", "pre", true, "relu", 1.0};
+    spec s = {"decoder", 8, 4, 2, 2, 0, "learned", "pre", true, "relu", 1.0, false};
     make_model(&s);
     result r = RUN("explain", "--config", "config.json", "--text", "The cat sits on the mat",
                    "--layer", "1", "--head", "3", "--full", "--digits", "6");
@@ -637,7 +658,7 @@ START_TEST(decoder_pre_gqa_layer1) {
 END_TEST
 
 START_TEST(decoder_layer0_embeddings_and_vectors) {
-    spec s = {"decoder", 6, 2, 2, 1, 0, "learned", "pre", false, "none", 2.0};
+    spec s = {"decoder", 6, 2, 2, 1, 0, "learned", "pre", false, "none", 2.0, false};
     make_model(&s);
     result r = RUN("explain", "--config", "config.json", "--ids", "1,2,3,4,1,5", "--head", "1",
                    "--full", "--digits", "6");
@@ -694,7 +715,7 @@ START_TEST(decoder_layer0_embeddings_and_vectors) {
 END_TEST
 
 START_TEST(encoder_post_sinusoidal) {
-    spec s = {"encoder", 8, 2, 2, 1, 0, "sinusoidal", "post", false, "relu", 1.0};
+    spec s = {"encoder", 8, 2, 2, 1, 0, "sinusoidal", "post", false, "relu", 1.0, false};
     make_model(&s);
     result r = RUN("explain", "--config", "config.json", "--text", "the cat sits on the mat",
                    "--head", "1", "--full", "--digits", "6");
@@ -709,8 +730,28 @@ START_TEST(encoder_post_sinusoidal) {
 }
 END_TEST
 
+START_TEST(encoder_embed_norm) {
+    spec s = {"encoder", 8, 2, 2, 1, 0, "learned", "pre", true, "none", 1.0, true};
+    make_model(&s);
+    result r = RUN("explain", "--config", "config.json", "--text", "the cat sits on the mat",
+                   "--full", "--digits", "6");
+    ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+    parse_explain(r.out);
+    forward(sent, 6, NULL, 0);
+    check_embeddings(&s, sent, 6, "embed");
+    ck_assert_ptr_nonnull(strstr(r.out, "= layernorm(E + P)"));
+    check_head(&s, 0, "blocks.0.attn", 0, false, false, "blocks.0.attn.in", "blocks.0.attn.in");
+    result_free(&r);
+    write_text("v.csv", "1,2,3,4,5,6,7,8\n");
+    r = RUN("explain", "--config", "config.json", "--embeddings", "v.csv");
+    ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+    ck_assert_ptr_nonnull(strstr(r.out, "no embed_norm"));
+    result_free(&r);
+}
+END_TEST
+
 START_TEST(encoder_decoder_self_and_cross) {
-    spec s = {"encoder-decoder", 8, 2, 1, 2, 2, "rope", "pre", true, "relu", 1.0};
+    spec s = {"encoder-decoder", 8, 2, 1, 2, 2, "rope", "pre", true, "relu", 1.0, false};
     make_model(&s);
     /* source "the sun rises in the east", target "the cat sits" */
     const int src[] = {1, 7, 8, 9, 1, 10}, tgt[] = {1, 2, 3};
@@ -769,7 +810,7 @@ static int line_chars(const char *b, const char *e) {
 }
 
 START_TEST(abbreviation_to_width) {
-    spec s = {"decoder", 48, 4, 4, 1, 0, "learned", "pre", true, "none", 1.0};
+    spec s = {"decoder", 48, 4, 4, 1, 0, "learned", "pre", true, "none", 1.0, false};
     make_model(&s);
     for (int k = 0; k < 3; k++) {
         const char *w = k == 0 ? "80" : k == 1 ? "120" : "60";
@@ -806,7 +847,7 @@ START_TEST(abbreviation_to_width) {
 END_TEST
 
 START_TEST(usage_errors) {
-    spec s = {"decoder", 8, 4, 2, 2, 0, "learned", "pre", false, "none", 1.0};
+    spec s = {"decoder", 8, 4, 2, 2, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
     result r = RUN("explain", "--help");
     ck_assert_int_eq(r.status, 0);
@@ -857,7 +898,7 @@ START_TEST(usage_errors) {
     assert_fails(&r, 1, "missing.json", NULL);
     result_free(&r);
     /* an encoder-decoder needs its source */
-    spec e = {"encoder-decoder", 8, 2, 2, 1, 1, "sinusoidal", "post", false, "none", 1.0};
+    spec e = {"encoder-decoder", 8, 2, 2, 1, 1, "sinusoidal", "post", false, "none", 1.0, false};
     make_model(&e);
     r = RUN("explain", "--config", "config.json", "--text", "the cat");
     assert_fails(&r, 2, "--source", NULL);
@@ -872,7 +913,7 @@ END_TEST
 /* ---- the readable view of attn run ---- */
 
 START_TEST(view_color_flag) {
-    spec s = {"decoder", 8, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0};
+    spec s = {"decoder", 8, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
     result r = RUN("run", "--config", "config.json", "--text", "the cat sits", "--color=always");
     ck_assert_int_eq(r.status, 0);
@@ -942,7 +983,7 @@ static char *run_on_pty(const char *no_color, const char *const *args) {
 }
 
 START_TEST(view_auto_color_on_terminal) {
-    spec s = {"decoder", 8, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0};
+    spec s = {"decoder", 8, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
     const char *args[] = {"run", "--config", "config.json", "--text", "the cat sits", NULL};
     char *out = run_on_pty(NULL, args);
@@ -965,7 +1006,7 @@ END_TEST
 
 /* Every weight of a long input shows up in the bands, and each row has one '*'. */
 START_TEST(view_bands) {
-    spec s = {"encoder", 8, 1, 1, 1, 0, "learned", "pre", false, "none", 1.0};
+    spec s = {"encoder", 8, 1, 1, 1, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
     result r = RUN_ENV("COLUMNS=50", "run", "--config", "config.json", "--text",
                        "the cat sits on the mat . the sun rises in the east");
@@ -992,7 +1033,7 @@ START_TEST(view_bands) {
 END_TEST
 
 START_TEST(run_with_embeddings) {
-    spec s = {"decoder", 6, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0};
+    spec s = {"decoder", 6, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
     const tensor *te = find("tok_embed"), *tp = find("pos_embed");
     char csv[2048];
@@ -1046,6 +1087,7 @@ int main(void) {
     tcase_add_test(tc, decoder_pre_gqa_layer1);
     tcase_add_test(tc, decoder_layer0_embeddings_and_vectors);
     tcase_add_test(tc, encoder_post_sinusoidal);
+    tcase_add_test(tc, encoder_embed_norm);
     tcase_add_test(tc, encoder_decoder_self_and_cross);
     tcase_add_test(tc, abbreviation_to_width);
     tcase_add_test(tc, usage_errors);

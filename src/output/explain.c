@@ -460,7 +460,8 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
         section(p, "Input vectors X, one row per position");
         note(p, "read from %s and given to the first block as they are",
              s->emb_path ? s->emb_path : "the file");
-        note(p, "(no embedding lookup, no scaling, no positions added%s)",
+        note(p, "(no embedding lookup, no scaling, no positions added%s%s)",
+             cfg->embed_norm ? ", no embed_norm" : "",
              cfg->positional == ATTN_POS_ROPE ? "; RoPE still rotates q and k" : "");
         title(p, "X", x->rows, x->cols, "the input vectors");
         print_captured(p, x, &pos, &dim, 0);
@@ -469,9 +470,18 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
     section(p, "Embeddings X: one row of d_model = %d numbers per token", D);
     const bool has_pos =
         cfg->positional == ATTN_POS_LEARNED || cfg->positional == ATTN_POS_SINUSOIDAL;
+    const bool enorm = cfg->embed_norm;
+    const char *nname = cfg->norm == ATTN_NORM_RMSNORM ? "rmsnorm" : "layernorm";
     const char *scaled = cfg->embed_scale != 1.0 ? ", times embed_scale" : "";
-    if (has_pos) {
-        /* the two parts that add up to the captured X, from the weights */
+    if (!has_pos) {
+        if (cfg->positional == ATTN_POS_ROPE)
+            note(p, "positional rope: no position is added here; q and k are rotated instead.");
+        else
+            note(p, "positional none: no position is added, so equal tokens get equal rows.");
+    }
+    if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
+    if (has_pos || enorm) {
+        /* the parts that make the captured X, from the weights */
         const attn_tensor *te = attn_safetensors_find(o->st, "tok_embed");
         const attn_tensor *tp = attn_safetensors_find(o->st, "pos_embed");
         const int T = x->rows;
@@ -489,7 +499,6 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
                             : (double)(float)(i % 2 ? cos(ang) : sin(ang));
                 }
             }
-            if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
             title(p, "E", T, D, "rows of tok_embed for the token ids%s", scaled);
             print_matrix(p, e, T, D, 0, &pos, &dim, 0);
             if (cfg->positional == ATTN_POS_SINUSOIDAL)
@@ -497,19 +506,22 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
                      D, D);
             if (cfg->positional == ATTN_POS_LEARNED)
                 title(p, "P", T, D, "positions: rows 0..%d of pos_embed (learned)", T - 1);
-            else
+            else if (has_pos)
                 title(p, "P", T, D, "sinusoidal positions of 0..%d", T - 1);
-            print_matrix(p, pe, T, D, 0, &pos, &dim, 0);
+            if (has_pos) print_matrix(p, pe, T, D, 0, &pos, &dim, 0);
         }
         free(e);
         free(pe);
-        title(p, "X", x->rows, x->cols, "= E + P, the input of the first block");
-    } else {
-        if (cfg->positional == ATTN_POS_ROPE)
-            note(p, "positional rope: no position is added here; q and k are rotated instead.");
+        if (enorm)
+            note(p, "embed_norm: %s is normalised (%s with the %sembed_norm weights)",
+                 has_pos ? "E + P" : "E", nname, r->source ? "encoder." : "");
+        if (has_pos && enorm)
+            title(p, "X", x->rows, x->cols, "= %s(E + P), the input of the first block", nname);
+        else if (has_pos)
+            title(p, "X", x->rows, x->cols, "= E + P, the input of the first block");
         else
-            note(p, "positional none: no position is added, so equal tokens get equal rows.");
-        if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
+            title(p, "X", x->rows, x->cols, "= %s(E), the input of the first block", nname);
+    } else {
         title(p, "X", x->rows, x->cols, "rows of tok_embed for the token ids%s", scaled);
     }
     print_captured(p, x, &pos, &dim, 0);

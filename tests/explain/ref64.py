@@ -59,6 +59,7 @@ class Model:
         c.setdefault("embed_scale", 1.0)
         c.setdefault("norm_eps", 1e-5)
         c.setdefault("final_norm", c["norm_position"] == "pre")
+        c.setdefault("embed_norm", False)
         self.cfg = c
         self.w = read_safetensors(os.path.join(folder, c["weights"]))
         self.vocab = None
@@ -183,7 +184,9 @@ class Model:
             x = self.norm(x, final)
         return x
 
-    def embed(self, ids):
+    def embed(self, ids, prefix=""):
+        """tok_embed * embed_scale (+ positions), then the embed_norm when configured;
+        prefix is "encoder." for the encoder of an encoder-decoder."""
         c = self.cfg
         x = self.w["tok_embed"][ids] * c["embed_scale"]
         T, D = x.shape
@@ -198,6 +201,8 @@ class Model:
                     if i + 1 < D:
                         pe[p, i + 1] = math.cos(a)
             x = x + pe
+        if c["embed_norm"]:
+            x = self.norm(x, prefix + "embed_norm")
         return x
 
     def run(self, ids=None, source_ids=None, vectors=None, source_vectors=None):
@@ -207,7 +212,7 @@ class Model:
         memory = None
         if arch == "encoder-decoder":
             s = np.asarray(source_vectors, dtype=np.float64) if source_vectors is not None \
-                else self.embed(source_ids)
+                else self.embed(source_ids, "encoder.")
             r.embed["encoder"] = s
             memory = self.stack(r, s, "encoder", "encoder.blocks", c["n_encoder_layers"], False,
                                 None, "encoder.norm")

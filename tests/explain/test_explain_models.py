@@ -80,7 +80,7 @@ def check_part(ck, name, part, model, r, stack, layer, kind, head):
     if "X" in m:
         want = r.embed[stack] if layer == 0 else r.block_in[(stack, layer)]
         ck.close(tag + " X", m["X"], want)
-        if "E" in m and "P" in m:
+        if "E" in m and "P" in m and not cfg["embed_norm"]:
             ck.close(tag + " E + P", m["E"] + m["P"], want, rel=1e-5)
     if "A" in m:
         ck.close(tag + " A", m["A"], st["A"])
