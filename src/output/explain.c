@@ -292,12 +292,14 @@ static void print_matrix(pr *pp, const double *m, int rows, int cols, int row_of
         if (flags & MARK_MAX)
             for (int c = 0; c < cols; c++)
                 if (best < 0 || row[c] > row[best]) best = c;
+        bool best_shown = best < 0;
+        for (int k = 0; k < nsel; k++) best_shown |= sel[k] == best;
         row_label(p, ra, row_offset + r);
         for (int k = 0; k < nsel; k++) {
             int c = sel[k];
-            if (c < 0) {
+            if (c < 0) { /* a '*' here: the strongest key is among the columns left out */
                 put_padded(f, "…", p->nw, true);
-                putc(' ', f);
+                putc(best_shown ? ' ' : '*', f);
                 continue;
             }
             put_num(p, row[c]);
@@ -705,6 +707,9 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     if (w->data) {
         section(p, "Softmax of each row: the attention weights");
         note(p, "each row sums to 1; * marks each query's strongest key");
+        if (!p->o->full && p->o->width > 0 && w->cols > 3 &&
+            LW + (w->cols + 1) * (p->nw + 1) + 2 > p->o->width) /* as col_plan cuts */
+            note(p, "(\"…*\": it is in a column left out; --full or --width shows all)");
         title(p, "weights", w->rows, w->cols, "= exp(s_ij) / Σ_j exp(s_ij)%s",
               causal ? ", and exp(-inf) = 0" : "");
         print_captured(p, w, &qa, &ka, MARK_MAX | ROW_SUM);
