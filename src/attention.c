@@ -1,13 +1,17 @@
 /* attention: one attention sub-layer (self causal / bidirectional, cross),
  * grouped heads, RoPE, the key/value cache and the capture of its values.
  *
- * Per head, each query row runs the same three loops whichever way the
- * head is computed: scores (kern_dot * 1/sqrt(hd)), kern_softmax over the
- * visible keys, context (kern_axpy over the visible keys in key order). When
- * the head's scores or weights are captured those rows are kept in one
- * [T, Tk] matrix (reused for the next head); otherwise one Tk-sized row is
- * reused for every query, so no T x Tk matrix is ever built. The numbers are
- * byte-identical either way. */
+ * Per head, each query row runs the same three kernels whichever way the
+ * head is computed: kern_scores (q . k * 1/sqrt(hd)) over the visible keys,
+ * kern_softmax over them, kern_wsum (the context) over them. Each reads a
+ * head's keys or values as one transposed [hd, cap] block of the cache, with
+ * the loop over keys innermost so that it runs in vector registers. When the
+ * head's scores or weights are captured those rows are kept in one [T, Tk]
+ * matrix (reused for the next head); otherwise one Tk-sized row is reused
+ * for every query, so no T x Tk matrix is ever built. The numbers are
+ * byte-identical either way, and a row's numbers depend only on its query,
+ * the keys and values it sees and their count: feeding a sequence at once or
+ * position by position gives the same bytes. */
 #include "attention.h"
 
 #include "kernels.h"
@@ -65,11 +69,10 @@ int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, 
         return ATTN_ERR_NOMEM;
     }
     if (kv->k && keep > 0) {
-        for (int g = 0; g < KV; g++) {
-            memcpy(k + (size_t)g * cap * hd, kv->k + (size_t)g * kv->cap * hd,
-                   (size_t)keep * hd * sizeof(float));
-            memcpy(v + (size_t)g * cap * hd, kv->v + (size_t)g * kv->cap * hd,
-                   (size_t)keep * hd * sizeof(float));
+        /* [KV, hd, cap] rows: the first keep positions of each (head, dim) */
+        for (size_t r = 0; r < (size_t)KV * hd; r++) {
+            memcpy(k + r * cap, kv->k + r * kv->cap, (size_t)keep * sizeof(float));
+            memcpy(v + r * cap, kv->v + r * kv->cap, (size_t)keep * sizeof(float));
         }
     }
     free(kv->k);
@@ -95,6 +98,7 @@ void attn_attn_scratch_free(attn_attn_scratch *s) {
     attn_buf_free(&s->row);
     attn_buf_free(&s->mat);
     attn_buf_free(&s->rope);
+    attn_buf_free(&s->kvrows);
 }
 
 bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key) {
@@ -120,20 +124,42 @@ int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const fl
     return rc;
 }
 
-/* Writes a projection's rows (T, n_heads*hd) (position-major, src) into the
- * head-major block dst [n_heads, stride, hd] at rows row0 .. row0+T-1,
- * rotating row t for position pos0 + t when rope is true (ropebuf holds
- * hd floats: the cos then the sin table of one position). */
-static void scatter_heads(float *dst, const float *src, int T, int n_heads, int hd, int stride,
-                          int row0, int pos0, bool rope, double theta, float *ropebuf) {
+/* Rotates, in place, each head vector of a projection's rows x
+ * (T, n_heads*hd) for its position pos0 + t (ropebuf holds hd floats: the
+ * cos then the sin table of one position). */
+static void rope_rows(float *x, int T, int n_heads, int hd, int pos0, double theta,
+                      float *ropebuf) {
     for (int t = 0; t < T; t++) {
-        if (rope) kern_rope_table(ropebuf, ropebuf + hd / 2, pos0 + t, hd, theta);
-        for (int h = 0; h < n_heads; h++) {
-            float *d = dst + ((size_t)h * stride + row0 + t) * hd;
-            memcpy(d, src + ((size_t)t * n_heads + h) * hd, (size_t)hd * sizeof(float));
-            if (rope) kern_rope_apply(d, ropebuf, ropebuf + hd / 2, hd);
-        }
+        kern_rope_table(ropebuf, ropebuf + hd / 2, pos0 + t, hd, theta);
+        for (int h = 0; h < n_heads; h++)
+            kern_rope_apply(x + ((size_t)t * n_heads + h) * hd, ropebuf, ropebuf + hd / 2, hd);
     }
+}
+
+/* A projection's rows src (T, n_heads*hd) -> head-major dst [n_heads, T, hd]. */
+static void split_heads(float *dst, const float *src, int T, int n_heads, int hd) {
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < n_heads; h++)
+            memcpy(dst + ((size_t)h * T + t) * hd, src + ((size_t)t * n_heads + h) * hd,
+                   (size_t)hd * sizeof(float));
+}
+
+/* A projection's rows src (T, KV*hd) -> the cache block dst [KV, hd, cap]
+ * (transposed heads) at positions row0 .. row0+T-1. */
+static void store_kv(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < KV; g++) {
+            const float *x = src + ((size_t)t * KV + g) * hd;
+            float *d = dst + (size_t)g * hd * cap + row0 + t;
+            for (int i = 0; i < hd; i++) d[(size_t)i * cap] = x[i];
+        }
+}
+
+/* Positions 0 .. n-1 of one head's transposed block src [hd, cap] as rows
+ * dst (n, hd): the capture's view of K and V. */
+static void cache_rows(float *dst, const float *src, int n, int hd, int cap) {
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < hd; i++) dst[(size_t)p * hd + i] = src[(size_t)i * cap + p];
 }
 
 static attn_capture_key key_of(const attn_capture_key *base, attn_value v, int head) {
@@ -152,23 +178,10 @@ int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weig
         return rc;
     int kvd = p->KV * p->hd;
     kern_linear(s->q.p, enc, w->k.w, w->k.b, S, p->D, kvd);
-    scatter_heads(kv->k, s->q.p, S, p->KV, p->hd, kv->cap, 0, 0, false, 0.0, NULL);
+    store_kv(kv->k, s->q.p, S, p->KV, p->hd, kv->cap, 0);
     kern_linear(s->q.p, enc, w->v.w, w->v.b, S, p->D, kvd);
-    scatter_heads(kv->v, s->q.p, S, p->KV, p->hd, kv->cap, 0, 0, false, 0.0, NULL);
+    store_kv(kv->v, s->q.p, S, p->KV, p->hd, kv->cap, 0);
     return ATTN_OK;
-}
-
-/* The scores of one query against keys 0 .. n-1 of one head.
- * srow is (n), q is (hd), keys is (n, hd). */
-static void score_row(float *srow, const float *q, const float *keys, int n, int hd, float scale) {
-    for (int j = 0; j < n; j++) srow[j] = kern_dot(q, keys + (size_t)j * hd, hd) * scale;
-}
-
-/* ctx = sum over j < n of w[j] * vals[j], in key order.
- * ctx is (hd), w is (n), vals is (n, hd). */
-static void context_row(float *ctx, const float *w, const float *vals, int n, int hd) {
-    memset(ctx, 0, (size_t)hd * sizeof(float));
-    for (int j = 0; j < n; j++) kern_axpy(ctx, w[j], vals + (size_t)j * hd, hd);
 }
 
 int attn_attention(float *out, const float *x, const attn_attention_weights *w,
@@ -200,15 +213,16 @@ int attn_attention(float *out, const float *x, const attn_attention_weights *w,
     /* queries: [T, H*hd] -> head-major [H, T, hd], rotated for their positions */
     const bool rope = self && p->rope;
     kern_linear(s->q.p, x, w->q.w, w->q.b, T, D, H * hd);
-    scatter_heads(s->qh.p, s->q.p, T, H, hd, T, 0, pos0, rope, p->rope_theta, s->rope.p);
+    if (rope) rope_rows(s->q.p, T, H, hd, pos0, p->rope_theta, s->rope.p);
+    split_heads(s->qh.p, s->q.p, T, H, hd);
 
     /* self: append the new keys (rotated) and values to the cache */
     if (self) {
         kern_linear(s->q.p, x, w->k.w, w->k.b, T, D, KV * hd);
-        scatter_heads(kv->k, s->q.p, T, KV, hd, kv->cap, pos0, pos0, rope, p->rope_theta,
-                      s->rope.p);
+        if (rope) rope_rows(s->q.p, T, KV, hd, pos0, p->rope_theta, s->rope.p);
+        store_kv(kv->k, s->q.p, T, KV, hd, kv->cap, pos0);
         kern_linear(s->q.p, x, w->v.w, w->v.b, T, D, KV * hd);
-        scatter_heads(kv->v, s->q.p, T, KV, hd, kv->cap, pos0, pos0, false, 0.0, NULL);
+        store_kv(kv->v, s->q.p, T, KV, hd, kv->cap, pos0);
     }
 
     for (int h = 0; h < H; h++) {
@@ -217,23 +231,22 @@ int attn_attention(float *out, const float *x, const attn_attention_weights *w,
             (rc = attn_cap_emit(cap, &key, s->qh.p + (size_t)h * T * hd, T, hd, pos0, err)))
             return rc;
     }
-    for (int g = 0; g < KV; g++) {
-        key = key_of(base, ATTN_V_K, g);
-        if (attn_cap_wants(cap, &key) &&
-            (rc = attn_cap_emit(cap, &key, kv->k + (size_t)g * kv->cap * hd, Tk, hd, 0, err)))
-            return rc;
-    }
-    for (int g = 0; g < KV; g++) {
-        key = key_of(base, ATTN_V_V, g);
-        if (attn_cap_wants(cap, &key) &&
-            (rc = attn_cap_emit(cap, &key, kv->v + (size_t)g * kv->cap * hd, Tk, hd, 0, err)))
-            return rc;
-    }
+    for (int kind = 0; kind < 2; kind++) /* K then V, as rows (Tk, hd) */
+        for (int g = 0; g < KV; g++) {
+            key = key_of(base, kind == 0 ? ATTN_V_K : ATTN_V_V, g);
+            if (!attn_cap_wants(cap, &key)) continue;
+            if ((rc = reserve3(&s->kvrows, (size_t)Tk, (size_t)hd, 1, "key/value rows", err)))
+                return rc;
+            cache_rows(s->kvrows.p, (kind == 0 ? kv->k : kv->v) + (size_t)g * hd * kv->cap, Tk,
+                       hd, kv->cap);
+            if ((rc = attn_cap_emit(cap, &key, s->kvrows.p, Tk, hd, 0, err))) return rc;
+        }
 
     for (int h = 0; h < H; h++) {
         const int g = h / group;
-        const float *keys = kv->k + (size_t)g * kv->cap * hd;
-        const float *vals = kv->v + (size_t)g * kv->cap * hd;
+        const size_t ld = (size_t)kv->cap;
+        const float *keys = kv->k + (size_t)g * hd * ld; /* [hd, cap] */
+        const float *vals = kv->v + (size_t)g * hd * ld;
         const float *qhead = s->qh.p + (size_t)h * T * hd;
         attn_capture_key ks = key_of(base, ATTN_V_SCORES, h);
         attn_capture_key kw = key_of(base, ATTN_V_WEIGHTS, h);
@@ -247,21 +260,21 @@ int attn_attention(float *out, const float *x, const attn_attention_weights *w,
                 return rc;
             float *mat = s->mat.p;
             for (int t = 0; t < T; t++)
-                score_row(mat + (size_t)t * Tk, qhead + (size_t)t * hd, keys, Tk, hd, scale);
+                kern_scores(mat + (size_t)t * Tk, qhead + (size_t)t * hd, keys, ld, Tk, hd, scale);
             if (want_s && (rc = attn_cap_emit(cap, &ks, mat, T, Tk, pos0, err))) return rc;
             for (int t = 0; t < T; t++) {
                 int n = causal ? pos0 + t + 1 : Tk;
                 kern_softmax(mat + (size_t)t * Tk, n, Tk);
-                context_row(ctx + (size_t)t * hd, mat + (size_t)t * Tk, vals, n, hd);
+                kern_wsum(ctx + (size_t)t * hd, mat + (size_t)t * Tk, vals, ld, n, hd);
             }
             if (want_w && (rc = attn_cap_emit(cap, &kw, mat, T, Tk, pos0, err))) return rc;
         } else {
             float *row = s->row.p;
             for (int t = 0; t < T; t++) {
                 int n = causal ? pos0 + t + 1 : Tk;
-                score_row(row, qhead + (size_t)t * hd, keys, n, hd, scale);
+                kern_scores(row, qhead + (size_t)t * hd, keys, ld, n, hd, scale);
                 kern_softmax(row, n, n);
-                context_row(ctx + (size_t)t * hd, row, vals, n, hd);
+                kern_wsum(ctx + (size_t)t * hd, row, vals, ld, n, hd);
             }
         }
         if (want_c && (rc = attn_cap_emit(cap, &kc, ctx, T, hd, pos0, err))) return rc;

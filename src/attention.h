@@ -21,9 +21,12 @@ typedef struct attn_buf {
 int attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err);
 void attn_buf_free(attn_buf *b);
 
-/* Keys and values of one attention layer, head-major so that one head's
- * keys are a contiguous [positions, hd] block:
- *   k, v are [KV, cap, hd]; position p of kv head g is at (g * cap + p) * hd.
+/* Keys and values of one attention layer, head-major and transposed so that
+ * one head's keys are a contiguous [hd, cap] block whose rows run over
+ * positions (the attention kernels loop over keys innermost):
+ *   k, v are [KV, hd, cap]; dimension i of position p of kv head g is at
+ *   (g * hd + i) * cap + p.
+ * The captured K and V views are rows [positions, hd], copied out on demand.
  * Self-attention keys are stored after RoPE. */
 typedef struct attn_kv_cache {
     float *k, *v;
@@ -45,6 +48,7 @@ typedef struct attn_attn_scratch {
     attn_buf row;    /* [Tk] one query's scores / weights */
     attn_buf mat;    /* [T, Tk] one head's scores / weights, only when captured */
     attn_buf rope;   /* [hd] cos then sin of one position */
+    attn_buf kvrows; /* [Tk, hd] one head's keys or values as rows, only when captured */
 } attn_attn_scratch;
 
 void attn_attn_scratch_free(attn_attn_scratch *s);
@@ -58,7 +62,7 @@ typedef struct attn_attn_params {
 
 /* Computes the keys and values of cross-attention from the encoder output
  * (no RoPE) into kv, which it sizes to S positions.
- * enc is (S, D); kv gets [KV, S, hd]. */
+ * enc is (S, D); kv gets [KV, hd, S]. */
 int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
                   const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
 

@@ -3,36 +3,120 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
-float kern_dot(const float *restrict a, const float *restrict b, int n) {
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float tail = 0.0f;
-    for (; i < n; i++) tail += a[i] * b[i];
-    float s0 = acc[0] + acc[4], s1 = acc[1] + acc[5], s2 = acc[2] + acc[6], s3 = acc[3] + acc[7];
-    return ((s0 + s2) + (s1 + s3)) + tail;
+/* Function multiversioning: the hot kernels are compiled for AVX-512, AVX2
+ * and the baseline (SSE2 on x86-64), the best one picked at load time
+ * (an ifunc; gcc on x86-64 glibc only). Every clone performs the same IEEE
+ * operations in the same order on every element (the code below spells out
+ * each element's order; vectors only run independent elements side by side),
+ * and floating-point contraction is off (gcc's default in ISO C mode, which
+ * the build uses: -std=c11; clang is told below), so no clone fuses a
+ * multiply-add: all clones give byte-identical results. (Built as GNU C,
+ * gcc would be free to fuse in the AVX-512 clone: results would still be
+ * deterministic on one machine, but could differ in the last bit between
+ * machines with and without it.) Define ATTN_NO_CLONES to build only the
+ * baseline. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(ATTN_NO_CLONES)
+#define KERN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERN_CLONES
+#endif
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* The helpers below are inlined into each clone (a helper that is not would
+ * be compiled for the baseline only). */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
+#endif
+
+/* kern_dot's order: element i goes to lane i % 16 (in order within the
+ * lane, from +0), then the 16 lanes are added in a fixed tree. Every dot
+ * product of this file (matrix products, attention scores, weighted sums of
+ * values) uses it. A lane never holds -0 (it starts at +0, and x + y is -0
+ * only when both are), so neither does the result. */
+#define LANES 16
+
+ALWAYS_INLINE float tree16(const float *a) {
+    float b[8], c[4];
+    for (int l = 0; l < 8; l++) b[l] = a[l] + a[l + 8];
+    for (int l = 0; l < 4; l++) c[l] = b[l] + b[l + 4];
+    return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
-void kern_axpy(float *restrict y, float a, const float *restrict x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+ALWAYS_INLINE float dot16(const float *restrict a, const float *restrict b, int n) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; i + l < n; l++) acc[l] += a[i + l] * b[i + l];
+    return tree16(acc);
+}
+
+float kern_dot(const float *restrict a, const float *restrict b, int n) { return dot16(a, b, n); }
+
+/* Four dot products of x[n] with w0..w3[n] at once (x is loaded once), each
+ * in kern_dot's order: out[k] == kern_dot(x, wk, n). */
+ALWAYS_INLINE void dot16x4(float out[4], const float *restrict x, const float *restrict w0,
+                           const float *restrict w1, const float *restrict w2,
+                           const float *restrict w3, int n) {
+    float a0[LANES] = {0}, a1[LANES] = {0}, a2[LANES] = {0}, a3[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            const float xl = x[i + l];
+            a0[l] += xl * w0[i + l];
+            a1[l] += xl * w1[i + l];
+            a2[l] += xl * w2[i + l];
+            a3[l] += xl * w3[i + l];
+        }
+    for (int l = 0; i + l < n; l++) {
+        const float xl = x[i + l];
+        a0[l] += xl * w0[i + l];
+        a1[l] += xl * w1[i + l];
+        a2[l] += xl * w2[i + l];
+        a3[l] += xl * w3[i + l];
+    }
+    out[0] = tree16(a0);
+    out[1] = tree16(a1);
+    out[2] = tree16(a2);
+    out[3] = tree16(a3);
 }
 
 /* Rows of inp are taken TILE at a time so that a weight row is reused from
- * cache; each output element is still one kern_dot (+ bias), so the result
- * does not depend on the tiling. */
+ * cache, and output columns four at a time so that an input row is; each
+ * output element is still kern_dot (+ bias), so the result does not depend
+ * on the tiling. */
 #define LINEAR_TILE 8
 
+KERN_CLONES
 void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
                  const float *restrict bias, int T, int C, int OC) {
     for (int t0 = 0; t0 < T; t0 += LINEAR_TILE) {
         int t1 = t0 + LINEAR_TILE < T ? t0 + LINEAR_TILE : T;
-        for (int o = 0; o < OC; o++) {
+        int o = 0;
+        for (; o + 4 <= OC; o += 4) {
+            const float *w = weight + (size_t)o * C;
+            float b[4];
+            for (int k = 0; k < 4; k++) b[k] = bias ? bias[o + k] : 0.0f;
+            for (int t = t0; t < t1; t++) {
+                float r[4];
+                dot16x4(r, inp + (size_t)t * C, w, w + C, w + 2 * (size_t)C, w + 3 * (size_t)C,
+                        C);
+                for (int k = 0; k < 4; k++) out[(size_t)t * OC + o + k] = r[k] + b[k];
+            }
+        }
+        for (; o < OC; o++) {
             const float *w = weight + (size_t)o * C;
             float b = bias ? bias[o] : 0.0f;
             for (int t = t0; t < t1; t++)
-                out[(size_t)t * OC + o] = kern_dot(inp + (size_t)t * C, w, C) + b;
+                out[(size_t)t * OC + o] = dot16(inp + (size_t)t * C, w, C) + b;
         }
     }
 }
@@ -101,18 +185,154 @@ void kern_mul(float *restrict out, const float *restrict b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] *= b[i];
 }
 
+/* ---- attention: exp, softmax, scores and weighted sums over the key cache ---- */
+
+/* exp(x): x = n ln2 + r with n = round(x / ln2) (the 1.5 * 2^23 trick) and
+ * r reduced in two steps (Cody-Waite: n * 0.693359375 is exact for the
+ * |n| <= 160 used here), exp(r) = 1 + r + r^2 P(r) with P of degree 5 (the
+ * Cephes expf coefficients), then scaled by 2^n in two halves so that results
+ * below FLT_MIN round once to the right subnormal and results above FLT_MAX
+ * become inf. x is clamped to [-110, 100] first (exp is 0 resp. inf beyond in
+ * float); NaN passes through (both comparisons are false). Branch-free, so
+ * gcc vectorizes loops of it. */
+ALWAYS_INLINE float exp_approx(float x) {
+    x = x < -110.0f ? -110.0f : x;
+    x = x > 100.0f ? 100.0f : x;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    float t = x * 1.44269504088896341f + shifter;
+    float kf = t - shifter; /* round(x / ln2), as a float */
+    float r = x - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = (p * (r * r) + r) + 1.0f;
+    /* n = kf as an integer, from the low bits of t (no float-to-int
+     * conversion, so a NaN x is not undefined behaviour) */
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    int32_t n = (int32_t)(tb - 0x4B400000u);
+    int32_t n1 = n >> 1, n2 = n - n1; /* both in [-80, 80]: 2^n1 and 2^n2 are normal */
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return (y * s1) * s2;
+}
+
+float kern_exp(float x) { return exp_approx(x); }
+
+KERN_CLONES
 void kern_softmax(float *row, int n_valid, int n) {
-    float mx = row[0];
-    for (int i = 1; i < n_valid; i++) mx = row[i] > mx ? row[i] : mx;
-    double sum = 0.0;
-    for (int i = 0; i < n_valid; i++) {
-        float e = expf(row[i] - mx);
-        row[i] = e;
-        sum += e;
-    }
+    /* the max: 16 running maxima, then the largest of them (max is exact, so
+     * the grouping does not change it) */
+    float m[LANES];
+    for (int l = 0; l < LANES; l++) m[l] = row[0];
+    int i = 0;
+    for (; i + LANES <= n_valid; i += LANES)
+        for (int l = 0; l < LANES; l++) m[l] = row[i + l] > m[l] ? row[i + l] : m[l];
+    for (int l = 0; i + l < n_valid; l++) m[l] = row[i + l] > m[l] ? row[i + l] : m[l];
+    float mx = m[0];
+    for (int l = 1; l < LANES; l++) mx = m[l] > mx ? m[l] : mx;
+
+    for (i = 0; i < n_valid; i++) row[i] = exp_approx(row[i] - mx);
+
+    /* the sum in double: element i goes to lane i % 16, the lanes are added
+     * in a fixed tree */
+    double acc[LANES];
+    for (int l = 0; l < LANES; l++) acc[l] = 0.0;
+    i = 0;
+    for (; i + LANES <= n_valid; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += row[i + l];
+    for (int l = 0; i + l < n_valid; l++) acc[l] += row[i + l];
+    for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
+    for (int l = 0; l < 4; l++) acc[l] += acc[l + 4];
+    double sum = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+
     double inv = 1.0 / sum;
-    for (int i = 0; i < n_valid; i++) row[i] = (float)(row[i] * inv);
-    for (int i = n_valid; i < n; i++) row[i] = 0.0f;
+    for (i = 0; i < n_valid; i++) row[i] = (float)(row[i] * inv);
+    for (i = n_valid; i < n; i++) row[i] = 0.0f;
+}
+
+/* Scores, head width 8: one key per iteration, its 8 products added in
+ * kern_dot's tree (lanes 8-15 are empty), + 0 for the sign of a zero (see
+ * scores_any); the loop over keys vectorizes. */
+ALWAYS_INLINE void scores_hd8(float *restrict s, const float *restrict q,
+                              const float *restrict kt, size_t ld, int n, float scale) {
+    const float *restrict k0 = kt, *restrict k1 = kt + ld, *restrict k2 = kt + 2 * ld;
+    const float *restrict k3 = kt + 3 * ld, *restrict k4 = kt + 4 * ld;
+    const float *restrict k5 = kt + 5 * ld, *restrict k6 = kt + 6 * ld;
+    const float *restrict k7 = kt + 7 * ld;
+    const float q0 = q[0], q1 = q[1], q2 = q[2], q3 = q[3];
+    const float q4 = q[4], q5 = q[5], q6 = q[6], q7 = q[7];
+    for (int j = 0; j < n; j++) {
+        float c0 = q0 * k0[j] + q4 * k4[j], c1 = q1 * k1[j] + q5 * k5[j];
+        float c2 = q2 * k2[j] + q6 * k6[j], c3 = q3 * k3[j] + q7 * k7[j];
+        s[j] = (((c0 + c2) + (c1 + c3)) + 0.0f) * scale;
+    }
+}
+
+/* lane[j] (=|+=) qi * k[j] for a block of keys */
+ALWAYS_INLINE void lane_set(float *restrict lane, float qi, const float *restrict k, int m) {
+    for (int j = 0; j < m; j++) lane[j] = qi * k[j];
+}
+ALWAYS_INLINE void lane_add(float *restrict lane, float qi, const float *restrict k, int m) {
+    for (int j = 0; j < m; j++) lane[j] += qi * k[j];
+}
+
+/* Scores, any head width: keys SC_BLOCK at a time, each of kern_dot's 16
+ * lanes an array over the block's keys, filled one row of the [hd, ld]
+ * block at a time (a vectorized multiply-add over keys), then added in
+ * kern_dot's tree. A lane starts with its first product instead of
+ * 0 + product, which changes at most the sign of a zero lane and so of a
+ * zero sum; the final + 0 turns -0 into +0 and changes nothing else, so s[j]
+ * equals kern_dot's bit for bit. */
+#define SC_BLOCK 64
+
+ALWAYS_INLINE void scores_any(float *restrict s, const float *restrict q,
+                              const float *restrict kt, size_t ld, int n, int hd, float scale) {
+    float lane[LANES][SC_BLOCK];
+    for (int j0 = 0; j0 < n; j0 += SC_BLOCK) {
+        const int m = n - j0 < SC_BLOCK ? n - j0 : SC_BLOCK;
+        for (int l = 0; l < LANES; l++) {
+            if (l >= hd) {
+                for (int j = 0; j < m; j++) lane[l][j] = 0.0f;
+                continue;
+            }
+            lane_set(lane[l], q[l], kt + (size_t)l * ld + j0, m);
+            for (int i = l + LANES; i < hd; i += LANES)
+                lane_add(lane[l], q[i], kt + (size_t)i * ld + j0, m);
+        }
+        for (int j = 0; j < m; j++) {
+            float b[8], c[4];
+            for (int l = 0; l < 8; l++) b[l] = lane[l][j] + lane[l + 8][j];
+            for (int l = 0; l < 4; l++) c[l] = b[l] + b[l + 4];
+            s[j0 + j] = (((c[0] + c[2]) + (c[1] + c[3])) + 0.0f) * scale;
+        }
+    }
+}
+
+KERN_CLONES
+void kern_scores(float *restrict s, const float *restrict q, const float *restrict kt,
+                 size_t ldk, int n, int hd, float scale) {
+    if (hd == 8) scores_hd8(s, q, kt, ldk, n, scale);
+    else scores_any(s, q, kt, ldk, n, hd, scale);
+}
+
+/* Weighted sums: ctx[d] = kern_dot(w, v_d, n); four rows of values at a
+ * time so that w is loaded once for them. */
+KERN_CLONES
+void kern_wsum(float *restrict ctx, const float *restrict w, const float *restrict vt,
+               size_t ldv, int n, int hd) {
+    int d = 0;
+    for (; d + 4 <= hd; d += 4) {
+        const float *v = vt + (size_t)d * ldv;
+        dot16x4(ctx + d, w, v, v + ldv, v + 2 * ldv, v + 3 * ldv, n);
+    }
+    for (; d < hd; d++) ctx[d] = dot16(w, vt + (size_t)d * ldv, n);
 }
 
 void kern_rope_table(float *cosv, float *sinv, int pos, int hd, double theta) {

@@ -8,6 +8,11 @@
  * floating-point operations depends only on the sizes, never on how many
  * rows are computed together. Splitting output rows across threads later
  * therefore gives byte-identical results.
+ *
+ * The hot kernels (kern_linear, kern_softmax, kern_scores, kern_wsum) are
+ * compiled for several instruction sets and picked at load time (see
+ * kernels.c); vectors only ever run independent elements side by side and no
+ * multiply-add is fused, so every version gives the same bytes.
  */
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
@@ -19,10 +24,8 @@
  * the tail. gcc vectorizes the main loop at -O2/-O3. */
 float kern_dot(const float *restrict a, const float *restrict b, int n);
 
-/* y[n] += a * x[n] (one multiply-add per element, in element order). */
-void kern_axpy(float *restrict y, float a, const float *restrict x, int n);
-
-/* out = inp W^T + b.
+/* out = inp W^T + b: out[t][o] = kern_dot(inp row t, weight row o, C) + b[o]
+ * (+ 0.0f without bias), bit for bit, whatever T.
  * out is (T, OC), inp is (T, C), weight is (OC, C) (PyTorch layout), bias is (OC) or NULL.
  * out must not alias inp. */
 void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
@@ -48,9 +51,32 @@ void kern_silu(float *x, size_t n);
 /* out[n] *= b[n] (the swiglu product). */
 void kern_mul(float *restrict out, const float *restrict b, size_t n);
 
-/* In place softmax of row[0 .. n_valid-1] (max subtracted, sum in double);
- * row[n_valid .. n-1] (masked entries) are set to exactly 0. n_valid >= 1. */
+/* exp(x) in float, within 1 ulp of the exact value for every float whose
+ * exp is a normal float (checked exhaustively), subnormal results within one
+ * subnormal step, 0 below -103.98, inf above 88.73, NaN for NaN. Branch-free
+ * (range reduction + polynomial), the exponential of kern_softmax. */
+float kern_exp(float x);
+
+/* In place softmax of row[0 .. n_valid-1]: e_i = kern_exp(row[i] - max),
+ * summed in double (element i in lane i % 16, the 16 lanes added in a fixed
+ * tree), then row[i] = (float)(e_i * (1 / sum)); row[n_valid .. n-1] (masked
+ * entries) are set to exactly 0. n_valid >= 1. Each row's bytes depend only
+ * on its own n_valid values. */
 void kern_softmax(float *row, int n_valid, int n);
+
+/* Attention scores of one query against n keys stored transposed:
+ * s[j] = kern_dot(q, key j, hd) * scale, bit for bit, where key j is
+ * kt[i * ldk + j] for i < hd (a head's keys as a [hd, ldk] block, ldk >= n).
+ * The loop over keys is the inner one, so it runs in vector registers. */
+void kern_scores(float *restrict s, const float *restrict q, const float *restrict kt,
+                 size_t ldk, int n, int hd, float scale);
+
+/* Weighted sum of n values stored transposed: ctx[d] = sum over j < n of
+ * w[j] * vt[d * ldv + j] for d < hd (a head's values as a [hd, ldv] block),
+ * with term j in lane j % 16 of its d (in key order within the lane) and the
+ * 16 lanes added in a fixed tree: the bytes depend only on n and the data. */
+void kern_wsum(float *restrict ctx, const float *restrict w, const float *restrict vt,
+               size_t ldv, int n, int hd);
 
 /* RoPE (interleaved pairs, as llama2.c): the angles of position pos for one
  * head vector of hd floats: angle_i = pos * theta^(-2i/hd) for pair i.
