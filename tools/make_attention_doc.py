@@ -334,7 +334,24 @@ after it.
     args = ["run", "--config", cfg, "--text", SENTENCE]
     out = doc.run(args)
     blocks = out.split("\n\n")
-    doc.command(args, blocks[0] + "\n\n" + blocks[1] + "\n")
+    maps = [b for b in blocks if b.startswith("encoder layer ")]
+
+    def sharpness(b):  # the mean over rows of the largest weight
+        rows = [[float(x.rstrip("*")) for x in line[13:].split()]
+                for line in b.split("\n")[3:] if line.strip()]
+        return float(np.mean([max(r) for r in rows]))
+
+    pick = max(maps, key=sharpness)
+    doc.text("""
+`models/tiny-encoder` was trained on the same corpus to fill in hidden words
+(`tools/train.py`). `attn run` prints all %d of its maps; here are the first
+and the sharpest (the one whose rows put the most weight on one key, on
+average), `%s`:
+""" % (len(maps), pick.split("\n")[0]))
+    shown = blocks[0] + "\n\n" + maps[0] + "\n"
+    if pick is not maps[0]:
+        shown += "\n" + pick + "\n"
+    doc.command(args, shown)
 
 
 def cross_section(doc):
@@ -356,13 +373,49 @@ the latter, `--stack encoder` the encoder's self-attention.
     cfg = "models/tiny-translator/config.json"
     src = "the sun rises in the east ."
     tgt = "gabeni fobu mega fobu rozutu moguze ."
-    args = ["explain", "--config", cfg, "--source", src, "--text", tgt, "--kind", "cross"]
-    out = doc.run(args)
-    doc.text("""
-`models/tiny-translator` translates the toy English of `data/` into Tiral,
-a made-up language (`data/README.md`); "%s" is "%s":
-""" % (src, tgt))
+    # the word alignment of this pair: source word s is translated by target word t
+    align = None
+    with open(os.path.join(ROOT, "data", "parallel.tsv"), encoding="utf-8") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) == 4 and cols[1] == src and cols[2] == tgt:
+                align = [tuple(int(x) for x in a.split("-")) for a in cols[3].split()]
+                break
+    if align is None:
+        raise SystemExit("data/parallel.tsv has no pair %r / %r" % (src, tgt))
+    import json
+    with open(os.path.join(ROOT, cfg)) as f:
+        mc = json.load(f)
+    bos = 1 if mc.get("tokenizer", {}).get("bos") else 0
+    # which cross-attention head follows the alignment best: the query that
+    # predicts target word t (row t with <s> in front) looks most at its source word
+    best = None
+    for layer in range(mc["n_layers"]):
+        for head in range(mc["n_heads"]):
+            a = ["explain", "--config", cfg, "--source", src, "--text", tgt, "--kind", "cross",
+                 "--layer", str(layer), "--head", str(head)]
+            o = doc.run(a)
+            w = matrix(o, "weights")
+            hits = sum(1 for s_, t in align if 0 <= t + bos - 1 < w.shape[0] and
+                       int(np.argmax(w[t + bos - 1])) == s_ + bos)
+            if best is None or hits > best[0]:
+                best = (hits, layer, head, a, o)
+    hits, layer, head, args, out = best
+    doc.text(textwrap.fill(
+        "`models/tiny-translator` translates the toy English of `data/` into Tiral, a made-up "
+        "language (`data/README.md`); \"%s\" is \"%s\". Both sides get a `<s>` in front. The "
+        "decoder reads the target shifted right: the query at row t is the position that "
+        "predicts the next target word (row 0, `<s>`, predicts \"%s\"). Of the model's %d "
+        "cross-attention heads, layer %d head %d follows the word alignment of "
+        "`data/parallel.tsv` best: for %d of the %d target words, the row that predicts the "
+        "word looks most at the source word it translates."
+        % (src, tgt, tgt.split()[0], mc["n_layers"] * mc["n_heads"], layer, head, hits,
+           len(align)), width=76))
     doc.command(args, section(out, "Tokens") + "\n" + section(out, "Softmax"))
+    doc.text("""
+Without `--kind cross` the same command first explains that layer's causal
+self-attention over the target, then this head.
+""")
 
 
 def outro(doc):

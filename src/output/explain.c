@@ -251,9 +251,13 @@ static void print_matrix(pr *pp, const double *m, int rows, int cols, int row_of
     if (flags & ROW_SUM) p->nw = p->nw < p->o->digits + 4 ? p->o->digits + 4 : p->nw;
     p->cell = p->nw + 1;
     FILE *f = p->f;
-    int extra = (flags & ROW_SUM) ? p->cell + 2 : 0;
     int *sel = malloc(((size_t)cols * 2 + 4) * sizeof *sel);
     if (!sel) return;
+    /* the row sums are a convenience: dropped when they would push a column out */
+    if ((flags & ROW_SUM) && col_plan(p, cols, p->cell + 2, ca, sel) < cols &&
+        col_plan(p, cols, 0, ca, sel) == cols)
+        flags &= ~(unsigned)ROW_SUM;
+    int extra = (flags & ROW_SUM) ? p->cell + 2 : 0;
     const int nsel = col_plan(p, cols, extra, ca, sel);
     int lines = ca->kind == AX_POS && ca->labels ? 2 : 1;
     char buf[128];
@@ -708,7 +712,7 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
         section(p, "Softmax of each row: the attention weights");
         note(p, "each row sums to 1; * marks each query's strongest key");
         if (!p->o->full && p->o->width > 0 && w->cols > 3 &&
-            LW + (w->cols + 1) * (p->nw + 1) + 2 > p->o->width) /* as col_plan cuts */
+            LW + w->cols * (p->nw + 1) > p->o->width) /* as col_plan cuts */
             note(p, "(\"…*\": it is in a column left out; --full or --width shows all)");
         title(p, "weights", w->rows, w->cols, "= exp(s_ij) / Σ_j exp(s_ij)%s",
               causal ? ", and exp(-inf) = 0" : "");
