@@ -408,7 +408,9 @@ the latter, `--stack encoder` the encoder's self-attention.
         "predicts the next target word (row 0, `<s>`, predicts \"%s\"). Of the model's %d "
         "cross-attention heads, layer %d head %d follows the word alignment of "
         "`data/parallel.tsv` best: for %d of the %d target words, the row that predicts the "
-        "word looks most at the source word it translates."
+        "word looks most at the source word it translates. (The model's training guided its "
+        "last decoder layer's cross-attention towards that alignment; "
+        "`models/tiny-translator/README.md` says how, and why.)"
         % (src, tgt, tgt.split()[0], mc["n_layers"] * mc["n_heads"], layer, head, hits,
            len(align)), width=76))
     doc.command(args, section(out, "Tokens") + "\n" + section(out, "Softmax"))
