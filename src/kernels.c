@@ -194,10 +194,24 @@ void kern_mul(float *restrict out, const float *restrict b, size_t n) {
  * below FLT_MIN round once to the right subnormal and results above FLT_MAX
  * become inf. x is clamped to [-110, 100] first (exp is 0 resp. inf beyond in
  * float); NaN passes through (both comparisons are false). Branch-free, so
- * gcc vectorizes loops of it. */
+ * gcc vectorizes loops of it for every target. */
+ALWAYS_INLINE float select_f32(int c, float a, float b) { /* c ? a : b, as bit operations */
+    uint32_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    const uint32_t m = 0u - (uint32_t)(c != 0);
+    const uint32_t r = (ua & m) | (ub & ~m);
+    float f;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
 ALWAYS_INLINE float exp_approx(float x) {
-    x = x < -110.0f ? -110.0f : x;
-    x = x > 100.0f ? 100.0f : x;
+    /* the clamps as bit selects: written as ?: gcc turns them into branches
+     * (the clamped path folds to a constant), and loops with branches are
+     * vectorized only for AVX-512 */
+    x = select_f32(x < -110.0f, -110.0f, x);
+    x = select_f32(x > 100.0f, 100.0f, x);
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     float t = x * 1.44269504088896341f + shifter;
     float kf = t - shifter; /* round(x / ln2), as a float */
@@ -225,18 +239,26 @@ ALWAYS_INLINE float exp_approx(float x) {
 
 float kern_exp(float x) { return exp_approx(x); }
 
+/* m[l] = max(m[l], x[l]) for l < k (as a loop, which gcc vectorizes; the
+ * same statement unrolled 16 times is not) */
+ALWAYS_INLINE void max_into(float *restrict m, const float *restrict x, int k) {
+    for (int l = 0; l < k; l++) m[l] = x[l] > m[l] ? x[l] : m[l];
+}
+
+#define MAX_LANES 64
+
 KERN_CLONES
 void kern_softmax(float *row, int n_valid, int n) {
-    /* the max: 16 running maxima, then the largest of them (max is exact, so
-     * the grouping does not change it) */
-    float m[LANES];
-    for (int l = 0; l < LANES; l++) m[l] = row[0];
+    /* the max: 64 running maxima, then the largest of them (max is exact, so
+     * the grouping does not change it; a NaN is taken only as row[0], as in
+     * a plain loop) */
+    float m[MAX_LANES];
+    for (int l = 0; l < MAX_LANES; l++) m[l] = row[0];
     int i = 0;
-    for (; i + LANES <= n_valid; i += LANES)
-        for (int l = 0; l < LANES; l++) m[l] = row[i + l] > m[l] ? row[i + l] : m[l];
-    for (int l = 0; i + l < n_valid; l++) m[l] = row[i + l] > m[l] ? row[i + l] : m[l];
+    for (; i + MAX_LANES <= n_valid; i += MAX_LANES) max_into(m, row + i, MAX_LANES);
+    max_into(m, row + i, n_valid - i);
     float mx = m[0];
-    for (int l = 1; l < LANES; l++) mx = m[l] > mx ? m[l] : mx;
+    for (int l = 1; l < MAX_LANES; l++) mx = m[l] > mx ? m[l] : mx;
 
     for (i = 0; i < n_valid; i++) row[i] = exp_approx(row[i] - mx);
 
