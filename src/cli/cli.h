@@ -21,6 +21,11 @@ int cli_exit_code(int status);
  * fills err (ATTN_ERR_USAGE) and returns its status. *ids is malloc'd. */
 int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
                   attn_error *err);
+/* Token ids of one input: parsed from `ids` ("N,N,...") when it is given,
+ * else `text` encoded by tok. Refuses a model without a tokenizer for text
+ * and an input with no tokens. `what` names the flag or line in messages. */
+int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
+                  const char *ids, const char *what, int **out, size_t *n, attn_error *err);
 /* Parses a non-negative integer flag value. */
 int cli_parse_int(const char *s, const char *flag, int min, int max, int *out);
 

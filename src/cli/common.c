@@ -80,6 +80,27 @@ int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, si
     return ATTN_OK;
 }
 
+int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
+                  const char *ids, const char *what, int **out, size_t *n, attn_error *err) {
+    *out = NULL;
+    *n = 0;
+    if (ids) return cli_parse_ids(ids, cfg->vocab_size, what, out, n, err);
+    if (!tok)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "%s: the model has no tokenizer; give token ids instead", what);
+    int rc = attn_tokenizer_encode(tok, text, strlen(text), out, n, err);
+    if (rc) {
+        attn_error_prefix(err, "%s", what);
+        return rc;
+    }
+    if (*n == 0) {
+        free(*out);
+        *out = NULL;
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: the text has no tokens", what);
+    }
+    return ATTN_OK;
+}
+
 int cli_parse_int(const char *s, const char *flag, int min, int max, int *out) {
     errno = 0;
     char *end;

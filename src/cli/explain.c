@@ -80,19 +80,7 @@ static int load_input(ex_input *in, const attn_config *cfg, const attn_tokenizer
                    ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory")
                    : ATTN_OK;
     }
-    if (ids) {
-        rc = cli_parse_ids(ids, cfg->vocab_size, flag, &in->ids, &in->n, err);
-    } else {
-        if (!tok)
-            return attn_error_set(err, ATTN_ERR_USAGE,
-                                  "%s: the model has no tokenizer; give token ids instead", flag);
-        rc = attn_tokenizer_encode(tok, text, strlen(text), &in->ids, &in->n, err);
-        if (rc) {
-            attn_error_prefix(err, "%s", flag);
-            return rc;
-        }
-        if (in->n == 0) return attn_error_set(err, ATTN_ERR_USAGE, "%s: the text has no tokens", flag);
-    }
+    rc = cli_input_ids(cfg, tok, text, ids, flag, &in->ids, &in->n, err);
     if (rc) return rc;
     return labels_from_ids(&in->labels, tok, in->ids, in->n)
                ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory")

@@ -195,22 +195,10 @@ static void generator_free(generator *g) {
 /* Token ids from --ids or --text; what names the flag. */
 static int prompt_ids(const generator *g, const char *text, const char *ids, const char *what,
                       bool drop_eos, int **out, size_t *n, attn_error *err) {
-    if (ids) return cli_parse_ids(ids, g->cfg->vocab_size, what, out, n, err);
-    if (!g->tok)
-        return attn_error_set(err, ATTN_ERR_USAGE,
-                              "%s: the model has no tokenizer; give token ids instead", what);
-    int rc = attn_tokenizer_encode(g->tok, text, strlen(text), out, n, err);
-    if (rc) {
-        attn_error_prefix(err, "%s", what);
-        return rc;
-    }
+    int rc = cli_input_ids(g->cfg, g->tok, text, ids, what, out, n, err);
+    if (rc || ids) return rc;
     int eos = attn_tokenizer_eos(g->tok);
     if (drop_eos && eos >= 0 && *n > 1 && (*out)[*n - 1] == eos) (*n)--;
-    if (*n == 0) {
-        free(*out);
-        *out = NULL;
-        return attn_error_set(err, ATTN_ERR_USAGE, "%s: the text has no tokens", what);
-    }
     return ATTN_OK;
 }
 

@@ -82,21 +82,7 @@ typedef struct runner {
 /* Token ids of one input: from an id list or from text. */
 static int input_ids(const runner *r, const char *text, const char *ids, const char *what,
                      int **out, size_t *n, attn_error *err) {
-    if (ids) return cli_parse_ids(ids, r->cfg->vocab_size, what, out, n, err);
-    if (!r->tok)
-        return attn_error_set(err, ATTN_ERR_USAGE,
-                              "%s: the model has no tokenizer; give token ids instead", what);
-    int rc = attn_tokenizer_encode(r->tok, text, strlen(text), out, n, err);
-    if (rc) {
-        attn_error_prefix(err, "%s", what);
-        return rc;
-    }
-    if (*n == 0) {
-        free(*out);
-        *out = NULL;
-        return attn_error_set(err, ATTN_ERR_USAGE, "%s: the text has no tokens", what);
-    }
-    return ATTN_OK;
+    return cli_input_ids(r->cfg, r->tok, text, ids, what, out, n, err);
 }
 
 /* Runs one input through the model; every requested value streams to the sinks. */
