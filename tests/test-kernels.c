@@ -3,7 +3,9 @@
 #include "kernels.h"
 
 #include <check.h>
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,30 @@ START_TEST(test_linear_rows_independent) {
                 ck_assert(kern_dot(x + (size_t)t * C, w + (size_t)o * C, C) + b[o] == one[o]);
         }
         free(x), free(w), free(b), free(all), free(one);
+    }
+}
+END_TEST
+
+/* kern_dot's documented order, written out plainly: element i in lane
+ * i % 16 (from +0, in order), then the fixed tree. The library's kernels run
+ * in the SIMD version picked for this machine; this is plain scalar code. */
+static float ref_dot_order(const float *a, const float *b, size_t stride_b, int n) {
+    float acc[16] = {0};
+    for (int i = 0; i < n; i++) acc[i % 16] += a[i] * b[(size_t)i * stride_b];
+    float t8[8], t4[4];
+    for (int l = 0; l < 8; l++) t8[l] = acc[l] + acc[l + 8];
+    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
+    return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+START_TEST(test_dot_order) {
+    rng_t r = {14};
+    for (int n = 0; n <= 70; n++) {
+        float *a = randn(&r, n + 1, 1.0), *b = randn(&r, n + 1, 1.0);
+        ck_assert_msg(same_bits(kern_dot(a, b, n), ref_dot_order(a, b, 1, n)), "n=%d", n);
+        free(a), free(b);
     }
 }
 END_TEST
@@ -199,6 +225,174 @@ START_TEST(test_softmax) {
 }
 END_TEST
 
+/* Every float x against exp((double)x), on a stride through all bit
+ * patterns plus the edges; an exhaustive run over all 2^32 floats (done
+ * when the kernel was written) gave 0.990 ulp and 0.75 of the smallest
+ * subnormal. */
+START_TEST(test_exp) {
+    double max_ulp = 0, max_sub = 0;
+    long checked = 0, bad = 0;
+    float first_bad = 0;
+    const float edges[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, 1e-30f, -1e-30f, 0.34657359f,
+                           -0.34657359f, 88.72283f, 88.72284f, 88.7229f, -87.33654f, -87.3366f,
+                           -103.27893f, -103.97208f, -103.9721f, -104.0f, -109.9f, -110.0f,
+                           -110.1f, -150.0f, -1e4f, -1e30f, -3.4e38f, 100.0f, 1e30f};
+    const size_t n_edges = sizeof edges / sizeof edges[0];
+    /* (no ck_assert inside the loop: each one costs a system call) */
+    for (uint64_t k = 0; k < 0x100000000ull / 257 + n_edges; k++) {
+        float x;
+        if (k < n_edges) x = edges[k];
+        else {
+            uint32_t u = (uint32_t)((k - n_edges) * 257u + 13u);
+            memcpy(&x, &u, sizeof x);
+        }
+        if (isnan(x)) continue;
+        double ref = exp((double)x);
+        float got = kern_exp(x);
+        bool ok;
+        checked++;
+        if (ref > FLT_MAX) {
+            ok = isinf(got) && got > 0;
+        } else if (ref < FLT_MIN) { /* subnormal or 0: within one subnormal step */
+            double e = fabs(got - ref) / 0x1p-149;
+            ok = e <= 1.0;
+            if (e > max_sub) max_sub = e;
+        } else {
+            int ex;
+            frexp(ref, &ex);
+            double e = fabs(got - ref) / ldexp(1.0, ex - 24); /* in ulps of the exact value */
+            ok = e <= 1.0;
+            if (e > max_ulp) max_ulp = e;
+        }
+        if (!ok && bad++ == 0) first_bad = x;
+    }
+    printf("exp: %ld floats, max error %.3f ulp (tolerance 1), subnormal results %.3f steps "
+           "(tolerance 1)\n", checked, max_ulp, max_sub);
+    ck_assert_msg(bad == 0, "%ld wrong, the first exp(%a) = %a", bad, first_bad,
+                  kern_exp(first_bad));
+    ck_assert(kern_exp(0.0f) == 1.0f && kern_exp(-0.0f) == 1.0f);
+    ck_assert(kern_exp(-INFINITY) == 0.0f && !signbit(kern_exp(-INFINITY)));
+    ck_assert(isinf(kern_exp(INFINITY)));
+    ck_assert(isnan(kern_exp(NAN)) && isnan(kern_exp(-NAN)));
+}
+END_TEST
+
+/* kern_softmax == its documented computation written out plainly (kern_exp,
+ * sum in double with 16 lanes and the tree), bit for bit, for every length
+ * around the vector widths; masked entries exactly 0. */
+START_TEST(test_softmax_order) {
+    rng_t r = {42};
+    for (int n = 1; n <= 150; n++) {
+        for (int kind = 0; kind < 3; kind++) {
+            double scale = kind == 0 ? 1.0 : kind == 1 ? 20.0 : 300.0; /* 300: e^-x underflows */
+            float *row = randn(&r, n, scale), *ref = malloc(sizeof(float) * n);
+            int valid = kind == 2 ? 1 + (n * 7) % n : n;
+            float mx = row[0];
+            for (int i = 1; i < valid; i++) mx = row[i] > mx ? row[i] : mx;
+            double acc[16] = {0};
+            for (int i = 0; i < valid; i++) {
+                ref[i] = kern_exp(row[i] - mx);
+                acc[i % 16] += ref[i];
+            }
+            for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
+            for (int l = 0; l < 4; l++) acc[l] += acc[l + 4];
+            double inv = 1.0 / ((acc[0] + acc[2]) + (acc[1] + acc[3]));
+            for (int i = 0; i < valid; i++) ref[i] = (float)(ref[i] * inv);
+            for (int i = valid; i < n; i++) ref[i] = 0.0f;
+            kern_softmax(row, valid, n);
+            ck_assert_msg(memcmp(row, ref, sizeof(float) * n) == 0, "n=%d valid=%d", n, valid);
+            free(row), free(ref);
+        }
+    }
+}
+END_TEST
+
+/* Softmax rows with a huge spread (most weights underflow to exactly 0), a
+ * single visible key, and equal scores. */
+START_TEST(test_softmax_extremes) {
+    float row[40];
+    for (int i = 0; i < 40; i++) row[i] = -1000.0f * (float)i;
+    kern_softmax(row, 40, 40);
+    ck_assert(row[0] == 1.0f);
+    for (int i = 1; i < 40; i++) ck_assert(row[i] == 0.0f && !signbit(row[i]));
+    for (int i = 0; i < 40; i++) row[i] = (float)i * -3.0f;
+    kern_softmax(row, 40, 40);
+    double sum = 0;
+    for (int i = 0; i < 40; i++) {
+        double ref = exp(-3.0 * i) * (1 - exp(-3.0)) / (1 - exp(-120.0));
+        /* 1e-7 relative, or two subnormal steps (the last ones are subnormal) */
+        ck_assert_msg(fabs(row[i] - ref) <= 1e-7 * ref + 0x1p-148, "i=%d %g vs %g", i, row[i], ref);
+        sum += row[i];
+    }
+    ck_assert_double_lt(fabs(sum - 1.0), 1e-6);
+    row[0] = 7.5f;
+    row[1] = 1e30f;
+    kern_softmax(row, 1, 2); /* one visible key: weight 1, the masked one 0 */
+    ck_assert(row[0] == 1.0f && row[1] == 0.0f);
+    for (int i = 0; i < 33; i++) row[i] = 2.25f;
+    kern_softmax(row, 33, 33);
+    for (int i = 0; i < 33; i++) ck_assert(row[i] == row[0]);
+    ck_assert_double_lt(fabs(row[0] * 33.0 - 1.0), 1e-6);
+}
+END_TEST
+
+/* kern_scores against kern_dot on the same keys, bit for bit, for head
+ * widths around the special cases and lengths around the blocks; the keys
+ * sit transposed in a [hd, ld] block with ld > n. Zeros in q and -0
+ * products included. */
+START_TEST(test_scores) {
+    rng_t r = {61};
+    const int hds[] = {1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 64, 65, 100, 128, 256};
+    const int ns[] = {1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 300};
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int hd = hds[a], n = ns[b], ld = n + 5;
+            float *q = randn(&r, hd, 1.0), *kt = randn(&r, (size_t)hd * ld, 1.0);
+            float *s = malloc(sizeof(float) * n), *key = malloc(sizeof(float) * hd);
+            if (b % 3 == 0) /* zero queries against negative keys: -0 products */
+                for (int i = 0; i < hd; i++) q[i] = i % 2 ? -0.0f : 0.0f;
+            const float scale = (float)(1.0 / sqrt((double)hd));
+            kern_scores(s, q, kt, (size_t)ld, n, hd, scale);
+            for (int j = 0; j < n; j++) {
+                for (int i = 0; i < hd; i++) key[i] = kt[(size_t)i * ld + j];
+                float want = kern_dot(q, key, hd) * scale;
+                ck_assert_msg(same_bits(s[j], want), "hd=%d n=%d j=%d: %a vs %a", hd, n, j, s[j],
+                              want);
+                ck_assert(same_bits(s[j], ref_dot_order(q, kt + j, (size_t)ld, hd) * scale));
+            }
+            free(q), free(kt), free(s), free(key);
+        }
+}
+END_TEST
+
+/* kern_wsum: ctx[d] == kern_dot(w, values of d, n) bit for bit, and close to
+ * the double sum. */
+START_TEST(test_wsum) {
+    rng_t r = {71};
+    const int hds[] = {1, 3, 4, 5, 8, 16, 33, 64};
+    const int ns[] = {1, 2, 15, 16, 17, 31, 32, 33, 100, 511};
+    double maxrel = 0;
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int hd = hds[a], n = ns[b], ld = n + 3;
+            float *w = randn(&r, n, 1.0), *vt = randn(&r, (size_t)hd * ld, 1.0);
+            float ctx[64];
+            kern_softmax(w, n, n);
+            kern_wsum(ctx, w, vt, (size_t)ld, n, hd);
+            for (int d = 0; d < hd; d++) {
+                const float *v = vt + (size_t)d * ld;
+                ck_assert_msg(same_bits(ctx[d], kern_dot(w, v, n)), "hd=%d n=%d d=%d", hd, n, d);
+                double ref = 0, mag = 0;
+                for (int j = 0; j < n; j++) ref += (double)w[j] * v[j], mag += fabs((double)w[j] * v[j]);
+                maxrel = fmax(maxrel, fabs(ctx[d] - ref) / mag);
+            }
+            free(w), free(vt);
+        }
+    printf("wsum: max error / sum|w v| = %.3g (tolerance 1e-6)\n", maxrel);
+    ck_assert_double_lt(maxrel, 1e-6);
+}
+END_TEST
+
 START_TEST(test_rope) {
     rng_t r = {51};
     const int hd = 24;
@@ -251,10 +445,16 @@ static Suite *kernels_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_linear);
     tcase_add_test(tc, test_linear_rows_independent);
+    tcase_add_test(tc, test_dot_order);
     tcase_add_test(tc, test_dot_small_sizes);
     tcase_add_test(tc, test_norms);
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_softmax);
+    tcase_add_test(tc, test_softmax_order);
+    tcase_add_test(tc, test_softmax_extremes);
+    tcase_add_test(tc, test_exp);
+    tcase_add_test(tc, test_scores);
+    tcase_add_test(tc, test_wsum);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_sinusoidal);
     suite_add_tcase(s, tc);
