@@ -43,12 +43,35 @@
  * only when both are), so neither does the result. */
 #define LANES 16
 
+/* The tree: b[l] = a[l] + a[l+8], c[l] = b[l] + b[l+4], then
+ * (c[0] + c[2]) + (c[1] + c[3]): halves, quarters, pairs, as a vector
+ * reduction goes. gcc turns the plain loops into some 30 scalar adds and
+ * shuffles (more work than a 64-long dot product itself), so with GNU C the
+ * first two steps are written on vector types (same additions, same
+ * order). */
+#if defined(__GNUC__)
+typedef float kern_v8f __attribute__((vector_size(32)));
+typedef float kern_v4f __attribute__((vector_size(16)));
+
+ALWAYS_INLINE float tree16(const float *a) {
+    kern_v8f lo, hi, b;
+    kern_v4f bl, bh, c;
+    memcpy(&lo, a, sizeof lo);
+    memcpy(&hi, a + 8, sizeof hi);
+    b = lo + hi;
+    memcpy(&bl, &b, sizeof bl);
+    memcpy(&bh, (const char *)&b + sizeof bl, sizeof bh);
+    c = bl + bh;
+    return (c[0] + c[2]) + (c[1] + c[3]);
+}
+#else
 ALWAYS_INLINE float tree16(const float *a) {
     float b[8], c[4];
     for (int l = 0; l < 8; l++) b[l] = a[l] + a[l + 8];
     for (int l = 0; l < 4; l++) c[l] = b[l] + b[l + 4];
     return (c[0] + c[2]) + (c[1] + c[3]);
 }
+#endif
 
 ALWAYS_INLINE float dot16(const float *restrict a, const float *restrict b, int n) {
     float acc[LANES] = {0};
