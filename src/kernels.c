@@ -342,15 +342,15 @@ ALWAYS_INLINE void scores_any(float *restrict s, const float *restrict q,
     float lane[LANES][SC_BLOCK];
     for (int j0 = 0; j0 < n; j0 += SC_BLOCK) {
         const int m = n - j0 < SC_BLOCK ? n - j0 : SC_BLOCK;
+        /* rows in order, row i into lane i % 16: each lane still adds its
+         * rows in order, and consecutive updates go to different lanes */
         for (int l = 0; l < LANES; l++) {
-            if (l >= hd) {
+            if (l < hd) lane_set(lane[l], q[l], kt + (size_t)l * ld + j0, m);
+            else
                 for (int j = 0; j < m; j++) lane[l][j] = 0.0f;
-                continue;
-            }
-            lane_set(lane[l], q[l], kt + (size_t)l * ld + j0, m);
-            for (int i = l + LANES; i < hd; i += LANES)
-                lane_add(lane[l], q[i], kt + (size_t)i * ld + j0, m);
         }
+        for (int i = LANES; i < hd; i++)
+            lane_add(lane[i % LANES], q[i], kt + (size_t)i * ld + j0, m);
         for (int j = 0; j < m; j++) {
             float b[8], c[4];
             for (int l = 0; l < 8; l++) b[l] = lane[l][j] + lane[l + 8][j];
