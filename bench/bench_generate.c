@@ -312,6 +312,19 @@ int main(int argc, char **argv) {
     printf("%-12s %17.2fx", "last/first", wbest[nw - 1] / wbest[0]);
     if (baseline) printf(" %19.2fx", nc_last / nc_first);
     putchar('\n');
+    if (nw >= 2) {
+        /* least-squares line through (mean cached positions of a window, its
+         * time): what one more cached position costs a step */
+        double sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (int w = 0; w < nw; w++) {
+            int a = w * window, b = a + window < steps ? a + window : steps;
+            double x = (a + 1 + b) / 2.0; /* step i (from 1) attends to i positions */
+            sx += x, sy += wbest[w], sxx += x * x, sxy += x * wbest[w];
+        }
+        double slope = (nw * sxy - sx * sy) / (nw * sxx - sx * sx), icpt = (sy - slope * sx) / nw;
+        printf("%-12s %14.1f ns   (per position and head: %.2f ns; at 0 positions: %.1f us)\n",
+               "per position", slope * 1e3, slope * 1e3 / (c->n_layers * c->n_heads), icpt);
+    }
     printf("%-12s %16.1fms", "total", cached_total / 1e3);
     if (baseline)
         printf(" %18.1fms   (no-cache / cached: %.1fx)", nc_total / 1e3, nc_total / cached_total);

@@ -1,0 +1,191 @@
+/* bench_attention: the per-key cost of one query row of attention (scores,
+ * softmax, weighted sum of values) and the cost of a one-row matrix product,
+ * with the library's kernels and with the code they replaced, in the same
+ * process (so that the ratio holds on a busy machine).
+ *
+ * Usage: bench_attention [--repeat R]
+ *
+ * "previous" is the attention row as src/attention.c computed it before the
+ * kernels of src/kernels.c were vectorized, reproduced here: keys and values
+ * as rows [n, hd], per key a call of an 8-lane dot product, expf per key in
+ * the softmax, per key a call of an axpy into the context. "kernels" is
+ * kern_scores + kern_softmax + kern_wsum on the cache's transposed [hd, n]
+ * blocks. Each time is the fastest of R runs; the checksum line says both
+ * compute the same thing (max |difference| of the context). */
+#include "kernels.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static uint64_t rng_s = 7;
+static float frand(void) {
+    uint64_t z = (rng_s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) / 9007199254740992.0 * 2 - 1);
+}
+
+/* ---- the previous code (functions in another file: not inlined) ---- */
+
+NOINLINE static float prev_dot(const float *restrict a, const float *restrict b, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float tail = 0.0f;
+    for (; i < n; i++) tail += a[i] * b[i];
+    float s0 = acc[0] + acc[4], s1 = acc[1] + acc[5], s2 = acc[2] + acc[6], s3 = acc[3] + acc[7];
+    return ((s0 + s2) + (s1 + s3)) + tail;
+}
+
+NOINLINE static void prev_axpy(float *restrict y, float a, const float *restrict x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+NOINLINE static void prev_softmax(float *row, int n) {
+    float mx = row[0];
+    for (int i = 1; i < n; i++) mx = row[i] > mx ? row[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        float e = expf(row[i] - mx);
+        row[i] = e;
+        sum += e;
+    }
+    double inv = 1.0 / sum;
+    for (int i = 0; i < n; i++) row[i] = (float)(row[i] * inv);
+}
+
+static void prev_row(float *ctx, float *row, const float *q, const float *k, const float *v,
+                     int n, int hd, float scale) {
+    for (int j = 0; j < n; j++) row[j] = prev_dot(q, k + (size_t)j * hd, hd) * scale;
+    prev_softmax(row, n);
+    memset(ctx, 0, (size_t)hd * sizeof(float));
+    for (int j = 0; j < n; j++) prev_axpy(ctx, row[j], v + (size_t)j * hd, hd);
+}
+
+NOINLINE static void prev_linear(float *restrict out, const float *restrict inp,
+                                 const float *restrict weight, int C, int OC) {
+    for (int o = 0; o < OC; o++) out[o] = prev_dot(inp, weight + (size_t)o * C, C) + 0.0f;
+}
+
+/* ---- the kernels ---- */
+
+static void kern_row(float *ctx, float *row, const float *q, const float *kt, const float *vt,
+                     int n, int hd, float scale) {
+    kern_scores(row, q, kt, (size_t)n, n, hd, scale);
+    kern_softmax(row, n, n);
+    kern_wsum(ctx, row, vt, (size_t)n, n, hd);
+}
+
+/* fastest of `repeat` runs of `inner` calls, in ns per call */
+#define TIME_BEST(out, repeat, inner, call)                                                    \
+    do {                                                                                       \
+        double best_ = INFINITY;                                                               \
+        for (int r_ = 0; r_ < (repeat); r_++) {                                                \
+            double t0_ = now_ns();                                                             \
+            for (int i_ = 0; i_ < (inner); i_++) call;                                         \
+            double t_ = (now_ns() - t0_) / (inner);                                            \
+            if (t_ < best_) best_ = t_;                                                        \
+        }                                                                                      \
+        (out) = best_;                                                                         \
+    } while (0)
+
+int main(int argc, char **argv) {
+    int repeat = 200;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            long v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || errno || v < 1 || v > INT_MAX) {
+                fprintf(stderr, "bench_attention: --repeat: expected a positive integer\n");
+                return 2;
+            }
+            repeat = (int)v;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            puts("Usage: bench_attention [--repeat R]");
+            return 0;
+        } else {
+            fprintf(stderr, "bench_attention: unknown or incomplete option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+
+    enum { MAXN = 512, MAXHD = 64 };
+    float *k = malloc(sizeof(float) * MAXN * MAXHD), *v = malloc(sizeof(float) * MAXN * MAXHD);
+    float *kt = malloc(sizeof(float) * MAXN * MAXHD), *vt = malloc(sizeof(float) * MAXN * MAXHD);
+    float *row = malloc(sizeof(float) * MAXN), q[MAXHD], c1[MAXHD], c2[MAXHD];
+    if (!k || !v || !kt || !vt || !row) {
+        fprintf(stderr, "bench_attention: out of memory\n");
+        return 1;
+    }
+
+    printf("one query row of attention: scores + softmax + weighted sum of values\n"
+           "(fastest of %d runs; ns per key per head; previous = per-key calls, expf, axpy)\n\n",
+           repeat);
+    printf("%4s %6s %14s %14s %9s %12s\n", "hd", "keys", "previous ns", "kernels ns", "speedup",
+           "max |diff|");
+    const int hds[] = {8, 64}, ns[] = {32, 64, 128, 256, 512};
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++) {
+        const int hd = hds[a];
+        const float scale = (float)(1.0 / sqrt((double)hd));
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
+            const int n = ns[b];
+            for (int i = 0; i < hd; i++) q[i] = 2.0f * frand();
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < hd; i++) {
+                    float x = 2.0f * frand(), y = frand();
+                    k[(size_t)j * hd + i] = kt[(size_t)i * n + j] = x;
+                    v[(size_t)j * hd + i] = vt[(size_t)i * n + j] = y;
+                }
+            const int inner = 1 + 20000 / (n * hd / 8);
+            double tp, tk;
+            TIME_BEST(tp, repeat, inner, prev_row(c1, row, q, k, v, n, hd, scale));
+            TIME_BEST(tk, repeat, inner, kern_row(c2, row, q, kt, vt, n, hd, scale));
+            double diff = 0;
+            for (int i = 0; i < hd; i++) diff = fmax(diff, fabs((double)c1[i] - c2[i]));
+            printf("%4d %6d %14.2f %14.2f %8.1fx %12.2g\n", hd, n, tp / n, tk / n, tp / tk, diff);
+        }
+    }
+
+    printf("\none-row matrix product (a decoding step's projections), stories260K's shapes\n"
+           "(ns per call; previous = one 8-lane dot product call per output)\n\n");
+    printf("%6s %6s %14s %14s %9s\n", "C", "OC", "previous ns", "kernels ns", "speedup");
+    const int shapes[][2] = {{64, 64}, {64, 32}, {64, 172}, {172, 64}, {64, 512}};
+    float *w = malloc(sizeof(float) * 172 * 512), x[512], y1[512], y2[512];
+    if (!w) {
+        fprintf(stderr, "bench_attention: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < 172 * 512; i++) w[i] = frand();
+    for (int i = 0; i < 512; i++) x[i] = frand();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int C = shapes[s][0], OC = shapes[s][1];
+        const int inner = 1 + 200000 / (C * OC);
+        double tp, tk;
+        TIME_BEST(tp, repeat, inner, prev_linear(y1, x, w, C, OC));
+        TIME_BEST(tk, repeat, inner, kern_linear(y2, x, w, NULL, 1, C, OC));
+        printf("%6d %6d %14.1f %14.1f %8.1fx\n", C, OC, tp, tk, tp / tk);
+    }
+    free(k), free(v), free(kt), free(vt), free(row), free(w);
+    return 0;
+}
