@@ -40,6 +40,7 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(hjson)
             for b in blobs:
                 f.write(b)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
