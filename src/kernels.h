@@ -19,9 +19,11 @@
 
 #include <stddef.h>
 
-/* Dot product of a[n] and b[n], accumulated in float with 8 partial sums
- * (lane j takes elements j, j+8, j+16, ...) combined in a fixed tree, then
- * the tail. gcc vectorizes the main loop at -O2/-O3. */
+/* Dot product of a[n] and b[n], accumulated in float with 16 partial sums
+ * (lane l takes elements l, l+16, l+32, ... in order, from +0), combined in a
+ * fixed tree: b[l] = lane[l] + lane[l+8], c[l] = b[l] + b[l+4], then
+ * (c[0] + c[2]) + (c[1] + c[3]). Never -0. Every dot product of the kernels
+ * (kern_linear, kern_scores, kern_wsum) is this one, bit for bit. */
 float kern_dot(const float *restrict a, const float *restrict b, int n);
 
 /* out = inp W^T + b: out[t][o] = kern_dot(inp row t, weight row o, C) + b[o]
