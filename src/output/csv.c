@@ -38,6 +38,10 @@ int labels_from_positions(seq_labels *l, size_t n) {
     return ATTN_OK;
 }
 
+const char *labels_at(const seq_labels *l, int pos) {
+    return l && pos >= 0 && (size_t)pos < l->n ? l->text[pos] : "?";
+}
+
 void labels_free(seq_labels *l) {
     if (l->text)
         for (size_t i = 0; i < l->n; i++) free(l->text[i]);
@@ -63,9 +67,6 @@ void csv_field(FILE *f, const char *s) {
     putc('"', f);
 }
 
-static const char *label(const seq_labels *l, int pos) {
-    return l && pos >= 0 && (size_t)pos < l->n ? l->text[pos] : "?";
-}
 
 /* Query and key labels of an attention value. */
 static void key_labels(const run_context *run, const attn_capture_key *key, const seq_labels **q,
@@ -115,9 +116,9 @@ int csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_vi
             if (causal && c > qpos) break; /* masked: exactly 0, left out */
             fputs(prefix, w->f);
             fprintf(w->f, "%d,", qpos);
-            csv_field(w->f, label(ql, qpos));
+            csv_field(w->f, labels_at(ql, qpos));
             fprintf(w->f, ",%d,", c);
-            csv_field(w->f, label(kl, c));
+            csv_field(w->f, labels_at(kl, c));
             fprintf(w->f, ",%.9g\n", (double)row[c]);
         }
     }
@@ -143,7 +144,7 @@ int csv_context_emit(void *user, const attn_capture_key *key, const attn_capture
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
         fprintf(w->f, "%ld,%d,", w->run->input, pos);
-        csv_field(w->f, label(w->run->main, pos));
+        csv_field(w->f, labels_at(w->run->main, pos));
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
         for (int c = 0; c < v->cols; c++) fprintf(w->f, ",%.9g", (double)row[c]);
         putc('\n', w->f);

@@ -112,45 +112,9 @@ typedef struct pr {
     int section;
 } pr;
 
-/* Copies a label for display: control bytes as '?', at most w characters
- * (UTF-8 code points), '~' marking a cut. */
-static void label_text(char *out, size_t cap, const char *s, int w) {
-    size_t n = 0;
-    int chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && n + 5 < cap; p++) {
-        bool cont = (*p & 0xC0) == 0x80;
-        if (!cont) {
-            if (chars == w) {
-                while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80) n--;
-                if (n > 0) n--;
-                out[n++] = '~';
-                break;
-            }
-            chars++;
-        }
-        out[n++] = (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p;
-    }
-    out[n] = '\0';
-}
 
-static int text_width(const char *s) {
-    int n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += (*p & 0xC0) != 0x80;
-    return n;
-}
 
-static void put_padded(FILE *f, const char *s, int w, bool right) {
-    int n = text_width(s);
-    if (right)
-        for (int i = n; i < w; i++) putc(' ', f);
-    fputs(s, f);
-    if (!right)
-        for (int i = n; i < w; i++) putc(' ', f);
-}
 
-static const char *pos_label(const seq_labels *l, int pos) {
-    return l && pos >= 0 && (size_t)pos < l->n ? l->text[pos] : "?";
-}
 
 /* A number with `digits` decimals ("%e" beyond 1e9), never "-0.000". */
 static void fmt_num(char *buf, size_t cap, double v, int digits) {
@@ -170,7 +134,7 @@ static void fmt_num(char *buf, size_t cap, double v, int digits) {
 static void put_num(const pr *p, double v) {
     char buf[64];
     fmt_num(buf, sizeof buf, v, p->o->digits);
-    put_padded(p->f, buf, p->nw, true);
+    text_pad(p->f, buf, p->nw, true);
 }
 
 /* The label of column c (one or two lines: line 0 / line 1). */
@@ -182,7 +146,7 @@ static void col_label(char *out, size_t cap, const axis *a, int c, int line, int
         if (line == 0)
             snprintf(out, cap, "%d", c);
         else
-            label_text(out, cap, pos_label(a->labels, c), w);
+            text_label(out, cap, labels_at(a->labels, c), w);
         break;
     case AX_DIM:
         if (line == 0) snprintf(out, cap, "%s%d", a->prefix, c);
@@ -190,7 +154,7 @@ static void col_label(char *out, size_t cap, const axis *a, int c, int line, int
     case AX_CONCAT:
         if (line == 0) {
             snprintf(tmp, sizeof tmp, "h%d.%d", c / a->hd, c % a->hd);
-            label_text(out, cap, tmp, w);
+            text_label(out, cap, tmp, w);
         }
         break;
     case AX_NAME: break;
@@ -201,14 +165,14 @@ static void row_label(const pr *p, const axis *a, int r) {
     char buf[128], t[96];
     switch (a->kind) {
     case AX_POS:
-        label_text(t, sizeof t, a->labels ? pos_label(a->labels, r) : "", LW - 6);
+        text_label(t, sizeof t, a->labels ? labels_at(a->labels, r) : "", LW - 6);
         snprintf(buf, sizeof buf, "  %3d %s", r, t);
         break;
     case AX_DIM: snprintf(buf, sizeof buf, "  %s%d", a->prefix, r); break;
     case AX_CONCAT: snprintf(buf, sizeof buf, "  h%d.%d", r / a->hd, r % a->hd); break;
     case AX_NAME: snprintf(buf, sizeof buf, "  %s", a->prefix); break;
     }
-    put_padded(p->f, buf, LW, false);
+    text_pad(p->f, buf, LW, false);
 }
 
 /* The columns shown, in order, -1 standing for one "…" column: all of them
@@ -266,26 +230,26 @@ static void print_matrix(pr *pp, const double *m, int rows, int cols, int row_of
         for (int k = 0; k < nsel; k++) {
             int c = sel[k];
             if (c < 0) {
-                put_padded(f, line == 0 ? "…" : "", p->nw, true);
+                text_pad(f, line == 0 ? "…" : "", p->nw, true);
                 putc(' ', f);
                 continue;
             }
             col_label(buf, sizeof buf, ca, c, line, p->nw);
-            put_padded(f, buf, p->nw, true);
+            text_pad(f, buf, p->nw, true);
             putc(' ', f);
         }
         if ((flags & ROW_SUM) && line == lines - 1) {
             fputs("  ", f);
-            put_padded(f, "sum", p->nw, true);
+            text_pad(f, "sum", p->nw, true);
         }
         putc('\n', f);
     }
     bool cut_rows = (flags & TALL_OK) && !p->o->full && rows > WROWS_MAX;
     for (int r = 0; r < rows; r++) {
         if (cut_rows && r == WROWS_MAX - 3) {
-            put_padded(f, "  ⋮", LW, false);
+            text_pad(f, "  ⋮", LW, false);
             for (int k = 0; k < nsel; k++) {
-                put_padded(f, sel[k] < 0 ? "" : "⋮", p->nw, true);
+                text_pad(f, sel[k] < 0 ? "" : "⋮", p->nw, true);
                 putc(' ', f);
             }
             putc('\n', f);
@@ -302,7 +266,7 @@ static void print_matrix(pr *pp, const double *m, int rows, int cols, int row_of
         for (int k = 0; k < nsel; k++) {
             int c = sel[k];
             if (c < 0) { /* a '*' here: the strongest key is among the columns left out */
-                put_padded(f, "…", p->nw, true);
+                text_pad(f, "…", p->nw, true);
                 putc(best_shown ? ' ' : '*', f);
                 continue;
             }
@@ -414,7 +378,7 @@ static void print_tokens(pr *p, const explain_seq *s, const char *what) {
         int w[4096];
         while (i1 < n && i1 - i0 < 4096) {
             char t[64], id[24], pos[24];
-            label_text(t, sizeof t, s->labels->text[i1], 16);
+            text_label(t, sizeof t, s->labels->text[i1], 16);
             snprintf(id, sizeof id, "%d", s->ids[i1]);
             snprintf(pos, sizeof pos, "%zu", i1);
             int cw = text_width(t);
@@ -432,11 +396,11 @@ static void print_tokens(pr *p, const explain_seq *s, const char *what) {
                 if (line == 0)
                     snprintf(buf, sizeof buf, "%zu", i);
                 else if (line == 1)
-                    label_text(buf, sizeof buf, s->labels->text[i], 16);
+                    text_label(buf, sizeof buf, s->labels->text[i], 16);
                 else
                     snprintf(buf, sizeof buf, "%d", s->ids[i]);
                 fputs("  ", f);
-                put_padded(f, buf, w[i - i0], false);
+                text_pad(f, buf, w[i - i0], false);
             }
             putc('\n', f);
         }

@@ -34,6 +34,17 @@ int labels_from_ids(seq_labels *l, const attn_tokenizer *tok, const int *ids, si
 /* Labels "0", "1", ... for inputs given as vectors. */
 int labels_from_positions(seq_labels *l, size_t n);
 void labels_free(seq_labels *l);
+/* The label of position pos, "?" when out of range (or l is NULL). */
+const char *labels_at(const seq_labels *l, int pos);
+
+/* ---- text for terminals (text.c) ---- */
+/* Width in characters (UTF-8 code points). */
+int text_width(const char *s);
+/* Prints s in a field of `width` characters, left- or right-aligned. */
+void text_pad(FILE *f, const char *s, int width, bool right);
+/* Copies a label for display: control bytes escaped (\n, \t, \r, \xHH), at
+ * most `width` characters, '~' as the last one when it was cut. */
+void text_label(char *out, size_t cap, const char *s, int width);
 
 /* ---- CSV (csv.c) ---- */
 /* Writes s as one CSV field, RFC 4180-quoted when it holds a comma, quote,

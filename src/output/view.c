@@ -47,59 +47,9 @@ bool out_color_enabled(int mode, FILE *f) {
     return fd >= 0 && isatty(fd);
 }
 
-/* Copies a label for display: control bytes escaped, at most `width`
- * characters (UTF-8 code points), "~" marking a cut. */
-static void display(char *out, size_t cap, const char *s, int width) {
-    size_t n = 0;
-    int chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && n + 8 < cap; p++) {
-        bool cont = (*p & 0xC0) == 0x80;
-        if (!cont && chars == width) {
-            if (n > 0) {
-                /* replace the last character with the cut mark */
-                while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80) n--;
-                n--;
-                out[n++] = '~';
-            }
-            break;
-        }
-        if (*p < 0x20 || *p == 0x7f) {
-            const char *esc = *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : *p == '\r' ? "\\r" : NULL;
-            if (esc) {
-                memcpy(out + n, esc, 2);
-                n += 2;
-            } else {
-                n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
-            }
-            chars++;
-            continue;
-        }
-        out[n++] = (char)*p;
-        if (!cont) chars++;
-    }
-    out[n] = '\0';
-}
 
-static int chars_of(const char *s) {
-    int chars = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if ((*p & 0xC0) != 0x80) chars++;
-    return chars;
-}
 
-/* Prints s in a field of `width` characters, left- or right-aligned. */
-static void pad(FILE *f, const char *s, int width, bool right) {
-    int chars = chars_of(s);
-    if (right)
-        for (int i = chars; i < width; i++) putc(' ', f);
-    fputs(s, f);
-    if (!right)
-        for (int i = chars; i < width; i++) putc(' ', f);
-}
 
-static const char *label_at(const seq_labels *l, int pos) {
-    return l && pos >= 0 && (size_t)pos < l->n ? l->text[pos] : "?";
-}
 
 /* Are the labels just the positions ("0", "1", ...: inputs given as vectors)? */
 static bool positional(const seq_labels *l) {
@@ -140,11 +90,11 @@ static void print_positions(const view_opts *o, const char *name, const seq_labe
     }
     snprintf(head, sizeof head, "  %s (%zu position%s):", name, l->n, l->n == 1 ? "" : "s");
     fputs(head, f);
-    int col = chars_of(head), width = line_width(o);
+    int col = text_width(head), width = line_width(o);
     for (size_t i = 0; i < l->n; i++) {
-        display(buf, sizeof buf, l->text[i], 40);
+        text_label(buf, sizeof buf, l->text[i], 40);
         snprintf(item, sizeof item, " %zu:%s", i, buf);
-        int w = chars_of(item);
+        int w = text_width(item);
         if (col + w > width && col > 4) {
             fputs("\n   ", f);
             col = 3;
@@ -225,14 +175,14 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
         if (c0 > 0 || c1 < v->cols) fprintf(f, "  keys %d..%d of %d\n", c0, c1 - 1, v->cols);
         /* two header lines: key positions, key tokens */
         for (int line = 0; line < (kpos ? 1 : 2); line++) {
-            pad(f, "", LABEL, false);
+            text_pad(f, "", LABEL, false);
             for (int c = c0; c < c1; c++) {
                 if (line == 0)
                     snprintf(buf, sizeof buf, "%d", c);
                 else
-                    display(buf, sizeof buf, label_at(kl, c), CELL - 1);
+                    text_label(buf, sizeof buf, labels_at(kl, c), CELL - 1);
                 putc(' ', f);
-                pad(f, buf, CELL - 1, false);
+                text_pad(f, buf, CELL - 1, false);
             }
             putc('\n', f);
         }
@@ -240,13 +190,13 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
             int qpos = v->row_offset + r;
             const float *row = v->data + (size_t)r * (size_t)v->cols; /* [Tk] */
             char q[64], lab[96];
-            display(q, sizeof q, qpos_only ? "" : label_at(ql, qpos), LABEL - 6);
+            text_label(q, sizeof q, qpos_only ? "" : labels_at(ql, qpos), LABEL - 6);
             snprintf(lab, sizeof lab, "%4d %s", qpos, q);
-            pad(f, lab, LABEL, false);
+            text_pad(f, lab, LABEL, false);
             for (int c = c0; c < c1; c++) {
                 putc(' ', f);
                 if (causal && c > qpos) {
-                    pad(f, "  ·", CELL - 1, false);
+                    text_pad(f, "  ·", CELL - 1, false);
                     continue;
                 }
                 if (o->color) shade(f, row[c]);
@@ -270,27 +220,27 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     bool cut = v->cols > fit;
     int show = cut ? fit - 2 : v->cols; /* then "…" and the last column */
     fprintf(f, "context vectors (final hidden state, %d dims)\n", v->cols);
-    pad(f, "", LABEL, false);
+    text_pad(f, "", LABEL, false);
     for (int c = 0; c < show; c++) {
         snprintf(buf, sizeof buf, "d%d", c);
         putc(' ', f);
-        pad(f, buf, 7, true);
+        text_pad(f, buf, 7, true);
     }
     if (cut) {
         snprintf(buf, sizeof buf, "d%d", v->cols - 1);
         fprintf(f, "       …");
         putc(' ', f);
-        pad(f, buf, 7, true);
+        text_pad(f, buf, 7, true);
     }
     putc('\n', f);
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
         char q[64], lab[96];
-        display(q, sizeof q, positional(o->run->main) ? "" : label_at(o->run->main, pos),
+        text_label(q, sizeof q, positional(o->run->main) ? "" : labels_at(o->run->main, pos),
                 LABEL - 6);
         snprintf(lab, sizeof lab, "%4d %s", pos, q);
-        pad(f, lab, LABEL, false);
+        text_pad(f, lab, LABEL, false);
         for (int c = 0; c < show; c++) fprintf(f, " %+7.3f", (double)row[c]);
         if (cut) fprintf(f, "       … %+7.3f", (double)row[v->cols - 1]);
         putc('\n', f);
