@@ -4,6 +4,7 @@
 #include "output/output.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,8 +356,8 @@ int cmd_run(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "--predictions names the same file '%s' as %s",
                          o.predictions,
                          o.maps && strcmp(o.maps, o.predictions) == 0 ? "--maps" : "--context");
-    int top_k = 0;
-    if (o.top_k && cli_parse_int(o.top_k, "--top-k", 1, 1 << 24, &top_k)) return EXIT_USAGE;
+    int top_k = 0; /* its range, 1..vocab_size, is checked once the model is open */
+    if (o.top_k && cli_parse_int(o.top_k, "--top-k", INT_MIN, INT_MAX, &top_k)) return EXIT_USAGE;
 
     runner r = {0};
     attn_error err = {0};
@@ -373,12 +374,12 @@ int cmd_run(int argc, char **argv) {
     float *emb = NULL, *src_emb = NULL;
     size_t n = 0, sn = 0;
 
-    if (top_k > 0 && r.cfg->lm_head == ATTN_LM_HEAD_NONE) {
+    if (o.top_k && r.cfg->lm_head == ATTN_LM_HEAD_NONE) {
         status = cli_error(EXIT_USAGE, "--top-k: the model has no lm_head (lm_head \"none\"), "
                                        "so it predicts no tokens");
         goto done;
     }
-    if (top_k > r.cfg->vocab_size) {
+    if (o.top_k && (top_k < 1 || top_k > r.cfg->vocab_size)) {
         status = cli_error(EXIT_USAGE, "--top-k: expected an integer from 1 to %d (vocab_size), "
                                        "got %d",
                            r.cfg->vocab_size, top_k);
