@@ -105,7 +105,10 @@ int cli_parse_int(const char *s, const char *flag, int min, int max, int *out) {
     errno = 0;
     char *end;
     long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < min || v > max)
+    bool number = end != s && *end == '\0' && errno != ERANGE;
+    if (!number && min == INT_MIN && max == INT_MAX)
+        return cli_error(EXIT_USAGE, "%s: expected an integer, got '%s'", flag, s);
+    if (!number || v < min || v > max)
         return cli_error(EXIT_USAGE, "%s: expected an integer from %d to %d, got '%s'", flag, min,
                          max, s);
     *out = (int)v;
