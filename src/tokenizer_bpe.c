@@ -60,6 +60,8 @@
 typedef struct hash_entry {
     uint64_t key; /* 64-bit FNV-1a of a piece's bytes */
     int value;    /* lowest id whose piece has this hash */
+    int last;     /* highest id with it: the end of the next_same chain, so that
+                     appending is O(1) even for many duplicate pieces */
 } hash_entry;
 
 typedef struct bpe_impl {
@@ -396,10 +398,10 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
             ptrdiff_t at = stbds_temp(b->map - 1);
             b->map[at].key = h;
             b->map[at].value = (int)id;
+            b->map[at].last = (int)id;
         } else { /* append: chains stay in ascending id order */
-            int last = b->map[slot].value;
-            while (b->next_same[last] >= 0) last = b->next_same[last];
-            b->next_same[last] = (int)id;
+            b->next_same[b->map[slot].last] = (int)id;
+            b->map[slot].last = (int)id;
         }
     }
     b->space = bpe_lookup2(b, " ", 1, "", 0);

@@ -971,6 +971,41 @@ START_TEST(stories260k_fixture) {
 }
 END_TEST
 
+/* Many entries with the same piece (a hostile or broken file): building the
+ * tokenizer must stay linear. It used to walk each duplicate chain to its end
+ * before appending, O(n^2): a 9 MB file of 10^6 copies took hours. */
+START_TEST(bpe_many_duplicates) {
+    const size_t dups = 1000000;
+    binbuf b;
+    memset(&b, 0, sizeof b);
+    bb_i32(&b, 8);
+    const char *const special[3] = {"<unk>", "\n<s>\n", "\n</s>\n"};
+    for (int i = 0; i < 3; i++) {
+        bb_f32(&b, 0);
+        bb_i32(&b, (int32_t)strlen(special[i]));
+        bb_raw(&b, special[i], strlen(special[i]));
+    }
+    for (size_t i = 0; i < dups; i++) {
+        bb_f32(&b, (float)i);
+        bb_i32(&b, 1);
+        bb_raw(&b, "x", 1);
+    }
+    attn_tokenizer *tok = bb_open(&b);
+    ck_assert_int_eq(attn_tokenizer_size(tok), (int)(3 + dups));
+    int *ids = NULL;
+    size_t n = 0;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_encode(tok, "xx", 2, &ids, &n, &err), ATTN_OK);
+    /* BOS, then the lowest id with the piece "x" twice ("xx" is no piece) */
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(ids[1], 3);
+    ck_assert_int_eq(ids[2], 3);
+    free(ids);
+    attn_tokenizer_free(tok);
+    free(b.p);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *w = tcase_create("word");
@@ -995,6 +1030,10 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(b, bpe_truncated);
     tcase_add_test(b, bpe_bad_fields);
     suite_add_tcase(s, b);
+    TCase *d = tcase_create("llama2c-scale");
+    tcase_set_timeout(d, 20); /* the quadratic build took hours */
+    tcase_add_test(d, bpe_many_duplicates);
+    suite_add_tcase(s, d);
     TCase *r = tcase_create("stories260k");
     tcase_add_test(r, stories260k_fixture);
     suite_add_tcase(s, r);
