@@ -1,6 +1,5 @@
-/* libFuzzer entry point for the safetensors parser (not built by default).
- * Build e.g.: clang -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
- *   tests/fuzz/fuzz-safetensors.c src/safetensors.c src/util.c -lcjson
+/* libFuzzer entry point for the safetensors parser (built with
+ * -Dfuzzing=true, see README.md).
  * Every accepted image must give tensors whose data can be read in full. */
 #include "attn/attn.h"
 
