@@ -232,6 +232,12 @@ START_TEST(good_run_writes_both_files) {
     result_free(&r);
     char p[512];
     snprintf(p, sizeof p, "%s/out.csv", tmpdir);
+    /* the file has the usual permissions (0666 less the umask), not mkstemp's 0600 */
+    mode_t mask = umask(0);
+    umask(mask);
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0666 & ~mask);
     char *maps = read_text(p);
     ck_assert_ptr_nonnull(maps);
     const char *maps_header =

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Temporaries currently open, so a signal handler can remove them. */
@@ -57,6 +58,12 @@ int out_open(out_file *o, const char *path, attn_error *err) {
         return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
     }
     track(o->tmp, true);
+    /* mkstemp creates 0600; the final file gets the usual 0666 less the umask
+     * (the CLI is single-threaded, so reading the umask this way is safe).
+     * Should fchmod fail, the file just stays private. */
+    mode_t mask = umask(0);
+    umask(mask);
+    (void)fchmod(fd, 0666 & ~mask);
     o->f = fdopen(fd, "w");
     if (!o->f) {
         int e = errno;
