@@ -430,40 +430,6 @@ static int commit_dir(const char *tmp, const char *dir, bool force, attn_error *
 
 /* ------------------------------------------------------------------------ */
 
-/* Maps path read-only: *map is NULL for an empty file. */
-static int map_file(const char *path, void **map, size_t *len, attn_error *err) {
-    *map = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: file too large to map", path);
-    }
-    *len = (size_t)sb.st_size;
-    if (*len > 0) {
-        void *m = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot map: %s", path, strerror(e));
-        }
-        *map = m;
-    }
-    close(fd);
-    return ATTN_OK;
-}
-
 int attn_import_llama2c(const char *checkpoint, const char *tokenizer, const char *out_dir,
                         unsigned flags, attn_error *err) {
     if (!checkpoint || !tokenizer || !out_dir)
@@ -504,7 +470,7 @@ int attn_import_llama2c(const char *checkpoint, const char *tokenizer, const cha
     bool made_tmp = false;
     attn_llama2c_header h;
 
-    if ((rc = map_file(checkpoint, &map, &len, err))) goto done;
+    if ((rc = attn_map_file(checkpoint, &map, &len, err))) goto done;
     if ((rc = attn_llama2c_parse_header(&h, map, len, checkpoint, err))) goto done;
 
     /* the tokenizer: must load, with one piece per id of the model */
@@ -571,6 +537,6 @@ done:
     free(names);
     attn_tokenizer_free(tok);
     free(tok_buf);
-    if (map) munmap(map, len);
+    attn_unmap_file(map, len);
     return rc;
 }

@@ -609,50 +609,19 @@ int attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: out is NULL");
     *out = NULL;
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: path is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(EISDIR));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)SIZE_MAX) {
-        close(fd);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: file too large to map", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (len < ST_LEN_BYTES) {
-        close(fd);
-        attn_safetensors *tmp = st_new(path, err);
-        if (!tmp) return err ? (int)err->status : ATTN_ERR_NOMEM;
-        /* the short-file messages, without mapping (an empty file cannot be mapped) */
-        unsigned char small[ST_LEN_BYTES] = {0};
-        int rc = st_build(tmp, small, len, err);
-        attn_safetensors_close(tmp);
-        return rc != ATTN_OK ? rc : attn_error_set(err, ATTN_ERR_INTERNAL, "%s: short file", path);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot map: %s", path, strerror(map_errno));
+    void *map;
+    size_t len;
+    int rc = attn_map_file(path, &map, &len, err);
+    if (rc) return rc;
     attn_safetensors *st = st_new(path, err);
     if (!st) {
-        munmap(map, len);
+        attn_unmap_file(map, len);
         return err ? (int)err->status : ATTN_ERR_NOMEM;
     }
     st->map = map;
     st->map_len = len;
-    int rc = st_build(st, map, len, err);
+    static const unsigned char empty[1] = {0}; /* an empty file has no mapping */
+    rc = st_build(st, map ? map : empty, len, err);
     if (rc != ATTN_OK) {
         attn_safetensors_close(st);
         return rc;
@@ -669,7 +638,7 @@ void attn_safetensors_close(attn_safetensors *st) {
     free(st->tensors);
     free(st->names);
     free(st->slots);
-    if (st->map) munmap(st->map, st->map_len);
+    attn_unmap_file(st->map, st->map_len);
     free(st->name);
     free(st);
 }

@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *attn_version(void) { return ATTN_VERSION_STRING; }
 
@@ -118,6 +121,38 @@ int attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, 
     *buf = b;
     *len = n;
     return ATTN_OK;
+}
+
+int attn_map_file(const char *path, void **map, size_t *len, attn_error *err) {
+    *map = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    int rc = ATTN_OK;
+    if (fstat(fd, &sb) != 0)
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode))
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(EISDIR));
+    else if (!S_ISREG(sb.st_mode))
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: not a regular file", path);
+    else if (sb.st_size < 0 || (uint64_t)sb.st_size > (uint64_t)SIZE_MAX)
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: file too large to map", path);
+    if (rc == ATTN_OK && sb.st_size > 0) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        } else {
+            *map = m;
+            *len = (size_t)sb.st_size;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+void attn_unmap_file(void *map, size_t len) {
+    if (map) munmap(map, len);
 }
 
 int attn_path_join(char *out, size_t cap, const char *dir, const char *rel, attn_error *err) {

@@ -734,19 +734,6 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     putc('\n', p->f);
 }
 
-/* Writes buf[len] to f without the blanks at the ends of lines. */
-static void put_stripped(FILE *f, const char *buf, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        const char *nl = memchr(buf + i, '\n', len - i);
-        size_t e = nl ? (size_t)(nl - buf) : len, t = e;
-        while (t > i && buf[t - 1] == ' ') t--;
-        fwrite(buf + i, 1, t - i, f);
-        if (nl) putc('\n', f);
-        i = e + 1;
-    }
-}
-
 int explain_print(const explain_opts *o, const explain_req *r, attn_error *err) {
     char *buf = NULL;
     size_t len = 0;
@@ -782,7 +769,7 @@ int explain_print(const explain_opts *o, const explain_req *r, attn_error *err) 
         free(buf);
         return attn_error_set(err, ATTN_ERR_NOMEM, "explain: out of memory");
     }
-    put_stripped(o->f, buf, len);
+    text_put_stripped(o->f, buf, len);
     free(buf);
     if (fflush(o->f) != 0 || ferror(o->f))
         return attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");

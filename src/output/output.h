@@ -45,6 +45,8 @@ void text_pad(FILE *f, const char *s, int width, bool right);
 /* Copies a label for display: control bytes escaped (\n, \t, \r, \xHH), at
  * most `width` characters, '~' as the last one when it was cut. */
 void text_label(char *out, size_t cap, const char *s, int width);
+/* Writes buf[len] to f without the blanks at the ends of lines. */
+void text_put_stripped(FILE *f, const char *buf, size_t len);
 
 /* ---- CSV (csv.c) ---- */
 /* Writes s as one CSV field, RFC 4180-quoted when it holds a comma, quote,

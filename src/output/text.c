@@ -51,3 +51,15 @@ void text_label(char *out, size_t cap, const char *s, int width) {
     if (total > width && width > 0) out[i++] = '~';
     out[i] = '\0';
 }
+
+void text_put_stripped(FILE *f, const char *buf, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - buf) : len, t = e;
+        while (t > i && buf[t - 1] == ' ') t--;
+        fwrite(buf + i, 1, t - i, f);
+        if (nl) putc('\n', f);
+        i = e + 1;
+    }
+}

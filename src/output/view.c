@@ -130,19 +130,6 @@ bool view_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_WEIGHTS || (key->value == ATTN_V_HIDDEN && !key->source);
 }
 
-/* Writes buf[len] to f without the blanks at the ends of lines. */
-static void put_stripped(FILE *f, const char *buf, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        const char *nl = memchr(buf + i, '\n', len - i);
-        size_t e = nl ? (size_t)(nl - buf) : len, t = e;
-        while (t > i && buf[t - 1] == ' ') t--;
-        fwrite(buf + i, 1, t - i, f);
-        if (nl) putc('\n', f);
-        i = e + 1;
-    }
-}
-
 static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
                      FILE *f) {
     const run_context *run = o->run;
@@ -265,7 +252,7 @@ int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *
         return ATTN_OK;
     }
     emit_map(o, key, v, mem);
-    if (fclose(mem) == 0 && buf) put_stripped(o->f, buf, len);
+    if (fclose(mem) == 0 && buf) text_put_stripped(o->f, buf, len);
     free(buf);
     return ATTN_OK;
 }
