@@ -2,15 +2,14 @@
  * on failure, batch mode. They run the real `attn` binary ($ATTN_EXE) on
  * small random models written into a temporary folder. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -21,30 +20,13 @@ static const char *attn_exe;
 static void write_text(const char *name, const char *text) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    tu_write_file(path, text, strlen(text));
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
 
-static unsigned rng_state = 12345;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 1103515245u + 12345u;
-    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+static tu_rng rng = {12345};
+static float frand(void) { /* uniform in (-1, 1) */
+    return (float)(2.0 * tu_rng_unif(&rng) - 1.0);
 }
 
 typedef struct { char name[64]; int64_t shape[2]; int ndim; float *data; } tensor;
@@ -116,50 +98,13 @@ static void write_config(const char *extra) {
     write_text("config.json", buf);
 }
 
-typedef struct { int status; char *out; char *err; } result;
+typedef tu_result result;
 
-/* Runs attn with args (NULL-terminated) in tmpdir, stdin from `input` (NULL: /dev/null). */
+/* Runs attn with args (NULL-terminated) in tmpdir, stdin from `input` (NULL: empty). */
 static result run_attn(const char *input, const char *const *args) {
-    char outp[512], errp[512], inp[512];
-    snprintf(outp, sizeof outp, "%s/.stdout", tmpdir);
-    snprintf(errp, sizeof errp, "%s/.stderr", tmpdir);
-    snprintf(inp, sizeof inp, "%s/.stdin", tmpdir);
-    FILE *in = fopen(inp, "w");
-    ck_assert_ptr_nonnull(in);
-    if (input) fputs(input, in);
-    fclose(in);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (chdir(tmpdir) != 0) _exit(127);
-        int i = open(inp, O_RDONLY), o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-            e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(i, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        char *argv[32];
-        int n = 0;
-        argv[n++] = (char *)attn_exe;
-        for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(attn_exe, argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)};
-    r.out = read_text(outp);
-    r.err = read_text(errp);
-    unlink(outp);
-    unlink(errp);
-    unlink(inp);
-    return r;
+    return tu_run(attn_exe, tmpdir, input, NULL, args);
 }
-
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
+#define result_free tu_result_free
 
 static int count_lines(const char *s) {
     int n = 0;
@@ -238,7 +183,7 @@ START_TEST(good_run_writes_both_files) {
     struct stat st;
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0666 & ~mask);
-    char *maps = read_text(p);
+    char *maps = tu_read_file(p);
     ck_assert_ptr_nonnull(maps);
     const char *maps_header =
         "input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n";
@@ -248,7 +193,7 @@ START_TEST(good_run_writes_both_files) {
     ck_assert_ptr_nonnull(strstr(maps, "0,decoder,0,self,1,5,mat,4,the,"));
     free(maps);
     snprintf(p, sizeof p, "%s/ctx.csv", tmpdir);
-    char *ctx = read_text(p);
+    char *ctx = tu_read_file(p);
     ck_assert_ptr_nonnull(ctx);
     const char *ctx_header = "input,pos,token,d0,d1,d2,d3,d4,d5,d6,d7\n";
     ck_assert(strncmp(ctx, ctx_header, strlen(ctx_header)) == 0);
@@ -362,7 +307,7 @@ START_TEST(batch_mode) {
     result_free(&r);
     char p[512];
     snprintf(p, sizeof p, "%s/ctx.csv", tmpdir);
-    char *ctx = read_text(p);
+    char *ctx = tu_read_file(p);
     ck_assert_ptr_nonnull(ctx); /* kept: complete for the good lines */
     /* inputs 0 (2 tokens), 1 (5 tokens), 3 (1 token) */
     ck_assert_int_eq(count_lines(ctx), 1 + 2 + 5 + 1);

@@ -2,6 +2,7 @@
  * valid configs, every refusal with the key it must name, path resolution,
  * malformed / truncated / unterminated buffers, and random valid configs. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -135,10 +136,7 @@ static void make_tmpdir(char *out, size_t cap) {
 static void write_file(const char *dir, const char *rel, const char *content) {
     char p[ATTN_PATH_MAX];
     snprintf(p, sizeof p, "%s/%s", dir, rel);
-    FILE *f = fopen(p, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", p);
-    fputs(content, f);
-    ck_assert_int_eq(fclose(f), 0);
+    tu_write_file(p, content, strlen(content));
 }
 
 /* ------------------------------------------------------------------------ */

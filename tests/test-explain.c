@@ -12,6 +12,7 @@
  * view: --color always/never/auto (auto through a pseudo-terminal, with and
  * without NO_COLOR), bands of key columns, run --embeddings. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -28,10 +29,9 @@ static const char *attn_exe;
 
 /* ---- random models ---- */
 
-static unsigned rng_state = 777;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 1103515245u + 12345u;
-    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+static tu_rng rng = {777};
+static float frand(void) { /* uniform in (-1, 1) */
+    return (float)(2.0 * tu_rng_unif(&rng) - 1.0);
 }
 
 typedef struct {
@@ -125,10 +125,7 @@ static void add_block(const spec *s, const char *prefix, bool cross) {
 static void write_text(const char *name, const char *text) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    tu_write_file(path, text, strlen(text));
 }
 
 /* Writes config.json, model.safetensors and vocab.txt; keeps the tensors. */
@@ -196,80 +193,23 @@ static void make_model(const spec *s) {
 
 /* ---- running the binary ---- */
 
-typedef struct {
-    int status;
-    char *out;
-    char *err;
-} result;
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
+typedef tu_result result;
 
 /* Runs attn with args (NULL-terminated) in tmpdir. env: "NAME=VALUE" to set
- * or "NAME" to unset, NULL-terminated (may be NULL). COLUMNS is unset unless
- * env sets it. */
+ * or "NAME" to unset, NULL-terminated (may be NULL). COLUMNS and NO_COLOR are
+ * unset unless env sets them. */
 static result run_env(const char *const *env, const char *const *args) {
-    char outp[512], errp[512];
-    snprintf(outp, sizeof outp, "%s/.stdout", tmpdir);
-    snprintf(errp, sizeof errp, "%s/.stderr", tmpdir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (chdir(tmpdir) != 0) _exit(127);
-        unsetenv("COLUMNS");
-        unsetenv("NO_COLOR");
-        for (int i = 0; env && env[i]; i++) {
-            char kv[256];
-            snprintf(kv, sizeof kv, "%s", env[i]);
-            char *eq = strchr(kv, '=');
-            if (eq) {
-                *eq = '\0';
-                setenv(kv, eq + 1, 1);
-            } else {
-                unsetenv(kv);
-            }
-        }
-        int i = open("/dev/null", O_RDONLY), o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-            e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(i, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        char *argv[40];
-        int n = 0;
-        argv[n++] = (char *)attn_exe;
-        for (; args[n - 1] && n < 39; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(attn_exe, argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)};
-    r.out = read_text(outp);
-    r.err = read_text(errp);
-    unlink(outp);
-    unlink(errp);
-    return r;
+    const char *all[16] = {"COLUMNS", "NO_COLOR"};
+    int n = 2;
+    for (int i = 0; env && env[i] && n < 15; i++) all[n++] = env[i];
+    all[n] = NULL;
+    return tu_run(attn_exe, tmpdir, NULL, all, args);
 }
 
 #define RUN(...) run_env(NULL, (const char *const[]){__VA_ARGS__, NULL})
 #define RUN_ENV(env, ...) run_env((const char *const[]){env, NULL}, (const char *const[]){__VA_ARGS__, NULL})
 
-static void result_free(result *r) {
-    free(r->out);
-    free(r->err);
-}
+#define result_free tu_result_free
 
 static int count_lines(const char *s) {
     int n = 0;

@@ -4,6 +4,7 @@
  * against a naive double-precision forward written here, independently of
  * the library's kernels. */
 #include "model.h"
+#include "support.h"
 
 #include <check.h>
 #include <math.h>
@@ -13,19 +14,8 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
-/* Random numbers: splitmix64 + Box-Muller, fixed seeds                      */
+/* Random numbers: tu_rng (tests/support.h), fixed seeds                     */
 
-typedef struct { uint64_t s; } rng_t;
-static uint64_t rng_u64(rng_t *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(rng_t *r) { return ((rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static double rng_normal(rng_t *r) {
-    return sqrt(-2.0 * log(rng_unif(r))) * cos(2.0 * M_PI * rng_unif(r));
-}
 
 /* ------------------------------------------------------------------------ */
 /* Models in memory                                                          */
@@ -35,7 +25,7 @@ typedef struct tmodel {
     struct attn_model m;
     void *allocs[MAX_ALLOCS];
     int n_allocs;
-    rng_t rng;
+    tu_rng rng;
 } tmodel;
 
 static void *tm_alloc(tmodel *tm, size_t bytes) {
@@ -49,7 +39,7 @@ static void *tm_alloc(tmodel *tm, size_t bytes) {
 /* n floats of N(mean, 0.3^2) */
 static float *tm_rand(tmodel *tm, size_t n, double mean) {
     float *p = tm_alloc(tm, n * sizeof *p);
-    for (size_t i = 0; i < n; i++) p[i] = (float)(mean + 0.3 * rng_normal(&tm->rng));
+    for (size_t i = 0; i < n; i++) p[i] = (float)(mean + 0.3 * tu_rng_normal(&tm->rng));
     return p;
 }
 
@@ -155,8 +145,8 @@ static attn_config base_cfg(void) {
 }
 
 static void rand_ids(int *ids, int n, int V, uint64_t seed) {
-    rng_t r = {seed};
-    for (int i = 0; i < n; i++) ids[i] = (int)(rng_u64(&r) % (uint64_t)V);
+    tu_rng r = {seed};
+    for (int i = 0; i < n; i++) ids[i] = (int)(tu_rng_u64(&r) % (uint64_t)V);
 }
 
 /* ------------------------------------------------------------------------ */

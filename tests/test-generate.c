@@ -8,9 +8,9 @@
  * must equal the maps of one run of the whole final sequence. Top-k is
  * checked against a full sort and a double-precision softmax written here. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdint.h>
@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -35,14 +34,9 @@ static void setup(void) {
 }
 static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-/* ---- random numbers (splitmix64) ---- */
-static uint64_t rng_s;
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* ---- random numbers (tu_rng, tests/support.h) ---- */
+static tu_rng rng;
+static uint64_t rng_u64(void) { return tu_rng_u64(&rng); }
 static double unif(void) { return (double)(rng_u64() >> 11) / 9007199254740992.0; }
 
 /* ---- a random model ---- */
@@ -140,7 +134,7 @@ static void add_stack(builder *b, const mspec *m, const char *stack, int layers,
 
 /* Writes tmpdir/<name>.json, <name>.safetensors and vocab.txt; returns the config path. */
 static char *write_model(const mspec *m, const char *name) {
-    rng_s = m->seed;
+    rng.s = m->seed;
     builder *b = calloc(1, sizeof *b);
     ck_assert_ptr_nonnull(b);
     bool encdec = strcmp(m->arch, "encoder-decoder") == 0;
@@ -203,49 +197,26 @@ static const mspec encdec = {.arch = "encoder-decoder", .positional = "sinusoida
 
 /* ---- running the binary ---- */
 
-/* Runs attn with args (NULL-terminated); stdout and stderr go to files in
- * tmpdir. Returns the exit status. */
+/* Runs attn with args (NULL-terminated) in tmpdir; its standard output and
+ * error are kept as the files "stdout" and "stderr" there. Returns the exit
+ * status (a crash fails the test). */
 static int run_attn(const char *const *args) {
-    ck_assert_msg(attn_exe != NULL, "ATTN_EXE is not set");
-    char out[512], errp[512];
-    snprintf(out, sizeof out, "%s/stdout", tmpdir);
-    snprintf(errp, sizeof errp, "%s/stderr", tmpdir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0) _exit(127);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        const char *argv[64];
-        int n = 0;
-        argv[n++] = attn_exe;
-        for (int i = 0; args[i]; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(attn_exe, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    tu_result r = tu_run(attn_exe, tmpdir, NULL, NULL, args);
+    ck_assert_msg(r.status < 128, "attn died of signal %d; stderr: %s", r.status - 128, r.err);
+    char path[512];
+    snprintf(path, sizeof path, "%s/stdout", tmpdir);
+    tu_write_file(path, r.out, strlen(r.out));
+    snprintf(path, sizeof path, "%s/stderr", tmpdir);
+    tu_write_file(path, r.err, strlen(r.err));
+    int status = r.status;
+    tu_result_free(&r);
+    return status;
 }
 
 static char *slurp(const char *name) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    b[n] = '\0';
-    fclose(f);
-    return b;
+    return tu_read_file(path);
 }
 
 /* The ids of a tokens CSV (pos,token_id,token; plain tokens); checks pos. */
@@ -554,7 +525,7 @@ static int cmp_ent(const void *a, const void *b) {
 
 /* attn_topk against a full sort and a long-double softmax, on rows with many ties. */
 START_TEST(test_topk_library) {
-    rng_s = 77;
+    rng.s = 77;
     const int V = 300;
     float *row = malloc(sizeof(float) * V);
     ent *sorted = malloc(sizeof(ent) * V);

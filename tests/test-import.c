@@ -5,6 +5,7 @@
  * test wrote; refusals of broken checkpoints, tokenizers and output folders,
  * none of which may leave a folder behind; the real stories260K when present. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -36,14 +37,9 @@ static void setup(void) {
 
 static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-/* ---- random numbers (splitmix64) ---- */
-static uint64_t rng_s;
-static uint64_t rng_u64(void) {
-    uint64_t z = (rng_s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* ---- random numbers (tu_rng, tests/support.h) ---- */
+static tu_rng rng;
+static uint64_t rng_u64(void) { return tu_rng_u64(&rng); }
 static float frand(void) { return (float)((double)(rng_u64() >> 11) / 9007199254740992.0 * 2 - 1); }
 static float *randv(size_t n) {
     float *p = malloc(n * sizeof *p + 1);
@@ -61,7 +57,7 @@ typedef struct ck_model {
 } ck_model;
 
 static ck_model make_model(uint64_t seed, bool shared) {
-    rng_s = seed;
+    rng.s = seed;
     ck_model m = {.dim = 16, .hidden = 24, .layers = 2, .heads = 4, .kv_heads = 2, .vocab = 40,
                   .seq_len = 8, .shared = shared};
     size_t D = 16, F = 24, L = 2, V = 40, kvd = 2 * 4;
@@ -176,12 +172,6 @@ static bytes make_tokenizer(int n) {
     return b;
 }
 
-static void write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
 
 static void path_in(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s", tmpdir, name);
@@ -220,8 +210,8 @@ static int import_bytes(const bytes *ck, const bytes *tok, const char *out_name,
     path_in(ckp, sizeof ckp, "model.bin");
     path_in(tokp, sizeof tokp, "tok.bin");
     path_in(out, sizeof out, out_name);
-    write_file(ckp, ck->p, ck->n);
-    write_file(tokp, tok->p, tok->n);
+    tu_write_file(ckp, ck->p, ck->n);
+    tu_write_file(tokp, tok->p, tok->n);
     return attn_import_llama2c(ckp, tokp, out, flags, err);
 }
 
@@ -352,7 +342,7 @@ END_TEST
  * when every field is positive, n_heads is a multiple of n_kv_heads, dim of
  * n_heads, the head size is even, and the length is the one computed here. */
 START_TEST(test_parse_header_random) {
-    rng_s = 4242;
+    rng.s = 4242;
     int accepted = 0;
     for (int iter = 0; iter < 20000; iter++) {
         int version = (int)(rng_u64() % 2);
@@ -589,7 +579,7 @@ START_TEST(test_output_folder) {
     ck_assert_int_eq(before.st_ino, after.st_ino);
     /* with force: the three files are replaced, another file stays */
     path_in(p, sizeof p, "out/notes.txt");
-    write_file(p, "keep", 4);
+    tu_write_file(p, "keep", 4);
     ck_model m2 = make_model(31, false);
     bytes ck2 = serialize(&m2, 0);
     rc = import_bytes(&ck2, &tok, "out", ATTN_IMPORT_FORCE, &err);
@@ -610,7 +600,7 @@ START_TEST(test_output_folder) {
     closedir(d);
     /* a file where the folder should be */
     path_in(p, sizeof p, "plain");
-    write_file(p, "x", 1);
+    tu_write_file(p, "x", 1);
     rc = import_bytes(&ck, &tok, "plain", ATTN_IMPORT_FORCE, &err);
     ck_assert_int_eq(rc, ATTN_ERR_IO);
     ck_assert_msg(strstr(err.message, "not a folder") != NULL, "%s", err.message);

@@ -1,6 +1,7 @@
 /* Kernels against naive double-precision implementations written here, on
  * random inputs with fixed seeds. Each test prints its measured max error. */
 #include "kernels.h"
+#include "support.h"
 
 #include <check.h>
 #include <float.h>
@@ -11,27 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* splitmix64 + Box-Muller: reproducible normal samples */
-typedef struct { uint64_t s; } rng_t;
-static uint64_t rng_u64(rng_t *r) {
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(rng_t *r) { return ((rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static double rng_normal(rng_t *r) {
-    return sqrt(-2.0 * log(rng_unif(r))) * cos(2.0 * M_PI * rng_unif(r));
-}
-static float *randn(rng_t *r, size_t n, double scale) {
+static float *randn(tu_rng *r, size_t n, double scale) {
     float *p = malloc(n * sizeof *p);
     ck_assert_ptr_nonnull(p);
-    for (size_t i = 0; i < n; i++) p[i] = (float)(rng_normal(r) * scale);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(tu_rng_normal(r) * scale);
     return p;
 }
 
 START_TEST(test_linear) {
-    rng_t r = {11};
+    tu_rng r = {11};
     const int T = 13, C = 300, OC = 37;
     float *x = randn(&r, (size_t)T * C, 1.0), *w = randn(&r, (size_t)OC * C, 0.5);
     float *b = randn(&r, OC, 1.0), *y = malloc(sizeof(float) * T * OC);
@@ -61,7 +50,7 @@ END_TEST
  * property that lets threads split rows): row t alone == row t of the batch,
  * byte for byte, for sizes around the tile and vector widths. */
 START_TEST(test_linear_rows_independent) {
-    rng_t r = {12};
+    tu_rng r = {12};
     const int T = 19, OC = 11;
     for (int C = 1; C <= 41; C += 5) {
         float *x = randn(&r, (size_t)T * C, 1.0), *w = randn(&r, (size_t)OC * C, 1.0);
@@ -94,7 +83,7 @@ static float ref_dot_order(const float *a, const float *b, size_t stride_b, int 
 static bool same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
 START_TEST(test_dot_order) {
-    rng_t r = {14};
+    tu_rng r = {14};
     for (int n = 0; n <= 70; n++) {
         float *a = randn(&r, n + 1, 1.0), *b = randn(&r, n + 1, 1.0);
         ck_assert_msg(same_bits(kern_dot(a, b, n), ref_dot_order(a, b, 1, n)), "n=%d", n);
@@ -104,7 +93,7 @@ START_TEST(test_dot_order) {
 END_TEST
 
 START_TEST(test_dot_small_sizes) {
-    rng_t r = {13};
+    tu_rng r = {13};
     for (int n = 0; n <= 40; n++) {
         float *a = randn(&r, n + 1, 1.0), *b = randn(&r, n + 1, 1.0);
         double ref = 0, mag = 0;
@@ -128,7 +117,7 @@ static void ref_norm(double *out, const float *x, const float *w, const float *b
 }
 
 START_TEST(test_norms) {
-    rng_t r = {21};
+    tu_rng r = {21};
     const int T = 7, C = 96;
     float *x = randn(&r, (size_t)T * C, 2.0), *w = randn(&r, C, 1.0), *b = randn(&r, C, 1.0);
     for (int i = 0; i < T * C; i++) x[i] += 3.0f; /* a non-zero mean */
@@ -160,7 +149,7 @@ START_TEST(test_norms) {
 END_TEST
 
 START_TEST(test_activations) {
-    rng_t r = {31};
+    tu_rng r = {31};
     const size_t n = 2000;
     float *x = randn(&r, n, 3.0), *y = malloc(sizeof(float) * n);
     double maxerr[4] = {0};
@@ -194,7 +183,7 @@ START_TEST(test_activations) {
 END_TEST
 
 START_TEST(test_softmax) {
-    rng_t r = {41};
+    tu_rng r = {41};
     const int n = 50;
     double maxerr = 0, maxsum = 0;
     for (int trial = 0; trial < 40; trial++) {
@@ -281,7 +270,7 @@ END_TEST
  * sum in double with 16 lanes and the tree), bit for bit, for every length
  * around the vector widths; masked entries exactly 0. */
 START_TEST(test_softmax_order) {
-    rng_t r = {42};
+    tu_rng r = {42};
     for (int n = 1; n <= 150; n++) {
         for (int kind = 0; kind < 3; kind++) {
             double scale = kind == 0 ? 1.0 : kind == 1 ? 20.0 : 300.0; /* 300: e^-x underflows */
@@ -341,7 +330,7 @@ END_TEST
  * sit transposed in a [hd, ld] block with ld > n. Zeros in q and -0
  * products included. */
 START_TEST(test_scores) {
-    rng_t r = {61};
+    tu_rng r = {61};
     const int hds[] = {1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 64, 65, 100, 128, 256};
     const int ns[] = {1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 300};
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
@@ -368,7 +357,7 @@ END_TEST
 /* kern_wsum: ctx[d] == kern_dot(w, values of d, n) bit for bit, and close to
  * the double sum. */
 START_TEST(test_wsum) {
-    rng_t r = {71};
+    tu_rng r = {71};
     const int hds[] = {1, 3, 4, 5, 8, 16, 33, 64};
     const int ns[] = {1, 2, 15, 16, 17, 31, 32, 33, 100, 511};
     double maxrel = 0;
@@ -394,7 +383,7 @@ START_TEST(test_wsum) {
 END_TEST
 
 START_TEST(test_rope) {
-    rng_t r = {51};
+    tu_rng r = {51};
     const int hd = 24;
     const double theta[2] = {10000.0, 500000.0};
     float cosv[12], sinv[12];

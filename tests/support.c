@@ -1,0 +1,107 @@
+#include "support.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+uint64_t tu_rng_u64(tu_rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double tu_rng_unif(tu_rng *r) {
+    return ((double)(tu_rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+double tu_rng_normal(tu_rng *r) {
+    return sqrt(-2.0 * log(tu_rng_unif(r))) * cos(2.0 * M_PI * tu_rng_unif(r));
+}
+
+char *tu_read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    ck_assert_int_ge(n, 0);
+    ck_assert_int_eq(fseek(f, 0, SEEK_SET), 0);
+    char *b = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+void tu_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+tu_result tu_run(const char *exe, const char *dir, const char *stdin_text,
+                 const char *const *env, const char *const *args) {
+    ck_assert_msg(exe != NULL, "no program to run (is ATTN_EXE set?)");
+    char outp[512], errp[512], inp[512];
+    snprintf(outp, sizeof outp, "%s/.stdout", dir);
+    snprintf(errp, sizeof errp, "%s/.stderr", dir);
+    snprintf(inp, sizeof inp, "%s/.stdin", dir);
+    const char *in = "/dev/null";
+    if (stdin_text) {
+        tu_write_file(inp, stdin_text, strlen(stdin_text));
+        in = inp;
+    }
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(127);
+        for (int i = 0; env && env[i]; i++) {
+            char kv[256];
+            snprintf(kv, sizeof kv, "%s", env[i]);
+            char *eq = strchr(kv, '=');
+            if (eq) {
+                *eq = '\0';
+                setenv(kv, eq + 1, 1);
+            } else {
+                unsetenv(kv);
+            }
+        }
+        int i = open(in, O_RDONLY), o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (i < 0 || o < 0 || e < 0) _exit(127);
+        dup2(i, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        char *argv[64];
+        int n = 0;
+        argv[n++] = (char *)exe;
+        for (int a = 0; args[a] && n < 63; a++) argv[n++] = (char *)args[a];
+        argv[n] = NULL;
+        execv(exe, argv);
+        _exit(127);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    tu_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)};
+    r.out = tu_read_file(outp);
+    r.err = tu_read_file(errp);
+    ck_assert_ptr_nonnull(r.out);
+    ck_assert_ptr_nonnull(r.err);
+    unlink(outp);
+    unlink(errp);
+    if (stdin_text) unlink(inp);
+    return r;
+}
+
+void tu_result_free(tu_result *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
