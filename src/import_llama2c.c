@@ -300,10 +300,22 @@ static size_t make_specs(attn_tensor_spec *specs, char *names, const attn_llama2
     return n;
 }
 
-static int write_config(const char *path, const attn_llama2c_header *h, attn_error *err) {
-    FILE *f = fopen(path, "w");
+static int write_bytes(const char *path, const void *buf, size_t len, attn_error *err) {
+    FILE *f = fopen(path, "wb");
     if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    fprintf(f,
+    bool bad = len > 0 && fwrite(buf, 1, len, f) != len;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = true;
+        e = errno;
+    }
+    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    return ATTN_OK;
+}
+
+static int write_config(const char *path, const attn_llama2c_header *h, attn_error *err) {
+    char text[1024];
+    int n = snprintf(text, sizeof text,
             "{\n"
             "  \"format\": \"attn/1\",\n"
             "  \"architecture\": \"decoder\",\n"
@@ -328,28 +340,11 @@ static int write_config(const char *path, const attn_llama2c_header *h, attn_err
             "}\n",
             h->vocab_size, h->dim, h->n_heads, h->n_kv_heads, h->hidden_dim, h->seq_len,
             h->n_layers, h->shared_classifier ? "tied" : "separate");
-    bool bad = ferror(f) != 0;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    return ATTN_OK;
+    if (n < 0 || (size_t)n >= sizeof text)
+        return attn_error_set(err, ATTN_ERR_INTERNAL, "%s: config text too long", path);
+    return write_bytes(path, text, (size_t)n, err);
 }
 
-static int write_bytes(const char *path, const void *buf, size_t len, attn_error *err) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    bool bad = len > 0 && fwrite(buf, 1, len, f) != len;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    return ATTN_OK;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The output folder                                                          */
