@@ -5,14 +5,14 @@
  *
  * Usage: bench_attention [--repeat R]
  *
- * "previous" is the attention row as src/attention.c computed it before the
- * kernels of src/kernels.c were vectorized, reproduced here: keys and values
+ * "previous" is the attention row as src/compute/attention.c computed it before the
+ * kernels of src/compute/kernels.c were vectorized, reproduced here: keys and values
  * as rows [n, hd], per key a call of an 8-lane dot product, expf per key in
  * the softmax, per key a call of an axpy into the context. "kernels" is
  * kern_scores + kern_softmax + kern_wsum on the cache's transposed [hd, n]
  * blocks. Each time is the fastest of R runs; the checksum line says both
  * compute the same thing (max |difference| of the context). */
-#include "kernels.h"
+#include "compute/kernels.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,4 +1,4 @@
-/* Embeddings input (src/embeddings.c): CSV and .npy parsing from memory,
+/* Embeddings input (src/model/embeddings.c): CSV and .npy parsing from memory,
  * every refusal with its message, random round trips (CSV written with
  * %.9g and .npy written byte by byte here, both read back exactly), and
  * the forward pass fed vectors equal to what the ids would give. */

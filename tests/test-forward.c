@@ -3,7 +3,7 @@
  * (masks, KV cache, GQA, bidirectionality, cross-attention, capture) and
  * against a naive double-precision forward written here, independently of
  * the library's kernels. */
-#include "model.h"
+#include "model/model.h"
 #include "support.h"
 
 #include <check.h>

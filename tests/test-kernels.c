@@ -1,6 +1,6 @@
 /* Kernels against naive double-precision implementations written here, on
  * random inputs with fixed seeds. Each test prints its measured max error. */
-#include "kernels.h"
+#include "compute/kernels.h"
 #include "support.h"
 
 #include <check.h>

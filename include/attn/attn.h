@@ -23,6 +23,7 @@
 #ifndef ATTN_ATTN_H
 #define ATTN_ATTN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +60,20 @@ typedef struct attn_error {
     char message[ATTN_ERROR_MAX]; /* one line, no trailing newline; names the
                                      file / tensor / key / value at fault */
 } attn_error;
+
+#if defined(__GNUC__)
+#define ATTN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define ATTN_PRINTF(f, a)
+#endif
+
+/* Fills err (may be NULL) with status and a printf-style message made one
+ * line; returns status. For capture sinks and writers outside the library. */
+ATTN_API int attn_error_set(attn_error *err, attn_status status, const char *fmt, ...)
+    ATTN_PRINTF(3, 4);
+ATTN_API int attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap);
+/* Prepends "prefix: " to the message already in err (may be NULL). */
+ATTN_API void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------ */
 /* Config (CONTRACT section 1)                                               */

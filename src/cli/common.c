@@ -1,5 +1,4 @@
-#include "cli/cli.h"
-#include "util.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,8 +1,7 @@
 /* attn explain: every step of one attention head on one input, with the
  * numbers the forward pass used (captured through the capture sink). */
-#include "cli/cli.h"
-#include "output/output.h"
-#include "util.h"
+#include "cli.h"
+#include "view.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -55,14 +54,14 @@ typedef struct ex_input {
     int *ids;
     float *vec;
     size_t n;
-    seq_labels labels;
+    attn_labels labels;
     const char *emb_path;
 } ex_input;
 
 static void input_free(ex_input *in) {
     free(in->ids);
     free(in->vec);
-    labels_free(&in->labels);
+    attn_labels_free(&in->labels);
 }
 
 static int load_input(ex_input *in, const attn_config *cfg, const attn_tokenizer *tok,
@@ -76,13 +75,13 @@ static int load_input(ex_input *in, const attn_config *cfg, const attn_tokenizer
             attn_error_prefix(err, "%s", flag);
             return rc;
         }
-        return labels_from_positions(&in->labels, in->n)
+        return attn_labels_from_positions(&in->labels, in->n)
                    ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory")
                    : ATTN_OK;
     }
     rc = cli_input_ids(cfg, tok, text, ids, flag, &in->ids, &in->n, err);
     if (rc) return rc;
-    return labels_from_ids(&in->labels, tok, in->ids, in->n)
+    return attn_labels_from_ids(&in->labels, tok, in->ids, in->n)
                ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory")
                : ATTN_OK;
 }

@@ -3,9 +3,8 @@
  * key/value cache holding the past, so a step costs O(length) in attention
  * and O(1) in the matrix products. Text streams to standard output token by
  * token; the attention maps and the token list stream to their files. */
-#include "cli/cli.h"
-#include "output/output.h"
-#include "util.h"
+#include "cli.h"
+#include "view.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -75,16 +74,16 @@ typedef struct generator {
     const attn_config *cfg;
     const attn_tokenizer *tok;
     attn_session *sess;
-    out_file maps_out, tokens_out;
+    attn_outfile maps_out, tokens_out;
     FILE *tokens_f;   /* tokens_out.f, or a temporary when both CSVs go to stdout */
     FILE *tokens_tmp;
     bool stream_text; /* print the text on stdout */
-    csv_maps maps;
+    attn_csv_maps maps;
     last_logits ll;
-    fanout fo;
+    attn_fanout fo;
     attn_capture cap;
-    run_context rc;
-    seq_labels main_l, src_l;
+    attn_run_info rc;
+    attn_labels main_l, src_l;
     size_t labels_cap;
     int *seq;         /* [labels_cap] ids of the main stack */
     size_t n;         /* == main_l.n */
@@ -114,7 +113,7 @@ static int push_token(generator *g, int id, attn_error *err) {
     g->seq[g->n++] = id;
     if (g->tokens_f) {
         fprintf(g->tokens_f, "%zu,%d,", g->n - 1, id);
-        csv_field(g->tokens_f, s);
+        attn_csv_field(g->tokens_f, s);
         putc('\n', g->tokens_f);
     }
     return ATTN_OK;
@@ -138,13 +137,13 @@ static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
     bool tokens_stdout = o->tokens && strcmp(o->tokens, "-") == 0;
     g->stream_text = !maps_stdout && !tokens_stdout;
     if (o->maps) {
-        if ((rc = out_open(&g->maps_out, o->maps, err))) return rc;
-        csv_maps_header(g->maps_out.f);
-        g->maps = (csv_maps){.f = g->maps_out.f, .run = &g->rc};
-        fanout_add(&g->fo, (attn_capture){csv_maps_wants, csv_maps_emit, &g->maps});
+        if ((rc = attn_outfile_open(&g->maps_out, o->maps, err))) return rc;
+        attn_csv_maps_header(g->maps_out.f);
+        g->maps = (attn_csv_maps){.f = g->maps_out.f, .run = &g->rc};
+        attn_fanout_add(&g->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &g->maps});
     }
     if (o->tokens) {
-        if ((rc = out_open(&g->tokens_out, o->tokens, err))) return rc;
+        if ((rc = attn_outfile_open(&g->tokens_out, o->tokens, err))) return rc;
         g->tokens_f = g->tokens_out.f;
         if (maps_stdout && tokens_stdout) {
             if (!(g->tokens_tmp = tmpfile()))
@@ -153,13 +152,13 @@ static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
         }
         fputs("pos,token_id,token\n", g->tokens_f);
     }
-    fanout_add(&g->fo, (attn_capture){logits_wants, logits_emit, &g->ll});
-    g->cap = fanout_capture(&g->fo);
+    attn_fanout_add(&g->fo, (attn_capture){logits_wants, logits_emit, &g->ll});
+    g->cap = attn_fanout_capture(&g->fo);
     return ATTN_OK;
 }
 
 static int close_outputs(generator *g, attn_error *err) {
-    int rc = out_commit(&g->maps_out, err);
+    int rc = attn_outfile_commit(&g->maps_out, err);
     if (g->tokens_tmp && !rc) {
         putchar('\n');
         rewind(g->tokens_tmp);
@@ -170,23 +169,23 @@ static int close_outputs(generator *g, attn_error *err) {
     if (g->tokens_tmp) fclose(g->tokens_tmp);
     g->tokens_tmp = NULL;
     if (rc) {
-        out_abort(&g->tokens_out);
+        attn_outfile_abort(&g->tokens_out);
         return rc;
     }
-    if ((rc = out_commit(&g->tokens_out, err))) return rc;
+    if ((rc = attn_outfile_commit(&g->tokens_out, err))) return rc;
     if (fflush(stdout) != 0 || ferror(stdout))
         return attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
     return ATTN_OK;
 }
 
 static void generator_free(generator *g) {
-    out_abort(&g->maps_out);
-    out_abort(&g->tokens_out);
+    attn_outfile_abort(&g->maps_out);
+    attn_outfile_abort(&g->tokens_out);
     if (g->tokens_tmp) fclose(g->tokens_tmp);
     attn_session_free(g->sess);
     attn_model_close(g->model);
-    labels_free(&g->main_l);
-    labels_free(&g->src_l);
+    attn_labels_free(&g->main_l);
+    attn_labels_free(&g->src_l);
     free(g->ll.row);
     free(g->seq);
     free(g->text);
@@ -346,18 +345,18 @@ int cmd_generate(int argc, char **argv) {
     }
 
     g.ll.V = g.cfg->vocab_size;
-    g.ll.row = attn_alloc_array((size_t)g.ll.V, sizeof(float), "logits", &err);
+    g.ll.row = calloc((size_t)g.ll.V, sizeof(float));
     g.text_cap = 1 << 17;
     g.text = malloc(g.text_cap);
     if (!g.ll.row || !g.text) {
         status = cli_error(EXIT_FAIL, "out of memory");
         goto done;
     }
-    if (src && labels_from_ids(&g.src_l, g.tok, src, sn)) {
+    if (src && attn_labels_from_ids(&g.src_l, g.tok, src, sn)) {
         status = cli_error(EXIT_FAIL, "out of memory");
         goto done;
     }
-    g.rc = (run_context){.input = 0, .main = &g.main_l, .source = src ? &g.src_l : NULL,
+    g.rc = (attn_run_info){.input = 0, .main = &g.main_l, .source = src ? &g.src_l : NULL,
                          .cfg = g.cfg};
     if (attn_session_new(&g.sess, g.model, &err) || open_outputs(&g, &o, &err)) {
         status = cli_lib_error(&err);

@@ -1,5 +1,5 @@
 /* attn import: converts models from other projects into attn's format. */
-#include "cli/cli.h"
+#include "cli.h"
 
 #include <getopt.h>
 #include <stdio.h>

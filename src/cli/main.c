@@ -1,6 +1,6 @@
 /* attn: the command line. One file per subcommand in src/cli/. */
-#include "cli/cli.h"
-#include "output/output.h"
+#include "cli.h"
+#include "view.h"
 
 #include <signal.h>
 
@@ -27,7 +27,7 @@ static const char usage[] =
 
 /* An interrupted run removes its half-written output files, then dies of the signal. */
 static void on_signal(int sig) {
-    out_abort_all();
+    attn_outfile_abort_all();
     signal(sig, SIG_DFL);
     raise(sig);
 }

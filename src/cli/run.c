@@ -1,7 +1,6 @@
 /* attn run: one input from flags, or one input per line of standard input. */
-#include "cli/cli.h"
-#include "util.h"
-#include "output/output.h"
+#include "cli.h"
+#include "view.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -63,17 +62,17 @@ typedef struct runner {
     const attn_config *cfg;
     const attn_tokenizer *tok;
     attn_session *sess;
-    out_file maps_out, ctx_out;
+    attn_outfile maps_out, ctx_out;
     FILE *ctx_tmp; /* context held back when maps and context both go to stdout */
-    csv_maps maps;
-    csv_context ctx;
+    attn_csv_maps maps;
+    attn_csv_context ctx;
     view_opts view;
     bool view_mode;
-    fanout fo;
+    attn_fanout fo;
     attn_capture cap;
-    run_context rc;
+    attn_run_info rc;
     int top_k;           /* 0: no predictions */
-    out_file pred_out;   /* --predictions FILE */
+    attn_outfile pred_out;   /* --predictions FILE */
     FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
     topk_sink topk;
     const float *emb, *src_emb; /* --embeddings / --source-embeddings vectors, or NULL */
@@ -89,13 +88,13 @@ static int input_ids(const runner *r, const char *text, const char *ids, const c
 /* Runs one input through the model; every requested value streams to the sinks. */
 static int run_one(runner *r, long input, const int *ids, size_t n, const int *src, size_t sn,
                    const char *what, attn_error *err) {
-    seq_labels main_l = {0}, src_l = {0};
+    attn_labels main_l = {0}, src_l = {0};
     const bool has_src = src || r->src_emb; /* vectors: labelled by position */
-    int rc = ids ? labels_from_ids(&main_l, r->tok, ids, n) : labels_from_positions(&main_l, n);
+    int rc = ids ? attn_labels_from_ids(&main_l, r->tok, ids, n) : attn_labels_from_positions(&main_l, n);
     if (!rc && has_src)
-        rc = src ? labels_from_ids(&src_l, r->tok, src, sn) : labels_from_positions(&src_l, sn);
+        rc = src ? attn_labels_from_ids(&src_l, r->tok, src, sn) : attn_labels_from_positions(&src_l, sn);
     if (rc) {
-        labels_free(&main_l);
+        attn_labels_free(&main_l);
         return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
     }
     r->rc.input = input;
@@ -113,8 +112,8 @@ static int run_one(runner *r, long input, const int *ids, size_t n, const int *s
         rc = attn_session_forward(r->sess, &in, &r->cap, err);
         if (rc) attn_error_prefix(err, "%s", what);
     }
-    labels_free(&main_l);
-    labels_free(&src_l);
+    attn_labels_free(&main_l);
+    attn_labels_free(&src_l);
     r->rc.main = r->rc.source = NULL;
     return rc;
 }
@@ -127,7 +126,7 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
     bool ctx_stdout = o->context && strcmp(o->context, "-") == 0;
     FILE *f = stdout;
     if (o->predictions) {
-        if ((rc = out_open(&r->pred_out, o->predictions, err))) return rc;
+        if ((rc = attn_outfile_open(&r->pred_out, o->predictions, err))) return rc;
         f = r->pred_out.f;
     }
     if ((!o->predictions || strcmp(o->predictions, "-") == 0) && (maps_stdout || ctx_stdout)) {
@@ -138,20 +137,20 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
     if (o->predictions) topk_csv_header(f);
     if (topk_init(&r->topk, f, o->predictions != NULL, r->top_k, o->last, &r->rc, r->tok))
         return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk});
+    attn_fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk});
     return ATTN_OK;
 }
 
 static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
     int rc;
     if (o->maps) {
-        if ((rc = out_open(&r->maps_out, o->maps, err))) return rc;
-        csv_maps_header(r->maps_out.f);
-        r->maps = (csv_maps){.f = r->maps_out.f, .run = &r->rc};
-        fanout_add(&r->fo, (attn_capture){csv_maps_wants, csv_maps_emit, &r->maps});
+        if ((rc = attn_outfile_open(&r->maps_out, o->maps, err))) return rc;
+        attn_csv_maps_header(r->maps_out.f);
+        r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc};
+        attn_fanout_add(&r->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &r->maps});
     }
     if (o->context) {
-        if ((rc = out_open(&r->ctx_out, o->context, err))) return rc;
+        if ((rc = attn_outfile_open(&r->ctx_out, o->context, err))) return rc;
         FILE *f = r->ctx_out.f;
         if (o->maps && strcmp(o->maps, "-") == 0 && strcmp(o->context, "-") == 0) {
             r->ctx_tmp = tmpfile();
@@ -159,24 +158,24 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
                 return attn_error_set(err, ATTN_ERR_IO, "cannot create a temporary file");
             f = r->ctx_tmp;
         }
-        csv_context_header(f, r->cfg->d_model);
-        r->ctx = (csv_context){.f = f, .run = &r->rc};
-        fanout_add(&r->fo, (attn_capture){csv_context_wants, csv_context_emit, &r->ctx});
+        attn_csv_context_header(f, r->cfg->d_model);
+        r->ctx = (attn_csv_context){.f = f, .run = &r->rc};
+        attn_fanout_add(&r->fo, (attn_capture){attn_csv_context_wants, attn_csv_context_emit, &r->ctx});
     }
     if (!o->maps && !o->context && !o->predictions) {
         r->view_mode = true;
         r->view = (view_opts){.f = stdout,
                               .color = out_color_enabled(r->color, stdout),
                               .run = &r->rc};
-        fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view});
+        attn_fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view});
     }
     if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
-    r->cap = fanout_capture(&r->fo);
+    r->cap = attn_fanout_capture(&r->fo);
     return ATTN_OK;
 }
 
 static int close_outputs(runner *r, attn_error *err) {
-    int rc = out_commit(&r->maps_out, err);
+    int rc = attn_outfile_commit(&r->maps_out, err);
     if (r->ctx_tmp && !rc) { /* both on stdout: maps, a blank line, then the context */
         putchar('\n');
         rewind(r->ctx_tmp);
@@ -186,7 +185,7 @@ static int close_outputs(runner *r, attn_error *err) {
     }
     if (r->ctx_tmp) fclose(r->ctx_tmp);
     r->ctx_tmp = NULL;
-    int rc2 = rc ? (out_abort(&r->ctx_out), rc) : out_commit(&r->ctx_out, err);
+    int rc2 = rc ? (attn_outfile_abort(&r->ctx_out), rc) : attn_outfile_commit(&r->ctx_out, err);
     if (r->pred_tmp && !rc && !rc2) { /* after the other outputs on stdout, a blank line */
         putchar('\n');
         rewind(r->pred_tmp);
@@ -196,8 +195,8 @@ static int close_outputs(runner *r, attn_error *err) {
     }
     if (r->pred_tmp) fclose(r->pred_tmp);
     r->pred_tmp = NULL;
-    if (rc || rc2) out_abort(&r->pred_out);
-    else rc2 = out_commit(&r->pred_out, err);
+    if (rc || rc2) attn_outfile_abort(&r->pred_out);
+    else rc2 = attn_outfile_commit(&r->pred_out, err);
     if (!rc && !rc2 && r->top_k > 0 && !r->pred_out.f && (fflush(stdout) != 0 || ferror(stdout)))
         rc2 = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
     if (!rc && r->view_mode && (fflush(stdout) != 0 || ferror(stdout)))
@@ -268,10 +267,10 @@ static int run_batch(runner *r, const run_opts *o, const int *fixed_src, size_t 
 }
 
 static void runner_free(runner *r) {
-    out_abort(&r->maps_out);
-    out_abort(&r->ctx_out);
+    attn_outfile_abort(&r->maps_out);
+    attn_outfile_abort(&r->ctx_out);
     if (r->ctx_tmp) fclose(r->ctx_tmp);
-    out_abort(&r->pred_out);
+    attn_outfile_abort(&r->pred_out);
     if (r->pred_tmp) fclose(r->pred_tmp);
     topk_free(&r->topk);
     attn_session_free(r->sess);

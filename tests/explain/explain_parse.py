@@ -1,7 +1,7 @@
 """Reads `attn explain` output back into numbers (use it with --full, so no
 row or column is abbreviated).
 
-The layout (src/output/explain.c): a part per explained head, headed
+The layout (src/view/explain.c): a part per explained head, headed
 "== STACK layer L, head H: KIND-attention ... ==". In a part, each matrix
 is a title line "   NAME [rows, cols]  ..." (or "   NAME [n]" for a vector),
 then header lines whose first 14 characters are blank, then one line per

@@ -1,8 +1,8 @@
 /* Output files are written to a temporary name next to the target and
  * renamed at the end, so a failed or interrupted run leaves nothing behind. */
-#include "output/output.h"
+#include "attn/write.h"
 
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,12 +28,12 @@ static void track(char *tmp, bool on) {
     }
 }
 
-void out_abort_all(void) {
+void attn_outfile_abort_all(void) {
     for (int i = 0; i < OPEN_MAX; i++)
         if (open_tmps[i]) unlink(open_tmps[i]); /* async-signal-safe */
 }
 
-int out_open(out_file *o, const char *path, attn_error *err) {
+int attn_outfile_open(attn_outfile *o, const char *path, attn_error *err) {
     memset(o, 0, sizeof *o);
     if (strcmp(path, "-") == 0) {
         o->f = stdout;
@@ -68,7 +68,7 @@ int out_open(out_file *o, const char *path, attn_error *err) {
     if (!o->f) {
         int e = errno;
         close(fd);
-        out_abort(o);
+        attn_outfile_abort(o);
         return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
     }
     static const int bufsize = 1 << 20;
@@ -76,7 +76,7 @@ int out_open(out_file *o, const char *path, attn_error *err) {
     return ATTN_OK;
 }
 
-int out_commit(out_file *o, attn_error *err) {
+int attn_outfile_commit(attn_outfile *o, attn_error *err) {
     if (!o->f) return ATTN_OK;
     if (!o->path) { /* standard output */
         o->f = NULL;
@@ -107,7 +107,7 @@ int out_commit(out_file *o, attn_error *err) {
     return rc;
 }
 
-void out_abort(out_file *o) {
+void attn_outfile_abort(attn_outfile *o) {
     if (o->f && o->path) fclose(o->f);
     if (o->tmp) {
         unlink(o->tmp);

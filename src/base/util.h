@@ -8,18 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__GNUC__)
-#define ATTN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define ATTN_PRINTF(f, a)
-#endif
-
-/* Fills err (may be NULL) with status and a printf-style message; returns status. */
-int attn_error_set(attn_error *err, attn_status status, const char *fmt, ...) ATTN_PRINTF(3, 4);
-int attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap);
-/* Prepends "prefix: " to an error message already in err. */
-void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
-
 /* Checked size arithmetic: return false on overflow (then *out is unspecified). */
 static inline bool attn_mul_size(size_t a, size_t b, size_t *out) {
     return !__builtin_mul_overflow(a, b, out);

@@ -1,4 +1,5 @@
-/* capture: the names of captured values.
+/* capture: the names of captured values, and the plumbing that asks a sink
+ * whether it wants a value and hands it over.
  *
  *   stack level:  "embed", "hidden", "logits"  ("encoder.embed", "encoder.hidden"
  *                 for the encoder of an encoder-decoder)
@@ -6,7 +7,7 @@
  *                 prefix "blocks" or "encoder.blocks"; part "attn" (self) or
  *                 "cross" for attention values, "mlp" for the MLP output;
  *                 the residual stream is "<prefix>.<layer>.resid". */
-#include "util.h"
+#include "compute/capture.h"
 
 #include <stdio.h>
 
@@ -56,4 +57,27 @@ size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap) {
         }
     }
     return n < 0 ? 0 : (size_t)n;
+}
+
+bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key) {
+    return cap && cap->wants && cap->emit && cap->wants(cap->user, key);
+}
+
+int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                  int rows, int cols, int row_offset, attn_error *err) {
+    attn_capture_view view = {.rows = rows, .cols = cols, .data = data, .row_offset = row_offset};
+    attn_error local;
+    if (!err) err = &local; /* the sink may always write an error */
+    err->status = ATTN_OK;
+    err->message[0] = '\0';
+    int rc = cap->emit(cap->user, key, &view, err);
+    if (rc == ATTN_OK) return ATTN_OK;
+    if (err->message[0] == '\0') {
+        /* the sink returned an error without describing it */
+        char name[256];
+        attn_capture_name(key, name, sizeof name);
+        attn_error_set(err, (attn_status)rc, "capture of %s failed", name);
+    }
+    err->status = (attn_status)rc;
+    return rc;
 }

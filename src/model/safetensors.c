@@ -12,7 +12,7 @@
  * For aligned F32 tensors attn_tensor.data points into the caller's buffer
  * or the mapping.
  */
-#include "util.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

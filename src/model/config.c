@@ -4,7 +4,7 @@
  * unknown keys (typos) and duplicate keys are refused by name, and the
  * config's implied tensor sizes are bounded before anyone allocates them.
  * Every message starts with "NAME: " and names the key at fault. */
-#include "util.h"
+#include "base/util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

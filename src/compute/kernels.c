@@ -1,6 +1,6 @@
 /* kernels: matmul, norms, activations, softmax, rope, sinusoidal positions.
  * See kernels.h for the shapes and the determinism rule. */
-#include "kernels.h"
+#include "compute/kernels.h"
 
 #include <math.h>
 #include <stdint.h>

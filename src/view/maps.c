@@ -6,7 +6,7 @@
  * A grid wider than the line is cut into bands of key columns, each band
  * with its own header, so every weight is shown. Colour: ANSI 256-colour
  * backgrounds from white (0) to deep blue (1), chosen by out_color_enabled. */
-#include "output/output.h"
+#include "view.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -52,7 +52,7 @@ bool out_color_enabled(int mode, FILE *f) {
 
 
 /* Are the labels just the positions ("0", "1", ...: inputs given as vectors)? */
-static bool positional(const seq_labels *l) {
+static bool positional(const attn_labels *l) {
     if (!l) return false;
     for (size_t i = 0; i < l->n; i++) {
         char num[24];
@@ -79,7 +79,7 @@ static void shade(FILE *f, float w) {
 }
 
 /* "  name (n positions): 0:a 1:b ..." wrapped to the line width. */
-static void print_positions(const view_opts *o, const char *name, const seq_labels *l) {
+static void print_positions(const view_opts *o, const char *name, const attn_labels *l) {
     FILE *f = o->f;
     char head[96], buf[256], item[300];
     if (positional(l) && l->n > 0) {
@@ -106,7 +106,7 @@ static void print_positions(const view_opts *o, const char *name, const seq_labe
 }
 
 void view_input_header(const view_opts *o) {
-    const run_context *run = o->run;
+    const attn_run_info *run = o->run;
     FILE *f = o->f;
     fprintf(f, "input %ld\n", run->input);
     if (run->source) print_positions(o, "source", run->source);
@@ -132,9 +132,9 @@ bool view_wants(void *user, const attn_capture_key *key) {
 
 static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
                      FILE *f) {
-    const run_context *run = o->run;
-    const seq_labels *ql = key->source ? run->source : run->main;
-    const seq_labels *kl = key->source                  ? run->source
+    const attn_run_info *run = o->run;
+    const attn_labels *ql = key->source ? run->source : run->main;
+    const attn_labels *kl = key->source                  ? run->source
                            : key->kind == ATTN_KIND_CROSS ? run->source
                                                           : run->main;
     bool causal = key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER &&
@@ -167,7 +167,7 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
                 if (line == 0)
                     snprintf(buf, sizeof buf, "%d", c);
                 else
-                    text_label(buf, sizeof buf, labels_at(kl, c), CELL - 1);
+                    text_label(buf, sizeof buf, attn_labels_at(kl, c), CELL - 1);
                 putc(' ', f);
                 text_pad(f, buf, CELL - 1, false);
             }
@@ -177,7 +177,7 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
             int qpos = v->row_offset + r;
             const float *row = v->data + (size_t)r * (size_t)v->cols; /* [Tk] */
             char q[64], lab[96];
-            text_label(q, sizeof q, qpos_only ? "" : labels_at(ql, qpos), LABEL - 6);
+            text_label(q, sizeof q, qpos_only ? "" : attn_labels_at(ql, qpos), LABEL - 6);
             snprintf(lab, sizeof lab, "%4d %s", qpos, q);
             text_pad(f, lab, LABEL, false);
             for (int c = c0; c < c1; c++) {
@@ -224,7 +224,7 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
         int pos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
         char q[64], lab[96];
-        text_label(q, sizeof q, positional(o->run->main) ? "" : labels_at(o->run->main, pos),
+        text_label(q, sizeof q, positional(o->run->main) ? "" : attn_labels_at(o->run->main, pos),
                 LABEL - 6);
         snprintf(lab, sizeof lab, "%4d %s", pos, q);
         text_pad(f, lab, LABEL, false);

@@ -1,7 +1,7 @@
 /* Tokenizer front: argument checks, file reading and dispatch to the
  * type-specific back ends (tokenizer_word.c, tokenizer_bpe.c) through the
  * small ops table in tokenizer_internal.h. */
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
 

@@ -7,19 +7,10 @@
 #ifndef ATTN_ATTENTION_H
 #define ATTN_ATTENTION_H
 
-#include "model.h"
-#include "util.h"
-
-/* A growable float buffer (scratch memory reused across calls). */
-typedef struct attn_buf {
-    float *p;
-    size_t cap; /* floats */
-} attn_buf;
-
-/* Makes b hold at least n floats (contents are not kept); `what` names it in
- * an out-of-memory message. */
-int attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err);
-void attn_buf_free(attn_buf *b);
+#include "base/util.h"
+#include "compute/buf.h"
+#include "compute/capture.h"
+#include "model/model.h"
 
 /* Keys and values of one attention layer, head-major and transposed so that
  * one head's keys are a contiguous [hd, cap] block whose rows run over
@@ -84,10 +75,5 @@ int attn_attention(float *out, const float *x, const attn_attention_weights *w,
                    const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
                    attn_attn_scratch *s, const attn_capture *cap, const attn_capture_key *base,
                    attn_error *err);
-
-/* Capture helpers shared with forward.c. */
-bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key);
-int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                  int rows, int cols, int row_offset, attn_error *err);
 
 #endif

@@ -4,9 +4,9 @@
  * for shape and bound as a view into the mapped file. A tensor the config
  * does not explain is refused: a model must be exactly what its config says.
  */
-#include "model.h"
+#include "model/model.h"
 
-#include "util.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -13,10 +13,10 @@
  * Block, post-norm: x = Norm(x + Attn(x)); [x = Norm(x + Cross(x, enc))];
  *                   x = Norm(x + MLP(x))
  * MLP: down(act(up(x))), or swiglu: down(silu(gate(x)) * up(x)). */
-#include "attention.h"
-#include "kernels.h"
-#include "model.h"
-#include "util.h"
+#include "compute/attention.h"
+#include "compute/kernels.h"
+#include "model/model.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

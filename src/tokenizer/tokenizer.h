@@ -3,7 +3,7 @@
 #ifndef ATTN_TOKENIZER_INTERNAL_H
 #define ATTN_TOKENIZER_INTERNAL_H
 
-#include "util.h"
+#include "base/util.h"
 
 #include <string.h>
 

@@ -12,29 +12,13 @@
  * byte-identical either way, and a row's numbers depend only on its query,
  * the keys and values it sees and their count: feeding a sequence at once or
  * position by position gives the same bytes. */
-#include "attention.h"
+#include "compute/attention.h"
 
-#include "kernels.h"
+#include "compute/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-int attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err) {
-    if (n <= b->cap && b->p) return ATTN_OK;
-    float *p = attn_alloc_array(n, sizeof(float), what, err);
-    if (!p) return ATTN_ERR_NOMEM;
-    free(b->p);
-    b->p = p;
-    b->cap = n;
-    return ATTN_OK;
-}
-
-void attn_buf_free(attn_buf *b) {
-    free(b->p);
-    b->p = NULL;
-    b->cap = 0;
-}
 
 /* *out = a * b * c, false on overflow */
 static bool mul3(size_t a, size_t b, size_t c, size_t *out) {
@@ -99,29 +83,6 @@ void attn_attn_scratch_free(attn_attn_scratch *s) {
     attn_buf_free(&s->mat);
     attn_buf_free(&s->rope);
     attn_buf_free(&s->kvrows);
-}
-
-bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key) {
-    return cap && cap->wants && cap->emit && cap->wants(cap->user, key);
-}
-
-int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                  int rows, int cols, int row_offset, attn_error *err) {
-    attn_capture_view view = {.rows = rows, .cols = cols, .data = data, .row_offset = row_offset};
-    attn_error local;
-    if (!err) err = &local; /* the sink may always write an error */
-    err->status = ATTN_OK;
-    err->message[0] = '\0';
-    int rc = cap->emit(cap->user, key, &view, err);
-    if (rc == ATTN_OK) return ATTN_OK;
-    if (err->message[0] == '\0') {
-        /* the sink returned an error without describing it */
-        char name[256];
-        attn_capture_name(key, name, sizeof name);
-        attn_error_set(err, (attn_status)rc, "capture of %s failed", name);
-    }
-    err->status = (attn_status)rc;
-    return rc;
 }
 
 /* Rotates, in place, each head vector of a projection's rows x

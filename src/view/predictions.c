@@ -3,12 +3,12 @@
  * position (or the last one), as CSV or as a readable listing.
  * Probabilities are a softmax over the whole vocabulary in double
  * (attn_topk); equal logits rank by the lower id. */
-#include "output/output.h"
+#include "view.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int topk_init(topk_sink *s, FILE *f, bool csv, int k, bool last_only, const run_context *run,
+int topk_init(topk_sink *s, FILE *f, bool csv, int k, bool last_only, const attn_run_info *run,
               const attn_tokenizer *tok) {
     memset(s, 0, sizeof *s);
     s->top = calloc(k > 0 ? (size_t)k : 1, sizeof *s->top);
@@ -60,7 +60,7 @@ int topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *
               attn_error *err) {
     (void)key;
     topk_sink *s = user;
-    const run_context *run = s->run;
+    const attn_run_info *run = s->run;
     if (v->rows <= 0) return ATTN_OK;
     int first = s->last_only ? v->rows - 1 : 0;
     char num[24];
@@ -85,7 +85,7 @@ int topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *
             const char *t = token_text(s, p->id, num, sizeof num);
             if (s->csv) {
                 fprintf(s->f, "%ld,%d,%d,%d,", run->input, pos, j + 1, p->id);
-                csv_field(s->f, t);
+                attn_csv_field(s->f, t);
                 fprintf(s->f, ",%.9g,%.9g\n", (double)p->logit, p->prob);
             } else {
                 fprintf(s->f, "    %3d  ", j + 1);

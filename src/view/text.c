@@ -1,7 +1,7 @@
 /* Text helpers shared by the terminal writers (view, explain, predictions):
  * widths in characters (UTF-8 code points), padding, and labels made safe
  * to print. */
-#include "output/output.h"
+#include "view.h"
 
 #include <string.h>
 

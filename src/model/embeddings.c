@@ -16,7 +16,7 @@
  * not fit the model (rows of the wrong width, more rows than max_rows) is
  * ATTN_ERR_USAGE, like an id outside the vocabulary. Every message names the
  * buffer and the line and column (CSV) or the element / header field (.npy). */
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <float.h>

@@ -15,7 +15,7 @@
  * With lowercase, ASCII A-Z are lowered before lookup. Unknown words map to
  * unk; bos / eos, when configured, are added first / last.
  */
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer.h"
 
 #include <limits.h>
 #include <stb_ds.h>

@@ -17,9 +17,8 @@
  * token, or a dimension). Numbers are "%.{digits}f" in a fixed-width cell
  * (or %e when that does not fit); columns beyond the width are replaced by
  * one "…" column, keeping the first ones and the last. */
-#include "output/output.h"
+#include "view.h"
 
-#include "util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -97,7 +96,7 @@ int explain_emit(void *user, const attn_capture_key *key, const attn_capture_vie
 typedef enum { AX_POS, AX_DIM, AX_CONCAT, AX_NAME } ax_kind;
 typedef struct axis {
     ax_kind kind;
-    const seq_labels *labels; /* AX_POS; NULL: inputs given as vectors, shown by position */
+    const attn_labels *labels; /* AX_POS; NULL: inputs given as vectors, shown by position */
     const char *prefix;       /* AX_DIM: "d", "q", ...; AX_NAME: the one row's label */
     int hd;                   /* AX_CONCAT: head width */
 } axis;
@@ -146,7 +145,7 @@ static void col_label(char *out, size_t cap, const axis *a, int c, int line, int
         if (line == 0)
             snprintf(out, cap, "%d", c);
         else
-            text_label(out, cap, labels_at(a->labels, c), w);
+            text_label(out, cap, attn_labels_at(a->labels, c), w);
         break;
     case AX_DIM:
         if (line == 0) snprintf(out, cap, "%s%d", a->prefix, c);
@@ -165,7 +164,7 @@ static void row_label(const pr *p, const axis *a, int r) {
     char buf[128], t[96];
     switch (a->kind) {
     case AX_POS:
-        text_label(t, sizeof t, a->labels ? labels_at(a->labels, r) : "", LW - 6);
+        text_label(t, sizeof t, a->labels ? attn_labels_at(a->labels, r) : "", LW - 6);
         snprintf(buf, sizeof buf, "  %3d %s", r, t);
         break;
     case AX_DIM: snprintf(buf, sizeof buf, "  %s%d", a->prefix, r); break;

@@ -18,7 +18,7 @@
  * (which must be absent or empty), or with ATTN_IMPORT_FORCE, its three
  * files renamed into an existing out_dir one by one. On any failure the
  * temporary folder is removed. */
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

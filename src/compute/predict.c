@@ -4,7 +4,7 @@
  * Order of entries: a larger logit first; equal logits by the lower id; a
  * NaN after every number (so a broken row still gives a deterministic
  * answer; its probabilities are then NaN too). */
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 

@@ -42,7 +42,7 @@
  * dropped, and a piece spelled exactly <0xHH> (two hex digits, either case)
  * becomes that raw byte (llama2.c's sscanf would accept a few looser forms).
  */
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer.h"
 
 #include <limits.h>
 #include <math.h>

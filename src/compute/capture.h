@@ -1,0 +1,15 @@
+/* Private: the capture plumbing of the forward pass (the names are public,
+ * attn_capture_name in attn/attn.h). */
+#ifndef ATTN_CAPTURE_H
+#define ATTN_CAPTURE_H
+
+#include "base/util.h"
+
+/* Is key wanted by cap (which may be NULL)? */
+bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key);
+/* Hands data [rows, cols] to the sink; a failing sink that left no message
+ * gets one naming the value. err may be NULL. */
+int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                  int rows, int cols, int row_offset, attn_error *err);
+
+#endif

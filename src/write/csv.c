@@ -1,0 +1,108 @@
+/* CSV writers: attention maps and context vectors (their columns are
+ * documented in the README). */
+#include "attn/write.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void attn_csv_field(FILE *f, const char *s) {
+    size_t n = strlen(s);
+    bool quote = n > 0 && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t');
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) {
+        fwrite(s, 1, n, f);
+        return;
+    }
+    putc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') putc('"', f);
+        putc(s[i], f);
+    }
+    putc('"', f);
+}
+
+
+/* Query and key labels of an attention value. */
+static void key_labels(const attn_run_info *run, const attn_capture_key *key, const attn_labels **q,
+                       const attn_labels **k) {
+    if (key->source) {
+        *q = *k = run->source;
+    } else {
+        *q = run->main;
+        *k = key->kind == ATTN_KIND_CROSS ? run->source : run->main;
+    }
+}
+
+/* Self-attention of a decoder stack is causal. */
+static bool is_causal(const attn_run_info *run, const attn_capture_key *key) {
+    return key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER && !key->source &&
+           run->cfg->arch != ATTN_ARCH_ENCODER;
+}
+
+static const char *stack_name(attn_stack s) {
+    return s == ATTN_STACK_ENCODER ? "encoder" : "decoder";
+}
+
+void attn_csv_maps_header(FILE *f) {
+    fputs("input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n", f);
+}
+
+bool attn_csv_maps_wants(void *user, const attn_capture_key *key) {
+    (void)user;
+    return key->value == ATTN_V_WEIGHTS;
+}
+
+int attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                  attn_error *err) {
+    (void)err;
+    attn_csv_maps *w = user;
+    const attn_run_info *run = w->run;
+    const attn_labels *ql, *kl;
+    key_labels(run, key, &ql, &kl);
+    bool causal = is_causal(run, key);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, stack_name(key->stack),
+             key->layer, key->kind == ATTN_KIND_CROSS ? "cross" : "self", key->head);
+    for (int r = 0; r < v->rows; r++) {
+        int qpos = v->row_offset + r;
+        const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
+        for (int c = 0; c < v->cols; c++) {
+            if (causal && c > qpos) break; /* masked: exactly 0, left out */
+            fputs(prefix, w->f);
+            fprintf(w->f, "%d,", qpos);
+            attn_csv_field(w->f, attn_labels_at(ql, qpos));
+            fprintf(w->f, ",%d,", c);
+            attn_csv_field(w->f, attn_labels_at(kl, c));
+            fprintf(w->f, ",%.9g\n", (double)row[c]);
+        }
+    }
+    return ATTN_OK;
+}
+
+void attn_csv_context_header(FILE *f, int d_model) {
+    fputs("input,pos,token", f);
+    for (int i = 0; i < d_model; i++) fprintf(f, ",d%d", i);
+    putc('\n', f);
+}
+
+bool attn_csv_context_wants(void *user, const attn_capture_key *key) {
+    (void)user;
+    return key->value == ATTN_V_HIDDEN && !key->source;
+}
+
+int attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                     attn_error *err) {
+    (void)key;
+    (void)err;
+    attn_csv_context *w = user;
+    for (int r = 0; r < v->rows; r++) {
+        int pos = v->row_offset + r;
+        fprintf(w->f, "%ld,%d,", w->run->input, pos);
+        attn_csv_field(w->f, attn_labels_at(w->run->main, pos));
+        const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
+        for (int c = 0; c < v->cols; c++) fprintf(w->f, ",%.9g", (double)row[c]);
+        putc('\n', w->f);
+    }
+    return ATTN_OK;
+}

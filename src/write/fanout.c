@@ -1,0 +1,29 @@
+/* The fan-out: one capture that feeds several sinks. */
+#include "attn/write.h"
+
+void attn_fanout_add(attn_fanout *fo, attn_capture c) {
+    if (fo->n < ATTN_FANOUT_MAX) fo->sinks[fo->n++] = c;
+}
+
+static bool fanout_wants(void *user, const attn_capture_key *key) {
+    attn_fanout *fo = user;
+    for (int i = 0; i < fo->n; i++)
+        if (fo->sinks[i].wants && fo->sinks[i].wants(fo->sinks[i].user, key)) return true;
+    return false;
+}
+
+static int fanout_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                       attn_error *err) {
+    attn_fanout *fo = user;
+    for (int i = 0; i < fo->n; i++) {
+        const attn_capture *s = &fo->sinks[i];
+        if (!s->wants || !s->wants(s->user, key)) continue;
+        int rc = s->emit(s->user, key, v, err);
+        if (rc) return rc;
+    }
+    return ATTN_OK;
+}
+
+attn_capture attn_fanout_capture(attn_fanout *fo) {
+    return (attn_capture){.wants = fanout_wants, .emit = fanout_emit, .user = fo};
+}
