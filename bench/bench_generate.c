@@ -118,7 +118,7 @@ static bool sink_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_LOGITS;
 }
 
-static int sink_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+static attn_status sink_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                      attn_error *err) {
     (void)key, (void)err;
     logits_sink *s = user;

@@ -325,7 +325,7 @@ static bool g_wants(void *user, const attn_capture_key *key) {
     (void)user;
     return key->value == ATTN_V_WEIGHTS && key->head == 1;
 }
-static int g_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+static attn_status g_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                   attn_error *err) {
     (void)key;
     (void)err;

@@ -337,7 +337,7 @@ static bool all_wants(void *user, const attn_capture_key *key) {
     return true;
 }
 
-static int all_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+static attn_status all_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                     attn_error *err) {
     (void)user;
     (void)err;

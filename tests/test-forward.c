@@ -182,7 +182,7 @@ static bool sink_wants(void *user, const attn_capture_key *key) {
     return (s->want_mask & BIT(key->value)) != 0;
 }
 
-static int sink_emit(void *user, const attn_capture_key *key, const attn_capture_view *view,
+static attn_status sink_emit(void *user, const attn_capture_key *key, const attn_capture_view *view,
                      attn_error *err) {
     sink *s = user;
     if (s->fail_after > 0 && s->n + 1 == s->fail_after) {

@@ -253,7 +253,7 @@ static bool grab_wants(void *user, const attn_capture_key *key) {
            (g->want_maps && key->value == ATTN_V_WEIGHTS);
 }
 
-static int grab_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+static attn_status grab_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                      attn_error *err) {
     (void)err;
     grab *g = user;

@@ -69,9 +69,9 @@ typedef struct attn_error {
 
 /* Fills err (may be NULL) with status and a printf-style message made one
  * line; returns status. For capture sinks and writers outside the library. */
-ATTN_API int attn_error_set(attn_error *err, attn_status status, const char *fmt, ...)
+ATTN_API attn_status attn_error_set(attn_error *err, attn_status status, const char *fmt, ...)
     ATTN_PRINTF(3, 4);
-ATTN_API int attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap);
+ATTN_API attn_status attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap);
 /* Prepends "prefix: " to the message already in err (may be NULL). */
 ATTN_API void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
 
@@ -134,10 +134,10 @@ typedef struct attn_config {
  * messages (usually the file's path). `base_dir`: the folder relative paths
  * are resolved against, and whose files must exist; NULL keeps paths as
  * written and checks no file (fuzzing, unit tests). */
-ATTN_API int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char *name,
+ATTN_API attn_status attn_config_parse(attn_config *cfg, const char *json, size_t len, const char *name,
                                const char *base_dir, attn_error *err);
 /* Reads `path` and parses it with base_dir = the file's folder. */
-ATTN_API int attn_config_load(attn_config *cfg, const char *path, attn_error *err);
+ATTN_API attn_status attn_config_load(attn_config *cfg, const char *path, attn_error *err);
 
 ATTN_API const char *attn_arch_name(attn_arch a);          /* "decoder", ... */
 ATTN_API const char *attn_positional_name(attn_positional p);
@@ -164,14 +164,14 @@ typedef struct attn_tensor {
 typedef struct attn_safetensors attn_safetensors;
 
 /* Maps `path` read-only and validates it completely (see attn_safetensors_parse). */
-ATTN_API int attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err);
+ATTN_API attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err);
 /* Validates a safetensors image in memory. The buffer is not copied and must
  * outlive the returned object. Refuses: a header length outside the file or
  * over 100 MB, malformed header JSON, duplicate names, unknown dtypes, a byte
  * size that is not numel * dtype size (overflow-checked), offsets outside the
  * data area, overlaps, holes, trailing bytes. Every message names `name` and
  * the tensor. */
-ATTN_API int attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len,
+ATTN_API attn_status attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len,
                                     const char *name, attn_error *err);
 ATTN_API void attn_safetensors_close(attn_safetensors *st);
 ATTN_API const char *attn_safetensors_name(const attn_safetensors *st);
@@ -187,7 +187,7 @@ typedef struct attn_tensor_spec {
     int64_t shape[ATTN_MAX_DIMS];
     const float *data; /* [product of shape] */
 } attn_tensor_spec;
-ATTN_API int attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
+ATTN_API attn_status attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
                                     attn_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -196,17 +196,17 @@ ATTN_API int attn_safetensors_write(const char *path, const attn_tensor_spec *te
 typedef struct attn_tokenizer attn_tokenizer;
 
 /* Reads the file named by tc->path and builds the tokenizer. */
-ATTN_API int attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc,
+ATTN_API attn_status attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc,
                                  attn_error *err);
 /* Same from a memory image of that file; `name` names it in messages. */
-ATTN_API int attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
+ATTN_API attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
                                         const void *buf, size_t len, const char *name,
                                         attn_error *err);
 ATTN_API void attn_tokenizer_free(attn_tokenizer *tok);
 ATTN_API int attn_tokenizer_size(const attn_tokenizer *tok);   /* number of ids */
 /* Encodes len bytes of text (need not be NUL-terminated). *ids is malloc'd
  * ([*n] ids, BOS/EOS included as configured); the caller frees it with free(). */
-ATTN_API int attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len,
+ATTN_API attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len,
                                    int **ids, size_t *n, attn_error *err);
 /* The token's text as stored (the label shown in maps); NULL for an id out of range. */
 ATTN_API const char *attn_tokenizer_piece(const attn_tokenizer *tok, int id);
@@ -226,14 +226,17 @@ typedef struct attn_model attn_model;
 
 /* Loads config, weights and tokenizer; checks that every tensor the config
  * needs is present with the right shape and that no tensor is unexplained. */
-ATTN_API int attn_model_open(attn_model **out, const char *config_path, attn_error *err);
+ATTN_API attn_status attn_model_open(attn_model **out, const char *config_path, attn_error *err);
 /* Builds a model from parts; takes ownership of st and tok (tok may be NULL)
  * also on failure. */
-ATTN_API int attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
+ATTN_API attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
                                    attn_tokenizer *tok, attn_error *err);
 ATTN_API void attn_model_close(attn_model *m);
 ATTN_API const attn_config *attn_model_config(const attn_model *m);
 ATTN_API const attn_tokenizer *attn_model_tokenizer(const attn_model *m); /* NULL if none */
+/* A tensor of the model's weights file by name (as float32, see attn_tensor);
+ * NULL when the file has none of that name. Valid until attn_model_close. */
+ATTN_API const attn_tensor *attn_model_tensor(const attn_model *m, const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Capture: the forward pass hands every requested value to a sink.          */
@@ -268,6 +271,9 @@ typedef struct attn_capture_key {
     int layer;           /* 0-based block index; -1 for stack-level values */
     attn_attn_kind kind; /* attention values (ATTN_IN .. ATTN_OUT) only */
     int head;            /* per-head values; -1 otherwise */
+    bool causal;         /* the value belongs to self-attention under a causal mask (a
+                            decoder stack's): query row i sees keys 0..i, and the weights
+                            of later keys are exactly 0 */
 } attn_capture_key;
 
 typedef struct attn_capture_view {
@@ -281,8 +287,8 @@ typedef struct attn_capture {
     bool (*wants)(void *user, const attn_capture_key *key);
     /* Receives a wanted value. Return ATTN_OK to go on, or fill err and return
      * its status to stop the forward pass with that error. */
-    int (*emit)(void *user, const attn_capture_key *key, const attn_capture_view *view,
-                attn_error *err);
+    attn_status (*emit)(void *user, const attn_capture_key *key,
+                        const attn_capture_view *view, attn_error *err);
     void *user;
 } attn_capture;
 
@@ -292,6 +298,8 @@ typedef struct attn_capture {
  * length it needs (snprintf-like). */
 ATTN_API size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap);
 ATTN_API const char *attn_value_name(attn_value v); /* "weights", "q", ... */
+ATTN_API const char *attn_stack_name(attn_stack s);      /* "decoder", "encoder" */
+ATTN_API const char *attn_kind_name(attn_attn_kind k);   /* "self", "cross" */
 
 /* ------------------------------------------------------------------------ */
 /* Running: a session holds the run state and the key/value cache, so a      */
@@ -308,7 +316,7 @@ typedef struct attn_input {
     size_t n;
 } attn_input;
 
-ATTN_API int attn_session_new(attn_session **out, const attn_model *m, attn_error *err);
+ATTN_API attn_status attn_session_new(attn_session **out, const attn_model *m, attn_error *err);
 ATTN_API void attn_session_free(attn_session *s);
 /* Forgets all positions (and the encoder output). */
 ATTN_API void attn_session_reset(attn_session *s);
@@ -318,14 +326,14 @@ ATTN_API size_t attn_session_length(const attn_session *s);
 /* Encoder-decoder only: runs the encoder on the source; its output is what
  * cross-attention reads in later attn_session_forward calls. It also empties
  * the decoder side (cached positions depended on the old source). */
-ATTN_API int attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
+ATTN_API attn_status attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
                                  attn_error *err);
 /* Runs the main stack on in->n new positions that follow the ones already in
  * the session (causal stacks), reusing the cached keys and values. An
  * encoder-only stack is bidirectional and needs an empty session. Fails with
  * ATTN_ERR_USAGE for an id outside the vocabulary or a sequence longer than
  * max_seq_len. cap may be NULL. */
-ATTN_API int attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
+ATTN_API attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
                                   attn_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -340,7 +348,7 @@ typedef struct attn_prediction {
 /* The k largest entries of one logits row [V], best first; equal logits go
  * to the lower id (a NaN ranks below every number). out is [k], k in 1..V.
  * O(V log k). */
-ATTN_API int attn_topk(attn_prediction *out, int k, const float *logits, int V, attn_error *err);
+ATTN_API attn_status attn_topk(attn_prediction *out, int k, const float *logits, int V, attn_error *err);
 /* Greedy choice: the id of the largest entry of row [V], the lowest id on
  * ties; -1 when V < 1. */
 ATTN_API int attn_argmax(const float *row, int V);
@@ -373,7 +381,7 @@ typedef struct attn_llama2c_header {
  * and at most 2^24, n_heads % n_kv_heads == 0, dim % n_heads == 0, an even
  * head_dim, sizes overflow-checked, and len equal to the size the header
  * implies. `name` names the buffer in messages. */
-ATTN_API int attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
+ATTN_API attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
                                        const char *name, attn_error *err);
 
 #define ATTN_IMPORT_FORCE 1u /* write into an existing non-empty out_dir */
@@ -384,7 +392,7 @@ ATTN_API int attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, 
  * unless everything succeeded. out_dir must not exist or be empty, unless
  * flags has ATTN_IMPORT_FORCE (then those three files in it are replaced
  * and other files are left alone). */
-ATTN_API int attn_import_llama2c(const char *checkpoint, const char *tokenizer,
+ATTN_API attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer,
                                  const char *out_dir, unsigned flags, attn_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -403,10 +411,10 @@ ATTN_API int attn_import_llama2c(const char *checkpoint, const char *tokenizer,
  * fails with ATTN_ERR_FORMAT; rows of another width than d_model or more
  * than max_rows with ATTN_ERR_USAGE. Messages name `name` and the line and
  * column (CSV) or element / header field (.npy). */
-ATTN_API int attn_embeddings_parse(float **out, size_t *rows, const void *buf, size_t len,
+ATTN_API attn_status attn_embeddings_parse(float **out, size_t *rows, const void *buf, size_t len,
                                    int d_model, int max_rows, const char *name, attn_error *err);
 /* Reads the file `path` and parses it (name = path). */
-ATTN_API int attn_embeddings_load(float **out, size_t *rows, const char *path, int d_model,
+ATTN_API attn_status attn_embeddings_load(float **out, size_t *rows, const char *path, int d_model,
                                   int max_rows, attn_error *err);
 
 #ifdef __cplusplus

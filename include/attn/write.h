@@ -28,9 +28,9 @@ typedef struct attn_outfile {
 } attn_outfile;
 
 /* "-" means standard output (never renamed). */
-ATTN_API int attn_outfile_open(attn_outfile *o, const char *path, attn_error *err);
+ATTN_API attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err);
 /* Flushes, closes and renames into place; on failure removes the temporary. */
-ATTN_API int attn_outfile_commit(attn_outfile *o, attn_error *err);
+ATTN_API attn_status attn_outfile_commit(attn_outfile *o, attn_error *err);
 /* Closes and removes the temporary (no-op for standard output or a closed file). */
 ATTN_API void attn_outfile_abort(attn_outfile *o);
 /* Removes every temporary still open (for signal handlers and fatal exits). */
@@ -43,9 +43,9 @@ typedef struct attn_labels {
 } attn_labels;
 
 /* Labels from token ids: the tokenizer's pieces, or the id itself without one. */
-ATTN_API int attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n);
+ATTN_API attn_status attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n);
 /* Labels "0", "1", ... for inputs given as vectors. */
-ATTN_API int attn_labels_from_positions(attn_labels *l, size_t n);
+ATTN_API attn_status attn_labels_from_positions(attn_labels *l, size_t n);
 ATTN_API void attn_labels_free(attn_labels *l);
 /* The label of position pos, "?" when out of range (or l is NULL). */
 ATTN_API const char *attn_labels_at(const attn_labels *l, int pos);
@@ -69,7 +69,7 @@ typedef struct attn_csv_maps {
 } attn_csv_maps;
 ATTN_API void attn_csv_maps_header(FILE *f);
 ATTN_API bool attn_csv_maps_wants(void *user, const attn_capture_key *key);
-ATTN_API int attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                   attn_error *err);
 
 typedef struct attn_csv_context {
@@ -78,7 +78,7 @@ typedef struct attn_csv_context {
 } attn_csv_context;
 ATTN_API void attn_csv_context_header(FILE *f, int d_model);
 ATTN_API bool attn_csv_context_wants(void *user, const attn_capture_key *key);
-ATTN_API int attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                      attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */

@@ -11,7 +11,7 @@
 
 const char *attn_version(void) { return ATTN_VERSION_STRING; }
 
-int attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap) {
+attn_status attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap) {
     if (err) {
         err->status = status;
         vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -22,7 +22,7 @@ int attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_lis
     return (int)status;
 }
 
-int attn_error_set(attn_error *err, attn_status status, const char *fmt, ...) {
+attn_status attn_error_set(attn_error *err, attn_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     attn_error_setv(err, status, fmt, ap);

@@ -56,7 +56,7 @@ static bool logits_wants(void *user, const attn_capture_key *key) {
     return ll->want && key->value == ATTN_V_LOGITS && !key->source;
 }
 
-static int logits_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+static attn_status logits_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                        attn_error *err) {
     (void)key;
     last_logits *ll = user;

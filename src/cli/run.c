@@ -185,7 +185,7 @@ static int close_outputs(runner *r, attn_error *err) {
     }
     if (r->ctx_tmp) fclose(r->ctx_tmp);
     r->ctx_tmp = NULL;
-    int rc2 = rc ? (attn_outfile_abort(&r->ctx_out), rc) : attn_outfile_commit(&r->ctx_out, err);
+    int rc2 = rc ? (attn_outfile_abort(&r->ctx_out), rc) : (int)attn_outfile_commit(&r->ctx_out, err);
     if (r->pred_tmp && !rc && !rc2) { /* after the other outputs on stdout, a blank line */
         putchar('\n');
         rewind(r->pred_tmp);

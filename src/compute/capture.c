@@ -26,6 +26,10 @@ const char *attn_value_name(attn_value v) {
     return value_names[v];
 }
 
+const char *attn_stack_name(attn_stack s) { return s == ATTN_STACK_ENCODER ? "encoder" : "decoder"; }
+
+const char *attn_kind_name(attn_attn_kind k) { return k == ATTN_KIND_CROSS ? "cross" : "self"; }
+
 static bool is_per_head(attn_value v) {
     return v == ATTN_V_Q || v == ATTN_V_K || v == ATTN_V_V || v == ATTN_V_SCORES ||
            v == ATTN_V_WEIGHTS || v == ATTN_V_HEAD_CONTEXT;
@@ -49,7 +53,7 @@ size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap) {
         } else if (v == ATTN_V_MLP_OUT) {
             n = snprintf(buf, cap, "%s.%d.mlp.%s", prefix, key->layer, vn);
         } else {
-            const char *part = key->kind == ATTN_KIND_CROSS ? "cross" : "attn";
+            const char *part = key->kind == ATTN_KIND_CROSS ? "cross" : "attn"; /* tensor names */
             if (is_per_head(v) && key->head >= 0)
                 n = snprintf(buf, cap, "%s.%d.%s.%s.h%d", prefix, key->layer, part, vn, key->head);
             else

@@ -36,7 +36,7 @@ struct attn_session {
     attn_attn_scratch as;
 };
 
-int attn_session_new(attn_session **out, const attn_model *m, attn_error *err) {
+attn_status attn_session_new(attn_session **out, const attn_model *m, attn_error *err) {
     *out = NULL;
     if (!m) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_new: no model");
     attn_session *s = calloc(1, sizeof *s);
@@ -90,7 +90,9 @@ size_t attn_session_length(const attn_session *s) { return s ? s->len : 0; }
 static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int layer,
                                  attn_attn_kind kind) {
     attn_capture_key k = {.value = v, .stack = st->stack, .source = st->source,
-                          .layer = layer, .kind = kind, .head = -1};
+                          .layer = layer, .kind = kind, .head = -1,
+                          .causal = st->causal && kind == ATTN_KIND_SELF &&
+                                    v >= ATTN_V_ATTN_IN && v <= ATTN_V_ATTN_OUT};
     return k;
 }
 
@@ -286,7 +288,7 @@ static int embed_and_emit(attn_session *s, const attn_stack_weights *st, const a
     return maybe_emit(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
 }
 
-int attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
+attn_status attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
                         attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_encode: no session");
     const attn_model *m = s->m;
@@ -318,7 +320,7 @@ int attn_session_encode(attn_session *s, const attn_input *src, const attn_captu
     return ATTN_OK;
 }
 
-int attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
+attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
                          attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_forward: no session");
     const attn_model *m = s->m;

@@ -53,7 +53,7 @@ static void sift_up(attn_prediction *heap, int i) {
     }
 }
 
-int attn_topk(attn_prediction *out, int k, const float *logits, int V, attn_error *err) {
+attn_status attn_topk(attn_prediction *out, int k, const float *logits, int V, attn_error *err) {
     if (!out || !logits) return attn_error_set(err, ATTN_ERR_USAGE, "attn_topk: NULL argument");
     if (V < 1) return attn_error_set(err, ATTN_ERR_USAGE, "attn_topk: empty row (V = %d)", V);
     if (k < 1 || k > V)

@@ -527,7 +527,7 @@ static size_t find_nul_escape(const char *json, size_t len) {
     return len;
 }
 
-int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char *name,
+attn_status attn_config_parse(attn_config *cfg, const char *json, size_t len, const char *name,
                       const char *base_dir, attn_error *err) {
     ctx c = {name ? name : "config", base_dir, err};
     if (!cfg) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no config to fill", c.name);
@@ -572,7 +572,7 @@ int attn_config_parse(attn_config *cfg, const char *json, size_t len, const char
     return rc;
 }
 
-int attn_config_load(attn_config *cfg, const char *path, attn_error *err) {
+attn_status attn_config_load(attn_config *cfg, const char *path, attn_error *err) {
     if (!cfg || !path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_config_load: no path");
     char *buf;
     size_t len;

@@ -390,7 +390,7 @@ static bool ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-int attn_embeddings_parse(float **out, size_t *rows, const void *buf, size_t len, int d_model,
+attn_status attn_embeddings_parse(float **out, size_t *rows, const void *buf, size_t len, int d_model,
                           int max_rows, const char *name, attn_error *err) {
     *out = NULL;
     *rows = 0;
@@ -416,7 +416,7 @@ int attn_embeddings_parse(float **out, size_t *rows, const void *buf, size_t len
     return ATTN_OK;
 }
 
-int attn_embeddings_load(float **out, size_t *rows, const char *path, int d_model, int max_rows,
+attn_status attn_embeddings_load(float **out, size_t *rows, const char *path, int d_model, int max_rows,
                          attn_error *err) {
     *out = NULL;
     *rows = 0;

@@ -70,7 +70,7 @@ static bool prod3(uint64_t a, uint64_t b, uint64_t c, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, out);
 }
 
-int attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
+attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
                               const char *name, attn_error *err) {
     if (!name) name = "<checkpoint>";
     if (!h) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no header to fill", name);
@@ -425,7 +425,7 @@ static int commit_dir(const char *tmp, const char *dir, bool force, attn_error *
 
 /* ------------------------------------------------------------------------ */
 
-int attn_import_llama2c(const char *checkpoint, const char *tokenizer, const char *out_dir,
+attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer, const char *out_dir,
                         unsigned flags, attn_error *err) {
     if (!checkpoint || !tokenizer || !out_dir)
         return attn_error_set(err, ATTN_ERR_USAGE, "attn_import_llama2c: NULL argument");

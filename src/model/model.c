@@ -190,7 +190,7 @@ static int bind_model(attn_model *m, binder *b) {
     return ATTN_OK;
 }
 
-int attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
+attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
                           attn_tokenizer *tok, attn_error *err) {
     *out = NULL;
     attn_model *m = calloc(1, sizeof *m);
@@ -218,7 +218,7 @@ int attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safeten
     return ATTN_OK;
 }
 
-int attn_model_open(attn_model **out, const char *config_path, attn_error *err) {
+attn_status attn_model_open(attn_model **out, const char *config_path, attn_error *err) {
     *out = NULL;
     attn_config cfg;
     int rc = attn_config_load(&cfg, config_path, err);
@@ -244,3 +244,7 @@ void attn_model_close(attn_model *m) {
 
 const attn_config *attn_model_config(const attn_model *m) { return &m->cfg; }
 const attn_tokenizer *attn_model_tokenizer(const attn_model *m) { return m->tok; }
+
+const attn_tensor *attn_model_tensor(const attn_model *m, const char *name) {
+    return m && name ? attn_safetensors_find(m->st, name) : NULL;
+}

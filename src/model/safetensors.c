@@ -587,7 +587,7 @@ static attn_safetensors *st_new(const char *name, attn_error *err) {
 /* ------------------------------------------------------------------------ */
 /* Public: reading                                                           */
 
-int attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len, const char *name,
+attn_status attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len, const char *name,
                            attn_error *err) {
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_parse: out is NULL");
     *out = NULL;
@@ -605,7 +605,7 @@ int attn_safetensors_parse(attn_safetensors **out, const void *buf, size_t len, 
     return ATTN_OK;
 }
 
-int attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err) {
+attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err) {
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: out is NULL");
     *out = NULL;
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: path is NULL");
@@ -806,7 +806,7 @@ oom:
     return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory building the header", path);
 }
 
-int attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
+attn_status attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
                            attn_error *err) {
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_write: path is NULL");
     if (n > 0 && !tensors)

@@ -8,7 +8,7 @@
 /* Vocabulary files larger than this are refused (real ones are a few MB). */
 #define ATTN_TOKENIZER_FILE_MAX ((size_t)64 << 20)
 
-int attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
+attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
                                const void *buf, size_t len, const char *name, attn_error *err) {
     if (!out)
         return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_from_memory: out is NULL");
@@ -46,7 +46,7 @@ int attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config
     return ATTN_OK;
 }
 
-int attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc, attn_error *err) {
+attn_status attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc, attn_error *err) {
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_open: out is NULL");
     *out = NULL;
     if (!tc) return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_open: config is NULL");
@@ -73,7 +73,7 @@ int attn_tokenizer_bos(const attn_tokenizer *tok) { return tok ? tok->bos : -1; 
 
 int attn_tokenizer_eos(const attn_tokenizer *tok) { return tok ? tok->eos : -1; }
 
-int attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
+attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
                           size_t *n, attn_error *err) {
     if (ids) *ids = NULL;
     if (n) *n = 0;

@@ -71,7 +71,7 @@ static ex_mat *slot(explain_req *r, const attn_capture_key *key) {
 
 bool explain_wants(void *user, const attn_capture_key *key) { return slot(user, key) != NULL; }
 
-int explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                  attn_error *err) {
     ex_mat *m = slot(user, key);
     if (!m) return ATTN_OK;

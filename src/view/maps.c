@@ -235,7 +235,7 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     putc('\n', f);
 }
 
-int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err) {
     (void)err;
     const view_opts *o = user;

@@ -56,7 +56,7 @@ static void quoted(FILE *f, const char *s) {
     putc('"', f);
 }
 
-int topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err) {
     (void)key;
     topk_sink *s = user;

@@ -40,7 +40,7 @@ void view_input_header(const view_opts *o);
  * terminal's width when f is one, else 80. */
 int out_term_width(FILE *f);
 bool view_wants(void *user, const attn_capture_key *key);
-int view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err);
 
 /* ---- next-token predictions (topk.c): a sink on ATTN_V_LOGITS ---- */
@@ -60,7 +60,7 @@ void topk_free(topk_sink *s);
 /* input,pos,rank,token_id,token,logit,prob */
 void topk_csv_header(FILE *f);
 bool topk_wants(void *user, const attn_capture_key *key);
-int topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err);
 
 /* ---- attn explain (explain.c): every step of one attention head ---- */
@@ -84,7 +84,7 @@ typedef struct explain_req {
     ex_mat memory;   /* encoder output [S, D], for cross-attention */
 } explain_req;
 bool explain_wants(void *user, const attn_capture_key *key); /* user: explain_req */
-int explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                  attn_error *err);
 void explain_req_free(explain_req *r);
 

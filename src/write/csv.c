@@ -53,7 +53,7 @@ bool attn_csv_maps_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_WEIGHTS;
 }
 
-int attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                   attn_error *err) {
     (void)err;
     attn_csv_maps *w = user;
@@ -91,7 +91,7 @@ bool attn_csv_context_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_HIDDEN && !key->source;
 }
 
-int attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                      attn_error *err) {
     (void)key;
     (void)err;

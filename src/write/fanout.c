@@ -12,7 +12,7 @@ static bool fanout_wants(void *user, const attn_capture_key *key) {
     return false;
 }
 
-static int fanout_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+static attn_status fanout_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                        attn_error *err) {
     attn_fanout *fo = user;
     for (int i = 0; i < fo->n; i++) {

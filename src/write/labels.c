@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n) {
+attn_status attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n) {
     l->n = n;
     l->text = calloc(n ? n : 1, sizeof *l->text);
     if (!l->text) return ATTN_ERR_NOMEM;
@@ -24,7 +24,7 @@ int attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *i
     return ATTN_OK;
 }
 
-int attn_labels_from_positions(attn_labels *l, size_t n) {
+attn_status attn_labels_from_positions(attn_labels *l, size_t n) {
     l->n = n;
     l->text = calloc(n ? n : 1, sizeof *l->text);
     if (!l->text) return ATTN_ERR_NOMEM;

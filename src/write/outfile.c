@@ -33,7 +33,7 @@ void attn_outfile_abort_all(void) {
         if (open_tmps[i]) unlink(open_tmps[i]); /* async-signal-safe */
 }
 
-int attn_outfile_open(attn_outfile *o, const char *path, attn_error *err) {
+attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err) {
     memset(o, 0, sizeof *o);
     if (strcmp(path, "-") == 0) {
         o->f = stdout;
@@ -76,7 +76,7 @@ int attn_outfile_open(attn_outfile *o, const char *path, attn_error *err) {
     return ATTN_OK;
 }
 
-int attn_outfile_commit(attn_outfile *o, attn_error *err) {
+attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
     if (!o->f) return ATTN_OK;
     if (!o->path) { /* standard output */
         o->f = NULL;
