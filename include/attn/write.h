@@ -87,7 +87,8 @@ typedef struct attn_fanout {
     attn_capture sinks[ATTN_FANOUT_MAX];
     int n;
 } attn_fanout;
-ATTN_API void attn_fanout_add(attn_fanout *fo, attn_capture c);
+/* Adds a sink; fails (ATTN_ERR_USAGE) when ATTN_FANOUT_MAX are there already. */
+ATTN_API attn_status attn_fanout_add(attn_fanout *fo, attn_capture c, attn_error *err);
 ATTN_API attn_capture attn_fanout_capture(attn_fanout *fo);
 
 #ifdef __cplusplus

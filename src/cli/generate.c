@@ -140,7 +140,7 @@ static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
         if ((rc = attn_outfile_open(&g->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(g->maps_out.f);
         g->maps = (attn_csv_maps){.f = g->maps_out.f, .run = &g->rc};
-        attn_fanout_add(&g->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &g->maps});
+        if ((rc = attn_fanout_add(&g->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &g->maps}, err))) return rc;
     }
     if (o->tokens) {
         if ((rc = attn_outfile_open(&g->tokens_out, o->tokens, err))) return rc;
@@ -152,7 +152,7 @@ static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
         }
         fputs("pos,token_id,token\n", g->tokens_f);
     }
-    attn_fanout_add(&g->fo, (attn_capture){logits_wants, logits_emit, &g->ll});
+    if ((rc = attn_fanout_add(&g->fo, (attn_capture){logits_wants, logits_emit, &g->ll}, err))) return rc;
     g->cap = attn_fanout_capture(&g->fo);
     return ATTN_OK;
 }

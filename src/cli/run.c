@@ -137,7 +137,7 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
     if (o->predictions) topk_csv_header(f);
     if (topk_init(&r->topk, f, o->predictions != NULL, r->top_k, o->last, &r->rc, r->tok))
         return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    attn_fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk});
+    if ((rc = attn_fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk}, err))) return rc;
     return ATTN_OK;
 }
 
@@ -147,7 +147,7 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
         if ((rc = attn_outfile_open(&r->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(r->maps_out.f);
         r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc};
-        attn_fanout_add(&r->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &r->maps});
+        if ((rc = attn_fanout_add(&r->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &r->maps}, err))) return rc;
     }
     if (o->context) {
         if ((rc = attn_outfile_open(&r->ctx_out, o->context, err))) return rc;
@@ -160,14 +160,14 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
         }
         attn_csv_context_header(f, r->cfg->d_model);
         r->ctx = (attn_csv_context){.f = f, .run = &r->rc};
-        attn_fanout_add(&r->fo, (attn_capture){attn_csv_context_wants, attn_csv_context_emit, &r->ctx});
+        if ((rc = attn_fanout_add(&r->fo, (attn_capture){attn_csv_context_wants, attn_csv_context_emit, &r->ctx}, err))) return rc;
     }
     if (!o->maps && !o->context && !o->predictions) {
         r->view_mode = true;
         r->view = (view_opts){.f = stdout,
                               .color = out_color_enabled(r->color, stdout),
                               .run = &r->rc};
-        attn_fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view});
+        if ((rc = attn_fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view}, err))) return rc;
     }
     if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
     r->cap = attn_fanout_capture(&r->fo);

@@ -1,8 +1,12 @@
 /* The fan-out: one capture that feeds several sinks. */
 #include "attn/write.h"
 
-void attn_fanout_add(attn_fanout *fo, attn_capture c) {
-    if (fo->n < ATTN_FANOUT_MAX) fo->sinks[fo->n++] = c;
+attn_status attn_fanout_add(attn_fanout *fo, attn_capture c, attn_error *err) {
+    if (fo->n >= ATTN_FANOUT_MAX)
+        return attn_error_set(err, ATTN_ERR_USAGE, "a fan-out feeds at most %d sinks",
+                              ATTN_FANOUT_MAX);
+    fo->sinks[fo->n++] = c;
+    return ATTN_OK;
 }
 
 static bool fanout_wants(void *user, const attn_capture_key *key) {
