@@ -42,6 +42,11 @@ typedef struct attn_labels {
     char **text; /* [n] owned */
 } attn_labels;
 
+/* The text of token `id`: the tokenizer's piece, or, without a tokenizer or
+ * for an id it does not know, the id in decimal, written into num[cap]
+ * (ATTN_ID_TEXT_MAX bytes always suffice). */
+#define ATTN_ID_TEXT_MAX 24
+ATTN_API const char *attn_token_text(const attn_tokenizer *tok, int id, char *num, size_t cap);
 /* Labels from token ids: the tokenizer's pieces, or the id itself without one. */
 ATTN_API attn_status attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n);
 /* Labels "0", "1", ... for inputs given as vectors. */

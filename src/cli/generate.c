@@ -101,13 +101,8 @@ static int push_token(generator *g, int id, attn_error *err) {
         g->seq = q;
         g->labels_cap = cap;
     }
-    const char *p = g->tok ? attn_tokenizer_piece(g->tok, id) : NULL;
-    char num[24];
-    if (!p) {
-        snprintf(num, sizeof num, "%d", id);
-        p = num;
-    }
-    char *s = strdup(p);
+    char num[ATTN_ID_TEXT_MAX];
+    char *s = strdup(attn_token_text(g->tok, id, num, sizeof num));
     if (!s) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
     g->main_l.text[g->main_l.n++] = s;
     g->seq[g->n++] = id;

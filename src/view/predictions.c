@@ -34,14 +34,6 @@ bool topk_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_LOGITS && !key->source;
 }
 
-/* The text of a token id: its piece, or the id itself without a tokenizer. */
-static const char *token_text(const topk_sink *s, int id, char *num, size_t cap) {
-    const char *p = s->tok ? attn_tokenizer_piece(s->tok, id) : NULL;
-    if (p) return p;
-    snprintf(num, cap, "%d", id);
-    return num;
-}
-
 /* Writes s quoted, with control bytes, quotes and backslashes escaped. */
 static void quoted(FILE *f, const char *s) {
     putc('"', f);
@@ -63,7 +55,7 @@ attn_status topk_emit(void *user, const attn_capture_key *key, const attn_captur
     const attn_run_info *run = s->run;
     if (v->rows <= 0) return ATTN_OK;
     int first = s->last_only ? v->rows - 1 : 0;
-    char num[24];
+    char num[ATTN_ID_TEXT_MAX];
     if (!s->csv)
         fprintf(s->f, "next-token predictions for input %ld (top %d of %d)\n", run->input, s->k,
                 v->cols);
@@ -82,7 +74,7 @@ attn_status topk_emit(void *user, const attn_capture_key *key, const attn_captur
         }
         for (int j = 0; j < s->k; j++) {
             const attn_prediction *p = &s->top[j];
-            const char *t = token_text(s, p->id, num, sizeof num);
+            const char *t = attn_token_text(s->tok, p->id, num, sizeof num);
             if (s->csv) {
                 fprintf(s->f, "%ld,%d,%d,%d,", run->input, pos, j + 1, p->id);
                 attn_csv_field(s->f, t);

@@ -5,18 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *attn_token_text(const attn_tokenizer *tok, int id, char *num, size_t cap) {
+    const char *p = tok ? attn_tokenizer_piece(tok, id) : NULL;
+    if (p) return p;
+    snprintf(num, cap, "%d", id);
+    return num;
+}
+
 attn_status attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n) {
     l->n = n;
     l->text = calloc(n ? n : 1, sizeof *l->text);
     if (!l->text) return ATTN_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        const char *p = tok ? attn_tokenizer_piece(tok, ids[i]) : NULL;
-        char num[24];
-        if (!p) {
-            snprintf(num, sizeof num, "%d", ids[i]);
-            p = num;
-        }
-        if (!(l->text[i] = strdup(p))) {
+        char num[ATTN_ID_TEXT_MAX];
+        if (!(l->text[i] = strdup(attn_token_text(tok, ids[i], num, sizeof num)))) {
             attn_labels_free(l);
             return ATTN_ERR_NOMEM;
         }
