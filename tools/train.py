@@ -9,8 +9,15 @@
 Each model is written to models/NAME/ (or --out): config.json,
 model.safetensors, vocab.txt and metrics.json (held-out scores). Training is
 seeded and deterministic on the CPU (one thread, deterministic algorithms, no
-dropout), so the same command with the same library versions rebuilds these
-files bit for bit; tools/check_models_reproducible.sh checks that.
+dropout), and it calls no BLAS routine: torch would hand every matrix product
+to the system's libblas.so.3, and the reference BLAS and OpenBLAS round
+differently, so the products are done below by torch's own elementwise
+kernels (see "Matrix products without BLAS"). The same command with the same
+torch and numpy rebuilds these files bit for bit whichever libblas.so.3 is
+installed; tools/check_models_reproducible.sh checks that. (The bits do
+depend on the CPU kernels torch picks: AVX2 on any x86-64 CPU that has it,
+which is torch 1.13's default even with AVX-512; ATEN_CPU_CAPABILITY=default
+or avx512, or a CPU without AVX2, gives other bits.)
 
 The PyTorch modules below follow attn's model definition (docs and CONTRACT
 section 1) and name their parameters as attn's tensors (section 2), so
@@ -79,15 +86,94 @@ TRAINING = {
 UNK, MASK, BOS, EOS = "<unk>", "<mask>", "<s>", "</s>"
 
 
+# --------------------------------------------------------------------------
+# Matrix products without BLAS
+#
+# On the CPU, torch hands float32 matrix products (mm, bmm, addmm, matmul and
+# so nn.Linear and "@") to the system's libblas.so.3: the reference BLAS and
+# OpenBLAS (and OpenBLAS on different CPUs) sum in different orders, so the
+# trained weights differed in the last bits, and after 1,000-2,000 steps
+# everywhere. Every product of the models below is therefore computed here
+# instead, by torch's own elementwise kernels: out = sum over k, in order
+# k = 0, 1, ..., of the outer products a[..., :, k] b[..., k, :] (in-place
+# addcmul). Each element is summed in a fixed order whatever BLAS is installed.
+# Elementwise ops, reductions, softmax, LayerNorm, the embedding lookup and
+# AdamW do not use BLAS (checked: hashes of their outputs are the same with
+# either library; the trained files too, see check_models_reproducible.sh).
+# With one thread this is as fast as the reference BLAS for these shapes.
+
+def _outer_sum(a, b):
+    """a [..., n, k] @ b [..., k, m] as k in-place outer-product additions."""
+    b = b.contiguous()  # rows of b contiguous: the additions run along them
+    out = a[..., :, 0:1] * b[..., 0:1, :]
+    for i in range(1, a.shape[-1]):
+        out.addcmul_(a[..., :, i:i + 1], b[..., i:i + 1, :])
+    return out
+
+
+class _MatMul(torch.autograd.Function):
+    """a [..., n, k] @ b [..., k, m] (same leading dims), forward and backward without BLAS."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _outer_sum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        ga = _outer_sum(g, b.transpose(-1, -2)) if ctx.needs_input_grad[0] else None
+        gb = _outer_sum(a.transpose(-1, -2), g) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class _Linear(torch.autograd.Function):
+    """x [..., k] W[m, k]^T (+ bias) without BLAS."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return _outer_sum(x.reshape(-1, x.shape[-1]), w.t()).reshape(x.shape[:-1] + (w.shape[0],))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = _outer_sum(g.reshape(-1, g.shape[-1]), w).reshape(x.shape)
+        if ctx.needs_input_grad[1]:
+            if x.dim() == 3:  # [B, T, k]: per sentence over its T positions, then over B
+                gw = _outer_sum(g.transpose(1, 2), x).sum(0)
+            else:
+                gw = _outer_sum(g.reshape(-1, g.shape[-1]).t(), x.reshape(-1, x.shape[-1]))
+        return gx, gw
+
+
+def matmul(a, b):
+    return _MatMul.apply(a, b)
+
+
+def linear(x, w, bias=None):
+    y = _Linear.apply(x, w)
+    return y if bias is None else y + bias
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters, names and initialisation) whose product avoids BLAS."""
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+
 class Attention(nn.Module):
     def __init__(self, c):
         super().__init__()
         d, self.h = c["d_model"], c["n_heads"]
         self.hd = d // self.h
-        self.q = nn.Linear(d, d, bias=c["bias"])
-        self.k = nn.Linear(d, d, bias=c["bias"])
-        self.v = nn.Linear(d, d, bias=c["bias"])
-        self.o = nn.Linear(d, d, bias=c["bias"])
+        self.q = Linear(d, d, bias=c["bias"])
+        self.k = Linear(d, d, bias=c["bias"])
+        self.v = Linear(d, d, bias=c["bias"])
+        self.o = Linear(d, d, bias=c["bias"])
 
     def forward(self, xq, xkv, causal, keep=None):
         B, T, D = xq.shape
@@ -95,21 +181,21 @@ class Attention(nn.Module):
         q = self.q(xq).view(B, T, self.h, self.hd).transpose(1, 2)
         k = self.k(xkv).view(B, Tk, self.h, self.hd).transpose(1, 2)
         v = self.v(xkv).view(B, Tk, self.h, self.hd).transpose(1, 2)
-        s = q @ k.transpose(-1, -2) / math.sqrt(self.hd)
+        s = matmul(q, k.transpose(-1, -2)) / math.sqrt(self.hd)
         if causal:
             s = s.masked_fill(~torch.ones(T, Tk, dtype=torch.bool).tril(), float("-inf"))
         w = torch.softmax(s, dim=-1)
         if keep is not None:
             keep.append(w)
-        return self.o((w @ v).transpose(1, 2).reshape(B, T, D))
+        return self.o(matmul(w, v).transpose(1, 2).reshape(B, T, D))
 
 
 class MLP(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.act = c["mlp"]
-        self.up = nn.Linear(c["d_model"], c["d_ff"], bias=c["bias"])
-        self.down = nn.Linear(c["d_ff"], c["d_model"], bias=c["bias"])
+        self.up = Linear(c["d_model"], c["d_ff"], bias=c["bias"])
+        self.down = Linear(c["d_ff"], c["d_model"], bias=c["bias"])
 
     def forward(self, x):
         u = self.up(x)
@@ -167,7 +253,7 @@ class Transformer(nn.Module):
         if c["final_norm"]:
             self.norm = nn.LayerNorm(d, eps=c["norm_eps"])
         if c["lm_head"] == "separate":
-            self.lm_head = nn.Linear(d, V, bias=False)
+            self.lm_head = Linear(d, V, bias=False)
         for name, p in self.named_parameters():
             if name.endswith(".weight") and p.dim() == 2:
                 nn.init.normal_(p, std=0.02)
@@ -185,9 +271,10 @@ class Transformer(nn.Module):
             x = b(x, False, None, keep)
         return self.encoder.norm(x) if self.c["final_norm"] else x
 
-    def forward(self, ids, src=None, keep=None):
-        """ids [B, T] (and src [B, S]) -> (hidden [B, T, D], logits [B, T, V])."""
-        enc = self.encode(src, keep) if src is not None else None
+    def forward(self, ids, src=None, keep=None, enc=None):
+        """ids [B, T] (and src [B, S], or its encoder output enc) -> (hidden [B, T, D], logits [B, T, V])."""
+        if enc is None and src is not None:
+            enc = self.encode(src, keep)
         x = self.embed(ids)
         causal = self.c["architecture"] != "encoder"
         for b in self.blocks:
@@ -195,7 +282,7 @@ class Transformer(nn.Module):
         if self.c["final_norm"]:
             x = self.norm(x)
         head = self.lm_head.weight if self.c["lm_head"] == "separate" else self.tok_embed
-        return x, x @ head.t()
+        return x, linear(x, head)
 
 
 # --------------------------------------------------------------------------
@@ -224,6 +311,14 @@ def read_parallel(data):
 def make_vocab(specials, sentences):
     words = sorted(set(w for s in sentences for w in s) - set(specials))
     return list(specials) + words
+
+
+def by_length(seqs):
+    """{length: [indices of the sequences that long]}, in order of length and index."""
+    out = collections.defaultdict(list)
+    for i, s in enumerate(seqs):
+        out[len(s)].append(i)
+    return dict(sorted(out.items()))
 
 
 def batches_by_length(seqs, batch, rng):
@@ -309,19 +404,23 @@ def train_decoder(data, t):
 
     train_loop(model, t, loss_fn)
     # held-out next-word accuracy: every position but the first is predicted from its prefix
+    # (sentences of one length are run as one batch)
+    preds = {}
+    with torch.no_grad():
+        for idx in by_length(test).values():
+            _, logits = model(torch.tensor([test[i][:-1] for i in idx]))
+            for i, p in zip(idx, logits.argmax(-1).tolist()):
+                preds[i] = p
     ok = ok_words = n = n_words = 0
     freq = collections.Counter()
-    with torch.no_grad():
-        for s in test:
-            _, logits = model(torch.tensor([s[:-1]]))
-            pred = logits[0].argmax(-1).tolist()
-            for p, y in zip(pred, s[1:]):
-                ok += p == y
-                n += 1
-                freq[y] += 1
-                if vocab[y] != ".":
-                    ok_words += p == y
-                    n_words += 1
+    for i, s in enumerate(test):
+        for p, y in zip(preds[i], s[1:]):
+            ok += p == y
+            n += 1
+            freq[y] += 1
+            if vocab[y] != ".":
+                ok_words += p == y
+                n_words += 1
     top, top_n = freq.most_common(1)[0]
     metrics = {"heldout_sentences": len(test), "heldout_predictions": n,
                "next_word_accuracy": ok / n, "most_frequent_word": vocab[top],
@@ -361,15 +460,18 @@ def train_encoder(data, t):
 
     train_loop(model, t, loss_fn)
     # held-out: each position masked in turn, the word predicted from the rest
+    # (all sentences of one length in one batch: len(s) rows per sentence)
     ok = n = 0
     with torch.no_grad():
-        for s in test:
-            x = torch.tensor([s] * len(s))
-            x[torch.arange(len(s)), torch.arange(len(s))] = ix[MASK]
+        for L, idx in by_length(test).items():
+            y = torch.tensor([test[i] for i in idx]).repeat_interleave(L, 0)  # [G * L, L]
+            pos = torch.arange(L).repeat(len(idx))
+            rows = torch.arange(len(y))
+            x = y.clone()
+            x[rows, pos] = ix[MASK]
             _, logits = model(x)
-            pred = logits[torch.arange(len(s)), torch.arange(len(s))].argmax(-1)
-            ok += (pred == torch.tensor(s)).sum().item()
-            n += len(s)
+            ok += (logits[rows, pos].argmax(-1) == y[rows, pos]).sum().item()
+            n += len(y)
     metrics = {"heldout_sentences": len(test), "heldout_masked_words": n,
                "masked_word_accuracy": ok / n}
     return model, vocab, {"bos": None, "eos": None}, metrics
@@ -411,26 +513,38 @@ def train_translator(data, t):
         return loss
 
     train_loop(model, t, loss_fn)
+    # teacher forced and greedy, the pairs with one source length as one batch
+    # (source and target have the same length in this corpus)
+    test_src = [[ix[BOS]] + enc(s) for s, _, _ in par["test"]]
+    test_tgt = [[ix[BOS]] + enc(g) + [ix[EOS]] for _, g, _ in par["test"]]
     ok = n = exact = 0
     with torch.no_grad():
-        for s_words, g_words, _ in par["test"]:
-            s = torch.tensor([[ix[BOS]] + enc(s_words)])
-            y = [ix[BOS]] + enc(g_words) + [ix[EOS]]
-            _, logits = model(torch.tensor([y[:-1]]), s)
-            pred = logits[0].argmax(-1).tolist()
-            ok += sum(p == q for p, q in zip(pred, y[1:]))
-            n += len(y) - 1
-            out = [ix[BOS]]  # greedy decoding
-            while len(out) < CONFIGS["tiny-translator"]["max_seq_len"]:
-                _, lg = model(torch.tensor([out]), s)
-                nxt = lg[0, -1].argmax().item()
-                if nxt == ix[EOS]:
-                    break
-                out.append(nxt)
-            exact += out[1:] == y[1:-1]
+        for idx in by_length(test_src).values():
+            s = torch.tensor([test_src[i] for i in idx])
+            y = torch.tensor([test_tgt[i] for i in idx])
+            memory = model.encode(s)
+            _, logits = model(y[:, :-1], enc=memory)
+            ok += (logits.argmax(-1) == y[:, 1:]).sum().item()
+            n += y[:, 1:].numel()
+            out = greedy(model, memory, ix[BOS], ix[EOS], CONFIGS["tiny-translator"]["max_seq_len"])
+            exact += sum(o == test_tgt[i][1:-1] for o, i in zip(out, idx))
     metrics = {"heldout_pairs": len(par["test"]), "token_accuracy_teacher_forced": ok / n,
                "exact_match_greedy": exact / len(par["test"])}
     return model, vocab, {"bos": BOS, "eos": None}, metrics
+
+
+def greedy(model, memory, bos, eos, max_len):
+    """Greedy decoding of a batch from <s> until </s>, at most max_len tokens with <s>."""
+    out = torch.full((memory.shape[0], 1), bos, dtype=torch.long)
+    done = [None] * memory.shape[0]
+    while out.shape[1] < max_len and any(d is None for d in done):
+        _, lg = model(out, enc=memory)
+        nxt = lg[:, -1].argmax(-1)
+        for k, w in enumerate(nxt.tolist()):
+            if done[k] is None and w == eos:
+                done[k] = out[k, 1:].tolist()
+        out = torch.cat([out, nxt[:, None]], 1)
+    return [d if d is not None else out[k, 1:max_len].tolist() for k, d in enumerate(done)]
 
 
 TRAINERS = {"tiny-decoder": train_decoder, "tiny-encoder": train_encoder,
@@ -480,10 +594,19 @@ CHECK_SENTENCES = {
 }
 
 
+def cpu_capability():
+    """The CPU kernel set torch dispatches to (AVX2, DEFAULT, AVX512): it changes the bits."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage" in line:
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def build(name, out, data):
     t = TRAINING[name]
     setup(t["seed"])
-    print("training %s (%s)" % (name, json.dumps(t)), flush=True)
+    print("training %s (%s; torch %s, CPU kernels %s)" % (name, json.dumps(t), torch.__version__,
+                                                          cpu_capability()), flush=True)
     t0 = time.time()
     model, vocab, tok, metrics = TRAINERS[name](data, t)
     seconds = time.time() - t0
