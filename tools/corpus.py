@@ -215,7 +215,9 @@ def t_frame(rng):
 def t_nature(rng):
     subj, verb, prep, obj = rng.choice(NATURE)
     det = None if subj in ("rain", "snow", "stars", "leaves") and rng.random() < 0.5 else "the"
-    return Clause(NP(subj, det), verb, phrases=[PP(prep, NP(obj, None if obj == "night" else "the"))])
+    if obj == "night":  # "at night" is the time phrase of TIME, in its English order
+        return Clause(NP(subj, det), verb, phrases=[Words([prep, obj])])
+    return Clause(NP(subj, det), verb, phrases=[PP(prep, NP(obj, "the"))])
 
 
 def t_bank_river(rng):
@@ -284,14 +286,130 @@ REQUIRED = [
 ]
 
 
-def pick_template(rng):
-    total = sum(w for _, w in TEMPLATES)
+def pick_template(rng, templates=TEMPLATES):
+    total = sum(w for _, w in templates)
     r = rng.random() * total
-    for fn, w in TEMPLATES:
+    for fn, w in templates:
         r -= w
         if r < 0:
             return fn
-    return TEMPLATES[-1][0]
+    return templates[-1][0]
+
+
+# --------------------------------------------------------------------------
+# Coverage: sentences added after the first 5000 (version 2 of the corpus) so
+# that the words of the documentation's example sentences are well covered.
+# The first 5000 sentences above are drawn exactly as before (same random
+# stream); they had the nature words ("sun", "rises", "east", "moon", "wind",
+# ...) in only 1-3 sentences each, since their templates make few distinct
+# sentences, and no "sees" at all (README.md's translator example). These
+# templates draw from their own random stream (seed * 1000 + 2), and new
+# English words get Tiral words after all the old ones, so every old pair
+# keeps its translation.
+
+PLACES = ["hill", "sea", "mountain", "field", "river", "forest", "village", "city", "lake"]
+SKY = [  # subject, verb, phrase, its time phrases
+    ("sun", "rises", PP("in", NP("east")), [TIME[0], TIME[3]]),
+    ("sun", "sets", PP("in", NP("west")), [TIME[1], TIME[3]]),
+    ("moon", "rises", PP("in", NP("east")), [TIME[2], TIME[3]]),
+    ("moon", "sets", PP("in", NP("west")), [TIME[2], TIME[3]]),
+    ("sun", "shines", PP("in", NP("sky")), [TIME[0], TIME[3]]),
+    ("stars", "shine", PP("in", NP("sky")), [TIME[2], TIME[3]]),
+    ("moon", "shines", None, [TIME[2]]),   # the moon shines [on the lake] at night .
+]
+WINDS = ["east", "west", "north", "south"]
+SEE_PLACES = ["garden", "park", "yard", "forest", "field"]
+POSS_FRAMES = ["reads", "carries", "loses", "cooks"]
+
+
+def t_sky(rng):
+    """the sun rises in the east [over the hill] [in the morning] ."""
+    subj, verb, pp, times = rng.choice(SKY)
+    phrases = [pp] if pp else []
+    if rng.random() < 0.5:
+        phrases.append(PP("over" if pp or rng.random() < 0.5 else "on", NP(rng.choice(PLACES))))
+    if pp is None or rng.random() < 0.4:
+        phrases.append(Words(rng.choice(times)))
+    return Clause(NP(subj), verb, phrases=phrases)
+
+
+def t_weather(rng):
+    """the wind blows from the east [over the sea] [at night] . / the rain falls on the field ."""
+    if rng.random() < 0.6:
+        subj, verb, pp = "wind", "blows", PP("from", NP(rng.choice(WINDS)))
+        phrases = [pp] + ([PP("over", NP(rng.choice(PLACES)))] if rng.random() < 0.5 else [])
+    else:
+        subj, verb = rng.choice([("rain", "falls"), ("snow", "falls")])
+        phrases = [PP("on", NP(rng.choice(PLACES)))]
+    if rng.random() < 0.4:
+        phrases.append(Words(rng.choice(TIME)))
+    return Clause(NP(subj), verb, phrases=phrases)
+
+
+def t_sees(rng):
+    """the cat sees the dog [in the garden] [every day] ."""
+    who = ANIMAL_NAMES + PEOPLE_NAMES
+    subj = rng.choice(who)
+    obj = rng.choice([w for w in who if w != subj])
+    adj = lambda: [rng.choice(ADJS)] if rng.random() < 0.15 else []  # noqa: E731
+    phrases = [PP("in", NP(rng.choice(SEE_PLACES)))] if rng.random() < 0.3 else []
+    if rng.random() < 0.15:
+        phrases.append(Words(rng.choice(TIME)))
+    return Clause(NP(subj, "the", adj()), "sees", NP(obj, "the", adj()), phrases)
+
+
+def t_poss(rng):
+    """the girl reads her book [in the morning] . (every person, the possessive agreeing)"""
+    subj = rng.choice(PEOPLE_NAMES)
+    verb = rng.choice(POSS_FRAMES)
+    phrases = [Words(rng.choice(TIME))] if rng.random() < 0.3 else []
+    return Clause(NP(subj), verb, NP(rng.choice(FRAMES[verb][1]), GENDER[subj]), phrases)
+
+
+COUNTED = ["money", "coins", "cash", "gold", "savings"]
+
+
+def t_clerk(rng):
+    """the clerk at the bank counts the coins [in the morning] . (the first 5000 had 6 such)"""
+    bank = NP("bank@money", "the", [rng.choice(["big", "new", "old", "city"])] if rng.random() < 0.3 else [])
+    clerk = NP("clerk", "the", [rng.choice(["old", "young", "tired", "happy"])] if rng.random() < 0.3 else [],
+               post=PP("at", bank))
+    obj = NP(rng.choice(COUNTED), "the")
+    phrases = [Words(rng.choice([TIME[0], TIME[1], TIME[3]]))] if rng.random() < 0.4 else []
+    return Clause(clerk, rng.choice(["counts", "checks"]), obj, phrases)
+
+
+def t_banks(rng):
+    """Both senses of "bank" in the same places of a sentence: the river bank
+    also early, in the subject ("the duck on the muddy bank sleeps ."), the
+    money bank also last after an adjective ("the baker walks to the new bank ."),
+    and more river banks last ("the man walks to the river bank at night .").
+    In the first 5000 the river bank was mostly inside or at the end and the
+    money bank mostly last, so where "bank" stood told its sense as much as
+    the words around it."""
+    r = rng.random()
+    if r < 0.25:  # the duck swims to the lake bank [in the morning] .
+        return Clause(NP(rng.choice(RIVER_ANIMALS + RIVER_PEOPLE)), rng.choice(["swims", "walks", "runs"]),
+                      phrases=[PP("to", NP("bank@river", "the", [rng.choice(WATERS)]))]
+                      + ([Words(rng.choice(TIME))] if rng.random() < 0.5 else []))
+    if r < 0.5:
+        where = NP("bank@river", "the", [rng.choice(["muddy", "steep", "green"])] if rng.random() < 0.5 else [],
+                   post=PP("of", NP(rng.choice(WATERS))) if rng.random() < 0.5 else None)
+        subj = NP(rng.choice(RIVER_ANIMALS + RIVER_PEOPLE), "the", post=PP("on", where))
+        if rng.random() < 0.3:
+            return Clause(subj, "catches", NP("fish", "a"))
+        return Clause(subj, rng.choice(["sleeps", "rests", "waits"]),
+                      phrases=[Words(rng.choice(TIME))] if rng.random() < 0.3 else [])
+    bank = NP("bank@money", "the", [rng.choice(["big", "new", "old", "city"])])
+    return Clause(NP(rng.choice(MONEY_PEOPLE)), rng.choice(["walks", "goes", "drives"]),
+                  phrases=[PP("to", bank)] + ([Words(rng.choice(TIME))] if rng.random() < 0.3 else []))
+
+
+COVERAGE = [(t_sky, 4), (t_weather, 3), (t_sees, 3), (t_poss, 2), (t_clerk, 2), (t_banks, 4)]
+COVERAGE_REQUIRED = [
+    Clause(NP("cat"), "sees", NP("dog")),        # README.md: --source "the cat sees the dog"
+    Clause(NP("girl"), "reads", NP("book", "her")),  # data/README.md: "the girl reads her book"
+]
 
 
 # --------------------------------------------------------------------------
@@ -301,19 +419,26 @@ CONS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z"]
 VOWELS = ["a", "e", "i", "o", "u"]
 
 
-def make_lexicon(words, seed):
+def make_lexicon(words, seed, new_words=()):
+    """Tiral words for `words` (in sorted order), then for `new_words` (the
+    words only the coverage sentences have) from the same random stream, so
+    adding new words changes no old word's translation."""
     rng = random.Random(seed * 7919 + 17)
     used, lex = set(), {}
     english = set(w.split("@")[0] for w in words)
-    for w in sorted(words - {"."}):
-        while True:
-            n = 2 if rng.random() < 0.6 else 3
-            cand = "".join(rng.choice(CONS) + rng.choice(VOWELS) for _ in range(n))
-            if cand not in used and cand not in english:
-                break
-        used.add(cand)
-        lex[w] = cand
+    english_all = english | set(w.split("@")[0] for w in new_words)
+    for group, avoid in ((sorted(words - {"."}), english),
+                         (sorted(set(new_words) - set(words) - {"."}), english_all)):
+        for w in group:
+            while True:
+                n = 2 if rng.random() < 0.6 else 3
+                cand = "".join(rng.choice(CONS) + rng.choice(VOWELS) for _ in range(n))
+                if cand not in used and cand not in avoid:
+                    break
+            used.add(cand)
+            lex[w] = cand
     lex["."] = "."
+    assert not set(lex.values()) & (english_all - {"."}), "a Tiral word is an English word"
     return lex
 
 
@@ -321,31 +446,45 @@ def surface(w):
     return w.split("@")[0]
 
 
-def generate(seed=1, n_sentences=5000, heldout=0.12):
-    rng = random.Random(seed)
-    seen, items = set(), []
-    for c in map(Sentence, REQUIRED):
+def draw(rng, required, templates, n, seen, heldout):
+    """n distinct sentences (not in seen): the required ones, then drawn from
+    templates; returns (train, test), the required ones always in train."""
+    items = []
+    for c in map(Sentence, required):
         key = " ".join(surface(w) for w in c.english())
-        seen.add(key)
-        items.append(c)
+        if key not in seen:
+            seen.add(key)
+            items.append(c)
+    n_required = len(items)
     attempts = 0
-    while len(items) < n_sentences and attempts < 200 * n_sentences:
+    while len(items) < n and attempts < 200 * n:
         attempts += 1
-        c = Sentence(pick_template(rng)(rng))
+        c = Sentence(pick_template(rng, templates)(rng))
         key = " ".join(surface(w) for w in c.english())
         if key in seen:
             continue
         seen.add(key)
         items.append(c)
     # split: the required sentences are always in training; the rest shuffled
-    rest = items[len(REQUIRED):]
+    rest = items[n_required:]
     rng.shuffle(rest)
     n_test = int(round(heldout * len(items)))
-    test, train = rest[:n_test], items[:len(REQUIRED)] + rest[n_test:]
+    return items[:n_required] + rest[n_test:], rest[:n_test]
+
+
+def generate(seed=1, n_sentences=5000, heldout=0.12, n_coverage=1800):
+    seen = set()
+    train, test = draw(random.Random(seed), REQUIRED, TEMPLATES, n_sentences, seen, heldout)
     words = set()
-    for c in items:
+    for c in train + test:
         words.update(c.english())
-    lex = make_lexicon(words, seed)
+    train2, test2 = draw(random.Random(seed * 1000 + 2), COVERAGE_REQUIRED, COVERAGE, n_coverage,
+                         seen, heldout)
+    new_words = set()
+    for c in train2 + test2:
+        new_words.update(c.english())
+    lex = make_lexicon(words, seed, new_words)
+    train, test = train + train2, test + test2
     rows = []
     for split, group in (("train", train), ("test", test)):
         for c in group:
@@ -364,8 +503,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sentences", type=int, default=5000)
+    ap.add_argument("--coverage", type=int, default=1800,
+                    help="coverage sentences added after the first SENTENCES (default 1800)")
     a = ap.parse_args()
-    rows, lex = generate(a.seed, a.sentences)
+    rows, lex = generate(a.seed, a.sentences, n_coverage=a.coverage)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "corpus.txt"), "w") as f:
         for split, en, _, _, _ in rows:
