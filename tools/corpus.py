@@ -405,7 +405,18 @@ def t_banks(rng):
                   phrases=[PP("to", bank)] + ([Words(rng.choice(TIME))] if rng.random() < 0.3 else []))
 
 
-COVERAGE = [(t_sky, 4), (t_weather, 3), (t_sees, 3), (t_poss, 2), (t_clerk, 2), (t_banks, 4)]
+def t_plants(rng):
+    """the grass grows on the muddy bank [of the lake] [every day] . (the first 5000 had 3 with "grass")"""
+    if rng.random() < 0.6:
+        where = PP("on", NP("bank@river", "the", [rng.choice(["muddy", "steep", "green"])] if rng.random() < 0.7 else [],
+                            post=PP("of", NP(rng.choice(WATERS))) if rng.random() < 0.4 else None))
+    else:
+        where = PP("in", NP(rng.choice(["field", "garden", "park", "forest", "yard"])))
+    phrases = [where] + ([Words(rng.choice(TIME))] if rng.random() < 0.3 else [])
+    return Clause(NP(rng.choice(["grass", "reeds", "willow", "moss"])), "grows", phrases=phrases)
+
+
+COVERAGE = [(t_sky, 4), (t_weather, 3), (t_sees, 3), (t_poss, 2), (t_clerk, 2), (t_banks, 4), (t_plants, 2)]
 COVERAGE_REQUIRED = [
     Clause(NP("cat"), "sees", NP("dog")),        # README.md: --source "the cat sees the dog"
     Clause(NP("girl"), "reads", NP("book", "her")),  # data/README.md: "the girl reads her book"
@@ -472,7 +483,7 @@ def draw(rng, required, templates, n, seen, heldout):
     return items[:n_required] + rest[n_test:], rest[:n_test]
 
 
-def generate(seed=1, n_sentences=5000, heldout=0.12, n_coverage=1800):
+def generate(seed=1, n_sentences=5000, heldout=0.12, n_coverage=2000):
     seen = set()
     train, test = draw(random.Random(seed), REQUIRED, TEMPLATES, n_sentences, seen, heldout)
     words = set()
@@ -503,8 +514,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data"))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sentences", type=int, default=5000)
-    ap.add_argument("--coverage", type=int, default=1800,
-                    help="coverage sentences added after the first SENTENCES (default 1800)")
+    ap.add_argument("--coverage", type=int, default=2000,
+                    help="coverage sentences added after the first SENTENCES (default 2000)")
     a = ap.parse_args()
     rows, lex = generate(a.seed, a.sentences, n_coverage=a.coverage)
     os.makedirs(a.out, exist_ok=True)
