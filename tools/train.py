@@ -78,7 +78,7 @@ CONFIGS = {
 
 TRAINING = {
     "tiny-decoder": dict(seed=1, steps=1500, batch=64, lr=3e-3, warmup=200, weight_decay=0.01),
-    "tiny-encoder": dict(seed=2, steps=2000, batch=64, lr=2e-3, warmup=300, weight_decay=0.01),
+    "tiny-encoder": dict(seed=2, steps=4000, batch=64, lr=2e-3, warmup=300, weight_decay=0.01),
     "tiny-translator": dict(seed=3, steps=1000, batch=64, lr=1.5e-3, warmup=300, weight_decay=0.01,
                             align_weight=0.5, align_layer=1),
 }
