@@ -3,7 +3,8 @@
 
     /usr/bin/python3 tests/models/test_models.py PATH/TO/attn [CHECK ...]
 
-CHECK is any of: maps, causal, alignment, senses, accuracy (default: all).
+CHECK is any of: maps, causal, alignment, senses, accuracy, examples, vocabulary
+(default: all).
 
   maps       attn's attention maps equal the float64 forward of the training
              script (tools/forward64.py) within 2e-5, for a few sentences per
@@ -27,12 +28,28 @@ CHECK is any of: maps, causal, alignment, senses, accuracy (default: all).
   accuracy   tiny-decoder: held-out next-word accuracy (float64 forward of the
              shipped files) is at least 3x the accuracy of always predicting
              the most frequent held-out word.
+  examples   the example sentences of the documentation (EXAMPLES), run through
+             attn: tiny-translator's greedy translation (attn generate) is
+             exactly the one data/parallel.tsv gives (the lexicon's words in
+             Tiral order) followed by </s>; tiny-decoder's next word after
+             the sentence without its last word is one that the corpus has
+             after those words, and its greedy continuation reaches "." using
+             only word pairs of the corpus; tiny-encoder fills a <mask> at the
+             last word and at every "bank" with a word that the grammar of
+             tools/corpus.py allows there, and of the 5 training sentences
+             of data/senses.tsv whose "bank" context vectors are nearest (cosine)
+             to the one of the example's "bank", most have its sense (the
+             cosine to each sense's mean vector is printed too).
+  vocabulary every word of every --text / --source of a command on a tiny-*
+             model in README.md, docs/*.md, models/*/README.md and
+             data/README.md is in that model's vocabulary (no <unk>).
 
 Exit status: 0 pass, 1 fail, 77 skip (no attn executable given or found).
 """
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -45,6 +62,7 @@ except ImportError:  # the checks need numpy; without it they cannot run
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+import corpus as grammar  # noqa: E402
 import forward64  # noqa: E402
 
 MODELS = os.path.join(ROOT, "models")
@@ -252,8 +270,167 @@ def test_accuracy(exe):
           "always %r: %.4f; ratio %.2f (need >= 3)" % (acc, n, m.vocab[top], base, acc / base))
 
 
+# The example sentences of README.md, docs/*.md, models/*/README.md and
+# data/README.md (with the full stop the corpus sentences end with), and for
+# the encoder the words masked in them: position -> the words the grammar of
+# tools/corpus.py allows there.
+_WHO = set(grammar.ANIMAL_NAMES + grammar.PEOPLE_NAMES)
+EXAMPLES = {
+    "the sun rises in the east .": {5: {"east"}},
+    "the cat sits on the mat .": {5: set(grammar.FRAMES["sits"][1])},
+    "the cat sees the dog .": {4: _WHO - {"cat"}},
+    "the moon shines at night .": {4: {"night"}},
+    "the girl reads her book .": {4: set(grammar.FRAMES["reads"][1])},
+    "the fisherman sits on the bank of the river .": {5: {"bank"}, 8: set(grammar.WATERS)},
+    "the duck swims to the lake bank .": {6: {"bank"}},
+    "the grass grows on the muddy bank .": {6: {"bank"}},
+    "the man borrows some money from the bank .": {7: {"bank"}},
+    "the teacher opens an account at the bank .": {7: {"bank"}},
+    "the clerk at the bank counts the coins .": {4: {"bank"}, 7: set(grammar.COUNTED)},
+}
+
+
+def corpus_sentences():
+    with open(os.path.join(DATA, "corpus.txt")) as f:
+        return [line.rstrip("\n").split("\t")[1].split() for line in f]
+
+
+def attn_cmd(exe, cmd, args):
+    p = subprocess.run([exe, cmd] + args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("attn %s %s failed (%d): %s" % (cmd, " ".join(args), p.returncode,
+                                                            p.stderr.strip()))
+    return p.stdout
+
+
+def generated_tokens(exe, args):
+    """attn generate ARGS --tokens -: the tokens of every position."""
+    rows = list(csv.reader(io.StringIO(attn_cmd(exe, "generate", args + ["--tokens", "-"]))))
+    assert rows[0] == ["pos", "token_id", "token"], rows[0]
+    return [r[2] for r in rows[1:]]
+
+
+def read_vocab(name):
+    with open(os.path.join(MODELS, name, "vocab.txt")) as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def test_examples(exe):
+    corpus = corpus_sentences()
+    targets = {}
+    with open(os.path.join(DATA, "parallel.tsv")) as f:
+        next(f)
+        for line in f:
+            _, src, tgt, _ = line.rstrip("\n").split("\t")
+            targets[src] = tgt
+    # the translator: exactly the reference translation, then </s>
+    for sent in EXAMPLES:
+        ref = targets.get(sent)
+        if ref is None:
+            check(False, "tiny-translator: %r is not in data/parallel.tsv" % sent)
+            continue
+        toks = generated_tokens(exe, ["--config", config("tiny-translator"), "--source", sent,
+                                      "--text", "", "--steps", str(len(ref.split()) + 1)])
+        got = " ".join(toks[1:])
+        check(got == ref + " </s>", "tiny-translator: %r -> %r (reference %r)" % (sent, got, ref))
+    # the decoder: the next word and a greedy continuation the corpus supports
+    pairs = set((a, b) for s in corpus for a, b in zip(s, s[1:]))
+    for sent in EXAMPLES:
+        words = sent.split()
+        prompt = words[:-2]
+        allowed = set(s[len(prompt)] for s in corpus if s[:len(prompt)] == prompt and len(s) > len(prompt))
+        toks = generated_tokens(exe, ["--config", config("tiny-decoder"), "--text", " ".join(prompt),
+                                      "--steps", "12"])
+        cont = toks[len(prompt):]
+        if "." in cont:
+            cont = cont[:cont.index(".") + 1]
+        whole = prompt + cont
+        bad = [(a, b) for a, b in zip(whole, whole[1:]) if (a, b) not in pairs]
+        check(cont and cont[0] in allowed and cont[-1] == "." and not bad,
+              "tiny-decoder: %r -> %r (next word in the corpus: %s; word pairs not in the corpus: %s)"
+              % (" ".join(prompt), " ".join(cont), ", ".join(sorted(allowed)) or "none",
+                 ", ".join("%s %s" % p for p in bad) or "none"))
+    # the encoder: masked words
+    vocab = read_vocab("tiny-encoder")
+    ix = {w: i for i, w in enumerate(vocab)}
+    for sent, masks in EXAMPLES.items():
+        words = sent.split()
+        for pos, allowed in sorted(masks.items()):
+            assert words[pos] in allowed, (sent, pos, allowed)
+            ids = [ix.get(w, 0) for w in words]
+            ids[pos] = ix["<mask>"]
+            out = attn_cmd(exe, "run", ["--config", config("tiny-encoder"), "--ids",
+                                        ",".join(map(str, ids)), "--top-k", "1", "--predictions", "-"])
+            rows = [r for r in csv.reader(io.StringIO(out))][1:]
+            pred = [r[4] for r in rows if int(r[1]) == pos and r[2] == "1"][0]
+            check(pred in allowed, "tiny-encoder: %s -> %r (the grammar allows %s)"
+                  % (" ".join(words[:pos] + ["<mask>"] + words[pos + 1:]), pred,
+                     ", ".join(sorted(allowed))))
+    # the encoder: the sense of "bank"
+    rows = []
+    with open(os.path.join(DATA, "senses.tsv")) as f:
+        next(f)
+        for line in f:
+            split, sent, pos, sense = line.rstrip("\n").split("\t")
+            rows.append((split, sent, int(pos), sense))
+    train = [r for r in rows if r[0] == "train"]
+    examples = [r for r in rows if r[1] in EXAMPLES]
+    sents = [r[1] for r in train + examples]
+    ctx = read_context(attn(exe, ["--config", config("tiny-encoder"), "--context", "-"],
+                            "".join(s + "\n" for s in sents)))
+
+    KNN = 5  # the sense of "bank" by its nearest neighbours, as in WSD with contextual vectors
+
+    def unit(k, pos):
+        v = ctx[k][1][pos]
+        return v / np.linalg.norm(v)
+
+    T = np.array([unit(i, p) for i, (_, _, p, _) in enumerate(train)])
+    senses = np.array([sn for _, _, _, sn in train])
+    for j, (_, sent, pos, sense) in enumerate(examples):
+        mine = unit(len(train) + j, pos)
+        other = "money" if sense == "river" else "river"
+        keep = np.array([s != sent for _, s, _, _ in train])  # the example's own sentence left out
+        sims = T[keep] @ mine
+        near = senses[keep][np.argsort(-sims, kind="stable")[:KNN]]
+        votes = int((near == sense).sum())
+        cos = {}
+        for name in ("river", "money"):
+            c = T[keep & (senses == name)].mean(0)
+            cos[name] = float(mine @ c / np.linalg.norm(c))
+        check(votes > KNN // 2, "tiny-encoder: 'bank' in %r (%s): %d of its %d nearest training "
+              "'bank' vectors are %s (mean vectors: cosine %.3f to %s, %.3f to %s)"
+              % (sent, sense, votes, KNN, sense, cos[sense], sense, cos[other], other))
+
+
+def test_vocabulary(exe):
+    files = [os.path.join(ROOT, "README.md"), os.path.join(DATA, "README.md")]
+    for d in (os.path.join(ROOT, "docs"),) + tuple(os.path.join(MODELS, m) for m in sorted(os.listdir(MODELS))):
+        if os.path.isdir(d):
+            files += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".md"))
+    seen = 0
+    for path in files:
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = re.sub(r"\\\n\s*", " ", f.read())  # join continued command lines
+        for line in text.split("\n"):
+            m = re.search(r"--config models/(tiny-[a-z]+)/config\.json", line)
+            if not m:
+                continue
+            vocab = set(read_vocab(m.group(1)))
+            for flag, value in re.findall(r'--(text|source) "([^"]*)"', line):
+                seen += 1
+                unknown = [w for w in forward64.split_words(value) if w not in vocab]
+                check(not unknown, "%s: %s --%s %r: %s" % (
+                    os.path.relpath(path, ROOT), m.group(1), flag, value,
+                    "unknown words: " + ", ".join(unknown) if unknown else "every word known"))
+    check(seen > 0, "found %d example commands on the tiny models" % seen)
+
+
 TESTS = {"maps": test_maps, "causal": test_causal, "alignment": test_alignment,
-         "senses": test_senses, "accuracy": test_accuracy}
+         "senses": test_senses, "accuracy": test_accuracy, "examples": test_examples,
+         "vocabulary": test_vocabulary}
 
 
 def main():
