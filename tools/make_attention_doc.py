@@ -7,8 +7,11 @@ for the command shown above it (run from the repository root, with
 COLUMNS=80 and no colour). The worked example's hand computation uses the
 float64 numbers of tools/seed_attention.py, and this script stops with an
 error when they disagree with attn's output, so the guide cannot show a
-computation the program does not do. tests/explain/test_attention_doc.py
-regenerates the guide and fails when it differs from the committed file.
+computation the program does not do. The translation the guide shows is
+what `attn generate` printed on models/tiny-translator, and the script stops
+when it is not the translation data/parallel.tsv gives (the lexicon's).
+tests/explain/test_attention_doc.py regenerates the guide and fails when it
+differs from the committed file, so also when the binary translates otherwise.
 
 Models it uses: models/seed-attention (always), models/tiny-decoder,
 models/tiny-encoder, models/tiny-translator (tools/train.py); a trained
@@ -372,21 +375,33 @@ the latter, `--stack encoder` the encoder's self-attention.
         return
     cfg = "models/tiny-translator/config.json"
     src = "the sun rises in the east ."
-    tgt = "gabeni fobu mega fobu rozutu moguze ."
-    # the word alignment of this pair: source word s is translated by target word t
-    align = None
+    # the reference translation and word alignment of data/parallel.tsv (the
+    # lexicon's words in Tiral order): source word s is translated by target word t
+    ref = align = None
     with open(os.path.join(ROOT, "data", "parallel.tsv"), encoding="utf-8") as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
-            if len(cols) == 4 and cols[1] == src and cols[2] == tgt:
+            if len(cols) == 4 and cols[1] == src:
+                ref = cols[2]
                 align = [tuple(int(x) for x in a.split("-")) for a in cols[3].split()]
                 break
-    if align is None:
-        raise SystemExit("data/parallel.tsv has no pair %r / %r" % (src, tgt))
+    if ref is None:
+        raise SystemExit("data/parallel.tsv has no pair for %r" % src)
     import json
     with open(os.path.join(ROOT, cfg)) as f:
         mc = json.load(f)
     bos = 1 if mc.get("tokenizer", {}).get("bos") else 0
+    # what the model translates: greedy generation from <s>, one step per
+    # reference word and one for </s> (the config names no end-of-sequence
+    # token, so generation does not stop there by itself)
+    gen_args = ["generate", "--config", cfg, "--source", src, "--text", "",
+                "--steps", str(len(ref.split()) + 1)]
+    generated = doc.run(gen_args)
+    words = generated.split()
+    if words[-1:] != ["</s>"] or " ".join(words[:-1]) != ref:
+        raise SystemExit("the translator translates %r as %r, not as data/parallel.tsv's %r"
+                         % (src, generated.strip(), ref))
+    tgt = " ".join(words[:-1])
     # which cross-attention head follows the alignment best: the query that
     # predicts target word t (row t with <s> in front) looks most at its source word
     best = None
@@ -403,21 +418,41 @@ the latter, `--stack encoder` the encoder's self-attention.
     hits, layer, head, args, out = best
     doc.text(textwrap.fill(
         "`models/tiny-translator` translates the toy English of `data/` into Tiral, a made-up "
-        "language (`data/README.md`); \"%s\" is \"%s\". Both sides get a `<s>` in front. The "
-        "decoder reads the target shifted right: the query at row t is the position that "
-        "predicts the next target word (row 0, `<s>`, predicts \"%s\"). Of the model's %d "
+        "language (`data/README.md`). `attn generate` translates \"%s\": the decoder starts "
+        "from `<s>` and appends its most likely next word at each step, reading the source "
+        "through cross-attention:" % src, width=76))
+    doc.command(gen_args, generated)
+    doc.text(textwrap.fill(
+        "That is the translation of `data/parallel.tsv`, word for word (%s), and then `</s>`, "
+        "the end of the sentence (`--steps %d`: the model's config names no end-of-sequence "
+        "token, so generation would go on after it). Feeding the translation back with "
+        "`--text` shows the maps of that run (teacher forcing). Both sides get a `<s>` in "
+        "front. The decoder reads the target shifted right: the query at row t is the position "
+        "that predicts the next target word (row 0, `<s>`, predicts \"%s\"). Of the model's %d "
         "cross-attention heads, layer %d head %d follows the word alignment of "
         "`data/parallel.tsv` best: for %d of the %d target words, the row that predicts the "
         "word looks most at the source word it translates. (The model's training guided its "
         "last decoder layer's cross-attention towards that alignment; "
         "`models/tiny-translator/README.md` says how, and why.)"
-        % (src, tgt, tgt.split()[0], mc["n_layers"] * mc["n_heads"], layer, head, hits,
-           len(align)), width=76))
+        % (gloss(src, tgt, align), len(tgt.split()) + 1, tgt.split()[0],
+           mc["n_layers"] * mc["n_heads"], layer, head, hits, len(align)), width=76))
     doc.command(args, section(out, "Tokens") + "\n" + section(out, "Softmax"))
     doc.text("""
 Without `--kind cross` the same command first explains that layer's causal
 self-attention over the target, then this head.
 """)
+
+
+def gloss(src, tgt, align):
+    """ "gabeni" = sun, "fobu" = the, ... in target order, from the alignment."""
+    s, t = src.split(), tgt.split()
+    of = {ti: si for si, ti in align}
+    seen, out = set(), []
+    for i, w in enumerate(t):
+        if w != s[of[i]] and w not in seen:
+            seen.add(w)
+            out.append('"%s" = %s' % (w, s[of[i]]))
+    return ", ".join(out)
 
 
 def outro(doc):
