@@ -7,12 +7,19 @@ Regenerates the guide into a temporary file and fails, showing the first
 differences, when it differs from the committed docs/attention.md (then run
 `/usr/bin/python3 tools/make_attention_doc.py --attn ATTN_EXE` and commit).
 The generator itself stops when the worked example's float64 numbers
-disagree with attn's output.
+disagree with attn's output, or when the translator's output is not the
+translation of data/parallel.tsv.
+
+Also runs every `attn generate` command the committed guide shows (its
+translation) and fails when the binary prints anything else than the
+output shown under it.
 
 Exit status: 0 pass, 1 fail, 77 skip (no numpy, no executable).
 """
 import difflib
 import os
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -55,6 +62,21 @@ def main(argv):
         print("FAIL: docs/attention.md is out of date with the program or the models:")
         print("\n".join(diff[:60]))
         return 1
+    # the outputs of attn generate shown in the guide, against the binary
+    shown = re.findall(r"```\n\$ attn (generate [^\n]*)\n(.*?)```", old, re.S)
+    if not shown:
+        print("FAIL: docs/attention.md shows no `attn generate` command")
+        return 1
+    env = dict(os.environ, COLUMNS="80", NO_COLOR="1")
+    for cmd, want in shown:
+        p = subprocess.run([exe] + shlex.split(cmd), cwd=root, env=env, capture_output=True,
+                           text=True)
+        if p.returncode != 0 or p.stdout != want:
+            print("FAIL: docs/attention.md shows\n  $ attn %s\n  %s\nbut the binary prints "
+                  "(exit %d)\n  %s%s" % (cmd, want.strip(), p.returncode, p.stdout.strip(),
+                                         p.stderr.strip()))
+            return 1
+        print("docs/attention.md: `attn %s` prints %r, as shown" % (cmd, want.strip()))
     print("docs/attention.md matches the program (%d lines)" % old.count("\n"))
     return 0
 
