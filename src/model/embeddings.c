@@ -16,6 +16,7 @@
  * not fit the model (rows of the wrong width, more rows than max_rows) is
  * ATTN_ERR_USAGE, like an id outside the vocabulary. Every message names the
  * buffer and the line and column (CSV) or the element / header field (.npy). */
+#include "base/bytes.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -248,10 +249,6 @@ static bool npy_shape(npy_lex *l, uint64_t *dims, int max, int *ndim) {
     }
 }
 
-static uint32_t rd32(const unsigned char *b) {
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
 static int parse_npy(grow *g, const unsigned char *buf, size_t len, int max_rows,
                      const char *name, attn_error *err) {
     if (len < 10)
@@ -261,13 +258,13 @@ static int parse_npy(grow *g, const unsigned char *buf, size_t len, int max_rows
     size_t hstart, hlen;
     if (major == 1) {
         hstart = 10;
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+        hlen = attn_le16(buf + 8);
     } else if (major == 2 || major == 3) {
         if (len < 12)
             return attn_error_set(err, ATTN_ERR_FORMAT, "%s: .npy file is truncated (%zu bytes)",
                                   name, len);
         hstart = 12;
-        hlen = rd32(buf + 8);
+        hlen = attn_le32(buf + 8);
     } else {
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy format version %d.%d is not supported (1, 2 or 3)", name,
@@ -360,16 +357,7 @@ static int parse_npy(grow *g, const unsigned char *buf, size_t len, int max_rows
     g->rows = g->cap_rows = T;
     const unsigned char *d = buf + data;
     for (size_t i = 0; i < numel; i++) {
-        double v;
-        if (isz == 4) {
-            uint32_t u = rd32(d + 4 * i);
-            float f;
-            memcpy(&f, &u, sizeof f);
-            v = f;
-        } else {
-            uint64_t u = (uint64_t)rd32(d + 8 * i) | (uint64_t)rd32(d + 8 * i + 4) << 32;
-            memcpy(&v, &u, sizeof v);
-        }
+        double v = isz == 4 ? attn_le_f32(d + 4 * i) : attn_le_f64(d + 8 * i);
         if (!isfinite(v) || fabs(v) > FLT_MAX)
             return attn_error_set(err, ATTN_ERR_FORMAT, "%s: element [%zu, %zu] = %g is %s", name,
                                   i / g->D, i % g->D, v,

@@ -18,6 +18,7 @@
  * (which must be absent or empty), or with ATTN_IMPORT_FORCE, its three
  * files renamed into an existing out_dir one by one. On any failure the
  * temporary folder is removed. */
+#include "base/bytes.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -38,25 +39,8 @@
 #define L2C_ELEMS_MAX ((uint64_t)1 << 31) /* the config's cap on a tensor's elements */
 #define L2C_TOKENIZER_MAX ((size_t)64 << 20)
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define L2C_HOST_LE 1
-#else
-#define L2C_HOST_LE 0
-#endif
-
 static const char *const field_names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
                                            "n_kv_heads", "vocab_size", "seq_len"};
-
-static uint32_t rd_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int32_t rd_i32(const unsigned char *p) {
-    uint32_t u = rd_u32(p);
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
 
 /* *acc += a * b (elements), false on overflow */
 static bool add_prod(uint64_t *acc, uint64_t a, uint64_t b) {
@@ -83,18 +67,18 @@ attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, s
                               L2C_LEGACY_HEADER);
 
     int32_t f[7];
-    if (rd_u32(p) == L2C_MAGIC) {
+    if (attn_le32(p) == L2C_MAGIC) {
         if (len < 8 + 7 * 4 + 1)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: %zu bytes, shorter than the version-1 header", name, len);
-        int32_t version = rd_i32(p + 4);
+        int32_t version = attn_le_i32(p + 4);
         if (version != 1)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: llama2.c export version %d; only the legacy format and "
                                   "version 1 (float32) can be imported%s",
                                   name, (int)version,
                                   version == 2 ? " (version 2 is int8-quantized)" : "");
-        for (int i = 0; i < 7; i++) f[i] = rd_i32(p + 8 + 4 * i);
+        for (int i = 0; i < 7; i++) f[i] = attn_le_i32(p + 8 + 4 * i);
         unsigned shared = p[8 + 7 * 4];
         if (shared > 1)
             return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -109,7 +93,7 @@ attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, s
         h->shared_classifier = shared == 1;
         h->header_bytes = L2C_V1_HEADER;
     } else {
-        for (int i = 0; i < 7; i++) f[i] = rd_i32(p + 4 * i);
+        for (int i = 0; i < 7; i++) f[i] = attn_le_i32(p + 4 * i);
         h->version = 0;
         h->header_bytes = L2C_LEGACY_HEADER;
         /* a negative vocab_size flags a separate classifier */
@@ -483,16 +467,13 @@ attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer, c
     /* tensor views */
     const float *data = (const float *)((const unsigned char *)map + h.header_bytes);
     size_t nfloats = (size_t)((h.file_bytes - h.header_bytes) / sizeof(float));
-    if (!L2C_HOST_LE) { /* one converted copy */
+    if (!ATTN_HOST_LE) { /* one converted copy */
         if (!(swapped = attn_alloc_array(nfloats, sizeof(float), checkpoint, err))) {
             rc = ATTN_ERR_NOMEM;
             goto done;
         }
         const unsigned char *b = (const unsigned char *)data;
-        for (size_t i = 0; i < nfloats; i++) {
-            uint32_t u = rd_u32(b + 4 * i);
-            memcpy(&swapped[i], &u, sizeof u);
-        }
+        for (size_t i = 0; i < nfloats; i++) swapped[i] = attn_le_f32(b + 4 * i);
         data = swapped;
     }
     l2c_weights w;

@@ -12,6 +12,7 @@
  * For aligned F32 tensors attn_tensor.data points into the caller's buffer
  * or the mapping.
  */
+#include "base/bytes.h"
 #include "base/util.h"
 
 #include <cjson/cJSON.h>
@@ -29,12 +30,6 @@
 #define ST_INT_MAX ((uint64_t)1 << 53)              /* largest exact JSON integer */
 #define ST_METADATA "__metadata__"
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define ST_HOST_LE 1
-#else
-#define ST_HOST_LE 0
-#endif
-
 struct attn_safetensors {
     char *name;         /* file name or caller's label, for messages */
     void *map;          /* the mapping of attn_safetensors_open, else NULL */
@@ -50,26 +45,6 @@ struct attn_safetensors {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-static uint64_t st_load_le64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t st_load_le32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t st_load_le16(const unsigned char *p) {
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static float st_bits_to_float(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* IEEE binary16 -> binary32, exact (every half is a float): zeros,
  * subnormals, normals, infinities and NaNs (payload kept). */
 static float st_f16_to_f32(uint16_t h) {
@@ -81,17 +56,11 @@ static float st_f16_to_f32(uint16_t h) {
         float mag = (float)mant * 0x1p-24f;
         return sign ? -mag : mag;
     }
-    if (exp == 31) return st_bits_to_float(sign | 0x7f800000u | mant << 13);
-    return st_bits_to_float(sign | (exp - 15 + 127) << 23 | mant << 13);
+    if (exp == 31) return attn_f32_from_bits(sign | 0x7f800000u | mant << 13);
+    return attn_f32_from_bits(sign | (exp - 15 + 127) << 23 | mant << 13);
 }
 
-static float st_bf16_to_f32(uint16_t h) { return st_bits_to_float((uint32_t)h << 16); }
-
-static uint64_t st_hash(const char *s) {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
+static float st_bf16_to_f32(uint16_t h) { return attn_f32_from_bits((uint32_t)h << 16); }
 
 static const char *st_json_type(const cJSON *v) {
     if (cJSON_IsObject(v)) return "an object";
@@ -145,7 +114,7 @@ static int st_table_init(attn_safetensors *st, attn_error *err) {
 /* Returns the slot holding `name`, or the empty slot where it would go. */
 static size_t st_table_probe(const attn_safetensors *st, const char *name) {
     size_t mask = st->cap - 1;
-    size_t i = (size_t)st_hash(name) & mask;
+    size_t i = (size_t)attn_fnv1a(ATTN_FNV1A_INIT, name, strlen(name)) & mask;
     while (st->slots[i] != 0 && strcmp(st->tensors[st->slots[i] - 1].name, name) != 0)
         i = (i + 1) & mask;
     return i;
@@ -395,7 +364,7 @@ static int st_check_tiling(const attn_safetensors *st, st_span *spans, uint64_t 
 static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p,
                           attn_error *err) {
     attn_tensor *t = &st->tensors[i];
-    if (t->dtype == ATTN_DTYPE_F32 && ST_HOST_LE && (uintptr_t)p % _Alignof(float) == 0) {
+    if (t->dtype == ATTN_DTYPE_F32 && ATTN_HOST_LE && (uintptr_t)p % _Alignof(float) == 0) {
         t->data = (const float *)(const void *)p;
         return ATTN_OK;
     }
@@ -406,13 +375,13 @@ static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p
     }
     switch (t->dtype) {
     case ATTN_DTYPE_F32:
-        for (size_t k = 0; k < t->numel; k++) f[k] = st_bits_to_float(st_load_le32(p + 4 * k));
+        for (size_t k = 0; k < t->numel; k++) f[k] = attn_le_f32(p + 4 * k);
         break;
     case ATTN_DTYPE_F16:
-        for (size_t k = 0; k < t->numel; k++) f[k] = st_f16_to_f32(st_load_le16(p + 2 * k));
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_f16_to_f32(attn_le16(p + 2 * k));
         break;
     case ATTN_DTYPE_BF16:
-        for (size_t k = 0; k < t->numel; k++) f[k] = st_bf16_to_f32(st_load_le16(p + 2 * k));
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_bf16_to_f32(attn_le16(p + 2 * k));
         break;
     }
     st->owned[i] = f;
@@ -433,7 +402,7 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: file is %zu bytes, shorter than the 8-byte header length", sn,
                               len);
-    uint64_t hlen = st_load_le64(buf);
+    uint64_t hlen = attn_le64(buf);
     if (hlen > ST_HEADER_MAX)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: header length %llu exceeds the limit of %llu bytes (100 MB)",
@@ -678,14 +647,14 @@ static int st_write_all(int fd, const void *p, size_t n) {
 }
 
 static int st_write_floats(int fd, const float *x, size_t n) {
-    if (ST_HOST_LE) return st_write_all(fd, x, n * sizeof *x);
+    if (ATTN_HOST_LE) return st_write_all(fd, x, n * sizeof *x);
     unsigned char buf[4096];
     while (n > 0) {
         size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
         for (size_t i = 0; i < k; i++) {
             uint32_t u;
             memcpy(&u, &x[i], 4);
-            for (int b = 0; b < 4; b++) buf[4 * i + (size_t)b] = (unsigned char)(u >> (8 * b));
+            attn_store_le32(buf + 4 * i, u);
         }
         int e = st_write_all(fd, buf, 4 * k);
         if (e) return e;
@@ -860,7 +829,7 @@ attn_status attn_safetensors_write(const char *path, const attn_tensor_spec *ten
     (void)fchmod(fd, 0644);
 
     unsigned char lenbuf[ST_LEN_BYTES];
-    for (int b = 0; b < ST_LEN_BYTES; b++) lenbuf[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
+    attn_store_le64(lenbuf, (uint64_t)hlen);
     int e = st_write_all(fd, lenbuf, sizeof lenbuf);
     if (!e) e = st_write_all(fd, header, hlen);
     for (size_t i = 0; !e && i < n; i++)

@@ -44,6 +44,8 @@
  */
 #include "tokenizer/tokenizer.h"
 
+#include "base/bytes.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stb_ds.h>
@@ -75,22 +77,12 @@ typedef struct bpe_impl {
     int space;           /* id of " ", or -1 */
 } bpe_impl;
 
-/* 64-bit FNV-1a, streamable: feed a, then b. */
-static uint64_t fnv1a(uint64_t h, const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-
 /* The lowest id whose piece is the concatenation a + b, or -1. Read-only on
  * the map (see word_lookup in tokenizer_word.c for why the _ts form). */
 static int bpe_lookup2(const bpe_impl *b, const char *a, size_t na, const char *c, size_t nc) {
     size_t n = na + nc;
     if (n == 0 || n > (size_t)b->max_len) return -1;
-    uint64_t h = fnv1a(fnv1a(FNV_OFFSET, a, na), c, nc);
+    uint64_t h = attn_fnv1a(attn_fnv1a(ATTN_FNV1A_INIT, a, na), c, nc);
     ptrdiff_t slot;
     (void)stbds_hmget_key_ts((void *)b->map, sizeof *b->map, &h, sizeof b->map->key, &slot,
                              STBDS_HM_BINARY);
@@ -298,32 +290,13 @@ static const attn_tokenizer_ops bpe_ops = {
     .destroy = bpe_destroy,
 };
 
-static uint32_t rd_u32(const char *p) {
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-}
-
-static int32_t rd_i32(const char *p) {
-    uint32_t u = rd_u32(p);
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-static float rd_f32(const char *p) {
-    uint32_t u = rd_u32(p);
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
 int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t len,
                                  const char *name, attn_error *err) {
     if (len < 4)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: file is %zu bytes, expected at least 4 (int32 max_token_length)",
                               name, len);
-    int32_t max_len = rd_i32(buf);
+    int32_t max_len = attn_le_i32(buf);
     if (max_len < 1 || max_len > BPE_MAX_TOKEN_LENGTH)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: max_token_length is %d at offset 0, expected 1..%d", name,
@@ -338,8 +311,8 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
                                   "%s: entry %zu is cut short (needs 8 bytes at offset %zu, file "
                                   "ends at %zu)",
                                   name, count, off, len);
-        float score = rd_f32(buf + off);
-        int32_t n = rd_i32(buf + off + 4);
+        float score = attn_le_f32(buf + off);
+        int32_t n = attn_le_i32(buf + off + 4);
         if (!isfinite(score))
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: entry %zu at offset %zu has score %g, expected a finite "
@@ -379,8 +352,8 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
     hmdefault(b->map, -1);
     size_t off = 4, t = 0;
     for (size_t id = 0; id < count; id++) {
-        int32_t n = rd_i32(buf + off + 4);
-        b->scores[id] = rd_f32(buf + off);
+        int32_t n = attn_le_i32(buf + off + 4);
+        b->scores[id] = attn_le_f32(buf + off);
         b->piece_len[id] = (int)n;
         b->pieces[id] = b->text + t;
         memcpy(b->text + t, buf + off + 8, (size_t)n);
@@ -388,7 +361,7 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
         t += (size_t)n + 1;
         off += 8 + (size_t)n;
         b->next_same[id] = -1;
-        uint64_t h = fnv1a(FNV_OFFSET, b->pieces[id], (size_t)n);
+        uint64_t h = attn_fnv1a(ATTN_FNV1A_INIT, b->pieces[id], (size_t)n);
         ptrdiff_t slot;
         (void)stbds_hmget_key_ts((void *)b->map, sizeof *b->map, &h, sizeof b->map->key, &slot,
                                  STBDS_HM_BINARY);
