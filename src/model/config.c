@@ -4,9 +4,9 @@
  * unknown keys (typos) and duplicate keys are refused by name, and the
  * config's implied tensor sizes are bounded before anyone allocates them.
  * Every message starts with "NAME: " and names the key at fault. */
+#include "base/json.h"
 #include "base/util.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,16 +81,6 @@ static int fail(const ctx *c, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return attn_error_set(c->err, ATTN_ERR_FORMAT, "%s: %s", c->name, msg);
-}
-
-static const char *json_type_name(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
 }
 
 /* A number as short as possible but never misleading (1.0000000000000002
@@ -176,7 +166,8 @@ static int collect_keys(const ctx *c, const cJSON *obj, const char *prefix,
 
 static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!cJSON_IsNumber(v))
-        return fail(c, "key \"%s\": expected a positive integer, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected a positive integer, got %s", key,
+                    attn_json_type(v, true));
     double x = v->valuedouble;
     char num[64];
     format_number(num, sizeof num, x);
@@ -192,7 +183,8 @@ static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
 /* A finite number > 0. */
 static int get_positive(const ctx *c, const cJSON *v, const char *key, double *out) {
     if (!cJSON_IsNumber(v))
-        return fail(c, "key \"%s\": expected a positive number, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected a positive number, got %s", key,
+                    attn_json_type(v, true));
     double x = v->valuedouble;
     char num[64];
     format_number(num, sizeof num, x);
@@ -204,7 +196,7 @@ static int get_positive(const ctx *c, const cJSON *v, const char *key, double *o
 
 static int get_bool(const ctx *c, const cJSON *v, const char *key, bool *out) {
     if (!cJSON_IsBool(v))
-        return fail(c, "key \"%s\": expected true or false, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected true or false, got %s", key, attn_json_type(v, true));
     *out = cJSON_IsTrue(v);
     return ATTN_OK;
 }
@@ -220,7 +212,8 @@ static int get_enum(const ctx *c, const cJSON *v, const char *key, const char *c
         used += (size_t)w;
     }
     if (!cJSON_IsString(v))
-        return fail(c, "key \"%s\": expected one of %s, got %s", key, allowed, json_type_name(v));
+        return fail(c, "key \"%s\": expected one of %s, got %s", key, allowed,
+                    attn_json_type(v, true));
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v->valuestring, names[i]) == 0) {
             *out = (int)i;
@@ -234,7 +227,7 @@ static int get_enum(const ctx *c, const cJSON *v, const char *key, const char *c
 /* A non-empty string that fits in cap bytes with its NUL. */
 static int get_string(const ctx *c, const cJSON *v, const char *key, char *out, size_t cap) {
     if (!cJSON_IsString(v) || !v->valuestring)
-        return fail(c, "key \"%s\": expected a string, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected a string, got %s", key, attn_json_type(v, true));
     size_t len = strlen(v->valuestring);
     if (len == 0) return fail(c, "key \"%s\": must not be empty", key);
     if (len >= cap)
@@ -282,7 +275,7 @@ static int get_token(const ctx *c, const cJSON *v, const char *key, char out[ATT
 
 static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config *tc) {
     if (!cJSON_IsObject(obj))
-        return fail(c, "key \"tokenizer\": expected an object, got %s", json_type_name(obj));
+        return fail(c, "key \"tokenizer\": expected an object, got %s", attn_json_type(obj, true));
     const cJSON *k[T_COUNT];
     int rc = collect_keys(c, obj, "tokenizer.", tok_keys, T_COUNT, k);
     if (rc) return rc;
@@ -346,7 +339,8 @@ static int check_elems(const ctx *c, const char *what, uint64_t a, uint64_t b, u
 
 static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
     if (!cJSON_IsObject(root))
-        return fail(c, "expected a JSON object at the top level, got %s", json_type_name(root));
+        return fail(c, "expected a JSON object at the top level, got %s",
+                    attn_json_type(root, true));
     const cJSON *k[K_COUNT];
     int rc = collect_keys(c, root, "", top_keys, K_COUNT, k);
     if (rc) return rc;
@@ -363,7 +357,8 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         if (cJSON_IsString(k[K_FORMAT]))
             return fail(c, "key \"format\": expected \"attn/1\", got \"%.100s\"",
                         k[K_FORMAT]->valuestring);
-        return fail(c, "key \"format\": expected \"attn/1\", got %s", json_type_name(k[K_FORMAT]));
+        return fail(c, "key \"format\": expected \"attn/1\", got %s",
+                    attn_json_type(k[K_FORMAT], true));
     }
 
     int e = 0;

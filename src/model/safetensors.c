@@ -13,9 +13,9 @@
  * or the mapping.
  */
 #include "base/bytes.h"
+#include "base/json.h"
 #include "base/util.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,16 +61,6 @@ static float st_f16_to_f32(uint16_t h) {
 }
 
 static float st_bf16_to_f32(uint16_t h) { return attn_f32_from_bits((uint32_t)h << 16); }
-
-static const char *st_json_type(const cJSON *v) {
-    if (cJSON_IsObject(v)) return "an object";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    return "an invalid value";
-}
 
 /* A JSON number that is an exact non-negative integer <= 2^53. */
 static bool st_json_uint(const cJSON *v, uint64_t *out) {
@@ -191,12 +181,13 @@ static bool st_scan_header(const char *s, size_t len, size_t *member, size_t *at
 static int st_check_metadata(const attn_safetensors *st, const cJSON *meta, attn_error *err) {
     if (!cJSON_IsObject(meta))
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: " ST_METADATA " is %s, expected an object",
-                              st->name, st_json_type(meta));
+                              st->name, attn_json_type(meta, false));
     for (const cJSON *v = meta->child; v; v = v->next)
         if (!cJSON_IsString(v))
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: " ST_METADATA " key '%s' is %s, expected a string",
-                                  st->name, v->string ? v->string : "", st_json_type(v));
+                                  st->name, v->string ? v->string : "",
+                                  attn_json_type(v, false));
     return ATTN_OK;
 }
 
@@ -208,7 +199,7 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': entry is %s, expected an object with dtype, "
                               "shape, data_offsets",
-                              sn, tn, st_json_type(e));
+                              sn, tn, attn_json_type(e, false));
     const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
     for (const cJSON *k = e->child; k; k = k->next) {
         const cJSON **slot = NULL;
@@ -234,7 +225,7 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
     if (!cJSON_IsString(dtype))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': dtype is %s, expected a string", sn, tn,
-                              st_json_type(dtype));
+                              attn_json_type(dtype, false));
     const char *ds = dtype->valuestring;
     if (strcmp(ds, "F32") == 0) t->dtype = ATTN_DTYPE_F32;
     else if (strcmp(ds, "F16") == 0) t->dtype = ATTN_DTYPE_F16;
@@ -248,7 +239,7 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
     if (!cJSON_IsArray(shape))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': shape is %s, expected an array of integers", sn,
-                              tn, st_json_type(shape));
+                              tn, attn_json_type(shape, false));
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ATTN_MAX_DIMS)
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -450,7 +441,7 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
     }
     if (!cJSON_IsObject(root)) {
         rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header is %s, expected a JSON object", sn,
-                            st_json_type(root));
+                            attn_json_type(root, false));
         goto done;
     }
     size_t bad_member, bad_at, bad_len;
