@@ -19,17 +19,15 @@
  * files renamed into an existing out_dir one by one. On any failure the
  * temporary folder is removed. */
 #include "base/bytes.h"
+#include "base/tmpfile.h"
 #include "base/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define L2C_MAGIC 0x616b3432u      /* "ak42" */
@@ -284,16 +282,18 @@ static size_t make_specs(attn_tensor_spec *specs, char *names, const attn_llama2
     return n;
 }
 
+/* Writes buf[len] as the file path, through a temporary (base/tmpfile.h),
+ * so each file of the folder is on disk before the folder is renamed. */
 static int write_bytes(const char *path, const void *buf, size_t len, attn_error *err) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    bool bad = len > 0 && fwrite(buf, 1, len, f) != len;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    FILE *f;
+    char *tmp;
+    attn_tmp_step step;
+    int e = attn_tmpfile_open(path, &f, &tmp, &step);
+    if (e) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
+    int write_err = len > 0 && fwrite(buf, 1, len, f) != len ? (errno ? errno : EIO) : 0;
+    e = attn_tmpfile_commit(f, tmp, path, write_err, &step);
+    free(tmp);
+    if (e) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
     return ATTN_OK;
 }
 
@@ -362,21 +362,17 @@ static int dir_state(const char *dir, bool *exists, bool *nonempty, attn_error *
 
 /* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask). */
 static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 32);
-    for (int attempt = 0; attempt < 100; attempt++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        int w = snprintf(tmp, cap, "%s.tmp.%06llx", base,
-                         (unsigned long long)((x >> 40) & 0xffffff));
-        if (w < 0 || (size_t)w >= cap)
-            return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
-        if (mkdir(tmp, 0777) == 0) return ATTN_OK;
-        if (errno != EEXIST)
-            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s",
-                                  base, strerror(errno));
-    }
-    return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name", base);
+    size_t n = strlen(base);
+    if (n >= cap || cap - n < ATTN_TMP_SUFFIX_SIZE)
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
+    int e = attn_tmp_create(tmp, cap, base, NULL);
+    if (e == EEXIST)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name",
+                              base);
+    if (e)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s", base,
+                              strerror(e));
+    return ATTN_OK;
 }
 
 static void remove_tmp_dir(const char *tmp) {

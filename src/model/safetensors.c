@@ -14,16 +14,13 @@
  */
 #include "base/bytes.h"
 #include "base/json.h"
+#include "base/tmpfile.h"
 #include "base/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define ST_LEN_BYTES 8
 #define ST_HEADER_MAX ((uint64_t)100 * 1000 * 1000) /* bytes of JSON header */
@@ -621,24 +618,15 @@ const attn_tensor *attn_safetensors_find(const attn_safetensors *st, const char 
 /* ------------------------------------------------------------------------ */
 /* Public: writing                                                           */
 
-static int st_write_all(int fd, const void *p, size_t n) {
-    const unsigned char *b = p;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
-        ssize_t w = write(fd, b, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (w == 0) return EIO;
-        b += w;
-        n -= (size_t)w;
-    }
+/* Writes n bytes to f: 0 or an errno value. */
+static int st_write_all(FILE *f, const void *p, size_t n) {
+    if (n > 0 && fwrite(p, 1, n, f) != n) return errno ? errno : EIO;
     return 0;
 }
 
-static int st_write_floats(int fd, const float *x, size_t n) {
-    if (ATTN_HOST_LE) return st_write_all(fd, x, n * sizeof *x);
+/* Writes x[n] as little-endian float32. */
+static int st_write_floats(FILE *f, const float *x, size_t n) {
+    if (ATTN_HOST_LE) return st_write_all(f, x, n * sizeof *x);
     unsigned char buf[4096];
     while (n > 0) {
         size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
@@ -647,7 +635,7 @@ static int st_write_floats(int fd, const float *x, size_t n) {
             memcpy(&u, &x[i], 4);
             attn_store_le32(buf + 4 * i, u);
         }
-        int e = st_write_all(fd, buf, 4 * k);
+        int e = st_write_all(f, buf, 4 * k);
         if (e) return e;
         x += k;
         n -= k;
@@ -661,10 +649,11 @@ static cJSON *st_raw_uint(uint64_t v) {
     return cJSON_CreateRaw(num);
 }
 
-/* Checks the specs and computes each tensor's byte size; *total = data bytes. */
+/* Checks the specs and computes each tensor's byte size (the data area in
+ * all stays <= 2^53 bytes, so every offset in the header is exact). */
 static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_t n,
-                          size_t *bytes, uint64_t *total, attn_error *err) {
-    *total = 0;
+                          size_t *bytes, attn_error *err) {
+    uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const attn_tensor_spec *s = &specs[i];
         if (!s->name)
@@ -688,7 +677,7 @@ static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_
                                       "%s: tensor '%s': shape product overflows", path, s->name);
         }
         if (!attn_mul_size(numel, sizeof(float), &bytes[i]) ||
-            __builtin_add_overflow(*total, (uint64_t)bytes[i], total) || *total > ST_INT_MAX)
+            __builtin_add_overflow(total, (uint64_t)bytes[i], &total) || total > ST_INT_MAX)
             return attn_error_set(err, ATTN_ERR_USAGE,
                                   "%s: tensor '%s': data size overflows", path, s->name);
         if (numel > 0 && !s->data)
@@ -766,93 +755,76 @@ oom:
     return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory building the header", path);
 }
 
+/* The names must be distinct: checked with a name table like the reader's. */
+static int st_check_unique(const char *path, const attn_tensor_spec *specs, size_t n,
+                           attn_error *err) {
+    attn_safetensors names = {.name = (char *)path, .n = n};
+    int rc = ATTN_ERR_NOMEM;
+    names.tensors = attn_calloc_array(n, sizeof *names.tensors, path, err);
+    if (names.tensors) rc = st_table_init(&names, err);
+    for (size_t i = 0; rc == ATTN_OK && i < n; i++) {
+        names.tensors[i].name = specs[i].name;
+        if (!st_table_insert(&names, i))
+            rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: tensor '%s' is given twice", path,
+                                specs[i].name);
+    }
+    free(names.tensors);
+    free(names.slots);
+    return rc;
+}
+
+/* The file image: the header length, the header, the tensors in order.
+ * Returns 0 or an errno value. */
+static int st_write_image(FILE *f, const char *header, size_t hlen,
+                          const attn_tensor_spec *specs, const size_t *bytes, size_t n) {
+    unsigned char lenbuf[ST_LEN_BYTES];
+    attn_store_le64(lenbuf, (uint64_t)hlen);
+    int e = st_write_all(f, lenbuf, sizeof lenbuf);
+    if (!e) e = st_write_all(f, header, hlen);
+    for (size_t i = 0; !e && i < n; i++)
+        if (bytes[i] > 0) e = st_write_floats(f, specs[i].data, bytes[i] / sizeof(float));
+    return e;
+}
+
+/* Writes the image to a temporary next to path and renames it into place
+ * (base/tmpfile.h). */
+static int st_write_file(const char *path, const char *header, size_t hlen,
+                         const attn_tensor_spec *specs, const size_t *bytes, size_t n,
+                         attn_error *err) {
+    FILE *f;
+    char *tmp;
+    attn_tmp_step step;
+    int e = attn_tmpfile_open(path, &f, &tmp, &step);
+    if (e && step == ATTN_TMP_NAME)
+        return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+    if (e)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a temporary file: %s", path,
+                              strerror(e));
+    e = attn_tmpfile_commit(f, tmp, path, st_write_image(f, header, hlen, specs, bytes, n), &step);
+    int rc = ATTN_OK;
+    if (e && step == ATTN_TMP_RENAME)
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
+                            strerror(e));
+    else if (e)
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
+    free(tmp);
+    return rc;
+}
+
 attn_status attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
                            attn_error *err) {
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_write: path is NULL");
     if (n > 0 && !tensors)
         return attn_error_set(err, ATTN_ERR_USAGE, "%s: %zu tensors but no array", path, n);
     size_t *bytes = attn_alloc_array(n, sizeof *bytes, path, err);
-    if (!bytes) return err ? (int)err->status : ATTN_ERR_NOMEM;
-    int rc = ATTN_OK;
-    char *header = NULL, *tmp = NULL;
-    attn_safetensors names = {0}; /* just the name table, for the duplicate check */
-    names.name = (char *)path;
-    names.n = n;
-    int fd = -1;
-    uint64_t total;
-    if ((rc = st_check_specs(path, tensors, n, bytes, &total, err)) != ATTN_OK) goto done;
-
-    names.tensors = attn_calloc_array(n, sizeof *names.tensors, path, err);
-    if (!names.tensors || (rc = st_table_init(&names, err)) != ATTN_OK) {
-        rc = err ? (int)err->status : ATTN_ERR_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        names.tensors[i].name = tensors[i].name;
-        if (!st_table_insert(&names, i)) {
-            rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: tensor '%s' is given twice", path,
-                                tensors[i].name);
-            goto done;
-        }
-    }
-
+    if (!bytes) return ATTN_ERR_NOMEM;
+    char *header = NULL;
     size_t hlen = 0;
-    if ((rc = st_build_header(path, tensors, n, bytes, &header, &hlen, err)) != ATTN_OK) goto done;
-
-    size_t plen = strlen(path), tlen;
-    static const char suffix[] = ".tmp.XXXXXX";
-    if (!attn_add_size(plen, sizeof suffix, &tlen) || !(tmp = malloc(tlen))) {
-        rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                            strerror(errno));
-        free(tmp);
-        tmp = NULL; /* nothing to remove */
-        goto done;
-    }
-    /* mkstemp creates 0600; a weights file is meant to be shared like any
-     * other output. */
-    (void)fchmod(fd, 0644);
-
-    unsigned char lenbuf[ST_LEN_BYTES];
-    attn_store_le64(lenbuf, (uint64_t)hlen);
-    int e = st_write_all(fd, lenbuf, sizeof lenbuf);
-    if (!e) e = st_write_all(fd, header, hlen);
-    for (size_t i = 0; !e && i < n; i++)
-        if (bytes[i] > 0) e = st_write_floats(fd, tensors[i].data, bytes[i] / sizeof(float));
-    if (!e && fsync(fd) != 0) e = errno;
-    if (e) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
-        goto done;
-    }
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) != 0) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                            strerror(errno));
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL;
-
-done:
-    if (fd >= 0) close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    int rc = st_check_specs(path, tensors, n, bytes, err);
+    if (rc == ATTN_OK) rc = st_check_unique(path, tensors, n, err);
+    if (rc == ATTN_OK) rc = st_build_header(path, tensors, n, bytes, &header, &hlen, err);
+    if (rc == ATTN_OK) rc = st_write_file(path, header, hlen, tensors, bytes, n, err);
     free(header);
-    free(names.tensors);
-    free(names.slots);
     free(bytes);
     return rc;
 }
