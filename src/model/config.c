@@ -1,4 +1,5 @@
-/* JSON config -> struct attn_config (CONTRACT section 1), with all validation.
+/* JSON config -> struct attn_config, with all validation. The keys, their
+ * types and defaults are those of docs/model-format.md, "Config keys".
  *
  * The parser is strict on purpose: every key is checked for type and range,
  * unknown keys (typos) and duplicate keys are refused by name, and the
@@ -337,15 +338,16 @@ static int check_elems(const ctx *c, const char *what, uint64_t a, uint64_t b, u
     return ATTN_OK;
 }
 
-static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
+/* Files the top-level members; refuses a missing required key and a format
+ * other than "attn/1". */
+static int parse_keys(const ctx *c, const cJSON *root, const cJSON *k[K_COUNT]) {
     if (!cJSON_IsObject(root))
         return fail(c, "expected a JSON object at the top level, got %s",
                     attn_json_type(root, true));
-    const cJSON *k[K_COUNT];
     int rc = collect_keys(c, root, "", top_keys, K_COUNT, k);
     if (rc) return rc;
 
-    /* required keys, in the order of the contract */
+    /* required keys, in the order of the table in docs/model-format.md */
     static const int required[] = {K_FORMAT,    K_ARCHITECTURE, K_VOCAB_SIZE, K_D_MODEL,
                                    K_N_HEADS,   K_MAX_SEQ_LEN,  K_N_LAYERS,   K_POSITIONAL,
                                    K_NORM,      K_NORM_POSITION, K_MLP,       K_BIAS,
@@ -360,9 +362,12 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         return fail(c, "key \"format\": expected \"attn/1\", got %s",
                     attn_json_type(k[K_FORMAT], true));
     }
+    return ATTN_OK;
+}
 
-    int e = 0;
-    /* enums */
+/* architecture, positional, norm, norm_position, mlp, lm_head */
+static int parse_enums(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int e = 0, rc;
     if ((rc = get_enum(c, k[K_ARCHITECTURE], "architecture", arch_names, COUNT(arch_names), &e)))
         return rc;
     cfg->arch = (attn_arch)e;
@@ -381,8 +386,14 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
     if ((rc = get_enum(c, k[K_LM_HEAD], "lm_head", lm_head_names, COUNT(lm_head_names), &e)))
         return rc;
     cfg->lm_head = (attn_lm_head)e;
+    return ATTN_OK;
+}
 
-    /* sizes */
+/* The integer sizes: the required ones, d_ff (unless mlp is "none"),
+ * n_encoder_layers (encoder-decoder only), n_kv_heads and head_dim with
+ * their defaults. */
+static int parse_sizes(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int rc;
     if ((rc = get_int(c, k[K_VOCAB_SIZE], "vocab_size", &cfg->vocab_size))) return rc;
     if ((rc = get_int(c, k[K_D_MODEL], "d_model", &cfg->d_model))) return rc;
     if ((rc = get_int(c, k[K_N_HEADS], "n_heads", &cfg->n_heads))) return rc;
@@ -418,17 +429,18 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         return fail(c, "key \"n_heads\": %d is not divisible by n_kv_heads %d", cfg->n_heads,
                     cfg->n_kv_heads);
 
-    if (k[K_HEAD_DIM]) {
-        if ((rc = get_int(c, k[K_HEAD_DIM], "head_dim", &cfg->head_dim))) return rc;
-    } else {
-        if (cfg->d_model % cfg->n_heads != 0)
-            return fail(c, "key \"d_model\": %d is not divisible by n_heads %d (or give "
-                           "\"head_dim\" explicitly)",
-                        cfg->d_model, cfg->n_heads);
-        cfg->head_dim = cfg->d_model / cfg->n_heads;
-    }
+    if (k[K_HEAD_DIM]) return get_int(c, k[K_HEAD_DIM], "head_dim", &cfg->head_dim);
+    if (cfg->d_model % cfg->n_heads != 0)
+        return fail(c, "key \"d_model\": %d is not divisible by n_heads %d (or give "
+                       "\"head_dim\" explicitly)",
+                    cfg->d_model, cfg->n_heads);
+    cfg->head_dim = cfg->d_model / cfg->n_heads;
+    return ATTN_OK;
+}
 
-    /* positions */
+/* rope_theta, and the even widths rope and sinusoidal positions need. */
+static int parse_positions(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int rc;
     cfg->rope_theta = 10000.0;
     if (k[K_ROPE_THETA]) {
         if (cfg->positional != ATTN_POS_ROPE)
@@ -444,8 +456,13 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         return fail(c, "key \"d_model\": %d is odd, but positional \"sinusoidal\" needs an even "
                        "d_model",
                     cfg->d_model);
+    return ATTN_OK;
+}
 
-    /* numbers and flags */
+/* embed_scale, norm_eps, final_norm, bias, embed_norm, with their defaults. */
+static int parse_numbers_and_flags(const ctx *c, const cJSON *const k[K_COUNT],
+                                   attn_config *cfg) {
+    int rc;
     cfg->embed_scale = 1.0;
     if (k[K_EMBED_SCALE] && (rc = get_positive(c, k[K_EMBED_SCALE], "embed_scale",
                                                &cfg->embed_scale)))
@@ -460,10 +477,14 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
     cfg->embed_norm = false;
     if (k[K_EMBED_NORM] && (rc = get_bool(c, k[K_EMBED_NORM], "embed_norm", &cfg->embed_norm)))
         return rc;
+    return ATTN_OK;
+}
 
-    /* implied sizes: every tensor and row the config implies stays under 2^31
-     * elements (each factor is already at most 2^24) */
+/* Every tensor and row the config implies stays under 2^31 elements (each
+ * factor is already at most 2^24). */
+static int check_implied_sizes(const ctx *c, const attn_config *cfg) {
     uint64_t q_dim = 0, kv_dim = 0;
+    int rc;
     if ((rc = check_elems(c, "vocab_size * d_model", (uint64_t)cfg->vocab_size,
                           (uint64_t)cfg->d_model, NULL)) ||
         (rc = check_elems(c, "max_seq_len * d_model", (uint64_t)cfg->max_seq_len,
@@ -479,13 +500,31 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         (rc = check_elems(c, "d_ff * d_model", (uint64_t)cfg->d_ff, (uint64_t)cfg->d_model,
                           NULL)))
         return rc;
+    return ATTN_OK;
+}
 
-    /* files */
+/* weights and the tokenizer. */
+static int parse_files(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int rc;
     if ((rc = get_path(c, k[K_WEIGHTS], "weights", cfg->weights))) return rc;
     if (k[K_TOKENIZER]) {
         if ((rc = parse_tokenizer(c, k[K_TOKENIZER], &cfg->tokenizer))) return rc;
         cfg->has_tokenizer = true;
     }
+    return ATTN_OK;
+}
+
+/* The whole config, in the order its checks name keys: the keys present,
+ * then the enums (which decide what the rest means), the sizes, the
+ * positions, the numbers and flags, the sizes implied, the files. */
+static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
+    const cJSON *k[K_COUNT];
+    int rc;
+    if ((rc = parse_keys(c, root, k)) || (rc = parse_enums(c, k, cfg)) ||
+        (rc = parse_sizes(c, k, cfg)) || (rc = parse_positions(c, k, cfg)) ||
+        (rc = parse_numbers_and_flags(c, k, cfg)) || (rc = check_implied_sizes(c, cfg)) ||
+        (rc = parse_files(c, k, cfg)))
+        return rc;
     return ATTN_OK;
 }
 
