@@ -188,21 +188,23 @@ static int st_check_metadata(const attn_safetensors *st, const cJSON *meta, attn
     return ATTN_OK;
 }
 
-/* Validates one header entry; fills t (not data) and its byte range. */
-static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tensor *t,
-                          uint64_t data_len, uint64_t *begin, uint64_t *end, attn_error *err) {
-    const char *sn = st->name, *tn = t->name;
+/* The members of one header entry: dtype, shape and data_offsets, each
+ * exactly once, nothing else. */
+static int st_entry_keys(const attn_safetensors *st, const cJSON *e, const char *tn,
+                         const cJSON **dtype, const cJSON **shape, const cJSON **offs,
+                         attn_error *err) {
+    const char *sn = st->name;
     if (!cJSON_IsObject(e))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': entry is %s, expected an object with dtype, "
                               "shape, data_offsets",
                               sn, tn, attn_json_type(e, false));
-    const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
+    *dtype = *shape = *offs = NULL;
     for (const cJSON *k = e->child; k; k = k->next) {
         const cJSON **slot = NULL;
-        if (strcmp(k->string, "dtype") == 0) slot = &dtype;
-        else if (strcmp(k->string, "shape") == 0) slot = &shape;
-        else if (strcmp(k->string, "data_offsets") == 0) slot = &offs;
+        if (strcmp(k->string, "dtype") == 0) slot = dtype;
+        else if (strcmp(k->string, "shape") == 0) slot = shape;
+        else if (strcmp(k->string, "data_offsets") == 0) slot = offs;
         else
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: tensor '%s': unexpected key '%s' (expected dtype, shape, "
@@ -213,26 +215,36 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                                   tn, k->string);
         *slot = k;
     }
-    if (!dtype) return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing dtype", sn, tn);
-    if (!shape) return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing shape", sn, tn);
-    if (!offs)
-        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing data_offsets", sn, tn);
+    const char *missing = !*dtype ? "dtype" : !*shape ? "shape" : !*offs ? "data_offsets" : NULL;
+    if (missing)
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing %s", sn, tn,
+                              missing);
+    return ATTN_OK;
+}
 
-    /* dtype */
+static int st_entry_dtype(const attn_safetensors *st, const cJSON *dtype, attn_tensor *t,
+                          attn_error *err) {
     if (!cJSON_IsString(dtype))
         return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: tensor '%s': dtype is %s, expected a string", sn, tn,
-                              attn_json_type(dtype, false));
+                              "%s: tensor '%s': dtype is %s, expected a string", st->name,
+                              t->name, attn_json_type(dtype, false));
     const char *ds = dtype->valuestring;
     if (strcmp(ds, "F32") == 0) t->dtype = ATTN_DTYPE_F32;
     else if (strcmp(ds, "F16") == 0) t->dtype = ATTN_DTYPE_F16;
     else if (strcmp(ds, "BF16") == 0) t->dtype = ATTN_DTYPE_BF16;
     else
         return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: tensor '%s': %s dtype %s (attn reads F32, F16, BF16)", sn, tn,
-                              st_dtype_known(ds) ? "unsupported" : "unknown", ds);
+                              "%s: tensor '%s': %s dtype %s (attn reads F32, F16, BF16)",
+                              st->name, t->name, st_dtype_known(ds) ? "unsupported" : "unknown",
+                              ds);
+    return ATTN_OK;
+}
 
-    /* shape */
+/* Fills t->ndim, t->shape and t->numel; *bytes = the size of its data
+ * (ds, the dtype as written, is for messages). */
+static int st_entry_shape(const attn_safetensors *st, const cJSON *shape, const char *ds,
+                          attn_tensor *t, size_t *bytes, attn_error *err) {
+    const char *sn = st->name, *tn = t->name;
     if (!cJSON_IsArray(shape))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': shape is %s, expected an array of integers", sn,
@@ -259,13 +271,18 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                                   d);
     }
     t->numel = numel;
-    size_t bytes;
-    if (!attn_mul_size(numel, st_dtype_size(t->dtype), &bytes))
+    if (!attn_mul_size(numel, st_dtype_size(t->dtype), bytes))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': byte size overflows (%zu elements of %s)", sn, tn,
                               numel, ds);
+    return ATTN_OK;
+}
 
-    /* data_offsets */
+/* The byte range [*begin, *end) of the data area: `bytes` long, inside it. */
+static int st_entry_offsets(const attn_safetensors *st, const cJSON *offs, const attn_tensor *t,
+                            const char *ds, size_t bytes, uint64_t data_len, uint64_t *begin,
+                            uint64_t *end, attn_error *err) {
+    const char *sn = st->name, *tn = t->name;
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
         !st_json_uint(offs->child, begin) || !st_json_uint(offs->child->next, end))
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -281,7 +298,7 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                               "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, "
                               "expected %zu (%zu elements of %s)",
                               sn, tn, (unsigned long long)*begin, (unsigned long long)*end,
-                              (unsigned long long)(*end - *begin), bytes, numel, ds);
+                              (unsigned long long)(*end - *begin), bytes, t->numel, ds);
     if (*end > data_len)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data "
@@ -289,6 +306,19 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                               sn, tn, (unsigned long long)*begin, (unsigned long long)*end,
                               (unsigned long long)data_len);
     return ATTN_OK;
+}
+
+/* Validates one header entry; fills t (not data) and its byte range. */
+static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tensor *t,
+                          uint64_t data_len, uint64_t *begin, uint64_t *end, attn_error *err) {
+    const cJSON *dtype, *shape, *offs;
+    size_t bytes = 0;
+    int rc;
+    if ((rc = st_entry_keys(st, e, t->name, &dtype, &shape, &offs, err)) ||
+        (rc = st_entry_dtype(st, dtype, t, err)) ||
+        (rc = st_entry_shape(st, shape, dtype->valuestring, t, &bytes, err)))
+        return rc;
+    return st_entry_offsets(st, offs, t, dtype->valuestring, bytes, data_len, begin, end, err);
 }
 
 typedef struct st_span {
@@ -377,9 +407,9 @@ static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p
     return ATTN_OK;
 }
 
-/* Validates buf and fills st (st->name set). On failure st is half-built;
- * the caller closes it. */
-static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, attn_error *err) {
+/* The 8-byte header length *hl: within the 100 MB limit and the file. */
+static int st_header_length(const attn_safetensors *st, const unsigned char *buf, size_t len,
+                            size_t *hl, attn_error *err) {
     const char *sn = st->name;
     if (len == 0)
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -400,97 +430,116 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
                               "%s: header length %llu exceeds the file size (%zu bytes, %zu after "
                               "the length)",
                               sn, (unsigned long long)hlen, len, len - ST_LEN_BYTES);
-    size_t hl = (size_t)hlen;
-    const unsigned char *data = buf + ST_LEN_BYTES + hl;
-    uint64_t data_len = (uint64_t)(len - ST_LEN_BYTES - hl);
+    *hl = (size_t)hlen;
+    return ATTN_OK;
+}
 
+/* The numbers of the header text[hl] (parsed as root) are plain integers
+ * <= 2^53 and no string holds a \u0000 escape (st_scan_header). */
+static int st_check_literals(const attn_safetensors *st, const char *text, size_t hl,
+                             const cJSON *root, attn_error *err) {
+    size_t bad_member, bad_at, bad_len;
+    bool nul_escape;
+    if (st_scan_header(text, hl, &bad_member, &bad_at, &bad_len, &nul_escape)) return ATTN_OK;
+    const cJSON *m = root->child;
+    for (size_t k = 0; m && k < bad_member; k++) m = m->next;
+    const char *tn = m && m->string ? m->string : "?";
+    if (nul_escape)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': header byte %zu: \\u0000 escapes are not "
+                              "allowed (names and strings would be cut at the NUL)",
+                              st->name, tn, bad_at);
+    int shown = bad_len > 40 ? 40 : (int)bad_len;
+    return attn_error_set(err, ATTN_ERR_FORMAT,
+                          "%s: tensor '%s': number %.*s%s is not a plain non-negative integer "
+                          "<= 2^53",
+                          st->name, tn, shown, text + bad_at, shown < (int)bad_len ? "..." : "");
+}
+
+/* Parses header h[hl] into *root: one JSON object and nothing after it but
+ * white space, no NUL byte, its literals checked. */
+static int st_parse_json(const attn_safetensors *st, const unsigned char *h, size_t hl,
+                         cJSON **root, attn_error *err) {
+    const char *sn = st->name;
+    *root = NULL;
     /* A NUL-terminated copy of the header (never of the data). */
     char *text = attn_alloc_array(hl + 1, 1, sn, err);
-    if (!text) return err ? (int)err->status : ATTN_ERR_NOMEM;
-    memcpy(text, buf + ST_LEN_BYTES, hl);
+    if (!text) return ATTN_ERR_NOMEM;
+    memcpy(text, h, hl);
     text[hl] = '\0';
-    const char *nul = memchr(text, '\0', hl);
-    if (nul) {
-        size_t at = (size_t)(nul - text);
-        free(text);
-        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: header has a NUL byte at offset %zu", sn,
-                              at);
-    }
-    const char *endp = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
-    if (!root) {
-        size_t at = endp && endp >= text && endp <= text + hl ? (size_t)(endp - text) : 0;
-        free(text);
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: header is not valid JSON (error near byte %zu of %zu)", sn, at,
-                              hl);
-    }
     int rc = ATTN_OK;
-    st_span *spans = NULL;
-    for (const char *q = endp; q < text + hl; q++) {
-        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+    const char *nul = memchr(text, '\0', hl), *endp = NULL;
+    cJSON *r = nul ? NULL : cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
+    if (nul) {
+        rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header has a NUL byte at offset %zu", sn,
+                            (size_t)(nul - text));
+    } else if (!r) {
+        size_t at = endp && endp >= text && endp <= text + hl ? (size_t)(endp - text) : 0;
+        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                            "%s: header is not valid JSON (error near byte %zu of %zu)", sn, at,
+                            hl);
+    }
+    for (const char *q = endp; rc == ATTN_OK && q < text + hl; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r')
             rc = attn_error_set(err, ATTN_ERR_FORMAT,
                                 "%s: header has unexpected characters after the JSON object at "
                                 "byte %zu",
                                 sn, (size_t)(q - text));
-            goto done;
-        }
-    }
-    if (!cJSON_IsObject(root)) {
+    if (rc == ATTN_OK && !cJSON_IsObject(r))
         rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header is %s, expected a JSON object", sn,
-                            attn_json_type(root, false));
-        goto done;
+                            attn_json_type(r, false));
+    if (rc == ATTN_OK) rc = st_check_literals(st, text, hl, r, err);
+    free(text);
+    if (rc != ATTN_OK) {
+        cJSON_Delete(r);
+        return rc;
     }
-    size_t bad_member, bad_at, bad_len;
-    bool nul_escape;
-    if (!st_scan_header(text, hl, &bad_member, &bad_at, &bad_len, &nul_escape)) {
-        const cJSON *m = root->child;
-        for (size_t k = 0; m && k < bad_member; k++) m = m->next;
-        int shown = bad_len > 40 ? 40 : (int)bad_len;
-        if (nul_escape)
-            rc = attn_error_set(err, ATTN_ERR_FORMAT,
-                                "%s: tensor '%s': header byte %zu: \\u0000 escapes are not "
-                                "allowed (names and strings would be cut at the NUL)",
-                                sn, m && m->string ? m->string : "?", bad_at);
-        else
-            rc = attn_error_set(err, ATTN_ERR_FORMAT,
-                            "%s: tensor '%s': number %.*s%s is not a plain non-negative integer "
-                            "<= 2^53",
-                            sn, m && m->string ? m->string : "?", shown, text + bad_at,
-                            shown < (int)bad_len ? "..." : "");
-        goto done;
-    }
+    *root = r;
+    return ATTN_OK;
+}
 
-    /* Count the tensors and size the name arena. */
-    size_t n = 0, name_bytes = 0;
+/* Counts the tensors (every member but __metadata__, which is checked
+ * here) into st->n and the bytes of their names into *name_bytes. */
+static int st_count_tensors(attn_safetensors *st, const cJSON *root, size_t *name_bytes,
+                            attn_error *err) {
+    size_t n = 0, bytes = 0;
     bool seen_meta = false;
+    int rc;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, ST_METADATA) == 0) {
-            if (seen_meta) {
-                rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: duplicate " ST_METADATA, sn);
-                goto done;
-            }
+            if (seen_meta)
+                return attn_error_set(err, ATTN_ERR_FORMAT, "%s: duplicate " ST_METADATA,
+                                      st->name);
             seen_meta = true;
-            if ((rc = st_check_metadata(st, e, err)) != ATTN_OK) goto done;
+            if ((rc = st_check_metadata(st, e, err)) != ATTN_OK) return rc;
             continue;
         }
         n++;
-        if (!attn_add_size(name_bytes, strlen(e->string) + 1, &name_bytes)) {
-            rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: tensor names overflow", sn);
-            goto done;
-        }
+        if (!attn_add_size(bytes, strlen(e->string) + 1, &bytes))
+            return attn_error_set(err, ATTN_ERR_NOMEM, "%s: tensor names overflow", st->name);
     }
     st->n = n;
+    *name_bytes = bytes;
+    return ATTN_OK;
+}
+
+/* The arrays of st->n tensors, the name arena and table, and *spans[n]. */
+static int st_alloc_tensors(attn_safetensors *st, size_t name_bytes, st_span **spans,
+                            attn_error *err) {
+    const char *sn = st->name;
+    size_t n = st->n;
     st->tensors = attn_calloc_array(n, sizeof *st->tensors, sn, err);
     st->owned = st->tensors ? attn_calloc_array(n, sizeof *st->owned, sn, err) : NULL;
     st->names = st->owned ? attn_alloc_array(name_bytes, 1, sn, err) : NULL;
-    spans = st->names ? attn_alloc_array(n, sizeof *spans, sn, err) : NULL;
-    if (!spans) {
-        rc = err ? (int)err->status : ATTN_ERR_NOMEM;
-        goto done;
-    }
-    if ((rc = st_table_init(st, err)) != ATTN_OK) goto done;
+    *spans = st->names ? attn_alloc_array(n, sizeof **spans, sn, err) : NULL;
+    if (!*spans) return ATTN_ERR_NOMEM;
+    return st_table_init(st, err);
+}
 
+/* Names every tensor, refuses a name given twice, and parses its entry
+ * (spans[i] its byte range). */
+static int st_parse_entries(attn_safetensors *st, const cJSON *root, uint64_t data_len,
+                            st_span *spans, attn_error *err) {
     size_t i = 0;
     char *np = st->names;
     for (const cJSON *e = root->child; e; e = e->next) {
@@ -500,29 +549,39 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
         memcpy(np, e->string, l);
         t->name = np;
         np += l;
-        if (!st_table_insert(st, i)) {
-            rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s' appears twice in the header",
-                                sn, t->name);
-            goto done;
-        }
-        rc = st_parse_entry(st, e, t, data_len, &spans[i].begin, &spans[i].end, err);
-        if (rc != ATTN_OK) goto done;
+        if (!st_table_insert(st, i))
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: tensor '%s' appears twice in the header", st->name,
+                                  t->name);
+        int rc = st_parse_entry(st, e, t, data_len, &spans[i].begin, &spans[i].end, err);
+        if (rc != ATTN_OK) return rc;
         spans[i].idx = i;
         i++;
     }
-    if ((rc = st_check_tiling(st, spans, data_len, err)) != ATTN_OK) goto done;
+    return ATTN_OK;
+}
 
+/* Validates buf and fills st (st->name set). On failure st is half-built;
+ * the caller closes it. */
+static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, attn_error *err) {
+    size_t hl = 0, name_bytes = 0;
+    int rc = st_header_length(st, buf, len, &hl, err);
+    if (rc != ATTN_OK) return rc;
+    const unsigned char *data = buf + ST_LEN_BYTES + hl;
+    uint64_t data_len = (uint64_t)(len - ST_LEN_BYTES - hl);
+    cJSON *root;
+    if ((rc = st_parse_json(st, buf + ST_LEN_BYTES, hl, &root, err)) != ATTN_OK) return rc;
+    st_span *spans = NULL;
+    if ((rc = st_count_tensors(st, root, &name_bytes, err)) == ATTN_OK &&
+        (rc = st_alloc_tensors(st, name_bytes, &spans, err)) == ATTN_OK &&
+        (rc = st_parse_entries(st, root, data_len, spans, err)) == ATTN_OK)
+        rc = st_check_tiling(st, spans, data_len, err);
     /* Only now, with every range checked, touch the data. spans[] is sorted,
      * so map each tensor back through idx. */
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; rc == ATTN_OK && k < st->n; k++)
         rc = st_materialize(st, spans[k].idx, data + spans[k].begin, err);
-        if (rc != ATTN_OK) goto done;
-    }
-
-done:
     free(spans);
     cJSON_Delete(root);
-    free(text);
     return rc;
 }
 
