@@ -1,6 +1,6 @@
 /* Tokenizer front: argument checks, file reading and dispatch to the
- * type-specific back ends (tokenizer_word.c, tokenizer_bpe.c) through the
- * small ops table in tokenizer_internal.h. */
+ * type-specific back ends (word.c, llama2c.c) through the small ops table
+ * in tokenizer.h. */
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>

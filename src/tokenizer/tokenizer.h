@@ -1,5 +1,5 @@
 /* Private: the tokenizer object shared by the front (tokenizer.c) and the
- * type-specific back ends (tokenizer_word.c, tokenizer_bpe.c). */
+ * type-specific back ends (word.c, llama2c.c). */
 #ifndef ATTN_TOKENIZER_INTERNAL_H
 #define ATTN_TOKENIZER_INTERNAL_H
 
