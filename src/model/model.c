@@ -1,8 +1,9 @@
 /* model.c: config + safetensors + tokenizer -> struct attn_model.
  *
- * Every tensor the config needs (CONTRACT section 2) is looked up, checked
- * for shape and bound as a view into the mapped file. A tensor the config
- * does not explain is refused: a model must be exactly what its config says.
+ * Every tensor the config needs (docs/model-format.md, "Tensor names") is
+ * looked up, checked for shape and bound as a view into the mapped file. A
+ * tensor the config does not explain is refused: a model must be exactly
+ * what its config says.
  */
 #include "model/model.h"
 
@@ -19,9 +20,15 @@ typedef struct binder {
     attn_error *err;
 } binder;
 
-/* name = prefix + "." + part (tensor names are far shorter than the buffers) */
-static void tname(char *name, size_t cap, const char *prefix, const char *part) {
-    if (snprintf(name, cap, "%s.%s", prefix, part) >= (int)cap) name[0] = '\0';
+/* name = prefix + "." + part; a name longer than the buffer is an error (the
+ * names of a valid config are far shorter). */
+static int tname(const binder *b, char *name, size_t cap, const char *prefix, const char *part) {
+    int n = snprintf(name, cap, "%s.%s", prefix, part);
+    if (n < 0 || (size_t)n >= cap)
+        return attn_error_set(b->err, ATTN_ERR_INTERNAL,
+                              "%s: the name of tensor %.100s.%s is longer than %zu bytes",
+                              attn_safetensors_name(b->st), prefix, part, cap - 1);
+    return ATTN_OK;
 }
 
 static int shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
@@ -59,13 +66,14 @@ static const float *need(binder *b, const char *name, int64_t d0, int64_t d1) {
 
 static int bind_linear(binder *b, attn_linear *l, const char *prefix, int out, int in) {
     char name[256];
-    tname(name, sizeof name, prefix, "weight");
+    int rc;
     l->out = out;
     l->in = in;
+    if ((rc = tname(b, name, sizeof name, prefix, "weight"))) return rc;
     if (!(l->w = need(b, name, out, in))) return b->err->status;
     l->b = NULL;
     if (b->cfg->bias) {
-        tname(name, sizeof name, prefix, "bias");
+        if ((rc = tname(b, name, sizeof name, prefix, "bias"))) return rc;
         if (!(l->b = need(b, name, out, -1))) return b->err->status;
     }
     return ATTN_OK;
@@ -73,12 +81,12 @@ static int bind_linear(binder *b, attn_linear *l, const char *prefix, int out, i
 
 static int bind_norm(binder *b, attn_norm_weights *n, const char *prefix) {
     char name[256];
-    int D = b->cfg->d_model;
-    tname(name, sizeof name, prefix, "weight");
+    int D = b->cfg->d_model, rc;
+    if ((rc = tname(b, name, sizeof name, prefix, "weight"))) return rc;
     if (!(n->w = need(b, name, D, -1))) return b->err->status;
     n->b = NULL;
     if (b->cfg->norm == ATTN_NORM_LAYERNORM) {
-        tname(name, sizeof name, prefix, "bias");
+        if ((rc = tname(b, name, sizeof name, prefix, "bias"))) return rc;
         if (!(n->b = need(b, name, D, -1))) return b->err->status;
     }
     return ATTN_OK;
@@ -89,13 +97,16 @@ static int bind_attention(binder *b, attn_attention_weights *a, const char *pref
     char name[256];
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     int rc;
-    tname(name, sizeof name, prefix, "q");
-    if ((rc = bind_linear(b, &a->q, name, qd, c->d_model))) return rc;
-    tname(name, sizeof name, prefix, "k");
-    if ((rc = bind_linear(b, &a->k, name, kvd, c->d_model))) return rc;
-    tname(name, sizeof name, prefix, "v");
-    if ((rc = bind_linear(b, &a->v, name, kvd, c->d_model))) return rc;
-    tname(name, sizeof name, prefix, "o");
+    if ((rc = tname(b, name, sizeof name, prefix, "q")) ||
+        (rc = bind_linear(b, &a->q, name, qd, c->d_model)))
+        return rc;
+    if ((rc = tname(b, name, sizeof name, prefix, "k")) ||
+        (rc = bind_linear(b, &a->k, name, kvd, c->d_model)))
+        return rc;
+    if ((rc = tname(b, name, sizeof name, prefix, "v")) ||
+        (rc = bind_linear(b, &a->v, name, kvd, c->d_model)))
+        return rc;
+    if ((rc = tname(b, name, sizeof name, prefix, "o"))) return rc;
     return bind_linear(b, &a->o, name, c->d_model, qd);
 }
 
@@ -104,29 +115,37 @@ static int bind_block(binder *b, attn_block_weights *blk, const char *prefix, bo
     char name[256];
     int rc;
     memset(blk, 0, sizeof *blk);
-    tname(name, sizeof name, prefix, "attn_norm");
-    if ((rc = bind_norm(b, &blk->attn_norm, name))) return rc;
-    tname(name, sizeof name, prefix, "attn");
-    if ((rc = bind_attention(b, &blk->attn, name))) return rc;
+    if ((rc = tname(b, name, sizeof name, prefix, "attn_norm")) ||
+        (rc = bind_norm(b, &blk->attn_norm, name)))
+        return rc;
+    if ((rc = tname(b, name, sizeof name, prefix, "attn")) ||
+        (rc = bind_attention(b, &blk->attn, name)))
+        return rc;
     blk->has_cross = cross;
     if (cross) {
-        tname(name, sizeof name, prefix, "cross_norm");
-        if ((rc = bind_norm(b, &blk->cross_norm, name))) return rc;
-        tname(name, sizeof name, prefix, "cross");
-        if ((rc = bind_attention(b, &blk->cross, name))) return rc;
+        if ((rc = tname(b, name, sizeof name, prefix, "cross_norm")) ||
+            (rc = bind_norm(b, &blk->cross_norm, name)))
+            return rc;
+        if ((rc = tname(b, name, sizeof name, prefix, "cross")) ||
+            (rc = bind_attention(b, &blk->cross, name)))
+            return rc;
     }
     blk->has_mlp = c->mlp != ATTN_MLP_NONE;
     if (blk->has_mlp) {
-        tname(name, sizeof name, prefix, "mlp_norm");
-        if ((rc = bind_norm(b, &blk->mlp_norm, name))) return rc;
-        tname(name, sizeof name, prefix, "mlp.up");
-        if ((rc = bind_linear(b, &blk->up, name, c->d_ff, c->d_model))) return rc;
+        if ((rc = tname(b, name, sizeof name, prefix, "mlp_norm")) ||
+            (rc = bind_norm(b, &blk->mlp_norm, name)))
+            return rc;
+        if ((rc = tname(b, name, sizeof name, prefix, "mlp.up")) ||
+            (rc = bind_linear(b, &blk->up, name, c->d_ff, c->d_model)))
+            return rc;
         if (c->mlp == ATTN_MLP_SWIGLU) {
-            tname(name, sizeof name, prefix, "mlp.gate");
-            if ((rc = bind_linear(b, &blk->gate, name, c->d_ff, c->d_model))) return rc;
+            if ((rc = tname(b, name, sizeof name, prefix, "mlp.gate")) ||
+                (rc = bind_linear(b, &blk->gate, name, c->d_ff, c->d_model)))
+                return rc;
         }
-        tname(name, sizeof name, prefix, "mlp.down");
-        if ((rc = bind_linear(b, &blk->down, name, c->d_model, c->d_ff))) return rc;
+        if ((rc = tname(b, name, sizeof name, prefix, "mlp.down")) ||
+            (rc = bind_linear(b, &blk->down, name, c->d_model, c->d_ff)))
+            return rc;
     }
     return ATTN_OK;
 }
@@ -193,6 +212,8 @@ static int bind_model(attn_model *m, binder *b) {
 attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
                           attn_tokenizer *tok, attn_error *err) {
     *out = NULL;
+    attn_error local; /* the binder reads the status back from err */
+    if (!err) err = &local;
     attn_model *m = calloc(1, sizeof *m);
     if (!m) {
         attn_safetensors_close(st);
