@@ -93,7 +93,7 @@ static int st_table_init(attn_safetensors *st, attn_error *err) {
                                   st->n);
     }
     st->slots = attn_calloc_array(cap, sizeof *st->slots, st->name, err);
-    if (!st->slots) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    if (!st->slots) return ATTN_ERR_NOMEM;
     st->cap = cap;
     return ATTN_OK;
 }
@@ -389,7 +389,7 @@ static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p
     float *f = attn_alloc_array(t->numel, sizeof *f, t->name, err);
     if (!f) {
         attn_error_prefix(err, "%s", st->name);
-        return err ? (int)err->status : ATTN_ERR_NOMEM;
+        return ATTN_ERR_NOMEM;
     }
     switch (t->dtype) {
     case ATTN_DTYPE_F32:
@@ -611,7 +611,7 @@ attn_status attn_safetensors_parse(attn_safetensors **out, const void *buf, size
     if (!buf && len > 0)
         return attn_error_set(err, ATTN_ERR_USAGE, "%s: NULL buffer of %zu bytes", name, len);
     attn_safetensors *st = st_new(name, err);
-    if (!st) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    if (!st) return ATTN_ERR_NOMEM;
     int rc = st_build(st, buf, len, err);
     if (rc != ATTN_OK) {
         attn_safetensors_close(st);
@@ -632,7 +632,7 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn
     attn_safetensors *st = st_new(path, err);
     if (!st) {
         attn_unmap_file(map, len);
-        return err ? (int)err->status : ATTN_ERR_NOMEM;
+        return ATTN_ERR_NOMEM;
     }
     st->map = map;
     st->map_len = len;

@@ -22,7 +22,7 @@ attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenize
     if (!buf) buf = "";
 
     attn_tokenizer *tok = attn_calloc_array(1, sizeof *tok, "tokenizer", err);
-    if (!tok) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    if (!tok) return ATTN_ERR_NOMEM;
     tok->type = tc->type;
     tok->bos = tok->eos = -1;
     int rc;
