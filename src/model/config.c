@@ -7,6 +7,7 @@
  * Every message starts with "NAME: " and names the key at fault. */
 #include "base/json.h"
 #include "base/util.h"
+#include "model/limits.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,8 +16,6 @@
 #include <sys/stat.h>
 
 #define CONFIG_FILE_MAX ((size_t)1 << 20) /* attn_config_load reads at most 1 MiB */
-#define INT_KEY_MAX (1 << 24)              /* cap of every integer key */
-#define ELEMS_MAX ((uint64_t)1 << 31)      /* cap of every implied tensor / row size */
 
 /* ------------------------------------------------------------------------ */
 /* Enum names: the index is the enum value.                                  */
@@ -175,8 +174,9 @@ static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!isfinite(x) || x != floor(x))
         return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
     if (x < 1) return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
-    if (x > INT_KEY_MAX)
-        return fail(c, "key \"%s\": %s is too large (at most %d)", key, num, INT_KEY_MAX);
+    if (x > ATTN_CONFIG_INT_MAX)
+        return fail(c, "key \"%s\": %s is too large (at most %d)", key, num,
+                    ATTN_CONFIG_INT_MAX);
     *out = (int)x;
     return ATTN_OK;
 }
@@ -328,14 +328,9 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
 /* ------------------------------------------------------------------------ */
 /* Whole config                                                               */
 
-/* a * b elements, refused when over ELEMS_MAX. */
+/* a * b elements, refused when over ATTN_CONFIG_ELEMS_MAX. */
 static int check_elems(const ctx *c, const char *what, uint64_t a, uint64_t b, uint64_t *out) {
-    uint64_t p;
-    if (__builtin_mul_overflow(a, b, &p) || p > ELEMS_MAX)
-        return fail(c, "%s = %llu * %llu elements is more than %llu", what, (unsigned long long)a,
-                    (unsigned long long)b, (unsigned long long)ELEMS_MAX);
-    if (out) *out = p;
-    return ATTN_OK;
+    return attn_check_elems(c->err, c->name, what, a, b, out);
 }
 
 /* Files the top-level members; refuses a missing required key and a format

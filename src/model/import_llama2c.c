@@ -21,6 +21,7 @@
 #include "base/bytes.h"
 #include "base/tmpfile.h"
 #include "base/util.h"
+#include "model/limits.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -33,8 +34,6 @@
 #define L2C_MAGIC 0x616b3432u      /* "ak42" */
 #define L2C_LEGACY_HEADER 28       /* 7 int32 */
 #define L2C_V1_HEADER 256
-#define L2C_FIELD_MAX (1 << 24)    /* the config's cap on every integer key */
-#define L2C_ELEMS_MAX ((uint64_t)1 << 31) /* the config's cap on a tensor's elements */
 #define L2C_TOKENIZER_MAX ((size_t)64 << 20)
 
 static const char *const field_names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
@@ -105,10 +104,10 @@ static int l2c_check_fields(attn_llama2c_header *h, const int32_t f[7], const ch
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d, expected a positive number", name,
                                   field_names[i], (int)f[i]);
-        if (f[i] > L2C_FIELD_MAX)
+        if (f[i] > ATTN_CONFIG_INT_MAX)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d is too large (at most %d)", name,
-                                  field_names[i], (int)f[i], L2C_FIELD_MAX);
+                                  field_names[i], (int)f[i], ATTN_CONFIG_INT_MAX);
     }
     h->dim = f[0];
     h->hidden_dim = f[1];
@@ -139,13 +138,8 @@ static int l2c_check_fields(attn_llama2c_header *h, const int32_t f[7], const ch
         {"hidden_dim * dim", F, D},
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-        uint64_t e;
-        if (__builtin_mul_overflow(caps[i].a, caps[i].b, &e) || e > L2C_ELEMS_MAX)
-            return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: %s = %llu * %llu elements is more than %llu", name,
-                                  caps[i].what, (unsigned long long)caps[i].a,
-                                  (unsigned long long)caps[i].b,
-                                  (unsigned long long)L2C_ELEMS_MAX);
+        int rc = attn_check_elems(err, name, caps[i].what, caps[i].a, caps[i].b, NULL);
+        if (rc) return rc;
     }
     return ATTN_OK;
 }
