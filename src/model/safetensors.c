@@ -1,4 +1,5 @@
-/* safetensors: mmap + validate + tensor lookup, and the writer.
+/* safetensors: mmap + validate + tensor lookup, and the writer (through a
+ * temporary renamed into place, base/tmpfile.h).
  *
  * File layout: [u64 little-endian N][N bytes of JSON header][data area].
  * The header maps each tensor name to {"dtype", "shape", "data_offsets"}

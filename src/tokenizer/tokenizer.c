@@ -23,7 +23,6 @@ attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenize
 
     attn_tokenizer *tok = attn_calloc_array(1, sizeof *tok, "tokenizer", err);
     if (!tok) return ATTN_ERR_NOMEM;
-    tok->type = tc->type;
     tok->bos = tok->eos = -1;
     int rc;
     switch (tc->type) {
