@@ -31,13 +31,13 @@ static int tname(const binder *b, char *name, size_t cap, const char *prefix, co
     return ATTN_OK;
 }
 
-static int shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+/* "[d0, d1, ...]" into buf[cap], cut short when it does not fit. */
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     size_t n = 0;
     n += (size_t)snprintf(buf + n, cap - n, "[");
     for (int i = 0; i < ndim && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (n < cap) snprintf(buf + n, cap - n, "]");
-    return 0;
 }
 
 /* Finds `name`, checks its shape is [d0] or [d0, d1] (d1 < 0: 1-D), claims it. */
