@@ -22,15 +22,17 @@ void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err
 
 /* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes
  * the NUL). Refuses files larger than max_bytes. */
-int attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, attn_error *err);
+attn_status attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len,
+                           attn_error *err);
 
 /* Maps a regular file read-only (*map is NULL for an empty file); release
  * with attn_unmap_file. A missing file, a directory or another kind of file
  * is ATTN_ERR_IO naming the path. */
-int attn_map_file(const char *path, void **map, size_t *len, attn_error *err);
+attn_status attn_map_file(const char *path, void **map, size_t *len, attn_error *err);
 void attn_unmap_file(void *map, size_t len);
 
 /* Joins dir and rel ("a/b" + "c" = "a/b/c"; an absolute rel is kept). */
-int attn_path_join(char *out, size_t cap, const char *dir, const char *rel, attn_error *err);
+attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *rel,
+                           attn_error *err);
 
 #endif

@@ -1,8 +1,9 @@
 /* model.c: config + safetensors + tokenizer -> struct attn_model.
  *
- * Every tensor the config needs (CONTRACT section 2) is looked up, checked
- * for shape and bound as a view into the mapped file. A tensor the config
- * does not explain is refused: a model must be exactly what its config says.
+ * Every tensor the config needs (docs/model-format.md, "Tensor names") is
+ * looked up, checked for shape and bound as a view into the mapped file. A
+ * tensor the config does not explain is refused: a model must be exactly
+ * what its config says.
  */
 #include "model/model.h"
 
@@ -19,18 +20,25 @@ typedef struct binder {
     attn_error *err;
 } binder;
 
-/* name = prefix + "." + part (tensor names are far shorter than the buffers) */
-static void tname(char *name, size_t cap, const char *prefix, const char *part) {
-    if (snprintf(name, cap, "%s.%s", prefix, part) >= (int)cap) name[0] = '\0';
+/* name = prefix + "." + part (just part when prefix is ""); a name longer
+ * than the buffer is an error (the names of a valid config are far shorter). */
+static int tname(const binder *b, char *name, size_t cap, const char *prefix, const char *part) {
+    int n = snprintf(name, cap, "%s%s%s", prefix, prefix[0] ? "." : "", part);
+    if (n < 0 || (size_t)n >= cap)
+        return attn_error_set(b->err, ATTN_ERR_INTERNAL,
+                              "%s: the name of tensor %.100s%s%s is longer than %zu bytes",
+                              attn_safetensors_name(b->st), prefix, prefix[0] ? "." : "", part,
+                              cap - 1);
+    return ATTN_OK;
 }
 
-static int shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+/* "[d0, d1, ...]" into buf[cap], cut short when it does not fit. */
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     size_t n = 0;
     n += (size_t)snprintf(buf + n, cap - n, "[");
     for (int i = 0; i < ndim && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (n < cap) snprintf(buf + n, cap - n, "]");
-    return 0;
 }
 
 /* Finds `name`, checks its shape is [d0] or [d0, d1] (d1 < 0: 1-D), claims it. */
@@ -57,100 +65,92 @@ static const float *need(binder *b, const char *name, int64_t d0, int64_t d1) {
     return t->data;
 }
 
-static int bind_linear(binder *b, attn_linear *l, const char *prefix, int out, int in) {
-    char name[256];
-    tname(name, sizeof name, prefix, "weight");
+/* Binds prefix.part.weight [d0, d1] (d1 < 0: [d0]) into *w and, when
+ * has_bias, prefix.part.bias [d0] into *bias (else NULL). */
+static int bind_weight_bias(binder *b, const char *prefix, const char *part, int d0, int d1,
+                            bool has_bias, const float **w, const float **bias) {
+    char base[256], name[256];
+    int rc;
+    *bias = NULL;
+    if ((rc = tname(b, base, sizeof base, prefix, part)) ||
+        (rc = tname(b, name, sizeof name, base, "weight")))
+        return rc;
+    if (!(*w = need(b, name, d0, d1))) return b->err->status;
+    if (!has_bias) return ATTN_OK;
+    if ((rc = tname(b, name, sizeof name, base, "bias"))) return rc;
+    if (!(*bias = need(b, name, d0, -1))) return b->err->status;
+    return ATTN_OK;
+}
+
+/* prefix.part: a linear layer [out, in], with a bias when the config has them. */
+static int bind_linear(binder *b, attn_linear *l, const char *prefix, const char *part, int out,
+                       int in) {
     l->out = out;
     l->in = in;
-    if (!(l->w = need(b, name, out, in))) return b->err->status;
-    l->b = NULL;
-    if (b->cfg->bias) {
-        tname(name, sizeof name, prefix, "bias");
-        if (!(l->b = need(b, name, out, -1))) return b->err->status;
-    }
-    return ATTN_OK;
+    return bind_weight_bias(b, prefix, part, out, in, b->cfg->bias, &l->w, &l->b);
 }
 
-static int bind_norm(binder *b, attn_norm_weights *n, const char *prefix) {
-    char name[256];
-    int D = b->cfg->d_model;
-    tname(name, sizeof name, prefix, "weight");
-    if (!(n->w = need(b, name, D, -1))) return b->err->status;
-    n->b = NULL;
-    if (b->cfg->norm == ATTN_NORM_LAYERNORM) {
-        tname(name, sizeof name, prefix, "bias");
-        if (!(n->b = need(b, name, D, -1))) return b->err->status;
-    }
-    return ATTN_OK;
+/* prefix.part: a norm [D], with a bias for layernorm. */
+static int bind_norm(binder *b, attn_norm_weights *n, const char *prefix, const char *part) {
+    return bind_weight_bias(b, prefix, part, b->cfg->d_model, -1,
+                            b->cfg->norm == ATTN_NORM_LAYERNORM, &n->w, &n->b);
 }
 
-static int bind_attention(binder *b, attn_attention_weights *a, const char *prefix) {
+/* prefix.part.{q,k,v,o}: one attention sub-layer. */
+static int bind_attention(binder *b, attn_attention_weights *a, const char *prefix,
+                          const char *part) {
     const attn_config *c = b->cfg;
-    char name[256];
+    char base[256];
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     int rc;
-    tname(name, sizeof name, prefix, "q");
-    if ((rc = bind_linear(b, &a->q, name, qd, c->d_model))) return rc;
-    tname(name, sizeof name, prefix, "k");
-    if ((rc = bind_linear(b, &a->k, name, kvd, c->d_model))) return rc;
-    tname(name, sizeof name, prefix, "v");
-    if ((rc = bind_linear(b, &a->v, name, kvd, c->d_model))) return rc;
-    tname(name, sizeof name, prefix, "o");
-    return bind_linear(b, &a->o, name, c->d_model, qd);
+    if ((rc = tname(b, base, sizeof base, prefix, part)) ||
+        (rc = bind_linear(b, &a->q, base, "q", qd, c->d_model)) ||
+        (rc = bind_linear(b, &a->k, base, "k", kvd, c->d_model)) ||
+        (rc = bind_linear(b, &a->v, base, "v", kvd, c->d_model)))
+        return rc;
+    return bind_linear(b, &a->o, base, "o", c->d_model, qd);
 }
 
+/* One block, prefix "blocks.i" or "encoder.blocks.i". */
 static int bind_block(binder *b, attn_block_weights *blk, const char *prefix, bool cross) {
     const attn_config *c = b->cfg;
-    char name[256];
     int rc;
     memset(blk, 0, sizeof *blk);
-    tname(name, sizeof name, prefix, "attn_norm");
-    if ((rc = bind_norm(b, &blk->attn_norm, name))) return rc;
-    tname(name, sizeof name, prefix, "attn");
-    if ((rc = bind_attention(b, &blk->attn, name))) return rc;
+    if ((rc = bind_norm(b, &blk->attn_norm, prefix, "attn_norm")) ||
+        (rc = bind_attention(b, &blk->attn, prefix, "attn")))
+        return rc;
     blk->has_cross = cross;
-    if (cross) {
-        tname(name, sizeof name, prefix, "cross_norm");
-        if ((rc = bind_norm(b, &blk->cross_norm, name))) return rc;
-        tname(name, sizeof name, prefix, "cross");
-        if ((rc = bind_attention(b, &blk->cross, name))) return rc;
-    }
+    if (cross && ((rc = bind_norm(b, &blk->cross_norm, prefix, "cross_norm")) ||
+                  (rc = bind_attention(b, &blk->cross, prefix, "cross"))))
+        return rc;
     blk->has_mlp = c->mlp != ATTN_MLP_NONE;
-    if (blk->has_mlp) {
-        tname(name, sizeof name, prefix, "mlp_norm");
-        if ((rc = bind_norm(b, &blk->mlp_norm, name))) return rc;
-        tname(name, sizeof name, prefix, "mlp.up");
-        if ((rc = bind_linear(b, &blk->up, name, c->d_ff, c->d_model))) return rc;
-        if (c->mlp == ATTN_MLP_SWIGLU) {
-            tname(name, sizeof name, prefix, "mlp.gate");
-            if ((rc = bind_linear(b, &blk->gate, name, c->d_ff, c->d_model))) return rc;
-        }
-        tname(name, sizeof name, prefix, "mlp.down");
-        if ((rc = bind_linear(b, &blk->down, name, c->d_model, c->d_ff))) return rc;
-    }
-    return ATTN_OK;
+    if (!blk->has_mlp) return ATTN_OK;
+    if ((rc = bind_norm(b, &blk->mlp_norm, prefix, "mlp_norm")) ||
+        (rc = bind_linear(b, &blk->up, prefix, "mlp.up", c->d_ff, c->d_model)))
+        return rc;
+    if (c->mlp == ATTN_MLP_SWIGLU &&
+        (rc = bind_linear(b, &blk->gate, prefix, "mlp.gate", c->d_ff, c->d_model)))
+        return rc;
+    return bind_linear(b, &blk->down, prefix, "mlp.down", c->d_model, c->d_ff);
 }
 
 /* Binds one stack: `prefix` is "blocks" or "encoder.blocks"; `top` is "" or
- * "encoder." for the stack-level norms ("norm", "embed_norm"). */
+ * "encoder" for the stack-level norms ("norm", "embed_norm"). */
 static int bind_stack(binder *b, attn_stack_weights *s, int n_layers, const char *prefix,
                       const char *top, bool cross) {
-    char norm_name[64];
+    int rc;
     s->has_embed_norm = b->cfg->embed_norm;
-    snprintf(norm_name, sizeof norm_name, "%sembed_norm", top);
-    if (s->has_embed_norm && bind_norm(b, &s->embed_norm, norm_name)) return b->err->status;
-    snprintf(norm_name, sizeof norm_name, "%snorm", top);
+    if (s->has_embed_norm && (rc = bind_norm(b, &s->embed_norm, top, "embed_norm"))) return rc;
     s->n_layers = n_layers;
     s->blocks = attn_calloc_array((size_t)n_layers, sizeof *s->blocks, "model blocks", b->err);
-    if (!s->blocks) return b->err->status;
+    if (!s->blocks) return ATTN_ERR_NOMEM;
     for (int i = 0; i < n_layers; i++) {
         char name[128];
         snprintf(name, sizeof name, "%s.%d", prefix, i);
-        int rc = bind_block(b, &s->blocks[i], name, cross);
-        if (rc) return rc;
+        if ((rc = bind_block(b, &s->blocks[i], name, cross))) return rc;
     }
     s->has_final_norm = b->cfg->final_norm;
-    if (s->has_final_norm) return bind_norm(b, &s->final_norm, norm_name);
+    if (s->has_final_norm) return bind_norm(b, &s->final_norm, top, "norm");
     return ATTN_OK;
 }
 
@@ -171,7 +171,7 @@ static int bind_model(attn_model *m, binder *b) {
         m->encoder.causal = false;
         m->encoder.stack = ATTN_STACK_ENCODER;
         m->encoder.source = true;
-        rc = bind_stack(b, &m->encoder, c->n_encoder_layers, "encoder.blocks", "encoder.", false);
+        rc = bind_stack(b, &m->encoder, c->n_encoder_layers, "encoder.blocks", "encoder", false);
         if (rc) return rc;
     }
     if (c->lm_head == ATTN_LM_HEAD_TIED)
@@ -193,6 +193,8 @@ static int bind_model(attn_model *m, binder *b) {
 attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
                           attn_tokenizer *tok, attn_error *err) {
     *out = NULL;
+    attn_error local; /* the binder reads the status back from err */
+    if (!err) err = &local;
     attn_model *m = calloc(1, sizeof *m);
     if (!m) {
         attn_safetensors_close(st);

@@ -1,14 +1,15 @@
 /* Output files are written to a temporary name next to the target and
- * renamed at the end, so a failed or interrupted run leaves nothing behind. */
+ * renamed at the end (base/tmpfile.h), so a failed or interrupted run leaves
+ * nothing behind. The temporaries still open are listed here, so that a
+ * signal handler can remove them (attn_outfile_abort_all). */
 #include "attn/write.h"
 
+#include "base/tmpfile.h"
 #include "base/util.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* Temporaries currently open, so a signal handler can remove them. */
@@ -39,38 +40,20 @@ attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err
         o->f = stdout;
         return ATTN_OK;
     }
-    size_t n = strlen(path);
     o->path = strdup(path);
-    o->tmp = malloc(n + 16);
-    if (!o->path || !o->tmp) {
+    if (!o->path) return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+    attn_tmp_step step;
+    int e = attn_tmpfile_open(path, &o->f, &o->tmp, &step);
+    if (e) {
         free(o->path);
-        free(o->tmp);
-        return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(o->tmp, path, n);
-    memcpy(o->tmp + n, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(o->tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(o->path);
-        free(o->tmp);
-        memset(o, 0, sizeof *o);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    track(o->tmp, true);
-    /* mkstemp creates 0600; the final file gets the usual 0666 less the umask
-     * (the CLI is single-threaded, so reading the umask this way is safe).
-     * Should fchmod fail, the file just stays private. */
-    mode_t mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
-    o->f = fdopen(fd, "w");
-    if (!o->f) {
-        int e = errno;
-        close(fd);
-        attn_outfile_abort(o);
+        o->path = NULL;
+        if (step == ATTN_TMP_NAME)
+            return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+        if (step == ATTN_TMP_CREATE)
+            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
     }
+    track(o->tmp, true);
     static const int bufsize = 1 << 20;
     setvbuf(o->f, NULL, _IOFBF, bufsize);
     return ATTN_OK;
@@ -84,22 +67,10 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
             return attn_error_set(err, ATTN_ERR_IO, "standard output: %s", strerror(errno));
         return ATTN_OK;
     }
-    bool bad = ferror(o->f) != 0;
-    int e = errno;
-    if (fclose(o->f) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    o->f = NULL;
-    if (!bad && rename(o->tmp, o->path) != 0) {
-        bad = true;
-        e = errno;
-    }
+    attn_tmp_step step;
+    int e = attn_tmpfile_commit(o->f, o->tmp, o->path, 0, &step);
     int rc = ATTN_OK;
-    if (bad) {
-        unlink(o->tmp);
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", o->path, strerror(e));
-    }
+    if (e) rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", o->path, strerror(e));
     track(o->tmp, false);
     free(o->tmp);
     free(o->path);
@@ -108,9 +79,8 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
 }
 
 void attn_outfile_abort(attn_outfile *o) {
-    if (o->f && o->path) fclose(o->f);
     if (o->tmp) {
-        unlink(o->tmp);
+        attn_tmpfile_discard(o->f, o->tmp);
         track(o->tmp, false);
     }
     free(o->tmp);
