@@ -137,11 +137,8 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
     const attn_labels *kl = key->source                  ? run->source
                            : key->kind == ATTN_KIND_CROSS ? run->source
                                                           : run->main;
-    bool causal = key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER &&
-                  !key->source && run->cfg->arch != ATTN_ARCH_ENCODER;
-    fprintf(f, "%s layer %d, %s-attention, head %d\n",
-            key->stack == ATTN_STACK_ENCODER ? "encoder" : "decoder", key->layer,
-            key->kind == ATTN_KIND_CROSS ? "cross" : "self", key->head);
+    fprintf(f, "%s layer %d, %s-attention, head %d\n", attn_stack_name(key->stack), key->layer,
+            attn_kind_name(key->kind), key->head);
 
     /* the strongest key of each row, over the whole row */
     int *best = malloc((size_t)(v->rows > 0 ? v->rows : 1) * sizeof *best);
@@ -182,7 +179,7 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
             text_pad(f, lab, LABEL, false);
             for (int c = c0; c < c1; c++) {
                 putc(' ', f);
-                if (causal && c > qpos) {
+                if (key->causal && c > qpos) {
                     text_pad(f, "  ·", CELL - 1, false);
                     continue;
                 }

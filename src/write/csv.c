@@ -34,16 +34,6 @@ static void key_labels(const attn_run_info *run, const attn_capture_key *key, co
     }
 }
 
-/* Self-attention of a decoder stack is causal. */
-static bool is_causal(const attn_run_info *run, const attn_capture_key *key) {
-    return key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER && !key->source &&
-           run->cfg->arch != ATTN_ARCH_ENCODER;
-}
-
-static const char *stack_name(attn_stack s) {
-    return s == ATTN_STACK_ENCODER ? "encoder" : "decoder";
-}
-
 void attn_csv_maps_header(FILE *f) {
     fputs("input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n", f);
 }
@@ -60,15 +50,14 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     const attn_run_info *run = w->run;
     const attn_labels *ql, *kl;
     key_labels(run, key, &ql, &kl);
-    bool causal = is_causal(run, key);
     char prefix[128];
-    snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, stack_name(key->stack),
-             key->layer, key->kind == ATTN_KIND_CROSS ? "cross" : "self", key->head);
+    snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, attn_stack_name(key->stack),
+             key->layer, attn_kind_name(key->kind), key->head);
     for (int r = 0; r < v->rows; r++) {
         int qpos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
         for (int c = 0; c < v->cols; c++) {
-            if (causal && c > qpos) break; /* masked: exactly 0, left out */
+            if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
             fputs(prefix, w->f);
             fprintf(w->f, "%d,", qpos);
             attn_csv_field(w->f, attn_labels_at(ql, qpos));
