@@ -43,6 +43,13 @@ void explain_req_free(explain_req *r) {
     mat_free(&r->memory);
 }
 
+/* The head of r that captures key's kind of attention; NULL when none. */
+static explain_head *head_of(explain_req *r, const attn_capture_key *key) {
+    for (int k = 0; k < r->n_kinds; k++)
+        if (key->kind == r->kinds[k]) return &r->heads[k];
+    return NULL;
+}
+
 /* Which of r's slots does key fill? NULL when none. */
 static ex_mat *slot(explain_req *r, const attn_capture_key *key) {
     if (key->value == ATTN_V_HIDDEN && key->source && r->n_kinds > 0 &&
@@ -53,35 +60,35 @@ static ex_mat *slot(explain_req *r, const attn_capture_key *key) {
     if (key->value == ATTN_V_RESID) return key->layer == r->layer - 1 ? &r->prev : NULL;
     if (key->layer != r->layer || key->value < ATTN_V_ATTN_IN || key->value > ATTN_V_ATTN_OUT)
         return NULL;
-    for (int k = 0; k < r->n_kinds; k++) {
-        if (key->kind != r->kinds[k]) continue;
-        switch (key->value) {
-        case ATTN_V_Q:
-        case ATTN_V_SCORES:
-        case ATTN_V_WEIGHTS:
-        case ATTN_V_HEAD_CONTEXT:
-            return key->head == r->head ? &r->heads[k].val[key->value] : NULL;
-        case ATTN_V_K:
-        case ATTN_V_V: return key->head == r->kv_head ? &r->heads[k].val[key->value] : NULL;
-        default: return &r->heads[k].val[key->value];
-        }
+    explain_head *h = head_of(r, key);
+    if (!h) return NULL;
+    switch (key->value) {
+    case ATTN_V_Q:
+    case ATTN_V_SCORES:
+    case ATTN_V_WEIGHTS:
+    case ATTN_V_HEAD_CONTEXT: return key->head == r->head ? &h->val[key->value] : NULL;
+    case ATTN_V_K:
+    case ATTN_V_V: return key->head == r->kv_head ? &h->val[key->value] : NULL;
+    default: return &h->val[key->value];
     }
-    return NULL;
 }
 
 bool explain_wants(void *user, const attn_capture_key *key) { return slot(user, key) != NULL; }
 
 attn_status explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                 attn_error *err) {
-    ex_mat *m = slot(user, key);
+                         attn_error *err) {
+    explain_req *r = user;
+    ex_mat *m = slot(r, key);
     if (!m) return ATTN_OK;
     size_t n = (size_t)v->rows * (size_t)v->cols;
     float *p = malloc((n ? n : 1) * sizeof *p);
     if (!p) {
-        attn_capture_name(key, err->message, sizeof err->message);
-        strncat(err->message, ": out of memory", sizeof err->message - strlen(err->message) - 1);
-        return ATTN_ERR_NOMEM;
+        char name[160];
+        attn_capture_name(key, name, sizeof name);
+        return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
     }
+    if (key->value >= ATTN_V_ATTN_IN && key->value <= ATTN_V_ATTN_OUT)
+        head_of(r, key)->causal = key->causal;
     memcpy(p, v->data, n * sizeof *p);
     free(m->data);
     m->data = p;
@@ -354,7 +361,7 @@ static double *weight_cols(const attn_tensor *t, int r0, int n) {
 static const attn_tensor *tensor(const explain_opts *o, const char *prefix, const char *part) {
     char name[160];
     snprintf(name, sizeof name, "%s.%s", prefix, part);
-    return attn_safetensors_find(o->st, name);
+    return attn_model_tensor(o->model, name);
 }
 
 /* The tokens of one sequence, as a table wrapped to the width. */
@@ -440,7 +447,7 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
     const bool has_pos =
         cfg->positional == ATTN_POS_LEARNED || cfg->positional == ATTN_POS_SINUSOIDAL;
     const bool enorm = cfg->embed_norm;
-    const char *nname = cfg->norm == ATTN_NORM_RMSNORM ? "rmsnorm" : "layernorm";
+    const char *nname = attn_norm_name(cfg->norm);
     const char *scaled = cfg->embed_scale != 1.0 ? ", times embed_scale" : "";
     if (!has_pos) {
         if (cfg->positional == ATTN_POS_ROPE)
@@ -451,8 +458,8 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
     if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
     if (has_pos || enorm) {
         /* the parts that make the captured X, from the weights */
-        const attn_tensor *te = attn_safetensors_find(o->st, "tok_embed");
-        const attn_tensor *tp = attn_safetensors_find(o->st, "pos_embed");
+        const attn_tensor *te = attn_model_tensor(o->model, "tok_embed");
+        const attn_tensor *tp = attn_model_tensor(o->model, "pos_embed");
         const int T = x->rows;
         double *e = malloc((size_t)T * D * sizeof *e), *pe = malloc((size_t)T * D * sizeof *pe);
         if (te && e && pe) {
@@ -575,11 +582,10 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     const attn_config *cfg = o->cfg;
     const explain_head *h = &r->heads[k];
     const bool cross = r->kinds[k] == ATTN_KIND_CROSS;
-    const bool causal = !cross && r->stack == ATTN_STACK_DECODER && !r->source &&
-                        cfg->arch != ATTN_ARCH_ENCODER;
+    const bool causal = h->causal;
     const bool pre = cfg->norm_position == ATTN_NORM_PRE;
     const int H = cfg->n_heads, hd = cfg->head_dim, D = cfg->d_model;
-    const char *norm = cfg->norm == ATTN_NORM_RMSNORM ? "rmsnorm" : "layernorm";
+    const char *norm = attn_norm_name(cfg->norm);
     char prefix[96];
     snprintf(prefix, sizeof prefix, "%s.%d.%s", r->source ? "encoder.blocks" : "blocks", r->layer,
              cross ? "cross" : "attn");
@@ -740,14 +746,11 @@ int explain_print(const explain_opts *o, const explain_req *r, attn_error *err) 
     if (!mem) return attn_error_set(err, ATTN_ERR_NOMEM, "explain: out of memory");
     pr p = {.o = o, .f = mem, .nw = o->digits + 4, .cell = o->digits + 5};
     const attn_config *cfg = o->cfg;
-    const char *stack = r->stack == ATTN_STACK_ENCODER ? "encoder" : "decoder";
     for (int k = 0; k < r->n_kinds; k++) {
         const bool cross = r->kinds[k] == ATTN_KIND_CROSS;
-        fprintf(p.f, "== %s layer %d, head %d: %s-attention%s ==\n\n", stack, r->layer, r->head,
-                cross ? "cross" : "self",
-                cross                                                               ? ""
-                : (r->stack == ATTN_STACK_DECODER && cfg->arch != ATTN_ARCH_ENCODER) ? " (causal)"
-                                                                                     : "");
+        fprintf(p.f, "== %s layer %d, head %d: %s-attention%s ==\n\n", attn_stack_name(r->stack),
+                r->layer, r->head, attn_kind_name(r->kinds[k]),
+                r->heads[k].causal ? " (causal)" : "");
         if (k == 0) {
             if (o->config_path) note(&p, "model: %s", o->config_path);
             note(&p, "%s, d_model %d, %d head%s of head_dim %d,", attn_arch_name(cfg->arch),

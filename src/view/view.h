@@ -70,6 +70,7 @@ typedef struct ex_mat {
 } ex_mat;
 typedef struct explain_head {
     ex_mat val[ATTN_V_COUNT]; /* ATTN_IN .. ATTN_OUT of the chosen layer and head */
+    bool causal;              /* the captured values are under a causal mask (key->causal) */
 } explain_head;
 /* What to explain (filled by the caller) and what the sink captured. */
 typedef struct explain_req {
@@ -99,7 +100,7 @@ typedef struct explain_opts {
     int digits;  /* decimals of every number */
     bool full;   /* no abbreviation: every row and column */
     const attn_config *cfg;
-    const attn_safetensors *st; /* the model's weights, shown next to the values */
+    const attn_model *model;    /* the weights shown next to the values (attn_model_tensor) */
     const char *config_path;
     const explain_seq *seq;     /* the explained stack's input (queries) */
     const explain_seq *source;  /* encoder input of an encoder-decoder (cross keys), or NULL */
