@@ -55,6 +55,34 @@ ATTN_API void attn_labels_free(attn_labels *l);
 /* The label of position pos, "?" when out of range (or l is NULL). */
 ATTN_API const char *attn_labels_at(const attn_labels *l, int pos);
 
+/* ---- next-token predictions (write/predictions.c) ---- */
+/* What every predictions sink shares: it takes the logits of the main stack
+ * (ATTN_V_LOGITS, [T, V]), and reports, after each position (or only the
+ * last one of each emitted block of rows), the k most likely next tokens:
+ * attn_topk, best first, probabilities a softmax over the whole vocabulary
+ * in double, equal logits ranked by the lower id. The CSV writer below and
+ * the CLI's readable listing both report them through attn_predictions_each. */
+typedef struct attn_predictions {
+    int k;                /* 1 .. vocab_size (attn_topk refuses another k) */
+    bool last_only;       /* only the last row of each emitted block */
+    attn_prediction *top; /* [k] scratch, owned */
+} attn_predictions;
+/* Fills p and allocates its scratch (ATTN_ERR_NOMEM); attn_predictions_free
+ * releases it and accepts NULL or a zeroed p. */
+ATTN_API attn_status attn_predictions_init(attn_predictions *p, int k, bool last_only, attn_error *err);
+ATTN_API void attn_predictions_free(attn_predictions *p);
+/* The values predictions are made from: the main stack's logits. user is
+ * not read, so any predictions sink can use this as its wants. */
+ATTN_API bool attn_predictions_wants(void *user, const attn_capture_key *key);
+/* Receives the predictions after position pos: top [k], best first. */
+typedef attn_status (*attn_prediction_row_fn)(void *user, int pos, const attn_prediction *top, int k,
+                                              attn_error *err);
+/* Computes the top k of each reported row of the logits v ([rows, V]) in
+ * order and hands it to row(user, ...); stops at the first status that is
+ * not ATTN_OK (from attn_topk or row) and returns it. */
+ATTN_API attn_status attn_predictions_each(attn_predictions *p, const attn_capture_view *v,
+                                           attn_prediction_row_fn row, void *user, attn_error *err);
+
 /* ---- CSV (write/csv.c) ---- */
 /* Writes s as one CSV field, RFC 4180-quoted when it holds a comma, quote,
  * CR/LF, or leading/trailing white space. */
@@ -68,6 +96,11 @@ typedef struct attn_run_info {
     const attn_config *cfg;
 } attn_run_info;
 
+/* Attention maps, one row per weight (ATTN_V_WEIGHTS):
+ *   input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight
+ * stack: attn_stack_name; kind: attn_kind_name; head: the query head;
+ * tokens: the labels of the query and key positions; weight: %.9g. Entries
+ * a causal mask sets to 0 (key->causal, key after query) are left out. */
 typedef struct attn_csv_maps {
     FILE *f;
     const attn_run_info *run;
@@ -77,6 +110,8 @@ ATTN_API bool attn_csv_maps_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                   attn_error *err);
 
+/* Context vectors, one row per position of the main stack's final hidden
+ * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (%.9g). */
 typedef struct attn_csv_context {
     FILE *f;
     const attn_run_info *run;
@@ -85,6 +120,27 @@ ATTN_API void attn_csv_context_header(FILE *f, int d_model);
 ATTN_API bool attn_csv_context_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                      attn_error *err);
+
+/* Next-token predictions (see attn_predictions), k rows per reported position:
+ *   input,pos,rank,token_id,token,logit,prob
+ * pos: the position the prediction follows; rank from 1; token:
+ * attn_token_text; logit and prob: %.9g. */
+typedef struct attn_csv_predictions {
+    FILE *f;
+    const attn_run_info *run;
+    const attn_tokenizer *tok; /* token texts; NULL: ids */
+    attn_predictions pred;
+} attn_csv_predictions;
+/* Fills w (k, last_only: see attn_predictions); attn_csv_predictions_free
+ * releases it and accepts NULL or a zeroed w. */
+ATTN_API attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
+                                               const attn_run_info *run, const attn_tokenizer *tok,
+                                               attn_error *err);
+ATTN_API void attn_csv_predictions_free(attn_csv_predictions *w);
+ATTN_API void attn_csv_predictions_header(FILE *f);
+ATTN_API bool attn_csv_predictions_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
+                                               const attn_capture_view *v, attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define ATTN_FANOUT_MAX 8

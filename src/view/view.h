@@ -43,25 +43,22 @@ bool view_wants(void *user, const attn_capture_key *key);
 attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
               attn_error *err);
 
-/* ---- next-token predictions (topk.c): a sink on ATTN_V_LOGITS ---- */
-typedef struct topk_sink {
+/* ---- next-token predictions, listed readably (predictions.c) ---- */
+/* A sink on the main stack's logits (wants: attn_predictions_wants): per
+ * emitted block a heading, then for each reported position its label and
+ * the k most likely next tokens with id, probability and logit. */
+typedef struct predictions_view {
     FILE *f;
-    bool csv;                /* CSV rows (topk_csv_header), else a readable listing */
-    int k;                   /* 1 .. vocab_size */
-    bool last_only;          /* only the last position of each emitted block of rows */
     const attn_run_info *run;
     const attn_tokenizer *tok; /* token texts; NULL: ids */
-    attn_prediction *top;    /* [k] scratch, owned */
-} topk_sink;
-/* Fills s; returns ATTN_OK or ATTN_ERR_NOMEM. topk_free releases the scratch. */
-int topk_init(topk_sink *s, FILE *f, bool csv, int k, bool last_only, const attn_run_info *run,
-              const attn_tokenizer *tok);
-void topk_free(topk_sink *s);
-/* input,pos,rank,token_id,token,logit,prob */
-void topk_csv_header(FILE *f);
-bool topk_wants(void *user, const attn_capture_key *key);
-attn_status topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-              attn_error *err);
+    attn_predictions pred;     /* k, last_only and the scratch */
+} predictions_view;
+attn_status predictions_view_init(predictions_view *s, FILE *f, int k, bool last_only,
+                                  const attn_run_info *run, const attn_tokenizer *tok,
+                                  attn_error *err);
+void predictions_view_free(predictions_view *s); /* accepts NULL or a zeroed s */
+attn_status predictions_view_emit(void *user, const attn_capture_key *key,
+                                  const attn_capture_view *v, attn_error *err);
 
 /* ---- attn explain (explain.c): every step of one attention head ---- */
 typedef struct ex_mat {

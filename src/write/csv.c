@@ -95,3 +95,43 @@ attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const
     }
     return ATTN_OK;
 }
+
+void attn_csv_predictions_header(FILE *f) { fputs("input,pos,rank,token_id,token,logit,prob\n", f); }
+
+attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
+                                      const attn_run_info *run, const attn_tokenizer *tok,
+                                      attn_error *err) {
+    w->f = f;
+    w->run = run;
+    w->tok = tok;
+    return attn_predictions_init(&w->pred, k, last_only, err);
+}
+
+void attn_csv_predictions_free(attn_csv_predictions *w) {
+    if (w) attn_predictions_free(&w->pred);
+}
+
+bool attn_csv_predictions_wants(void *user, const attn_capture_key *key) {
+    return attn_predictions_wants(user, key);
+}
+
+/* The k rows of the predictions after position pos. */
+static attn_status predictions_row(void *user, int pos, const attn_prediction *top, int k,
+                                   attn_error *err) {
+    (void)err;
+    attn_csv_predictions *w = user;
+    char num[ATTN_ID_TEXT_MAX];
+    for (int j = 0; j < k; j++) {
+        fprintf(w->f, "%ld,%d,%d,%d,", w->run->input, pos, j + 1, top[j].id);
+        attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num));
+        fprintf(w->f, ",%.9g,%.9g\n", (double)top[j].logit, top[j].prob);
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
+                                      const attn_capture_view *v, attn_error *err) {
+    (void)key;
+    attn_csv_predictions *w = user;
+    return attn_predictions_each(&w->pred, v, predictions_row, w, err);
+}
