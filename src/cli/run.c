@@ -143,7 +143,8 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
         rc = attn_csv_predictions_init(&r->topk.csv, f, r->top_k, o->last, &r->rc, r->tok, err);
         c = (attn_capture){attn_csv_predictions_wants, attn_csv_predictions_emit, &r->topk.csv};
     } else {
-        rc = predictions_view_init(&r->topk.view, f, r->top_k, o->last, &r->rc, r->tok, err);
+        r->topk.view = (predictions_view){.f = f, .run = &r->rc, .tok = r->tok};
+        rc = attn_predictions_init(&r->topk.view.pred, r->top_k, o->last, err);
         c = (attn_capture){attn_predictions_wants, predictions_view_emit, &r->topk.view};
     }
     if (rc) return rc;
@@ -282,7 +283,7 @@ static void runner_free(runner *r) {
     attn_outfile_abort(&r->pred_out);
     if (r->pred_tmp) fclose(r->pred_tmp);
     attn_csv_predictions_free(&r->topk.csv);
-    predictions_view_free(&r->topk.view);
+    attn_predictions_free(&r->topk.view.pred);
     attn_session_free(r->sess);
     attn_model_close(r->model);
 }

@@ -6,19 +6,6 @@
 
 #include <string.h>
 
-attn_status predictions_view_init(predictions_view *s, FILE *f, int k, bool last_only,
-                                  const attn_run_info *run, const attn_tokenizer *tok,
-                                  attn_error *err) {
-    s->f = f;
-    s->run = run;
-    s->tok = tok;
-    return attn_predictions_init(&s->pred, k, last_only, err);
-}
-
-void predictions_view_free(predictions_view *s) {
-    if (s) attn_predictions_free(&s->pred);
-}
-
 /* Writes s quoted, with control bytes, quotes and backslashes escaped. */
 static void quoted(FILE *f, const char *s) {
     putc('"', f);

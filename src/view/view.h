@@ -46,17 +46,15 @@ attn_status view_emit(void *user, const attn_capture_key *key, const attn_captur
 /* ---- next-token predictions, listed readably (predictions.c) ---- */
 /* A sink on the main stack's logits (wants: attn_predictions_wants): per
  * emitted block a heading, then for each reported position its label and
- * the k most likely next tokens with id, probability and logit. */
+ * the k most likely next tokens with id, probability and logit. The caller
+ * fills f, run and tok, and sets up pred with attn_predictions_init (and
+ * releases it with attn_predictions_free). */
 typedef struct predictions_view {
     FILE *f;
     const attn_run_info *run;
     const attn_tokenizer *tok; /* token texts; NULL: ids */
     attn_predictions pred;     /* k, last_only and the scratch */
 } predictions_view;
-attn_status predictions_view_init(predictions_view *s, FILE *f, int k, bool last_only,
-                                  const attn_run_info *run, const attn_tokenizer *tok,
-                                  attn_error *err);
-void predictions_view_free(predictions_view *s); /* accepts NULL or a zeroed s */
 attn_status predictions_view_emit(void *user, const attn_capture_key *key,
                                   const attn_capture_view *v, attn_error *err);
 
