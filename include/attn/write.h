@@ -95,6 +95,11 @@ typedef struct attn_run_info {
     const attn_labels *source;  /* encoder input of an encoder-decoder, else NULL */
     const attn_config *cfg;
 } attn_run_info;
+/* The labels of the query rows (*q) and key columns (*k) of an attention
+ * value: the encoder input's for the encoder of an encoder-decoder and for
+ * cross-attention keys, else the main stack's. */
+ATTN_API void attn_run_key_labels(const attn_run_info *run, const attn_capture_key *key,
+                                  const attn_labels **q, const attn_labels **k);
 
 /* Attention maps, one row per weight (ATTN_V_WEIGHTS):
  *   input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight

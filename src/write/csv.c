@@ -22,10 +22,8 @@ void attn_csv_field(FILE *f, const char *s) {
     putc('"', f);
 }
 
-
-/* Query and key labels of an attention value. */
-static void key_labels(const attn_run_info *run, const attn_capture_key *key, const attn_labels **q,
-                       const attn_labels **k) {
+void attn_run_key_labels(const attn_run_info *run, const attn_capture_key *key,
+                         const attn_labels **q, const attn_labels **k) {
     if (key->source) {
         *q = *k = run->source;
     } else {
@@ -49,7 +47,7 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     attn_csv_maps *w = user;
     const attn_run_info *run = w->run;
     const attn_labels *ql, *kl;
-    key_labels(run, key, &ql, &kl);
+    attn_run_key_labels(run, key, &ql, &kl);
     char prefix[128];
     snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, attn_stack_name(key->stack),
              key->layer, attn_kind_name(key->kind), key->head);
