@@ -19,7 +19,6 @@
  * one "…" column, keeping the first ones and the last. */
 #include "view.h"
 
-
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -117,10 +116,6 @@ typedef struct pr {
     int cell; /* nw + 1 marker */
     int section;
 } pr;
-
-
-
-
 
 /* A number with `digits` decimals ("%e" beyond 1e9), never "-0.000". */
 static void fmt_num(char *buf, size_t cap, double v, int digits) {
@@ -395,7 +390,6 @@ static const attn_tensor *tensor(const explain_opts *o, const char *prefix, cons
     snprintf(name, sizeof name, "%s.%s", prefix, part);
     return attn_model_tensor(o->model, name);
 }
-
 
 /* The tokens of one sequence, as a table wrapped to the width. */
 static void print_tokens(pr *p, const explain_seq *s, const char *what) {
@@ -812,7 +806,6 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     print_output(p, &sh);
     print_next(p);
 }
-
 
 int explain_print(const explain_opts *o, const explain_req *r, attn_error *err) {
     char *buf = NULL;
