@@ -36,7 +36,7 @@ ATTN_API void attn_outfile_abort(attn_outfile *o);
 /* Removes every temporary still open (for signal handlers and fatal exits). */
 ATTN_API void attn_outfile_abort_all(void);
 
-/* ---- labels of the positions of one sequence ---- */
+/* ---- labels of the positions of one sequence (write/labels.c) ---- */
 typedef struct attn_labels {
     size_t n;
     char **text; /* [n] owned */
@@ -47,11 +47,12 @@ typedef struct attn_labels {
  * (ATTN_ID_TEXT_MAX bytes always suffice). */
 #define ATTN_ID_TEXT_MAX 24
 ATTN_API const char *attn_token_text(const attn_tokenizer *tok, int id, char *num, size_t cap);
-/* Labels from token ids: the tokenizer's pieces, or the id itself without one. */
+/* Labels from token ids [n]: attn_token_text of each. These two fail only
+ * with ATTN_ERR_NOMEM (then l is empty). */
 ATTN_API attn_status attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n);
 /* Labels "0", "1", ... for inputs given as vectors. */
 ATTN_API attn_status attn_labels_from_positions(attn_labels *l, size_t n);
-ATTN_API void attn_labels_free(attn_labels *l);
+ATTN_API void attn_labels_free(attn_labels *l); /* accepts NULL */
 /* The label of position pos, "?" when out of range (or l is NULL). */
 ATTN_API const char *attn_labels_at(const attn_labels *l, int pos);
 
