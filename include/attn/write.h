@@ -1,13 +1,17 @@
 /*
- * attn writers: capture sinks and the files they write, for programs that
+ * attn writers: the library's machine-readable outputs, for programs that
  * link libattn as well as for the attn CLI.
  *
  * Every output format is a capture sink (attn_capture in attn/attn.h): the
  * forward pass hands it each value it wants, and the sink streams it to a
- * FILE. Files are written to a temporary name and renamed into place when
- * complete (attn_outfile), so a failed or interrupted run leaves nothing
- * half-written. The terminal views (the readable maps, explain) are not
- * here: they belong to the CLI (src/view/).
+ * FILE. Here: the CSV writers of attention maps, context vectors and
+ * next-token predictions, what they share (position labels, the top-k rows
+ * of the predictions), the fan-out that feeds several sinks from one
+ * forward pass, and output files written to a temporary name and renamed
+ * into place when complete (attn_outfile), so a failed or interrupted run
+ * leaves nothing half-written. Every emit returns an attn_status and accepts
+ * err == NULL. The terminal layouts (the readable maps, the predictions
+ * listing, explain) are not here: they belong to the CLI (src/view/).
  */
 #ifndef ATTN_WRITE_H
 #define ATTN_WRITE_H

@@ -5,8 +5,8 @@
  * values of one layer and head (EMBED, the previous block's RESID, ATTN_IN,
  * Q, K, V, SCORES, WEIGHTS, HEAD_CONTEXT, CONCAT, ATTN_OUT, and the encoder
  * output for cross-attention). explain_print then lays them out in order,
- * next to the weights they were made with (read from the model's
- * safetensors file). The only numbers not captured are derived for display:
+ * next to the weights they were made with (the model's tensors,
+ * attn_model_tensor). The only numbers not captured are derived for display:
  * the raw scores Q·Kᵀ (from the captured Q and K rows; the captured scores
  * are their scaled form), the token-embedding and position rows that add up
  * to the captured X, and the pre-rotation A·Wq when the model uses RoPE.
@@ -807,7 +807,7 @@ static void print_head(pr *p, const explain_req *r, int k, const explain_seq *qs
     print_next(p);
 }
 
-int explain_print(const explain_opts *o, const explain_req *r, attn_error *err) {
+attn_status explain_print(const explain_opts *o, const explain_req *r, attn_error *err) {
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);

@@ -59,7 +59,7 @@ static bool positional(const attn_labels *l) {
 }
 
 static int line_width(const view_opts *o) {
-    int w = o->width > 0 ? o->width : out_term_width(o->f);
+    int w = out_term_width(o->f);
     return w < 40 ? 40 : w;
 }
 
@@ -216,7 +216,6 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     FILE *f = o->f;
     char buf[64];
     int fit = (line_width(o) - LABEL) / 8; /* " %+7.3f" */
-    if (o->max_cols > 0 && o->max_cols < fit) fit = o->max_cols;
     if (fit < 3) fit = 3;
     bool cut = v->cols > fit;
     int show = cut ? fit - 2 : v->cols; /* then "…" and the last column */

@@ -1,8 +1,10 @@
-/* The terminal views of the CLI: the readable maps (maps.c), the
- * next-token listing (predictions.c), explain's step-by-step layout
- * (explain.c) and the text helpers they share (text.c). They are capture
- * sinks like the library's writers (attn/write.h), but they lay text out
- * for a person at a terminal, so they live with the CLI. */
+/* The terminal views, for the attn CLI only (not part of libattn): the
+ * readable maps and context vectors of `attn run` (maps.c), its readable
+ * next-token listing (predictions.c), the step-by-step layout of
+ * `attn explain` (explain.c) and the text helpers they share (text.c).
+ * They are capture sinks like the library's writers (attn/write.h), but
+ * they lay text out for a person at a terminal, so they live with the CLI;
+ * the machine formats (CSV) are the library's. */
 #ifndef ATTN_VIEW_H
 #define ATTN_VIEW_H
 
@@ -21,13 +23,13 @@ void text_label(char *out, size_t cap, const char *s, int width);
 /* Writes buf[len] to f without the blanks at the ends of lines. */
 void text_put_stripped(FILE *f, const char *buf, size_t len);
 
-/* ---- the readable terminal view (view.c) ---- */
+/* ---- the readable view of `attn run` (maps.c) ---- */
+/* Per input a header (view_input_header), then every head's map and the
+ * context vectors, laid out to the line width (out_term_width). */
 typedef struct view_opts {
     FILE *f;
     bool color;         /* ANSI 256-colour shading */
-    int max_cols;       /* context vectors: at most this many columns (0: as wide as fits) */
     const attn_run_info *run;
-    int width;          /* line width; 0: out_term_width(f) */
 } view_opts;
 /* --color=auto|always|never: auto is colour when f is a terminal and
  * NO_COLOR is unset or empty (no-color.org); always forces it, even with
@@ -41,7 +43,7 @@ void view_input_header(const view_opts *o);
 int out_term_width(FILE *f);
 bool view_wants(void *user, const attn_capture_key *key);
 attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-              attn_error *err);
+                      attn_error *err);
 
 /* ---- next-token predictions, listed readably (predictions.c) ---- */
 /* A sink on the main stack's logits (wants: attn_predictions_wants): per
@@ -81,7 +83,7 @@ typedef struct explain_req {
 } explain_req;
 bool explain_wants(void *user, const attn_capture_key *key); /* user: explain_req */
 attn_status explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                 attn_error *err);
+                         attn_error *err);
 void explain_req_free(explain_req *r);
 
 typedef struct explain_seq {
@@ -100,6 +102,8 @@ typedef struct explain_opts {
     const explain_seq *seq;     /* the explained stack's input (queries) */
     const explain_seq *source;  /* encoder input of an encoder-decoder (cross keys), or NULL */
 } explain_opts;
-int explain_print(const explain_opts *o, const explain_req *r, attn_error *err);
+/* Lays out what r captured, through memory, then writes it to o->f without
+ * blanks at the ends of lines; ATTN_ERR_NOMEM or ATTN_ERR_IO on failure. */
+attn_status explain_print(const explain_opts *o, const explain_req *r, attn_error *err);
 
 #endif

@@ -1,5 +1,6 @@
-/* CSV writers: attention maps and context vectors (their columns are
- * documented in the README). */
+/* CSV writers: attention maps, context vectors and next-token predictions.
+ * Their columns are described in attn/write.h and, for the attn CLI, in the
+ * README (maps, context) and `attn run --help` (all three). */
 #include "attn/write.h"
 
 #include <stdlib.h>
