@@ -117,8 +117,8 @@ typedef struct attn_csv_maps {
 } attn_csv_maps;
 ATTN_API void attn_csv_maps_header(FILE *f);
 ATTN_API bool attn_csv_maps_wants(void *user, const attn_capture_key *key);
-ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                  attn_error *err);
+ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key,
+                                        const attn_capture_view *v, attn_error *err);
 
 /* Context vectors, one row per position of the main stack's final hidden
  * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (%.9g). */
@@ -128,8 +128,8 @@ typedef struct attn_csv_context {
 } attn_csv_context;
 ATTN_API void attn_csv_context_header(FILE *f, int d_model);
 ATTN_API bool attn_csv_context_wants(void *user, const attn_capture_key *key);
-ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                     attn_error *err);
+ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key,
+                                           const attn_capture_view *v, attn_error *err);
 
 /* Next-token predictions (see attn_predictions), k rows per reported position:
  *   input,pos,rank,token_id,token,logit,prob
