@@ -169,7 +169,6 @@ int cmd_explain(int argc, char **argv) {
 
     attn_error err = {0};
     attn_model *model = NULL;
-    attn_safetensors *st = NULL;
     attn_session *sess = NULL;
     ex_input in = {0}, src = {0};
     explain_req req = {0};
@@ -260,7 +259,7 @@ int cmd_explain(int argc, char **argv) {
         status = cli_lib_error(&err);
         goto done;
     }
-    if (attn_safetensors_open(&st, cfg->weights, &err) || attn_session_new(&sess, model, &err)) {
+    if (attn_session_new(&sess, model, &err)) {
         status = cli_lib_error(&err);
         goto done;
     }
@@ -287,7 +286,7 @@ int cmd_explain(int argc, char **argv) {
     explain_seq seq_src = {&src.labels, src.ids, src.emb_path};
     if (width < 0) width = out_term_width(stdout);
     explain_opts eo = {.f = stdout, .width = width, .digits = digits, .full = o.full,
-                       .cfg = cfg, .st = st, .config_path = o.config,
+                       .cfg = cfg, .model = model, .config_path = o.config,
                        .seq = enc_of_encdec ? &seq_src : &seq_main,
                        .source = encdec && !enc_of_encdec ? &seq_src : NULL};
     if (explain_print(&eo, &req, &err)) status = cli_lib_error(&err);
@@ -297,7 +296,6 @@ done:
     input_free(&in);
     input_free(&src);
     attn_session_free(sess);
-    attn_safetensors_close(st);
     attn_model_close(model);
     return status;
 }

@@ -74,7 +74,10 @@ typedef struct runner {
     int top_k;           /* 0: no predictions */
     attn_outfile pred_out;   /* --predictions FILE */
     FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
-    topk_sink topk;
+    struct {
+        attn_csv_predictions csv; /* --predictions FILE */
+        predictions_view view;    /* else: the readable listing */
+    } topk;
     const float *emb, *src_emb; /* --embeddings / --source-embeddings vectors, or NULL */
     int color;                  /* OUT_COLOR_* */
 } runner;
@@ -134,11 +137,18 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
         if (!r->pred_tmp) return attn_error_set(err, ATTN_ERR_IO, "cannot create a temporary file");
         f = r->pred_tmp;
     }
-    if (o->predictions) topk_csv_header(f);
-    if (topk_init(&r->topk, f, o->predictions != NULL, r->top_k, o->last, &r->rc, r->tok))
-        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    if ((rc = attn_fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk}, err))) return rc;
-    return ATTN_OK;
+    attn_capture c;
+    if (o->predictions) {
+        attn_csv_predictions_header(f);
+        rc = attn_csv_predictions_init(&r->topk.csv, f, r->top_k, o->last, &r->rc, r->tok, err);
+        c = (attn_capture){attn_csv_predictions_wants, attn_csv_predictions_emit, &r->topk.csv};
+    } else {
+        r->topk.view = (predictions_view){.f = f, .run = &r->rc, .tok = r->tok};
+        rc = attn_predictions_init(&r->topk.view.pred, r->top_k, o->last, err);
+        c = (attn_capture){attn_predictions_wants, predictions_view_emit, &r->topk.view};
+    }
+    if (rc) return rc;
+    return attn_fanout_add(&r->fo, c, err);
 }
 
 static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
@@ -272,7 +282,8 @@ static void runner_free(runner *r) {
     if (r->ctx_tmp) fclose(r->ctx_tmp);
     attn_outfile_abort(&r->pred_out);
     if (r->pred_tmp) fclose(r->pred_tmp);
-    topk_free(&r->topk);
+    attn_csv_predictions_free(&r->topk.csv);
+    attn_predictions_free(&r->topk.view.pred);
     attn_session_free(r->sess);
     attn_model_close(r->model);
 }
