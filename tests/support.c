@@ -2,10 +2,12 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,11 +22,13 @@ double tu_rng_unif(tu_rng *r) {
     return ((double)(tu_rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
+float tu_rng_signed(tu_rng *r) { return (float)(2.0 * tu_rng_unif(r) - 1.0); }
+
 double tu_rng_normal(tu_rng *r) {
     return sqrt(-2.0 * log(tu_rng_unif(r))) * cos(2.0 * M_PI * tu_rng_unif(r));
 }
 
-char *tu_read_file(const char *path) {
+char *tu_read_file_n(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
@@ -36,14 +40,74 @@ char *tu_read_file(const char *path) {
     ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
     b[n] = '\0';
     fclose(f);
+    if (len) *len = (size_t)n;
     return b;
 }
+
+char *tu_read_file(const char *path) { return tu_read_file_n(path, NULL); }
 
 void tu_write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
     ck_assert_msg(f != NULL, "cannot create %s", path);
     ck_assert_uint_eq(fwrite(data, 1, n, f), n);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+void tu_write_text(const char *dir, const char *name, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tu_write_file(path, text, strlen(text));
+}
+
+void tu_tmpdir(char *dir, size_t cap, const char *prefix) {
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/%sXXXXXX", base && *base ? base : "/tmp", prefix);
+    ck_assert_msg(mkdtemp(dir) != NULL, "cannot create %s", dir);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int tu_rm_tree(const char *dir) { return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+float *tu_tensors_add(tu_tensors *ts, const char *name, int64_t d0, int64_t d1) {
+    ck_assert_uint_lt(ts->n, TU_MAX_TENSORS);
+    size_t i = ts->n++;
+    snprintf(ts->names[i], sizeof ts->names[i], "%s", name);
+    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    float *d = malloc((n ? n : 1) * sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    ts->specs[i] = (attn_tensor_spec){.name = ts->names[i], .ndim = d1 ? 2 : 1, .data = d};
+    ts->specs[i].shape[0] = d0;
+    ts->specs[i].shape[1] = d1;
+    return d;
+}
+
+const attn_tensor_spec *tu_tensors_rand(tu_tensors *ts, tu_rng *r, const char *name, int64_t d0,
+                                        int64_t d1, float base, float scale) {
+    float *d = tu_tensors_add(ts, name, d0, d1);
+    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    for (size_t i = 0; i < n; i++) d[i] = base + scale * tu_rng_signed(r);
+    return &ts->specs[ts->n - 1];
+}
+
+const attn_tensor_spec *tu_tensors_find(const tu_tensors *ts, const char *name) {
+    for (size_t i = 0; i < ts->n; i++)
+        if (strcmp(ts->specs[i].name, name) == 0) return &ts->specs[i];
+    return NULL;
+}
+
+void tu_tensors_write(const tu_tensors *ts, const char *path) {
+    attn_error err = {0};
+    ck_assert_msg(attn_safetensors_write(path, ts->specs, ts->n, &err) == ATTN_OK, "%s",
+                  err.message);
+}
+
+void tu_tensors_free(tu_tensors *ts) {
+    for (size_t i = 0; i < ts->n; i++) free((float *)ts->specs[i].data);
+    ts->n = 0;
 }
 
 tu_result tu_run(const char *exe, const char *dir, const char *stdin_text,
@@ -104,4 +168,12 @@ void tu_result_free(tu_result *r) {
     free(r->out);
     free(r->err);
     r->out = r->err = NULL;
+}
+
+int tu_run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -3,6 +3,7 @@
  * %.9g and .npy written byte by byte here, both read back exactly), and
  * the forward pass fed vectors equal to what the ids would give. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <math.h>
@@ -454,7 +455,7 @@ START_TEST(load_from_file) {
 }
 END_TEST
 
-int main(void) {
+static Suite *embeddings_suite(void) {
     Suite *s = suite_create("embeddings");
     TCase *tc = tcase_create("embeddings");
     tcase_add_test(tc, csv_basic);
@@ -465,9 +466,7 @@ int main(void) {
     tcase_add_test(tc, forward_with_vectors);
     tcase_add_test(tc, load_from_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+int main(void) { return tu_run_suite(embeddings_suite()); }

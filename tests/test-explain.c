@@ -1019,7 +1019,7 @@ START_TEST(run_with_embeddings) {
 }
 END_TEST
 
-int main(void) {
+static Suite *explain_suite(void) {
     Suite *s = suite_create("explain");
     TCase *tc = tcase_create("explain");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -1036,9 +1036,7 @@ int main(void) {
     tcase_add_test(tc, view_bands);
     tcase_add_test(tc, run_with_embeddings);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+int main(void) { return tu_run_suite(explain_suite()); }

@@ -673,10 +673,4 @@ static Suite *generate_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(generate_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return tu_run_suite(generate_suite()); }

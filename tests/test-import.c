@@ -685,10 +685,4 @@ static Suite *import_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(import_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return tu_run_suite(import_suite()); }

@@ -7,6 +7,7 @@
  * compared bit for bit with what was written, and the writer's output is
  * re-read with cJSON and raw byte comparisons. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -1040,10 +1041,4 @@ static Suite *safetensors_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return tu_run_suite(safetensors_suite()); }

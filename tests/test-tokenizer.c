@@ -4,6 +4,7 @@
  * llama2.c's loop, and stories260K's tok512.bin against the fixture written by
  * tests/reference/llama2c_encode.py. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -1040,10 +1041,4 @@ static Suite *tokenizer_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(tokenizer_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_run_suite(tokenizer_suite()); }
