@@ -17,48 +17,20 @@ static const char *attn_exe;
 
 /* ---- helpers ---- */
 
-static void write_text(const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    tu_write_file(path, text, strlen(text));
-}
-
+static void write_text(const char *name, const char *text) { tu_write_text(tmpdir, name, text); }
 
 static tu_rng rng = {12345};
-static float frand(void) { /* uniform in (-1, 1) */
-    return (float)(2.0 * tu_rng_unif(&rng) - 1.0);
-}
-
-typedef struct { char name[64]; int64_t shape[2]; int ndim; float *data; } tensor;
-static tensor tensors[64];
-static int n_tensors;
+static tu_tensors tensors;
 
 static void add(const char *name, int64_t d0, int64_t d1, float base, float scale) {
-    tensor *t = &tensors[n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = d1 ? 2 : 1;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
-    t->data = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) t->data[i] = base + scale * frand();
+    tu_tensors_rand(&tensors, &rng, name, d0, d1, base, scale);
 }
 
 static void write_weights(const char *file) {
-    attn_tensor_spec specs[64];
-    for (int i = 0; i < n_tensors; i++) {
-        specs[i] = (attn_tensor_spec){.name = tensors[i].name, .ndim = tensors[i].ndim,
-                                      .data = tensors[i].data};
-        specs[i].shape[0] = tensors[i].shape[0];
-        specs[i].shape[1] = tensors[i].shape[1];
-    }
     char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, file);
-    attn_error err;
-    ck_assert_msg(attn_safetensors_write(path, specs, (size_t)n_tensors, &err) == ATTN_OK, "%s",
-                  err.message);
-    for (int i = 0; i < n_tensors; i++) free(tensors[i].data);
-    n_tensors = 0;
+    tu_tensors_write(&tensors, path);
+    tu_tensors_free(&tensors);
 }
 
 static const char *vocab = "<unk>\nthe\ncat\nsits\non\nmat\n.\nsun\nrises\nin\neast\n";
@@ -137,17 +109,12 @@ static void assert_no_outputs(void) {
 static void setup(void) {
     attn_exe = getenv("ATTN_EXE");
     ck_assert_msg(attn_exe != NULL, "ATTN_EXE is not set");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-cli-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tu_tmpdir(tmpdir, sizeof tmpdir, "attn-test-cli-");
     make_decoder(D);
     write_config("");
 }
 
-static void teardown(void) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_assert_int_eq(tu_rm_tree(tmpdir), 0); }
 
 #define RUN(input, ...) run_attn(input, (const char *const[]){__VA_ARGS__, NULL})
 
