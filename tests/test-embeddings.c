@@ -361,9 +361,9 @@ START_TEST(forward_with_vectors) {
         {"norm.weight", 1, {D}, nw},
         {"norm.bias", 1, {D}, nb},
     };
-    char dir[] = "/tmp/attn-test-emb-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char path[256];
+    char dir[256];
+    tu_tmpdir(dir, sizeof dir, "attn-test-emb-");
+    char path[512];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
     attn_error err;
     ck_assert_int_eq(attn_safetensors_write(path, specs, 10, &err), ATTN_OK);
@@ -425,16 +425,14 @@ START_TEST(forward_with_vectors) {
     ck_assert_int_ne(attn_model_from_parts(&m, &cfg, st, NULL, &err), ATTN_OK);
     ck_assert_msg(strstr(err.message, "blocks.0.mlp.up.weight"), "%s", err.message);
 
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tu_rm_tree(dir), 0);
 }
 END_TEST
 
 START_TEST(load_from_file) {
-    char dir[] = "/tmp/attn-test-emb-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char path[256];
+    char dir[256];
+    tu_tmpdir(dir, sizeof dir, "attn-test-emb-");
+    char path[512];
     snprintf(path, sizeof path, "%s/v.csv", dir);
     FILE *f = fopen(path, "w");
     fputs("1,2\n3,4\n", f);

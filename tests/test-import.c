@@ -9,7 +9,6 @@
 
 #include <check.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,17 +24,9 @@
 
 static char tmpdir[256];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
+static void setup(void) { tu_tmpdir(tmpdir, sizeof tmpdir, "attn-test-import."); }
 
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-import.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tu_rm_tree(tmpdir); }
 
 /* ---- random numbers (tu_rng, tests/support.h) ---- */
 static tu_rng rng;
