@@ -110,6 +110,48 @@ void tu_tensors_free(tu_tensors *ts) {
     ts->n = 0;
 }
 
+void tu_decoder_tensors(tu_tensors *ts, tu_rng *r, int q_rows) {
+    enum { V = TU_DEC_V, D = TU_DEC_D, F = TU_DEC_F, T = TU_DEC_T };
+    tu_tensors_rand(ts, r, "tok_embed", V, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "pos_embed", T, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "blocks.0.attn_norm.weight", D, 0, 1, 0.1f);
+    tu_tensors_rand(ts, r, "blocks.0.attn_norm.bias", D, 0, 0, 0.1f);
+    tu_tensors_rand(ts, r, "blocks.0.attn.q.weight", q_rows, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "blocks.0.attn.k.weight", D, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "blocks.0.attn.v.weight", D, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "blocks.0.attn.o.weight", D, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "blocks.0.mlp_norm.weight", D, 0, 1, 0.1f);
+    tu_tensors_rand(ts, r, "blocks.0.mlp_norm.bias", D, 0, 0, 0.1f);
+    tu_tensors_rand(ts, r, "blocks.0.mlp.up.weight", F, D, 0, 0.5f);
+    tu_tensors_rand(ts, r, "blocks.0.mlp.down.weight", D, F, 0, 0.5f);
+    tu_tensors_rand(ts, r, "norm.weight", D, 0, 1, 0.1f);
+    tu_tensors_rand(ts, r, "norm.bias", D, 0, 0, 0.1f);
+}
+
+void tu_decoder_write_weights(const char *dir, tu_rng *r, int q_rows) {
+    static tu_tensors ts; /* large; tests are single-threaded */
+    tu_decoder_tensors(&ts, r, q_rows);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_tensors_write(&ts, path);
+    tu_tensors_free(&ts);
+    tu_write_text(dir, "vocab.txt", "<unk>\nthe\ncat\nsits\non\nmat\n.\nsun\nrises\nin\neast\n");
+}
+
+void tu_decoder_write_config(const char *dir, const char *extra) {
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\"format\":\"attn/1\",\"architecture\":\"decoder\",\"vocab_size\":%d,"
+             "\"d_model\":%d,\"n_heads\":2,\"d_ff\":%d,\"max_seq_len\":%d,\"n_layers\":1,"
+             "\"positional\":\"learned\",\"norm\":\"layernorm\",\"norm_position\":\"pre\","
+             "\"mlp\":\"gelu\",\"bias\":false,\"lm_head\":\"tied\","
+             "\"weights\":\"model.safetensors\",%s"
+             "\"tokenizer\":{\"type\":\"word\",\"vocab\":\"vocab.txt\",\"lowercase\":true,"
+             "\"unk\":\"<unk>\",\"bos\":null,\"eos\":null}}",
+             TU_DEC_V, TU_DEC_D, TU_DEC_F, TU_DEC_T, extra);
+    tu_write_text(dir, "config.json", buf);
+}
+
 tu_result tu_run(const char *exe, const char *dir, const char *stdin_text,
                  const char *const *env, const char *const *args) {
     ck_assert_msg(exe != NULL, "no program to run (is ATTN_EXE set?)");

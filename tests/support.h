@@ -61,6 +61,22 @@ void tu_tensors_write(const tu_tensors *ts, const char *path);
 /* Frees the data; ts holds no tensor again. */
 void tu_tensors_free(tu_tensors *ts);
 
+/* ---- a small decoder in a folder (the CLI and error tests run it) ---- */
+
+/* Vocabulary of 11 words ("<unk>" = id 0), d_model 8, 2 heads, d_ff 16,
+ * max_seq_len 12, one pre-norm LayerNorm block, GELU, no bias, learned
+ * positions, lm_head tied; word tokenizer vocab.txt. */
+enum { TU_DEC_V = 11, TU_DEC_D = 8, TU_DEC_F = 16, TU_DEC_T = 12 };
+/* Adds its tensors with random values from r, in this order: tok_embed,
+ * pos_embed, the block's, norm.weight, norm.bias. q_rows: the rows of
+ * blocks.0.attn.q.weight (TU_DEC_D for a valid model). */
+void tu_decoder_tensors(tu_tensors *ts, tu_rng *r, int q_rows);
+/* Writes those tensors to dir/model.safetensors, and dir/vocab.txt. */
+void tu_decoder_write_weights(const char *dir, tu_rng *r, int q_rows);
+/* Writes dir/config.json; extra: members put before "tokenizer", each
+ * followed by a comma ("" for none). */
+void tu_decoder_write_config(const char *dir, const char *extra);
+
 /* ---- running programs and suites ---- */
 
 /* One run of a program. */

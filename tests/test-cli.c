@@ -17,58 +17,13 @@ static const char *attn_exe;
 
 /* ---- helpers ---- */
 
-static void write_text(const char *name, const char *text) { tu_write_text(tmpdir, name, text); }
-
 static tu_rng rng = {12345};
-static tu_tensors tensors;
+enum { D = TU_DEC_D };
 
-static void add(const char *name, int64_t d0, int64_t d1, float base, float scale) {
-    tu_tensors_rand(&tensors, &rng, name, d0, d1, base, scale);
-}
+/* The small decoder of tests/support.h; shape_q overrides the q rows (to make it wrong). */
+static void make_decoder(int shape_q) { tu_decoder_write_weights(tmpdir, &rng, shape_q); }
 
-static void write_weights(const char *file) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
-    tu_tensors_write(&tensors, path);
-    tu_tensors_free(&tensors);
-}
-
-static const char *vocab = "<unk>\nthe\ncat\nsits\non\nmat\n.\nsun\nrises\nin\neast\n";
-enum { V = 11, D = 8, F = 16, T = 12 };
-
-/* A 1-layer pre-norm decoder; shape_q overrides the q rows (to make it wrong). */
-static void make_decoder(int shape_q) {
-    add("tok_embed", V, D, 0, 0.5f);
-    add("pos_embed", T, D, 0, 0.5f);
-    add("blocks.0.attn_norm.weight", D, 0, 1, 0.1f);
-    add("blocks.0.attn_norm.bias", D, 0, 0, 0.1f);
-    add("blocks.0.attn.q.weight", shape_q, D, 0, 0.5f);
-    add("blocks.0.attn.k.weight", D, D, 0, 0.5f);
-    add("blocks.0.attn.v.weight", D, D, 0, 0.5f);
-    add("blocks.0.attn.o.weight", D, D, 0, 0.5f);
-    add("blocks.0.mlp_norm.weight", D, 0, 1, 0.1f);
-    add("blocks.0.mlp_norm.bias", D, 0, 0, 0.1f);
-    add("blocks.0.mlp.up.weight", F, D, 0, 0.5f);
-    add("blocks.0.mlp.down.weight", D, F, 0, 0.5f);
-    add("norm.weight", D, 0, 1, 0.1f);
-    add("norm.bias", D, 0, 0, 0.1f);
-    write_weights("model.safetensors");
-    write_text("vocab.txt", vocab);
-}
-
-static const char *decoder_config =
-    "{\"format\":\"attn/1\",\"architecture\":\"decoder\",\"vocab_size\":11,\"d_model\":8,"
-    "\"n_heads\":2,\"d_ff\":16,\"max_seq_len\":12,\"n_layers\":1,\"positional\":\"learned\","
-    "\"norm\":\"layernorm\",\"norm_position\":\"pre\",\"mlp\":\"gelu\",\"bias\":false,"
-    "\"lm_head\":\"tied\",\"weights\":\"model.safetensors\",%s"
-    "\"tokenizer\":{\"type\":\"word\",\"vocab\":\"vocab.txt\",\"lowercase\":true,"
-    "\"unk\":\"<unk>\",\"bos\":null,\"eos\":null}}";
-
-static void write_config(const char *extra) {
-    char buf[2048];
-    snprintf(buf, sizeof buf, decoder_config, extra);
-    write_text("config.json", buf);
-}
+static void write_config(const char *extra) { tu_decoder_write_config(tmpdir, extra); }
 
 typedef tu_result result;
 
