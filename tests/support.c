@@ -72,6 +72,22 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 int tu_rm_tree(const char *dir) { return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+void tu_bytes_put(tu_bytes *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+void tu_bytes_le32(tu_bytes *b, uint32_t v) {
+    unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 24)};
+    tu_bytes_put(b, le, 4);
+}
+
 float *tu_tensors_add(tu_tensors *ts, const char *name, int64_t d0, int64_t d1) {
     ck_assert_uint_lt(ts->n, TU_MAX_TENSORS);
     size_t i = ts->n++;

@@ -38,6 +38,15 @@ void tu_tmpdir(char *dir, size_t cap, const char *prefix);
 /* Removes dir and everything below it; 0 on success. */
 int tu_rm_tree(const char *dir);
 
+/* ---- files built byte by byte ---- */
+
+typedef struct tu_bytes {
+    unsigned char *p; /* [n] malloc'd; the caller frees it */
+    size_t n, cap;
+} tu_bytes;
+void tu_bytes_put(tu_bytes *b, const void *src, size_t n);
+void tu_bytes_le32(tu_bytes *b, uint32_t v); /* 4 bytes, little-endian */
+
 /* ---- random models: tensors collected here, written by attn_safetensors_write ---- */
 
 #define TU_MAX_TENSORS 256

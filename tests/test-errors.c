@@ -194,36 +194,30 @@ static attn_status tokenizer_memory_empty_vocab(attn_error *err) {
     return rc;
 }
 
-/* llama2.c tokenizer files: little-endian int32 max_token_length, then
- * entries of float32 score, int32 length and the bytes. */
-static size_t put_le32(unsigned char *out, uint32_t v) {
-    for (int i = 0; i < 4; i++) out[i] = (unsigned char)(v >> (8 * i));
-    return 4;
-}
-
-static size_t put_entry(unsigned char *out, float score, const char *s) {
+/* An entry of a llama2.c tokenizer file: float32 score, int32 length, bytes. */
+static void put_entry(tu_bytes *b, float score, const char *s) {
     uint32_t bits;
     memcpy(&bits, &score, 4);
-    size_t n = strlen(s);
-    put_le32(out, bits);
-    put_le32(out + 4, (uint32_t)n);
-    memcpy(out + 8, s, n);
-    return 8 + n;
+    tu_bytes_le32(b, bits);
+    tu_bytes_le32(b, (uint32_t)strlen(s));
+    tu_bytes_put(b, s, strlen(s));
 }
 
-/* <unk>, BOS, EOS and "hello": no piece and no byte-fallback id for "x". */
+/* max_token_length 6; <unk>, BOS, EOS and "hello": no piece and no
+ * byte-fallback id for "x". */
 static attn_tokenizer *tiny_llama2c(void) {
-    unsigned char buf[128];
-    size_t len = put_le32(buf, 6); /* max_token_length */
-    len += put_entry(buf + len, 0, "<unk>");
-    len += put_entry(buf + len, 0, "\n<s>\n");
-    len += put_entry(buf + len, 0, "\n</s>\n");
-    len += put_entry(buf + len, -1.5f, "hello");
+    tu_bytes b = {0};
+    tu_bytes_le32(&b, 6);
+    put_entry(&b, 0, "<unk>");
+    put_entry(&b, 0, "\n<s>\n");
+    put_entry(&b, 0, "\n</s>\n");
+    put_entry(&b, -1.5f, "hello");
     attn_tokenizer_config tc = llama2c_config("");
     attn_tokenizer *tok = NULL;
     attn_error err = {0};
-    ck_assert_msg(attn_tokenizer_from_memory(&tok, &tc, buf, len, "tiny.bin", &err) == ATTN_OK,
+    ck_assert_msg(attn_tokenizer_from_memory(&tok, &tc, b.p, b.n, "tiny.bin", &err) == ATTN_OK,
                   "%s", err.message);
+    free(b.p);
     return tok;
 }
 

@@ -74,22 +74,10 @@ static void free_model(ck_model *m) {
     if (!m->shared) free(m->cls);
 }
 
-/* A growing byte buffer. */
-typedef struct bytes { unsigned char *p; size_t n, cap; } bytes;
-static void put(bytes *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_i32(bytes *b, int32_t v) {
-    unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                           (unsigned char)(v >> 24)};
-    put(b, le, 4);
-}
+/* A growing byte buffer (tests/support.h). */
+typedef tu_bytes bytes;
+static void put(bytes *b, const void *src, size_t n) { tu_bytes_put(b, src, n); }
+static void put_i32(bytes *b, int32_t v) { tu_bytes_le32(b, (uint32_t)v); }
 static void put_f32(bytes *b, const float *v, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
