@@ -1,6 +1,7 @@
-/* Tests of the config parser (CONTRACT section 1): values and defaults of
- * valid configs, every refusal with the key it must name, path resolution,
- * malformed / truncated / unterminated buffers, and random valid configs. */
+/* Tests of the config parser (the keys of docs/model-format.md): values and
+ * defaults of valid configs, every refusal with the key it must name, path
+ * resolution, malformed / truncated / unterminated buffers, and random valid
+ * configs. */
 #include "attn/attn.h"
 #include "support.h"
 

@@ -87,7 +87,7 @@ ATTN_API attn_status attn_error_setv(attn_error *err, attn_status status, const 
 ATTN_API void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------ */
-/* Config (CONTRACT section 1)                                               */
+/* Config (the keys: docs/model-format.md, "Config keys")                    */
 
 typedef enum { ATTN_ARCH_DECODER, ATTN_ARCH_ENCODER, ATTN_ARCH_ENCODER_DECODER } attn_arch;
 typedef enum { ATTN_POS_LEARNED, ATTN_POS_SINUSOIDAL, ATTN_POS_ROPE, ATTN_POS_NONE } attn_positional;
