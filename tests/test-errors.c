@@ -18,7 +18,7 @@
 
 static char tmpdir[256];
 static tu_rng rng = {4242};
-static attn_model *model; /* the small decoder, loaded by setup */
+static attn_model *model; /* the small decoder in tmpdir, loaded by setup */
 
 static void path_in(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/%s", tmpdir, name);
@@ -635,7 +635,9 @@ END_TEST
 static Suite *errors_suite(void) {
     Suite *s = suite_create("errors");
     TCase *tc = tcase_create("errors");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    /* once, in the parent process: every forked test inherits the model,
+     * and the folder is removed even when a test crashed */
+    tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, refusal, 0, N_REFUSALS);
     tcase_add_test(tc, labels_out_of_memory);
     suite_add_tcase(s, tc);
