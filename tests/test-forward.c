@@ -1196,10 +1196,4 @@ static Suite *forward_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(forward_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_run_suite(forward_suite()); }

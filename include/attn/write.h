@@ -12,6 +12,14 @@
  * leaves nothing half-written. Every emit returns an attn_status and accepts
  * err == NULL. The terminal layouts (the readable maps, the predictions
  * listing, explain) are not here: they belong to the CLI (src/view/).
+ *
+ * Errors follow the rule of attn/attn.h (Conventions): a function that can
+ * fail returns an attn_status (ATTN_OK == 0) and fills a caller-owned
+ * attn_error when its err is not NULL; err may always be NULL. The sinks'
+ * emit functions return an attn_status and fill err too. A sink does not
+ * check each write: a failed write to an attn_outfile's FILE is reported
+ * by attn_outfile_commit (ATTN_ERR_IO). The attn_labels_* constructors can
+ * only run out of memory: they return ATTN_ERR_NOMEM and take no err.
  */
 #ifndef ATTN_WRITE_H
 #define ATTN_WRITE_H
