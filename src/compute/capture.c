@@ -67,21 +67,27 @@ bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key) {
     return cap && cap->wants && cap->emit && cap->wants(cap->user, key);
 }
 
-int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                  int rows, int cols, int row_offset, attn_error *err) {
+attn_status attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                          int rows, int cols, int row_offset, attn_error *err) {
     attn_capture_view view = {.rows = rows, .cols = cols, .data = data, .row_offset = row_offset};
     attn_error local;
     if (!err) err = &local; /* the sink may always write an error */
     err->status = ATTN_OK;
     err->message[0] = '\0';
-    int rc = cap->emit(cap->user, key, &view, err);
+    attn_status rc = cap->emit(cap->user, key, &view, err);
     if (rc == ATTN_OK) return ATTN_OK;
     if (err->message[0] == '\0') {
         /* the sink returned an error without describing it */
         char name[256];
         attn_capture_name(key, name, sizeof name);
-        attn_error_set(err, (attn_status)rc, "capture of %s failed", name);
+        attn_error_set(err, rc, "capture of %s failed", name);
     }
-    err->status = (attn_status)rc;
+    err->status = rc;
     return rc;
+}
+
+attn_status attn_cap_offer(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                           int rows, int cols, int row_offset, attn_error *err) {
+    if (!attn_cap_wants(cap, key)) return ATTN_OK;
+    return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
 }

@@ -96,13 +96,6 @@ static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int
     return k;
 }
 
-/* Emits a value if it is wanted. data is (rows, cols). */
-static int maybe_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                      int rows, int cols, int row_offset, attn_error *err) {
-    if (!attn_cap_wants(cap, key)) return ATTN_OK;
-    return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
-}
-
 /* out is (T, D), inp is (T, D); out may equal inp. */
 static void norm(const attn_config *cfg, float *out, const float *inp,
                  const attn_norm_weights *nw, int T) {
@@ -262,18 +255,18 @@ static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int p
             if (pre) norm(cfg, xn, x, &b->mlp_norm, T);
             mlp(cfg, y, pre ? xn : x, b, s->h1.p, s->h2.p, T);
             attn_capture_key k = make_key(st, ATTN_V_MLP_OUT, l, ATTN_KIND_SELF);
-            if ((rc = maybe_emit(cap, &k, y, T, D, pos0, err))) return rc;
+            if ((rc = attn_cap_offer(cap, &k, y, T, D, pos0, err))) return rc;
             add_inplace(x, y, td);
             if (!pre) norm(cfg, x, x, &b->mlp_norm, T);
         }
 
         attn_capture_key k = make_key(st, ATTN_V_RESID, l, ATTN_KIND_SELF);
-        if ((rc = maybe_emit(cap, &k, x, T, D, pos0, err))) return rc;
+        if ((rc = attn_cap_offer(cap, &k, x, T, D, pos0, err))) return rc;
     }
 
     if (st->has_final_norm) norm(cfg, x, x, &st->final_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_HIDDEN, -1, ATTN_KIND_SELF);
-    return maybe_emit(cap, &k, x, T, D, pos0, err);
+    return attn_cap_offer(cap, &k, x, T, D, pos0, err);
 }
 
 /* Embeds the input into s->x and emits EMBED. */
@@ -285,7 +278,7 @@ static int embed_and_emit(attn_session *s, const attn_stack_weights *st, const a
     /* the embedding norm belongs to the embedding layer: vectors given directly skip it */
     if (st->has_embed_norm && !in->embeddings) norm(&s->m->cfg, s->x.p, s->x.p, &st->embed_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_EMBED, -1, ATTN_KIND_SELF);
-    return maybe_emit(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
+    return attn_cap_offer(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
 }
 
 attn_status attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
