@@ -219,7 +219,7 @@ static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int p
     const bool pre = cfg->norm_position == ATTN_NORM_PRE;
     float *x = s->x.p, *xn = s->xn.p, *y = s->y.p;
     attn_attn_params ap = {.D = D, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
-                           .hd = cfg->head_dim, .causal = st->causal,
+                           .hd = cfg->head_dim,
                            .rope = cfg->positional == ATTN_POS_ROPE,
                            .rope_theta = cfg->rope_theta};
     int rc;
