@@ -5,8 +5,8 @@
  * ones. Per layer it keeps the keys and values of every past position
  * (attention.h, grown geometrically up to max_seq_len), so n new positions
  * cost O(n * length). Scratch is O(T * max(D, F)) plus one [T, Tk] matrix
- * while a head's scores or weights are captured; the logits [T, V] only
- * when they are captured.
+ * while a head's scores or weights are captured, one [Tk, hd] block while
+ * its keys or values are, and the logits [T, V] only when they are.
  *
  * Block, pre-norm:  x = x + Attn(Norm(x)); [x = x + Cross(CrossNorm(x), enc)];
  *                   x = x + MLP(Norm(x))
@@ -37,6 +37,7 @@ struct attn_session {
 };
 
 attn_status attn_session_new(attn_session **out, const attn_model *m, attn_error *err) {
+    if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_new: out is NULL");
     *out = NULL;
     if (!m) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_new: no model");
     attn_session *s = calloc(1, sizeof *s);
@@ -87,6 +88,16 @@ size_t attn_session_length(const attn_session *s) { return s ? s->len : 0; }
 
 /* ------------------------------------------------------------------------ */
 
+/* The sizes of every attention sub-layer (cross-attention ignores rope). */
+static attn_attn_params attn_params(const attn_config *cfg) {
+    return (attn_attn_params){.D = cfg->d_model, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                              .hd = cfg->head_dim, .rope = cfg->positional == ATTN_POS_ROPE,
+                              .rope_theta = cfg->rope_theta};
+}
+
+/* The key of value v of stack st; attention values of self-attention in a
+ * causal stack are marked causal, which is also what masks that attention
+ * (attn_attention reads it from its base key). */
 static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int layer,
                                  attn_attn_kind kind) {
     attn_capture_key k = {.value = v, .stack = st->stack, .source = st->source,
@@ -108,6 +119,23 @@ static void norm(const attn_config *cfg, float *out, const float *inp,
 /* x += y; x, y are (n). */
 static void add_inplace(float *restrict x, const float *restrict y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* The input of a sub-layer that reads s->x (T, D): Norm(x) in s->xn when
+ * pre-norm, x itself when post-norm. */
+static const float *sublayer_in(attn_session *s, const attn_norm_weights *nw, int T) {
+    const attn_config *cfg = &s->m->cfg;
+    if (cfg->norm_position != ATTN_NORM_PRE) return s->x.p;
+    norm(cfg, s->xn.p, s->x.p, nw, T);
+    return s->xn.p;
+}
+
+/* The residual of a sub-layer whose output is s->y (T, D): x += y, then
+ * x = Norm(x) when post-norm. */
+static void add_residual(attn_session *s, const attn_norm_weights *nw, int T) {
+    const attn_config *cfg = &s->m->cfg;
+    add_inplace(s->x.p, s->y.p, (size_t)T * cfg->d_model);
+    if (cfg->norm_position != ATTN_NORM_PRE) norm(cfg, s->x.p, s->x.p, nw, T);
 }
 
 /* out is (T, D), x is (T, D), h1, h2 are (T, F) scratch. */
@@ -150,8 +178,7 @@ static int reserve_scratch(attn_session *s, int T, attn_error *err) {
     return ATTN_OK;
 }
 
-/* Checks the input of a pass of n positions starting at pos0; what names
- * the pass ("sequence" or "source"). */
+/* Checks the input of a pass of in->n positions starting at pos0. */
 static int check_input(const attn_session *s, const attn_input *in, size_t pos0,
                        attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
@@ -215,13 +242,8 @@ static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int p
                      attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     const int D = cfg->d_model;
-    const size_t td = (size_t)T * D;
-    const bool pre = cfg->norm_position == ATTN_NORM_PRE;
-    float *x = s->x.p, *xn = s->xn.p, *y = s->y.p;
-    attn_attn_params ap = {.D = D, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
-                           .hd = cfg->head_dim,
-                           .rope = cfg->positional == ATTN_POS_ROPE,
-                           .rope_theta = cfg->rope_theta};
+    float *x = s->x.p, *y = s->y.p;
+    const attn_attn_params ap = attn_params(cfg);
     int rc;
 
     for (int l = 0; l < st->n_layers; l++) {
@@ -230,34 +252,28 @@ static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int p
         if ((rc = attn_kv_reserve(kv, pos0 + T, pos0, cfg->max_seq_len, ap.KV, ap.hd, err)))
             return rc;
 
-        /* self-attention */
+        /* self-attention over the cached and the new positions */
         attn_capture_key base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_SELF);
-        if (pre) norm(cfg, xn, x, &b->attn_norm, T);
-        if ((rc = attn_attention(y, pre ? xn : x, &b->attn, &ap, kv, T, pos0, pos0 + T, &s->as,
-                                 cap, &base, err)))
+        if ((rc = attn_attention(y, sublayer_in(s, &b->attn_norm, T), &b->attn, &ap, kv, T, pos0,
+                                 pos0 + T, &s->as, cap, &base, err)))
             return rc;
-        add_inplace(x, y, td);
-        if (!pre) norm(cfg, x, x, &b->attn_norm, T);
+        add_residual(s, &b->attn_norm, T);
 
         /* cross-attention to the encoder output */
         if (b->has_cross) {
             base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_CROSS);
-            if (pre) norm(cfg, xn, x, &b->cross_norm, T);
-            if ((rc = attn_attention(y, pre ? xn : x, &b->cross, &ap, &s->cross_kv[l], T, pos0, s->S,
-                                     &s->as, cap, &base, err)))
+            if ((rc = attn_attention(y, sublayer_in(s, &b->cross_norm, T), &b->cross, &ap,
+                                     &s->cross_kv[l], T, pos0, s->S, &s->as, cap, &base, err)))
                 return rc;
-            add_inplace(x, y, td);
-            if (!pre) norm(cfg, x, x, &b->cross_norm, T);
+            add_residual(s, &b->cross_norm, T);
         }
 
         /* MLP */
         if (b->has_mlp) {
-            if (pre) norm(cfg, xn, x, &b->mlp_norm, T);
-            mlp(cfg, y, pre ? xn : x, b, s->h1.p, s->h2.p, T);
+            mlp(cfg, y, sublayer_in(s, &b->mlp_norm, T), b, s->h1.p, s->h2.p, T);
             attn_capture_key k = make_key(st, ATTN_V_MLP_OUT, l, ATTN_KIND_SELF);
             if ((rc = attn_cap_offer(cap, &k, y, T, D, pos0, err))) return rc;
-            add_inplace(x, y, td);
-            if (!pre) norm(cfg, x, x, &b->mlp_norm, T);
+            add_residual(s, &b->mlp_norm, T);
         }
 
         attn_capture_key k = make_key(st, ATTN_V_RESID, l, ATTN_KIND_SELF);
@@ -300,8 +316,7 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     if ((rc = embed_and_emit(s, &m->encoder, src, S, 0, cap, err))) return rc;
     if ((rc = run_stack(s, &m->encoder, S, 0, NULL, cap, err))) return rc;
 
-    attn_attn_params ap = {.D = cfg->d_model, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
-                           .hd = cfg->head_dim};
+    const attn_attn_params ap = attn_params(cfg);
     for (int l = 0; l < m->main.n_layers; l++) {
         const attn_block_weights *b = &m->main.blocks[l];
         if (!b->has_cross) continue;
