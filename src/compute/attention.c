@@ -26,8 +26,8 @@ static bool mul3(size_t a, size_t b, size_t c, size_t *out) {
     return attn_mul_size(a, b, &ab) && attn_mul_size(ab, c, out);
 }
 
-static int reserve3(attn_buf *b, size_t x, size_t y, size_t z, const char *what,
-                    attn_error *err) {
+static attn_status reserve3(attn_buf *b, size_t x, size_t y, size_t z, const char *what,
+                            attn_error *err) {
     size_t n;
     if (!mul3(x, y, z, &n))
         return attn_error_set(err, ATTN_ERR_NOMEM, "%s: size overflows (%zu x %zu x %zu floats)",
@@ -35,8 +35,8 @@ static int reserve3(attn_buf *b, size_t x, size_t y, size_t z, const char *what,
     return attn_buf_reserve(b, n, what, err);
 }
 
-int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
-                    attn_error *err) {
+attn_status attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
+                            attn_error *err) {
     if (need <= kv->cap && kv->k) return ATTN_OK;
     int cap = kv->cap > 0 ? kv->cap : 16;
     while (cap < need && cap < max_cap) cap = cap > max_cap / 2 ? max_cap : cap * 2;
@@ -168,8 +168,8 @@ static void store_projected_kv(attn_kv_cache *kv, float *proj, const float *x,
     store_kv(kv->v, proj, T, KV, hd, kv->cap, pos0);
 }
 
-int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
-                  const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err) {
+attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
+                          const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err) {
     int rc;
     attn_kv_free(kv);
     if ((rc = attn_kv_reserve(kv, S, 0, S, p->KV, p->hd, err))) return rc;
@@ -183,8 +183,8 @@ int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weig
  * key/value rows are sized only when they are captured. s->q later holds the
  * [T, KV*hd] key and value projections too: KV <= H (the config checks that
  * n_kv_heads divides n_heads). */
-static int reserve_scratch(attn_attn_scratch *s, const attn_attn_params *p, int T, int Tk,
-                           attn_error *err) {
+static attn_status reserve_scratch(attn_attn_scratch *s, const attn_attn_params *p, int T, int Tk,
+                                   attn_error *err) {
     const size_t t = (size_t)T, H = (size_t)p->H, hd = (size_t)p->hd;
     int rc;
     if ((rc = reserve3(&s->q, t, H, hd, "query scratch", err)) ||
@@ -224,8 +224,9 @@ static void attend_by_rows(float *ctx, float *row, const head_view *a) {
 /* The same in one [T, Tk] matrix mat, for head h whose scores (every key,
  * before the mask) or weights (masked entries exactly 0) are captured. The
  * visible entries get the same bytes as attend_by_rows. */
-static int attend_by_matrix(float *ctx, float *mat, const head_view *a, const attn_capture *cap,
-                            const attn_capture_key *base, int h, attn_error *err) {
+static attn_status attend_by_matrix(float *ctx, float *mat, const head_view *a,
+                                    const attn_capture *cap, const attn_capture_key *base, int h,
+                                    attn_error *err) {
     const size_t Tk = (size_t)a->Tk, hd = (size_t)a->hd;
     int rc;
     for (int t = 0; t < a->T; t++)
@@ -241,8 +242,9 @@ static int attend_by_matrix(float *ctx, float *mat, const head_view *a, const at
 
 /* ctx (T, hd): the context of head h, by the matrix when its scores or
  * weights are wanted, else row by row. */
-static int attend(float *ctx, attn_attn_scratch *s, const head_view *a, const attn_capture *cap,
-                  const attn_capture_key *base, int h, attn_error *err) {
+static attn_status attend(float *ctx, attn_attn_scratch *s, const head_view *a,
+                          const attn_capture *cap, const attn_capture_key *base, int h,
+                          attn_error *err) {
     attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
     if (!attn_cap_wants(cap, &ks) && !attn_cap_wants(cap, &kw)) {
         attend_by_rows(ctx, s->row.p, a);
@@ -259,10 +261,10 @@ static void put_head(float *concat, const float *ctx, int T, int H, int h, int h
         memcpy(concat + ((size_t)t * H + h) * hd, ctx + (size_t)t * hd, (size_t)hd * sizeof(float));
 }
 
-int attn_attention(float *out, const float *x, const attn_attention_weights *w,
-                   const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
-                   attn_attn_scratch *s, const attn_capture *cap, const attn_capture_key *base,
-                   attn_error *err) {
+attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
+                           const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
+                           attn_attn_scratch *s, const attn_capture *cap,
+                           const attn_capture_key *base, attn_error *err) {
     const int D = p->D, H = p->H, KV = p->KV, hd = p->hd;
     const bool self = base->kind == ATTN_KIND_SELF, rope = self && p->rope;
     const bool causal = self && base->causal;

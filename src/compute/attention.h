@@ -26,8 +26,8 @@ typedef struct attn_kv_cache {
 
 /* Grows kv to hold at least `need` positions (geometrically, never beyond
  * max_cap, at least need), keeping the first `keep` positions of every head. */
-int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
-                    attn_error *err);
+attn_status attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
+                            attn_error *err);
 void attn_kv_free(attn_kv_cache *kv);
 
 /* Scratch memory of attn_attention, owned by the session. */
@@ -53,8 +53,8 @@ typedef struct attn_attn_params {
 /* Computes the keys and values of cross-attention from the encoder output
  * (no RoPE) into kv, which it sizes to S positions.
  * enc is (S, D); kv gets [KV, hd, S]. */
-int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
-                  const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
+attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
+                          const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
 
 /* One attention sub-layer.
  * out is (T, D): the output after the o projection (+ bias).
@@ -69,11 +69,11 @@ int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weig
  *          no RoPE, kv is not written. pos0 is the position of row 0
  *          (row_offset of the captured per-query values).
  * cap may be NULL; base is the key of this sub-layer (stack, source, layer,
- * kind, causal); values are emitted only when cap->wants() them. An emit that fails
- * stops the sub-layer and its status is returned. */
-int attn_attention(float *out, const float *x, const attn_attention_weights *w,
-                   const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
-                   attn_attn_scratch *s, const attn_capture *cap, const attn_capture_key *base,
-                   attn_error *err);
+ * kind, causal); values are emitted only when cap->wants() them. An emit
+ * that fails stops the sub-layer and its status is returned. */
+attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
+                           const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
+                           attn_attn_scratch *s, const attn_capture *cap,
+                           const attn_capture_key *base, attn_error *err);
 
 #endif

@@ -158,7 +158,7 @@ static void mlp(const attn_config *cfg, float *out, const float *x, const attn_b
     kern_linear(out, h1, b->down.w, b->down.b, T, F, D);
 }
 
-static int reserve_scratch(attn_session *s, int T, attn_error *err) {
+static attn_status reserve_scratch(attn_session *s, int T, attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     size_t td, tf;
     if (!attn_mul_size((size_t)T, (size_t)cfg->d_model, &td) ||
@@ -179,8 +179,8 @@ static int reserve_scratch(attn_session *s, int T, attn_error *err) {
 }
 
 /* Checks the input of a pass of in->n positions starting at pos0. */
-static int check_input(const attn_session *s, const attn_input *in, size_t pos0,
-                       attn_error *err) {
+static attn_status check_input(const attn_session *s, const attn_input *in, size_t pos0,
+                               attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     if (!in) return attn_error_set(err, ATTN_ERR_USAGE, "no input");
     if (in->n == 0) return attn_error_set(err, ATTN_ERR_USAGE, "empty input: no positions to run");
@@ -238,8 +238,8 @@ static void embed(attn_session *s, float *x, const attn_input *in, int T, int po
  * positions pos0 .. pos0+T-1. kvs: the self-attention caches, one per layer,
  * or NULL to reuse s->enc_kv for every layer (a bidirectional stack run
  * once). Emits per-block values and HIDDEN. */
-static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
-                     attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
+static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
+                             attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     const int D = cfg->d_model;
     float *x = s->x.p, *y = s->y.p;
@@ -286,8 +286,9 @@ static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int p
 }
 
 /* Embeds the input into s->x and emits EMBED. */
-static int embed_and_emit(attn_session *s, const attn_stack_weights *st, const attn_input *in,
-                          int T, int pos0, const attn_capture *cap, attn_error *err) {
+static attn_status embed_and_emit(attn_session *s, const attn_stack_weights *st,
+                                  const attn_input *in, int T, int pos0, const attn_capture *cap,
+                                  attn_error *err) {
     int rc = reserve_scratch(s, T, err);
     if (rc) return rc;
     embed(s, s->x.p, in, T, pos0);

@@ -38,7 +38,7 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
 
 /* *data = the tensor `name`, after checking its shape is [d0] or [d0, d1]
  * (d1 < 0: 1-D); claims it. */
-static int need(binder *b, const float **data, const char *name, int64_t d0, int64_t d1) {
+static attn_status need(binder *b, const float **data, const char *name, int64_t d0, int64_t d1) {
     const attn_tensor *t = attn_safetensors_find(b->st, name);
     const char *file = attn_safetensors_name(b->st);
     if (!t) return attn_error_set(b->err, ATTN_ERR_FORMAT, "%s: missing tensor \"%s\"", file, name);
@@ -60,8 +60,8 @@ static int need(binder *b, const float **data, const char *name, int64_t d0, int
 
 /* prefix.part.weight [d0, d1] (d1 < 0: [d0]) into *w and, when with_bias,
  * prefix.part.bias [d0] into *bias (else NULL). */
-static int bind_weights(binder *b, const float **w, const float **bias, const char *prefix,
-                        const char *part, int64_t d0, int64_t d1, bool with_bias) {
+static attn_status bind_weights(binder *b, const float **w, const float **bias, const char *prefix,
+                                const char *part, int64_t d0, int64_t d1, bool with_bias) {
     char base[256], name[256];
     int rc;
     tname(base, sizeof base, prefix, part);
@@ -74,20 +74,21 @@ static int bind_weights(binder *b, const float **w, const float **bias, const ch
 }
 
 /* prefix.part: a linear layer [out, in] (+ bias when the config has one). */
-static int bind_linear(binder *b, attn_linear *l, const char *prefix, const char *part, int out,
-                       int in) {
+static attn_status bind_linear(binder *b, attn_linear *l, const char *prefix, const char *part,
+                               int out, int in) {
     return bind_weights(b, &l->w, &l->b, prefix, part, out, in, b->cfg->bias);
 }
 
 /* prefix.part: a norm [D] (+ bias for layernorm). */
-static int bind_norm(binder *b, attn_norm_weights *n, const char *prefix, const char *part) {
+static attn_status bind_norm(binder *b, attn_norm_weights *n, const char *prefix,
+                             const char *part) {
     return bind_weights(b, &n->w, &n->b, prefix, part, b->cfg->d_model, -1,
                         b->cfg->norm == ATTN_NORM_LAYERNORM);
 }
 
 /* prefix.part.{q,k,v,o} */
-static int bind_attention(binder *b, attn_attention_weights *a, const char *prefix,
-                          const char *part) {
+static attn_status bind_attention(binder *b, attn_attention_weights *a, const char *prefix,
+                                  const char *part) {
     const attn_config *c = b->cfg;
     const int D = c->d_model, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     char name[256];
@@ -103,7 +104,7 @@ static int bind_attention(binder *b, attn_attention_weights *a, const char *pref
 
 /* The block `prefix` ("blocks.3"): attention, cross-attention when `cross`,
  * MLP unless mlp = none. */
-static int bind_block(binder *b, attn_block_weights *blk, const char *prefix, bool cross) {
+static attn_status bind_block(binder *b, attn_block_weights *blk, const char *prefix, bool cross) {
     const attn_config *c = b->cfg;
     const int D = c->d_model, F = c->d_ff;
     int rc;
@@ -127,8 +128,8 @@ static int bind_block(binder *b, attn_block_weights *blk, const char *prefix, bo
 
 /* Binds one stack: `prefix` is "blocks" or "encoder.blocks"; `top` is "" or
  * "encoder" for the stack-level norms ("embed_norm", "norm"). */
-static int bind_stack(binder *b, attn_stack_weights *s, int n_layers, const char *prefix,
-                      const char *top, bool cross) {
+static attn_status bind_stack(binder *b, attn_stack_weights *s, int n_layers, const char *prefix,
+                              const char *top, bool cross) {
     int rc;
     s->has_embed_norm = b->cfg->embed_norm;
     if (s->has_embed_norm && (rc = bind_norm(b, &s->embed_norm, top, "embed_norm"))) return rc;
@@ -146,7 +147,7 @@ static int bind_stack(binder *b, attn_stack_weights *s, int n_layers, const char
 }
 
 /* Fails on the first tensor of the file that no binding claimed. */
-static int check_all_claimed(const binder *b) {
+static attn_status check_all_claimed(const binder *b) {
     for (size_t i = 0; i < attn_safetensors_count(b->st); i++)
         if (!b->claimed[i])
             return attn_error_set(b->err, ATTN_ERR_FORMAT,
@@ -156,7 +157,7 @@ static int check_all_claimed(const binder *b) {
     return ATTN_OK;
 }
 
-static int bind_model(attn_model *m, binder *b) {
+static attn_status bind_model(attn_model *m, binder *b) {
     const attn_config *c = &m->cfg;
     const bool encdec = c->arch == ATTN_ARCH_ENCODER_DECODER;
     int rc;
