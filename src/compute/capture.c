@@ -1,5 +1,7 @@
-/* capture: the names of captured values, and the plumbing that asks a sink
- * whether it wants a value and hands it over.
+/* capture: the names of captured values, stacks and attention kinds
+ * (attn_capture_name, attn_value_name, attn_stack_name, attn_kind_name), and
+ * the plumbing of the forward pass that asks a sink whether it wants a value
+ * and hands it over.
  *
  *   stack level:  "embed", "hidden", "logits"  ("encoder.embed", "encoder.hidden"
  *                 for the encoder of an encoder-decoder)
@@ -40,6 +42,10 @@ size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap) {
     if (!buf || cap == 0) {
         buf = tmp;
         cap = sizeof tmp;
+    }
+    if (!key) {
+        buf[0] = '\0';
+        return 0;
     }
     const attn_value v = key->value;
     const char *vn = attn_value_name(v);
