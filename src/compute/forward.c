@@ -27,8 +27,7 @@ struct attn_session {
     attn_kv_cache *self_kv;   /* [main.n_layers] */
     attn_kv_cache *cross_kv;  /* [main.n_layers]: cross keys/values of the encoder output */
     attn_kv_cache enc_kv;     /* encoder self-attention, reused layer after layer */
-    bool encoded;             /* encoder-decoder: attn_session_encode succeeded */
-    int S;                    /* encoder positions */
+    int S;                    /* encoder positions; 0 until attn_session_encode succeeds */
     attn_buf x, xn, y;        /* [T, D] residual stream, sub-layer input, sub-layer output */
     attn_buf h1, h2;          /* [T, F] MLP hidden (h2: swiglu gate) */
     attn_buf logits;          /* [T, V], only when captured */
@@ -80,7 +79,6 @@ void attn_session_free(attn_session *s) {
 void attn_session_reset(attn_session *s) {
     if (!s) return;
     s->len = 0;
-    s->encoded = false;
     s->S = 0;
 }
 
@@ -299,7 +297,7 @@ static attn_status embed_and_emit(attn_session *s, const attn_stack_weights *st,
 }
 
 attn_status attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
-                        attn_error *err) {
+                                attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_encode: no session");
     const attn_model *m = s->m;
     const attn_config *cfg = &m->cfg;
@@ -310,7 +308,6 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     int rc = check_input(s, src, 0, err);
     if (rc) return rc;
     /* the decoder positions were computed against the old source */
-    s->encoded = false;
     s->len = 0;
     s->S = 0;
     const int S = (int)src->n;
@@ -325,17 +322,16 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
             return rc;
     }
     s->S = S;
-    s->encoded = true;
     return ATTN_OK;
 }
 
 attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
-                         attn_error *err) {
+                                 attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_forward: no session");
     const attn_model *m = s->m;
     const attn_config *cfg = &m->cfg;
     const attn_stack_weights *st = &m->main;
-    if (cfg->arch == ATTN_ARCH_ENCODER_DECODER && !s->encoded)
+    if (cfg->arch == ATTN_ARCH_ENCODER_DECODER && s->S == 0)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "encoder-decoder model: encode a source before running the "
                               "decoder");

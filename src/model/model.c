@@ -23,7 +23,8 @@ typedef struct binder {
 /* name = prefix + "." + part, or part alone when prefix is "" (tensor names
  * are far shorter than the buffers; one that does not fit becomes "") */
 static void tname(char *name, size_t cap, const char *prefix, const char *part) {
-    int n = prefix[0] ? snprintf(name, cap, "%s.%s", prefix, part) : snprintf(name, cap, "%s", part);
+    int n = prefix[0] ? snprintf(name, cap, "%s.%s", prefix, part)
+                      : snprintf(name, cap, "%s", part);
     if (n < 0 || (size_t)n >= cap) name[0] = '\0';
 }
 
@@ -118,9 +119,10 @@ static attn_status bind_block(binder *b, attn_block_weights *blk, const char *pr
         return rc;
     blk->has_mlp = c->mlp != ATTN_MLP_NONE;
     if (!blk->has_mlp) return ATTN_OK;
+    const bool gate = c->mlp == ATTN_MLP_SWIGLU;
     if ((rc = bind_norm(b, &blk->mlp_norm, prefix, "mlp_norm")) ||
         (rc = bind_linear(b, &blk->up, prefix, "mlp.up", F, D)) ||
-        (c->mlp == ATTN_MLP_SWIGLU && (rc = bind_linear(b, &blk->gate, prefix, "mlp.gate", F, D))) ||
+        (gate && (rc = bind_linear(b, &blk->gate, prefix, "mlp.gate", F, D))) ||
         (rc = bind_linear(b, &blk->down, prefix, "mlp.down", D, F)))
         return rc;
     return ATTN_OK;
