@@ -150,6 +150,9 @@ ATTN_API attn_status attn_config_parse(attn_config *cfg, const char *json, size_
 /* Reads `path` and parses it with base_dir = the file's folder. */
 ATTN_API attn_status attn_config_load(attn_config *cfg, const char *path, attn_error *err);
 
+/* Does the main stack of this architecture attend causally (a decoder's
+ * self-attention: query i sees keys 0..i)? The one place the rule lives. */
+ATTN_API bool attn_arch_causal(attn_arch a);
 ATTN_API const char *attn_arch_name(attn_arch a);          /* "decoder", ... */
 ATTN_API const char *attn_positional_name(attn_positional p);
 ATTN_API const char *attn_norm_name(attn_norm_kind n);

@@ -34,6 +34,8 @@ static const char *enum_name(const char *const *names, size_t n, int v) {
     return v >= 0 && (size_t)v < n ? names[v] : "unknown";
 }
 
+bool attn_arch_causal(attn_arch a) { return a != ATTN_ARCH_ENCODER; }
+
 const char *attn_arch_name(attn_arch a) { return enum_name(arch_names, COUNT(arch_names), (int)a); }
 const char *attn_positional_name(attn_positional p) {
     return enum_name(positional_names, COUNT(positional_names), (int)p);

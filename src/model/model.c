@@ -176,7 +176,7 @@ static attn_status bind_model(attn_model *m, binder *b) {
          (rc = need(b, &m->pos_embed, "pos_embed", c->max_seq_len, c->d_model))))
         return rc;
 
-    m->main.causal = c->arch != ATTN_ARCH_ENCODER;
+    m->main.causal = attn_arch_causal(c->arch);
     m->main.stack = c->arch == ATTN_ARCH_ENCODER ? ATTN_STACK_ENCODER : ATTN_STACK_DECODER;
     m->main.source = false;
     if ((rc = bind_stack(b, &m->main, c->n_layers, "blocks", "", encdec))) return rc;

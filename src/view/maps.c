@@ -108,7 +108,7 @@ void view_input_header(const view_opts *o) {
     if (run->source) print_positions(o, "source", run->source);
     print_positions(o, "tokens", run->main);
     fputs("  rows: queries, columns: keys, * strongest key\n", f);
-    if (run->cfg && run->cfg->arch != ATTN_ARCH_ENCODER)
+    if (run->cfg && attn_arch_causal(run->cfg->arch))
         fputs("  · hidden by the causal mask (weight 0)\n", f);
     if (o->color) {
         fputs("  shading: weight 0 ", f);
