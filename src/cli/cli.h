@@ -16,6 +16,22 @@ int cli_lib_error(const attn_error *err);
 /* Exit code for a library status. */
 int cli_exit_code(int status);
 
+/* One flag of a command: --name, and -short_name when that is not 0. A flag
+ * with a value stores it in *value; a switch (value NULL) sets *set. */
+typedef struct cli_flag {
+    const char *name;
+    char short_name;
+    const char **value;
+    bool *set;
+} cli_flag;
+/* Parses argv[1..argc) (argv[0] names the command) against flags[], which
+ * ends with {NULL}, and -h/--help. At the first -h/--help it stops with
+ * *help true. Fails on an unknown flag, a flag without its value and an
+ * argument that is no flag; `cmd` names the command in those messages
+ * ("see 'attn CMD --help'"). */
+int cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flags, bool *help,
+                    attn_error *err);
+
 /* Parses "N,N,..." (spaces allowed around numbers). Each id must lie in
  * [0, vocab_size). `what` names the flag or line in messages. On failure
  * fills err (ATTN_ERR_USAGE) and returns its status. *ids is malloc'd. */

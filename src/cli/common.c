@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,62 @@ int cli_exit_code(int status) { return status == ATTN_ERR_USAGE ? EXIT_USAGE : E
 
 int cli_lib_error(const attn_error *err) {
     return cli_error(cli_exit_code(err->status), "%s", err->message);
+}
+
+/* More than any command has; the tables are fixed at compile time. */
+#define CLI_FLAGS_MAX 24
+
+/* The flag getopt_long returned as c: its short name, or 256 + its index. */
+static const cli_flag *flag_of(const cli_flag *flags, size_t n, int c) {
+    if (c >= 256) return (size_t)(c - 256) < n ? &flags[c - 256] : NULL;
+    for (size_t i = 0; i < n; i++)
+        if (flags[i].short_name && flags[i].short_name == c) return &flags[i];
+    return NULL;
+}
+
+int cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flags, bool *help,
+                    attn_error *err) {
+    struct option longopts[CLI_FLAGS_MAX + 2];
+    char shorts[2 * CLI_FLAGS_MAX + 3] = ":h"; /* ':': a missing value is reported as ':' */
+    size_t n = 0, ns = 2;
+    for (; flags[n].name; n++) {
+        if (n == CLI_FLAGS_MAX)
+            return attn_error_set(err, ATTN_ERR_INTERNAL, "%s: more than %d flags", cmd,
+                                  CLI_FLAGS_MAX);
+        const cli_flag *f = &flags[n];
+        int val = f->short_name ? f->short_name : 256 + (int)n;
+        longopts[n] = (struct option){f->name, f->value ? required_argument : no_argument, NULL, val};
+        if (f->short_name) {
+            shorts[ns++] = f->short_name;
+            if (f->value) shorts[ns++] = ':';
+        }
+    }
+    shorts[ns] = '\0';
+    longopts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n + 1] = (struct option){NULL, 0, NULL, 0};
+    *help = false;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
+        if (c == 'h') {
+            *help = true;
+            return ATTN_OK;
+        }
+        if (c == ':')
+            return attn_error_set(err, ATTN_ERR_USAGE, "%s needs a value (see 'attn %s --help')",
+                                  argv[optind - 1], cmd);
+        const cli_flag *f = flag_of(flags, n, c);
+        if (!f)
+            return attn_error_set(err, ATTN_ERR_USAGE, "unknown option '%s' (see 'attn %s --help')",
+                                  argv[optind - 1], cmd);
+        if (f->value) *f->value = optarg;
+        else *f->set = true;
+    }
+    if (optind < argc)
+        return attn_error_set(err, ATTN_ERR_USAGE, "unexpected argument '%s' (see 'attn %s --help')",
+                              argv[optind], cmd);
+    return ATTN_OK;
 }
 
 int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,

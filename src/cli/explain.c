@@ -3,7 +3,6 @@
 #include "cli.h"
 #include "view.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,60 +95,31 @@ static int count_set(const char *a, const char *b, const char *c) {
 }
 
 int cmd_explain(int argc, char **argv) {
-    enum {
-        O_TEXT = 256, O_IDS, O_EMB, O_SOURCE, O_SOURCE_IDS, O_SOURCE_EMB, O_LAYER, O_HEAD,
-        O_STACK, O_KIND, O_WIDTH, O_DIGITS, O_FULL
-    };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"text", required_argument, NULL, O_TEXT},
-        {"ids", required_argument, NULL, O_IDS},
-        {"embeddings", required_argument, NULL, O_EMB},
-        {"source", required_argument, NULL, O_SOURCE},
-        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
-        {"source-embeddings", required_argument, NULL, O_SOURCE_EMB},
-        {"layer", required_argument, NULL, O_LAYER},
-        {"head", required_argument, NULL, O_HEAD},
-        {"stack", required_argument, NULL, O_STACK},
-        {"kind", required_argument, NULL, O_KIND},
-        {"width", required_argument, NULL, O_WIDTH},
-        {"digits", required_argument, NULL, O_DIGITS},
-        {"full", no_argument, NULL, O_FULL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     ex_opts o = {0};
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o.config = optarg; break;
-        case O_TEXT: o.text = optarg; break;
-        case O_IDS: o.ids = optarg; break;
-        case O_EMB: o.emb = optarg; break;
-        case O_SOURCE: o.source = optarg; break;
-        case O_SOURCE_IDS: o.source_ids = optarg; break;
-        case O_SOURCE_EMB: o.source_emb = optarg; break;
-        case O_LAYER: o.layer = optarg; break;
-        case O_HEAD: o.head = optarg; break;
-        case O_STACK: o.stack = optarg; break;
-        case O_KIND: o.kind = optarg; break;
-        case O_WIDTH: o.width = optarg; break;
-        case O_DIGITS: o.digits = optarg; break;
-        case O_FULL: o.full = true; break;
-        case 'h': fputs(explain_usage, stdout); return EXIT_OK;
-        case ':':
-            return cli_error(EXIT_USAGE, "%s needs a value (see 'attn explain --help')",
-                             argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn explain --help')",
-                             argv[optind - 1]);
-        }
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o.config},
+        {"text", .value = &o.text},
+        {"ids", .value = &o.ids},
+        {"embeddings", .value = &o.emb},
+        {"source", .value = &o.source},
+        {"source-ids", .value = &o.source_ids},
+        {"source-embeddings", .value = &o.source_emb},
+        {"layer", .value = &o.layer},
+        {"head", .value = &o.head},
+        {"stack", .value = &o.stack},
+        {"kind", .value = &o.kind},
+        {"width", .value = &o.width},
+        {"digits", .value = &o.digits},
+        {"full", .set = &o.full},
+        {NULL},
+    };
+    bool help;
+    attn_error perr = {0};
+    if (cli_parse_flags(argc, argv, "explain", flags, &help, &perr)) return cli_lib_error(&perr);
+    if (help) {
+        fputs(explain_usage, stdout);
+        return EXIT_OK;
     }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn explain --help')",
-                         argv[optind]);
     if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
     if (count_set(o.text, o.ids, o.emb) > 1)
         return cli_error(EXIT_USAGE, "--text, --ids and --embeddings exclude each other");

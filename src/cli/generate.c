@@ -6,7 +6,6 @@
 #include "cli.h"
 #include "view.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,45 +248,25 @@ static int generate(generator *g, const int *prompt, size_t pn, const int *src, 
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_TEXT = 256, O_IDS, O_STEPS, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_TOKENS };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"text", required_argument, NULL, O_TEXT},
-        {"ids", required_argument, NULL, O_IDS},
-        {"steps", required_argument, NULL, O_STEPS},
-        {"source", required_argument, NULL, O_SOURCE},
-        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
-        {"maps", required_argument, NULL, O_MAPS},
-        {"tokens", required_argument, NULL, O_TOKENS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     gen_opts o = {0};
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o.config = optarg; break;
-        case O_TEXT: o.text = optarg; break;
-        case O_IDS: o.ids = optarg; break;
-        case O_STEPS: o.steps = optarg; break;
-        case O_SOURCE: o.source = optarg; break;
-        case O_SOURCE_IDS: o.source_ids = optarg; break;
-        case O_MAPS: o.maps = optarg; break;
-        case O_TOKENS: o.tokens = optarg; break;
-        case 'h': fputs(generate_usage, stdout); return EXIT_OK;
-        case ':':
-            return cli_error(EXIT_USAGE, "%s needs a value (see 'attn generate --help')",
-                             argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn generate --help')",
-                             argv[optind - 1]);
-        }
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o.config},
+        {"text", .value = &o.text},
+        {"ids", .value = &o.ids},
+        {"steps", .value = &o.steps},
+        {"source", .value = &o.source},
+        {"source-ids", .value = &o.source_ids},
+        {"maps", .value = &o.maps},
+        {"tokens", .value = &o.tokens},
+        {NULL},
+    };
+    bool help;
+    attn_error perr = {0};
+    if (cli_parse_flags(argc, argv, "generate", flags, &help, &perr)) return cli_lib_error(&perr);
+    if (help) {
+        fputs(generate_usage, stdout);
+        return EXIT_OK;
     }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn generate --help')",
-                         argv[optind]);
     if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
     if (!o.text && !o.ids) return cli_error(EXIT_USAGE, "give the prompt with --text or --ids");
     if (o.text && o.ids) return cli_error(EXIT_USAGE, "--text and --ids exclude each other");

@@ -2,7 +2,6 @@
 #include "cli.h"
 #include "view.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,57 +277,31 @@ static void runner_free(runner *r) {
 }
 
 int cmd_run(int argc, char **argv) {
-    enum { O_TEXT = 256, O_IDS, O_IDS_INPUT, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_CONTEXT,
-           O_TOP_K, O_LAST, O_PREDICTIONS, O_EMB, O_SOURCE_EMB, O_COLOR };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"text", required_argument, NULL, O_TEXT},
-        {"ids", required_argument, NULL, O_IDS},
-        {"ids-input", no_argument, NULL, O_IDS_INPUT},
-        {"source", required_argument, NULL, O_SOURCE},
-        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
-        {"maps", required_argument, NULL, O_MAPS},
-        {"context", required_argument, NULL, O_CONTEXT},
-        {"top-k", required_argument, NULL, O_TOP_K},
-        {"last", no_argument, NULL, O_LAST},
-        {"predictions", required_argument, NULL, O_PREDICTIONS},
-        {"embeddings", required_argument, NULL, O_EMB},
-        {"source-embeddings", required_argument, NULL, O_SOURCE_EMB},
-        {"color", required_argument, NULL, O_COLOR},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     run_opts o = {0};
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o.config = optarg; break;
-        case O_TEXT: o.text = optarg; break;
-        case O_IDS: o.ids = optarg; break;
-        case O_IDS_INPUT: o.ids_input = true; break;
-        case O_SOURCE: o.source = optarg; break;
-        case O_SOURCE_IDS: o.source_ids = optarg; break;
-        case O_MAPS: o.maps = optarg; break;
-        case O_CONTEXT: o.context = optarg; break;
-        case O_TOP_K: o.top_k = optarg; break;
-        case O_LAST: o.last = true; break;
-        case O_PREDICTIONS: o.predictions = optarg; break;
-        case O_EMB: o.emb = optarg; break;
-        case O_SOURCE_EMB: o.source_emb = optarg; break;
-        case O_COLOR: o.color = optarg; break;
-        case 'h': fputs(run_usage, stdout); return EXIT_OK;
-        case ':': return cli_error(EXIT_USAGE, "%s needs a value (see 'attn run --help')",
-                                   argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn run --help')",
-                             argv[optind - 1]);
-        }
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o.config},
+        {"text", .value = &o.text},
+        {"ids", .value = &o.ids},
+        {"ids-input", .set = &o.ids_input},
+        {"source", .value = &o.source},
+        {"source-ids", .value = &o.source_ids},
+        {"maps", .value = &o.maps},
+        {"context", .value = &o.context},
+        {"top-k", .value = &o.top_k},
+        {"last", .set = &o.last},
+        {"predictions", .value = &o.predictions},
+        {"embeddings", .value = &o.emb},
+        {"source-embeddings", .value = &o.source_emb},
+        {"color", .value = &o.color},
+        {NULL},
+    };
+    bool help;
+    attn_error perr = {0};
+    if (cli_parse_flags(argc, argv, "run", flags, &help, &perr)) return cli_lib_error(&perr);
+    if (help) {
+        fputs(run_usage, stdout);
+        return EXIT_OK;
     }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn run --help')",
-                         argv[optind]);
     if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
     if (o.text && o.ids) return cli_error(EXIT_USAGE, "--text and --ids exclude each other");
     if (o.source && o.source_ids)
