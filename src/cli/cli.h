@@ -1,5 +1,13 @@
-/* The CLI: parses flags, formats output, picks exit codes. Only this layer
- * (and src/output/) prints. */
+/* The CLI: parses flags, formats output, picks exit codes. Only the CLI
+ * (src/cli/ and its views, src/view/) prints; the library never does.
+ *
+ * The error rule: a CLI function that can fail (a parser, a check, a step
+ * of a command) follows the library's contract: it returns an attn_status
+ * and fills the caller's attn_error, with ATTN_ERR_USAGE for bad flags and
+ * inputs. Only the top level of a command (cmd_run, cmd_generate, ...)
+ * prints an error, with cli_lib_error, which also turns its status into
+ * the exit code. The one exception is the batch loop of 'attn run', which
+ * reports each bad input line itself and goes on with the next. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
@@ -42,8 +50,9 @@ int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, si
  * and an input with no tokens. `what` names the flag or line in messages. */
 int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
                   const char *ids, const char *what, int **out, size_t *n, attn_error *err);
-/* Parses a non-negative integer flag value. */
-int cli_parse_int(const char *s, const char *flag, int min, int max, int *out);
+/* Parses the integer value s of `flag` and refuses one outside [min, max];
+ * with the whole int range, the message asks for an integer only. */
+int cli_parse_int(const char *s, const char *flag, int min, int max, int *out, attn_error *err);
 
 int cmd_run(int argc, char **argv);
 int cmd_import(int argc, char **argv);   /* import.c */

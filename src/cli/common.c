@@ -157,16 +157,16 @@ int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char 
     return ATTN_OK;
 }
 
-int cli_parse_int(const char *s, const char *flag, int min, int max, int *out) {
+int cli_parse_int(const char *s, const char *flag, int min, int max, int *out, attn_error *err) {
     errno = 0;
     char *end;
     long v = strtol(s, &end, 10);
     bool number = end != s && *end == '\0' && errno != ERANGE;
     if (!number && min == INT_MIN && max == INT_MAX)
-        return cli_error(EXIT_USAGE, "%s: expected an integer, got '%s'", flag, s);
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: expected an integer, got '%s'", flag, s);
     if (!number || v < min || v > max)
-        return cli_error(EXIT_USAGE, "%s: expected an integer from %d to %d, got '%s'", flag, min,
-                         max, s);
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: expected an integer from %d to %d, got '%s'",
+                              flag, min, max, s);
     *out = (int)v;
-    return 0;
+    return ATTN_OK;
 }

@@ -134,8 +134,9 @@ int cmd_explain(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "--kind: expected 'self', 'cross' or 'both', got '%s'",
                          o.kind);
     int width = -1, digits = 3;
-    if (o.width && cli_parse_int(o.width, "--width", 0, 100000, &width)) return EXIT_USAGE;
-    if (o.digits && cli_parse_int(o.digits, "--digits", 0, 9, &digits)) return EXIT_USAGE;
+    if ((o.width && cli_parse_int(o.width, "--width", 0, 100000, &width, &perr)) ||
+        (o.digits && cli_parse_int(o.digits, "--digits", 0, 9, &digits, &perr)))
+        return cli_lib_error(&perr);
 
     attn_error err = {0};
     attn_model *model = NULL;
@@ -166,12 +167,9 @@ int cmd_explain(int argc, char **argv) {
     }
     int n_layers = enc_of_encdec ? cfg->n_encoder_layers : cfg->n_layers;
     int layer = 0, head = 0;
-    if (o.layer && cli_parse_int(o.layer, "--layer", 0, n_layers - 1, &layer)) {
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (o.head && cli_parse_int(o.head, "--head", 0, cfg->n_heads - 1, &head)) {
-        status = EXIT_USAGE;
+    if ((o.layer && cli_parse_int(o.layer, "--layer", 0, n_layers - 1, &layer, &err)) ||
+        (o.head && cli_parse_int(o.head, "--head", 0, cfg->n_heads - 1, &head, &err))) {
+        status = cli_lib_error(&err);
         goto done;
     }
     if (o.kind && strcmp(o.kind, "self") != 0 && (!encdec || enc_of_encdec)) {

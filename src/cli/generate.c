@@ -274,7 +274,7 @@ int cmd_generate(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "--source and --source-ids exclude each other");
     if (!o.steps) return cli_error(EXIT_USAGE, "--steps N is required");
     int steps;
-    if (cli_parse_int(o.steps, "--steps", 0, INT_MAX, &steps)) return EXIT_USAGE;
+    if (cli_parse_int(o.steps, "--steps", 0, INT_MAX, &steps, &perr)) return cli_lib_error(&perr);
     if (o.maps && o.tokens && strcmp(o.maps, "-") != 0 && strcmp(o.maps, o.tokens) == 0)
         return cli_error(EXIT_USAGE, "--maps and --tokens name the same file '%s'", o.maps);
 

@@ -329,7 +329,8 @@ int cmd_run(int argc, char **argv) {
                          o.predictions,
                          o.maps && strcmp(o.maps, o.predictions) == 0 ? "--maps" : "--context");
     int top_k = 0; /* its range, 1..vocab_size, is checked once the model is open */
-    if (o.top_k && cli_parse_int(o.top_k, "--top-k", INT_MIN, INT_MAX, &top_k)) return EXIT_USAGE;
+    if (o.top_k && cli_parse_int(o.top_k, "--top-k", INT_MIN, INT_MAX, &top_k, &perr))
+        return cli_lib_error(&perr);
 
     runner r = {0};
     attn_error err = {0};
