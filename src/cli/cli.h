@@ -40,6 +40,25 @@ typedef struct cli_flag {
 int cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flags, bool *help,
                     attn_error *err);
 
+/* ---- the model ---- */
+/* What a command cannot use in a model; `who` names the command or flag
+ * that needs it in the messages ("generate", "--top-k"). */
+typedef struct cli_model_needs {
+    const char *who;
+    bool decoding; /* refuse an encoder: generation needs a causal stack */
+    bool lm_head;  /* refuse a model without an lm_head */
+} cli_model_needs;
+/* Opens the model of a config file and refuses it (closed, *out NULL) when
+ * it lacks what needs asks for (needs may be NULL). */
+int cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,
+                   attn_error *err);
+/* Checks an encoder input against the architecture: `flag`, the flag that
+ * gave one (NULL: none), is refused unless the model is an encoder-decoder;
+ * an encoder-decoder without one is refused when `required` names the flags
+ * to give it with (NULL: none is needed). */
+int cli_check_source(const attn_config *cfg, const char *flag, const char *required,
+                     attn_error *err);
+
 /* Parses "N,N,..." (spaces allowed around numbers). Each id must lie in
  * [0, vocab_size). `what` names the flag or line in messages. On failure
  * fills err (ATTN_ERR_USAGE) and returns its status. *ids is malloc'd. */

@@ -80,6 +80,42 @@ int cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flag
     return ATTN_OK;
 }
 
+int cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,
+                   attn_error *err) {
+    int rc = attn_model_open(out, config, err);
+    if (rc || !needs) return rc;
+    const attn_config *cfg = attn_model_config(*out);
+    if (needs->decoding && cfg->arch == ATTN_ARCH_ENCODER)
+        rc = attn_error_set(err, ATTN_ERR_USAGE,
+                            "%s: the model is an encoder (bidirectional); generation needs a "
+                            "decoder or an encoder-decoder",
+                            needs->who);
+    else if (needs->lm_head && cfg->lm_head == ATTN_LM_HEAD_NONE)
+        rc = attn_error_set(err, ATTN_ERR_USAGE,
+                            "%s: the model has no lm_head (lm_head \"none\"), so it predicts no "
+                            "tokens",
+                            needs->who);
+    if (rc) {
+        attn_model_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int cli_check_source(const attn_config *cfg, const char *flag, const char *required,
+                     attn_error *err) {
+    const bool encdec = cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    if (flag && !encdec)
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: the model is %s %s, not an encoder-decoder",
+                              flag, cfg->arch == ATTN_ARCH_ENCODER ? "an" : "a",
+                              attn_arch_name(cfg->arch));
+    if (!flag && encdec && required)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "the model is an encoder-decoder: give its encoder input with %s",
+                              required);
+    return ATTN_OK;
+}
+
 int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
                   attn_error *err) {
     *ids = NULL;

@@ -145,7 +145,7 @@ int cmd_explain(int argc, char **argv) {
     ex_input in = {0}, src = {0};
     explain_req req = {0};
     int status = EXIT_OK;
-    if (attn_model_open(&model, o.config, &err)) return cli_lib_error(&err);
+    if (cli_model_open(&model, o.config, NULL, &err)) return cli_lib_error(&err);
     const attn_config *cfg = attn_model_config(model);
     const attn_tokenizer *tok = attn_model_tokenizer(model);
     const bool encdec = cfg->arch == ATTN_ARCH_ENCODER_DECODER;
@@ -179,16 +179,12 @@ int cmd_explain(int argc, char **argv) {
                            o.kind, encdec ? " (drop --stack encoder)" : "");
         goto done;
     }
-    if (has_src && !encdec) {
-        status = cli_error(EXIT_USAGE, "%s: the model is %s %s, not an encoder-decoder",
-                           o.source ? "--source" : o.source_ids ? "--source-ids"
-                                                                : "--source-embeddings",
-                           an, arch);
-        goto done;
-    }
-    if (encdec && !has_src) {
-        status = cli_error(EXIT_USAGE, "the model is an encoder-decoder: give its encoder input "
-                                       "with --source, --source-ids or --source-embeddings");
+    const char *src_flag = o.source       ? "--source"
+                           : o.source_ids ? "--source-ids"
+                           : o.source_emb ? "--source-embeddings"
+                                          : NULL;
+    if (cli_check_source(cfg, src_flag, "--source, --source-ids or --source-embeddings", &err)) {
+        status = cli_lib_error(&err);
         goto done;
     }
     if (!has_main && !enc_of_encdec) {

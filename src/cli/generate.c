@@ -283,28 +283,13 @@ int cmd_generate(int argc, char **argv) {
     int status = EXIT_OK;
     int *ids = NULL, *src = NULL;
     size_t n = 0, sn = 0;
-    if (attn_model_open(&g.model, o.config, &err)) return cli_lib_error(&err);
+    const cli_model_needs needs = {.who = "generate", .decoding = true, .lm_head = true};
+    if (cli_model_open(&g.model, o.config, &needs, &err)) return cli_lib_error(&err);
     g.cfg = attn_model_config(g.model);
     g.tok = attn_model_tokenizer(g.model);
-    bool encdec = g.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    if (g.cfg->arch == ATTN_ARCH_ENCODER) {
-        status = cli_error(EXIT_USAGE, "generate: the model is an encoder (bidirectional); "
-                                       "generation needs a decoder or an encoder-decoder");
-        goto done;
-    }
-    if (g.cfg->lm_head == ATTN_LM_HEAD_NONE) {
-        status = cli_error(EXIT_USAGE, "generate: the model has no lm_head (lm_head \"none\"), "
-                                       "so it predicts no tokens");
-        goto done;
-    }
-    if ((o.source || o.source_ids) && !encdec) {
-        status = cli_error(EXIT_USAGE, "%s: the model is a decoder, not an encoder-decoder",
-                           o.source ? "--source" : "--source-ids");
-        goto done;
-    }
-    if (encdec && !o.source && !o.source_ids) {
-        status = cli_error(EXIT_USAGE, "the model is an encoder-decoder: give its encoder input "
-                                       "with --source or --source-ids");
+    const char *src_flag = o.source ? "--source" : o.source_ids ? "--source-ids" : NULL;
+    if (cli_check_source(g.cfg, src_flag, "--source or --source-ids", &err)) {
+        status = cli_lib_error(&err);
         goto done;
     }
     if ((o.source || o.source_ids) &&

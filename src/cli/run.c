@@ -334,43 +334,32 @@ int cmd_run(int argc, char **argv) {
 
     runner r = {0};
     attn_error err = {0};
-    if (attn_model_open(&r.model, o.config, &err)) return cli_lib_error(&err);
+    const cli_model_needs needs = {.who = "--top-k", .lm_head = o.top_k != NULL};
+    if (cli_model_open(&r.model, o.config, &needs, &err)) return cli_lib_error(&err);
     r.cfg = attn_model_config(r.model);
     r.tok = attn_model_tokenizer(r.model);
     r.rc.cfg = r.cfg;
     r.top_k = top_k;
     r.color = color;
-    bool encdec = r.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
     bool batch = !o.text && !o.ids && !o.emb;
     int status = EXIT_OK;
     int *ids = NULL, *src = NULL;
     float *emb = NULL, *src_emb = NULL;
     size_t n = 0, sn = 0;
 
-    if (o.top_k && r.cfg->lm_head == ATTN_LM_HEAD_NONE) {
-        status = cli_error(EXIT_USAGE, "--top-k: the model has no lm_head (lm_head \"none\"), "
-                                       "so it predicts no tokens");
-        goto done;
-    }
     if (o.top_k && (top_k < 1 || top_k > r.cfg->vocab_size)) {
         status = cli_error(EXIT_USAGE, "--top-k: expected an integer from 1 to %d (vocab_size), "
                                        "got %d",
                            r.cfg->vocab_size, top_k);
         goto done;
     }
-    if ((o.source || o.source_ids || o.source_emb) && !encdec) {
-        status = cli_error(EXIT_USAGE, "%s: the model is a%s %s, not an encoder-decoder",
-                           o.source     ? "--source"
+    const char *src_flag = o.source       ? "--source"
                            : o.source_ids ? "--source-ids"
-                                          : "--source-embeddings",
-                           r.cfg->arch == ATTN_ARCH_ENCODER ? "n" : "",
-                           attn_arch_name(r.cfg->arch));
-        goto done;
-    }
-    if (encdec && !batch && !o.source && !o.source_ids && !o.source_emb) {
-        status = cli_error(EXIT_USAGE,
-                           "the model is an encoder-decoder: give its encoder input with "
-                           "--source, --source-ids or --source-embeddings");
+                           : o.source_emb ? "--source-embeddings"
+                                          : NULL;
+    if (cli_check_source(r.cfg, src_flag,
+                         batch ? NULL : "--source, --source-ids or --source-embeddings", &err)) {
+        status = cli_lib_error(&err);
         goto done;
     }
     if (o.source_emb) {
