@@ -354,7 +354,7 @@ static double *weight_cols(const attn_tensor *t, int r0, int n) {
 static const attn_tensor *tensor(const explain_opts *o, const char *prefix, const char *part) {
     char name[160];
     snprintf(name, sizeof name, "%s.%s", prefix, part);
-    return attn_safetensors_find(o->st, name);
+    return attn_model_tensor(o->model, name);
 }
 
 /* The tokens of one sequence, as a table wrapped to the width. */
@@ -451,8 +451,8 @@ static void print_input(pr *p, const explain_req *r, const explain_seq *s) {
     if (cfg->embed_scale != 1.0) note(p, "embed_scale = %g", cfg->embed_scale);
     if (has_pos || enorm) {
         /* the parts that make the captured X, from the weights */
-        const attn_tensor *te = attn_safetensors_find(o->st, "tok_embed");
-        const attn_tensor *tp = attn_safetensors_find(o->st, "pos_embed");
+        const attn_tensor *te = attn_model_tensor(o->model, "tok_embed");
+        const attn_tensor *tp = attn_model_tensor(o->model, "pos_embed");
         const int T = x->rows;
         double *e = malloc((size_t)T * D * sizeof *e), *pe = malloc((size_t)T * D * sizeof *pe);
         if (te && e && pe) {

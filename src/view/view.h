@@ -99,7 +99,7 @@ typedef struct explain_opts {
     int digits;  /* decimals of every number */
     bool full;   /* no abbreviation: every row and column */
     const attn_config *cfg;
-    const attn_safetensors *st; /* the model's weights, shown next to the values */
+    const attn_model *model;    /* the weights shown next to the values (attn_model_tensor) */
     const char *config_path;
     const explain_seq *seq;     /* the explained stack's input (queries) */
     const explain_seq *source;  /* encoder input of an encoder-decoder (cross keys), or NULL */
