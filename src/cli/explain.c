@@ -1,5 +1,6 @@
 /* attn explain: every step of one attention head on one input, with the
- * numbers the forward pass used (captured through the capture sink). */
+ * values the forward pass computed (captured through the capture sink) and
+ * the few that the view recomputes for display (see src/view/explain.c). */
 #include "cli.h"
 #include "view.h"
 
@@ -13,7 +14,11 @@ static const char explain_usage[] =
     "embeddings (and positions), Q, K and V with the weights that made them,\n"
     "the raw scores QKᵀ, their scaling by 1/√head_dim, the causal mask of a\n"
     "decoder, the softmax weights, the context vectors, and how the heads are\n"
-    "concatenated and projected. Every number is the one the forward pass used.\n"
+    "concatenated and projected. The values are those the forward pass computed,\n"
+    "captured as it ran; a few are recomputed for display from them and the\n"
+    "weights: the raw scores QKᵀ (from the captured Q and K), the token-embedding\n"
+    "and position rows that add up to the embeddings, and, under RoPE, Q and K\n"
+    "before rotation.\n"
     "\n"
     "Input (one of):\n"
     "  --text STRING              text, tokenized by the model's tokenizer\n"
