@@ -4,10 +4,11 @@
  * The error rule: a CLI function that can fail (a parser, a check, a step
  * of a command) follows the library's contract: it returns an attn_status
  * and fills the caller's attn_error, with ATTN_ERR_USAGE for bad flags and
- * inputs. Only the top level of a command (cmd_run, cmd_generate, ...)
- * prints an error, with cli_lib_error, which also turns its status into
- * the exit code. The one exception is the batch loop of 'attn run', which
- * reports each bad input line itself and goes on with the next. */
+ * inputs. Only the top level of a command (main, cmd_run, cmd_generate,
+ * ...) prints an error and picks the exit code: cli_lib_error prints an
+ * attn_error and turns its status into the code. The one exception is the
+ * batch loop of 'attn run', which reports each bad input line itself and
+ * goes on with the next. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
@@ -32,6 +33,8 @@ int cli_exit_code(int status);
 attn_status cli_usage(attn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- flags ---- */
+/* --help: prints a command's usage text on standard output; returns EXIT_OK. */
+int cli_help(const char *usage);
 /* One flag of a command: --name, and -short_name when that is not 0. A flag
  * with a value stores it in *value; a switch (value NULL) sets *set. */
 typedef struct cli_flag {

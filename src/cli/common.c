@@ -41,6 +41,11 @@ attn_status cli_usage(attn_error *err, const char *fmt, ...) {
 
 /* ---- flags ---- */
 
+int cli_help(const char *usage) {
+    fputs(usage, stdout);
+    return EXIT_OK;
+}
+
 /* More than any command has (the tables are written in the commands). */
 #define CLI_FLAGS_MAX 24
 
@@ -57,6 +62,7 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
     struct option longopts[CLI_FLAGS_MAX + 2];
     char shorts[2 * CLI_FLAGS_MAX + 3] = ":h"; /* the leading ':': a missing value returns ':' */
     size_t n = 0, ns = 2;
+    *help = false;
     for (; flags[n].name; n++) {
         if (n == CLI_FLAGS_MAX)
             return attn_error_set(err, ATTN_ERR_INTERNAL, "%s: more than %d flags", cmd,
@@ -73,7 +79,6 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
     shorts[ns] = '\0';
     longopts[n] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n + 1] = (struct option){NULL, 0, NULL, 0};
-    *help = false;
     opterr = 0;
     optind = 1;
     int c;

@@ -220,10 +220,7 @@ int cmd_explain(int argc, char **argv) {
     bool help = false;
     attn_error err = {0};
     if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
-    if (help) {
-        fputs(explain_usage, stdout);
-        return EXIT_OK;
-    }
+    if (help) return cli_help(explain_usage);
     explainer e = {0};
     const bool has_main = cli_input_flag(&o.input, false) != NULL;
     int status = EXIT_OK;

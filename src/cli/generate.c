@@ -141,8 +141,8 @@ static attn_status open_model(generator *g, const gen_opts *o, attn_error *err) 
 }
 
 /* The source (an encoder-decoder has one, see open_model) and the prompt's
- * ids; from text, a trailing end-of-sequence token the tokenizer adds is
- * dropped, so that generation goes on after the prompt. */
+ * ids; from text, a trailing end-of-sequence token that the tokenizer adds
+ * is dropped: the text is to be continued, not ended. */
 static attn_status load_inputs(generator *g, const gen_opts *o, attn_error *err) {
     attn_status rc;
     const char *src_flag = cli_input_flag(&o->source, true);
@@ -171,6 +171,7 @@ static attn_status generator_init(generator *g, attn_error *err) {
     return ATTN_OK;
 }
 
+/* Appends id to the sequence: its id, its label and its row of --tokens. */
 static attn_status push_token(generator *g, int id, attn_error *err) {
     if (g->main_l.n == g->labels_cap) {
         size_t cap = g->labels_cap ? 2 * g->labels_cap : 64;
@@ -321,10 +322,7 @@ int cmd_generate(int argc, char **argv) {
     bool help = false;
     attn_error err = {0};
     if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
-    if (help) {
-        fputs(generate_usage, stdout);
-        return EXIT_OK;
-    }
+    if (help) return cli_help(generate_usage);
     generator g = {0};
     int status = EXIT_OK;
     if (check_flags(&o, &err) || open_model(&g, &o, &err) || load_inputs(&g, &o, &err) ||

@@ -36,13 +36,10 @@ static int import_llama2c(int argc, char **argv) {
         {"force", .set = &force},
         {NULL},
     };
-    bool help;
+    bool help = false;
     attn_error err = {0};
     if (cli_parse_flags(argc, argv, "import", flags, &help, &err)) return cli_lib_error(&err);
-    if (help) {
-        fputs(import_usage, stdout);
-        return EXIT_OK;
-    }
+    if (help) return cli_help(import_usage);
     if (!checkpoint) return cli_error(EXIT_USAGE, "--checkpoint FILE is required");
     if (!tokenizer) return cli_error(EXIT_USAGE, "--tokenizer FILE is required");
     if (!out) return cli_error(EXIT_USAGE, "--out DIR is required");
@@ -56,10 +53,7 @@ int cmd_import(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "import: give a format, e.g. 'attn import llama2c "
                                      "--checkpoint FILE --tokenizer FILE --out DIR'");
     const char *fmt = argv[1];
-    if (strcmp(fmt, "-h") == 0 || strcmp(fmt, "--help") == 0) {
-        fputs(import_usage, stdout);
-        return EXIT_OK;
-    }
+    if (strcmp(fmt, "-h") == 0 || strcmp(fmt, "--help") == 0) return cli_help(import_usage);
     if (strcmp(fmt, "llama2c") == 0) return import_llama2c(argc - 1, argv + 1);
     return cli_error(EXIT_USAGE, "import: unknown format '%s' (known: llama2c)", fmt);
 }

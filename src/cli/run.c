@@ -355,10 +355,7 @@ int cmd_run(int argc, char **argv) {
     bool help = false;
     attn_error err = {0};
     if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
-    if (help) {
-        fputs(run_usage, stdout);
-        return EXIT_OK;
-    }
+    if (help) return cli_help(run_usage);
     runner r = {0};
     cli_input in = {0}, src = {0};
     const cli_input *src_in = cli_input_flag(&o.source, true) ? &src : NULL;
