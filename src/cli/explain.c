@@ -115,6 +115,8 @@ static attn_status check_flags(ex_opts *o, attn_error *err) {
     return rc;
 }
 
+/* Opens the model; notes whether it is an encoder-decoder and whether its
+ * encoder is the stack explained. */
 static attn_status open_model(explainer *e, const ex_opts *o, attn_error *err) {
     attn_status rc = cli_model_open(&e->model, o->config, NULL, err);
     if (rc) return rc;
@@ -122,6 +124,22 @@ static attn_status open_model(explainer *e, const ex_opts *o, attn_error *err) {
     e->encdec = e->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
     e->enc_of_encdec = e->encdec && o->stack && strcmp(o->stack, "encoder") == 0;
     return ATTN_OK;
+}
+
+/* --kind: self, cross or both; where cross-attention exists, both by
+ * default, else self. */
+static void choose_kinds(explain_req *req, bool cross_exists, const char *kind) {
+    if (cross_exists && kind && strcmp(kind, "cross") == 0) {
+        req->n_kinds = 1;
+        req->kinds[0] = ATTN_KIND_CROSS;
+    } else if (cross_exists && (!kind || strcmp(kind, "both") == 0)) {
+        req->n_kinds = 2;
+        req->kinds[0] = ATTN_KIND_SELF;
+        req->kinds[1] = ATTN_KIND_CROSS;
+    } else {
+        req->n_kinds = 1;
+        req->kinds[0] = ATTN_KIND_SELF;
+    }
 }
 
 /* Which stack, layer, head and kinds of attention: checked against the
@@ -155,17 +173,7 @@ static attn_status choose_head(explainer *e, const ex_opts *o, attn_error *err) 
     req->layer = layer;
     req->head = head;
     req->kv_head = head / (cfg->n_heads / cfg->n_kv_heads);
-    if (cross_exists && o->kind && strcmp(o->kind, "cross") == 0) {
-        req->n_kinds = 1;
-        req->kinds[0] = ATTN_KIND_CROSS;
-    } else if (cross_exists && (!o->kind || strcmp(o->kind, "both") == 0)) {
-        req->n_kinds = 2;
-        req->kinds[0] = ATTN_KIND_SELF;
-        req->kinds[1] = ATTN_KIND_CROSS;
-    } else {
-        req->n_kinds = 1;
-        req->kinds[0] = ATTN_KIND_SELF;
-    }
+    choose_kinds(req, cross_exists, o->kind);
     return ATTN_OK;
 }
 
@@ -204,6 +212,7 @@ static attn_status run_forward(explainer *e, bool has_main, attn_error *err) {
     return rc;
 }
 
+/* Lays out the captured head on standard output, with the weights. */
 static attn_status print_head(const explainer *e, const ex_opts *o, attn_error *err) {
     explain_seq seq_main = {&e->in.labels, e->in.ids, e->in.emb_path};
     explain_seq seq_src = {&e->src.labels, e->src.ids, e->src.emb_path};

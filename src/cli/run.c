@@ -283,9 +283,10 @@ static cli_input_args line_args(const char *s, bool ids_input) {
     return ids_input ? (cli_input_args){.ids = s} : (cli_input_args){.text = s};
 }
 
-/* Line index (from 0) of batch mode, len bytes without its line end (it is
- * changed): loads its inputs and runs them. An encoder-decoder without a
- * source from the flags (fixed_src NULL) takes it from the line. */
+/* Line `index` (from 0) of batch mode, len bytes once its line end is cut
+ * (the line is changed in place): loads its inputs and runs them. An
+ * encoder-decoder without a source from the flags (fixed_src NULL) takes
+ * it from the line. */
 static attn_status run_line(runner *r, const run_opts *o, long index, char *line, size_t len,
                             const cli_input *fixed_src, attn_error *err) {
     char what[64];
