@@ -3,7 +3,9 @@
  * Files are either written by attn_safetensors_write or built byte by byte
  * here (u64 length + header text + data), so every refusal can be produced
  * on purpose. Expected values never come from the code under test: F16 goes
- * through the compiler's _Float16, BF16 through a 16-bit shift, F32 is
+ * through the compiler's _Float16 where it has one (else through the
+ * definition, sign * significand * 2^exponent with ldexpf), BF16 through a
+ * 16-bit shift, F32 is
  * compared bit for bit with what was written, and the writer's output is
  * re-read with cJSON and raw byte comparisons. */
 #include "attn/attn.h"
@@ -22,7 +24,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* GCC defines __FLT16_MAX__ exactly when it supports _Float16; clang 14 on
+ * x86-64 has no _Float16 and the test falls back to the definition. */
+#ifdef __FLT16_MAX__
+#define HAVE_REF_FLOAT16 1
 __extension__ typedef _Float16 ref_f16;
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
@@ -415,11 +422,39 @@ START_TEST(test_metadata_ignored) {
 }
 END_TEST
 
+/* IEEE 754 binary16 by its definition: 1 sign, 5 exponent (bias 15), 10
+ * fraction bits; every value is exact in a float, so ldexpf is exact. */
+static float f16_by_definition(uint16_t h) {
+    int exponent = (h >> 10) & 0x1f;
+    int fraction = h & 0x3ff;
+    float sign = (h & 0x8000) ? -1.0f : 1.0f;
+    if (exponent == 0x1f) return fraction ? copysignf(NAN, sign) : sign * INFINITY;
+    if (exponent == 0) return sign * ldexpf((float)fraction, -24); /* subnormal or zero */
+    return sign * ldexpf((float)(fraction | 0x400), exponent - 25);
+}
+
+#ifdef HAVE_REF_FLOAT16
 static float ref_f16_to_float(uint16_t h) {
     ref_f16 x;
     memcpy(&x, &h, sizeof h);
     return (float)x;
 }
+
+/* the fallback agrees with the compiler on all 65536 patterns */
+START_TEST(test_f16_definition_matches_compiler) {
+    for (uint32_t i = 0; i <= 0xffff; i++) {
+        float want = ref_f16_to_float((uint16_t)i), got = f16_by_definition((uint16_t)i);
+        if (isnan(want))
+            ck_assert_msg(isnan(got) && !!signbit(got) == !!signbit(want), "0x%04x", i);
+        else
+            ck_assert_msg(float_bits(got) == float_bits(want), "0x%04x: got %a, want %a", i,
+                          (double)got, (double)want);
+    }
+}
+END_TEST
+#else
+#define ref_f16_to_float f16_by_definition
+#endif
 
 START_TEST(test_f16_conversion) {
     enum { NR = 4000 };
@@ -966,6 +1001,9 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(rd, test_unaligned_data_area);
     tcase_add_test(rd, test_metadata_ignored);
     tcase_add_test(rd, test_f16_conversion);
+#ifdef HAVE_REF_FLOAT16
+    tcase_add_test(rd, test_f16_definition_matches_compiler);
+#endif
     tcase_add_test(rd, test_bf16_conversion);
     suite_add_tcase(s, rd);
 
