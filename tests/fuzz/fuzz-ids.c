@@ -51,16 +51,19 @@ static void check_ids(const char *text, int vocab_size) {
 
 static void check_int(const char *text, int min, int max) {
     int out = 12345;
-    int rc = cli_parse_int(text, "--flag", min, max, &out);
-    if (rc != 0) {
-        if (rc != EXIT_USAGE || out != 12345) __builtin_trap();
+    attn_error err = {0};
+    attn_status rc = cli_parse_int(text, "--flag", min, max, &out, &err);
+    if (rc != ATTN_OK) {
+        if (rc != ATTN_ERR_USAGE || err.status != ATTN_ERR_USAGE || out != 12345 ||
+            err.message[0] == '\0')
+            __builtin_trap();
         return;
     }
     if (out < min || out > max) __builtin_trap();
     char again[16];
     snprintf(again, sizeof again, "%d", out);
     int back = 0;
-    if (cli_parse_int(again, "--flag", min, max, &back) != 0 || back != out) __builtin_trap();
+    if (cli_parse_int(again, "--flag", min, max, &back, NULL) != ATTN_OK || back != out) __builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
