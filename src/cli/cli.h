@@ -54,6 +54,13 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
 /* ---- numbers and id lists ---- */
 /* Parses the integer value s of `flag` and refuses one outside [min, max];
  * with the whole int range, the message asks for an integer only. */
+/* Splits one batch line line[len] (its line end already cut; NUL-terminated
+ * at len): refuses a NUL byte inside it; when pair (an encoder-decoder
+ * without a source from the flags) cuts it at the first TAB into *source and
+ * *target (the line is changed in place), else *target is the whole line and
+ * *source NULL. `what` names the line in messages. */
+attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *what,
+                                 char **source, char **target, attn_error *err);
 attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int *out,
                           attn_error *err);
 /* Parses "N,N,..." (spaces allowed around numbers). Each id must lie in

@@ -288,3 +288,23 @@ void cli_spool(FILE **held, bool emit) {
     fclose(*held);
     *held = NULL;
 }
+
+attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *what,
+                                 char **source, char **target, attn_error *err) {
+    *source = *target = NULL;
+    if (memchr(line, '\0', len)) return cli_usage(err, "%s: contains a NUL byte", what);
+    if (!pair) {
+        *target = line;
+        return ATTN_OK;
+    }
+    char *tab = memchr(line, '\t', len);
+    if (!tab)
+        return cli_usage(err,
+                         "%s: expected SOURCE<TAB>TARGET for an encoder-decoder model (or give "
+                         "--source / --source-ids)",
+                         what);
+    *tab = '\0';
+    *source = line;
+    *target = tab + 1;
+    return ATTN_OK;
+}

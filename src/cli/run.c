@@ -276,18 +276,6 @@ static attn_status close_outputs(runner *r, attn_error *err) {
 
 /* Splits a batch line SOURCE<TAB>TARGET at its first tab: line keeps the
  * source, *target is the rest. */
-static attn_status split_line(char *line, char **target, const char *what, attn_error *err) {
-    char *tab = strchr(line, '\t');
-    if (!tab)
-        return cli_usage(err,
-                         "%s: expected SOURCE<TAB>TARGET for an encoder-decoder model (or give "
-                         "--source / --source-ids)",
-                         what);
-    *tab = '\0';
-    *target = tab + 1;
-    return ATTN_OK;
-}
-
 /* A batch line as an input: text, or token ids with --ids-input. */
 static cli_input_args line_args(const char *s, bool ids_input) {
     return ids_input ? (cli_input_args){.ids = s} : (cli_input_args){.text = s};
@@ -301,11 +289,11 @@ static attn_status run_line(runner *r, const run_opts *o, long index, char *line
                             const cli_input *fixed_src, attn_error *err) {
     char what[64];
     snprintf(what, sizeof what, "standard input line %ld", index + 1);
-    if (len != strlen(line)) return cli_usage(err, "%s: contains a NUL byte", what);
     const bool split = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER && !fixed_src;
-    char *target = line;
-    attn_status rc = split ? split_line(line, &target, what, err) : ATTN_OK;
-    const cli_input_args src_args = line_args(line, o->ids_input);
+    char *source = NULL, *target = NULL;
+    attn_status rc = cli_split_batch_line(line, len, split, what, &source, &target, err);
+    if (rc) return rc;
+    const cli_input_args src_args = line_args(split ? source : line, o->ids_input);
     const cli_input_args args = line_args(target, o->ids_input);
     cli_input in = {0}, src = {0};
     if (!rc && split) rc = cli_input_load(&src, r->model, &src_args, what, err);

@@ -4,8 +4,7 @@
  * when pair is true (encoder-decoder models without --source), and refuses
  * NUL bytes. The first input byte's low bit is pair, the rest is the line.
  *
- * The contract checked, that of the split in run_batch (src/cli/run.c)
- * before it became a function: the line is accepted exactly when it has no NUL byte and,
+ * The contract checked (the batch split of attn run, src/cli/common.c): the line is accepted exactly when it has no NUL byte and,
  * for a pair, a TAB; then for a pair *source is the text before the first TAB
  * and *target the text after it, and otherwise *target is the whole line and
  * *source NULL; a refusal is ATTN_ERR_USAGE with one line of message. */
@@ -33,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     char *source = NULL, *target = NULL;
     attn_error err;
-    attn_status rc = cli_split_batch_line(line, len, pair, &source, &target, &err);
+    attn_status rc = cli_split_batch_line(line, len, pair, "line", &source, &target, &err);
     if (rc != ATTN_OK) {
         fuzz_check_error(&err, rc);
         if (accept || rc != ATTN_ERR_USAGE) __builtin_trap();
