@@ -36,12 +36,19 @@ extern "C" {
 typedef struct attn_outfile {
     FILE *f;
     char *path;     /* final path; NULL for standard output */
-    char *tmp;      /* temporary path the data goes to until commit */
+    char *tmp;      /* temporary path the data goes to until commit; NULL when the
+                       target is written straight through (see attn_outfile_open) */
 } attn_outfile;
 
-/* "-" means standard output (never renamed). */
+/* "-" means standard output (never renamed). A regular file or a new path is
+ * written to "<path>.tmp.XXXXXX" and renamed onto path by commit. A target
+ * that exists and is not a regular file (a device, a FIFO, a socket), and any
+ * path under /dev/ or /proc/ (/dev/stdout, /dev/fd/N), is written straight
+ * through, so that no rename replaces a device. An empty path is
+ * ATTN_ERR_USAGE. */
 ATTN_API attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err);
-/* Flushes, closes and renames into place; on failure removes the temporary. */
+/* Flushes, closes and renames into place; on failure removes the temporary.
+ * A failed write (e.g. ENOSPC on /dev/full) is ATTN_ERR_IO. */
 ATTN_API attn_status attn_outfile_commit(attn_outfile *o, attn_error *err);
 /* Closes and removes the temporary (no-op for standard output or a closed file). */
 ATTN_API void attn_outfile_abort(attn_outfile *o);

@@ -12,13 +12,28 @@
 
 /* ---- errors ---- */
 
+/* Writes s to f with every control byte (and DEL) as \xNN, so that a name
+ * or value taken from a file or a flag cannot drive the terminal (ESC, BEL). */
+static void put_escaped(FILE *f, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            putc(*p, f);
+    }
+}
+
 int cli_error(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("attn: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char *msg = NULL;
+    int n = vasprintf(&msg, fmt, ap);
     va_end(ap);
+    fputs("attn: ", stderr);
+    if (n >= 0) put_escaped(stderr, msg);
+    else fputs("(message lost: out of memory)", stderr);
+    fputc('\n', stderr);
+    free(msg);
     return code;
 }
 

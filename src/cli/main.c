@@ -25,17 +25,32 @@ static const char usage[] =
     "'attn COMMAND --help' describes a command. Exit status: 0 success, 1 failure,\n"
     "2 usage error.\n";
 
-/* An interrupted run removes its half-written output files, then dies of the signal. */
+/* An interrupted run removes its half-written output files, then dies of the
+ * signal (so the caller sees the conventional status, 128 + the signal). */
 static void on_signal(int sig) {
     attn_outfile_abort_all();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
+/* The signals that end a process by default and can arrive while output
+ * files are open: a terminal or job control (INT, QUIT, HUP, TERM), a reader
+ * that went away (PIPE), a file size limit (XFSZ). A signal the caller set
+ * to be ignored (nohup, a job started with SIGINT ignored) stays ignored. */
+static void catch_signals(void) {
+    static const int sigs[] = {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE, SIGXFSZ};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 int main(int argc, char **argv) {
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
+    catch_signals();
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;

@@ -2,6 +2,7 @@
  * inputs given as vectors. */
 #include "attn/write.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ typedef const char *(*label_fn)(const void *ctx, size_t i, char *num, size_t cap
 
 /* Fills l with n labels, copies of text(ctx, i, ...); ATTN_ERR_NOMEM leaves l empty. */
 static attn_status build(attn_labels *l, size_t n, label_fn text, const void *ctx) {
-    l->text = calloc(n ? n : 1, sizeof *l->text);
+    l->text = n <= SIZE_MAX / sizeof *l->text ? calloc(n ? n : 1, sizeof *l->text) : NULL;
     l->n = l->text ? n : 0;
     if (!l->text) return ATTN_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {

@@ -1,0 +1,139 @@
+"""Hostile outputs, signals and messages, against the real binary (issue 9).
+
+  test_hardening.py ATTN_EXE SOURCE_ROOT
+
+Each case runs attn in a fresh temporary folder and checks its exit status,
+its message and the files it leaves. Devices are stand-ins made with mknod in
+that folder (never the real /dev/null); the mknod cases skip when not root.
+"""
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+ATTN, ROOT = sys.argv[1], sys.argv[2]
+CFG = os.path.join(ROOT, "models", "tiny-decoder", "config.json")
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
+    if not ok:
+        failures.append(name)
+
+
+def run(args, cwd, **kw):
+    return subprocess.run([ATTN] + args, cwd=cwd, capture_output=True, **kw)
+
+
+def leftovers(d):
+    return [f for f in os.listdir(d) if ".tmp." in f]
+
+
+def main():
+    # 1. a character device is written straight through, never replaced
+    with tempfile.TemporaryDirectory() as d:
+        dev = os.path.join(d, "null")
+        if os.geteuid() == 0:
+            os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            r = run(["run", "--config", CFG, "--text", "the cat", "--maps", dev], d)
+            check("device: exit 0", r.returncode == 0, r.stderr.decode())
+            check("device: still a character device", stat.S_ISCHR(os.stat(dev).st_mode))
+            check("device: no temporary left", not leftovers(d), str(leftovers(d)))
+        else:
+            print("skip device stand-in: mknod needs root")
+
+    # 2. a FIFO's reader gets the whole CSV
+    with tempfile.TemporaryDirectory() as d:
+        fifo = os.path.join(d, "fifo")
+        os.mkfifo(fifo)
+        reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+        r = run(["run", "--config", CFG, "--text", "the cat", "--maps", fifo], d)
+        got = reader.communicate(timeout=30)[0].decode()
+        ref = run(["run", "--config", CFG, "--text", "the cat", "--maps", "-"], d).stdout.decode()
+        check("fifo: exit 0", r.returncode == 0, r.stderr.decode())
+        check("fifo: the reader got the maps", got == ref and got.count("\n") > 2,
+              "%d vs %d bytes" % (len(got), len(ref)))
+        check("fifo: still a FIFO", stat.S_ISFIFO(os.stat(fifo).st_mode))
+
+    # 3. /dev/full: exit 1 and a message, no temporary (written straight through)
+    with tempfile.TemporaryDirectory() as d:
+        if os.path.exists("/dev/full"):
+            r = run(["run", "--config", CFG, "--text", "the cat", "--maps", "/dev/full"], d)
+            err = r.stderr.decode()
+            check("/dev/full: exit 1", r.returncode == 1, str(r.returncode))
+            check("/dev/full: no space left", "No space left" in err and err.count("\n") == 1, err)
+
+    # 4. an empty output path is a usage error, and nothing is written
+    with tempfile.TemporaryDirectory() as d:
+        r = run(["run", "--config", CFG, "--text", "the cat", "--context", "c.csv", "--maps", ""], d)
+        check("empty path: exit 2", r.returncode == 2, str(r.returncode))
+        check("empty path: says so", b"empty" in r.stderr, r.stderr.decode())
+        check("empty path: no file left", os.listdir(d) == [], str(os.listdir(d)))
+
+    # 5. terminal escapes from a file never reach standard error raw
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "c.json")
+        with open(cfg, "w") as f:
+            f.write('{"format": "attn/1", "\x1b]0;pwned\x07": 1}')
+        r = run(["run", "--config", cfg, "--text", "x"], d)
+        check("escapes: a usage or format error", r.returncode in (1, 2), str(r.returncode))
+        check("escapes: no ESC or BEL in the message",
+              b"\x1b" not in r.stderr and b"\x07" not in r.stderr and b"\\x1b" in r.stderr,
+              repr(r.stderr))
+
+    # 6. SIGPIPE on standard output with a file output open: the file's
+    #    temporary is removed, the process dies of SIGPIPE as before
+    with tempfile.TemporaryDirectory() as d:
+        inp = os.path.join(d, "in.txt")
+        with open(inp, "w") as f:
+            f.write("the cat sat on the mat\n" * 4000)
+        with open(inp) as stdin:
+            p = subprocess.Popen([ATTN, "run", "--config", CFG, "--maps", "-", "--context",
+                                  "ctx.csv"], cwd=d, stdin=stdin, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL)
+            p.stdout.readline()
+            p.stdout.close()  # the reader goes away
+            p.wait(timeout=120)
+        check("sigpipe: died of SIGPIPE", p.returncode == -signal.SIGPIPE, str(p.returncode))
+        check("sigpipe: no temporary left", sorted(os.listdir(d)) == ["in.txt"],
+              str(os.listdir(d)))
+
+    # 7. SIGTERM during a batch removes the temporaries; an ignored SIGHUP
+    #    (nohup) stays ignored
+    for sig, ignored in ((signal.SIGTERM, False), (signal.SIGHUP, True), (signal.SIGINT, True)):
+        with tempfile.TemporaryDirectory() as d:
+            pre = (lambda: signal.signal(sig, signal.SIG_IGN)) if ignored else None
+            p = subprocess.Popen([ATTN, "run", "--config", CFG, "--maps", "m.csv"], cwd=d,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, preexec_fn=pre)
+            p.stdin.write(b"the cat\n" * 50)
+            p.stdin.flush()
+            for _ in range(200):  # wait until the temporary exists
+                if leftovers(d):
+                    break
+                time.sleep(0.02)
+            p.send_signal(sig)
+            time.sleep(0.2)
+            name = signal.Signals(sig).name
+            if ignored:
+                p.stdin.close()
+                p.wait(timeout=120)
+                check("%s ignored by the caller: run completes" % name,
+                      p.returncode == 0 and os.path.exists(os.path.join(d, "m.csv")),
+                      "%s %s" % (p.returncode, os.listdir(d)))
+            else:
+                p.wait(timeout=120)
+                check("%s: died of it" % name, p.returncode == -sig, str(p.returncode))
+                check("%s: no temporary, no output" % name, os.listdir(d) == [],
+                      str(os.listdir(d)))
+
+    print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
