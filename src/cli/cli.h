@@ -59,6 +59,10 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
  * without a source from the flags) cuts it at the first TAB into *source and
  * *target (the line is changed in place), else *target is the whole line and
  * *source NULL. `what` names the line in messages. */
+/* Do two output paths name the same file, however spelled ("a.csv" and
+ * "./a.csv", a symlink, a hard link)? Existing files are compared by device
+ * and inode, new ones by the real path of their folder. "-" is never a file. */
+bool cli_same_file(const char *a, const char *b);
 attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *what,
                                  char **source, char **target, attn_error *err);
 attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int *out,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- errors ---- */
 
@@ -322,4 +323,30 @@ attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *
     *source = line;
     *target = tab + 1;
     return ATTN_OK;
+}
+
+/* The file a path names once written: its device and inode when it exists,
+ * else the real path of its folder and its last component, into buf. */
+static bool file_identity(const char *path, struct stat *sb, char *buf, size_t cap) {
+    if (stat(path, sb) == 0) return true;
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX], real[PATH_MAX];
+    size_t dlen = slash ? (size_t)(slash - path) : 1;
+    if (dlen >= sizeof dir) dlen = sizeof dir - 1;
+    memcpy(dir, slash ? path : ".", dlen);
+    dir[slash && dlen == 0 ? 1 : dlen] = '\0';
+    if (slash && dlen == 0) dir[0] = '/';
+    if (!realpath(dir, real)) snprintf(real, sizeof real, "%s", dir);
+    snprintf(buf, cap, "%s/%s", real, slash ? slash + 1 : path);
+    return false;
+}
+
+bool cli_same_file(const char *a, const char *b) {
+    if (!a || !b || strcmp(a, "-") == 0 || strcmp(b, "-") == 0) return false;
+    if (strcmp(a, b) == 0) return true;
+    struct stat sa, sb;
+    char na[2 * PATH_MAX], nb[2 * PATH_MAX];
+    bool ea = file_identity(a, &sa, na, sizeof na), eb = file_identity(b, &sb, nb, sizeof nb);
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !ea && !eb && strcmp(na, nb) == 0;
 }

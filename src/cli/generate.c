@@ -123,7 +123,7 @@ static attn_status check_flags(gen_opts *o, attn_error *err) {
     if (!o->steps) return cli_usage(err, "--steps N is required");
     attn_status rc = cli_parse_int(o->steps, "--steps", 0, INT_MAX, &o->n_steps, err);
     if (rc) return rc;
-    if (o->maps && o->tokens && strcmp(o->maps, "-") != 0 && strcmp(o->maps, o->tokens) == 0)
+    if (cli_same_file(o->maps, o->tokens))
         return cli_usage(err, "--maps and --tokens name the same file '%s'", o->maps);
     return ATTN_OK;
 }

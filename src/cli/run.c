@@ -124,15 +124,13 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     o->color_mode = o->color ? out_color_parse(o->color) : OUT_COLOR_AUTO;
     if (o->color_mode < 0)
         return cli_usage(err, "--color: expected auto, always or never, got '%s'", o->color);
-    if (o->maps && o->context && strcmp(o->maps, "-") != 0 && strcmp(o->maps, o->context) == 0)
+    if (cli_same_file(o->maps, o->context))
         return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);
     if (!o->top_k && (o->last || o->predictions))
         return cli_usage(err, "%s needs --top-k K", o->last ? "--last" : "--predictions");
-    if (o->predictions && strcmp(o->predictions, "-") != 0 &&
-        ((o->maps && strcmp(o->maps, o->predictions) == 0) ||
-         (o->context && strcmp(o->context, o->predictions) == 0)))
+    if (cli_same_file(o->maps, o->predictions) || cli_same_file(o->context, o->predictions))
         return cli_usage(err, "--predictions names the same file '%s' as %s", o->predictions,
-                         o->maps && strcmp(o->maps, o->predictions) == 0 ? "--maps" : "--context");
+                         cli_same_file(o->maps, o->predictions) ? "--maps" : "--context");
     o->batch = !cli_input_flag(in, false);
     return o->top_k ? cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err) : ATTN_OK;
 }

@@ -131,6 +131,25 @@ def main():
                 check("%s: no temporary, no output" % name, os.listdir(d) == [],
                       str(os.listdir(d)))
 
+    # 8. the same file under two spellings is a usage error, before any work
+    with tempfile.TemporaryDirectory() as d:
+        open(os.path.join(d, "b.csv"), "w").close()
+        os.symlink("b.csv", os.path.join(d, "l.csv"))
+        cases = [
+            (["run", "--config", CFG, "--text", "the cat", "--maps", "a.csv", "--context", "./a.csv"], "a.csv"),
+            (["run", "--config", CFG, "--text", "the cat", "--maps", "b.csv", "--context", "l.csv"], "b.csv"),
+            (["run", "--config", CFG, "--text", "the cat", "--top-k", "2", "--maps", "p.csv",
+              "--predictions", os.path.join(d, "p.csv")], "p.csv"),
+            (["generate", "--config", CFG, "--text", "the cat", "--steps", "2", "--maps", "t.csv",
+              "--tokens", "./t.csv"], "t.csv"),
+        ]
+        for args, name in cases:
+            r = run(args, d)
+            check("same file %s: exit 2" % " ".join(args[-4:]), r.returncode == 2
+                  and b"the same file" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+        check("same file: nothing written", sorted(os.listdir(d)) == ["b.csv", "l.csv"],
+              str(os.listdir(d)))
+
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
 
