@@ -59,6 +59,8 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
  * without a source from the flags) cuts it at the first TAB into *source and
  * *target (the line is changed in place), else *target is the whole line and
  * *source NULL. `what` names the line in messages. */
+/* Standard input was closed when attn started (main.c gave it /dev/null). */
+extern bool cli_stdin_closed;
 /* Do two output paths name the same file, however spelled ("a.csv" and
  * "./a.csv", a symlink, a hard link)? Existing files are compared by device
  * and inode, new ones by the real path of their folder. "-" is never a file. */

@@ -2,7 +2,10 @@
 #include "cli.h"
 #include "view.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +52,22 @@ static void catch_signals(void) {
     }
 }
 
+bool cli_stdin_closed;
+
+/* A standard stream the caller closed gets /dev/null, so that the first file
+ * attn opens cannot take its descriptor (and output meant for standard
+ * output land in a file). Batch mode refuses a closed standard input. */
+static void reserve_std_fds(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got >= 0 && got != fd) close(got); /* cannot happen: the lowest free fd is fd */
+        if (fd == 0) cli_stdin_closed = true;
+    }
+}
+
 int main(int argc, char **argv) {
+    reserve_std_fds();
     catch_signals();
     if (argc < 2) {
         fputs(usage, stderr);

@@ -332,6 +332,9 @@ static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixe
 /* The input of the flags, or in batch mode every line of standard input. */
 static attn_status run_inputs(runner *r, const run_opts *o, const cli_input *in,
                               const cli_input *src, bool *bad_lines, attn_error *err) {
+    if (o->batch && cli_stdin_closed)
+        return cli_usage(err, "standard input is closed: give --text, --ids or --embeddings, "
+                              "or one input per line on standard input");
     if (o->batch) return run_batch(r, o, src, bad_lines, err);
     return run_one(r, 0, in, src, cli_input_flag(&o->input, false), err);
 }

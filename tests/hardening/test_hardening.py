@@ -150,6 +150,24 @@ def main():
         check("same file: nothing written", sorted(os.listdir(d)) == ["b.csv", "l.csv"],
               str(os.listdir(d)))
 
+    # 9. closed standard streams: a closed standard output never becomes an
+    #    output file's descriptor; batch mode refuses a closed standard input
+    with tempfile.TemporaryDirectory() as d:
+        r = run(["run", "--config", CFG, "--text", "the cat", "--maps", "m.csv", "--context",
+                 "c.csv"], d, preexec_fn=lambda: os.close(1))
+        with open(os.path.join(d, "m.csv")) as f:
+            m = f.readline()
+        with open(os.path.join(d, "c.csv")) as f:
+            c = f.readline()
+        check("stdout closed: exit 0", r.returncode == 0, str(r.returncode))
+        check("stdout closed: each file holds its own CSV",
+              m.startswith("input,stack,layer") and c.startswith("input,pos,token"), m + c)
+    with tempfile.TemporaryDirectory() as d:
+        r = run(["run", "--config", CFG, "--maps", "m.csv"], d, preexec_fn=lambda: os.close(0))
+        check("stdin closed: batch mode is a usage error", r.returncode == 2
+              and b"standard input is closed" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+        check("stdin closed: no file", os.listdir(d) == [], str(os.listdir(d)))
+
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
 
