@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -61,6 +62,13 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
  * *source NULL. `what` names the line in messages. */
 /* Standard input was closed when attn started (main.c gave it /dev/null). */
 extern bool cli_stdin_closed;
+/* The longest batch line (standard input), in bytes. */
+#define CLI_LINE_MAX ((size_t)1 << 20)
+/* Reads one line of f without its '\n' into *buf (grown as needed, at most
+ * CLI_LINE_MAX + 1 bytes, NUL-terminated; NUL bytes inside are kept) and
+ * returns its length; a longer line is read to its end but not stored, and
+ * sets *too_long. Returns -1 at the end of f, -2 when out of memory. */
+ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long);
 /* Do two output paths name the same file, however spelled ("a.csv" and
  * "./a.csv", a symlink, a hard link)? Existing files are compared by device
  * and inode, new ones by the real path of their folder. "-" is never a file. */

@@ -350,3 +350,31 @@ bool cli_same_file(const char *a, const char *b) {
     if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
     return !ea && !eb && strcmp(na, nb) == 0;
 }
+
+ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long) {
+    size_t n = 0;
+    int c;
+    *too_long = false;
+    while ((c = getc_unlocked(f)) != EOF) {
+        if (c == '\n') break;
+        if (n == CLI_LINE_MAX) { /* keep reading to the line's end, storing nothing */
+            *too_long = true;
+            continue;
+        }
+        if (n + 1 >= *cap) {
+            size_t grown = *cap ? *cap * 2 : 256;
+            char *p = realloc(*buf, grown);
+            if (!p) return -2;
+            *buf = p;
+            *cap = grown;
+        }
+        (*buf)[n++] = (char)c;
+    }
+    if (c == EOF && n == 0 && !*too_long) return -1;
+    if (!*buf) { /* an empty last line */
+        if (!(*buf = malloc(1))) return -2;
+        *cap = 1;
+    }
+    (*buf)[n] = '\0';
+    return (ssize_t)n;
+}

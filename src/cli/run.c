@@ -311,11 +311,17 @@ static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixe
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    bool too_long;
     attn_status rc = ATTN_OK;
-    for (long index = 0; !rc && (len = getline(&line, &cap, stdin)) >= 0; index++) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+    for (long index = 0; !rc && (len = cli_read_line(stdin, &line, &cap, &too_long)) >= 0;
+         index++) {
+        while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
         attn_error line_err = {0};
-        rc = run_line(r, o, index, line, (size_t)len, fixed_src, &line_err);
+        if (too_long)
+            rc = cli_usage(&line_err, "standard input line %ld: longer than %zu bytes", index + 1,
+                           CLI_LINE_MAX);
+        else
+            rc = run_line(r, o, index, line, (size_t)len, fixed_src, &line_err);
         if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
             if (err) *err = line_err;
         } else if (rc) {
@@ -325,6 +331,7 @@ static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixe
         }
     }
     free(line);
+    if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
     if (!rc && ferror(stdin)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
     return rc;
 }

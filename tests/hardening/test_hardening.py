@@ -168,6 +168,24 @@ def main():
               and b"standard input is closed" in r.stderr, "%d %r" % (r.returncode, r.stderr))
         check("stdin closed: no file", os.listdir(d) == [], str(os.listdir(d)))
 
+    # 10. a batch line longer than the limit (1 MiB) is refused as it is read,
+    #     not after buffering it, and the numbering of later lines holds
+    with tempfile.TemporaryDirectory() as d:
+        inp = os.path.join(d, "in.txt")
+        with open(inp, "w") as f:
+            f.write("the cat\n" + "a" * (100 << 20) + "\nthe mat\n")
+        with open(inp) as stdin:
+            r = subprocess.run(["/usr/bin/time", "-f", "maxrss %M", ATTN, "run", "--config", CFG,
+                                "--maps", "m.csv"], cwd=d, stdin=stdin, capture_output=True)
+        err = r.stderr.decode()
+        rss = int(err.split("maxrss ")[-1].split()[0]) if "maxrss " in err else 0
+        with open(os.path.join(d, "m.csv")) as f:
+            inputs = sorted({row.split(",")[0] for row in f.read().splitlines()[1:]})
+        check("long line: exit 1 and a message naming line 2",
+              r.returncode == 1 and "line 2: longer than 1048576 bytes" in err, err)
+        check("long line: inputs 0 and 2 written", inputs == ["0", "2"], str(inputs))
+        check("long line: peak memory under 64 MiB (%d KiB)" % rss, 0 < rss < 65536, str(rss))
+
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
 
