@@ -35,4 +35,12 @@ void attn_unmap_file(void *map, size_t len);
 attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *rel,
                            attn_error *err);
 
+/* Length of the UTF-8 byte order mark at the start of a text buffer (EF BB
+ * BF): 3 when it is there, else 0. Text inputs (configs, vocabularies, CSV)
+ * skip it, so that it never becomes part of a key, a token or a number. */
+static inline size_t attn_bom_len(const void *buf, size_t len) {
+    const unsigned char *b = buf;
+    return len >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0;
+}
+
 #endif

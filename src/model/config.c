@@ -564,6 +564,10 @@ attn_status attn_config_parse(attn_config *cfg, const char *json, size_t len, co
     if (!cfg) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no config to fill", c.name);
     memset(cfg, 0, sizeof *cfg);
     if (!json || len == 0) return fail(&c, "empty file, expected a JSON object");
+    const size_t bom = attn_bom_len(json, len);
+    json += bom;
+    len -= bom;
+    if (len == 0) return fail(&c, "empty file, expected a JSON object");
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);

@@ -431,8 +431,9 @@ attn_status attn_embeddings_parse(float **out, size_t *rows, const void *buf, si
     else if (ends_with(name, ".npy"))
         rc = attn_error_set(err, ATTN_ERR_FORMAT,
                             "%s: not a .npy file (it does not begin with \\x93NUMPY)", name);
-    else
-        rc = parse_csv(&g, buf, len, max_rows, name, err);
+    else /* a byte order mark is skipped; line numbers stay those of the file */
+        rc = parse_csv(&g, (const char *)buf + attn_bom_len(buf, len), len - attn_bom_len(buf, len),
+                       max_rows, name, err);
     if (rc) {
         free(g.p);
         return rc;

@@ -186,6 +186,40 @@ def main():
         check("long line: inputs 0 and 2 written", inputs == ["0", "2"], str(inputs))
         check("long line: peak memory under 64 MiB (%d KiB)" % rss, 0 < rss < 65536, str(rss))
 
+    # 11. a UTF-8 byte order mark at the start of a config, a vocabulary or an
+    #     embeddings CSV is skipped: the same run as without it
+    with tempfile.TemporaryDirectory() as d:
+        import json
+        import shutil
+        src = os.path.dirname(CFG)
+        for f in os.listdir(src):
+            shutil.copy(os.path.join(src, f), d)
+        with open(os.path.join(src, "config.json"), "rb") as f:
+            cfg_bytes = f.read()
+        vocab = json.loads(cfg_bytes)["tokenizer"]["vocab"]
+        ref = run(["run", "--config", os.path.join(src, "config.json"), "--text", "the cat sat",
+                   "--context", "-"], d).stdout
+        for name in ("config.json", vocab):
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "wb") as f:
+                f.write(b"\xef\xbb\xbf" + data)
+        r = run(["run", "--config", os.path.join(d, "config.json"), "--text", "the cat sat",
+                 "--context", "-"], d)
+        check("BOM in config and vocabulary: same run", r.returncode == 0 and r.stdout == ref,
+              r.stderr.decode())
+        d_model = json.loads(cfg_bytes)["d_model"]
+        rows = "\n".join(",".join("%g" % ((i * 7 + j * 3) % 11 / 10 - 0.5) for j in range(d_model))
+                         for i in range(3)) + "\n"
+        for name, data in (("e.csv", rows.encode()), ("bom.csv", b"\xef\xbb\xbf" + rows.encode())):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        a = run(["run", "--config", CFG, "--embeddings", "e.csv", "--context", "-"], d)
+        b = run(["run", "--config", CFG, "--embeddings", "bom.csv", "--context", "-"], d)
+        check("BOM in an embeddings CSV: same run", a.returncode == 0 and a.stdout == b.stdout,
+              b.stderr.decode())
+
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
 
