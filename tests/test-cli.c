@@ -17,86 +17,13 @@ static const char *attn_exe;
 
 /* ---- helpers ---- */
 
-static void write_text(const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    tu_write_file(path, text, strlen(text));
-}
-
-
 static tu_rng rng = {12345};
-static float frand(void) { /* uniform in (-1, 1) */
-    return (float)(2.0 * tu_rng_unif(&rng) - 1.0);
-}
+enum { D = TU_DEC_D };
 
-typedef struct { char name[64]; int64_t shape[2]; int ndim; float *data; } tensor;
-static tensor tensors[64];
-static int n_tensors;
+/* The small decoder of tests/support.h; shape_q overrides the q rows (to make it wrong). */
+static void make_decoder(int shape_q) { tu_decoder_write_weights(tmpdir, &rng, shape_q); }
 
-static void add(const char *name, int64_t d0, int64_t d1, float base, float scale) {
-    tensor *t = &tensors[n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = d1 ? 2 : 1;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
-    t->data = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) t->data[i] = base + scale * frand();
-}
-
-static void write_weights(const char *file) {
-    attn_tensor_spec specs[64];
-    for (int i = 0; i < n_tensors; i++) {
-        specs[i] = (attn_tensor_spec){.name = tensors[i].name, .ndim = tensors[i].ndim,
-                                      .data = tensors[i].data};
-        specs[i].shape[0] = tensors[i].shape[0];
-        specs[i].shape[1] = tensors[i].shape[1];
-    }
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, file);
-    attn_error err;
-    ck_assert_msg(attn_safetensors_write(path, specs, (size_t)n_tensors, &err) == ATTN_OK, "%s",
-                  err.message);
-    for (int i = 0; i < n_tensors; i++) free(tensors[i].data);
-    n_tensors = 0;
-}
-
-static const char *vocab = "<unk>\nthe\ncat\nsits\non\nmat\n.\nsun\nrises\nin\neast\n";
-enum { V = 11, D = 8, F = 16, T = 12 };
-
-/* A 1-layer pre-norm decoder; shape_q overrides the q rows (to make it wrong). */
-static void make_decoder(int shape_q) {
-    add("tok_embed", V, D, 0, 0.5f);
-    add("pos_embed", T, D, 0, 0.5f);
-    add("blocks.0.attn_norm.weight", D, 0, 1, 0.1f);
-    add("blocks.0.attn_norm.bias", D, 0, 0, 0.1f);
-    add("blocks.0.attn.q.weight", shape_q, D, 0, 0.5f);
-    add("blocks.0.attn.k.weight", D, D, 0, 0.5f);
-    add("blocks.0.attn.v.weight", D, D, 0, 0.5f);
-    add("blocks.0.attn.o.weight", D, D, 0, 0.5f);
-    add("blocks.0.mlp_norm.weight", D, 0, 1, 0.1f);
-    add("blocks.0.mlp_norm.bias", D, 0, 0, 0.1f);
-    add("blocks.0.mlp.up.weight", F, D, 0, 0.5f);
-    add("blocks.0.mlp.down.weight", D, F, 0, 0.5f);
-    add("norm.weight", D, 0, 1, 0.1f);
-    add("norm.bias", D, 0, 0, 0.1f);
-    write_weights("model.safetensors");
-    write_text("vocab.txt", vocab);
-}
-
-static const char *decoder_config =
-    "{\"format\":\"attn/1\",\"architecture\":\"decoder\",\"vocab_size\":11,\"d_model\":8,"
-    "\"n_heads\":2,\"d_ff\":16,\"max_seq_len\":12,\"n_layers\":1,\"positional\":\"learned\","
-    "\"norm\":\"layernorm\",\"norm_position\":\"pre\",\"mlp\":\"gelu\",\"bias\":false,"
-    "\"lm_head\":\"tied\",\"weights\":\"model.safetensors\",%s"
-    "\"tokenizer\":{\"type\":\"word\",\"vocab\":\"vocab.txt\",\"lowercase\":true,"
-    "\"unk\":\"<unk>\",\"bos\":null,\"eos\":null}}";
-
-static void write_config(const char *extra) {
-    char buf[2048];
-    snprintf(buf, sizeof buf, decoder_config, extra);
-    write_text("config.json", buf);
-}
+static void write_config(const char *extra) { tu_decoder_write_config(tmpdir, extra); }
 
 typedef tu_result result;
 
@@ -137,17 +64,12 @@ static void assert_no_outputs(void) {
 static void setup(void) {
     attn_exe = getenv("ATTN_EXE");
     ck_assert_msg(attn_exe != NULL, "ATTN_EXE is not set");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-cli-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tu_tmpdir(tmpdir, sizeof tmpdir, "attn-test-cli-");
     make_decoder(D);
     write_config("");
 }
 
-static void teardown(void) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_assert_int_eq(tu_rm_tree(tmpdir), 0); }
 
 #define RUN(input, ...) run_attn(input, (const char *const[]){__VA_ARGS__, NULL})
 
@@ -374,10 +296,4 @@ static Suite *cli_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_run_suite(cli_suite()); }

@@ -1,12 +1,12 @@
-/* Tests of the config parser (CONTRACT section 1): values and defaults of
- * valid configs, every refusal with the key it must name, path resolution,
- * malformed / truncated / unterminated buffers, and random valid configs. */
+/* Tests of the config parser (the keys of docs/model-format.md): values and
+ * defaults of valid configs, every refusal with the key it must name, path
+ * resolution, malformed / truncated / unterminated buffers, and random valid
+ * configs. */
 #include "attn/attn.h"
 #include "support.h"
 
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,26 +118,8 @@ static void check_refused_msg(int rc, const attn_error *err, const char *const *
         ck_assert_msg(rc_ == ATTN_OK, "refused: %s", err_.message);                            \
     } while (0)
 
-/* Temporary folders */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
-static void make_tmpdir(char *out, size_t cap) {
-    const char *t = getenv("TMPDIR");
-    snprintf(out, cap, "%s/attn-config-XXXXXX", t && *t ? t : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(out));
-}
-
-static void write_file(const char *dir, const char *rel, const char *content) {
-    char p[ATTN_PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s", dir, rel);
-    tu_write_file(p, content, strlen(content));
-}
+/* Temporary folders (tests/support.h) */
+static void make_tmpdir(char *out, size_t cap) { tu_tmpdir(out, cap, "attn-config-"); }
 
 /* ------------------------------------------------------------------------ */
 /* Valid configs                                                              */
@@ -931,7 +913,7 @@ START_TEST(paths_with_base_dir) {
         const char *const needles[] = {"\"weights\"", expect, NULL};
         check_refused_msg(rc, &err, needles);
     }
-    write_file(dir, "model.safetensors", "not checked here");
+    tu_write_text(dir, "model.safetensors", "not checked here");
     rc = parse_obj_in(&cfg, root, dir, &err);
     snprintf(expect, sizeof expect, "%s/vocab.txt", dir);
     {
@@ -946,7 +928,7 @@ START_TEST(paths_with_base_dir) {
         check_refused_msg(rc, &err, needles);
     }
     rmdir(expect);
-    write_file(dir, "vocab.txt", "<unk>\nhello\n");
+    tu_write_text(dir, "vocab.txt", "<unk>\nhello\n");
     rc = parse_obj_in(&cfg, root, dir, &err);
     ck_assert_msg(rc == ATTN_OK, "%s", err.message);
     snprintf(expect, sizeof expect, "%s/model.safetensors", dir);
@@ -972,7 +954,7 @@ START_TEST(paths_with_base_dir) {
         check_refused_msg(rc, &err, needles);
     }
     cJSON_Delete(root);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -983,9 +965,9 @@ START_TEST(load_resolves_paths) {
     ck_assert_int_eq(mkdir(sub, 0700), 0);
     snprintf(path, sizeof path, "%s/tok", sub);
     ck_assert_int_eq(mkdir(path, 0700), 0);
-    write_file(sub, "w.safetensors", "x");
-    write_file(sub, "tok/vocab.txt", "<unk>\n");
-    write_file(dir, "outside.bin", "y");
+    tu_write_text(sub, "w.safetensors", "x");
+    tu_write_text(sub, "tok/vocab.txt", "<unk>\n");
+    tu_write_text(dir, "outside.bin", "y");
 
     cJSON *root = base_decoder();
     set_str(root, "weights", "w.safetensors");
@@ -994,7 +976,7 @@ START_TEST(load_resolves_paths) {
     cJSON_AddStringToObject(t, "vocab", "tok/vocab.txt");
     cJSON_AddItemToObject(root, "tokenizer", t);
     char *s = cJSON_Print(root);
-    write_file(sub, "config.json", s);
+    tu_write_text(sub, "config.json", s);
     cJSON_free(s);
 
     attn_config cfg;
@@ -1011,7 +993,7 @@ START_TEST(load_resolves_paths) {
     /* ".." and absolute paths */
     set_str(root, "weights", "../outside.bin");
     s = cJSON_Print(root);
-    write_file(sub, "config.json", s);
+    tu_write_text(sub, "config.json", s);
     cJSON_free(s);
     rc = attn_config_load(&cfg, path, &err);
     ck_assert_msg(rc == ATTN_OK, "%s", err.message);
@@ -1020,7 +1002,7 @@ START_TEST(load_resolves_paths) {
     snprintf(expect, sizeof expect, "%s/outside.bin", dir);
     set_str(root, "weights", expect);
     s = cJSON_Print(root);
-    write_file(sub, "config.json", s);
+    tu_write_text(sub, "config.json", s);
     cJSON_free(s);
     rc = attn_config_load(&cfg, path, &err);
     ck_assert_msg(rc == ATTN_OK, "%s", err.message);
@@ -1032,7 +1014,7 @@ START_TEST(load_resolves_paths) {
     ck_assert_int_eq(chdir(sub), 0);
     set_str(root, "weights", "w.safetensors");
     s = cJSON_Print(root);
-    write_file(".", "config.json", s);
+    tu_write_text(".", "config.json", s);
     cJSON_free(s);
     rc = attn_config_load(&cfg, "config.json", &err);
     int chdir_back = chdir(cwd);
@@ -1043,7 +1025,7 @@ START_TEST(load_resolves_paths) {
     /* a missing weights file is named with its resolved path */
     set_str(root, "weights", "gone.safetensors");
     s = cJSON_Print(root);
-    write_file(sub, "config.json", s);
+    tu_write_text(sub, "config.json", s);
     cJSON_free(s);
     rc = attn_config_load(&cfg, path, &err);
     snprintf(expect, sizeof expect, "%s/gone.safetensors", sub);
@@ -1066,7 +1048,7 @@ START_TEST(load_resolves_paths) {
     ck_assert_int_eq(rc, ATTN_ERR_IO);
 
     cJSON_Delete(root);
-    rm_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -1354,10 +1336,4 @@ static Suite *config_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_run_suite(config_suite()); }

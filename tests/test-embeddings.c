@@ -3,6 +3,7 @@
  * %.9g and .npy written byte by byte here, both read back exactly), and
  * the forward pass fed vectors equal to what the ids would give. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <math.h>
@@ -360,9 +361,9 @@ START_TEST(forward_with_vectors) {
         {"norm.weight", 1, {D}, nw},
         {"norm.bias", 1, {D}, nb},
     };
-    char dir[] = "/tmp/attn-test-emb-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char path[256];
+    char dir[256];
+    tu_tmpdir(dir, sizeof dir, "attn-test-emb-");
+    char path[512];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
     attn_error err;
     ck_assert_int_eq(attn_safetensors_write(path, specs, 10, &err), ATTN_OK);
@@ -424,16 +425,14 @@ START_TEST(forward_with_vectors) {
     ck_assert_int_ne(attn_model_from_parts(&m, &cfg, st, NULL, &err), ATTN_OK);
     ck_assert_msg(strstr(err.message, "blocks.0.mlp.up.weight"), "%s", err.message);
 
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tu_rm_tree(dir), 0);
 }
 END_TEST
 
 START_TEST(load_from_file) {
-    char dir[] = "/tmp/attn-test-emb-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char path[256];
+    char dir[256];
+    tu_tmpdir(dir, sizeof dir, "attn-test-emb-");
+    char path[512];
     snprintf(path, sizeof path, "%s/v.csv", dir);
     FILE *f = fopen(path, "w");
     fputs("1,2\n3,4\n", f);
@@ -454,7 +453,7 @@ START_TEST(load_from_file) {
 }
 END_TEST
 
-int main(void) {
+static Suite *embeddings_suite(void) {
     Suite *s = suite_create("embeddings");
     TCase *tc = tcase_create("embeddings");
     tcase_add_test(tc, csv_basic);
@@ -465,9 +464,7 @@ int main(void) {
     tcase_add_test(tc, forward_with_vectors);
     tcase_add_test(tc, load_from_file);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+int main(void) { return tu_run_suite(embeddings_suite()); }

@@ -30,41 +30,15 @@ static const char *attn_exe;
 /* ---- random models ---- */
 
 static tu_rng rng = {777};
-static float frand(void) { /* uniform in (-1, 1) */
-    return (float)(2.0 * tu_rng_unif(&rng) - 1.0);
+static tu_tensors tensors;
+
+static void add(const char *name, int64_t d0, int64_t d1, float base, float scale) {
+    tu_tensors_rand(&tensors, &rng, name, d0, d1, base, scale);
 }
 
-typedef struct {
-    char name[96];
-    int64_t shape[2];
-    int ndim;
-    float *data;
-} tensor;
-static tensor tensors[256];
-static int n_tensors;
+static const attn_tensor_spec *find(const char *name) { return tu_tensors_find(&tensors, name); }
 
-static tensor *add(const char *name, int64_t d0, int64_t d1, float base, float scale) {
-    tensor *t = &tensors[n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = d1 ? 2 : 1;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
-    t->data = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) t->data[i] = base + scale * frand();
-    return t;
-}
-
-static const tensor *find(const char *name) {
-    for (int i = 0; i < n_tensors; i++)
-        if (strcmp(tensors[i].name, name) == 0) return &tensors[i];
-    return NULL;
-}
-
-static void free_tensors(void) {
-    for (int i = 0; i < n_tensors; i++) free(tensors[i].data);
-    n_tensors = 0;
-}
+static void free_tensors(void) { tu_tensors_free(&tensors); }
 
 static const char *vocab = "<unk>\nthe\ncat\nsits\non\nmat\n.\nsun\nrises\nin\neast\n";
 enum { V = 11, MAXT = 16 };
@@ -122,11 +96,7 @@ static void add_block(const spec *s, const char *prefix, bool cross) {
     }
 }
 
-static void write_text(const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    tu_write_file(path, text, strlen(text));
-}
+static void write_text(const char *name, const char *text) { tu_write_text(tmpdir, name, text); }
 
 /* Writes config.json, model.safetensors and vocab.txt; keeps the tensors. */
 static void make_model(const spec *s) {
@@ -160,18 +130,9 @@ static void make_model(const spec *s) {
             add("encoder.norm.bias", s->D, 0, 0, 0.1f);
         }
     }
-    attn_tensor_spec specs[256];
-    for (int i = 0; i < n_tensors; i++) {
-        specs[i] = (attn_tensor_spec){.name = tensors[i].name, .ndim = tensors[i].ndim,
-                                      .data = tensors[i].data};
-        specs[i].shape[0] = tensors[i].shape[0];
-        specs[i].shape[1] = tensors[i].shape[1];
-    }
     char path[512];
     snprintf(path, sizeof path, "%s/model.safetensors", tmpdir);
-    attn_error err;
-    ck_assert_msg(attn_safetensors_write(path, specs, (size_t)n_tensors, &err) == ATTN_OK, "%s",
-                  err.message);
+    tu_tensors_write(&tensors, path);
     write_text("vocab.txt", vocab);
     char cfg[2048], extra[128] = "";
     if (encdec) snprintf(extra, sizeof extra, "\"n_encoder_layers\":%d,", s->LE);
@@ -438,7 +399,7 @@ static void check_head(const spec *s, int k, const char *prefix, int h, bool cau
     const pmat *wm[] = {wq, wk, wv};
     for (int p = 0; p < 3; p++) {
         snprintf(n, sizeof n, "%s.%s.weight", prefix, parts[p]);
-        const tensor *t = find(n);
+        const attn_tensor_spec *t = find(n);
         ck_assert_ptr_nonnull(t);
         int r0 = (p == 0 ? h : g) * hd;
         ck_assert_int_eq(wm[p]->rows, s->D);
@@ -448,7 +409,7 @@ static void check_head(const spec *s, int k, const char *prefix, int h, bool cau
                 close_to(wm[p]->v[i * hd + j], t->data[(size_t)(r0 + j) * s->D + i], 1e-6, n, i);
     }
     snprintf(n, sizeof n, "%s.o.weight", prefix);
-    const tensor *to = find(n);
+    const attn_tensor_spec *to = find(n);
     for (int i = 0; i < s->H * hd; i++)
         for (int j = 0; j < s->D; j++)
             close_to(wo->v[i * s->D + j], to->data[(size_t)j * s->H * hd + i], 1e-6, n, i);
@@ -462,7 +423,7 @@ static void check_head(const spec *s, int k, const char *prefix, int h, bool cau
         const cval *src[] = {x, xkv, xkv};
         for (int p = 0; p < 3; p++) {
             snprintf(n, sizeof n, "%s.%s.bias", prefix, parts[p]);
-            const tensor *b = find(n);
+            const attn_tensor_spec *b = find(n);
             int r0 = (p == 0 ? h : g) * hd;
             for (int i = 0; i < proj[p]->rows; i++)
                 for (int j = 0; j < hd; j++) {
@@ -501,7 +462,7 @@ static void check_head(const spec *s, int k, const char *prefix, int h, bool cau
             if (cc) close_to(cc->v[i * s->H * hd + h * hd + c], C->v[i * hd + c], 1e-9, "concat", i);
         }
         snprintf(n, sizeof n, "%s.o.bias", prefix);
-        const tensor *bo = find(n);
+        const attn_tensor_spec *bo = find(n);
         const pmat *cat = cc ? cc : C;
         for (int d = 0; d < s->D; d++) {
             double acc = bo ? bo->data[d] : 0;
@@ -537,8 +498,8 @@ static void check_embeddings(const spec *s, const int *ids, int T, const char *e
         return;
     }
     ck_assert(E && P);
-    const tensor *te = find("tok_embed"), *tp = find("pos_embed");
-    const tensor *nw = find("embed_norm.weight"), *nb = find("embed_norm.bias");
+    const attn_tensor_spec *te = find("tok_embed"), *tp = find("pos_embed");
+    const attn_tensor_spec *nw = find("embed_norm.weight"), *nb = find("embed_norm.bias");
     ck_assert(s->enorm == (nw != NULL));
     for (int t = 0; t < T; t++) {
         double sum[64], mean = 0, var = 0;
@@ -563,17 +524,14 @@ static void check_embeddings(const spec *s, const int *ids, int T, const char *e
 static void setup(void) {
     attn_exe = getenv("ATTN_EXE");
     ck_assert_msg(attn_exe != NULL, "ATTN_EXE is not set");
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-explain-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tu_tmpdir(tmpdir, sizeof tmpdir, "attn-test-explain-");
 }
 
 static void teardown(void) {
     free_parsed();
     free_captured();
     free_tensors();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tu_rm_tree(tmpdir), 0);
 }
 
 /* ---- explain tests ---- */
@@ -611,7 +569,7 @@ START_TEST(decoder_layer0_embeddings_and_vectors) {
     /* the same vectors through --embeddings: every number from X on is the same */
     char csv[4096];
     size_t len = (size_t)snprintf(csv, sizeof csv, "# E * 2 + P\n");
-    const tensor *te = find("tok_embed"), *tp = find("pos_embed");
+    const attn_tensor_spec *te = find("tok_embed"), *tp = find("pos_embed");
     for (int t = 0; t < 6; t++)
         for (int d = 0; d < s.D; d++)
             len += (size_t)snprintf(csv + len, sizeof csv - len, "%.9g%c",
@@ -975,7 +933,7 @@ END_TEST
 START_TEST(run_with_embeddings) {
     spec s = {"decoder", 6, 2, 2, 1, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
-    const tensor *te = find("tok_embed"), *tp = find("pos_embed");
+    const attn_tensor_spec *te = find("tok_embed"), *tp = find("pos_embed");
     char csv[2048];
     size_t len = 0;
     for (int t = 0; t < 3; t++)
@@ -1019,7 +977,7 @@ START_TEST(run_with_embeddings) {
 }
 END_TEST
 
-int main(void) {
+static Suite *explain_suite(void) {
     Suite *s = suite_create("explain");
     TCase *tc = tcase_create("explain");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -1036,9 +994,7 @@ int main(void) {
     tcase_add_test(tc, view_bands);
     tcase_add_test(tc, run_with_embeddings);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
 }
+
+int main(void) { return tu_run_suite(explain_suite()); }

@@ -44,7 +44,7 @@ static float *tm_rand(tmodel *tm, size_t n, double mean) {
 }
 
 static attn_linear tm_linear(tmodel *tm, int out, int in) {
-    attn_linear l = {.w = tm_rand(tm, (size_t)out * in, 0.0), .out = out, .in = in};
+    attn_linear l = {.w = tm_rand(tm, (size_t)out * in, 0.0)};
     l.b = tm->m.cfg.bias ? tm_rand(tm, (size_t)out, 0.0) : NULL;
     return l;
 }
@@ -258,12 +258,13 @@ typedef struct ref_out {
     double w[2][2][MAXL][MAXH][MAXT][MAXT];
 } ref_out;
 
-static void ref_linear(double *out, const double *x, const attn_linear *l, int T) {
+/* out (T, OC) = x (T, C) W^T + b, W (OC, C) */
+static void ref_linear(double *out, const double *x, const attn_linear *l, int T, int OC, int C) {
     for (int t = 0; t < T; t++)
-        for (int o = 0; o < l->out; o++) {
+        for (int o = 0; o < OC; o++) {
             double acc = l->b ? l->b[o] : 0.0;
-            for (int i = 0; i < l->in; i++) acc += x[t * l->in + i] * (double)l->w[o * l->in + i];
-            out[t * l->out + o] = acc;
+            for (int i = 0; i < C; i++) acc += x[t * C + i] * (double)l->w[o * C + i];
+            out[t * OC + o] = acc;
         }
 }
 
@@ -296,14 +297,14 @@ static void ref_rope(double *v, int hd, int p, double theta) {
 static void ref_attention(const attn_config *c, double *out, const double *x, const double *kv_in,
                           int T, int Tk, const attn_attention_weights *w, bool causal, bool rope,
                           double (*wrec)[MAXT][MAXT]) {
-    int H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
+    int D = c->d_model, H = c->n_heads, KV = c->n_kv_heads, hd = c->head_dim;
     double *q = calloc((size_t)T * H * hd, sizeof(double));
     double *k = calloc((size_t)Tk * KV * hd, sizeof(double));
     double *v = calloc((size_t)Tk * KV * hd, sizeof(double));
     double *cat = calloc((size_t)T * H * hd, sizeof(double));
-    ref_linear(q, x, &w->q, T);
-    ref_linear(k, kv_in, &w->k, Tk);
-    ref_linear(v, kv_in, &w->v, Tk);
+    ref_linear(q, x, &w->q, T, H * hd, D);
+    ref_linear(k, kv_in, &w->k, Tk, KV * hd, D);
+    ref_linear(v, kv_in, &w->v, Tk, KV * hd, D);
     if (rope) {
         for (int t = 0; t < T; t++)
             for (int h = 0; h < H; h++) ref_rope(q + (t * H + h) * hd, hd, t, c->rope_theta);
@@ -330,16 +331,16 @@ static void ref_attention(const attn_config *c, double *out, const double *x, co
             }
         }
     }
-    ref_linear(out, cat, &w->o, T);
+    ref_linear(out, cat, &w->o, T, D, H * hd);
     free(q), free(k), free(v), free(cat);
 }
 
 static void ref_mlp(const attn_config *c, double *out, const double *x, const attn_block_weights *b,
                     int T) {
-    int F = c->d_ff;
+    int D = c->d_model, F = c->d_ff;
     double *u = calloc((size_t)T * F, sizeof(double)), *g = calloc((size_t)T * F, sizeof(double));
-    ref_linear(u, x, &b->up, T);
-    if (c->mlp == ATTN_MLP_SWIGLU) ref_linear(g, x, &b->gate, T);
+    ref_linear(u, x, &b->up, T, F, D);
+    if (c->mlp == ATTN_MLP_SWIGLU) ref_linear(g, x, &b->gate, T, F, D);
     for (int i = 0; i < T * F; i++) {
         double a = u[i];
         switch (c->mlp) {
@@ -352,7 +353,7 @@ static void ref_mlp(const attn_config *c, double *out, const double *x, const at
         default: break;
         }
     }
-    ref_linear(out, u, &b->down, T);
+    ref_linear(out, u, &b->down, T, D, F);
     free(u), free(g);
 }
 
@@ -763,7 +764,6 @@ START_TEST(test_gqa_equals_repeated_heads) {
             }
             ls[which]->w = w;
             ls[which]->b = bb;
-            ls[which]->out = c.n_heads * hd;
         }
     }
     int ids[10];
@@ -1196,10 +1196,4 @@ static Suite *forward_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(forward_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_run_suite(forward_suite()); }

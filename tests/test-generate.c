@@ -11,7 +11,6 @@
 #include "support.h"
 
 #include <check.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,16 +22,11 @@
 static char tmpdir[256];
 static const char *attn_exe;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-generate.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tu_tmpdir(tmpdir, sizeof tmpdir, "attn-test-generate.");
     attn_exe = getenv("ATTN_EXE");
 }
-static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tu_rm_tree(tmpdir); }
 
 /* ---- random numbers (tu_rng, tests/support.h) ---- */
 static tu_rng rng;
@@ -50,30 +44,15 @@ typedef struct mspec {
     uint64_t seed;
 } mspec;
 
-#define MAX_TENSORS 256
-typedef struct builder {
-    attn_tensor_spec specs[MAX_TENSORS];
-    char names[MAX_TENSORS][128];
-    float *data[MAX_TENSORS];
-    size_t n;
-} builder;
-
-static void add(builder *b, const char *name, int64_t rows, int64_t cols, double scale,
+/* Adds a tensor filled with offset + scale * u, u uniform in [-1, 1). */
+static void add(tu_tensors *b, const char *name, int64_t rows, int64_t cols, double scale,
                 double offset) {
-    ck_assert_uint_lt(b->n, MAX_TENSORS);
-    size_t i = b->n++;
-    snprintf(b->names[i], sizeof b->names[i], "%s", name);
+    float *d = tu_tensors_add(b, name, rows, cols);
     size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
-    float *d = malloc(n * sizeof *d);
-    ck_assert_ptr_nonnull(d);
     for (size_t j = 0; j < n; j++) d[j] = (float)(offset + scale * (2 * unif() - 1));
-    b->data[i] = d;
-    b->specs[i] = (attn_tensor_spec){.name = b->names[i], .ndim = cols ? 2 : 1, .data = d};
-    b->specs[i].shape[0] = rows;
-    if (cols) b->specs[i].shape[1] = cols;
 }
 
-static void add_norm(builder *b, const mspec *m, const char *prefix, double w) {
+static void add_norm(tu_tensors *b, const mspec *m, const char *prefix, double w) {
     char name[128];
     snprintf(name, sizeof name, "%s.weight", prefix);
     add(b, name, m->D, 0, w == 0 ? 0 : 0.3, w);
@@ -83,7 +62,7 @@ static void add_norm(builder *b, const mspec *m, const char *prefix, double w) {
     }
 }
 
-static void add_linear(builder *b, const mspec *m, const char *prefix, int out, int in) {
+static void add_linear(tu_tensors *b, const mspec *m, const char *prefix, int out, int in) {
     char name[128];
     snprintf(name, sizeof name, "%s.weight", prefix);
     add(b, name, out, in, (m->wscale > 0 ? m->wscale : 1.5) / sqrt(in), 0);
@@ -93,7 +72,7 @@ static void add_linear(builder *b, const mspec *m, const char *prefix, int out, 
     }
 }
 
-static void add_attention(builder *b, const mspec *m, const char *p) {
+static void add_attention(tu_tensors *b, const mspec *m, const char *p) {
     int hd = m->D / m->H;
     char name[96];
     snprintf(name, sizeof name, "%s.q", p);
@@ -106,7 +85,7 @@ static void add_attention(builder *b, const mspec *m, const char *p) {
     add_linear(b, m, name, m->D, m->H * hd);
 }
 
-static void add_stack(builder *b, const mspec *m, const char *stack, int layers, bool cross) {
+static void add_stack(tu_tensors *b, const mspec *m, const char *stack, int layers, bool cross) {
     char p[96];
     for (int l = 0; l < layers; l++) {
         snprintf(p, sizeof p, "%s.%d.attn_norm", stack, l);
@@ -135,7 +114,7 @@ static void add_stack(builder *b, const mspec *m, const char *stack, int layers,
 /* Writes tmpdir/<name>.json, <name>.safetensors and vocab.txt; returns the config path. */
 static char *write_model(const mspec *m, const char *name) {
     rng.s = m->seed;
-    builder *b = calloc(1, sizeof *b);
+    tu_tensors *b = calloc(1, sizeof *b);
     ck_assert_ptr_nonnull(b);
     bool encdec = strcmp(m->arch, "encoder-decoder") == 0;
     add(b, "tok_embed", m->V, m->D, 1.0, 0);
@@ -149,10 +128,8 @@ static char *write_model(const mspec *m, const char *name) {
 
     char path[512];
     snprintf(path, sizeof path, "%s/%s.safetensors", tmpdir, name);
-    attn_error err = {0};
-    int rc = attn_safetensors_write(path, b->specs, b->n, &err);
-    ck_assert_msg(rc == ATTN_OK, "%s", err.message);
-    for (size_t i = 0; i < b->n; i++) free(b->data[i]);
+    tu_tensors_write(b, path);
+    tu_tensors_free(b);
     free(b);
 
     snprintf(path, sizeof path, "%s/vocab.txt", tmpdir);
@@ -673,10 +650,4 @@ static Suite *generate_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(generate_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return tu_run_suite(generate_suite()); }

@@ -9,7 +9,6 @@
 
 #include <check.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,17 +24,9 @@
 
 static char tmpdir[256];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
+static void setup(void) { tu_tmpdir(tmpdir, sizeof tmpdir, "attn-test-import."); }
 
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/attn-test-import.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void) { nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void teardown(void) { tu_rm_tree(tmpdir); }
 
 /* ---- random numbers (tu_rng, tests/support.h) ---- */
 static tu_rng rng;
@@ -83,22 +74,10 @@ static void free_model(ck_model *m) {
     if (!m->shared) free(m->cls);
 }
 
-/* A growing byte buffer. */
-typedef struct bytes { unsigned char *p; size_t n, cap; } bytes;
-static void put(bytes *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_i32(bytes *b, int32_t v) {
-    unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                           (unsigned char)(v >> 24)};
-    put(b, le, 4);
-}
+/* A growing byte buffer (tests/support.h). */
+typedef tu_bytes bytes;
+static void put(bytes *b, const void *src, size_t n) { tu_bytes_put(b, src, n); }
+static void put_i32(bytes *b, int32_t v) { tu_bytes_le32(b, (uint32_t)v); }
 static void put_f32(bytes *b, const float *v, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
@@ -685,10 +664,4 @@ static Suite *import_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(import_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return tu_run_suite(import_suite()); }

@@ -3,10 +3,13 @@
  * Files are either written by attn_safetensors_write or built byte by byte
  * here (u64 length + header text + data), so every refusal can be produced
  * on purpose. Expected values never come from the code under test: F16 goes
- * through the compiler's _Float16, BF16 through a 16-bit shift, F32 is
+ * through the compiler's _Float16 where it has one (else through the
+ * definition, sign * significand * 2^exponent with ldexpf), BF16 through a
+ * 16-bit shift, F32 is
  * compared bit for bit with what was written, and the writer's output is
  * re-read with cJSON and raw byte comparisons. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -21,24 +24,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* GCC defines __FLT16_MAX__ exactly when it supports _Float16; clang 14 on
+ * x86-64 has no _Float16 and the test falls back to the definition. */
+#ifdef __FLT16_MAX__
+#define HAVE_REF_FLOAT16 1
 __extension__ typedef _Float16 ref_f16;
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
 
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r) { /* splitmix64 */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rng_float(rng *r) { /* in [-2, 2), never all zeros */
-    return (float)((double)(rng_next(r) >> 11) * 0x1p-53 * 4.0 - 2.0);
+/* Random numbers: tu_rng (splitmix64, tests/support.h). */
+static float rng_float(tu_rng *r) { /* in [-2, 2), never all zeros */
+    return (float)((double)(tu_rng_u64(r) >> 11) * 0x1p-53 * 4.0 - 2.0);
 }
 
 static uint32_t float_bits(float f) {
@@ -47,11 +45,7 @@ static uint32_t float_bits(float f) {
     return u;
 }
 
-static void make_tmpdir(char *dir, size_t cap) {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, cap, "%s/attn-st-XXXXXX", base && base[0] ? base : "/tmp");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
+static void make_tmpdir(char *dir, size_t cap) { tu_tmpdir(dir, cap, "attn-st-"); }
 
 static size_t count_entries(const char *dir) {
     DIR *d = opendir(dir);
@@ -63,38 +57,9 @@ static size_t count_entries(const char *dir) {
     return n;
 }
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    char p[4096];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (unlink(p) != 0) rmdir(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(p, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long sz = ftell(f);
-    ck_assert_int_ge(sz, 0);
-    rewind(f);
-    unsigned char *b = malloc((size_t)sz + 1);
-    ck_assert_ptr_nonnull(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
-    fclose(f);
-    *n = (size_t)sz;
+    unsigned char *b = (unsigned char *)tu_read_file_n(path, n);
+    ck_assert_msg(b != NULL, "cannot open %s", path);
     return b;
 }
 
@@ -123,10 +88,10 @@ static unsigned char *build(const char *header, const void *data, size_t dlen, s
 
 /* dlen bytes of random data (for files whose content does not matter). */
 static unsigned char *random_bytes(size_t dlen, uint64_t seed) {
-    rng r = {seed};
+    tu_rng r = {seed};
     unsigned char *d = malloc(dlen ? dlen : 1);
     ck_assert_ptr_nonnull(d);
-    for (size_t i = 0; i < dlen; i++) d[i] = (unsigned char)rng_next(&r);
+    for (size_t i = 0; i < dlen; i++) d[i] = (unsigned char)tu_rng_u64(&r);
     return d;
 }
 
@@ -175,7 +140,7 @@ static void assert_same_floats(const float *got, const float *want, size_t n) {
 /* Round trips                                                               */
 
 START_TEST(test_roundtrip_random) {
-    rng r = {0x5eed0001};
+    tu_rng r = {0x5eed0001};
     char dir[256], path[512];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
@@ -188,17 +153,17 @@ START_TEST(test_roundtrip_random) {
     float *bufs[NT];
     for (int i = 0; i < NT; i++) {
         specs[i].name = names[i];
-        specs[i].ndim = 1 + (int)(rng_next(&r) % 4);
+        specs[i].ndim = 1 + (int)(tu_rng_u64(&r) % 4);
         size_t numel = 1;
         for (int d = 0; d < specs[i].ndim; d++) {
-            specs[i].shape[d] = 1 + (int64_t)(rng_next(&r) % 7);
+            specs[i].shape[d] = 1 + (int64_t)(tu_rng_u64(&r) % 7);
             numel *= (size_t)specs[i].shape[d];
         }
         bufs[i] = malloc(numel * sizeof(float));
         ck_assert_ptr_nonnull(bufs[i]);
         for (size_t k = 0; k < numel; k++) {
             /* arbitrary bit patterns (NaNs included) must survive exactly */
-            uint32_t u = (uint32_t)rng_next(&r);
+            uint32_t u = (uint32_t)tu_rng_u64(&r);
             if (k % 2 == 0) u = float_bits(rng_float(&r));
             memcpy(&bufs[i][k], &u, 4);
         }
@@ -274,14 +239,14 @@ START_TEST(test_roundtrip_random) {
     cJSON_Delete(root);
     free(raw);
     for (int k = 0; k < NT; k++) free(bufs[k]);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
 START_TEST(test_many_tensors_lookup) {
     /* enough names to fill and probe the hash table well */
     enum { NT = 1000 };
-    rng r = {0x5eed0002};
+    tu_rng r = {0x5eed0002};
     char dir[256], path[512];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/many.safetensors", dir);
@@ -291,7 +256,7 @@ START_TEST(test_many_tensors_lookup) {
     ck_assert_ptr_nonnull(specs);
     for (int i = 0; i < NT; i++) {
         snprintf(names[i], sizeof names[i], "blocks.%d.w%llu", NT - i,
-                 (unsigned long long)(rng_next(&r) % 1000));
+                 (unsigned long long)(tu_rng_u64(&r) % 1000));
         vals[i][0] = rng_float(&r);
         vals[i][1] = (float)i;
         specs[i].name = names[i];
@@ -313,12 +278,12 @@ START_TEST(test_many_tensors_lookup) {
     }
     attn_safetensors_close(st);
     free(specs);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
 START_TEST(test_zero_d_and_zero_size) {
-    rng r = {0x5eed0003};
+    tu_rng r = {0x5eed0003};
     char dir[256], path[512];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/z.safetensors", dir);
@@ -357,12 +322,12 @@ START_TEST(test_zero_d_and_zero_size) {
     ck_assert_ptr_null(attn_safetensors_at(st, 0));
     ck_assert_ptr_null(attn_safetensors_find(st, "scalar"));
     attn_safetensors_close(st);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
 START_TEST(test_overwrite_existing) {
-    rng r = {0x5eed0004};
+    tu_rng r = {0x5eed0004};
     char dir[256], path[512];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/o.safetensors", dir);
@@ -379,7 +344,7 @@ START_TEST(test_overwrite_existing) {
     ck_assert_ptr_null(attn_safetensors_find(st, "a"));
     assert_same_floats(attn_safetensors_find(st, "b")->data, b, 3);
     attn_safetensors_close(st);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -387,7 +352,7 @@ END_TEST
 /* Hand-built files: alignment, metadata, F16, BF16                          */
 
 START_TEST(test_unaligned_data_area) {
-    rng r = {0x5eed0005};
+    tu_rng r = {0x5eed0005};
     float a[6], b[2];
     for (int i = 0; i < 6; i++) a[i] = rng_float(&r);
     for (int i = 0; i < 2; i++) b[i] = rng_float(&r);
@@ -420,14 +385,14 @@ START_TEST(test_unaligned_data_area) {
             char dir[256], path[512];
             make_tmpdir(dir, sizeof dir);
             snprintf(path, sizeof path, "%s/u.safetensors", dir);
-            write_bytes(path, img, len);
+            tu_write_file(path, img, len);
             attn_error err = {0};
             ck_assert_msg(attn_safetensors_open(&st, path, &err) == ATTN_OK, "%s", err.message);
             assert_same_floats(attn_safetensors_find(st, "a")->data, a, 6);
             assert_same_floats(attn_safetensors_find(st, "b")->data, b, 2);
             ck_assert_uint_eq((uintptr_t)attn_safetensors_find(st, "b")->data % 4, 0);
             attn_safetensors_close(st);
-            remove_tree(dir);
+            tu_rm_tree(dir);
         }
         free(img);
     }
@@ -435,7 +400,7 @@ START_TEST(test_unaligned_data_area) {
 END_TEST
 
 START_TEST(test_metadata_ignored) {
-    rng r = {0x5eed0006};
+    tu_rng r = {0x5eed0006};
     float a[2] = {rng_float(&r), rng_float(&r)};
     const char *header = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"x\"},"
                          "\"a\":{\"shape\":[2],\"data_offsets\":[0,8],\"dtype\":\"F32\"}}";
@@ -457,11 +422,39 @@ START_TEST(test_metadata_ignored) {
 }
 END_TEST
 
+/* IEEE 754 binary16 by its definition: 1 sign, 5 exponent (bias 15), 10
+ * fraction bits; every value is exact in a float, so ldexpf is exact. */
+static float f16_by_definition(uint16_t h) {
+    int exponent = (h >> 10) & 0x1f;
+    int fraction = h & 0x3ff;
+    float sign = (h & 0x8000) ? -1.0f : 1.0f;
+    if (exponent == 0x1f) return fraction ? copysignf(NAN, sign) : sign * INFINITY;
+    if (exponent == 0) return sign * ldexpf((float)fraction, -24); /* subnormal or zero */
+    return sign * ldexpf((float)(fraction | 0x400), exponent - 25);
+}
+
+#ifdef HAVE_REF_FLOAT16
 static float ref_f16_to_float(uint16_t h) {
     ref_f16 x;
     memcpy(&x, &h, sizeof h);
     return (float)x;
 }
+
+/* the fallback agrees with the compiler on all 65536 patterns */
+START_TEST(test_f16_definition_matches_compiler) {
+    for (uint32_t i = 0; i <= 0xffff; i++) {
+        float want = ref_f16_to_float((uint16_t)i), got = f16_by_definition((uint16_t)i);
+        if (isnan(want))
+            ck_assert_msg(isnan(got) && !!signbit(got) == !!signbit(want), "0x%04x", i);
+        else
+            ck_assert_msg(float_bits(got) == float_bits(want), "0x%04x: got %a, want %a", i,
+                          (double)got, (double)want);
+    }
+}
+END_TEST
+#else
+#define ref_f16_to_float f16_by_definition
+#endif
 
 START_TEST(test_f16_conversion) {
     enum { NR = 4000 };
@@ -479,8 +472,8 @@ START_TEST(test_f16_conversion) {
     size_t n = NR + ns;
     uint16_t *h = malloc(n * 2);
     ck_assert_ptr_nonnull(h);
-    rng r = {0x5eed0007};
-    for (size_t i = 0; i < NR; i++) h[i] = (uint16_t)rng_next(&r);
+    tu_rng r = {0x5eed0007};
+    for (size_t i = 0; i < NR; i++) h[i] = (uint16_t)tu_rng_u64(&r);
     memcpy(h + NR, special, sizeof special);
     unsigned char *data = malloc(n * 2);
     for (size_t i = 0; i < n; i++) { /* little-endian in the file */
@@ -523,9 +516,9 @@ END_TEST
 
 START_TEST(test_bf16_conversion) {
     enum { N = 3001 }; /* odd: the F32 tensor after it starts at 2 mod 4 */
-    rng r = {0x5eed0008};
+    tu_rng r = {0x5eed0008};
     uint16_t h[N];
-    for (size_t i = 0; i < N; i++) h[i] = (uint16_t)rng_next(&r);
+    for (size_t i = 0; i < N; i++) h[i] = (uint16_t)tu_rng_u64(&r);
     h[0] = 0x7f80; /* inf */
     h[1] = 0xff81; /* NaN with payload */
     h[2] = 0x0001; /* subnormal */
@@ -565,7 +558,7 @@ END_TEST
 /* Refusals                                                                  */
 
 START_TEST(test_truncated) {
-    rng r = {0x5eed0009};
+    tu_rng r = {0x5eed0009};
     char dir[256], path[512], cut_path[600];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/t.safetensors", dir);
@@ -600,7 +593,7 @@ START_TEST(test_truncated) {
                       err.message);
         assert_one_line(&err);
         /* the same through open() */
-        write_bytes(cut_path, raw, cuts[i].cut);
+        tu_write_file(cut_path, raw, cuts[i].cut);
         rc = attn_safetensors_open(&st, cut_path, &err);
         ck_assert_msg(rc == ATTN_ERR_FORMAT, "open cut %zu: rc %d", cuts[i].cut, rc);
         ck_assert_ptr_null(st);
@@ -618,7 +611,7 @@ START_TEST(test_truncated) {
     ck_assert_ptr_nonnull(strstr(err.message, "trailing"));
     free(longer);
     free(raw);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -670,7 +663,7 @@ START_TEST(test_header_over_100mb) {
         else /* exactly 100 MB is allowed; the zeros then fail as a header */
             ck_assert_msg(!strstr(err.message, "limit"), "%s", err.message);
     }
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -900,16 +893,16 @@ START_TEST(test_open_errors) {
     ck_assert_ptr_nonnull(strstr(err.message, strerror(EISDIR)));
 
     snprintf(path, sizeof path, "%s/empty.safetensors", dir);
-    write_bytes(path, "", 0);
+    tu_write_file(path, "", 0);
     ck_assert_int_eq(attn_safetensors_open(&st, path, &err), ATTN_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(err.message, path));
     ck_assert_ptr_nonnull(strstr(err.message, "empty"));
 
-    write_bytes(path, "\x02\0\0\0\0", 5);
+    tu_write_file(path, "\x02\0\0\0\0", 5);
     ck_assert_int_eq(attn_safetensors_open(&st, path, &err), ATTN_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(err.message, "5 bytes"));
     ck_assert_ptr_null(st);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -928,12 +921,12 @@ START_TEST(test_write_missing_dir) {
     struct stat sb;
     ck_assert_int_ne(stat(path, &sb), 0);
     ck_assert_uint_eq(count_entries(dir), 0);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
 START_TEST(test_write_refuses_bad_specs) {
-    rng r = {0x5eed000a};
+    tu_rng r = {0x5eed000a};
     char dir[256], path[512];
     make_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
@@ -971,7 +964,7 @@ START_TEST(test_write_refuses_bad_specs) {
     ck_assert_uint_eq(attn_safetensors_count(st), 1);
     assert_same_floats(attn_safetensors_at(st, 0)->data, x, 4);
     attn_safetensors_close(st);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -983,7 +976,7 @@ START_TEST(test_write_rename_fails) {
     snprintf(target, sizeof target, "%s/w.safetensors", dir);
     ck_assert_int_eq(mkdir(target, 0755), 0);
     snprintf(inner, sizeof inner, "%s/keep", target);
-    write_bytes(inner, "k", 1);
+    tu_write_file(inner, "k", 1);
     float x[2] = {0.5f, 3.0f};
     attn_tensor_spec s = {.name = "x", .ndim = 1, .shape = {2}, .data = x};
     attn_error err = {0};
@@ -991,7 +984,7 @@ START_TEST(test_write_rename_fails) {
     ck_assert_ptr_nonnull(strstr(err.message, target));
     ck_assert_uint_eq(count_entries(dir), 1); /* just the directory */
     unlink(inner);
-    remove_tree(dir);
+    tu_rm_tree(dir);
 }
 END_TEST
 
@@ -1008,6 +1001,9 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(rd, test_unaligned_data_area);
     tcase_add_test(rd, test_metadata_ignored);
     tcase_add_test(rd, test_f16_conversion);
+#ifdef HAVE_REF_FLOAT16
+    tcase_add_test(rd, test_f16_definition_matches_compiler);
+#endif
     tcase_add_test(rd, test_bf16_conversion);
     suite_add_tcase(s, rd);
 
@@ -1040,10 +1036,4 @@ static Suite *safetensors_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return tu_run_suite(safetensors_suite()); }

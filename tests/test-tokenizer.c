@@ -4,6 +4,7 @@
  * llama2.c's loop, and stories260K's tok512.bin against the fixture written by
  * tests/reference/llama2c_encode.py. */
 #include "attn/attn.h"
+#include "support.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -388,26 +389,13 @@ END_TEST
 /* llama2.c tokenizer files built in memory                                  */
 
 typedef struct binbuf {
-    unsigned char *p;
-    size_t len, cap;
+    tu_bytes bytes;
     size_t starts[600]; /* offset of each entry */
     int n;
 } binbuf;
 
-static void bb_raw(binbuf *b, const void *src, size_t n) {
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-static void bb_i32(binbuf *b, int32_t v) {
-    unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                           (unsigned char)((uint32_t)v >> 24)};
-    bb_raw(b, le, 4);
-}
+static void bb_raw(binbuf *b, const void *src, size_t n) { tu_bytes_put(&b->bytes, src, n); }
+static void bb_i32(binbuf *b, int32_t v) { tu_bytes_le32(&b->bytes, (uint32_t)v); }
 static void bb_f32(binbuf *b, float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -415,7 +403,7 @@ static void bb_f32(binbuf *b, float f) {
 }
 static void bb_entry_n(binbuf *b, float score, const char *s, size_t n) {
     ck_assert_int_lt(b->n, 600);
-    b->starts[b->n++] = b->len;
+    b->starts[b->n++] = b->bytes.n;
     bb_f32(b, score);
     bb_i32(b, (int32_t)n);
     bb_raw(b, s, n);
@@ -442,7 +430,7 @@ static attn_tokenizer *bb_open(const binbuf *b) {
     tc.type = ATTN_TOKENIZER_LLAMA2C;
     attn_tokenizer *tok = NULL;
     attn_error err = {0};
-    int rc = attn_tokenizer_from_memory(&tok, &tc, b->p, b->len, "tok.bin", &err);
+    int rc = attn_tokenizer_from_memory(&tok, &tc, b->bytes.p, b->bytes.n, "tok.bin", &err);
     ck_assert_msg(rc == ATTN_OK, "tokenizer refused: %s", err.message);
     return tok;
 }
@@ -504,7 +492,7 @@ START_TEST(bpe_hand_merges) {
     EXPECT_IDS(tok, "", 1);
     expect_ids_len(tok, "abc", 1, (const int[]){1, SP_A}, 2);
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -530,7 +518,7 @@ START_TEST(bpe_hand_bytes) {
     /* a lone NUL still gets the dummy prefix (len > 0) */
     expect_ids_len(tok, "\0", 1, (const int[]){1, SP, 3}, 3);
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -553,7 +541,7 @@ START_TEST(bpe_hand_decode) {
     expect_decode(tok, A, 1, "\n<s>\n", 5);
     expect_decode(tok, A, N_HAND, "", 0);
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -588,7 +576,7 @@ START_TEST(bpe_quirks) {
     /* BOS " " h i: "\n<s>\n " (4) beats "hi" (1), then "hi" */
     EXPECT_IDS(tok, "hi", 7, 5);
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -613,8 +601,8 @@ START_TEST(bpe_random_vs_naive) {
     /* base entries */
     for (int i = 0; i < 259; i++) {
         size_t off = b.starts[i] + 4;
-        int32_t l = (int32_t)(b.p[off] | b.p[off + 1] << 8);
-        memcpy(store[nv], b.p + off + 4, (size_t)l);
+        int32_t l = (int32_t)(b.bytes.p[off] | b.bytes.p[off + 1] << 8);
+        memcpy(store[nv], b.bytes.p + off + 4, (size_t)l);
         pieces[nv] = store[nv];
         lens[nv] = l;
         scores[nv] = 0;
@@ -668,7 +656,7 @@ START_TEST(bpe_random_vs_naive) {
         expect_ids_len(tok, text, (size_t)tl, want, (size_t)nw);
     }
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -699,7 +687,7 @@ START_TEST(bpe_long_text) {
     free(ids);
     free(text);
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -741,33 +729,33 @@ START_TEST(bpe_truncated) {
     ck_assert_str_eq(attn_tokenizer_piece(tok, 3), "hello");
     attn_tokenizer_free(tok);
     /* every cut is refused, except at the boundary after the third entry */
-    for (size_t cut = 0; cut < b.len; cut++) {
+    for (size_t cut = 0; cut < b.bytes.n; cut++) {
         char n1[64], n2[64];
         if (cut < 4) {
-            bin_refused(b.p, cut, "at least 4", NULL);
+            bin_refused(b.bytes.p, cut, "at least 4", NULL);
             continue;
         }
         int e = 0;
         while (e + 1 < b.n && b.starts[e + 1] <= cut) e++;
         if (cut == b.starts[e]) {
             if (e == 3) {
-                tok = bb_open(&(binbuf){.p = b.p, .len = cut});
+                tok = bb_open(&(binbuf){.bytes = {.p = b.bytes.p, .n = cut}});
                 ck_assert_int_eq(attn_tokenizer_size(tok), 3);
                 attn_tokenizer_free(tok);
             } else {
                 snprintf(n1, sizeof n1, "%d entries", e);
-                bin_refused(b.p, cut, n1, "at least 3");
+                bin_refused(b.bytes.p, cut, n1, "at least 3");
             }
             continue;
         }
         snprintf(n1, sizeof n1, "entry %d is cut short", e);
         snprintf(n2, sizeof n2, "at offset %zu, file ends at %zu)", b.starts[e], cut);
-        bin_refused(b.p, cut, n1, n2);
+        bin_refused(b.bytes.p, cut, n1, n2);
     }
     /* the last entry cut inside its text: needs 8 + 5 bytes */
-    bin_refused(b.p, b.len - 1, "needs 13 bytes", NULL);
-    bin_refused(b.p, b.starts[3] + 3, "needs 8 bytes", NULL);
-    free(b.p);
+    bin_refused(b.bytes.p, b.bytes.n - 1, "needs 13 bytes", NULL);
+    bin_refused(b.bytes.p, b.starts[3] + 3, "needs 8 bytes", NULL);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -779,27 +767,28 @@ START_TEST(bpe_bad_fields) {
         small_bin(&b, bad_max[i]);
         char n1[64];
         snprintf(n1, sizeof n1, "max_token_length is %d", (int)bad_max[i]);
-        bin_refused(b.p, b.len, n1, "1..65536");
-        free(b.p);
+        bin_refused(b.bytes.p, b.bytes.n, n1, "1..65536");
+        free(b.bytes.p);
     }
     small_bin(&b, 65536);
     attn_tokenizer_free(bb_open(&b));
-    free(b.p);
+    free(b.bytes.p);
     /* "\n</s>\n" is 6 bytes: max 5 refuses it at entry 2 */
     small_bin(&b, 6);
-    b.p[0] = 5;
-    bin_refused(b.p, b.len, "entry 2 has length 6", "1..5");
-    free(b.p);
+    b.bytes.p[0] = 5;
+    bin_refused(b.bytes.p, b.bytes.n, "entry 2 has length 6", "1..5");
+    free(b.bytes.p);
     /* len 0 and negative */
     int32_t bad_len[] = {0, -1, INT32_MIN};
     for (size_t i = 0; i < sizeof bad_len / sizeof *bad_len; i++) {
         small_bin(&b, 6);
         uint32_t u = (uint32_t)bad_len[i];
-        for (int k = 0; k < 4; k++) b.p[b.starts[2] + 4 + (size_t)k] = (unsigned char)(u >> (8 * k));
+        for (int k = 0; k < 4; k++)
+            b.bytes.p[b.starts[2] + 4 + (size_t)k] = (unsigned char)(u >> (8 * k));
         char n1[64];
         snprintf(n1, sizeof n1, "entry 2 has length %d", (int)bad_len[i]);
-        bin_refused(b.p, b.len, n1, NULL);
-        free(b.p);
+        bin_refused(b.bytes.p, b.bytes.n, n1, NULL);
+        free(b.bytes.p);
     }
     /* non-finite scores */
     float bad_score[] = {NAN, INFINITY, -INFINITY};
@@ -807,18 +796,19 @@ START_TEST(bpe_bad_fields) {
         small_bin(&b, 6);
         uint32_t u;
         memcpy(&u, &bad_score[i], 4);
-        for (int k = 0; k < 4; k++) b.p[b.starts[1] + (size_t)k] = (unsigned char)(u >> (8 * k));
-        bin_refused(b.p, b.len, "entry 1", "finite");
-        free(b.p);
+        for (int k = 0; k < 4; k++)
+            b.bytes.p[b.starts[1] + (size_t)k] = (unsigned char)(u >> (8 * k));
+        bin_refused(b.bytes.p, b.bytes.n, "entry 1", "finite");
+        free(b.bytes.p);
     }
     /* too few entries */
     memset(&b, 0, sizeof b);
     bb_i32(&b, 8);
-    bin_refused(b.p, b.len, "0 entries", "at least 3");
+    bin_refused(b.bytes.p, b.bytes.n, "0 entries", "at least 3");
     bb_entry(&b, 0, "<unk>");
     bb_entry(&b, 0, "<s>");
-    bin_refused(b.p, b.len, "2 entries", "at least 3");
-    free(b.p);
+    bin_refused(b.bytes.p, b.bytes.n, "2 entries", "at least 3");
+    free(b.bytes.p);
     bin_refused("", 0, "at least 4", NULL);
 }
 END_TEST
@@ -1002,7 +992,7 @@ START_TEST(bpe_many_duplicates) {
     ck_assert_int_eq(ids[2], 3);
     free(ids);
     attn_tokenizer_free(tok);
-    free(b.p);
+    free(b.bytes.p);
 }
 END_TEST
 
@@ -1040,10 +1030,4 @@ static Suite *tokenizer_suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(tokenizer_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return tu_run_suite(tokenizer_suite()); }

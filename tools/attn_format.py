@@ -1,4 +1,4 @@
-"""Read and write attn's model format (CONTRACT section 1 and 2) from Python.
+"""Read and write attn's model format (docs/model-format.md: config keys and tensor names) from Python.
 
 A model is a folder with config.json, a safetensors file and, for the word
 tokenizer, a vocabulary (one token per line, line number = id).
@@ -77,7 +77,7 @@ def write_vocab(path, tokens):
 def write_model(folder, config, tensors, vocab=None, weights_name="model.safetensors"):
     """Writes folder/config.json, folder/<weights_name> and (if given) folder/vocab.txt.
 
-    `config` is the dict of CONTRACT section 1 without "format" and "weights"
+    `config` is the dict of docs/model-format.md without "format" and "weights"
     (they are filled in). When vocab is given and the config has no tokenizer,
     a word tokenizer reading vocab.txt is configured with unk "<unk>".
     """

@@ -3,8 +3,10 @@
 # Usage: tools/deps.sh            (as root, or a user with sudo)
 set -euo pipefail
 
+# clang + libclang-rt-14-dev: the libFuzzer harnesses; llvm: llvm-symbolizer for
+# their reports; valgrind: meson test --setup=valgrind (all used by tools/test)
 packages=(gcc libc6-dev pkg-config meson ninja-build libcjson-dev libstb-dev check
-          python3 python3-numpy python3-torch)
+          python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -152,8 +152,9 @@ Two commands do the work:
 
 - `attn explain` prints every step of one attention head on one input,
   with the shape of each matrix and the tokens on its rows and columns.
-  Every number is one the forward pass computed (it is captured while the
-  model runs, not recomputed). `--layer L` and `--head H` pick the head,
+  The values are captured while the model runs; a few are recomputed for
+  display from them and the weights (the raw scores QKᵀ, the embedding and
+  position rows, Q and K before rotation under RoPE). `--layer L` and `--head H` pick the head,
   `--digits N` the decimals, `--width N` or `$COLUMNS` the line width (wider
   matrices keep their first and last columns around a `…`), `--full` turns
   abbreviation off.

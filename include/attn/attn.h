@@ -6,8 +6,19 @@
  *
  * Conventions
  *   - Every public name starts with attn_ / ATTN_.
- *   - Functions that can fail return an attn_status (ATTN_OK == 0) and fill a
- *     caller-owned struct attn_error; the library never prints or exits.
+ *   - Errors. Every function that can fail returns an attn_status: ATTN_OK
+ *     (0) on success, else the non-zero status of the failure. Its last
+ *     argument is a caller-owned `attn_error *err` (the attn_labels_*
+ *     constructors of attn/write.h, which can only run out of memory, take
+ *     none). On failure the library fills *err, when err is not NULL, with
+ *     the same status and a one-line message naming the file, tensor, key or
+ *     value at fault. err may always be NULL: then only the status comes
+ *     back. On failure the outputs are left as each function documents (a
+ *     pointer output NULL, a count 0), so a failed call leaves the caller
+ *     nothing to free. Capture sinks follow the same rule: emit returns an
+ *     attn_status and fills the err it is given (the forward pass always
+ *     gives one, and names the value when a sink fails without a message).
+ *     The library never prints, exits or aborts.
  *   - attn_X_open/new pairs with attn_X_close/free; the free functions accept NULL.
  *   - Parsers take memory buffers (the *_open functions read or map a file and
  *     call them), so every parser can be fuzzed in memory.
@@ -76,7 +87,7 @@ ATTN_API attn_status attn_error_setv(attn_error *err, attn_status status, const 
 ATTN_API void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
 
 /* ------------------------------------------------------------------------ */
-/* Config (CONTRACT section 1)                                               */
+/* Config (docs/model-format.md, "Config keys")                            */
 
 typedef enum { ATTN_ARCH_DECODER, ATTN_ARCH_ENCODER, ATTN_ARCH_ENCODER_DECODER } attn_arch;
 typedef enum { ATTN_POS_LEARNED, ATTN_POS_SINUSOIDAL, ATTN_POS_ROPE, ATTN_POS_NONE } attn_positional;
@@ -139,6 +150,9 @@ ATTN_API attn_status attn_config_parse(attn_config *cfg, const char *json, size_
 /* Reads `path` and parses it with base_dir = the file's folder. */
 ATTN_API attn_status attn_config_load(attn_config *cfg, const char *path, attn_error *err);
 
+/* Does the main stack of this architecture attend causally (a decoder's
+ * self-attention: query i sees keys 0..i)? The one place the rule lives. */
+ATTN_API bool attn_arch_causal(attn_arch a);
 ATTN_API const char *attn_arch_name(attn_arch a);          /* "decoder", ... */
 ATTN_API const char *attn_positional_name(attn_positional p);
 ATTN_API const char *attn_norm_name(attn_norm_kind n);

@@ -1,13 +1,25 @@
 /*
- * attn writers: capture sinks and the files they write, for programs that
+ * attn writers: the library's machine-readable outputs, for programs that
  * link libattn as well as for the attn CLI.
  *
  * Every output format is a capture sink (attn_capture in attn/attn.h): the
  * forward pass hands it each value it wants, and the sink streams it to a
- * FILE. Files are written to a temporary name and renamed into place when
- * complete (attn_outfile), so a failed or interrupted run leaves nothing
- * half-written. The terminal views (the readable maps, explain) are not
- * here: they belong to the CLI (src/view/).
+ * FILE. Here: the CSV writers of attention maps, context vectors and
+ * next-token predictions, what they share (position labels, the top-k rows
+ * of the predictions), the fan-out that feeds several sinks from one
+ * forward pass, and output files written to a temporary name and renamed
+ * into place when complete (attn_outfile), so a failed or interrupted run
+ * leaves nothing half-written. Every emit returns an attn_status and accepts
+ * err == NULL. The terminal layouts (the readable maps, the predictions
+ * listing, explain) are not here: they belong to the CLI (src/view/).
+ *
+ * Errors follow the rule of attn/attn.h (Conventions): a function that can
+ * fail returns an attn_status (ATTN_OK == 0) and fills a caller-owned
+ * attn_error when its err is not NULL; err may always be NULL. The sinks'
+ * emit functions return an attn_status and fill err too. A sink does not
+ * check each write: a failed write to an attn_outfile's FILE is reported
+ * by attn_outfile_commit (ATTN_ERR_IO). The attn_labels_* constructors can
+ * only run out of memory: they return ATTN_ERR_NOMEM and take no err.
  */
 #ifndef ATTN_WRITE_H
 #define ATTN_WRITE_H
@@ -24,19 +36,26 @@ extern "C" {
 typedef struct attn_outfile {
     FILE *f;
     char *path;     /* final path; NULL for standard output */
-    char *tmp;      /* temporary path the data goes to until commit */
+    char *tmp;      /* temporary path the data goes to until commit; NULL when the
+                       target is written straight through (see attn_outfile_open) */
 } attn_outfile;
 
-/* "-" means standard output (never renamed). */
+/* "-" means standard output (never renamed). A regular file or a new path is
+ * written to "<path>.tmp.XXXXXX" and renamed onto path by commit. A target
+ * that exists and is not a regular file (a device, a FIFO, a socket), and any
+ * path under /dev/ or /proc/ (/dev/stdout, /dev/fd/N), is written straight
+ * through, so that no rename replaces a device. An empty path is
+ * ATTN_ERR_USAGE. */
 ATTN_API attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err);
-/* Flushes, closes and renames into place; on failure removes the temporary. */
+/* Flushes, closes and renames into place; on failure removes the temporary.
+ * A failed write (e.g. ENOSPC on /dev/full) is ATTN_ERR_IO. */
 ATTN_API attn_status attn_outfile_commit(attn_outfile *o, attn_error *err);
 /* Closes and removes the temporary (no-op for standard output or a closed file). */
 ATTN_API void attn_outfile_abort(attn_outfile *o);
 /* Removes every temporary still open (for signal handlers and fatal exits). */
 ATTN_API void attn_outfile_abort_all(void);
 
-/* ---- labels of the positions of one sequence ---- */
+/* ---- labels of the positions of one sequence (write/labels.c) ---- */
 typedef struct attn_labels {
     size_t n;
     char **text; /* [n] owned */
@@ -47,13 +66,42 @@ typedef struct attn_labels {
  * (ATTN_ID_TEXT_MAX bytes always suffice). */
 #define ATTN_ID_TEXT_MAX 24
 ATTN_API const char *attn_token_text(const attn_tokenizer *tok, int id, char *num, size_t cap);
-/* Labels from token ids: the tokenizer's pieces, or the id itself without one. */
+/* Labels from token ids [n]: attn_token_text of each. These two fail only
+ * with ATTN_ERR_NOMEM (then l is empty). */
 ATTN_API attn_status attn_labels_from_ids(attn_labels *l, const attn_tokenizer *tok, const int *ids, size_t n);
 /* Labels "0", "1", ... for inputs given as vectors. */
 ATTN_API attn_status attn_labels_from_positions(attn_labels *l, size_t n);
-ATTN_API void attn_labels_free(attn_labels *l);
+ATTN_API void attn_labels_free(attn_labels *l); /* accepts NULL */
 /* The label of position pos, "?" when out of range (or l is NULL). */
 ATTN_API const char *attn_labels_at(const attn_labels *l, int pos);
+
+/* ---- next-token predictions (write/predictions.c) ---- */
+/* What every predictions sink shares: it takes the logits of the main stack
+ * (ATTN_V_LOGITS, [T, V]), and reports, after each position (or only the
+ * last one of each emitted block of rows), the k most likely next tokens:
+ * attn_topk, best first, probabilities a softmax over the whole vocabulary
+ * in double, equal logits ranked by the lower id. The CSV writer below and
+ * the CLI's readable listing both report them through attn_predictions_each. */
+typedef struct attn_predictions {
+    int k;                /* 1 .. vocab_size (attn_topk refuses another k) */
+    bool last_only;       /* only the last row of each emitted block */
+    attn_prediction *top; /* [k] scratch, owned */
+} attn_predictions;
+/* Fills p and allocates its scratch (ATTN_ERR_NOMEM); attn_predictions_free
+ * releases it and accepts NULL or a zeroed p. */
+ATTN_API attn_status attn_predictions_init(attn_predictions *p, int k, bool last_only, attn_error *err);
+ATTN_API void attn_predictions_free(attn_predictions *p);
+/* The values predictions are made from: the main stack's logits. user is
+ * not read, so any predictions sink can use this as its wants. */
+ATTN_API bool attn_predictions_wants(void *user, const attn_capture_key *key);
+/* Receives the predictions after position pos: top [k], best first. */
+typedef attn_status (*attn_prediction_row_fn)(void *user, int pos, const attn_prediction *top, int k,
+                                              attn_error *err);
+/* Computes the top k of each reported row of the logits v ([rows, V]) in
+ * order and hands it to row(user, ...); stops at the first status that is
+ * not ATTN_OK (from attn_topk or row) and returns it. */
+ATTN_API attn_status attn_predictions_each(attn_predictions *p, const attn_capture_view *v,
+                                           attn_prediction_row_fn row, void *user, attn_error *err);
 
 /* ---- CSV (write/csv.c) ---- */
 /* Writes s as one CSV field, RFC 4180-quoted when it holds a comma, quote,
@@ -67,24 +115,57 @@ typedef struct attn_run_info {
     const attn_labels *source;  /* encoder input of an encoder-decoder, else NULL */
     const attn_config *cfg;
 } attn_run_info;
+/* The labels of the query rows (*q) and key columns (*k) of an attention
+ * value: the encoder input's for the encoder of an encoder-decoder and for
+ * cross-attention keys, else the main stack's. */
+ATTN_API void attn_run_key_labels(const attn_run_info *run, const attn_capture_key *key,
+                                  const attn_labels **q, const attn_labels **k);
 
+/* Attention maps, one row per weight (ATTN_V_WEIGHTS):
+ *   input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight
+ * stack: attn_stack_name; kind: attn_kind_name; head: the query head;
+ * tokens: the labels of the query and key positions; weight: %.9g. Entries
+ * a causal mask sets to 0 (key->causal, key after query) are left out. */
 typedef struct attn_csv_maps {
     FILE *f;
     const attn_run_info *run;
 } attn_csv_maps;
 ATTN_API void attn_csv_maps_header(FILE *f);
 ATTN_API bool attn_csv_maps_wants(void *user, const attn_capture_key *key);
-ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                  attn_error *err);
+ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key,
+                                        const attn_capture_view *v, attn_error *err);
 
+/* Context vectors, one row per position of the main stack's final hidden
+ * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (%.9g). */
 typedef struct attn_csv_context {
     FILE *f;
     const attn_run_info *run;
 } attn_csv_context;
 ATTN_API void attn_csv_context_header(FILE *f, int d_model);
 ATTN_API bool attn_csv_context_wants(void *user, const attn_capture_key *key);
-ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                     attn_error *err);
+ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key,
+                                           const attn_capture_view *v, attn_error *err);
+
+/* Next-token predictions (see attn_predictions), k rows per reported position:
+ *   input,pos,rank,token_id,token,logit,prob
+ * pos: the position the prediction follows; rank from 1; token:
+ * attn_token_text; logit and prob: %.9g. */
+typedef struct attn_csv_predictions {
+    FILE *f;
+    const attn_run_info *run;
+    const attn_tokenizer *tok; /* token texts; NULL: ids */
+    attn_predictions pred;
+} attn_csv_predictions;
+/* Fills w (k, last_only: see attn_predictions); attn_csv_predictions_free
+ * releases it and accepts NULL or a zeroed w. */
+ATTN_API attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
+                                               const attn_run_info *run, const attn_tokenizer *tok,
+                                               attn_error *err);
+ATTN_API void attn_csv_predictions_free(attn_csv_predictions *w);
+ATTN_API void attn_csv_predictions_header(FILE *f);
+ATTN_API bool attn_csv_predictions_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
+                                               const attn_capture_view *v, attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define ATTN_FANOUT_MAX 8

@@ -64,7 +64,8 @@ void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err
     return p;
 }
 
-int attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, attn_error *err) {
+attn_status attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len,
+                           attn_error *err) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -123,7 +124,7 @@ int attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, 
     return ATTN_OK;
 }
 
-int attn_map_file(const char *path, void **map, size_t *len, attn_error *err) {
+attn_status attn_map_file(const char *path, void **map, size_t *len, attn_error *err) {
     *map = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -155,7 +156,8 @@ void attn_unmap_file(void *map, size_t len) {
     if (map) munmap(map, len);
 }
 
-int attn_path_join(char *out, size_t cap, const char *dir, const char *rel, attn_error *err) {
+attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *rel,
+                           attn_error *err) {
     int n;
     if (rel[0] == '/' || !dir || !dir[0])
         n = snprintf(out, cap, "%s", rel);

@@ -22,15 +22,25 @@ void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err
 
 /* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes
  * the NUL). Refuses files larger than max_bytes. */
-int attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, attn_error *err);
+attn_status attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len,
+                           attn_error *err);
 
 /* Maps a regular file read-only (*map is NULL for an empty file); release
  * with attn_unmap_file. A missing file, a directory or another kind of file
  * is ATTN_ERR_IO naming the path. */
-int attn_map_file(const char *path, void **map, size_t *len, attn_error *err);
+attn_status attn_map_file(const char *path, void **map, size_t *len, attn_error *err);
 void attn_unmap_file(void *map, size_t len);
 
 /* Joins dir and rel ("a/b" + "c" = "a/b/c"; an absolute rel is kept). */
-int attn_path_join(char *out, size_t cap, const char *dir, const char *rel, attn_error *err);
+attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *rel,
+                           attn_error *err);
+
+/* Length of the UTF-8 byte order mark at the start of a text buffer (EF BB
+ * BF): 3 when it is there, else 0. Text inputs (configs, vocabularies, CSV)
+ * skip it, so that it never becomes part of a key, a token or a number. */
+static inline size_t attn_bom_len(const void *buf, size_t len) {
+    const unsigned char *b = buf;
+    return len >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0;
+}
 
 #endif

@@ -1,37 +1,154 @@
-/* The CLI: parses flags, formats output, picks exit codes. Only this layer
- * (and src/output/) prints. */
+/* The CLI: parses flags, formats output, picks exit codes. Only the CLI
+ * (src/cli/ and its views, src/view/) prints; the library never does.
+ *
+ * The error rule: a CLI function that can fail (a parser, a check, a step
+ * of a command) follows the library's contract: it returns an attn_status
+ * and fills the caller's attn_error, with ATTN_ERR_USAGE for bad flags and
+ * inputs. Only the top level of a command (main, cmd_run, cmd_generate,
+ * ...) prints an error and picks the exit code: cli_lib_error prints an
+ * attn_error and turns its status into the code. The one exception is the
+ * batch loop of 'attn run', which reports each bad input line itself and
+ * goes on with the next. */
 #ifndef ATTN_CLI_H
 #define ATTN_CLI_H
 
 #include "attn/attn.h"
+#include "attn/write.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
+/* ---- errors (common.c) ---- */
 /* Prints "attn: <message>" on standard error; returns code. */
 int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints the library error and returns its exit code (2 for usage errors, else 1). */
+/* Prints the error and returns its exit code (2 for usage errors, else 1). */
 int cli_lib_error(const attn_error *err);
-/* Exit code for a library status. */
+/* Exit code for a status. */
 int cli_exit_code(int status);
+/* Fills err (may be NULL) with a usage error, ATTN_ERR_USAGE, and returns
+ * that status. Unlike attn_error_set it keeps line breaks: its messages
+ * quote flag values as they were given. */
+attn_status cli_usage(attn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- flags ---- */
+/* --help: prints a command's usage text on standard output; returns EXIT_OK. */
+int cli_help(const char *usage);
+/* One flag of a command: --name, and -short_name when that is not 0. A flag
+ * with a value stores it in *value; a switch (value NULL) sets *set. */
+typedef struct cli_flag {
+    const char *name;
+    char short_name;
+    const char **value;
+    bool *set;
+} cli_flag;
+/* Parses argv[1..argc) (argv[0] names the command) against flags[], which
+ * ends with {NULL}, and -h/--help. At the first -h/--help it stops with
+ * *help true. Fails on an unknown flag, a flag without its value and an
+ * argument that is no flag; `cmd` names the command in those messages
+ * ("see 'attn CMD --help'"). */
+attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flags,
+                            bool *help, attn_error *err);
+
+/* ---- numbers and id lists ---- */
+/* Parses the integer value s of `flag` and refuses one outside [min, max];
+ * with the whole int range, the message asks for an integer only. */
+/* Splits one batch line line[len] (its line end already cut; NUL-terminated
+ * at len): refuses a NUL byte inside it; when pair (an encoder-decoder
+ * without a source from the flags) cuts it at the first TAB into *source and
+ * *target (the line is changed in place), else *target is the whole line and
+ * *source NULL. `what` names the line in messages. */
+/* Standard input was closed when attn started (main.c gave it /dev/null). */
+extern bool cli_stdin_closed;
+/* The longest batch line (standard input), in bytes. */
+#define CLI_LINE_MAX ((size_t)1 << 20)
+/* Reads one line of f without its '\n' into *buf (grown as needed, at most
+ * CLI_LINE_MAX + 1 bytes, NUL-terminated; NUL bytes inside are kept) and
+ * returns its length; a longer line is read to its end but not stored, and
+ * sets *too_long. Returns -1 at the end of f, -2 when out of memory. */
+ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long);
+/* Do two output paths name the same file, however spelled ("a.csv" and
+ * "./a.csv", a symlink, a hard link)? Existing files are compared by device
+ * and inode, new ones by the real path of their folder. "-" is never a file. */
+bool cli_same_file(const char *a, const char *b);
+attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *what,
+                                 char **source, char **target, attn_error *err);
+attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int *out,
+                          attn_error *err);
 /* Parses "N,N,..." (spaces allowed around numbers). Each id must lie in
- * [0, vocab_size). `what` names the flag or line in messages. On failure
- * fills err (ATTN_ERR_USAGE) and returns its status. *ids is malloc'd. */
-int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
-                  attn_error *err);
+ * [0, vocab_size). `what` names the flag or line in messages. *ids is
+ * malloc'd. */
+attn_status cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
+                          attn_error *err);
 /* Token ids of one input: parsed from `ids` ("N,N,...") when it is given,
  * else `text` encoded by tok. Refuses a model without a tokenizer for text
  * and an input with no tokens. `what` names the flag or line in messages. */
-int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
-                  const char *ids, const char *what, int **out, size_t *n, attn_error *err);
-/* Parses a non-negative integer flag value. */
-int cli_parse_int(const char *s, const char *flag, int min, int max, int *out);
+attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
+                          const char *ids, const char *what, int **out, size_t *n,
+                          attn_error *err);
 
-int cmd_run(int argc, char **argv);
-int cmd_import(int argc, char **argv);   /* import.c */
+/* ---- the model ---- */
+/* What a command cannot do without; `who` names the command or flag that
+ * needs it in the messages ("generate", "--top-k"). */
+typedef struct cli_model_needs {
+    const char *who;
+    bool decoding; /* refuse an encoder: generation needs a decoder */
+    bool lm_head;  /* refuse a model without an lm_head */
+} cli_model_needs;
+/* Opens the model of a config file and refuses it (closed, *out NULL) when
+ * it lacks what needs asks for (needs may be NULL). */
+attn_status cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,
+                           attn_error *err);
+/* Checks the encoder input against the architecture: `flag`, the flag that
+ * gave one (NULL: none), is refused unless the model is an encoder-decoder;
+ * an encoder-decoder without one is refused when `required` names the flags
+ * to give it with (NULL: none is needed). */
+attn_status cli_check_source(const attn_config *cfg, const char *flag, const char *required,
+                             attn_error *err);
+
+/* ---- inputs ---- */
+/* One input sequence as the flags give it: text, token ids or a file of
+ * vectors, at most one of them (none: not given). */
+typedef struct cli_input_args {
+    const char *text, *ids, *emb;
+} cli_input_args;
+/* The flag that gave it: --text, --ids or --embeddings, or for the encoder
+ * input (source) --source, --source-ids or --source-embeddings; NULL when
+ * none was given. */
+const char *cli_input_flag(const cli_input_args *a, bool source);
+
+/* One loaded input: token ids or vectors, and the labels of its positions
+ * (the tokens' texts, or the positions of vectors). */
+typedef struct cli_input {
+    int *ids;             /* [T], or NULL for vectors */
+    float *vec;           /* [T, D], or NULL for ids */
+    size_t n;             /* T */
+    attn_labels labels;   /* [T] */
+    const char *emb_path; /* the vectors' file */
+} cli_input;
+/* Loads the input a gives for model m: vectors from a->emb (CSV or .npy, at
+ * most max_seq_len rows of d_model), else token ids as cli_input_ids makes
+ * them; `what` names it in messages. cli_input_free releases it, also after
+ * a failure. */
+attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_args *a,
+                           const char *what, attn_error *err);
+void cli_input_free(cli_input *in);
+/* The input as the session takes it. */
+attn_input cli_input_view(const cli_input *in);
+
+/* ---- output held back for standard output ---- */
+/* A temporary file holding an output that waited while another one used
+ * standard output: when `emit`, a blank line and then its bytes go to
+ * standard output. Closes it either way and sets *held to NULL (nothing
+ * happens when *held is NULL). */
+void cli_spool(FILE **held, bool emit);
+
+/* ---- the commands ---- */
+int cmd_run(int argc, char **argv);      /* run.c */
 int cmd_generate(int argc, char **argv); /* generate.c */
+int cmd_import(int argc, char **argv);   /* import.c */
 int cmd_explain(int argc, char **argv);  /* explain.c */
 
 #endif

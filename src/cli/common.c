@@ -1,19 +1,40 @@
+/* What the commands share: errors, flags, numbers and id lists, the model,
+ * inputs, and output held back for standard output. */
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* ---- errors ---- */
+
+/* Writes s to f with every control byte (and DEL) as \xNN, so that a name
+ * or value taken from a file or a flag cannot drive the terminal (ESC, BEL). */
+static void put_escaped(FILE *f, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            putc(*p, f);
+    }
+}
 
 int cli_error(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("attn: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char *msg = NULL;
+    int n = vasprintf(&msg, fmt, ap);
     va_end(ap);
+    fputs("attn: ", stderr);
+    if (n >= 0) put_escaped(stderr, msg);
+    else fputs("(message lost: out of memory)", stderr);
+    fputc('\n', stderr);
+    free(msg);
     return code;
 }
 
@@ -23,8 +44,100 @@ int cli_lib_error(const attn_error *err) {
     return cli_error(cli_exit_code(err->status), "%s", err->message);
 }
 
-int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
-                  attn_error *err) {
+attn_status cli_usage(attn_error *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->status = ATTN_ERR_USAGE;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return ATTN_ERR_USAGE;
+}
+
+/* ---- flags ---- */
+
+int cli_help(const char *usage) {
+    fputs(usage, stdout);
+    return EXIT_OK;
+}
+
+/* More than any command has (the tables are written in the commands). */
+#define CLI_FLAGS_MAX 24
+
+/* The flag getopt_long returned as c: its short name, or 256 + its index. */
+static const cli_flag *flag_of(const cli_flag *flags, size_t n, int c) {
+    if (c >= 256) return (size_t)(c - 256) < n ? &flags[c - 256] : NULL;
+    for (size_t i = 0; i < n; i++)
+        if (flags[i].short_name && flags[i].short_name == c) return &flags[i];
+    return NULL;
+}
+
+attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flags,
+                            bool *help, attn_error *err) {
+    struct option longopts[CLI_FLAGS_MAX + 2];
+    char shorts[2 * CLI_FLAGS_MAX + 3] = ":h"; /* the leading ':': a missing value returns ':' */
+    size_t n = 0, ns = 2;
+    *help = false;
+    for (; flags[n].name; n++) {
+        if (n == CLI_FLAGS_MAX)
+            return attn_error_set(err, ATTN_ERR_INTERNAL, "%s: more than %d flags", cmd,
+                                  CLI_FLAGS_MAX);
+        const cli_flag *f = &flags[n];
+        int has_arg = f->value ? required_argument : no_argument;
+        longopts[n] = (struct option){f->name, has_arg, NULL, f->short_name ? f->short_name
+                                                                           : 256 + (int)n};
+        if (f->short_name) {
+            shorts[ns++] = f->short_name;
+            if (f->value) shorts[ns++] = ':';
+        }
+    }
+    shorts[ns] = '\0';
+    longopts[n] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n + 1] = (struct option){NULL, 0, NULL, 0};
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
+        if (c == 'h') {
+            *help = true;
+            return ATTN_OK;
+        }
+        if (c == ':')
+            return cli_usage(err, "%s needs a value (see 'attn %s --help')", argv[optind - 1],
+                             cmd);
+        const cli_flag *f = flag_of(flags, n, c);
+        if (!f)
+            return cli_usage(err, "unknown option '%s' (see 'attn %s --help')", argv[optind - 1],
+                             cmd);
+        if (f->value) *f->value = optarg;
+        else *f->set = true;
+    }
+    if (optind < argc)
+        return cli_usage(err, "unexpected argument '%s' (see 'attn %s --help')", argv[optind],
+                         cmd);
+    return ATTN_OK;
+}
+
+/* ---- numbers and id lists ---- */
+
+attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int *out,
+                          attn_error *err) {
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    bool number = end != s && *end == '\0' && errno != ERANGE;
+    if (!number && min == INT_MIN && max == INT_MAX)
+        return cli_usage(err, "%s: expected an integer, got '%s'", flag, s);
+    if (!number || v < min || v > max)
+        return cli_usage(err, "%s: expected an integer from %d to %d, got '%s'", flag, min, max,
+                         s);
+    *out = (int)v;
+    return ATTN_OK;
+}
+
+attn_status cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
+                          attn_error *err) {
     *ids = NULL;
     *n = 0;
     size_t cap = 16, count = 0;
@@ -79,15 +192,16 @@ int cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, si
     return ATTN_OK;
 }
 
-int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
-                  const char *ids, const char *what, int **out, size_t *n, attn_error *err) {
+attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
+                          const char *ids, const char *what, int **out, size_t *n,
+                          attn_error *err) {
     *out = NULL;
     *n = 0;
     if (ids) return cli_parse_ids(ids, cfg->vocab_size, what, out, n, err);
     if (!tok)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "%s: the model has no tokenizer; give token ids instead", what);
-    int rc = attn_tokenizer_encode(tok, text, strlen(text), out, n, err);
+    attn_status rc = attn_tokenizer_encode(tok, text, strlen(text), out, n, err);
     if (rc) {
         attn_error_prefix(err, "%s", what);
         return rc;
@@ -100,16 +214,167 @@ int cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char 
     return ATTN_OK;
 }
 
-int cli_parse_int(const char *s, const char *flag, int min, int max, int *out) {
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    bool number = end != s && *end == '\0' && errno != ERANGE;
-    if (!number && min == INT_MIN && max == INT_MAX)
-        return cli_error(EXIT_USAGE, "%s: expected an integer, got '%s'", flag, s);
-    if (!number || v < min || v > max)
-        return cli_error(EXIT_USAGE, "%s: expected an integer from %d to %d, got '%s'", flag, min,
-                         max, s);
-    *out = (int)v;
-    return 0;
+/* ---- the model ---- */
+
+attn_status cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,
+                           attn_error *err) {
+    attn_status rc = attn_model_open(out, config, err);
+    if (rc || !needs) return rc;
+    const attn_config *cfg = attn_model_config(*out);
+    if (needs->decoding && cfg->arch == ATTN_ARCH_ENCODER)
+        rc = cli_usage(err,
+                       "%s: the model is an encoder (bidirectional); generation needs a decoder "
+                       "or an encoder-decoder",
+                       needs->who);
+    else if (needs->lm_head && cfg->lm_head == ATTN_LM_HEAD_NONE)
+        rc = cli_usage(err,
+                       "%s: the model has no lm_head (lm_head \"none\"), so it predicts no tokens",
+                       needs->who);
+    if (rc) {
+        attn_model_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+attn_status cli_check_source(const attn_config *cfg, const char *flag, const char *required,
+                             attn_error *err) {
+    const bool encdec = cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    if (flag && !encdec)
+        return cli_usage(err, "%s: the model is %s %s, not an encoder-decoder", flag,
+                         cfg->arch == ATTN_ARCH_ENCODER ? "an" : "a", attn_arch_name(cfg->arch));
+    if (!flag && encdec && required)
+        return cli_usage(err, "the model is an encoder-decoder: give its encoder input with %s",
+                         required);
+    return ATTN_OK;
+}
+
+/* ---- inputs ---- */
+
+const char *cli_input_flag(const cli_input_args *a, bool source) {
+    if (a->text) return source ? "--source" : "--text";
+    if (a->ids) return source ? "--source-ids" : "--ids";
+    if (a->emb) return source ? "--source-embeddings" : "--embeddings";
+    return NULL;
+}
+
+attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_args *a,
+                           const char *what, attn_error *err) {
+    const attn_config *cfg = attn_model_config(m);
+    const attn_tokenizer *tok = attn_model_tokenizer(m);
+    attn_status rc;
+    if (a->emb) {
+        in->emb_path = a->emb;
+        rc = attn_embeddings_load(&in->vec, &in->n, a->emb, cfg->d_model, cfg->max_seq_len, err);
+        if (rc) {
+            attn_error_prefix(err, "%s", what);
+            return rc;
+        }
+        rc = attn_labels_from_positions(&in->labels, in->n);
+    } else {
+        rc = cli_input_ids(cfg, tok, a->text, a->ids, what, &in->ids, &in->n, err);
+        if (rc) return rc;
+        rc = attn_labels_from_ids(&in->labels, tok, in->ids, in->n);
+    }
+    return rc ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory") : ATTN_OK;
+}
+
+void cli_input_free(cli_input *in) {
+    free(in->ids);
+    free(in->vec);
+    attn_labels_free(&in->labels);
+    *in = (cli_input){0};
+}
+
+attn_input cli_input_view(const cli_input *in) {
+    return (attn_input){.ids = in->ids, .embeddings = in->vec, .n = in->n};
+}
+
+/* ---- output held back for standard output ---- */
+
+void cli_spool(FILE **held, bool emit) {
+    if (!*held) return;
+    if (emit) {
+        putchar('\n');
+        rewind(*held);
+        char buf[1 << 16];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof buf, *held)) > 0) fwrite(buf, 1, got, stdout);
+    }
+    fclose(*held);
+    *held = NULL;
+}
+
+attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *what,
+                                 char **source, char **target, attn_error *err) {
+    *source = *target = NULL;
+    if (memchr(line, '\0', len)) return cli_usage(err, "%s: contains a NUL byte", what);
+    if (!pair) {
+        *target = line;
+        return ATTN_OK;
+    }
+    char *tab = memchr(line, '\t', len);
+    if (!tab)
+        return cli_usage(err,
+                         "%s: expected SOURCE<TAB>TARGET for an encoder-decoder model (or give "
+                         "--source / --source-ids)",
+                         what);
+    *tab = '\0';
+    *source = line;
+    *target = tab + 1;
+    return ATTN_OK;
+}
+
+/* The file a path names once written: its device and inode when it exists,
+ * else the real path of its folder and its last component, into buf. */
+static bool file_identity(const char *path, struct stat *sb, char *buf, size_t cap) {
+    if (stat(path, sb) == 0) return true;
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX], real[PATH_MAX];
+    size_t dlen = slash ? (size_t)(slash - path) : 1;
+    if (dlen >= sizeof dir) dlen = sizeof dir - 1;
+    memcpy(dir, slash ? path : ".", dlen);
+    dir[slash && dlen == 0 ? 1 : dlen] = '\0';
+    if (slash && dlen == 0) dir[0] = '/';
+    if (!realpath(dir, real)) snprintf(real, sizeof real, "%s", dir);
+    snprintf(buf, cap, "%s/%s", real, slash ? slash + 1 : path);
+    return false;
+}
+
+bool cli_same_file(const char *a, const char *b) {
+    if (!a || !b || strcmp(a, "-") == 0 || strcmp(b, "-") == 0) return false;
+    if (strcmp(a, b) == 0) return true;
+    struct stat sa, sb;
+    char na[2 * PATH_MAX], nb[2 * PATH_MAX];
+    bool ea = file_identity(a, &sa, na, sizeof na), eb = file_identity(b, &sb, nb, sizeof nb);
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !ea && !eb && strcmp(na, nb) == 0;
+}
+
+ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long) {
+    size_t n = 0;
+    int c;
+    *too_long = false;
+    while ((c = getc_unlocked(f)) != EOF) {
+        if (c == '\n') break;
+        if (n == CLI_LINE_MAX) { /* keep reading to the line's end, storing nothing */
+            *too_long = true;
+            continue;
+        }
+        if (n + 1 >= *cap) {
+            size_t grown = *cap ? *cap * 2 : 256;
+            char *p = realloc(*buf, grown);
+            if (!p) return -2;
+            *buf = p;
+            *cap = grown;
+        }
+        (*buf)[n++] = (char)c;
+    }
+    if (c == EOF && n == 0 && !*too_long) return -1;
+    if (!*buf) { /* an empty last line */
+        if (!(*buf = malloc(1))) return -2;
+        *cap = 1;
+    }
+    (*buf)[n] = '\0';
+    return (ssize_t)n;
 }

@@ -1,11 +1,10 @@
 /* attn explain: every step of one attention head on one input, with the
- * numbers the forward pass used (captured through the capture sink). */
+ * values the forward pass computed (captured through the capture sink) and
+ * the few that the view recomputes for display (see src/view/explain.c). */
 #include "cli.h"
 #include "view.h"
 
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const char explain_usage[] =
@@ -15,7 +14,11 @@ static const char explain_usage[] =
     "embeddings (and positions), Q, K and V with the weights that made them,\n"
     "the raw scores QKᵀ, their scaling by 1/√head_dim, the causal mask of a\n"
     "decoder, the softmax weights, the context vectors, and how the heads are\n"
-    "concatenated and projected. Every number is the one the forward pass used.\n"
+    "concatenated and projected. The values are those the forward pass computed,\n"
+    "captured as it ran; a few are recomputed for display from them and the\n"
+    "weights: the raw scores QKᵀ (from the captured Q and K), the token-embedding\n"
+    "and position rows that add up to the embeddings, and, under RoPE, Q and K\n"
+    "before rotation.\n"
     "\n"
     "Input (one of):\n"
     "  --text STRING              text, tokenized by the model's tokenizer\n"
@@ -44,260 +47,199 @@ static const char explain_usage[] =
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 typedef struct ex_opts {
-    const char *config, *text, *ids, *emb, *source, *source_ids, *source_emb;
+    const char *config;
+    cli_input_args input;  /* --text, --ids, --embeddings */
+    cli_input_args source; /* --source, --source-ids, --source-embeddings */
     const char *layer, *head, *stack, *kind, *width, *digits;
     bool full;
+    /* from the flags above (check_flags) */
+    int cols;     /* --width; -1: not given */
+    int decimals; /* --digits */
 } ex_opts;
 
-/* One input sequence: ids (from text or a list) or vectors from a file. */
-typedef struct ex_input {
-    int *ids;
-    float *vec;
-    size_t n;
-    attn_labels labels;
-    const char *emb_path;
-} ex_input;
+/* What explain works on: the model, the head chosen and the inputs. */
+typedef struct explainer {
+    attn_model *model;
+    const attn_config *cfg;
+    bool encdec;        /* the model is an encoder-decoder */
+    bool enc_of_encdec; /* --stack encoder of an encoder-decoder */
+    attn_session *sess;
+    cli_input in, src;  /* the main input, the encoder input */
+    explain_req req;    /* the head to explain; the sink fills in its values */
+} explainer;
 
-static void input_free(ex_input *in) {
-    free(in->ids);
-    free(in->vec);
-    attn_labels_free(&in->labels);
+static attn_status parse_flags(int argc, char **argv, ex_opts *o, bool *help, attn_error *err) {
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o->config},
+        {"text", .value = &o->input.text},
+        {"ids", .value = &o->input.ids},
+        {"embeddings", .value = &o->input.emb},
+        {"source", .value = &o->source.text},
+        {"source-ids", .value = &o->source.ids},
+        {"source-embeddings", .value = &o->source.emb},
+        {"layer", .value = &o->layer},
+        {"head", .value = &o->head},
+        {"stack", .value = &o->stack},
+        {"kind", .value = &o->kind},
+        {"width", .value = &o->width},
+        {"digits", .value = &o->digits},
+        {"full", .set = &o->full},
+        {NULL},
+    };
+    return cli_parse_flags(argc, argv, "explain", flags, help, err);
 }
 
-static int load_input(ex_input *in, const attn_config *cfg, const attn_tokenizer *tok,
-                      const char *text, const char *ids, const char *emb, const char *flag,
-                      attn_error *err) {
-    int rc;
-    if (emb) {
-        in->emb_path = emb;
-        rc = attn_embeddings_load(&in->vec, &in->n, emb, cfg->d_model, cfg->max_seq_len, err);
-        if (rc) {
-            attn_error_prefix(err, "%s", flag);
-            return rc;
-        }
-        return attn_labels_from_positions(&in->labels, in->n)
-                   ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory")
-                   : ATTN_OK;
-    }
-    rc = cli_input_ids(cfg, tok, text, ids, flag, &in->ids, &in->n, err);
+/* How many of an input's flags are set. */
+static int count_given(const cli_input_args *a) {
+    return (a->text != NULL) + (a->ids != NULL) + (a->emb != NULL);
+}
+
+/* Refuses flags that exclude each other and words that are not choices;
+ * parses the layout numbers. */
+static attn_status check_flags(ex_opts *o, attn_error *err) {
+    if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (count_given(&o->input) > 1)
+        return cli_usage(err, "--text, --ids and --embeddings exclude each other");
+    if (count_given(&o->source) > 1)
+        return cli_usage(err, "--source, --source-ids and --source-embeddings exclude each other");
+    if (o->stack && strcmp(o->stack, "encoder") != 0 && strcmp(o->stack, "decoder") != 0)
+        return cli_usage(err, "--stack: expected 'encoder' or 'decoder', got '%s'", o->stack);
+    if (o->kind && strcmp(o->kind, "self") != 0 && strcmp(o->kind, "cross") != 0 &&
+        strcmp(o->kind, "both") != 0)
+        return cli_usage(err, "--kind: expected 'self', 'cross' or 'both', got '%s'", o->kind);
+    o->cols = -1;
+    o->decimals = 3;
+    attn_status rc = ATTN_OK;
+    if (o->width) rc = cli_parse_int(o->width, "--width", 0, 100000, &o->cols, err);
+    if (!rc && o->digits) rc = cli_parse_int(o->digits, "--digits", 0, 9, &o->decimals, err);
+    return rc;
+}
+
+/* Opens the model; notes whether it is an encoder-decoder and whether its
+ * encoder is the stack explained. */
+static attn_status open_model(explainer *e, const ex_opts *o, attn_error *err) {
+    attn_status rc = cli_model_open(&e->model, o->config, NULL, err);
     if (rc) return rc;
-    return attn_labels_from_ids(&in->labels, tok, in->ids, in->n)
-               ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory")
-               : ATTN_OK;
+    e->cfg = attn_model_config(e->model);
+    e->encdec = e->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    e->enc_of_encdec = e->encdec && o->stack && strcmp(o->stack, "encoder") == 0;
+    return ATTN_OK;
 }
 
-static attn_input as_input(const ex_input *in) {
-    return (attn_input){.ids = in->ids, .embeddings = in->vec, .n = in->n};
-}
-
-/* How many of the given flags are set. */
-static int count_set(const char *a, const char *b, const char *c) {
-    return (a != NULL) + (b != NULL) + (c != NULL);
-}
-
-int cmd_explain(int argc, char **argv) {
-    enum {
-        O_TEXT = 256, O_IDS, O_EMB, O_SOURCE, O_SOURCE_IDS, O_SOURCE_EMB, O_LAYER, O_HEAD,
-        O_STACK, O_KIND, O_WIDTH, O_DIGITS, O_FULL
-    };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"text", required_argument, NULL, O_TEXT},
-        {"ids", required_argument, NULL, O_IDS},
-        {"embeddings", required_argument, NULL, O_EMB},
-        {"source", required_argument, NULL, O_SOURCE},
-        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
-        {"source-embeddings", required_argument, NULL, O_SOURCE_EMB},
-        {"layer", required_argument, NULL, O_LAYER},
-        {"head", required_argument, NULL, O_HEAD},
-        {"stack", required_argument, NULL, O_STACK},
-        {"kind", required_argument, NULL, O_KIND},
-        {"width", required_argument, NULL, O_WIDTH},
-        {"digits", required_argument, NULL, O_DIGITS},
-        {"full", no_argument, NULL, O_FULL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    ex_opts o = {0};
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o.config = optarg; break;
-        case O_TEXT: o.text = optarg; break;
-        case O_IDS: o.ids = optarg; break;
-        case O_EMB: o.emb = optarg; break;
-        case O_SOURCE: o.source = optarg; break;
-        case O_SOURCE_IDS: o.source_ids = optarg; break;
-        case O_SOURCE_EMB: o.source_emb = optarg; break;
-        case O_LAYER: o.layer = optarg; break;
-        case O_HEAD: o.head = optarg; break;
-        case O_STACK: o.stack = optarg; break;
-        case O_KIND: o.kind = optarg; break;
-        case O_WIDTH: o.width = optarg; break;
-        case O_DIGITS: o.digits = optarg; break;
-        case O_FULL: o.full = true; break;
-        case 'h': fputs(explain_usage, stdout); return EXIT_OK;
-        case ':':
-            return cli_error(EXIT_USAGE, "%s needs a value (see 'attn explain --help')",
-                             argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn explain --help')",
-                             argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn explain --help')",
-                         argv[optind]);
-    if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
-    if (count_set(o.text, o.ids, o.emb) > 1)
-        return cli_error(EXIT_USAGE, "--text, --ids and --embeddings exclude each other");
-    if (count_set(o.source, o.source_ids, o.source_emb) > 1)
-        return cli_error(EXIT_USAGE,
-                         "--source, --source-ids and --source-embeddings exclude each other");
-    if (o.stack && strcmp(o.stack, "encoder") != 0 && strcmp(o.stack, "decoder") != 0)
-        return cli_error(EXIT_USAGE, "--stack: expected 'encoder' or 'decoder', got '%s'",
-                         o.stack);
-    if (o.kind && strcmp(o.kind, "self") != 0 && strcmp(o.kind, "cross") != 0 &&
-        strcmp(o.kind, "both") != 0)
-        return cli_error(EXIT_USAGE, "--kind: expected 'self', 'cross' or 'both', got '%s'",
-                         o.kind);
-    int width = -1, digits = 3;
-    if (o.width && cli_parse_int(o.width, "--width", 0, 100000, &width)) return EXIT_USAGE;
-    if (o.digits && cli_parse_int(o.digits, "--digits", 0, 9, &digits)) return EXIT_USAGE;
-
-    attn_error err = {0};
-    attn_model *model = NULL;
-    attn_safetensors *st = NULL;
-    attn_session *sess = NULL;
-    ex_input in = {0}, src = {0};
-    explain_req req = {0};
-    int status = EXIT_OK;
-    if (attn_model_open(&model, o.config, &err)) return cli_lib_error(&err);
-    const attn_config *cfg = attn_model_config(model);
-    const attn_tokenizer *tok = attn_model_tokenizer(model);
-    const bool encdec = cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    const bool has_main = o.text || o.ids || o.emb;
-    const bool has_src = o.source || o.source_ids || o.source_emb;
-    const char *arch = attn_arch_name(cfg->arch);
-    const char *an = cfg->arch == ATTN_ARCH_ENCODER ? "an" : "a";
-
-    /* which stack, layer, head and kind */
-    bool enc_of_encdec = encdec && o.stack && strcmp(o.stack, "encoder") == 0;
-    if (o.stack) {
-        bool want_enc = strcmp(o.stack, "encoder") == 0;
-        if ((cfg->arch == ATTN_ARCH_DECODER && want_enc) ||
-            (cfg->arch == ATTN_ARCH_ENCODER && !want_enc)) {
-            status = cli_error(EXIT_USAGE, "--stack %s: the model is %s %s with no %s stack",
-                               o.stack, an, arch, o.stack);
-            goto done;
-        }
-    }
-    int n_layers = enc_of_encdec ? cfg->n_encoder_layers : cfg->n_layers;
-    int layer = 0, head = 0;
-    if (o.layer && cli_parse_int(o.layer, "--layer", 0, n_layers - 1, &layer)) {
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (o.head && cli_parse_int(o.head, "--head", 0, cfg->n_heads - 1, &head)) {
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (o.kind && strcmp(o.kind, "self") != 0 && (!encdec || enc_of_encdec)) {
-        status = cli_error(EXIT_USAGE,
-                           "--kind %s: cross-attention exists only in the decoder of an "
-                           "encoder-decoder model%s",
-                           o.kind, encdec ? " (drop --stack encoder)" : "");
-        goto done;
-    }
-    if (has_src && !encdec) {
-        status = cli_error(EXIT_USAGE, "%s: the model is %s %s, not an encoder-decoder",
-                           o.source ? "--source" : o.source_ids ? "--source-ids"
-                                                                : "--source-embeddings",
-                           an, arch);
-        goto done;
-    }
-    if (encdec && !has_src) {
-        status = cli_error(EXIT_USAGE, "the model is an encoder-decoder: give its encoder input "
-                                       "with --source, --source-ids or --source-embeddings");
-        goto done;
-    }
-    if (!has_main && !enc_of_encdec) {
-        status = cli_error(EXIT_USAGE, "give an input: --text, --ids or --embeddings");
-        goto done;
-    }
-
-    req.stack = cfg->arch == ATTN_ARCH_ENCODER || enc_of_encdec ? ATTN_STACK_ENCODER
-                                                                : ATTN_STACK_DECODER;
-    req.source = enc_of_encdec;
-    req.layer = layer;
-    req.head = head;
-    req.kv_head = head / (cfg->n_heads / cfg->n_kv_heads);
-    if (encdec && !enc_of_encdec && o.kind && strcmp(o.kind, "cross") == 0) {
-        req.n_kinds = 1;
-        req.kinds[0] = ATTN_KIND_CROSS;
-    } else if (encdec && !enc_of_encdec && (!o.kind || strcmp(o.kind, "both") == 0)) {
-        req.n_kinds = 2;
-        req.kinds[0] = ATTN_KIND_SELF;
-        req.kinds[1] = ATTN_KIND_CROSS;
+/* --kind: self, cross or both; where cross-attention exists, both by
+ * default, else self. */
+static void choose_kinds(explain_req *req, bool cross_exists, const char *kind) {
+    if (cross_exists && kind && strcmp(kind, "cross") == 0) {
+        req->n_kinds = 1;
+        req->kinds[0] = ATTN_KIND_CROSS;
+    } else if (cross_exists && (!kind || strcmp(kind, "both") == 0)) {
+        req->n_kinds = 2;
+        req->kinds[0] = ATTN_KIND_SELF;
+        req->kinds[1] = ATTN_KIND_CROSS;
     } else {
-        req.n_kinds = 1;
-        req.kinds[0] = ATTN_KIND_SELF;
+        req->n_kinds = 1;
+        req->kinds[0] = ATTN_KIND_SELF;
     }
+}
 
-    /* inputs */
-    if (has_src && load_input(&src, cfg, tok, o.source, o.source_ids, o.source_emb,
-                              o.source ? "--source"
-                              : o.source_ids ? "--source-ids"
-                                             : "--source-embeddings",
-                              &err)) {
-        status = cli_lib_error(&err);
-        goto done;
+/* Which stack, layer, head and kinds of attention: checked against the
+ * model, then written to e->req. */
+static attn_status choose_head(explainer *e, const ex_opts *o, attn_error *err) {
+    const attn_config *cfg = e->cfg;
+    if (o->stack) {
+        bool want_enc = strcmp(o->stack, "encoder") == 0;
+        if ((cfg->arch == ATTN_ARCH_DECODER && want_enc) ||
+            (cfg->arch == ATTN_ARCH_ENCODER && !want_enc))
+            return cli_usage(err, "--stack %s: the model is %s %s with no %s stack", o->stack,
+                             cfg->arch == ATTN_ARCH_ENCODER ? "an" : "a",
+                             attn_arch_name(cfg->arch), o->stack);
     }
-    if (has_main && load_input(&in, cfg, tok, o.text, o.ids, o.emb,
-                               o.text ? "--text" : o.ids ? "--ids" : "--embeddings", &err)) {
-        status = cli_lib_error(&err);
-        goto done;
-    }
-    if (attn_safetensors_open(&st, cfg->weights, &err) || attn_session_new(&sess, model, &err)) {
-        status = cli_lib_error(&err);
-        goto done;
-    }
+    const int n_layers = e->enc_of_encdec ? cfg->n_encoder_layers : cfg->n_layers;
+    int layer = 0, head = 0;
+    attn_status rc = ATTN_OK;
+    if (o->layer) rc = cli_parse_int(o->layer, "--layer", 0, n_layers - 1, &layer, err);
+    if (!rc && o->head) rc = cli_parse_int(o->head, "--head", 0, cfg->n_heads - 1, &head, err);
+    if (rc) return rc;
+    const bool cross_exists = e->encdec && !e->enc_of_encdec;
+    if (o->kind && strcmp(o->kind, "self") != 0 && !cross_exists)
+        return cli_usage(err,
+                         "--kind %s: cross-attention exists only in the decoder of an "
+                         "encoder-decoder model%s",
+                         o->kind, e->encdec ? " (drop --stack encoder)" : "");
+    explain_req *req = &e->req;
+    req->stack = cfg->arch == ATTN_ARCH_ENCODER || e->enc_of_encdec ? ATTN_STACK_ENCODER
+                                                                   : ATTN_STACK_DECODER;
+    req->source = e->enc_of_encdec;
+    req->layer = layer;
+    req->head = head;
+    req->kv_head = head / (cfg->n_heads / cfg->n_kv_heads);
+    choose_kinds(req, cross_exists, o->kind);
+    return ATTN_OK;
+}
 
-    /* the forward pass, capturing the chosen layer and head */
-    attn_capture cap = {explain_wants, explain_emit, &req};
-    if (encdec) {
-        attn_input si = as_input(&src);
-        if (attn_session_encode(sess, &si, &cap, &err)) {
-            attn_error_prefix(&err, "source");
-            status = cli_lib_error(&err);
-            goto done;
+/* Refuses inputs the model cannot take, then loads them: the source, then
+ * the main input. The encoder of an encoder-decoder needs only the source. */
+static attn_status load_inputs(explainer *e, const ex_opts *o, attn_error *err) {
+    const char *src_flag = cli_input_flag(&o->source, true);
+    const char *flag = cli_input_flag(&o->input, false);
+    attn_status rc = cli_check_source(e->cfg, src_flag,
+                                      "--source, --source-ids or --source-embeddings", err);
+    if (rc) return rc;
+    if (!flag && !e->enc_of_encdec)
+        return cli_usage(err, "give an input: --text, --ids or --embeddings");
+    if (src_flag && (rc = cli_input_load(&e->src, e->model, &o->source, src_flag, err)))
+        return rc;
+    if (flag && (rc = cli_input_load(&e->in, e->model, &o->input, flag, err))) return rc;
+    return ATTN_OK;
+}
+
+/* The forward pass, its sink capturing the chosen layer and head. */
+static attn_status run_forward(explainer *e, bool has_main, attn_error *err) {
+    attn_status rc = attn_session_new(&e->sess, e->model, err);
+    if (rc) return rc;
+    attn_capture cap = {explain_wants, explain_emit, &e->req};
+    if (e->encdec) {
+        attn_input si = cli_input_view(&e->src);
+        if ((rc = attn_session_encode(e->sess, &si, &cap, err))) {
+            attn_error_prefix(err, "source");
+            return rc;
         }
     }
     if (has_main) {
-        attn_input mi = as_input(&in);
-        if (attn_session_forward(sess, &mi, &cap, &err)) {
-            status = cli_lib_error(&err);
-            goto done;
-        }
+        attn_input mi = cli_input_view(&e->in);
+        rc = attn_session_forward(e->sess, &mi, &cap, err);
     }
+    return rc;
+}
 
-    explain_seq seq_main = {&in.labels, in.ids, in.emb_path};
-    explain_seq seq_src = {&src.labels, src.ids, src.emb_path};
-    if (width < 0) width = out_term_width(stdout);
-    explain_opts eo = {.f = stdout, .width = width, .digits = digits, .full = o.full,
-                       .cfg = cfg, .st = st, .config_path = o.config,
-                       .seq = enc_of_encdec ? &seq_src : &seq_main,
-                       .source = encdec && !enc_of_encdec ? &seq_src : NULL};
-    if (explain_print(&eo, &req, &err)) status = cli_lib_error(&err);
+/* Lays out the captured head on standard output, with the weights. */
+static attn_status print_head(const explainer *e, const ex_opts *o, attn_error *err) {
+    explain_seq seq_main = {&e->in.labels, e->in.ids, e->in.emb_path};
+    explain_seq seq_src = {&e->src.labels, e->src.ids, e->src.emb_path};
+    explain_opts eo = {.f = stdout, .width = o->cols < 0 ? out_term_width(stdout) : o->cols,
+                       .digits = o->decimals, .full = o->full, .cfg = e->cfg, .model = e->model,
+                       .config_path = o->config,
+                       .seq = e->enc_of_encdec ? &seq_src : &seq_main,
+                       .source = e->encdec && !e->enc_of_encdec ? &seq_src : NULL};
+    return explain_print(&eo, &e->req, err);
+}
 
-done:
-    explain_req_free(&req);
-    input_free(&in);
-    input_free(&src);
-    attn_session_free(sess);
-    attn_safetensors_close(st);
-    attn_model_close(model);
+int cmd_explain(int argc, char **argv) {
+    ex_opts o = {0};
+    bool help = false;
+    attn_error err = {0};
+    if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
+    if (help) return cli_help(explain_usage);
+    explainer e = {0};
+    const bool has_main = cli_input_flag(&o.input, false) != NULL;
+    int status = EXIT_OK;
+    if (check_flags(&o, &err) || open_model(&e, &o, &err) || choose_head(&e, &o, &err) ||
+        load_inputs(&e, &o, &err) || run_forward(&e, has_main, &err) || print_head(&e, &o, &err))
+        status = cli_lib_error(&err);
+    explain_req_free(&e.req);
+    cli_input_free(&e.in);
+    cli_input_free(&e.src);
+    attn_session_free(e.sess);
+    attn_model_close(e.model);
     return status;
 }

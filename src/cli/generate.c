@@ -6,7 +6,6 @@
 #include "cli.h"
 #include "view.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +40,10 @@ static const char generate_usage[] =
     "Files appear only when complete. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 typedef struct gen_opts {
-    const char *config, *text, *ids, *source, *source_ids, *maps, *tokens, *steps;
+    const char *config, *steps, *maps, *tokens;
+    cli_input_args prompt; /* --text, --ids */
+    cli_input_args source; /* --source, --source-ids */
+    int n_steps;           /* --steps N (check_flags) */
 } gen_opts;
 
 /* Keeps the last row of the logits, when wanted. */
@@ -83,7 +85,10 @@ typedef struct generator {
     attn_fanout fo;
     attn_capture cap;
     attn_run_info rc;
-    attn_labels main_l, src_l;
+    cli_input source; /* the encoder input of an encoder-decoder */
+    int *prompt;      /* [prompt_n] */
+    size_t prompt_n;
+    attn_labels main_l;
     size_t labels_cap;
     int *seq;         /* [labels_cap] ids of the main stack */
     size_t n;         /* == main_l.n */
@@ -91,7 +96,83 @@ typedef struct generator {
     size_t text_cap;
 } generator;
 
-static int push_token(generator *g, int id, attn_error *err) {
+static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, attn_error *err) {
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o->config},
+        {"text", .value = &o->prompt.text},
+        {"ids", .value = &o->prompt.ids},
+        {"steps", .value = &o->steps},
+        {"source", .value = &o->source.text},
+        {"source-ids", .value = &o->source.ids},
+        {"maps", .value = &o->maps},
+        {"tokens", .value = &o->tokens},
+        {NULL},
+    };
+    return cli_parse_flags(argc, argv, "generate", flags, help, err);
+}
+
+/* Refuses missing flags and flags that exclude each other; parses --steps. */
+static attn_status check_flags(gen_opts *o, attn_error *err) {
+    if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (!o->prompt.text && !o->prompt.ids)
+        return cli_usage(err, "give the prompt with --text or --ids");
+    if (o->prompt.text && o->prompt.ids)
+        return cli_usage(err, "--text and --ids exclude each other");
+    if (o->source.text && o->source.ids)
+        return cli_usage(err, "--source and --source-ids exclude each other");
+    if (!o->steps) return cli_usage(err, "--steps N is required");
+    attn_status rc = cli_parse_int(o->steps, "--steps", 0, INT_MAX, &o->n_steps, err);
+    if (rc) return rc;
+    if (cli_same_file(o->maps, o->tokens))
+        return cli_usage(err, "--maps and --tokens name the same file '%s'", o->maps);
+    return ATTN_OK;
+}
+
+/* Opens the model; refuses one that cannot generate and a source that does
+ * not fit it. */
+static attn_status open_model(generator *g, const gen_opts *o, attn_error *err) {
+    const cli_model_needs needs = {.who = "generate", .decoding = true, .lm_head = true};
+    attn_status rc = cli_model_open(&g->model, o->config, &needs, err);
+    if (rc) return rc;
+    g->cfg = attn_model_config(g->model);
+    g->tok = attn_model_tokenizer(g->model);
+    return cli_check_source(g->cfg, cli_input_flag(&o->source, true), "--source or --source-ids",
+                            err);
+}
+
+/* The source (an encoder-decoder has one, see open_model) and the prompt's
+ * ids; from text, a trailing end-of-sequence token that the tokenizer adds
+ * is dropped: the text is to be continued, not ended. */
+static attn_status load_inputs(generator *g, const gen_opts *o, attn_error *err) {
+    attn_status rc;
+    const char *src_flag = cli_input_flag(&o->source, true);
+    if (src_flag && (rc = cli_input_load(&g->source, g->model, &o->source, src_flag, err)))
+        return rc;
+    const cli_input_args *p = &o->prompt;
+    rc = cli_input_ids(g->cfg, g->tok, p->text, p->ids, cli_input_flag(p, false), &g->prompt,
+                       &g->prompt_n, err);
+    if (rc || p->ids) return rc;
+    const int eos = attn_tokenizer_eos(g->tok);
+    if (eos >= 0 && g->prompt_n > 1 && g->prompt[g->prompt_n - 1] == eos) g->prompt_n--;
+    return ATTN_OK;
+}
+
+/* The buffers for the logits and the decoded text, and the labels the
+ * writers see. */
+static attn_status generator_init(generator *g, attn_error *err) {
+    g->ll.V = g->cfg->vocab_size;
+    g->ll.row = calloc((size_t)g->ll.V, sizeof(float));
+    g->text_cap = 1 << 17;
+    g->text = malloc(g->text_cap);
+    if (!g->ll.row || !g->text) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    const bool encdec = g->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    g->rc = (attn_run_info){.input = 0, .main = &g->main_l,
+                            .source = encdec ? &g->source.labels : NULL, .cfg = g->cfg};
+    return ATTN_OK;
+}
+
+/* Appends id to the sequence: its id, its label and its row of --tokens. */
+static attn_status push_token(generator *g, int id, attn_error *err) {
     if (g->main_l.n == g->labels_cap) {
         size_t cap = g->labels_cap ? 2 * g->labels_cap : 64;
         char **t = realloc(g->main_l.text, cap * sizeof *t);
@@ -126,8 +207,8 @@ static void print_token(generator *g, int prev, int id) {
     fflush(stdout);
 }
 
-static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
-    int rc;
+static attn_status open_outputs(generator *g, const gen_opts *o, attn_error *err) {
+    attn_status rc;
     bool maps_stdout = o->maps && strcmp(o->maps, "-") == 0;
     bool tokens_stdout = o->tokens && strcmp(o->tokens, "-") == 0;
     g->stream_text = !maps_stdout && !tokens_stdout;
@@ -135,7 +216,8 @@ static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
         if ((rc = attn_outfile_open(&g->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(g->maps_out.f);
         g->maps = (attn_csv_maps){.f = g->maps_out.f, .run = &g->rc};
-        if ((rc = attn_fanout_add(&g->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &g->maps}, err))) return rc;
+        attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &g->maps};
+        if ((rc = attn_fanout_add(&g->fo, maps, err))) return rc;
     }
     if (o->tokens) {
         if ((rc = attn_outfile_open(&g->tokens_out, o->tokens, err))) return rc;
@@ -147,22 +229,15 @@ static int open_outputs(generator *g, const gen_opts *o, attn_error *err) {
         }
         fputs("pos,token_id,token\n", g->tokens_f);
     }
-    if ((rc = attn_fanout_add(&g->fo, (attn_capture){logits_wants, logits_emit, &g->ll}, err))) return rc;
+    attn_capture logits = {logits_wants, logits_emit, &g->ll};
+    if ((rc = attn_fanout_add(&g->fo, logits, err))) return rc;
     g->cap = attn_fanout_capture(&g->fo);
     return ATTN_OK;
 }
 
-static int close_outputs(generator *g, attn_error *err) {
-    int rc = attn_outfile_commit(&g->maps_out, err);
-    if (g->tokens_tmp && !rc) {
-        putchar('\n');
-        rewind(g->tokens_tmp);
-        char buf[1 << 16];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, g->tokens_tmp)) > 0) fwrite(buf, 1, got, stdout);
-    }
-    if (g->tokens_tmp) fclose(g->tokens_tmp);
-    g->tokens_tmp = NULL;
+static attn_status close_outputs(generator *g, attn_error *err) {
+    attn_status rc = attn_outfile_commit(&g->maps_out, err);
+    cli_spool(&g->tokens_tmp, !rc); /* both on stdout: maps, a blank line, then the tokens */
     if (rc) {
         attn_outfile_abort(&g->tokens_out);
         return rc;
@@ -179,189 +254,81 @@ static void generator_free(generator *g) {
     if (g->tokens_tmp) fclose(g->tokens_tmp);
     attn_session_free(g->sess);
     attn_model_close(g->model);
+    cli_input_free(&g->source);
+    free(g->prompt);
     attn_labels_free(&g->main_l);
-    attn_labels_free(&g->src_l);
     free(g->ll.row);
     free(g->seq);
     free(g->text);
 }
 
-/* Token ids from --ids or --text; what names the flag. */
-static int prompt_ids(const generator *g, const char *text, const char *ids, const char *what,
-                      bool drop_eos, int **out, size_t *n, attn_error *err) {
-    int rc = cli_input_ids(g->cfg, g->tok, text, ids, what, out, n, err);
-    if (rc || ids) return rc;
-    int eos = attn_tokenizer_eos(g->tok);
-    if (drop_eos && eos >= 0 && *n > 1 && (*out)[*n - 1] == eos) (*n)--;
-    return ATTN_OK;
-}
-
-/* Runs the prompt, then generates; returns an exit status. */
-static int generate(generator *g, const int *prompt, size_t pn, const int *src, size_t sn,
-                    int steps) {
-    attn_error err = {0};
-    int rc;
-    const int eos = g->tok ? attn_tokenizer_eos(g->tok) : -1;
-    const size_t max = (size_t)g->cfg->max_seq_len;
-    if (src) {
-        attn_input in = {.ids = src, .n = sn};
-        if ((rc = attn_session_encode(g->sess, &in, &g->cap, &err))) {
-            attn_error_prefix(&err, "--source");
-            return cli_lib_error(&err);
+/* Encodes the source, then runs the prompt; keeps its last logits when
+ * want_logits. */
+static attn_status run_prompt(generator *g, bool want_logits, attn_error *err) {
+    attn_status rc;
+    if (g->cfg->arch == ATTN_ARCH_ENCODER_DECODER) {
+        attn_input si = cli_input_view(&g->source);
+        if ((rc = attn_session_encode(g->sess, &si, &g->cap, err))) {
+            attn_error_prefix(err, "--source");
+            return rc;
         }
     }
-    if (pn > max)
-        return cli_error(EXIT_USAGE, "the prompt has %zu tokens, more than max_seq_len %d", pn,
+    if (g->prompt_n > (size_t)g->cfg->max_seq_len)
+        return cli_usage(err, "the prompt has %zu tokens, more than max_seq_len %d", g->prompt_n,
                          g->cfg->max_seq_len);
-    for (size_t i = 0; i < pn; i++)
-        if ((rc = push_token(g, prompt[i], &err))) return cli_lib_error(&err);
-    g->ll.want = steps > 0;
-    attn_input in = {.ids = g->seq, .n = pn};
-    if ((rc = attn_session_forward(g->sess, &in, &g->cap, &err))) {
-        attn_error_prefix(&err, "prompt");
-        return cli_lib_error(&err);
-    }
+    for (size_t i = 0; i < g->prompt_n; i++)
+        if ((rc = push_token(g, g->prompt[i], err))) return rc;
+    g->ll.want = want_logits;
+    attn_input in = {.ids = g->seq, .n = g->prompt_n};
+    if ((rc = attn_session_forward(g->sess, &in, &g->cap, err))) attn_error_prefix(err, "prompt");
+    return rc;
+}
+
+/* Runs the prompt, then generates up to `steps` tokens, each fed back alone. */
+static attn_status generate(generator *g, int steps, attn_error *err) {
+    attn_status rc = run_prompt(g, steps > 0, err);
+    if (rc) return rc;
+    const int eos = g->tok ? attn_tokenizer_eos(g->tok) : -1;
+    const size_t max = (size_t)g->cfg->max_seq_len;
     bool printed = false;
     for (int step = 0; step < steps; step++) {
-        if (!g->ll.got) return cli_error(EXIT_FAIL, "internal error: no logits");
+        if (!g->ll.got) return attn_error_set(err, ATTN_ERR_INTERNAL, "internal error: no logits");
         int next = attn_argmax(g->ll.row, g->ll.V);
         if (next == eos) break; /* the end of the text: silently */
         if (g->n >= max) {
             if (printed) putchar('\n');
             fflush(stdout);
             fprintf(stderr, "attn: stopped at max_seq_len %d\n", g->cfg->max_seq_len);
-            return EXIT_OK;
+            return ATTN_OK;
         }
         int prev = g->seq[g->n - 1];
-        if ((rc = push_token(g, next, &err))) return cli_lib_error(&err);
+        if ((rc = push_token(g, next, err))) return rc;
         print_token(g, prev, next);
         printed = true;
         g->ll.want = step + 1 < steps;
         g->ll.got = false;
         attn_input one = {.ids = &g->seq[g->n - 1], .n = 1};
-        if ((rc = attn_session_forward(g->sess, &one, &g->cap, &err))) {
+        if ((rc = attn_session_forward(g->sess, &one, &g->cap, err))) {
             if (g->stream_text) putchar('\n');
-            return cli_lib_error(&err);
+            return rc;
         }
     }
     if (printed && g->stream_text) putchar('\n');
-    return EXIT_OK;
+    return ATTN_OK;
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_TEXT = 256, O_IDS, O_STEPS, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_TOKENS };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"text", required_argument, NULL, O_TEXT},
-        {"ids", required_argument, NULL, O_IDS},
-        {"steps", required_argument, NULL, O_STEPS},
-        {"source", required_argument, NULL, O_SOURCE},
-        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
-        {"maps", required_argument, NULL, O_MAPS},
-        {"tokens", required_argument, NULL, O_TOKENS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     gen_opts o = {0};
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o.config = optarg; break;
-        case O_TEXT: o.text = optarg; break;
-        case O_IDS: o.ids = optarg; break;
-        case O_STEPS: o.steps = optarg; break;
-        case O_SOURCE: o.source = optarg; break;
-        case O_SOURCE_IDS: o.source_ids = optarg; break;
-        case O_MAPS: o.maps = optarg; break;
-        case O_TOKENS: o.tokens = optarg; break;
-        case 'h': fputs(generate_usage, stdout); return EXIT_OK;
-        case ':':
-            return cli_error(EXIT_USAGE, "%s needs a value (see 'attn generate --help')",
-                             argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn generate --help')",
-                             argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn generate --help')",
-                         argv[optind]);
-    if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
-    if (!o.text && !o.ids) return cli_error(EXIT_USAGE, "give the prompt with --text or --ids");
-    if (o.text && o.ids) return cli_error(EXIT_USAGE, "--text and --ids exclude each other");
-    if (o.source && o.source_ids)
-        return cli_error(EXIT_USAGE, "--source and --source-ids exclude each other");
-    if (!o.steps) return cli_error(EXIT_USAGE, "--steps N is required");
-    int steps;
-    if (cli_parse_int(o.steps, "--steps", 0, INT_MAX, &steps)) return EXIT_USAGE;
-    if (o.maps && o.tokens && strcmp(o.maps, "-") != 0 && strcmp(o.maps, o.tokens) == 0)
-        return cli_error(EXIT_USAGE, "--maps and --tokens name the same file '%s'", o.maps);
-
-    generator g = {0};
+    bool help = false;
     attn_error err = {0};
+    if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
+    if (help) return cli_help(generate_usage);
+    generator g = {0};
     int status = EXIT_OK;
-    int *ids = NULL, *src = NULL;
-    size_t n = 0, sn = 0;
-    if (attn_model_open(&g.model, o.config, &err)) return cli_lib_error(&err);
-    g.cfg = attn_model_config(g.model);
-    g.tok = attn_model_tokenizer(g.model);
-    bool encdec = g.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    if (g.cfg->arch == ATTN_ARCH_ENCODER) {
-        status = cli_error(EXIT_USAGE, "generate: the model is an encoder (bidirectional); "
-                                       "generation needs a decoder or an encoder-decoder");
-        goto done;
-    }
-    if (g.cfg->lm_head == ATTN_LM_HEAD_NONE) {
-        status = cli_error(EXIT_USAGE, "generate: the model has no lm_head (lm_head \"none\"), "
-                                       "so it predicts no tokens");
-        goto done;
-    }
-    if ((o.source || o.source_ids) && !encdec) {
-        status = cli_error(EXIT_USAGE, "%s: the model is a decoder, not an encoder-decoder",
-                           o.source ? "--source" : "--source-ids");
-        goto done;
-    }
-    if (encdec && !o.source && !o.source_ids) {
-        status = cli_error(EXIT_USAGE, "the model is an encoder-decoder: give its encoder input "
-                                       "with --source or --source-ids");
-        goto done;
-    }
-    if ((o.source || o.source_ids) &&
-        prompt_ids(&g, o.source, o.source_ids, o.source ? "--source" : "--source-ids", false,
-                   &src, &sn, &err)) {
+    if (check_flags(&o, &err) || open_model(&g, &o, &err) || load_inputs(&g, &o, &err) ||
+        generator_init(&g, &err) || attn_session_new(&g.sess, g.model, &err) ||
+        open_outputs(&g, &o, &err) || generate(&g, o.n_steps, &err) || close_outputs(&g, &err))
         status = cli_lib_error(&err);
-        goto done;
-    }
-    if (prompt_ids(&g, o.text, o.ids, o.text ? "--text" : "--ids", true, &ids, &n, &err)) {
-        status = cli_lib_error(&err);
-        goto done;
-    }
-
-    g.ll.V = g.cfg->vocab_size;
-    g.ll.row = calloc((size_t)g.ll.V, sizeof(float));
-    g.text_cap = 1 << 17;
-    g.text = malloc(g.text_cap);
-    if (!g.ll.row || !g.text) {
-        status = cli_error(EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if (src && attn_labels_from_ids(&g.src_l, g.tok, src, sn)) {
-        status = cli_error(EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    g.rc = (attn_run_info){.input = 0, .main = &g.main_l, .source = src ? &g.src_l : NULL,
-                         .cfg = g.cfg};
-    if (attn_session_new(&g.sess, g.model, &err) || open_outputs(&g, &o, &err)) {
-        status = cli_lib_error(&err);
-        goto done;
-    }
-    status = generate(&g, ids, n, src, sn, steps);
-    if (status == EXIT_OK && close_outputs(&g, &err)) status = cli_lib_error(&err);
-done:
-    free(ids);
-    free(src);
     generator_free(&g);
     return status;
 }

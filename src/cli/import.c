@@ -1,7 +1,6 @@
 /* attn import: converts models from other projects into attn's format. */
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,42 +27,22 @@ static const char import_usage[] =
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 static int import_llama2c(int argc, char **argv) {
-    enum { O_CHECKPOINT = 256, O_TOKENIZER, O_OUT, O_FORCE };
-    static const struct option longopts[] = {
-        {"checkpoint", required_argument, NULL, O_CHECKPOINT},
-        {"tokenizer", required_argument, NULL, O_TOKENIZER},
-        {"out", required_argument, NULL, O_OUT},
-        {"force", no_argument, NULL, O_FORCE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *checkpoint = NULL, *tokenizer = NULL, *out = NULL;
     bool force = false;
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_CHECKPOINT: checkpoint = optarg; break;
-        case O_TOKENIZER: tokenizer = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_FORCE: force = true; break;
-        case 'h': fputs(import_usage, stdout); return EXIT_OK;
-        case ':':
-            return cli_error(EXIT_USAGE, "%s needs a value (see 'attn import --help')",
-                             argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn import --help')",
-                             argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn import --help')",
-                         argv[optind]);
+    const cli_flag flags[] = {
+        {"checkpoint", .value = &checkpoint},
+        {"tokenizer", .value = &tokenizer},
+        {"out", .value = &out},
+        {"force", .set = &force},
+        {NULL},
+    };
+    bool help = false;
+    attn_error err = {0};
+    if (cli_parse_flags(argc, argv, "import", flags, &help, &err)) return cli_lib_error(&err);
+    if (help) return cli_help(import_usage);
     if (!checkpoint) return cli_error(EXIT_USAGE, "--checkpoint FILE is required");
     if (!tokenizer) return cli_error(EXIT_USAGE, "--tokenizer FILE is required");
     if (!out) return cli_error(EXIT_USAGE, "--out DIR is required");
-    attn_error err = {0};
     if (attn_import_llama2c(checkpoint, tokenizer, out, force ? ATTN_IMPORT_FORCE : 0, &err))
         return cli_lib_error(&err);
     return EXIT_OK;
@@ -74,10 +53,7 @@ int cmd_import(int argc, char **argv) {
         return cli_error(EXIT_USAGE, "import: give a format, e.g. 'attn import llama2c "
                                      "--checkpoint FILE --tokenizer FILE --out DIR'");
     const char *fmt = argv[1];
-    if (strcmp(fmt, "-h") == 0 || strcmp(fmt, "--help") == 0) {
-        fputs(import_usage, stdout);
-        return EXIT_OK;
-    }
+    if (strcmp(fmt, "-h") == 0 || strcmp(fmt, "--help") == 0) return cli_help(import_usage);
     if (strcmp(fmt, "llama2c") == 0) return import_llama2c(argc - 1, argv + 1);
     return cli_error(EXIT_USAGE, "import: unknown format '%s' (known: llama2c)", fmt);
 }

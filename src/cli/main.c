@@ -2,7 +2,10 @@
 #include "cli.h"
 #include "view.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -25,26 +28,54 @@ static const char usage[] =
     "'attn COMMAND --help' describes a command. Exit status: 0 success, 1 failure,\n"
     "2 usage error.\n";
 
-/* An interrupted run removes its half-written output files, then dies of the signal. */
+/* An interrupted run removes its half-written output files, then dies of the
+ * signal (so the caller sees the conventional status, 128 + the signal). */
 static void on_signal(int sig) {
     attn_outfile_abort_all();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
+/* The signals that end a process by default and can arrive while output
+ * files are open: a terminal or job control (INT, QUIT, HUP, TERM), a reader
+ * that went away (PIPE), a file size limit (XFSZ). A signal the caller set
+ * to be ignored (nohup, a job started with SIGINT ignored) stays ignored. */
+static void catch_signals(void) {
+    static const int sigs[] = {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE, SIGXFSZ};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+bool cli_stdin_closed;
+
+/* A standard stream the caller closed gets /dev/null, so that the first file
+ * attn opens cannot take its descriptor (and output meant for standard
+ * output land in a file). Batch mode refuses a closed standard input. */
+static void reserve_std_fds(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (got >= 0 && got != fd) close(got); /* cannot happen: the lowest free fd is fd */
+        if (fd == 0) cli_stdin_closed = true;
+    }
+}
+
 int main(int argc, char **argv) {
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
+    reserve_std_fds();
+    catch_signals();
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(usage, stdout);
-        return EXIT_OK;
-    }
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
+        return cli_help(usage);
     if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
         printf("attn %s\n", attn_version());
         return EXIT_OK;

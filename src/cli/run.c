@@ -2,7 +2,6 @@
 #include "cli.h"
 #include "view.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,11 +49,16 @@ static const char run_usage[] =
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
 
 typedef struct run_opts {
-    const char *config, *text, *ids, *source, *source_ids, *maps, *context;
-    bool ids_input;
-    const char *top_k, *predictions; /* --top-k K, --predictions FILE */
-    bool last;                       /* --last */
-    const char *emb, *source_emb, *color; /* --embeddings, --source-embeddings, --color */
+    const char *config;
+    cli_input_args input;  /* --text, --ids, --embeddings */
+    cli_input_args source; /* --source, --source-ids, --source-embeddings */
+    bool ids_input;        /* --ids-input */
+    const char *maps, *context, *top_k, *predictions, *color;
+    bool last; /* --last */
+    /* from the flags above (check_flags) */
+    bool batch;     /* no input flag: one input per line of standard input */
+    int k;          /* --top-k K, its range checked once the model is open; 0: none */
+    int color_mode; /* --color: OUT_COLOR_* */
 } run_opts;
 
 typedef struct runner {
@@ -74,46 +78,115 @@ typedef struct runner {
     int top_k;           /* 0: no predictions */
     attn_outfile pred_out;   /* --predictions FILE */
     FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
-    topk_sink topk;
-    const float *emb, *src_emb; /* --embeddings / --source-embeddings vectors, or NULL */
-    int color;                  /* OUT_COLOR_* */
+    struct {
+        attn_csv_predictions csv; /* --predictions FILE */
+        predictions_view view;    /* else: the readable listing */
+    } topk;
 } runner;
 
-/* Token ids of one input: from an id list or from text. */
-static int input_ids(const runner *r, const char *text, const char *ids, const char *what,
-                     int **out, size_t *n, attn_error *err) {
-    return cli_input_ids(r->cfg, r->tok, text, ids, what, out, n, err);
+static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, attn_error *err) {
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o->config},
+        {"text", .value = &o->input.text},
+        {"ids", .value = &o->input.ids},
+        {"ids-input", .set = &o->ids_input},
+        {"source", .value = &o->source.text},
+        {"source-ids", .value = &o->source.ids},
+        {"maps", .value = &o->maps},
+        {"context", .value = &o->context},
+        {"top-k", .value = &o->top_k},
+        {"last", .set = &o->last},
+        {"predictions", .value = &o->predictions},
+        {"embeddings", .value = &o->input.emb},
+        {"source-embeddings", .value = &o->source.emb},
+        {"color", .value = &o->color},
+        {NULL},
+    };
+    return cli_parse_flags(argc, argv, "run", flags, help, err);
 }
 
-/* Runs one input through the model; every requested value streams to the sinks. */
-static int run_one(runner *r, long input, const int *ids, size_t n, const int *src, size_t sn,
-                   const char *what, attn_error *err) {
-    attn_labels main_l = {0}, src_l = {0};
-    const bool has_src = src || r->src_emb; /* vectors: labelled by position */
-    int rc = ids ? attn_labels_from_ids(&main_l, r->tok, ids, n) : attn_labels_from_positions(&main_l, n);
-    if (!rc && has_src)
-        rc = src ? attn_labels_from_ids(&src_l, r->tok, src, sn) : attn_labels_from_positions(&src_l, sn);
-    if (rc) {
-        attn_labels_free(&main_l);
-        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    }
+/* Refuses flags that exclude or need each other; parses the values that do
+ * not depend on the model. */
+static attn_status check_flags(run_opts *o, attn_error *err) {
+    const cli_input_args *in = &o->input, *src = &o->source;
+    if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (in->text && in->ids) return cli_usage(err, "--text and --ids exclude each other");
+    if (src->text && src->ids)
+        return cli_usage(err, "--source and --source-ids exclude each other");
+    if (o->ids_input && (in->text || in->ids))
+        return cli_usage(err, "--ids-input reads standard input; drop --text / --ids");
+    if (in->emb && (in->text || in->ids || o->ids_input))
+        return cli_usage(err, "--embeddings excludes %s",
+                         in->text ? "--text" : in->ids ? "--ids" : "--ids-input");
+    if (src->emb && (src->text || src->ids))
+        return cli_usage(err, "--source-embeddings excludes %s",
+                         src->text ? "--source" : "--source-ids");
+    o->color_mode = o->color ? out_color_parse(o->color) : OUT_COLOR_AUTO;
+    if (o->color_mode < 0)
+        return cli_usage(err, "--color: expected auto, always or never, got '%s'", o->color);
+    if (cli_same_file(o->maps, o->context))
+        return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);
+    if (!o->top_k && (o->last || o->predictions))
+        return cli_usage(err, "%s needs --top-k K", o->last ? "--last" : "--predictions");
+    if (cli_same_file(o->maps, o->predictions) || cli_same_file(o->context, o->predictions))
+        return cli_usage(err, "--predictions names the same file '%s' as %s", o->predictions,
+                         cli_same_file(o->maps, o->predictions) ? "--maps" : "--context");
+    o->batch = !cli_input_flag(in, false);
+    return o->top_k ? cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err) : ATTN_OK;
+}
+
+/* Opens the model and refuses the flags it cannot serve. */
+static attn_status open_model(runner *r, const run_opts *o, attn_error *err) {
+    const cli_model_needs needs = {.who = "--top-k", .lm_head = o->top_k != NULL};
+    attn_status rc = cli_model_open(&r->model, o->config, &needs, err);
+    if (rc) return rc;
+    r->cfg = attn_model_config(r->model);
+    r->tok = attn_model_tokenizer(r->model);
+    r->rc.cfg = r->cfg;
+    r->top_k = o->k;
+    if (o->top_k && (o->k < 1 || o->k > r->cfg->vocab_size))
+        return cli_usage(err, "--top-k: expected an integer from 1 to %d (vocab_size), got %d",
+                         r->cfg->vocab_size, o->k);
+    return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
+                            o->batch ? NULL : "--source, --source-ids or --source-embeddings", err);
+}
+
+/* The inputs the flags give (in batch mode, only the source). The vector
+ * files are read before the token ids are parsed: when several inputs are
+ * bad, the message is about the first in that order. */
+static attn_status load_inputs(const runner *r, const run_opts *o, cli_input *in, cli_input *src,
+                               attn_error *err) {
+    const char *src_flag = cli_input_flag(&o->source, true);
+    const char *flag = cli_input_flag(&o->input, false);
+    attn_status rc = ATTN_OK;
+    if (o->source.emb) rc = cli_input_load(src, r->model, &o->source, src_flag, err);
+    if (!rc && o->input.emb) rc = cli_input_load(in, r->model, &o->input, flag, err);
+    if (!rc && src_flag && !o->source.emb)
+        rc = cli_input_load(src, r->model, &o->source, src_flag, err);
+    if (!rc && flag && !o->input.emb) rc = cli_input_load(in, r->model, &o->input, flag, err);
+    return rc;
+}
+
+/* Runs one input (and its encoder input src, or NULL) through the model;
+ * every requested value streams to the sinks. */
+static attn_status run_one(runner *r, long input, const cli_input *in, const cli_input *src,
+                           const char *what, attn_error *err) {
+    attn_status rc = ATTN_OK;
     r->rc.input = input;
-    r->rc.main = &main_l;
-    r->rc.source = has_src ? &src_l : NULL;
+    r->rc.main = &in->labels;
+    r->rc.source = src ? &src->labels : NULL;
     attn_session_reset(r->sess);
     if (r->view_mode) view_input_header(&r->view);
-    if (has_src) {
-        attn_input in = {.ids = src, .embeddings = src ? NULL : r->src_emb, .n = sn};
-        rc = attn_session_encode(r->sess, &in, &r->cap, err);
+    if (src) {
+        attn_input si = cli_input_view(src);
+        rc = attn_session_encode(r->sess, &si, &r->cap, err);
         if (rc) attn_error_prefix(err, "%s (source)", what);
     }
     if (!rc) {
-        attn_input in = {.ids = ids, .embeddings = ids ? NULL : r->emb, .n = n};
-        rc = attn_session_forward(r->sess, &in, &r->cap, err);
+        attn_input mi = cli_input_view(in);
+        rc = attn_session_forward(r->sess, &mi, &r->cap, err);
         if (rc) attn_error_prefix(err, "%s", what);
     }
-    attn_labels_free(&main_l);
-    attn_labels_free(&src_l);
     r->rc.main = r->rc.source = NULL;
     return rc;
 }
@@ -134,20 +207,28 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
         if (!r->pred_tmp) return attn_error_set(err, ATTN_ERR_IO, "cannot create a temporary file");
         f = r->pred_tmp;
     }
-    if (o->predictions) topk_csv_header(f);
-    if (topk_init(&r->topk, f, o->predictions != NULL, r->top_k, o->last, &r->rc, r->tok))
-        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    if ((rc = attn_fanout_add(&r->fo, (attn_capture){topk_wants, topk_emit, &r->topk}, err))) return rc;
-    return ATTN_OK;
+    attn_capture c;
+    if (o->predictions) {
+        attn_csv_predictions_header(f);
+        rc = attn_csv_predictions_init(&r->topk.csv, f, r->top_k, o->last, &r->rc, r->tok, err);
+        c = (attn_capture){attn_csv_predictions_wants, attn_csv_predictions_emit, &r->topk.csv};
+    } else {
+        r->topk.view = (predictions_view){.f = f, .run = &r->rc, .tok = r->tok};
+        rc = attn_predictions_init(&r->topk.view.pred, r->top_k, o->last, err);
+        c = (attn_capture){attn_predictions_wants, predictions_view_emit, &r->topk.view};
+    }
+    if (rc) return rc;
+    return attn_fanout_add(&r->fo, c, err);
 }
 
-static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
-    int rc;
+static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
+    attn_status rc;
     if (o->maps) {
         if ((rc = attn_outfile_open(&r->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(r->maps_out.f);
         r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc};
-        if ((rc = attn_fanout_add(&r->fo, (attn_capture){attn_csv_maps_wants, attn_csv_maps_emit, &r->maps}, err))) return rc;
+        attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &r->maps};
+        if ((rc = attn_fanout_add(&r->fo, maps, err))) return rc;
     }
     if (o->context) {
         if ((rc = attn_outfile_open(&r->ctx_out, o->context, err))) return rc;
@@ -160,110 +241,109 @@ static int open_outputs(runner *r, const run_opts *o, attn_error *err) {
         }
         attn_csv_context_header(f, r->cfg->d_model);
         r->ctx = (attn_csv_context){.f = f, .run = &r->rc};
-        if ((rc = attn_fanout_add(&r->fo, (attn_capture){attn_csv_context_wants, attn_csv_context_emit, &r->ctx}, err))) return rc;
+        attn_capture ctx = {attn_csv_context_wants, attn_csv_context_emit, &r->ctx};
+        if ((rc = attn_fanout_add(&r->fo, ctx, err))) return rc;
     }
     if (!o->maps && !o->context && !o->predictions) {
         r->view_mode = true;
         r->view = (view_opts){.f = stdout,
-                              .color = out_color_enabled(r->color, stdout),
+                              .color = out_color_enabled(o->color_mode, stdout),
                               .run = &r->rc};
-        if ((rc = attn_fanout_add(&r->fo, (attn_capture){view_wants, view_emit, &r->view}, err))) return rc;
+        attn_capture view = {view_wants, view_emit, &r->view};
+        if ((rc = attn_fanout_add(&r->fo, view, err))) return rc;
     }
     if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
     r->cap = attn_fanout_capture(&r->fo);
     return ATTN_OK;
 }
 
-static int close_outputs(runner *r, attn_error *err) {
-    int rc = attn_outfile_commit(&r->maps_out, err);
-    if (r->ctx_tmp && !rc) { /* both on stdout: maps, a blank line, then the context */
-        putchar('\n');
-        rewind(r->ctx_tmp);
-        char buf[1 << 16];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, r->ctx_tmp)) > 0) fwrite(buf, 1, got, stdout);
-    }
-    if (r->ctx_tmp) fclose(r->ctx_tmp);
-    r->ctx_tmp = NULL;
-    int rc2 = rc ? (attn_outfile_abort(&r->ctx_out), rc) : (int)attn_outfile_commit(&r->ctx_out, err);
-    if (r->pred_tmp && !rc && !rc2) { /* after the other outputs on stdout, a blank line */
-        putchar('\n');
-        rewind(r->pred_tmp);
-        char buf[1 << 16];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, r->pred_tmp)) > 0) fwrite(buf, 1, got, stdout);
-    }
-    if (r->pred_tmp) fclose(r->pred_tmp);
-    r->pred_tmp = NULL;
-    if (rc || rc2) attn_outfile_abort(&r->pred_out);
-    else rc2 = attn_outfile_commit(&r->pred_out, err);
-    if (!rc && !rc2 && r->top_k > 0 && !r->pred_out.f && (fflush(stdout) != 0 || ferror(stdout)))
-        rc2 = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
-    if (!rc && r->view_mode && (fflush(stdout) != 0 || ferror(stdout)))
-        rc2 = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
-    return rc ? rc : rc2;
+/* Commits the outputs in order; after a failure the later ones are removed.
+ * Output held back for standard output follows there. */
+static attn_status close_outputs(runner *r, attn_error *err) {
+    attn_status rc = attn_outfile_commit(&r->maps_out, err);
+    cli_spool(&r->ctx_tmp, !rc); /* both on stdout: maps, a blank line, then the context */
+    if (rc) attn_outfile_abort(&r->ctx_out);
+    else rc = attn_outfile_commit(&r->ctx_out, err);
+    cli_spool(&r->pred_tmp, !rc); /* after the other outputs on stdout */
+    if (rc) attn_outfile_abort(&r->pred_out);
+    else rc = attn_outfile_commit(&r->pred_out, err);
+    if (!rc && (r->view_mode || r->top_k > 0) && (fflush(stdout) != 0 || ferror(stdout)))
+        rc = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
+    return rc;
 }
 
-/* Batch mode: one input per line of standard input. Bad lines are reported
- * with their 1-based line number and skipped. Returns the exit status. */
-static int run_batch(runner *r, const run_opts *o, const int *fixed_src, size_t fixed_sn) {
-    bool encdec = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    int status = EXIT_OK;
+/* Splits a batch line SOURCE<TAB>TARGET at its first tab: line keeps the
+ * source, *target is the rest. */
+/* A batch line as an input: text, or token ids with --ids-input. */
+static cli_input_args line_args(const char *s, bool ids_input) {
+    return ids_input ? (cli_input_args){.ids = s} : (cli_input_args){.text = s};
+}
+
+/* Line `index` (from 0) of batch mode, len bytes once its line end is cut
+ * (the line is changed in place): loads its inputs and runs them. An
+ * encoder-decoder without a source from the flags (fixed_src NULL) takes
+ * it from the line. */
+static attn_status run_line(runner *r, const run_opts *o, long index, char *line, size_t len,
+                            const cli_input *fixed_src, attn_error *err) {
+    char what[64];
+    snprintf(what, sizeof what, "standard input line %ld", index + 1);
+    const bool split = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER && !fixed_src;
+    char *source = NULL, *target = NULL;
+    attn_status rc = cli_split_batch_line(line, len, split, what, &source, &target, err);
+    if (rc) return rc;
+    const cli_input_args src_args = line_args(split ? source : line, o->ids_input);
+    const cli_input_args args = line_args(target, o->ids_input);
+    cli_input in = {0}, src = {0};
+    if (!rc && split) rc = cli_input_load(&src, r->model, &src_args, what, err);
+    if (!rc) rc = cli_input_load(&in, r->model, &args, what, err);
+    if (!rc) rc = run_one(r, index, &in, split ? &src : fixed_src, what, err);
+    cli_input_free(&in);
+    cli_input_free(&src);
+    return rc;
+}
+
+/* Batch mode: one input per line of standard input. A bad line is reported
+ * with its 1-based number and skipped (*bad_lines becomes true); an error
+ * after which the outputs cannot be trusted (I/O, memory, internal) ends
+ * the batch and is returned, not printed. */
+static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixed_src,
+                             bool *bad_lines, attn_error *err) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long index = 0;
-    while ((len = getline(&line, &cap, stdin)) >= 0) {
-        long lineno = index + 1;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-        char what[64];
-        snprintf(what, sizeof what, "standard input line %ld", lineno);
-        attn_error err = {0};
-        int *ids = NULL, *src = NULL;
-        size_t n = 0, sn = 0;
-        int rc = ATTN_OK;
-        if ((size_t)len != strlen(line)) {
-            rc = attn_error_set(&err, ATTN_ERR_USAGE, "%s: contains a NUL byte", what);
-        } else {
-            char *target = line;
-            if (encdec && !fixed_src && !r->src_emb) {
-                char *tab = strchr(line, '\t');
-                if (!tab) {
-                    rc = attn_error_set(&err, ATTN_ERR_USAGE,
-                                        "%s: expected SOURCE<TAB>TARGET for an encoder-decoder "
-                                        "model (or give --source / --source-ids)",
-                                        what);
-                } else {
-                    *tab = '\0';
-                    target = tab + 1;
-                    rc = input_ids(r, line, o->ids_input ? line : NULL, what, &src, &sn, &err);
-                }
-            }
-            if (!rc) rc = input_ids(r, target, o->ids_input ? target : NULL, what, &ids, &n, &err);
+    bool too_long;
+    attn_status rc = ATTN_OK;
+    for (long index = 0; !rc && (len = cli_read_line(stdin, &line, &cap, &too_long)) >= 0;
+         index++) {
+        while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
+        attn_error line_err = {0};
+        if (too_long)
+            rc = cli_usage(&line_err, "standard input line %ld: longer than %zu bytes", index + 1,
+                           CLI_LINE_MAX);
+        else
+            rc = run_line(r, o, index, line, (size_t)len, fixed_src, &line_err);
+        if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
+            if (err) *err = line_err;
+        } else if (rc) {
+            cli_lib_error(&line_err);
+            *bad_lines = true;
+            rc = ATTN_OK;
         }
-        if (!rc) {
-            const int *s = fixed_src ? fixed_src : src;
-            size_t ssn = fixed_src || r->src_emb ? fixed_sn : sn;
-            rc = run_one(r, index, ids, n, s, ssn, what, &err);
-        }
-        free(ids);
-        free(src);
-        if (rc) {
-            cli_error(EXIT_FAIL, "%s", err.message);
-            status = EXIT_FAIL;
-            if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
-                free(line);
-                return -1; /* fatal: outputs are not trustworthy */
-            }
-        }
-        index++;
     }
     free(line);
-    if (ferror(stdin)) {
-        cli_error(EXIT_FAIL, "standard input: read error");
-        return -1;
-    }
-    return status;
+    if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
+    if (!rc && ferror(stdin)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
+    return rc;
+}
+
+/* The input of the flags, or in batch mode every line of standard input. */
+static attn_status run_inputs(runner *r, const run_opts *o, const cli_input *in,
+                              const cli_input *src, bool *bad_lines, attn_error *err) {
+    if (o->batch && cli_stdin_closed)
+        return cli_usage(err, "standard input is closed: give --text, --ids or --embeddings, "
+                              "or one input per line on standard input");
+    if (o->batch) return run_batch(r, o, src, bad_lines, err);
+    return run_one(r, 0, in, src, cli_input_flag(&o->input, false), err);
 }
 
 static void runner_free(runner *r) {
@@ -272,183 +352,32 @@ static void runner_free(runner *r) {
     if (r->ctx_tmp) fclose(r->ctx_tmp);
     attn_outfile_abort(&r->pred_out);
     if (r->pred_tmp) fclose(r->pred_tmp);
-    topk_free(&r->topk);
+    attn_csv_predictions_free(&r->topk.csv);
+    attn_predictions_free(&r->topk.view.pred);
     attn_session_free(r->sess);
     attn_model_close(r->model);
 }
 
 int cmd_run(int argc, char **argv) {
-    enum { O_TEXT = 256, O_IDS, O_IDS_INPUT, O_SOURCE, O_SOURCE_IDS, O_MAPS, O_CONTEXT,
-           O_TOP_K, O_LAST, O_PREDICTIONS, O_EMB, O_SOURCE_EMB, O_COLOR };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"text", required_argument, NULL, O_TEXT},
-        {"ids", required_argument, NULL, O_IDS},
-        {"ids-input", no_argument, NULL, O_IDS_INPUT},
-        {"source", required_argument, NULL, O_SOURCE},
-        {"source-ids", required_argument, NULL, O_SOURCE_IDS},
-        {"maps", required_argument, NULL, O_MAPS},
-        {"context", required_argument, NULL, O_CONTEXT},
-        {"top-k", required_argument, NULL, O_TOP_K},
-        {"last", no_argument, NULL, O_LAST},
-        {"predictions", required_argument, NULL, O_PREDICTIONS},
-        {"embeddings", required_argument, NULL, O_EMB},
-        {"source-embeddings", required_argument, NULL, O_SOURCE_EMB},
-        {"color", required_argument, NULL, O_COLOR},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     run_opts o = {0};
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":hc:", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o.config = optarg; break;
-        case O_TEXT: o.text = optarg; break;
-        case O_IDS: o.ids = optarg; break;
-        case O_IDS_INPUT: o.ids_input = true; break;
-        case O_SOURCE: o.source = optarg; break;
-        case O_SOURCE_IDS: o.source_ids = optarg; break;
-        case O_MAPS: o.maps = optarg; break;
-        case O_CONTEXT: o.context = optarg; break;
-        case O_TOP_K: o.top_k = optarg; break;
-        case O_LAST: o.last = true; break;
-        case O_PREDICTIONS: o.predictions = optarg; break;
-        case O_EMB: o.emb = optarg; break;
-        case O_SOURCE_EMB: o.source_emb = optarg; break;
-        case O_COLOR: o.color = optarg; break;
-        case 'h': fputs(run_usage, stdout); return EXIT_OK;
-        case ':': return cli_error(EXIT_USAGE, "%s needs a value (see 'attn run --help')",
-                                   argv[optind - 1]);
-        default:
-            return cli_error(EXIT_USAGE, "unknown option '%s' (see 'attn run --help')",
-                             argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_error(EXIT_USAGE, "unexpected argument '%s' (see 'attn run --help')",
-                         argv[optind]);
-    if (!o.config) return cli_error(EXIT_USAGE, "--config PATH is required");
-    if (o.text && o.ids) return cli_error(EXIT_USAGE, "--text and --ids exclude each other");
-    if (o.source && o.source_ids)
-        return cli_error(EXIT_USAGE, "--source and --source-ids exclude each other");
-    if (o.ids_input && (o.text || o.ids))
-        return cli_error(EXIT_USAGE, "--ids-input reads standard input; drop --text / --ids");
-    if (o.emb && (o.text || o.ids || o.ids_input))
-        return cli_error(EXIT_USAGE, "--embeddings excludes %s",
-                         o.text ? "--text" : o.ids ? "--ids" : "--ids-input");
-    if (o.source_emb && (o.source || o.source_ids))
-        return cli_error(EXIT_USAGE, "--source-embeddings excludes %s",
-                         o.source ? "--source" : "--source-ids");
-    int color = o.color ? out_color_parse(o.color) : OUT_COLOR_AUTO;
-    if (color < 0)
-        return cli_error(EXIT_USAGE, "--color: expected auto, always or never, got '%s'",
-                         o.color);
-    if (o.maps && o.context && strcmp(o.maps, "-") != 0 && strcmp(o.maps, o.context) == 0)
-        return cli_error(EXIT_USAGE, "--maps and --context name the same file '%s'", o.maps);
-    if (!o.top_k && (o.last || o.predictions))
-        return cli_error(EXIT_USAGE, "%s needs --top-k K", o.last ? "--last" : "--predictions");
-    if (o.predictions && strcmp(o.predictions, "-") != 0 &&
-        ((o.maps && strcmp(o.maps, o.predictions) == 0) ||
-         (o.context && strcmp(o.context, o.predictions) == 0)))
-        return cli_error(EXIT_USAGE, "--predictions names the same file '%s' as %s",
-                         o.predictions,
-                         o.maps && strcmp(o.maps, o.predictions) == 0 ? "--maps" : "--context");
-    int top_k = 0; /* its range, 1..vocab_size, is checked once the model is open */
-    if (o.top_k && cli_parse_int(o.top_k, "--top-k", INT_MIN, INT_MAX, &top_k)) return EXIT_USAGE;
-
-    runner r = {0};
+    bool help = false;
     attn_error err = {0};
-    if (attn_model_open(&r.model, o.config, &err)) return cli_lib_error(&err);
-    r.cfg = attn_model_config(r.model);
-    r.tok = attn_model_tokenizer(r.model);
-    r.rc.cfg = r.cfg;
-    r.top_k = top_k;
-    r.color = color;
-    bool encdec = r.cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    bool batch = !o.text && !o.ids && !o.emb;
+    if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
+    if (help) return cli_help(run_usage);
+    runner r = {0};
+    cli_input in = {0}, src = {0};
+    const cli_input *src_in = cli_input_flag(&o.source, true) ? &src : NULL;
+    bool bad_lines = false;
     int status = EXIT_OK;
-    int *ids = NULL, *src = NULL;
-    float *emb = NULL, *src_emb = NULL;
-    size_t n = 0, sn = 0;
-
-    if (o.top_k && r.cfg->lm_head == ATTN_LM_HEAD_NONE) {
-        status = cli_error(EXIT_USAGE, "--top-k: the model has no lm_head (lm_head \"none\"), "
-                                       "so it predicts no tokens");
-        goto done;
-    }
-    if (o.top_k && (top_k < 1 || top_k > r.cfg->vocab_size)) {
-        status = cli_error(EXIT_USAGE, "--top-k: expected an integer from 1 to %d (vocab_size), "
-                                       "got %d",
-                           r.cfg->vocab_size, top_k);
-        goto done;
-    }
-    if ((o.source || o.source_ids || o.source_emb) && !encdec) {
-        status = cli_error(EXIT_USAGE, "%s: the model is a%s %s, not an encoder-decoder",
-                           o.source     ? "--source"
-                           : o.source_ids ? "--source-ids"
-                                          : "--source-embeddings",
-                           r.cfg->arch == ATTN_ARCH_ENCODER ? "n" : "",
-                           attn_arch_name(r.cfg->arch));
-        goto done;
-    }
-    if (encdec && !batch && !o.source && !o.source_ids && !o.source_emb) {
-        status = cli_error(EXIT_USAGE,
-                           "the model is an encoder-decoder: give its encoder input with "
-                           "--source, --source-ids or --source-embeddings");
-        goto done;
-    }
-    if (o.source_emb) {
-        if (attn_embeddings_load(&src_emb, &sn, o.source_emb, r.cfg->d_model,
-                                 r.cfg->max_seq_len, &err)) {
-            attn_error_prefix(&err, "--source-embeddings");
-            status = cli_lib_error(&err);
-            goto done;
-        }
-        r.src_emb = src_emb;
-    }
-    if (o.emb) {
-        if (attn_embeddings_load(&emb, &n, o.emb, r.cfg->d_model, r.cfg->max_seq_len, &err)) {
-            attn_error_prefix(&err, "--embeddings");
-            status = cli_lib_error(&err);
-            goto done;
-        }
-        r.emb = emb;
-    }
-    if (o.source || o.source_ids) {
-        const char *what = o.source ? "--source" : "--source-ids";
-        if (input_ids(&r, o.source, o.source_ids, what, &src, &sn, &err)) {
-            status = cli_lib_error(&err);
-            goto done;
-        }
-    }
-    if (!batch && !o.emb &&
-        input_ids(&r, o.text, o.ids, o.text ? "--text" : "--ids", &ids, &n, &err)) {
+    if (check_flags(&o, &err) || open_model(&r, &o, &err) ||
+        load_inputs(&r, &o, &in, &src, &err) || attn_session_new(&r.sess, r.model, &err) ||
+        open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
+        close_outputs(&r, &err))
         status = cli_lib_error(&err);
-        goto done;
-    }
-    if (attn_session_new(&r.sess, r.model, &err) || open_outputs(&r, &o, &err)) {
-        status = cli_lib_error(&err);
-        goto done;
-    }
-    if (batch) {
-        status = run_batch(&r, &o, src, sn);
-        if (status < 0) {
-            status = EXIT_FAIL;
-            goto done;
-        }
-    } else if (run_one(&r, 0, ids, n, src, sn,
-                       o.text ? "--text" : o.ids ? "--ids" : "--embeddings", &err)) {
-        status = cli_lib_error(&err);
-        goto done;
-    }
-    if (close_outputs(&r, &err)) status = cli_lib_error(&err);
-done:
-    free(ids);
-    free(src);
-    free(emb);
-    free(src_emb);
+    else if (bad_lines)
+        status = EXIT_FAIL;
+    cli_input_free(&in);
+    cli_input_free(&src);
     runner_free(&r);
     return status;
 }

@@ -26,8 +26,8 @@ static bool mul3(size_t a, size_t b, size_t c, size_t *out) {
     return attn_mul_size(a, b, &ab) && attn_mul_size(ab, c, out);
 }
 
-static int reserve3(attn_buf *b, size_t x, size_t y, size_t z, const char *what,
-                    attn_error *err) {
+static attn_status reserve3(attn_buf *b, size_t x, size_t y, size_t z, const char *what,
+                            attn_error *err) {
     size_t n;
     if (!mul3(x, y, z, &n))
         return attn_error_set(err, ATTN_ERR_NOMEM, "%s: size overflows (%zu x %zu x %zu floats)",
@@ -35,8 +35,8 @@ static int reserve3(attn_buf *b, size_t x, size_t y, size_t z, const char *what,
     return attn_buf_reserve(b, n, what, err);
 }
 
-int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
-                    attn_error *err) {
+attn_status attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
+                            attn_error *err) {
     if (need <= kv->cap && kv->k) return ATTN_OK;
     int cap = kv->cap > 0 ? kv->cap : 16;
     while (cap < need && cap < max_cap) cap = cap > max_cap / 2 ? max_cap : cap * 2;
@@ -123,6 +123,7 @@ static void cache_rows(float *dst, const float *src, int n, int hd, int cap) {
         for (int i = 0; i < hd; i++) dst[(size_t)p * hd + i] = src[(size_t)i * cap + p];
 }
 
+/* The key of value v of this sub-layer; head -1 for values that are not per head. */
 static attn_capture_key key_of(const attn_capture_key *base, attn_value v, int head) {
     attn_capture_key k = *base;
     k.value = v;
@@ -130,128 +131,181 @@ static attn_capture_key key_of(const attn_capture_key *base, attn_value v, int h
     return k;
 }
 
-int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
-                  const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err) {
+/* Captures data [rows, cols] as value v (of head `head`, or -1) of this
+ * sub-layer, when the sink wants it. */
+static attn_status capture(const attn_capture *cap, const attn_capture_key *base, attn_value v,
+                           int head, const float *data, int rows, int cols, int row_offset,
+                           attn_error *err) {
+    attn_capture_key key = key_of(base, v, head);
+    return attn_cap_offer(cap, &key, data, rows, cols, row_offset, err);
+}
+
+/* Captures the keys (v = ATTN_V_K) or values (ATTN_V_V) of kv head g as rows
+ * [Tk, hd], copied out of the transposed cache into rows only when wanted. */
+static attn_status capture_cache(const attn_capture *cap, const attn_capture_key *base,
+                                 attn_value v, int g, const attn_kv_cache *kv, int Tk, int hd,
+                                 attn_buf *rows, attn_error *err) {
+    attn_capture_key key = key_of(base, v, g);
+    if (!attn_cap_wants(cap, &key)) return ATTN_OK;
+    attn_status rc = reserve3(rows, (size_t)Tk, (size_t)hd, 1, "key/value rows", err);
+    if (rc) return rc;
+    const float *block = (v == ATTN_V_K ? kv->k : kv->v) + (size_t)g * hd * kv->cap;
+    cache_rows(rows->p, block, Tk, hd, kv->cap);
+    return attn_cap_emit(cap, &key, rows->p, Tk, hd, 0, err);
+}
+
+/* k = x Wk^T (+ bk), rotated for its positions when rope, and v = x Wv^T
+ * (+ bv) of the rows x (T, D) at positions pos0 .. pos0+T-1, written into
+ * the cache kv [KV, hd, cap]; proj [T, KV*hd] is scratch. */
+static void store_projected_kv(attn_kv_cache *kv, float *proj, const float *x,
+                               const attn_attention_weights *w, const attn_attn_params *p, int T,
+                               int pos0, bool rope, float *ropebuf) {
+    const int KV = p->KV, hd = p->hd;
+    kern_linear(proj, x, w->k.w, w->k.b, T, p->D, KV * hd);
+    if (rope) rope_rows(proj, T, KV, hd, pos0, p->rope_theta, ropebuf);
+    store_kv(kv->k, proj, T, KV, hd, kv->cap, pos0);
+    kern_linear(proj, x, w->v.w, w->v.b, T, p->D, KV * hd);
+    store_kv(kv->v, proj, T, KV, hd, kv->cap, pos0);
+}
+
+attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
+                          const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err) {
     int rc;
     attn_kv_free(kv);
     if ((rc = attn_kv_reserve(kv, S, 0, S, p->KV, p->hd, err))) return rc;
     if ((rc = reserve3(&s->q, (size_t)S, (size_t)p->KV, (size_t)p->hd, "cross k/v scratch", err)))
         return rc;
-    int kvd = p->KV * p->hd;
-    kern_linear(s->q.p, enc, w->k.w, w->k.b, S, p->D, kvd);
-    store_kv(kv->k, s->q.p, S, p->KV, p->hd, kv->cap, 0);
-    kern_linear(s->q.p, enc, w->v.w, w->v.b, S, p->D, kvd);
-    store_kv(kv->v, s->q.p, S, p->KV, p->hd, kv->cap, 0);
+    store_projected_kv(kv, s->q.p, enc, w, p, S, 0, false, NULL);
     return ATTN_OK;
 }
 
-int attn_attention(float *out, const float *x, const attn_attention_weights *w,
-                   const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
-                   attn_attn_scratch *s, const attn_capture *cap, const attn_capture_key *base,
-                   attn_error *err) {
-    const int D = p->D, H = p->H, KV = p->KV, hd = p->hd;
-    const int group = H / KV;
-    const bool self = base->kind == ATTN_KIND_SELF;
-    const bool causal = self && p->causal;
-    const float scale = (float)(1.0 / sqrt((double)hd));
-    attn_capture_key key;
+/* Sizes the scratch of T queries over Tk keys; the [T, Tk] matrix and the
+ * key/value rows are sized only when they are captured. s->q later holds the
+ * [T, KV*hd] key and value projections too: KV <= H (the config checks that
+ * n_kv_heads divides n_heads). */
+static attn_status reserve_scratch(attn_attn_scratch *s, const attn_attn_params *p, int T, int Tk,
+                                   attn_error *err) {
+    const size_t t = (size_t)T, H = (size_t)p->H, hd = (size_t)p->hd;
     int rc;
-
-    key = key_of(base, ATTN_V_ATTN_IN, -1);
-    if (attn_cap_wants(cap, &key) && (rc = attn_cap_emit(cap, &key, x, T, D, pos0, err)))
-        return rc;
-
-    if ((rc = reserve3(&s->q, (size_t)T, (size_t)H, (size_t)hd, "query scratch", err)) ||
-        (rc = reserve3(&s->qh, (size_t)T, (size_t)H, (size_t)hd, "query scratch", err)) ||
-        (rc = reserve3(&s->concat, (size_t)T, (size_t)H, (size_t)hd, "concat scratch", err)) ||
-        (rc = reserve3(&s->ctx, (size_t)T, (size_t)hd, 1, "context scratch", err)) ||
+    if ((rc = reserve3(&s->q, t, H, hd, "query scratch", err)) ||
+        (rc = reserve3(&s->qh, t, H, hd, "query scratch", err)) ||
+        (rc = reserve3(&s->concat, t, H, hd, "concat scratch", err)) ||
+        (rc = reserve3(&s->ctx, t, hd, 1, "context scratch", err)) ||
         (rc = reserve3(&s->row, (size_t)Tk, 1, 1, "score scratch", err)) ||
-        (rc = reserve3(&s->rope, (size_t)hd, 1, 1, "rope scratch", err)))
+        (rc = reserve3(&s->rope, hd, 1, 1, "rope scratch", err)))
         return rc;
-    if (self && (rc = reserve3(&s->q, (size_t)T, (size_t)KV, (size_t)hd, "key scratch", err)))
+    return ATTN_OK;
+}
+
+/* What one head attends with: its queries and its kv head's part of the cache. */
+typedef struct head_view {
+    const float *q;         /* [T, hd] the head's queries, positions pos0 .. pos0+T-1 */
+    const float *k, *v;     /* [hd, ld] the kv head's keys and values, Tk positions */
+    size_t ld;
+    int T, Tk, hd, pos0;
+    bool causal;
+    float scale;            /* 1 / sqrt(hd) */
+} head_view;
+
+/* The keys query t sees: all Tk, or 0 .. pos0+t under the causal mask. */
+static int visible(const head_view *a, int t) { return a->causal ? a->pos0 + t + 1 : a->Tk; }
+
+/* ctx (T, hd) = softmax(mask(q k^T * scale)) v, query by query in one reused
+ * row [Tk]: only the visible keys are scored, no [T, Tk] matrix is built. */
+static void attend_by_rows(float *ctx, float *row, const head_view *a) {
+    for (int t = 0; t < a->T; t++) {
+        const int n = visible(a, t);
+        kern_scores(row, a->q + (size_t)t * a->hd, a->k, a->ld, n, a->hd, a->scale);
+        kern_softmax(row, n, n);
+        kern_wsum(ctx + (size_t)t * a->hd, row, a->v, a->ld, n, a->hd);
+    }
+}
+
+/* The same in one [T, Tk] matrix mat, for head h whose scores (every key,
+ * before the mask) or weights (masked entries exactly 0) are captured. The
+ * visible entries get the same bytes as attend_by_rows. */
+static attn_status attend_by_matrix(float *ctx, float *mat, const head_view *a,
+                                    const attn_capture *cap, const attn_capture_key *base, int h,
+                                    attn_error *err) {
+    const size_t Tk = (size_t)a->Tk, hd = (size_t)a->hd;
+    int rc;
+    for (int t = 0; t < a->T; t++)
+        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, a->Tk, a->hd, a->scale);
+    if ((rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err))) return rc;
+    for (int t = 0; t < a->T; t++) {
+        const int n = visible(a, t);
+        kern_softmax(mat + t * Tk, n, a->Tk);
+        kern_wsum(ctx + t * hd, mat + t * Tk, a->v, a->ld, n, a->hd);
+    }
+    return capture(cap, base, ATTN_V_WEIGHTS, h, mat, a->T, a->Tk, a->pos0, err);
+}
+
+/* ctx (T, hd): the context of head h, by the matrix when its scores or
+ * weights are wanted, else row by row. */
+static attn_status attend(float *ctx, attn_attn_scratch *s, const head_view *a,
+                          const attn_capture *cap, const attn_capture_key *base, int h,
+                          attn_error *err) {
+    attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
+    if (!attn_cap_wants(cap, &ks) && !attn_cap_wants(cap, &kw)) {
+        attend_by_rows(ctx, s->row.p, a);
+        return ATTN_OK;
+    }
+    int rc = reserve3(&s->mat, (size_t)a->T, (size_t)a->Tk, 1, "attention matrix", err);
+    if (rc) return rc;
+    return attend_by_matrix(ctx, s->mat.p, a, cap, base, h, err);
+}
+
+/* Head h's columns of concat (T, H*hd) = ctx (T, hd). */
+static void put_head(float *concat, const float *ctx, int T, int H, int h, int hd) {
+    for (int t = 0; t < T; t++)
+        memcpy(concat + ((size_t)t * H + h) * hd, ctx + (size_t)t * hd, (size_t)hd * sizeof(float));
+}
+
+attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
+                           const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
+                           attn_attn_scratch *s, const attn_capture *cap,
+                           const attn_capture_key *base, attn_error *err) {
+    const int D = p->D, H = p->H, KV = p->KV, hd = p->hd;
+    const bool self = base->kind == ATTN_KIND_SELF, rope = self && p->rope;
+    const bool causal = self && base->causal;
+    const float scale = (float)(1.0 / sqrt((double)hd));
+    int rc;
+    if ((rc = capture(cap, base, ATTN_V_ATTN_IN, -1, x, T, D, pos0, err)) ||
+        (rc = reserve_scratch(s, p, T, Tk, err)))
         return rc;
 
-    /* queries: [T, H*hd] -> head-major [H, T, hd], rotated for their positions */
-    const bool rope = self && p->rope;
+    /* q = x Wq^T (+ bq), rotated for its positions: [T, H*hd] -> head-major [H, T, hd] */
     kern_linear(s->q.p, x, w->q.w, w->q.b, T, D, H * hd);
     if (rope) rope_rows(s->q.p, T, H, hd, pos0, p->rope_theta, s->rope.p);
     split_heads(s->qh.p, s->q.p, T, H, hd);
+    /* self: the new positions' k (rotated) and v join the cache; cross: kv is the encoder's */
+    if (self) store_projected_kv(kv, s->q.p, x, w, p, T, pos0, rope, s->rope.p);
 
-    /* self: append the new keys (rotated) and values to the cache */
-    if (self) {
-        kern_linear(s->q.p, x, w->k.w, w->k.b, T, D, KV * hd);
-        if (rope) rope_rows(s->q.p, T, KV, hd, pos0, p->rope_theta, s->rope.p);
-        store_kv(kv->k, s->q.p, T, KV, hd, kv->cap, pos0);
-        kern_linear(s->q.p, x, w->v.w, w->v.b, T, D, KV * hd);
-        store_kv(kv->v, s->q.p, T, KV, hd, kv->cap, pos0);
-    }
-
-    for (int h = 0; h < H; h++) {
-        key = key_of(base, ATTN_V_Q, h);
-        if (attn_cap_wants(cap, &key) &&
-            (rc = attn_cap_emit(cap, &key, s->qh.p + (size_t)h * T * hd, T, hd, pos0, err)))
+    for (int h = 0; h < H; h++)
+        if ((rc = capture(cap, base, ATTN_V_Q, h, s->qh.p + (size_t)h * T * hd, T, hd, pos0, err)))
             return rc;
-    }
-    for (int kind = 0; kind < 2; kind++) /* K then V, as rows (Tk, hd) */
-        for (int g = 0; g < KV; g++) {
-            key = key_of(base, kind == 0 ? ATTN_V_K : ATTN_V_V, g);
-            if (!attn_cap_wants(cap, &key)) continue;
-            if ((rc = reserve3(&s->kvrows, (size_t)Tk, (size_t)hd, 1, "key/value rows", err)))
-                return rc;
-            cache_rows(s->kvrows.p, (kind == 0 ? kv->k : kv->v) + (size_t)g * hd * kv->cap, Tk,
-                       hd, kv->cap);
-            if ((rc = attn_cap_emit(cap, &key, s->kvrows.p, Tk, hd, 0, err))) return rc;
-        }
+    for (int g = 0; g < KV; g++)
+        if ((rc = capture_cache(cap, base, ATTN_V_K, g, kv, Tk, hd, &s->kvrows, err))) return rc;
+    for (int g = 0; g < KV; g++)
+        if ((rc = capture_cache(cap, base, ATTN_V_V, g, kv, Tk, hd, &s->kvrows, err))) return rc;
 
+    /* per head h, reading kv head g = h / (H / KV):
+     * context_h = softmax(mask(q_h k_g^T / sqrt(hd))) v_g, into columns h of concat */
     for (int h = 0; h < H; h++) {
-        const int g = h / group;
-        const size_t ld = (size_t)kv->cap;
-        const float *keys = kv->k + (size_t)g * hd * ld; /* [hd, cap] */
-        const float *vals = kv->v + (size_t)g * hd * ld;
-        const float *qhead = s->qh.p + (size_t)h * T * hd;
-        attn_capture_key ks = key_of(base, ATTN_V_SCORES, h);
-        attn_capture_key kw = key_of(base, ATTN_V_WEIGHTS, h);
-        attn_capture_key kc = key_of(base, ATTN_V_HEAD_CONTEXT, h);
-        bool want_s = attn_cap_wants(cap, &ks), want_w = attn_cap_wants(cap, &kw);
-        bool want_c = attn_cap_wants(cap, &kc);
-        float *ctx = s->ctx.p;
-
-        if (want_s || want_w) {
-            if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)))
-                return rc;
-            float *mat = s->mat.p;
-            for (int t = 0; t < T; t++)
-                kern_scores(mat + (size_t)t * Tk, qhead + (size_t)t * hd, keys, ld, Tk, hd, scale);
-            if (want_s && (rc = attn_cap_emit(cap, &ks, mat, T, Tk, pos0, err))) return rc;
-            for (int t = 0; t < T; t++) {
-                int n = causal ? pos0 + t + 1 : Tk;
-                kern_softmax(mat + (size_t)t * Tk, n, Tk);
-                kern_wsum(ctx + (size_t)t * hd, mat + (size_t)t * Tk, vals, ld, n, hd);
-            }
-            if (want_w && (rc = attn_cap_emit(cap, &kw, mat, T, Tk, pos0, err))) return rc;
-        } else {
-            float *row = s->row.p;
-            for (int t = 0; t < T; t++) {
-                int n = causal ? pos0 + t + 1 : Tk;
-                kern_scores(row, qhead + (size_t)t * hd, keys, ld, n, hd, scale);
-                kern_softmax(row, n, n);
-                kern_wsum(ctx + (size_t)t * hd, row, vals, ld, n, hd);
-            }
-        }
-        if (want_c && (rc = attn_cap_emit(cap, &kc, ctx, T, hd, pos0, err))) return rc;
-        for (int t = 0; t < T; t++)
-            memcpy(s->concat.p + ((size_t)t * H + h) * hd, ctx + (size_t)t * hd,
-                   (size_t)hd * sizeof(float));
+        const int g = h / (H / KV);
+        const head_view a = {.q = s->qh.p + (size_t)h * T * hd,
+                             .k = kv->k + (size_t)g * hd * kv->cap,
+                             .v = kv->v + (size_t)g * hd * kv->cap,
+                             .ld = (size_t)kv->cap, .T = T, .Tk = Tk, .hd = hd, .pos0 = pos0,
+                             .causal = causal, .scale = scale};
+        if ((rc = attend(s->ctx.p, s, &a, cap, base, h, err)) ||
+            (rc = capture(cap, base, ATTN_V_HEAD_CONTEXT, h, s->ctx.p, T, hd, pos0, err)))
+            return rc;
+        put_head(s->concat.p, s->ctx.p, T, H, h, hd);
     }
+    if ((rc = capture(cap, base, ATTN_V_CONCAT, -1, s->concat.p, T, H * hd, pos0, err))) return rc;
 
-    key = key_of(base, ATTN_V_CONCAT, -1);
-    if (attn_cap_wants(cap, &key) &&
-        (rc = attn_cap_emit(cap, &key, s->concat.p, T, H * hd, pos0, err)))
-        return rc;
-
+    /* out = concat Wo^T (+ bo) */
     kern_linear(out, s->concat.p, w->o.w, w->o.b, T, H * hd, D);
-    key = key_of(base, ATTN_V_ATTN_OUT, -1);
-    if (attn_cap_wants(cap, &key) && (rc = attn_cap_emit(cap, &key, out, T, D, pos0, err)))
-        return rc;
-    return ATTN_OK;
+    return capture(cap, base, ATTN_V_ATTN_OUT, -1, out, T, D, pos0, err);
 }

@@ -26,13 +26,13 @@ typedef struct attn_kv_cache {
 
 /* Grows kv to hold at least `need` positions (geometrically, never beyond
  * max_cap, at least need), keeping the first `keep` positions of every head. */
-int attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
-                    attn_error *err);
+attn_status attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, int KV, int hd,
+                            attn_error *err);
 void attn_kv_free(attn_kv_cache *kv);
 
 /* Scratch memory of attn_attention, owned by the session. */
 typedef struct attn_attn_scratch {
-    attn_buf q;      /* [T, H*hd] q projection, then [T, KV*hd] k / v projections */
+    attn_buf q;      /* [T, H*hd] q projection, then [T, KV*hd] k and v projections */
     attn_buf qh;     /* [H, T, hd] queries, head-major, after RoPE */
     attn_buf concat; /* [T, H*hd] */
     attn_buf ctx;    /* [T, hd] one head's context */
@@ -46,34 +46,34 @@ void attn_attn_scratch_free(attn_attn_scratch *s);
 
 typedef struct attn_attn_params {
     int D, H, KV, hd;
-    bool causal;       /* self-attention of a decoder stack */
-    bool rope;         /* rotate q and k (self-attention with positional = rope) */
+    bool rope;         /* rotate q and k of self-attention (positional = rope) */
     double rope_theta;
 } attn_attn_params;
 
 /* Computes the keys and values of cross-attention from the encoder output
  * (no RoPE) into kv, which it sizes to S positions.
  * enc is (S, D); kv gets [KV, hd, S]. */
-int attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
-                  const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
+attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
+                          const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
 
 /* One attention sub-layer.
  * out is (T, D): the output after the o projection (+ bias).
  * x is (T, D): the input (already normed when pre-norm); out must not alias it.
- * key->kind says self or cross.
+ * base->kind says self or cross.
  *   self:  the new positions are pos0 .. pos0+T-1; their keys and values are
  *          written into kv (which must hold pos0 + T positions) and the
  *          queries attend to keys 0 .. pos0+T-1 (Tk = pos0 + T), causally
- *          when p->causal (query at position p sees keys 0..p).
+ *          when base->causal (query at position p sees keys 0..p): the mask
+ *          and the captured keys' causal flag are one fact.
  *   cross: kv holds Tk = S keys and values from attn_cross_kv; no mask,
  *          no RoPE, kv is not written. pos0 is the position of row 0
  *          (row_offset of the captured per-query values).
  * cap may be NULL; base is the key of this sub-layer (stack, source, layer,
- * kind); values are emitted only when cap->wants() them. An emit that fails
- * stops the sub-layer and its status is returned. */
-int attn_attention(float *out, const float *x, const attn_attention_weights *w,
-                   const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
-                   attn_attn_scratch *s, const attn_capture *cap, const attn_capture_key *base,
-                   attn_error *err);
+ * kind, causal); values are emitted only when cap->wants() them. An emit
+ * that fails stops the sub-layer and its status is returned. */
+attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
+                           const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
+                           attn_attn_scratch *s, const attn_capture *cap,
+                           const attn_capture_key *base, attn_error *err);
 
 #endif

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-int attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err) {
+attn_status attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err) {
     if (n <= b->cap && b->p) return ATTN_OK;
     float *p = attn_alloc_array(n, sizeof(float), what, err);
     if (!p) return ATTN_ERR_NOMEM;

@@ -12,7 +12,7 @@ typedef struct attn_buf {
 
 /* Makes b hold at least n floats (contents are not kept); `what` names it in
  * an out-of-memory message. */
-int attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err);
+attn_status attn_buf_reserve(attn_buf *b, size_t n, const char *what, attn_error *err);
 void attn_buf_free(attn_buf *b);
 
 #endif

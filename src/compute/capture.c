@@ -1,5 +1,7 @@
-/* capture: the names of captured values, and the plumbing that asks a sink
- * whether it wants a value and hands it over.
+/* capture: the names of captured values, stacks and attention kinds
+ * (attn_capture_name, attn_value_name, attn_stack_name, attn_kind_name), and
+ * the plumbing of the forward pass that asks a sink whether it wants a value
+ * and hands it over.
  *
  *   stack level:  "embed", "hidden", "logits"  ("encoder.embed", "encoder.hidden"
  *                 for the encoder of an encoder-decoder)
@@ -41,6 +43,10 @@ size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap) {
         buf = tmp;
         cap = sizeof tmp;
     }
+    if (!key) {
+        buf[0] = '\0';
+        return 0;
+    }
     const attn_value v = key->value;
     const char *vn = attn_value_name(v);
     int n;
@@ -67,21 +73,27 @@ bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key) {
     return cap && cap->wants && cap->emit && cap->wants(cap->user, key);
 }
 
-int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                  int rows, int cols, int row_offset, attn_error *err) {
+attn_status attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                          int rows, int cols, int row_offset, attn_error *err) {
     attn_capture_view view = {.rows = rows, .cols = cols, .data = data, .row_offset = row_offset};
     attn_error local;
     if (!err) err = &local; /* the sink may always write an error */
     err->status = ATTN_OK;
     err->message[0] = '\0';
-    int rc = cap->emit(cap->user, key, &view, err);
+    attn_status rc = cap->emit(cap->user, key, &view, err);
     if (rc == ATTN_OK) return ATTN_OK;
     if (err->message[0] == '\0') {
         /* the sink returned an error without describing it */
         char name[256];
         attn_capture_name(key, name, sizeof name);
-        attn_error_set(err, (attn_status)rc, "capture of %s failed", name);
+        attn_error_set(err, rc, "capture of %s failed", name);
     }
-    err->status = (attn_status)rc;
+    err->status = rc;
     return rc;
+}
+
+attn_status attn_cap_offer(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                           int rows, int cols, int row_offset, attn_error *err) {
+    if (!attn_cap_wants(cap, key)) return ATTN_OK;
+    return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
 }

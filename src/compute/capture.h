@@ -1,4 +1,5 @@
-/* Private: the capture plumbing of the forward pass (the names are public,
+/* Private: the capture plumbing of the forward pass, asking a sink whether it
+ * wants a value and handing it over (the value names are public:
  * attn_capture_name in attn/attn.h). */
 #ifndef ATTN_CAPTURE_H
 #define ATTN_CAPTURE_H
@@ -9,7 +10,11 @@
 bool attn_cap_wants(const attn_capture *cap, const attn_capture_key *key);
 /* Hands data [rows, cols] to the sink; a failing sink that left no message
  * gets one naming the value. err may be NULL. */
-int attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                  int rows, int cols, int row_offset, attn_error *err);
+attn_status attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                          int rows, int cols, int row_offset, attn_error *err);
+/* attn_cap_emit when the sink wants key, else nothing (ATTN_OK), for values
+ * that exist anyway. data is [rows, cols]. */
+attn_status attn_cap_offer(const attn_capture *cap, const attn_capture_key *key, const float *data,
+                           int rows, int cols, int row_offset, attn_error *err);
 
 #endif

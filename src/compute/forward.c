@@ -5,8 +5,8 @@
  * ones. Per layer it keeps the keys and values of every past position
  * (attention.h, grown geometrically up to max_seq_len), so n new positions
  * cost O(n * length). Scratch is O(T * max(D, F)) plus one [T, Tk] matrix
- * while a head's scores or weights are captured; the logits [T, V] only
- * when they are captured.
+ * while a head's scores or weights are captured, one [Tk, hd] block while
+ * its keys or values are, and the logits [T, V] only when they are.
  *
  * Block, pre-norm:  x = x + Attn(Norm(x)); [x = x + Cross(CrossNorm(x), enc)];
  *                   x = x + MLP(Norm(x))
@@ -27,8 +27,7 @@ struct attn_session {
     attn_kv_cache *self_kv;   /* [main.n_layers] */
     attn_kv_cache *cross_kv;  /* [main.n_layers]: cross keys/values of the encoder output */
     attn_kv_cache enc_kv;     /* encoder self-attention, reused layer after layer */
-    bool encoded;             /* encoder-decoder: attn_session_encode succeeded */
-    int S;                    /* encoder positions */
+    int S;                    /* encoder positions; 0 until attn_session_encode succeeds */
     attn_buf x, xn, y;        /* [T, D] residual stream, sub-layer input, sub-layer output */
     attn_buf h1, h2;          /* [T, F] MLP hidden (h2: swiglu gate) */
     attn_buf logits;          /* [T, V], only when captured */
@@ -37,6 +36,7 @@ struct attn_session {
 };
 
 attn_status attn_session_new(attn_session **out, const attn_model *m, attn_error *err) {
+    if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_new: out is NULL");
     *out = NULL;
     if (!m) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_new: no model");
     attn_session *s = calloc(1, sizeof *s);
@@ -79,7 +79,6 @@ void attn_session_free(attn_session *s) {
 void attn_session_reset(attn_session *s) {
     if (!s) return;
     s->len = 0;
-    s->encoded = false;
     s->S = 0;
 }
 
@@ -87,6 +86,16 @@ size_t attn_session_length(const attn_session *s) { return s ? s->len : 0; }
 
 /* ------------------------------------------------------------------------ */
 
+/* The sizes of every attention sub-layer (cross-attention ignores rope). */
+static attn_attn_params attn_params(const attn_config *cfg) {
+    return (attn_attn_params){.D = cfg->d_model, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
+                              .hd = cfg->head_dim, .rope = cfg->positional == ATTN_POS_ROPE,
+                              .rope_theta = cfg->rope_theta};
+}
+
+/* The key of value v of stack st; attention values of self-attention in a
+ * causal stack are marked causal, which is also what masks that attention
+ * (attn_attention reads it from its base key). */
 static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int layer,
                                  attn_attn_kind kind) {
     attn_capture_key k = {.value = v, .stack = st->stack, .source = st->source,
@@ -94,13 +103,6 @@ static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int
                           .causal = st->causal && kind == ATTN_KIND_SELF &&
                                     v >= ATTN_V_ATTN_IN && v <= ATTN_V_ATTN_OUT};
     return k;
-}
-
-/* Emits a value if it is wanted. data is (rows, cols). */
-static int maybe_emit(const attn_capture *cap, const attn_capture_key *key, const float *data,
-                      int rows, int cols, int row_offset, attn_error *err) {
-    if (!attn_cap_wants(cap, key)) return ATTN_OK;
-    return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
 }
 
 /* out is (T, D), inp is (T, D); out may equal inp. */
@@ -115,6 +117,23 @@ static void norm(const attn_config *cfg, float *out, const float *inp,
 /* x += y; x, y are (n). */
 static void add_inplace(float *restrict x, const float *restrict y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* The input of a sub-layer that reads s->x (T, D): Norm(x) in s->xn when
+ * pre-norm, x itself when post-norm. */
+static const float *sublayer_in(attn_session *s, const attn_norm_weights *nw, int T) {
+    const attn_config *cfg = &s->m->cfg;
+    if (cfg->norm_position != ATTN_NORM_PRE) return s->x.p;
+    norm(cfg, s->xn.p, s->x.p, nw, T);
+    return s->xn.p;
+}
+
+/* The residual of a sub-layer whose output is s->y (T, D): x += y, then
+ * x = Norm(x) when post-norm. */
+static void add_residual(attn_session *s, const attn_norm_weights *nw, int T) {
+    const attn_config *cfg = &s->m->cfg;
+    add_inplace(s->x.p, s->y.p, (size_t)T * cfg->d_model);
+    if (cfg->norm_position != ATTN_NORM_PRE) norm(cfg, s->x.p, s->x.p, nw, T);
 }
 
 /* out is (T, D), x is (T, D), h1, h2 are (T, F) scratch. */
@@ -137,7 +156,7 @@ static void mlp(const attn_config *cfg, float *out, const float *x, const attn_b
     kern_linear(out, h1, b->down.w, b->down.b, T, F, D);
 }
 
-static int reserve_scratch(attn_session *s, int T, attn_error *err) {
+static attn_status reserve_scratch(attn_session *s, int T, attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     size_t td, tf;
     if (!attn_mul_size((size_t)T, (size_t)cfg->d_model, &td) ||
@@ -157,10 +176,9 @@ static int reserve_scratch(attn_session *s, int T, attn_error *err) {
     return ATTN_OK;
 }
 
-/* Checks the input of a pass of n positions starting at pos0; what names
- * the pass ("sequence" or "source"). */
-static int check_input(const attn_session *s, const attn_input *in, size_t pos0,
-                       attn_error *err) {
+/* Checks the input of a pass of in->n positions starting at pos0. */
+static attn_status check_input(const attn_session *s, const attn_input *in, size_t pos0,
+                               attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     if (!in) return attn_error_set(err, ATTN_ERR_USAGE, "no input");
     if (in->n == 0) return attn_error_set(err, ATTN_ERR_USAGE, "empty input: no positions to run");
@@ -218,17 +236,12 @@ static void embed(attn_session *s, float *x, const attn_input *in, int T, int po
  * positions pos0 .. pos0+T-1. kvs: the self-attention caches, one per layer,
  * or NULL to reuse s->enc_kv for every layer (a bidirectional stack run
  * once). Emits per-block values and HIDDEN. */
-static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
-                     attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
+static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
+                             attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     const int D = cfg->d_model;
-    const size_t td = (size_t)T * D;
-    const bool pre = cfg->norm_position == ATTN_NORM_PRE;
-    float *x = s->x.p, *xn = s->xn.p, *y = s->y.p;
-    attn_attn_params ap = {.D = D, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
-                           .hd = cfg->head_dim, .causal = st->causal,
-                           .rope = cfg->positional == ATTN_POS_ROPE,
-                           .rope_theta = cfg->rope_theta};
+    float *x = s->x.p, *y = s->y.p;
+    const attn_attn_params ap = attn_params(cfg);
     int rc;
 
     for (int l = 0; l < st->n_layers; l++) {
@@ -237,59 +250,54 @@ static int run_stack(attn_session *s, const attn_stack_weights *st, int T, int p
         if ((rc = attn_kv_reserve(kv, pos0 + T, pos0, cfg->max_seq_len, ap.KV, ap.hd, err)))
             return rc;
 
-        /* self-attention */
+        /* self-attention over the cached and the new positions */
         attn_capture_key base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_SELF);
-        if (pre) norm(cfg, xn, x, &b->attn_norm, T);
-        if ((rc = attn_attention(y, pre ? xn : x, &b->attn, &ap, kv, T, pos0, pos0 + T, &s->as,
-                                 cap, &base, err)))
+        if ((rc = attn_attention(y, sublayer_in(s, &b->attn_norm, T), &b->attn, &ap, kv, T, pos0,
+                                 pos0 + T, &s->as, cap, &base, err)))
             return rc;
-        add_inplace(x, y, td);
-        if (!pre) norm(cfg, x, x, &b->attn_norm, T);
+        add_residual(s, &b->attn_norm, T);
 
         /* cross-attention to the encoder output */
         if (b->has_cross) {
             base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_CROSS);
-            if (pre) norm(cfg, xn, x, &b->cross_norm, T);
-            if ((rc = attn_attention(y, pre ? xn : x, &b->cross, &ap, &s->cross_kv[l], T, pos0, s->S,
-                                     &s->as, cap, &base, err)))
+            if ((rc = attn_attention(y, sublayer_in(s, &b->cross_norm, T), &b->cross, &ap,
+                                     &s->cross_kv[l], T, pos0, s->S, &s->as, cap, &base, err)))
                 return rc;
-            add_inplace(x, y, td);
-            if (!pre) norm(cfg, x, x, &b->cross_norm, T);
+            add_residual(s, &b->cross_norm, T);
         }
 
         /* MLP */
         if (b->has_mlp) {
-            if (pre) norm(cfg, xn, x, &b->mlp_norm, T);
-            mlp(cfg, y, pre ? xn : x, b, s->h1.p, s->h2.p, T);
+            mlp(cfg, y, sublayer_in(s, &b->mlp_norm, T), b, s->h1.p, s->h2.p, T);
             attn_capture_key k = make_key(st, ATTN_V_MLP_OUT, l, ATTN_KIND_SELF);
-            if ((rc = maybe_emit(cap, &k, y, T, D, pos0, err))) return rc;
-            add_inplace(x, y, td);
-            if (!pre) norm(cfg, x, x, &b->mlp_norm, T);
+            if ((rc = attn_cap_offer(cap, &k, y, T, D, pos0, err))) return rc;
+            add_residual(s, &b->mlp_norm, T);
         }
 
         attn_capture_key k = make_key(st, ATTN_V_RESID, l, ATTN_KIND_SELF);
-        if ((rc = maybe_emit(cap, &k, x, T, D, pos0, err))) return rc;
+        if ((rc = attn_cap_offer(cap, &k, x, T, D, pos0, err))) return rc;
     }
 
     if (st->has_final_norm) norm(cfg, x, x, &st->final_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_HIDDEN, -1, ATTN_KIND_SELF);
-    return maybe_emit(cap, &k, x, T, D, pos0, err);
+    return attn_cap_offer(cap, &k, x, T, D, pos0, err);
 }
 
 /* Embeds the input into s->x and emits EMBED. */
-static int embed_and_emit(attn_session *s, const attn_stack_weights *st, const attn_input *in,
-                          int T, int pos0, const attn_capture *cap, attn_error *err) {
+static attn_status embed_and_emit(attn_session *s, const attn_stack_weights *st,
+                                  const attn_input *in, int T, int pos0, const attn_capture *cap,
+                                  attn_error *err) {
     int rc = reserve_scratch(s, T, err);
     if (rc) return rc;
     embed(s, s->x.p, in, T, pos0);
     /* the embedding norm belongs to the embedding layer: vectors given directly skip it */
     if (st->has_embed_norm && !in->embeddings) norm(&s->m->cfg, s->x.p, s->x.p, &st->embed_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_EMBED, -1, ATTN_KIND_SELF);
-    return maybe_emit(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
+    return attn_cap_offer(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
 }
 
 attn_status attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
-                        attn_error *err) {
+                                attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_encode: no session");
     const attn_model *m = s->m;
     const attn_config *cfg = &m->cfg;
@@ -300,15 +308,13 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     int rc = check_input(s, src, 0, err);
     if (rc) return rc;
     /* the decoder positions were computed against the old source */
-    s->encoded = false;
     s->len = 0;
     s->S = 0;
     const int S = (int)src->n;
     if ((rc = embed_and_emit(s, &m->encoder, src, S, 0, cap, err))) return rc;
     if ((rc = run_stack(s, &m->encoder, S, 0, NULL, cap, err))) return rc;
 
-    attn_attn_params ap = {.D = cfg->d_model, .H = cfg->n_heads, .KV = cfg->n_kv_heads,
-                           .hd = cfg->head_dim};
+    const attn_attn_params ap = attn_params(cfg);
     for (int l = 0; l < m->main.n_layers; l++) {
         const attn_block_weights *b = &m->main.blocks[l];
         if (!b->has_cross) continue;
@@ -316,17 +322,16 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
             return rc;
     }
     s->S = S;
-    s->encoded = true;
     return ATTN_OK;
 }
 
 attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
-                         attn_error *err) {
+                                 attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_forward: no session");
     const attn_model *m = s->m;
     const attn_config *cfg = &m->cfg;
     const attn_stack_weights *st = &m->main;
-    if (cfg->arch == ATTN_ARCH_ENCODER_DECODER && !s->encoded)
+    if (cfg->arch == ATTN_ARCH_ENCODER_DECODER && s->S == 0)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "encoder-decoder model: encode a source before running the "
                               "decoder");

@@ -1,12 +1,14 @@
-/* JSON config -> struct attn_config (CONTRACT section 1), with all validation.
+/* JSON config -> struct attn_config, with all validation. The keys, their
+ * types and defaults are those of docs/model-format.md, "Config keys".
  *
  * The parser is strict on purpose: every key is checked for type and range,
  * unknown keys (typos) and duplicate keys are refused by name, and the
  * config's implied tensor sizes are bounded before anyone allocates them.
  * Every message starts with "NAME: " and names the key at fault. */
+#include "base/json.h"
 #include "base/util.h"
+#include "model/limits.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +16,6 @@
 #include <sys/stat.h>
 
 #define CONFIG_FILE_MAX ((size_t)1 << 20) /* attn_config_load reads at most 1 MiB */
-#define INT_KEY_MAX (1 << 24)              /* cap of every integer key */
-#define ELEMS_MAX ((uint64_t)1 << 31)      /* cap of every implied tensor / row size */
 
 /* ------------------------------------------------------------------------ */
 /* Enum names: the index is the enum value.                                  */
@@ -33,6 +33,8 @@ static const char *const tokenizer_type_names[] = {"word", "llama2c"};
 static const char *enum_name(const char *const *names, size_t n, int v) {
     return v >= 0 && (size_t)v < n ? names[v] : "unknown";
 }
+
+bool attn_arch_causal(attn_arch a) { return a != ATTN_ARCH_ENCODER; }
 
 const char *attn_arch_name(attn_arch a) { return enum_name(arch_names, COUNT(arch_names), (int)a); }
 const char *attn_positional_name(attn_positional p) {
@@ -81,16 +83,6 @@ static int fail(const ctx *c, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return attn_error_set(c->err, ATTN_ERR_FORMAT, "%s: %s", c->name, msg);
-}
-
-static const char *json_type_name(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return cJSON_IsTrue(v) ? "true" : "false";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "an invalid value";
 }
 
 /* A number as short as possible but never misleading (1.0000000000000002
@@ -176,15 +168,17 @@ static int collect_keys(const ctx *c, const cJSON *obj, const char *prefix,
 
 static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!cJSON_IsNumber(v))
-        return fail(c, "key \"%s\": expected a positive integer, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected a positive integer, got %s", key,
+                    attn_json_type(v, true));
     double x = v->valuedouble;
     char num[64];
     format_number(num, sizeof num, x);
     if (!isfinite(x) || x != floor(x))
         return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
     if (x < 1) return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
-    if (x > INT_KEY_MAX)
-        return fail(c, "key \"%s\": %s is too large (at most %d)", key, num, INT_KEY_MAX);
+    if (x > ATTN_CONFIG_INT_MAX)
+        return fail(c, "key \"%s\": %s is too large (at most %d)", key, num,
+                    ATTN_CONFIG_INT_MAX);
     *out = (int)x;
     return ATTN_OK;
 }
@@ -192,7 +186,8 @@ static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
 /* A finite number > 0. */
 static int get_positive(const ctx *c, const cJSON *v, const char *key, double *out) {
     if (!cJSON_IsNumber(v))
-        return fail(c, "key \"%s\": expected a positive number, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected a positive number, got %s", key,
+                    attn_json_type(v, true));
     double x = v->valuedouble;
     char num[64];
     format_number(num, sizeof num, x);
@@ -204,7 +199,7 @@ static int get_positive(const ctx *c, const cJSON *v, const char *key, double *o
 
 static int get_bool(const ctx *c, const cJSON *v, const char *key, bool *out) {
     if (!cJSON_IsBool(v))
-        return fail(c, "key \"%s\": expected true or false, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected true or false, got %s", key, attn_json_type(v, true));
     *out = cJSON_IsTrue(v);
     return ATTN_OK;
 }
@@ -220,7 +215,8 @@ static int get_enum(const ctx *c, const cJSON *v, const char *key, const char *c
         used += (size_t)w;
     }
     if (!cJSON_IsString(v))
-        return fail(c, "key \"%s\": expected one of %s, got %s", key, allowed, json_type_name(v));
+        return fail(c, "key \"%s\": expected one of %s, got %s", key, allowed,
+                    attn_json_type(v, true));
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v->valuestring, names[i]) == 0) {
             *out = (int)i;
@@ -234,7 +230,7 @@ static int get_enum(const ctx *c, const cJSON *v, const char *key, const char *c
 /* A non-empty string that fits in cap bytes with its NUL. */
 static int get_string(const ctx *c, const cJSON *v, const char *key, char *out, size_t cap) {
     if (!cJSON_IsString(v) || !v->valuestring)
-        return fail(c, "key \"%s\": expected a string, got %s", key, json_type_name(v));
+        return fail(c, "key \"%s\": expected a string, got %s", key, attn_json_type(v, true));
     size_t len = strlen(v->valuestring);
     if (len == 0) return fail(c, "key \"%s\": must not be empty", key);
     if (len >= cap)
@@ -282,7 +278,7 @@ static int get_token(const ctx *c, const cJSON *v, const char *key, char out[ATT
 
 static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config *tc) {
     if (!cJSON_IsObject(obj))
-        return fail(c, "key \"tokenizer\": expected an object, got %s", json_type_name(obj));
+        return fail(c, "key \"tokenizer\": expected an object, got %s", attn_json_type(obj, true));
     const cJSON *k[T_COUNT];
     int rc = collect_keys(c, obj, "tokenizer.", tok_keys, T_COUNT, k);
     if (rc) return rc;
@@ -334,24 +330,21 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
 /* ------------------------------------------------------------------------ */
 /* Whole config                                                               */
 
-/* a * b elements, refused when over ELEMS_MAX. */
+/* a * b elements, refused when over ATTN_CONFIG_ELEMS_MAX. */
 static int check_elems(const ctx *c, const char *what, uint64_t a, uint64_t b, uint64_t *out) {
-    uint64_t p;
-    if (__builtin_mul_overflow(a, b, &p) || p > ELEMS_MAX)
-        return fail(c, "%s = %llu * %llu elements is more than %llu", what, (unsigned long long)a,
-                    (unsigned long long)b, (unsigned long long)ELEMS_MAX);
-    if (out) *out = p;
-    return ATTN_OK;
+    return attn_check_elems(c->err, c->name, what, a, b, out);
 }
 
-static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
+/* Files the top-level members; refuses a missing required key and a format
+ * other than "attn/1". */
+static int parse_keys(const ctx *c, const cJSON *root, const cJSON *k[K_COUNT]) {
     if (!cJSON_IsObject(root))
-        return fail(c, "expected a JSON object at the top level, got %s", json_type_name(root));
-    const cJSON *k[K_COUNT];
+        return fail(c, "expected a JSON object at the top level, got %s",
+                    attn_json_type(root, true));
     int rc = collect_keys(c, root, "", top_keys, K_COUNT, k);
     if (rc) return rc;
 
-    /* required keys, in the order of the contract */
+    /* required keys, in the order of the table in docs/model-format.md */
     static const int required[] = {K_FORMAT,    K_ARCHITECTURE, K_VOCAB_SIZE, K_D_MODEL,
                                    K_N_HEADS,   K_MAX_SEQ_LEN,  K_N_LAYERS,   K_POSITIONAL,
                                    K_NORM,      K_NORM_POSITION, K_MLP,       K_BIAS,
@@ -363,11 +356,15 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         if (cJSON_IsString(k[K_FORMAT]))
             return fail(c, "key \"format\": expected \"attn/1\", got \"%.100s\"",
                         k[K_FORMAT]->valuestring);
-        return fail(c, "key \"format\": expected \"attn/1\", got %s", json_type_name(k[K_FORMAT]));
+        return fail(c, "key \"format\": expected \"attn/1\", got %s",
+                    attn_json_type(k[K_FORMAT], true));
     }
+    return ATTN_OK;
+}
 
-    int e = 0;
-    /* enums */
+/* architecture, positional, norm, norm_position, mlp, lm_head */
+static int parse_enums(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int e = 0, rc;
     if ((rc = get_enum(c, k[K_ARCHITECTURE], "architecture", arch_names, COUNT(arch_names), &e)))
         return rc;
     cfg->arch = (attn_arch)e;
@@ -386,8 +383,14 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
     if ((rc = get_enum(c, k[K_LM_HEAD], "lm_head", lm_head_names, COUNT(lm_head_names), &e)))
         return rc;
     cfg->lm_head = (attn_lm_head)e;
+    return ATTN_OK;
+}
 
-    /* sizes */
+/* The integer sizes: the required ones, d_ff (unless mlp is "none"),
+ * n_encoder_layers (encoder-decoder only), n_kv_heads and head_dim with
+ * their defaults. */
+static int parse_sizes(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int rc;
     if ((rc = get_int(c, k[K_VOCAB_SIZE], "vocab_size", &cfg->vocab_size))) return rc;
     if ((rc = get_int(c, k[K_D_MODEL], "d_model", &cfg->d_model))) return rc;
     if ((rc = get_int(c, k[K_N_HEADS], "n_heads", &cfg->n_heads))) return rc;
@@ -423,17 +426,18 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         return fail(c, "key \"n_heads\": %d is not divisible by n_kv_heads %d", cfg->n_heads,
                     cfg->n_kv_heads);
 
-    if (k[K_HEAD_DIM]) {
-        if ((rc = get_int(c, k[K_HEAD_DIM], "head_dim", &cfg->head_dim))) return rc;
-    } else {
-        if (cfg->d_model % cfg->n_heads != 0)
-            return fail(c, "key \"d_model\": %d is not divisible by n_heads %d (or give "
-                           "\"head_dim\" explicitly)",
-                        cfg->d_model, cfg->n_heads);
-        cfg->head_dim = cfg->d_model / cfg->n_heads;
-    }
+    if (k[K_HEAD_DIM]) return get_int(c, k[K_HEAD_DIM], "head_dim", &cfg->head_dim);
+    if (cfg->d_model % cfg->n_heads != 0)
+        return fail(c, "key \"d_model\": %d is not divisible by n_heads %d (or give "
+                       "\"head_dim\" explicitly)",
+                    cfg->d_model, cfg->n_heads);
+    cfg->head_dim = cfg->d_model / cfg->n_heads;
+    return ATTN_OK;
+}
 
-    /* positions */
+/* rope_theta, and the even widths rope and sinusoidal positions need. */
+static int parse_positions(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int rc;
     cfg->rope_theta = 10000.0;
     if (k[K_ROPE_THETA]) {
         if (cfg->positional != ATTN_POS_ROPE)
@@ -449,8 +453,13 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         return fail(c, "key \"d_model\": %d is odd, but positional \"sinusoidal\" needs an even "
                        "d_model",
                     cfg->d_model);
+    return ATTN_OK;
+}
 
-    /* numbers and flags */
+/* embed_scale, norm_eps, final_norm, bias, embed_norm, with their defaults. */
+static int parse_numbers_and_flags(const ctx *c, const cJSON *const k[K_COUNT],
+                                   attn_config *cfg) {
+    int rc;
     cfg->embed_scale = 1.0;
     if (k[K_EMBED_SCALE] && (rc = get_positive(c, k[K_EMBED_SCALE], "embed_scale",
                                                &cfg->embed_scale)))
@@ -465,10 +474,14 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
     cfg->embed_norm = false;
     if (k[K_EMBED_NORM] && (rc = get_bool(c, k[K_EMBED_NORM], "embed_norm", &cfg->embed_norm)))
         return rc;
+    return ATTN_OK;
+}
 
-    /* implied sizes: every tensor and row the config implies stays under 2^31
-     * elements (each factor is already at most 2^24) */
+/* Every tensor and row the config implies stays under 2^31 elements (each
+ * factor is already at most 2^24). */
+static int check_implied_sizes(const ctx *c, const attn_config *cfg) {
     uint64_t q_dim = 0, kv_dim = 0;
+    int rc;
     if ((rc = check_elems(c, "vocab_size * d_model", (uint64_t)cfg->vocab_size,
                           (uint64_t)cfg->d_model, NULL)) ||
         (rc = check_elems(c, "max_seq_len * d_model", (uint64_t)cfg->max_seq_len,
@@ -484,13 +497,31 @@ static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
         (rc = check_elems(c, "d_ff * d_model", (uint64_t)cfg->d_ff, (uint64_t)cfg->d_model,
                           NULL)))
         return rc;
+    return ATTN_OK;
+}
 
-    /* files */
+/* weights and the tokenizer. */
+static int parse_files(const ctx *c, const cJSON *const k[K_COUNT], attn_config *cfg) {
+    int rc;
     if ((rc = get_path(c, k[K_WEIGHTS], "weights", cfg->weights))) return rc;
     if (k[K_TOKENIZER]) {
         if ((rc = parse_tokenizer(c, k[K_TOKENIZER], &cfg->tokenizer))) return rc;
         cfg->has_tokenizer = true;
     }
+    return ATTN_OK;
+}
+
+/* The whole config, in the order its checks name keys: the keys present,
+ * then the enums (which decide what the rest means), the sizes, the
+ * positions, the numbers and flags, the sizes implied, the files. */
+static int parse_root(const ctx *c, const cJSON *root, attn_config *cfg) {
+    const cJSON *k[K_COUNT];
+    int rc;
+    if ((rc = parse_keys(c, root, k)) || (rc = parse_enums(c, k, cfg)) ||
+        (rc = parse_sizes(c, k, cfg)) || (rc = parse_positions(c, k, cfg)) ||
+        (rc = parse_numbers_and_flags(c, k, cfg)) || (rc = check_implied_sizes(c, cfg)) ||
+        (rc = parse_files(c, k, cfg)))
+        return rc;
     return ATTN_OK;
 }
 
@@ -533,6 +564,10 @@ attn_status attn_config_parse(attn_config *cfg, const char *json, size_t len, co
     if (!cfg) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no config to fill", c.name);
     memset(cfg, 0, sizeof *cfg);
     if (!json || len == 0) return fail(&c, "empty file, expected a JSON object");
+    const size_t bom = attn_bom_len(json, len);
+    json += bom;
+    len -= bom;
+    if (len == 0) return fail(&c, "empty file, expected a JSON object");
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);

@@ -16,6 +16,7 @@
  * not fit the model (rows of the wrong width, more rows than max_rows) is
  * ATTN_ERR_USAGE, like an id outside the vocabulary. Every message names the
  * buffer and the line and column (CSV) or the element / header field (.npy). */
+#include "base/bytes.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -248,128 +249,146 @@ static bool npy_shape(npy_lex *l, uint64_t *dims, int max, int *ndim) {
     }
 }
 
-static uint32_t rd32(const unsigned char *b) {
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
+#define NPY_DIMS_MAX 8
 
-static int parse_npy(grow *g, const unsigned char *buf, size_t len, int max_rows,
-                     const char *name, attn_error *err) {
+/* What the .npy header says. */
+typedef struct npy_header {
+    size_t data;     /* offset of the data: the header's end */
+    char descr[32];  /* dtype, e.g. "<f4" */
+    bool fortran;    /* fortran_order */
+    uint64_t dims[NPY_DIMS_MAX];
+    int ndim;
+} npy_header;
+
+/* The magic and version, then where the header dict starts (*hstart) and
+ * how long it is (*hlen). */
+static int npy_preamble(const unsigned char *buf, size_t len, const char *name, size_t *hstart,
+                        size_t *hlen, attn_error *err) {
     if (len < 10)
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: .npy file is truncated (%zu bytes)",
                               name, len);
     int major = buf[6];
-    size_t hstart, hlen;
     if (major == 1) {
-        hstart = 10;
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+        *hstart = 10;
+        *hlen = attn_le16(buf + 8);
     } else if (major == 2 || major == 3) {
         if (len < 12)
             return attn_error_set(err, ATTN_ERR_FORMAT, "%s: .npy file is truncated (%zu bytes)",
                                   name, len);
-        hstart = 12;
-        hlen = rd32(buf + 8);
+        *hstart = 12;
+        *hlen = attn_le32(buf + 8);
     } else {
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy format version %d.%d is not supported (1, 2 or 3)", name,
                               major, buf[7]);
     }
-    if (hlen > len - hstart)
+    if (*hlen > len - *hstart)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy header of %zu bytes runs past the end of the file", name,
-                              hlen);
-    npy_lex l = {(const char *)buf + hstart, (const char *)buf + hstart + hlen};
-    char key[32], descr[32] = "";
-    bool have_descr = false, have_order = false, have_shape = false, fortran = false;
-    uint64_t dims[8];
-    int ndim = 0;
-    if (!npy_eat(&l, '{')) goto malformed;
-    for (;;) {
-        if (npy_eat(&l, '}')) break;
-        if (!npy_string(&l, key, sizeof key) || !npy_eat(&l, ':')) goto malformed;
+                              *hlen);
+    return ATTN_OK;
+}
+
+static int npy_malformed(const char *name, attn_error *err) {
+    return attn_error_set(err, ATTN_ERR_FORMAT,
+                          "%s: malformed .npy header (expected a dict with 'descr', "
+                          "'fortran_order' and 'shape')",
+                          name);
+}
+
+/* The header dict {'descr': ..., 'fortran_order': ..., 'shape': (...)},
+ * each key exactly once and no other. */
+static int npy_parse_dict(npy_lex *l, npy_header *h, const char *name, attn_error *err) {
+    char key[32];
+    bool have_descr = false, have_order = false, have_shape = false;
+    if (!npy_eat(l, '{')) return npy_malformed(name, err);
+    while (!npy_eat(l, '}')) {
+        if (!npy_string(l, key, sizeof key) || !npy_eat(l, ':')) return npy_malformed(name, err);
         if (strcmp(key, "descr") == 0 && !have_descr) {
-            if (!npy_string(&l, descr, sizeof descr)) {
+            if (!npy_string(l, h->descr, sizeof h->descr))
                 return attn_error_set(err, ATTN_ERR_FORMAT,
                                       "%s: .npy 'descr' is not a simple dtype string; expected "
                                       "'<f4' or '<f8'",
                                       name);
-            }
             have_descr = true;
         } else if (strcmp(key, "fortran_order") == 0 && !have_order) {
-            if (npy_word(&l, "True"))
-                fortran = true;
-            else if (!npy_word(&l, "False"))
-                goto malformed;
+            if (npy_word(l, "True"))
+                h->fortran = true;
+            else if (!npy_word(l, "False"))
+                return npy_malformed(name, err);
             have_order = true;
         } else if (strcmp(key, "shape") == 0 && !have_shape) {
-            if (!npy_shape(&l, dims, 8, &ndim)) goto malformed;
+            if (!npy_shape(l, h->dims, NPY_DIMS_MAX, &h->ndim)) return npy_malformed(name, err);
             have_shape = true;
         } else {
             return attn_error_set(err, ATTN_ERR_FORMAT, "%s: .npy header has an unexpected or "
                                   "repeated key '%s'",
                                   name, key);
         }
-        if (!npy_eat(&l, ',')) {
-            if (!npy_eat(&l, '}')) goto malformed;
+        if (!npy_eat(l, ',')) {
+            if (!npy_eat(l, '}')) return npy_malformed(name, err);
             break;
         }
     }
-    npy_ws(&l);
-    if (l.p != l.end || !have_descr || !have_order || !have_shape) goto malformed;
+    npy_ws(l);
+    if (l->p != l->end || !have_descr || !have_order || !have_shape)
+        return npy_malformed(name, err);
+    return ATTN_OK;
+}
 
-    size_t isz;
-    if (strcmp(descr, "<f4") == 0)
-        isz = 4;
-    else if (strcmp(descr, "<f8") == 0)
-        isz = 8;
+/* The array is [T, D] of '<f4' or '<f8' in C order, fits the model and
+ * fills the rest of the file exactly; *isz is the element size. */
+static int npy_check_array(const npy_header *h, size_t len, size_t D, int max_rows,
+                           const char *name, size_t *isz, attn_error *err) {
+    if (strcmp(h->descr, "<f4") == 0)
+        *isz = 4;
+    else if (strcmp(h->descr, "<f8") == 0)
+        *isz = 8;
     else
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy dtype '%s' is not supported; save little-endian float32 "
                               "('<f4') or float64 ('<f8')",
-                              name, descr);
-    if (fortran)
+                              name, h->descr);
+    if (h->fortran)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy array is in Fortran order; save it in C order "
                               "(numpy.ascontiguousarray)",
                               name);
-    if (ndim != 2)
+    if (h->ndim != 2)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy array has %d dimension%s; expected 2 (positions, d_model)",
-                              name, ndim, ndim == 1 ? "" : "s");
-    if (dims[0] == 0)
+                              name, h->ndim, h->ndim == 1 ? "" : "s");
+    const uint64_t rows = h->dims[0], cols = h->dims[1];
+    if (rows == 0)
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: .npy array has no rows (shape (0, %llu))",
-                              name, (unsigned long long)dims[1]);
-    if (dims[1] != (uint64_t)g->D)
+                              name, (unsigned long long)cols);
+    if (cols != (uint64_t)D)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "%s: .npy rows have %llu numbers, but the model's d_model is %zu",
-                              name, (unsigned long long)dims[1], g->D);
-    if (max_rows > 0 && dims[0] > (uint64_t)max_rows)
+                              name, (unsigned long long)cols, D);
+    if (max_rows > 0 && rows > (uint64_t)max_rows)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "%s: %llu rows (positions), more than the model's max_seq_len %d",
-                              name, (unsigned long long)dims[0], max_rows);
-    size_t T = (size_t)dims[0], numel, bytes;
-    if (dims[0] > SIZE_MAX || !attn_mul_size(T, g->D, &numel) ||
-        !attn_mul_size(numel, isz, &bytes))
+                              name, (unsigned long long)rows, max_rows);
+    size_t T = (size_t)rows, numel, bytes;
+    if (rows > SIZE_MAX || !attn_mul_size(T, D, &numel) || !attn_mul_size(numel, *isz, &bytes))
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: .npy shape is too large", name);
-    size_t data = hstart + hlen;
-    if (bytes != len - data)
+    if (bytes != len - h->data)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: .npy data is %zu bytes; shape (%zu, %zu) of '%s' needs %zu",
-                              name, len - data, T, g->D, descr, bytes);
+                              name, len - h->data, T, D, h->descr, bytes);
+    return ATTN_OK;
+}
+
+/* Converts the T x D elements d (isz bytes each) to float32 into g. */
+static int npy_read_data(grow *g, const unsigned char *d, size_t T, size_t isz,
+                         const char *name, attn_error *err) {
+    size_t numel = T * g->D; /* checked by npy_check_array */
     g->p = attn_alloc_array(numel, sizeof(float), name, err);
     if (!g->p) return ATTN_ERR_NOMEM;
     g->rows = g->cap_rows = T;
-    const unsigned char *d = buf + data;
     for (size_t i = 0; i < numel; i++) {
-        double v;
-        if (isz == 4) {
-            uint32_t u = rd32(d + 4 * i);
-            float f;
-            memcpy(&f, &u, sizeof f);
-            v = f;
-        } else {
-            uint64_t u = (uint64_t)rd32(d + 8 * i) | (uint64_t)rd32(d + 8 * i + 4) << 32;
-            memcpy(&v, &u, sizeof v);
-        }
+        double v = isz == 4 ? attn_le_f32(d + 4 * i) : attn_le_f64(d + 8 * i);
         if (!isfinite(v) || fabs(v) > FLT_MAX)
             return attn_error_set(err, ATTN_ERR_FORMAT, "%s: element [%zu, %zu] = %g is %s", name,
                                   i / g->D, i % g->D, v,
@@ -377,12 +396,19 @@ static int parse_npy(grow *g, const unsigned char *buf, size_t len, int max_rows
         g->p[i] = (float)v;
     }
     return ATTN_OK;
+}
 
-malformed:
-    return attn_error_set(err, ATTN_ERR_FORMAT,
-                          "%s: malformed .npy header (expected a dict with 'descr', "
-                          "'fortran_order' and 'shape')",
-                          name);
+static int parse_npy(grow *g, const unsigned char *buf, size_t len, int max_rows,
+                     const char *name, attn_error *err) {
+    size_t hstart = 0, hlen = 0, isz = 0;
+    int rc = npy_preamble(buf, len, name, &hstart, &hlen, err);
+    if (rc) return rc;
+    npy_header h = {.data = hstart + hlen};
+    npy_lex l = {(const char *)buf + hstart, (const char *)buf + hstart + hlen};
+    if ((rc = npy_parse_dict(&l, &h, name, err)) ||
+        (rc = npy_check_array(&h, len, g->D, max_rows, name, &isz, err)))
+        return rc;
+    return npy_read_data(g, buf + h.data, (size_t)h.dims[0], isz, name, err);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -405,8 +431,9 @@ attn_status attn_embeddings_parse(float **out, size_t *rows, const void *buf, si
     else if (ends_with(name, ".npy"))
         rc = attn_error_set(err, ATTN_ERR_FORMAT,
                             "%s: not a .npy file (it does not begin with \\x93NUMPY)", name);
-    else
-        rc = parse_csv(&g, buf, len, max_rows, name, err);
+    else /* a byte order mark is skipped; line numbers stay those of the file */
+        rc = parse_csv(&g, (const char *)buf + attn_bom_len(buf, len), len - attn_bom_len(buf, len),
+                       max_rows, name, err);
     if (rc) {
         free(g.p);
         return rc;

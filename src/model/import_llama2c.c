@@ -18,45 +18,26 @@
  * (which must be absent or empty), or with ATTN_IMPORT_FORCE, its three
  * files renamed into an existing out_dir one by one. On any failure the
  * temporary folder is removed. */
+#include "base/bytes.h"
+#include "base/tmpfile.h"
 #include "base/util.h"
+#include "model/limits.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define L2C_MAGIC 0x616b3432u      /* "ak42" */
 #define L2C_LEGACY_HEADER 28       /* 7 int32 */
 #define L2C_V1_HEADER 256
-#define L2C_FIELD_MAX (1 << 24)    /* the config's cap on every integer key */
-#define L2C_ELEMS_MAX ((uint64_t)1 << 31) /* the config's cap on a tensor's elements */
 #define L2C_TOKENIZER_MAX ((size_t)64 << 20)
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define L2C_HOST_LE 1
-#else
-#define L2C_HOST_LE 0
-#endif
 
 static const char *const field_names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
                                            "n_kv_heads", "vocab_size", "seq_len"};
-
-static uint32_t rd_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static int32_t rd_i32(const unsigned char *p) {
-    uint32_t u = rd_u32(p);
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
 
 /* *acc += a * b (elements), false on overflow */
 static bool add_prod(uint64_t *acc, uint64_t a, uint64_t b) {
@@ -70,61 +51,63 @@ static bool prod3(uint64_t a, uint64_t b, uint64_t c, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, out);
 }
 
-attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
-                              const char *name, attn_error *err) {
-    if (!name) name = "<checkpoint>";
-    if (!h) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no header to fill", name);
-    memset(h, 0, sizeof *h);
-    if (!buf && len) return attn_error_set(err, ATTN_ERR_USAGE, "%s: NULL buffer", name);
-    const unsigned char *p = buf;
+/* The seven header fields f (field_names order), the version, the classifier
+ * flag and the header size, from the legacy or the version-1 layout. */
+static int l2c_read_fields(attn_llama2c_header *h, const unsigned char *p, size_t len,
+                           const char *name, int32_t f[7], attn_error *err) {
     if (len < L2C_LEGACY_HEADER)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: %zu bytes, shorter than the %d-byte llama2.c header", name, len,
                               L2C_LEGACY_HEADER);
-
-    int32_t f[7];
-    if (rd_u32(p) == L2C_MAGIC) {
-        if (len < 8 + 7 * 4 + 1)
-            return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: %zu bytes, shorter than the version-1 header", name, len);
-        int32_t version = rd_i32(p + 4);
-        if (version != 1)
-            return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: llama2.c export version %d; only the legacy format and "
-                                  "version 1 (float32) can be imported%s",
-                                  name, (int)version,
-                                  version == 2 ? " (version 2 is int8-quantized)" : "");
-        for (int i = 0; i < 7; i++) f[i] = rd_i32(p + 8 + 4 * i);
-        unsigned shared = p[8 + 7 * 4];
-        if (shared > 1)
-            return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: header byte shared_classifier is %u, expected 0 or 1", name,
-                                  shared);
-        if (f[5] <= 0)
-            return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: header field vocab_size = %d, expected a positive number "
-                                  "(version 1 stores the classifier flag separately)",
-                                  name, (int)f[5]);
-        h->version = 1;
-        h->shared_classifier = shared == 1;
-        h->header_bytes = L2C_V1_HEADER;
-    } else {
-        for (int i = 0; i < 7; i++) f[i] = rd_i32(p + 4 * i);
+    if (attn_le32(p) != L2C_MAGIC) {
+        for (int i = 0; i < 7; i++) f[i] = attn_le_i32(p + 4 * i);
         h->version = 0;
         h->header_bytes = L2C_LEGACY_HEADER;
         /* a negative vocab_size flags a separate classifier */
         h->shared_classifier = f[5] > 0;
         if (f[5] < 0 && f[5] != INT32_MIN) f[5] = -f[5];
+        return ATTN_OK;
     }
+    if (len < 8 + 7 * 4 + 1)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: %zu bytes, shorter than the version-1 header", name, len);
+    int32_t version = attn_le_i32(p + 4);
+    if (version != 1)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: llama2.c export version %d; only the legacy format and "
+                              "version 1 (float32) can be imported%s",
+                              name, (int)version,
+                              version == 2 ? " (version 2 is int8-quantized)" : "");
+    for (int i = 0; i < 7; i++) f[i] = attn_le_i32(p + 8 + 4 * i);
+    unsigned shared = p[8 + 7 * 4];
+    if (shared > 1)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: header byte shared_classifier is %u, expected 0 or 1", name,
+                              shared);
+    if (f[5] <= 0)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: header field vocab_size = %d, expected a positive number "
+                              "(version 1 stores the classifier flag separately)",
+                              name, (int)f[5]);
+    h->version = 1;
+    h->shared_classifier = shared == 1;
+    h->header_bytes = L2C_V1_HEADER;
+    return ATTN_OK;
+}
+
+/* Every field in 1..2^24, the heads dividing evenly, an even head size,
+ * and every tensor under the config's element cap; fills h's sizes. */
+static int l2c_check_fields(attn_llama2c_header *h, const int32_t f[7], const char *name,
+                            attn_error *err) {
     for (int i = 0; i < 7; i++) {
         if (f[i] <= 0)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d, expected a positive number", name,
                                   field_names[i], (int)f[i]);
-        if (f[i] > L2C_FIELD_MAX)
+        if (f[i] > ATTN_CONFIG_INT_MAX)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d is too large (at most %d)", name,
-                                  field_names[i], (int)f[i], L2C_FIELD_MAX);
+                                  field_names[i], (int)f[i], ATTN_CONFIG_INT_MAX);
     }
     h->dim = f[0];
     h->hidden_dim = f[1];
@@ -140,9 +123,9 @@ attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, s
     if (h->dim % h->n_heads != 0)
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: dim %d is not divisible by n_heads %d",
                               name, h->dim, h->n_heads);
-    const uint64_t D = (uint64_t)h->dim, F = (uint64_t)h->hidden_dim, L = (uint64_t)h->n_layers,
+    const uint64_t D = (uint64_t)h->dim, F = (uint64_t)h->hidden_dim,
                    V = (uint64_t)h->vocab_size, S = (uint64_t)h->seq_len;
-    const uint64_t hd = D / (uint64_t)h->n_heads, kvd = (uint64_t)h->n_kv_heads * hd;
+    const uint64_t hd = D / (uint64_t)h->n_heads;
     if (hd % 2 != 0)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: head size %llu (dim / n_heads) is odd; rotary positions need "
@@ -155,34 +138,49 @@ attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, s
         {"hidden_dim * dim", F, D},
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-        uint64_t e;
-        if (__builtin_mul_overflow(caps[i].a, caps[i].b, &e) || e > L2C_ELEMS_MAX)
-            return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: %s = %llu * %llu elements is more than %llu", name,
-                                  caps[i].what, (unsigned long long)caps[i].a,
-                                  (unsigned long long)caps[i].b,
-                                  (unsigned long long)L2C_ELEMS_MAX);
+        int rc = attn_check_elems(err, name, caps[i].what, caps[i].a, caps[i].b, NULL);
+        if (rc) return rc;
     }
+    return ATTN_OK;
+}
 
-    /* floats the header promises */
-    uint64_t n = 0, rope = 0;
+/* The file size the header promises: the header, then every float32 of the
+ * layout (layout() below); *rope = the floats of one legacy rope table. */
+static bool l2c_file_bytes(const attn_llama2c_header *h, uint64_t *bytes, uint64_t *rope) {
+    const uint64_t D = (uint64_t)h->dim, F = (uint64_t)h->hidden_dim, L = (uint64_t)h->n_layers,
+                   V = (uint64_t)h->vocab_size, S = (uint64_t)h->seq_len;
+    const uint64_t hd = D / (uint64_t)h->n_heads, kvd = (uint64_t)h->n_kv_heads * hd;
+    uint64_t n = 0, e;
+    *rope = 0;
     bool ok = add_prod(&n, V, D)            /* tok_embeddings */
               && add_prod(&n, L, D)         /* attention norms */
               && add_prod(&n, L, D)         /* ffn norms */
               && add_prod(&n, 1, D);        /* final norm */
-    uint64_t e;
     ok = ok && prod3(L, D, D, &e) && add_prod(&n, 2, e);       /* wq, wo */
     ok = ok && prod3(L, kvd, D, &e) && add_prod(&n, 2, e);     /* wk, wv */
     ok = ok && prod3(L, F, D, &e) && add_prod(&n, 3, e);       /* w1, w2, w3 */
     if (!h->shared_classifier) ok = ok && add_prod(&n, V, D);  /* classifier */
     if (h->version == 0) {
-        ok = ok && !__builtin_mul_overflow(S, hd / 2, &rope);
-        ok = ok && add_prod(&n, 2, rope);                       /* rope cos, sin tables */
+        ok = ok && !__builtin_mul_overflow(S, hd / 2, rope);
+        ok = ok && add_prod(&n, 2, *rope);                      /* rope cos, sin tables */
     }
-    uint64_t bytes = 0;
-    ok = ok && !__builtin_mul_overflow(n, (uint64_t)sizeof(float), &bytes) &&
-         !__builtin_add_overflow(bytes, (uint64_t)h->header_bytes, &bytes);
-    if (!ok)
+    return ok && !__builtin_mul_overflow(n, (uint64_t)sizeof(float), bytes) &&
+           !__builtin_add_overflow(*bytes, (uint64_t)h->header_bytes, bytes);
+}
+
+attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const void *buf, size_t len,
+                              const char *name, attn_error *err) {
+    if (!name) name = "<checkpoint>";
+    if (!h) return attn_error_set(err, ATTN_ERR_USAGE, "%s: no header to fill", name);
+    memset(h, 0, sizeof *h);
+    if (!buf && len) return attn_error_set(err, ATTN_ERR_USAGE, "%s: NULL buffer", name);
+    int32_t f[7];
+    int rc;
+    if ((rc = l2c_read_fields(h, buf, len, name, f, err)) ||
+        (rc = l2c_check_fields(h, f, name, err)))
+        return rc;
+    uint64_t bytes = 0, rope = 0;
+    if (!l2c_file_bytes(h, &bytes, &rope))
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: the header's sizes overflow", name);
     h->file_bytes = bytes;
     if ((uint64_t)len != bytes) {
@@ -300,16 +298,18 @@ static size_t make_specs(attn_tensor_spec *specs, char *names, const attn_llama2
     return n;
 }
 
+/* Writes buf[len] as the file path, through a temporary (base/tmpfile.h),
+ * so each file of the folder is on disk before the folder is renamed. */
 static int write_bytes(const char *path, const void *buf, size_t len, attn_error *err) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
-    bool bad = len > 0 && fwrite(buf, 1, len, f) != len;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    if (bad) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    FILE *f;
+    char *tmp;
+    attn_tmp_step step;
+    int e = attn_tmpfile_open(path, &f, &tmp, &step);
+    if (e) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
+    int write_err = len > 0 && fwrite(buf, 1, len, f) != len ? (errno ? errno : EIO) : 0;
+    e = attn_tmpfile_commit(f, tmp, path, write_err, &step);
+    free(tmp);
+    if (e) return attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", path, strerror(e));
     return ATTN_OK;
 }
 
@@ -352,9 +352,10 @@ static int write_config(const char *path, const attn_llama2c_header *h, attn_err
 static const char *const out_files[] = {"model.safetensors", "tokenizer.bin", "config.json"};
 #define N_OUT_FILES (sizeof out_files / sizeof out_files[0])
 
-/* 1 when dir exists and holds something, 0 when absent or empty, or an error. */
-static int dir_state(const char *dir, bool *exists, bool *nonempty, attn_error *err) {
-    *exists = *nonempty = false;
+/* *nonempty: dir exists and holds something. A dir that exists but is not
+ * a folder, or cannot be read, is an error. */
+static int dir_state(const char *dir, bool *nonempty, attn_error *err) {
+    *nonempty = false;
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         if (errno == ENOENT) return ATTN_OK;
@@ -362,7 +363,6 @@ static int dir_state(const char *dir, bool *exists, bool *nonempty, attn_error *
     }
     if (!S_ISDIR(sb.st_mode))
         return attn_error_set(err, ATTN_ERR_IO, "%s: exists and is not a folder", dir);
-    *exists = true;
     DIR *d = opendir(dir);
     if (!d) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", dir, strerror(errno));
     struct dirent *ent;
@@ -378,21 +378,17 @@ static int dir_state(const char *dir, bool *exists, bool *nonempty, attn_error *
 
 /* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask). */
 static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 32);
-    for (int attempt = 0; attempt < 100; attempt++) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        int w = snprintf(tmp, cap, "%s.tmp.%06llx", base,
-                         (unsigned long long)((x >> 40) & 0xffffff));
-        if (w < 0 || (size_t)w >= cap)
-            return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
-        if (mkdir(tmp, 0777) == 0) return ATTN_OK;
-        if (errno != EEXIST)
-            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s",
-                                  base, strerror(errno));
-    }
-    return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name", base);
+    size_t n = strlen(base);
+    if (n >= cap || cap - n < ATTN_TMP_SUFFIX_SIZE)
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
+    int e = attn_tmp_create(tmp, cap, base, NULL);
+    if (e == EEXIST)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name",
+                              base);
+    if (e)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s", base,
+                              strerror(e));
+    return ATTN_OK;
 }
 
 static void remove_tmp_dir(const char *tmp) {
@@ -425,17 +421,13 @@ static int commit_dir(const char *tmp, const char *dir, bool force, attn_error *
 
 /* ------------------------------------------------------------------------ */
 
-attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer, const char *out_dir,
-                        unsigned flags, attn_error *err) {
-    if (!checkpoint || !tokenizer || !out_dir)
-        return attn_error_set(err, ATTN_ERR_USAGE, "attn_import_llama2c: NULL argument");
-    const bool force = (flags & ATTN_IMPORT_FORCE) != 0;
-
-    /* the folder, without trailing slashes */
-    char dir[ATTN_PATH_MAX];
+/* out_dir without its trailing slashes, into dir: a name to create, and a
+ * folder that is absent or empty (or anything, with force). */
+static int check_out_dir(char dir[ATTN_PATH_MAX], const char *out_dir, bool force,
+                         attn_error *err) {
     size_t dl = strlen(out_dir);
     while (dl > 1 && out_dir[dl - 1] == '/') dl--;
-    if (dl == 0 || dl >= sizeof dir - 32)
+    if (dl == 0 || dl >= ATTN_PATH_MAX - 32)
         return attn_error_set(err, ATTN_ERR_USAGE, "output folder '%s': %s", out_dir,
                               dl == 0 ? "empty name" : "path too long");
     memcpy(dir, out_dir, dl);
@@ -443,94 +435,119 @@ attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer, c
     if (strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "output folder '%s': give a folder name to create", dir);
-    bool exists, nonempty;
-    int rc = dir_state(dir, &exists, &nonempty, err);
+    bool nonempty;
+    int rc = dir_state(dir, &nonempty, err);
     if (rc) return rc;
     if (nonempty && !force)
         return attn_error_set(err, ATTN_ERR_IO,
                               "%s: the output folder exists and is not empty (force replaces "
                               "its model files)",
                               dir);
+    return ATTN_OK;
+}
 
-    void *map = NULL;
-    size_t len = 0;
-    char *tok_buf = NULL;
-    size_t tok_len = 0;
+/* Reads the tokenizer file into *buf[*len]; it must load, with one piece per
+ * id of the model. */
+static int read_tokenizer(const char *tokenizer, const char *checkpoint,
+                          const attn_llama2c_header *h, char **buf, size_t *len,
+                          attn_error *err) {
+    int rc = attn_read_file(tokenizer, L2C_TOKENIZER_MAX, buf, len, err);
+    if (rc) return rc;
     attn_tokenizer *tok = NULL;
-    attn_tensor_spec *specs = NULL;
-    char *names = NULL;
-    float *swapped = NULL;
-    attn_model *model = NULL;
-    char tmp[ATTN_PATH_MAX] = "", path[ATTN_PATH_MAX];
-    bool made_tmp = false;
-    attn_llama2c_header h;
-
-    if ((rc = attn_map_file(checkpoint, &map, &len, err))) goto done;
-    if ((rc = attn_llama2c_parse_header(&h, map, len, checkpoint, err))) goto done;
-
-    /* the tokenizer: must load, with one piece per id of the model */
-    if ((rc = attn_read_file(tokenizer, L2C_TOKENIZER_MAX, &tok_buf, &tok_len, err))) goto done;
     attn_tokenizer_config tc = {.type = ATTN_TOKENIZER_LLAMA2C};
-    if ((rc = attn_tokenizer_from_memory(&tok, &tc, tok_buf, tok_len, tokenizer, err))) goto done;
-    if (attn_tokenizer_size(tok) != h.vocab_size) {
+    rc = attn_tokenizer_from_memory(&tok, &tc, *buf, *len, tokenizer, err);
+    if (rc == ATTN_OK && attn_tokenizer_size(tok) != h->vocab_size)
         rc = attn_error_set(err, ATTN_ERR_FORMAT,
                             "%s: the tokenizer has %d tokens but the checkpoint %s has "
                             "vocab_size %d",
-                            tokenizer, attn_tokenizer_size(tok), checkpoint, h.vocab_size);
-        goto done;
+                            tokenizer, attn_tokenizer_size(tok), checkpoint, h->vocab_size);
+    attn_tokenizer_free(tok);
+    if (rc) {
+        free(*buf);
+        *buf = NULL;
     }
+    return rc;
+}
 
-    /* tensor views */
-    const float *data = (const float *)((const unsigned char *)map + h.header_bytes);
-    size_t nfloats = (size_t)((h.file_bytes - h.header_bytes) / sizeof(float));
-    if (!L2C_HOST_LE) { /* one converted copy */
-        if (!(swapped = attn_alloc_array(nfloats, sizeof(float), checkpoint, err))) {
-            rc = ATTN_ERR_NOMEM;
-            goto done;
-        }
+/* The attn tensors (*specs[*n], their names in *names): views into the
+ * checkpoint image `map`, or on a big-endian host into *swapped, one
+ * converted copy. The caller frees the three arrays. */
+static int make_tensors(const attn_llama2c_header *h, const void *map, const char *checkpoint,
+                        float **swapped, attn_tensor_spec **specs, char **names, size_t *n,
+                        attn_error *err) {
+    const float *data = (const float *)((const unsigned char *)map + h->header_bytes);
+    size_t nfloats = (size_t)((h->file_bytes - h->header_bytes) / sizeof(float));
+    if (!ATTN_HOST_LE) {
+        if (!(*swapped = attn_alloc_array(nfloats, sizeof(float), checkpoint, err)))
+            return ATTN_ERR_NOMEM;
         const unsigned char *b = (const unsigned char *)data;
-        for (size_t i = 0; i < nfloats; i++) {
-            uint32_t u = rd_u32(b + 4 * i);
-            memcpy(&swapped[i], &u, sizeof u);
-        }
-        data = swapped;
+        for (size_t i = 0; i < nfloats; i++) (*swapped)[i] = attn_le_f32(b + 4 * i);
+        data = *swapped;
     }
     l2c_weights w;
-    layout(&w, &h, data);
-    size_t nspecs = 3 + 9 * (size_t)h.n_layers; /* n_layers <= 2^24 */
-    specs = attn_calloc_array(nspecs, sizeof *specs, "tensor list", err);
-    names = attn_alloc_array(nspecs, NAME_CAP, "tensor names", err);
-    if (!specs || !names) {
-        rc = ATTN_ERR_NOMEM;
-        goto done;
-    }
-    size_t n = make_specs(specs, names, &h, &w);
+    layout(&w, h, data);
+    size_t nspecs = 3 + 9 * (size_t)h->n_layers; /* n_layers <= 2^24 */
+    *specs = attn_calloc_array(nspecs, sizeof **specs, "tensor list", err);
+    *names = attn_alloc_array(nspecs, NAME_CAP, "tensor names", err);
+    if (!*specs || !*names) return ATTN_ERR_NOMEM;
+    *n = make_specs(*specs, *names, h, &w);
+    return ATTN_OK;
+}
 
-    /* write, check, commit */
-    if ((rc = make_tmp_dir(tmp, sizeof tmp, dir, err))) goto done;
-    made_tmp = true;
-    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-    if ((rc = attn_safetensors_write(path, specs, n, err))) goto done;
-    snprintf(path, sizeof path, "%s/tokenizer.bin", tmp);
-    if ((rc = write_bytes(path, tok_buf, tok_len, err))) goto done;
-    snprintf(path, sizeof path, "%s/config.json", tmp);
-    if ((rc = write_config(path, &h, err))) goto done;
+/* Writes the three files into a new temporary folder next to dir, loads
+ * them back as a model, and moves them to dir; on failure removes the
+ * temporary folder. */
+static int write_folder(const char *dir, bool force, const attn_llama2c_header *h,
+                        const attn_tensor_spec *specs, size_t n, const char *tok_buf,
+                        size_t tok_len, attn_error *err) {
+    char tmp[ATTN_PATH_MAX], path[ATTN_PATH_MAX];
+    int rc = make_tmp_dir(tmp, sizeof tmp, dir, err);
+    if (rc) return rc;
+    attn_model *model = NULL;
+    /* (the names fit: check_out_dir left room for them) */
+    if ((rc = attn_path_join(path, sizeof path, tmp, "model.safetensors", err)) ||
+        (rc = attn_safetensors_write(path, specs, n, err)) ||
+        (rc = attn_path_join(path, sizeof path, tmp, "tokenizer.bin", err)) ||
+        (rc = write_bytes(path, tok_buf, tok_len, err)) ||
+        (rc = attn_path_join(path, sizeof path, tmp, "config.json", err)) ||
+        (rc = write_config(path, h, err)))
+        goto fail;
     if ((rc = attn_model_open(&model, path, err))) {
         attn_error_prefix(err, "the imported model does not load");
-        goto done;
+        goto fail;
     }
     attn_model_close(model);
-    model = NULL;
-    if ((rc = commit_dir(tmp, dir, force, err))) goto done;
-    made_tmp = false;
+    if ((rc = commit_dir(tmp, dir, force, err))) goto fail;
+    return ATTN_OK;
 
-done:
-    if (made_tmp) remove_tmp_dir(tmp);
-    attn_model_close(model);
+fail:
+    remove_tmp_dir(tmp);
+    return rc;
+}
+
+attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer, const char *out_dir,
+                        unsigned flags, attn_error *err) {
+    if (!checkpoint || !tokenizer || !out_dir)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_import_llama2c: NULL argument");
+    const bool force = (flags & ATTN_IMPORT_FORCE) != 0;
+    char dir[ATTN_PATH_MAX];
+    int rc = check_out_dir(dir, out_dir, force, err);
+    if (rc) return rc;
+
+    void *map = NULL;
+    size_t len = 0, tok_len = 0, n = 0;
+    char *tok_buf = NULL, *names = NULL;
+    attn_tensor_spec *specs = NULL;
+    float *swapped = NULL;
+    attn_llama2c_header h;
+    if (!(rc = attn_map_file(checkpoint, &map, &len, err)) &&
+        !(rc = attn_llama2c_parse_header(&h, map, len, checkpoint, err)) &&
+        !(rc = read_tokenizer(tokenizer, checkpoint, &h, &tok_buf, &tok_len, err)) &&
+        !(rc = make_tensors(&h, map, checkpoint, &swapped, &specs, &names, &n, err)))
+        rc = write_folder(dir, force, &h, specs, n, tok_buf, tok_len, err);
     free(swapped);
     free(specs);
     free(names);
-    attn_tokenizer_free(tok);
     free(tok_buf);
     attn_unmap_file(map, len);
     return rc;

@@ -4,11 +4,11 @@
 
 #include "attn/attn.h"
 
-/* y = x W^T + b */
+/* y = x W^T + b; the sizes come from the config (the shapes beside each
+ * field below, checked when the model is built). */
 typedef struct attn_linear {
     const float *w; /* [out, in] */
     const float *b; /* [out], NULL when the config has no bias */
-    int out, in;
 } attn_linear;
 
 typedef struct attn_norm_weights {

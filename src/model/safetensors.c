@@ -1,4 +1,5 @@
-/* safetensors: mmap + validate + tensor lookup, and the writer.
+/* safetensors: mmap + validate + tensor lookup, and the writer (through a
+ * temporary renamed into place, base/tmpfile.h).
  *
  * File layout: [u64 little-endian N][N bytes of JSON header][data area].
  * The header maps each tensor name to {"dtype", "shape", "data_offsets"}
@@ -12,28 +13,20 @@
  * For aligned F32 tensors attn_tensor.data points into the caller's buffer
  * or the mapping.
  */
+#include "base/bytes.h"
+#include "base/json.h"
+#include "base/tmpfile.h"
 #include "base/util.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define ST_LEN_BYTES 8
 #define ST_HEADER_MAX ((uint64_t)100 * 1000 * 1000) /* bytes of JSON header */
 #define ST_INT_MAX ((uint64_t)1 << 53)              /* largest exact JSON integer */
 #define ST_METADATA "__metadata__"
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define ST_HOST_LE 1
-#else
-#define ST_HOST_LE 0
-#endif
 
 struct attn_safetensors {
     char *name;         /* file name or caller's label, for messages */
@@ -50,26 +43,6 @@ struct attn_safetensors {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 
-static uint64_t st_load_le64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static uint32_t st_load_le32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t st_load_le16(const unsigned char *p) {
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static float st_bits_to_float(uint32_t bits) {
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 /* IEEE binary16 -> binary32, exact (every half is a float): zeros,
  * subnormals, normals, infinities and NaNs (payload kept). */
 static float st_f16_to_f32(uint16_t h) {
@@ -81,27 +54,11 @@ static float st_f16_to_f32(uint16_t h) {
         float mag = (float)mant * 0x1p-24f;
         return sign ? -mag : mag;
     }
-    if (exp == 31) return st_bits_to_float(sign | 0x7f800000u | mant << 13);
-    return st_bits_to_float(sign | (exp - 15 + 127) << 23 | mant << 13);
+    if (exp == 31) return attn_f32_from_bits(sign | 0x7f800000u | mant << 13);
+    return attn_f32_from_bits(sign | (exp - 15 + 127) << 23 | mant << 13);
 }
 
-static float st_bf16_to_f32(uint16_t h) { return st_bits_to_float((uint32_t)h << 16); }
-
-static uint64_t st_hash(const char *s) {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static const char *st_json_type(const cJSON *v) {
-    if (cJSON_IsObject(v)) return "an object";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    return "an invalid value";
-}
+static float st_bf16_to_f32(uint16_t h) { return attn_f32_from_bits((uint32_t)h << 16); }
 
 /* A JSON number that is an exact non-negative integer <= 2^53. */
 static bool st_json_uint(const cJSON *v, uint64_t *out) {
@@ -137,7 +94,7 @@ static int st_table_init(attn_safetensors *st, attn_error *err) {
                                   st->n);
     }
     st->slots = attn_calloc_array(cap, sizeof *st->slots, st->name, err);
-    if (!st->slots) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    if (!st->slots) return ATTN_ERR_NOMEM;
     st->cap = cap;
     return ATTN_OK;
 }
@@ -145,7 +102,7 @@ static int st_table_init(attn_safetensors *st, attn_error *err) {
 /* Returns the slot holding `name`, or the empty slot where it would go. */
 static size_t st_table_probe(const attn_safetensors *st, const char *name) {
     size_t mask = st->cap - 1;
-    size_t i = (size_t)st_hash(name) & mask;
+    size_t i = (size_t)attn_fnv1a(ATTN_FNV1A_INIT, name, strlen(name)) & mask;
     while (st->slots[i] != 0 && strcmp(st->tensors[st->slots[i] - 1].name, name) != 0)
         i = (i + 1) & mask;
     return i;
@@ -222,30 +179,33 @@ static bool st_scan_header(const char *s, size_t len, size_t *member, size_t *at
 static int st_check_metadata(const attn_safetensors *st, const cJSON *meta, attn_error *err) {
     if (!cJSON_IsObject(meta))
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: " ST_METADATA " is %s, expected an object",
-                              st->name, st_json_type(meta));
+                              st->name, attn_json_type(meta, false));
     for (const cJSON *v = meta->child; v; v = v->next)
         if (!cJSON_IsString(v))
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: " ST_METADATA " key '%s' is %s, expected a string",
-                                  st->name, v->string ? v->string : "", st_json_type(v));
+                                  st->name, v->string ? v->string : "",
+                                  attn_json_type(v, false));
     return ATTN_OK;
 }
 
-/* Validates one header entry; fills t (not data) and its byte range. */
-static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tensor *t,
-                          uint64_t data_len, uint64_t *begin, uint64_t *end, attn_error *err) {
-    const char *sn = st->name, *tn = t->name;
+/* The members of one header entry: dtype, shape and data_offsets, each
+ * exactly once, nothing else. */
+static int st_entry_keys(const attn_safetensors *st, const cJSON *e, const char *tn,
+                         const cJSON **dtype, const cJSON **shape, const cJSON **offs,
+                         attn_error *err) {
+    const char *sn = st->name;
     if (!cJSON_IsObject(e))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': entry is %s, expected an object with dtype, "
                               "shape, data_offsets",
-                              sn, tn, st_json_type(e));
-    const cJSON *dtype = NULL, *shape = NULL, *offs = NULL;
+                              sn, tn, attn_json_type(e, false));
+    *dtype = *shape = *offs = NULL;
     for (const cJSON *k = e->child; k; k = k->next) {
         const cJSON **slot = NULL;
-        if (strcmp(k->string, "dtype") == 0) slot = &dtype;
-        else if (strcmp(k->string, "shape") == 0) slot = &shape;
-        else if (strcmp(k->string, "data_offsets") == 0) slot = &offs;
+        if (strcmp(k->string, "dtype") == 0) slot = dtype;
+        else if (strcmp(k->string, "shape") == 0) slot = shape;
+        else if (strcmp(k->string, "data_offsets") == 0) slot = offs;
         else
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: tensor '%s': unexpected key '%s' (expected dtype, shape, "
@@ -256,30 +216,40 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                                   tn, k->string);
         *slot = k;
     }
-    if (!dtype) return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing dtype", sn, tn);
-    if (!shape) return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing shape", sn, tn);
-    if (!offs)
-        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing data_offsets", sn, tn);
+    const char *missing = !*dtype ? "dtype" : !*shape ? "shape" : !*offs ? "data_offsets" : NULL;
+    if (missing)
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s': missing %s", sn, tn,
+                              missing);
+    return ATTN_OK;
+}
 
-    /* dtype */
+static int st_entry_dtype(const attn_safetensors *st, const cJSON *dtype, attn_tensor *t,
+                          attn_error *err) {
     if (!cJSON_IsString(dtype))
         return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: tensor '%s': dtype is %s, expected a string", sn, tn,
-                              st_json_type(dtype));
+                              "%s: tensor '%s': dtype is %s, expected a string", st->name,
+                              t->name, attn_json_type(dtype, false));
     const char *ds = dtype->valuestring;
     if (strcmp(ds, "F32") == 0) t->dtype = ATTN_DTYPE_F32;
     else if (strcmp(ds, "F16") == 0) t->dtype = ATTN_DTYPE_F16;
     else if (strcmp(ds, "BF16") == 0) t->dtype = ATTN_DTYPE_BF16;
     else
         return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: tensor '%s': %s dtype %s (attn reads F32, F16, BF16)", sn, tn,
-                              st_dtype_known(ds) ? "unsupported" : "unknown", ds);
+                              "%s: tensor '%s': %s dtype %s (attn reads F32, F16, BF16)",
+                              st->name, t->name, st_dtype_known(ds) ? "unsupported" : "unknown",
+                              ds);
+    return ATTN_OK;
+}
 
-    /* shape */
+/* Fills t->ndim, t->shape and t->numel; *bytes = the size of its data
+ * (ds, the dtype as written, is for messages). */
+static int st_entry_shape(const attn_safetensors *st, const cJSON *shape, const char *ds,
+                          attn_tensor *t, size_t *bytes, attn_error *err) {
+    const char *sn = st->name, *tn = t->name;
     if (!cJSON_IsArray(shape))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': shape is %s, expected an array of integers", sn,
-                              tn, st_json_type(shape));
+                              tn, attn_json_type(shape, false));
     int ndim = cJSON_GetArraySize(shape);
     if (ndim > ATTN_MAX_DIMS)
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -302,13 +272,18 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                                   d);
     }
     t->numel = numel;
-    size_t bytes;
-    if (!attn_mul_size(numel, st_dtype_size(t->dtype), &bytes))
+    if (!attn_mul_size(numel, st_dtype_size(t->dtype), bytes))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': byte size overflows (%zu elements of %s)", sn, tn,
                               numel, ds);
+    return ATTN_OK;
+}
 
-    /* data_offsets */
+/* The byte range [*begin, *end) of the data area: `bytes` long, inside it. */
+static int st_entry_offsets(const attn_safetensors *st, const cJSON *offs, const attn_tensor *t,
+                            const char *ds, size_t bytes, uint64_t data_len, uint64_t *begin,
+                            uint64_t *end, attn_error *err) {
+    const char *sn = st->name, *tn = t->name;
     if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
         !st_json_uint(offs->child, begin) || !st_json_uint(offs->child->next, end))
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -324,7 +299,7 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                               "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes, "
                               "expected %zu (%zu elements of %s)",
                               sn, tn, (unsigned long long)*begin, (unsigned long long)*end,
-                              (unsigned long long)(*end - *begin), bytes, numel, ds);
+                              (unsigned long long)(*end - *begin), bytes, t->numel, ds);
     if (*end > data_len)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': data_offsets [%llu, %llu] lie outside the data "
@@ -332,6 +307,19 @@ static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tenso
                               sn, tn, (unsigned long long)*begin, (unsigned long long)*end,
                               (unsigned long long)data_len);
     return ATTN_OK;
+}
+
+/* Validates one header entry; fills t (not data) and its byte range. */
+static int st_parse_entry(const attn_safetensors *st, const cJSON *e, attn_tensor *t,
+                          uint64_t data_len, uint64_t *begin, uint64_t *end, attn_error *err) {
+    const cJSON *dtype, *shape, *offs;
+    size_t bytes = 0;
+    int rc;
+    if ((rc = st_entry_keys(st, e, t->name, &dtype, &shape, &offs, err)) ||
+        (rc = st_entry_dtype(st, dtype, t, err)) ||
+        (rc = st_entry_shape(st, shape, dtype->valuestring, t, &bytes, err)))
+        return rc;
+    return st_entry_offsets(st, offs, t, dtype->valuestring, bytes, data_len, begin, end, err);
 }
 
 typedef struct st_span {
@@ -395,24 +383,24 @@ static int st_check_tiling(const attn_safetensors *st, st_span *spans, uint64_t 
 static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p,
                           attn_error *err) {
     attn_tensor *t = &st->tensors[i];
-    if (t->dtype == ATTN_DTYPE_F32 && ST_HOST_LE && (uintptr_t)p % _Alignof(float) == 0) {
+    if (t->dtype == ATTN_DTYPE_F32 && ATTN_HOST_LE && (uintptr_t)p % _Alignof(float) == 0) {
         t->data = (const float *)(const void *)p;
         return ATTN_OK;
     }
     float *f = attn_alloc_array(t->numel, sizeof *f, t->name, err);
     if (!f) {
         attn_error_prefix(err, "%s", st->name);
-        return err ? (int)err->status : ATTN_ERR_NOMEM;
+        return ATTN_ERR_NOMEM;
     }
     switch (t->dtype) {
     case ATTN_DTYPE_F32:
-        for (size_t k = 0; k < t->numel; k++) f[k] = st_bits_to_float(st_load_le32(p + 4 * k));
+        for (size_t k = 0; k < t->numel; k++) f[k] = attn_le_f32(p + 4 * k);
         break;
     case ATTN_DTYPE_F16:
-        for (size_t k = 0; k < t->numel; k++) f[k] = st_f16_to_f32(st_load_le16(p + 2 * k));
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_f16_to_f32(attn_le16(p + 2 * k));
         break;
     case ATTN_DTYPE_BF16:
-        for (size_t k = 0; k < t->numel; k++) f[k] = st_bf16_to_f32(st_load_le16(p + 2 * k));
+        for (size_t k = 0; k < t->numel; k++) f[k] = st_bf16_to_f32(attn_le16(p + 2 * k));
         break;
     }
     st->owned[i] = f;
@@ -420,9 +408,9 @@ static int st_materialize(attn_safetensors *st, size_t i, const unsigned char *p
     return ATTN_OK;
 }
 
-/* Validates buf and fills st (st->name set). On failure st is half-built;
- * the caller closes it. */
-static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, attn_error *err) {
+/* The 8-byte header length *hl: within the 100 MB limit and the file. */
+static int st_header_length(const attn_safetensors *st, const unsigned char *buf, size_t len,
+                            size_t *hl, attn_error *err) {
     const char *sn = st->name;
     if (len == 0)
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -433,7 +421,7 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: file is %zu bytes, shorter than the 8-byte header length", sn,
                               len);
-    uint64_t hlen = st_load_le64(buf);
+    uint64_t hlen = attn_le64(buf);
     if (hlen > ST_HEADER_MAX)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: header length %llu exceeds the limit of %llu bytes (100 MB)",
@@ -443,97 +431,116 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
                               "%s: header length %llu exceeds the file size (%zu bytes, %zu after "
                               "the length)",
                               sn, (unsigned long long)hlen, len, len - ST_LEN_BYTES);
-    size_t hl = (size_t)hlen;
-    const unsigned char *data = buf + ST_LEN_BYTES + hl;
-    uint64_t data_len = (uint64_t)(len - ST_LEN_BYTES - hl);
+    *hl = (size_t)hlen;
+    return ATTN_OK;
+}
 
+/* The numbers of the header text[hl] (parsed as root) are plain integers
+ * <= 2^53 and no string holds a \u0000 escape (st_scan_header). */
+static int st_check_literals(const attn_safetensors *st, const char *text, size_t hl,
+                             const cJSON *root, attn_error *err) {
+    size_t bad_member, bad_at, bad_len;
+    bool nul_escape;
+    if (st_scan_header(text, hl, &bad_member, &bad_at, &bad_len, &nul_escape)) return ATTN_OK;
+    const cJSON *m = root->child;
+    for (size_t k = 0; m && k < bad_member; k++) m = m->next;
+    const char *tn = m && m->string ? m->string : "?";
+    if (nul_escape)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: tensor '%s': header byte %zu: \\u0000 escapes are not "
+                              "allowed (names and strings would be cut at the NUL)",
+                              st->name, tn, bad_at);
+    int shown = bad_len > 40 ? 40 : (int)bad_len;
+    return attn_error_set(err, ATTN_ERR_FORMAT,
+                          "%s: tensor '%s': number %.*s%s is not a plain non-negative integer "
+                          "<= 2^53",
+                          st->name, tn, shown, text + bad_at, shown < (int)bad_len ? "..." : "");
+}
+
+/* Parses header h[hl] into *root: one JSON object and nothing after it but
+ * white space, no NUL byte, its literals checked. */
+static int st_parse_json(const attn_safetensors *st, const unsigned char *h, size_t hl,
+                         cJSON **root, attn_error *err) {
+    const char *sn = st->name;
+    *root = NULL;
     /* A NUL-terminated copy of the header (never of the data). */
     char *text = attn_alloc_array(hl + 1, 1, sn, err);
-    if (!text) return err ? (int)err->status : ATTN_ERR_NOMEM;
-    memcpy(text, buf + ST_LEN_BYTES, hl);
+    if (!text) return ATTN_ERR_NOMEM;
+    memcpy(text, h, hl);
     text[hl] = '\0';
-    const char *nul = memchr(text, '\0', hl);
-    if (nul) {
-        size_t at = (size_t)(nul - text);
-        free(text);
-        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: header has a NUL byte at offset %zu", sn,
-                              at);
-    }
-    const char *endp = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
-    if (!root) {
-        size_t at = endp && endp >= text && endp <= text + hl ? (size_t)(endp - text) : 0;
-        free(text);
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: header is not valid JSON (error near byte %zu of %zu)", sn, at,
-                              hl);
-    }
     int rc = ATTN_OK;
-    st_span *spans = NULL;
-    for (const char *q = endp; q < text + hl; q++) {
-        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+    const char *nul = memchr(text, '\0', hl), *endp = NULL;
+    cJSON *r = nul ? NULL : cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
+    if (nul) {
+        rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header has a NUL byte at offset %zu", sn,
+                            (size_t)(nul - text));
+    } else if (!r) {
+        size_t at = endp && endp >= text && endp <= text + hl ? (size_t)(endp - text) : 0;
+        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                            "%s: header is not valid JSON (error near byte %zu of %zu)", sn, at,
+                            hl);
+    }
+    for (const char *q = endp; rc == ATTN_OK && q < text + hl; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r')
             rc = attn_error_set(err, ATTN_ERR_FORMAT,
                                 "%s: header has unexpected characters after the JSON object at "
                                 "byte %zu",
                                 sn, (size_t)(q - text));
-            goto done;
-        }
-    }
-    if (!cJSON_IsObject(root)) {
+    if (rc == ATTN_OK && !cJSON_IsObject(r))
         rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header is %s, expected a JSON object", sn,
-                            st_json_type(root));
-        goto done;
+                            attn_json_type(r, false));
+    if (rc == ATTN_OK) rc = st_check_literals(st, text, hl, r, err);
+    free(text);
+    if (rc != ATTN_OK) {
+        cJSON_Delete(r);
+        return rc;
     }
-    size_t bad_member, bad_at, bad_len;
-    bool nul_escape;
-    if (!st_scan_header(text, hl, &bad_member, &bad_at, &bad_len, &nul_escape)) {
-        const cJSON *m = root->child;
-        for (size_t k = 0; m && k < bad_member; k++) m = m->next;
-        int shown = bad_len > 40 ? 40 : (int)bad_len;
-        if (nul_escape)
-            rc = attn_error_set(err, ATTN_ERR_FORMAT,
-                                "%s: tensor '%s': header byte %zu: \\u0000 escapes are not "
-                                "allowed (names and strings would be cut at the NUL)",
-                                sn, m && m->string ? m->string : "?", bad_at);
-        else
-            rc = attn_error_set(err, ATTN_ERR_FORMAT,
-                            "%s: tensor '%s': number %.*s%s is not a plain non-negative integer "
-                            "<= 2^53",
-                            sn, m && m->string ? m->string : "?", shown, text + bad_at,
-                            shown < (int)bad_len ? "..." : "");
-        goto done;
-    }
+    *root = r;
+    return ATTN_OK;
+}
 
-    /* Count the tensors and size the name arena. */
-    size_t n = 0, name_bytes = 0;
+/* Counts the tensors (every member but __metadata__, which is checked
+ * here) into st->n and the bytes of their names into *name_bytes. */
+static int st_count_tensors(attn_safetensors *st, const cJSON *root, size_t *name_bytes,
+                            attn_error *err) {
+    size_t n = 0, bytes = 0;
     bool seen_meta = false;
+    int rc;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, ST_METADATA) == 0) {
-            if (seen_meta) {
-                rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: duplicate " ST_METADATA, sn);
-                goto done;
-            }
+            if (seen_meta)
+                return attn_error_set(err, ATTN_ERR_FORMAT, "%s: duplicate " ST_METADATA,
+                                      st->name);
             seen_meta = true;
-            if ((rc = st_check_metadata(st, e, err)) != ATTN_OK) goto done;
+            if ((rc = st_check_metadata(st, e, err)) != ATTN_OK) return rc;
             continue;
         }
         n++;
-        if (!attn_add_size(name_bytes, strlen(e->string) + 1, &name_bytes)) {
-            rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: tensor names overflow", sn);
-            goto done;
-        }
+        if (!attn_add_size(bytes, strlen(e->string) + 1, &bytes))
+            return attn_error_set(err, ATTN_ERR_NOMEM, "%s: tensor names overflow", st->name);
     }
     st->n = n;
+    *name_bytes = bytes;
+    return ATTN_OK;
+}
+
+/* The arrays of st->n tensors, the name arena and table, and *spans[n]. */
+static int st_alloc_tensors(attn_safetensors *st, size_t name_bytes, st_span **spans,
+                            attn_error *err) {
+    const char *sn = st->name;
+    size_t n = st->n;
     st->tensors = attn_calloc_array(n, sizeof *st->tensors, sn, err);
     st->owned = st->tensors ? attn_calloc_array(n, sizeof *st->owned, sn, err) : NULL;
     st->names = st->owned ? attn_alloc_array(name_bytes, 1, sn, err) : NULL;
-    spans = st->names ? attn_alloc_array(n, sizeof *spans, sn, err) : NULL;
-    if (!spans) {
-        rc = err ? (int)err->status : ATTN_ERR_NOMEM;
-        goto done;
-    }
-    if ((rc = st_table_init(st, err)) != ATTN_OK) goto done;
+    *spans = st->names ? attn_alloc_array(n, sizeof **spans, sn, err) : NULL;
+    if (!*spans) return ATTN_ERR_NOMEM;
+    return st_table_init(st, err);
+}
 
+/* Names every tensor, refuses a name given twice, and parses its entry
+ * (spans[i] its byte range). */
+static int st_parse_entries(attn_safetensors *st, const cJSON *root, uint64_t data_len,
+                            st_span *spans, attn_error *err) {
     size_t i = 0;
     char *np = st->names;
     for (const cJSON *e = root->child; e; e = e->next) {
@@ -543,29 +550,39 @@ static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, 
         memcpy(np, e->string, l);
         t->name = np;
         np += l;
-        if (!st_table_insert(st, i)) {
-            rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: tensor '%s' appears twice in the header",
-                                sn, t->name);
-            goto done;
-        }
-        rc = st_parse_entry(st, e, t, data_len, &spans[i].begin, &spans[i].end, err);
-        if (rc != ATTN_OK) goto done;
+        if (!st_table_insert(st, i))
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: tensor '%s' appears twice in the header", st->name,
+                                  t->name);
+        int rc = st_parse_entry(st, e, t, data_len, &spans[i].begin, &spans[i].end, err);
+        if (rc != ATTN_OK) return rc;
         spans[i].idx = i;
         i++;
     }
-    if ((rc = st_check_tiling(st, spans, data_len, err)) != ATTN_OK) goto done;
+    return ATTN_OK;
+}
 
+/* Validates buf and fills st (st->name set). On failure st is half-built;
+ * the caller closes it. */
+static int st_build(attn_safetensors *st, const unsigned char *buf, size_t len, attn_error *err) {
+    size_t hl = 0, name_bytes = 0;
+    int rc = st_header_length(st, buf, len, &hl, err);
+    if (rc != ATTN_OK) return rc;
+    const unsigned char *data = buf + ST_LEN_BYTES + hl;
+    uint64_t data_len = (uint64_t)(len - ST_LEN_BYTES - hl);
+    cJSON *root;
+    if ((rc = st_parse_json(st, buf + ST_LEN_BYTES, hl, &root, err)) != ATTN_OK) return rc;
+    st_span *spans = NULL;
+    if ((rc = st_count_tensors(st, root, &name_bytes, err)) == ATTN_OK &&
+        (rc = st_alloc_tensors(st, name_bytes, &spans, err)) == ATTN_OK &&
+        (rc = st_parse_entries(st, root, data_len, spans, err)) == ATTN_OK)
+        rc = st_check_tiling(st, spans, data_len, err);
     /* Only now, with every range checked, touch the data. spans[] is sorted,
      * so map each tensor back through idx. */
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; rc == ATTN_OK && k < st->n; k++)
         rc = st_materialize(st, spans[k].idx, data + spans[k].begin, err);
-        if (rc != ATTN_OK) goto done;
-    }
-
-done:
     free(spans);
     cJSON_Delete(root);
-    free(text);
     return rc;
 }
 
@@ -595,7 +612,7 @@ attn_status attn_safetensors_parse(attn_safetensors **out, const void *buf, size
     if (!buf && len > 0)
         return attn_error_set(err, ATTN_ERR_USAGE, "%s: NULL buffer of %zu bytes", name, len);
     attn_safetensors *st = st_new(name, err);
-    if (!st) return err ? (int)err->status : ATTN_ERR_NOMEM;
+    if (!st) return ATTN_ERR_NOMEM;
     int rc = st_build(st, buf, len, err);
     if (rc != ATTN_OK) {
         attn_safetensors_close(st);
@@ -616,7 +633,7 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn
     attn_safetensors *st = st_new(path, err);
     if (!st) {
         attn_unmap_file(map, len);
-        return err ? (int)err->status : ATTN_ERR_NOMEM;
+        return ATTN_ERR_NOMEM;
     }
     st->map = map;
     st->map_len = len;
@@ -661,33 +678,24 @@ const attn_tensor *attn_safetensors_find(const attn_safetensors *st, const char 
 /* ------------------------------------------------------------------------ */
 /* Public: writing                                                           */
 
-static int st_write_all(int fd, const void *p, size_t n) {
-    const unsigned char *b = p;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
-        ssize_t w = write(fd, b, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        if (w == 0) return EIO;
-        b += w;
-        n -= (size_t)w;
-    }
+/* Writes n bytes to f: 0 or an errno value. */
+static int st_write_all(FILE *f, const void *p, size_t n) {
+    if (n > 0 && fwrite(p, 1, n, f) != n) return errno ? errno : EIO;
     return 0;
 }
 
-static int st_write_floats(int fd, const float *x, size_t n) {
-    if (ST_HOST_LE) return st_write_all(fd, x, n * sizeof *x);
+/* Writes x[n] as little-endian float32. */
+static int st_write_floats(FILE *f, const float *x, size_t n) {
+    if (ATTN_HOST_LE) return st_write_all(f, x, n * sizeof *x);
     unsigned char buf[4096];
     while (n > 0) {
         size_t k = n < sizeof buf / 4 ? n : sizeof buf / 4;
         for (size_t i = 0; i < k; i++) {
             uint32_t u;
             memcpy(&u, &x[i], 4);
-            for (int b = 0; b < 4; b++) buf[4 * i + (size_t)b] = (unsigned char)(u >> (8 * b));
+            attn_store_le32(buf + 4 * i, u);
         }
-        int e = st_write_all(fd, buf, 4 * k);
+        int e = st_write_all(f, buf, 4 * k);
         if (e) return e;
         x += k;
         n -= k;
@@ -701,10 +709,11 @@ static cJSON *st_raw_uint(uint64_t v) {
     return cJSON_CreateRaw(num);
 }
 
-/* Checks the specs and computes each tensor's byte size; *total = data bytes. */
+/* Checks the specs and computes each tensor's byte size (the data area in
+ * all stays <= 2^53 bytes, so every offset in the header is exact). */
 static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_t n,
-                          size_t *bytes, uint64_t *total, attn_error *err) {
-    *total = 0;
+                          size_t *bytes, attn_error *err) {
+    uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const attn_tensor_spec *s = &specs[i];
         if (!s->name)
@@ -728,7 +737,7 @@ static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_
                                       "%s: tensor '%s': shape product overflows", path, s->name);
         }
         if (!attn_mul_size(numel, sizeof(float), &bytes[i]) ||
-            __builtin_add_overflow(*total, (uint64_t)bytes[i], total) || *total > ST_INT_MAX)
+            __builtin_add_overflow(total, (uint64_t)bytes[i], &total) || total > ST_INT_MAX)
             return attn_error_set(err, ATTN_ERR_USAGE,
                                   "%s: tensor '%s': data size overflows", path, s->name);
         if (numel > 0 && !s->data)
@@ -806,93 +815,76 @@ oom:
     return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory building the header", path);
 }
 
+/* The names must be distinct: checked with a name table like the reader's. */
+static int st_check_unique(const char *path, const attn_tensor_spec *specs, size_t n,
+                           attn_error *err) {
+    attn_safetensors names = {.name = (char *)path, .n = n};
+    int rc = ATTN_ERR_NOMEM;
+    names.tensors = attn_calloc_array(n, sizeof *names.tensors, path, err);
+    if (names.tensors) rc = st_table_init(&names, err);
+    for (size_t i = 0; rc == ATTN_OK && i < n; i++) {
+        names.tensors[i].name = specs[i].name;
+        if (!st_table_insert(&names, i))
+            rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: tensor '%s' is given twice", path,
+                                specs[i].name);
+    }
+    free(names.tensors);
+    free(names.slots);
+    return rc;
+}
+
+/* The file image: the header length, the header, the tensors in order.
+ * Returns 0 or an errno value. */
+static int st_write_image(FILE *f, const char *header, size_t hlen,
+                          const attn_tensor_spec *specs, const size_t *bytes, size_t n) {
+    unsigned char lenbuf[ST_LEN_BYTES];
+    attn_store_le64(lenbuf, (uint64_t)hlen);
+    int e = st_write_all(f, lenbuf, sizeof lenbuf);
+    if (!e) e = st_write_all(f, header, hlen);
+    for (size_t i = 0; !e && i < n; i++)
+        if (bytes[i] > 0) e = st_write_floats(f, specs[i].data, bytes[i] / sizeof(float));
+    return e;
+}
+
+/* Writes the image to a temporary next to path and renames it into place
+ * (base/tmpfile.h). */
+static int st_write_file(const char *path, const char *header, size_t hlen,
+                         const attn_tensor_spec *specs, const size_t *bytes, size_t n,
+                         attn_error *err) {
+    FILE *f;
+    char *tmp;
+    attn_tmp_step step;
+    int e = attn_tmpfile_open(path, &f, &tmp, &step);
+    if (e && step == ATTN_TMP_NAME)
+        return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+    if (e)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a temporary file: %s", path,
+                              strerror(e));
+    e = attn_tmpfile_commit(f, tmp, path, st_write_image(f, header, hlen, specs, bytes, n), &step);
+    int rc = ATTN_OK;
+    if (e && step == ATTN_TMP_RENAME)
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
+                            strerror(e));
+    else if (e)
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
+    free(tmp);
+    return rc;
+}
+
 attn_status attn_safetensors_write(const char *path, const attn_tensor_spec *tensors, size_t n,
                            attn_error *err) {
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_write: path is NULL");
     if (n > 0 && !tensors)
         return attn_error_set(err, ATTN_ERR_USAGE, "%s: %zu tensors but no array", path, n);
     size_t *bytes = attn_alloc_array(n, sizeof *bytes, path, err);
-    if (!bytes) return err ? (int)err->status : ATTN_ERR_NOMEM;
-    int rc = ATTN_OK;
-    char *header = NULL, *tmp = NULL;
-    attn_safetensors names = {0}; /* just the name table, for the duplicate check */
-    names.name = (char *)path;
-    names.n = n;
-    int fd = -1;
-    uint64_t total;
-    if ((rc = st_check_specs(path, tensors, n, bytes, &total, err)) != ATTN_OK) goto done;
-
-    names.tensors = attn_calloc_array(n, sizeof *names.tensors, path, err);
-    if (!names.tensors || (rc = st_table_init(&names, err)) != ATTN_OK) {
-        rc = err ? (int)err->status : ATTN_ERR_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        names.tensors[i].name = tensors[i].name;
-        if (!st_table_insert(&names, i)) {
-            rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: tensor '%s' is given twice", path,
-                                tensors[i].name);
-            goto done;
-        }
-    }
-
+    if (!bytes) return ATTN_ERR_NOMEM;
+    char *header = NULL;
     size_t hlen = 0;
-    if ((rc = st_build_header(path, tensors, n, bytes, &header, &hlen, err)) != ATTN_OK) goto done;
-
-    size_t plen = strlen(path), tlen;
-    static const char suffix[] = ".tmp.XXXXXX";
-    if (!attn_add_size(plen, sizeof suffix, &tlen) || !(tmp = malloc(tlen))) {
-        rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                            strerror(errno));
-        free(tmp);
-        tmp = NULL; /* nothing to remove */
-        goto done;
-    }
-    /* mkstemp creates 0600; a weights file is meant to be shared like any
-     * other output. */
-    (void)fchmod(fd, 0644);
-
-    unsigned char lenbuf[ST_LEN_BYTES];
-    for (int b = 0; b < ST_LEN_BYTES; b++) lenbuf[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
-    int e = st_write_all(fd, lenbuf, sizeof lenbuf);
-    if (!e) e = st_write_all(fd, header, hlen);
-    for (size_t i = 0; !e && i < n; i++)
-        if (bytes[i] > 0) e = st_write_floats(fd, tensors[i].data, bytes[i] / sizeof(float));
-    if (!e && fsync(fd) != 0) e = errno;
-    if (e) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(e));
-        goto done;
-    }
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) != 0) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                            strerror(errno));
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL;
-
-done:
-    if (fd >= 0) close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    int rc = st_check_specs(path, tensors, n, bytes, err);
+    if (rc == ATTN_OK) rc = st_check_unique(path, tensors, n, err);
+    if (rc == ATTN_OK) rc = st_build_header(path, tensors, n, bytes, &header, &hlen, err);
+    if (rc == ATTN_OK) rc = st_write_file(path, header, hlen, tensors, bytes, n, err);
     free(header);
-    free(names.tensors);
-    free(names.slots);
     free(bytes);
     return rc;
 }

@@ -44,6 +44,8 @@
  */
 #include "tokenizer/tokenizer.h"
 
+#include "base/bytes.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stb_ds.h>
@@ -75,22 +77,12 @@ typedef struct bpe_impl {
     int space;           /* id of " ", or -1 */
 } bpe_impl;
 
-/* 64-bit FNV-1a, streamable: feed a, then b. */
-static uint64_t fnv1a(uint64_t h, const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-
 /* The lowest id whose piece is the concatenation a + b, or -1. Read-only on
- * the map (see word_lookup in tokenizer_word.c for why the _ts form). */
+ * the map (see word_lookup in word.c for why the _ts form). */
 static int bpe_lookup2(const bpe_impl *b, const char *a, size_t na, const char *c, size_t nc) {
     size_t n = na + nc;
     if (n == 0 || n > (size_t)b->max_len) return -1;
-    uint64_t h = fnv1a(fnv1a(FNV_OFFSET, a, na), c, nc);
+    uint64_t h = attn_fnv1a(attn_fnv1a(ATTN_FNV1A_INIT, a, na), c, nc);
     ptrdiff_t slot;
     (void)stbds_hmget_key_ts((void *)b->map, sizeof *b->map, &h, sizeof b->map->key, &slot,
                              STBDS_HM_BINARY);
@@ -298,39 +290,11 @@ static const attn_tokenizer_ops bpe_ops = {
     .destroy = bpe_destroy,
 };
 
-static uint32_t rd_u32(const char *p) {
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-}
-
-static int32_t rd_i32(const char *p) {
-    uint32_t u = rd_u32(p);
-    int32_t v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-static float rd_f32(const char *p) {
-    uint32_t u = rd_u32(p);
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
-}
-
-int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t len,
-                                 const char *name, attn_error *err) {
-    if (len < 4)
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: file is %zu bytes, expected at least 4 (int32 max_token_length)",
-                              name, len);
-    int32_t max_len = rd_i32(buf);
-    if (max_len < 1 || max_len > BPE_MAX_TOKEN_LENGTH)
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: max_token_length is %d at offset 0, expected 1..%d", name,
-                              (int)max_len, BPE_MAX_TOKEN_LENGTH);
-
-    /* Pass 1: validate the layout and count the entries. */
-    size_t count = 0, text_bytes = 0;
+/* Pass 1 over the entries after max_token_length: validates the layout and
+ * counts the entries and the bytes of their texts (each with a NUL). */
+static int bpe_scan(const char *buf, size_t len, int32_t max_len, const char *name,
+                    size_t *count_out, size_t *text_bytes, attn_error *err) {
+    size_t count = 0, bytes = 0;
     for (size_t off = 4; off < len; count++) {
         size_t left = len - off;
         if (left < 8)
@@ -338,8 +302,8 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
                                   "%s: entry %zu is cut short (needs 8 bytes at offset %zu, file "
                                   "ends at %zu)",
                                   name, count, off, len);
-        float score = rd_f32(buf + off);
-        int32_t n = rd_i32(buf + off + 4);
+        float score = attn_le_f32(buf + off);
+        int32_t n = attn_le_i32(buf + off + 4);
         if (!isfinite(score))
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: entry %zu at offset %zu has score %g, expected a finite "
@@ -356,7 +320,7 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
                                   "ends at %zu)",
                                   name, count, 8 + (size_t)n, off, len);
         off += 8 + (size_t)n;
-        text_bytes += (size_t)n + 1; /* cannot overflow: bounded by len */
+        bytes += (size_t)n + 1; /* cannot overflow: bounded by len */
         if (count >= (size_t)INT_MAX)
             return attn_error_set(err, ATTN_ERR_FORMAT, "%s: more than %d entries", name, INT_MAX);
     }
@@ -364,9 +328,49 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: %zu entries, expected at least 3 (<unk>, BOS, EOS)", name,
                               count);
+    *count_out = count;
+    *text_bytes = bytes;
+    return ATTN_OK;
+}
+
+/* Files piece `id` in the hash map: a new hash starts a chain, a hash
+ * already there (another piece, or the same text again) is appended to its
+ * chain, which so stays in ascending id order. */
+static void bpe_index_piece(bpe_impl *b, int id) {
+    uint64_t h = attn_fnv1a(ATTN_FNV1A_INIT, b->pieces[id], (size_t)b->piece_len[id]);
+    ptrdiff_t slot;
+    (void)stbds_hmget_key_ts((void *)b->map, sizeof *b->map, &h, sizeof b->map->key, &slot,
+                             STBDS_HM_BINARY);
+    b->next_same[id] = -1;
+    if (slot < 0) {
+        /* hmput without its typeof-based macro (not in -std=c11) */
+        b->map = stbds_hmput_key(b->map, sizeof *b->map, &h, sizeof h, STBDS_HM_BINARY);
+        ptrdiff_t at = stbds_temp(b->map - 1);
+        b->map[at].key = h;
+        b->map[at].value = id;
+        b->map[at].last = id;
+    } else {
+        b->next_same[b->map[slot].last] = id;
+        b->map[slot].last = id;
+    }
+}
+
+int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t len,
+                                 const char *name, attn_error *err) {
+    if (len < 4)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: file is %zu bytes, expected at least 4 (int32 max_token_length)",
+                              name, len);
+    int32_t max_len = attn_le_i32(buf);
+    if (max_len < 1 || max_len > BPE_MAX_TOKEN_LENGTH)
+        return attn_error_set(err, ATTN_ERR_FORMAT,
+                              "%s: max_token_length is %d at offset 0, expected 1..%d", name,
+                              (int)max_len, BPE_MAX_TOKEN_LENGTH);
+    size_t count = 0, text_bytes = 0;
+    int rc = bpe_scan(buf, len, max_len, name, &count, &text_bytes, err);
+    if (rc) return rc;
 
     /* Pass 2: copy. */
-    int rc = ATTN_ERR_NOMEM;
     bpe_impl *b = attn_calloc_array(1, sizeof *b, "llama2c tokenizer", err);
     if (!b) return ATTN_ERR_NOMEM;
     b->max_len = (int)max_len;
@@ -375,34 +379,22 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
     b->piece_len = attn_alloc_array(count, sizeof *b->piece_len, "llama2c tokenizer", err);
     b->scores = attn_alloc_array(count, sizeof *b->scores, "llama2c tokenizer", err);
     b->next_same = attn_alloc_array(count, sizeof *b->next_same, "llama2c tokenizer", err);
-    if (!b->text || !b->pieces || !b->piece_len || !b->scores || !b->next_same) goto fail;
+    if (!b->text || !b->pieces || !b->piece_len || !b->scores || !b->next_same) {
+        bpe_free_impl(b);
+        return ATTN_ERR_NOMEM;
+    }
     hmdefault(b->map, -1);
     size_t off = 4, t = 0;
     for (size_t id = 0; id < count; id++) {
-        int32_t n = rd_i32(buf + off + 4);
-        b->scores[id] = rd_f32(buf + off);
+        int32_t n = attn_le_i32(buf + off + 4);
+        b->scores[id] = attn_le_f32(buf + off);
         b->piece_len[id] = (int)n;
         b->pieces[id] = b->text + t;
         memcpy(b->text + t, buf + off + 8, (size_t)n);
         b->text[t + (size_t)n] = '\0';
         t += (size_t)n + 1;
         off += 8 + (size_t)n;
-        b->next_same[id] = -1;
-        uint64_t h = fnv1a(FNV_OFFSET, b->pieces[id], (size_t)n);
-        ptrdiff_t slot;
-        (void)stbds_hmget_key_ts((void *)b->map, sizeof *b->map, &h, sizeof b->map->key, &slot,
-                                 STBDS_HM_BINARY);
-        if (slot < 0) {
-            /* hmput without its typeof-based macro (not in -std=c11) */
-            b->map = stbds_hmput_key(b->map, sizeof *b->map, &h, sizeof h, STBDS_HM_BINARY);
-            ptrdiff_t at = stbds_temp(b->map - 1);
-            b->map[at].key = h;
-            b->map[at].value = (int)id;
-            b->map[at].last = (int)id;
-        } else { /* append: chains stay in ascending id order */
-            b->next_same[b->map[slot].last] = (int)id;
-            b->map[slot].last = (int)id;
-        }
+        bpe_index_piece(b, (int)id);
     }
     b->space = bpe_lookup2(b, " ", 1, "", 0);
 
@@ -413,8 +405,4 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
     tok->pieces = b->pieces;
     tok->impl = b;
     return ATTN_OK;
-
-fail:
-    bpe_free_impl(b);
-    return rc;
 }

@@ -1,6 +1,6 @@
 /* Tokenizer front: argument checks, file reading and dispatch to the
- * type-specific back ends (tokenizer_word.c, tokenizer_bpe.c) through the
- * small ops table in tokenizer_internal.h. */
+ * type-specific back ends (word.c, llama2c.c) through the small ops table
+ * in tokenizer.h. */
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
@@ -22,8 +22,7 @@ attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenize
     if (!buf) buf = "";
 
     attn_tokenizer *tok = attn_calloc_array(1, sizeof *tok, "tokenizer", err);
-    if (!tok) return err ? (int)err->status : ATTN_ERR_NOMEM;
-    tok->type = tc->type;
+    if (!tok) return ATTN_ERR_NOMEM;
     tok->bos = tok->eos = -1;
     int rc;
     switch (tc->type) {

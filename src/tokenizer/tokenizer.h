@@ -1,5 +1,5 @@
 /* Private: the tokenizer object shared by the front (tokenizer.c) and the
- * type-specific back ends (tokenizer_word.c, tokenizer_bpe.c). */
+ * type-specific back ends (word.c, llama2c.c). */
 #ifndef ATTN_TOKENIZER_INTERNAL_H
 #define ATTN_TOKENIZER_INTERNAL_H
 
@@ -23,15 +23,14 @@ typedef struct attn_tokenizer_ops {
 
 struct attn_tokenizer {
     const attn_tokenizer_ops *ops;
-    attn_tokenizer_type type;
     int size;                /* number of ids */
     int bos, eos;            /* -1 when none */
     const char *const *pieces; /* [size] NUL-terminated piece texts, owned by impl */
     void *impl;              /* type-specific state, owned */
 };
 
-/* Back-end constructors: fill tok (already zeroed, ops unset) from a memory
- * image of the file; on failure they free whatever they allocated and leave
+/* Back-end constructors: fill tok (zeroed but for bos = eos = -1, ops unset)
+ * from a memory image of the file; on failure they free whatever they allocated and leave
  * tok->impl NULL. */
 int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *tc,
                               const char *buf, size_t len, const char *name, attn_error *err);

@@ -147,7 +147,11 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
     w->lowercase = tc->lowercase;
     int rc = ATTN_OK;
 
-    /* Copy the file so every line can be NUL-terminated in place. */
+    /* Copy the file (without a byte order mark) so every line can be
+     * NUL-terminated in place. */
+    const size_t bom = buf ? attn_bom_len(buf, len) : 0;
+    buf += bom;
+    len -= bom;
     w->text = attn_alloc_array(len + 1, 1, "vocabulary", err);
     if (!w->text) {
         rc = ATTN_ERR_NOMEM;

@@ -47,10 +47,6 @@ bool out_color_enabled(int mode, FILE *f) {
     return fd >= 0 && isatty(fd);
 }
 
-
-
-
-
 /* Are the labels just the positions ("0", "1", ...: inputs given as vectors)? */
 static bool positional(const attn_labels *l) {
     if (!l) return false;
@@ -63,7 +59,7 @@ static bool positional(const attn_labels *l) {
 }
 
 static int line_width(const view_opts *o) {
-    int w = o->width > 0 ? o->width : out_term_width(o->f);
+    int w = out_term_width(o->f);
     return w < 40 ? 40 : w;
 }
 
@@ -112,7 +108,7 @@ void view_input_header(const view_opts *o) {
     if (run->source) print_positions(o, "source", run->source);
     print_positions(o, "tokens", run->main);
     fputs("  rows: queries, columns: keys, * strongest key\n", f);
-    if (run->cfg && run->cfg->arch != ATTN_ARCH_ENCODER)
+    if (run->cfg && attn_arch_causal(run->cfg->arch))
         fputs("  · hidden by the causal mask (weight 0)\n", f);
     if (o->color) {
         fputs("  shading: weight 0 ", f);
@@ -130,67 +126,84 @@ bool view_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_WEIGHTS || (key->value == ATTN_V_HIDDEN && !key->source);
 }
 
-static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
-                     FILE *f) {
-    const attn_run_info *run = o->run;
-    const attn_labels *ql = key->source ? run->source : run->main;
-    const attn_labels *kl = key->source                  ? run->source
-                           : key->kind == ATTN_KIND_CROSS ? run->source
-                                                          : run->main;
-    bool causal = key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER &&
-                  !key->source && run->cfg->arch != ATTN_ARCH_ENCODER;
-    fprintf(f, "%s layer %d, %s-attention, head %d\n",
-            key->stack == ATTN_STACK_ENCODER ? "encoder" : "decoder", key->layer,
-            key->kind == ATTN_KIND_CROSS ? "cross" : "self", key->head);
+/* "NNNN label" in the label column: the position, then its label unless
+ * the labels are just the positions (bare). */
+static void row_label(FILE *f, const attn_labels *l, bool bare, int pos) {
+    char q[64], lab[96];
+    text_label(q, sizeof q, bare ? "" : attn_labels_at(l, pos), LABEL - 6);
+    snprintf(lab, sizeof lab, "%4d %s", pos, q);
+    text_pad(f, lab, LABEL, false);
+}
 
-    /* the strongest key of each row, over the whole row */
+/* The strongest key of each row of v, over the whole row: [rows], malloc'd. */
+static int *strongest_keys(const attn_capture_view *v) {
     int *best = malloc((size_t)(v->rows > 0 ? v->rows : 1) * sizeof *best);
-    if (!best) return;
+    if (!best) return NULL;
     for (int r = 0; r < v->rows; r++) {
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [Tk] */
         best[r] = 0;
         for (int c = 1; c < v->cols; c++)
             if (row[c] > row[best[r]]) best[r] = c;
     }
+    return best;
+}
 
-    const bool kpos = positional(kl), qpos_only = positional(ql);
+/* The header of key columns c0 .. c1-1: their positions, then their
+ * tokens (unless the labels are just the positions). */
+static void band_header(FILE *f, const attn_labels *kl, int c0, int c1) {
+    char buf[64];
+    for (int line = 0; line < (positional(kl) ? 1 : 2); line++) {
+        text_pad(f, "", LABEL, false);
+        for (int c = c0; c < c1; c++) {
+            if (line == 0)
+                snprintf(buf, sizeof buf, "%d", c);
+            else
+                text_label(buf, sizeof buf, attn_labels_at(kl, c), CELL - 1);
+            putc(' ', f);
+            text_pad(f, buf, CELL - 1, false);
+        }
+        putc('\n', f);
+    }
+}
+
+/* The cells c0 .. c1-1 of the weights row [Tk] of query qpos: '·' where the
+ * causal mask hides the key, '*' after the strongest key. */
+static void band_cells(const view_opts *o, FILE *f, const float *row, int qpos, bool causal,
+                       int best, int c0, int c1) {
+    for (int c = c0; c < c1; c++) {
+        putc(' ', f);
+        if (causal && c > qpos) {
+            text_pad(f, "  ·", CELL - 1, false);
+            continue;
+        }
+        if (o->color) shade(f, row[c]);
+        fprintf(f, "%5.3f", (double)row[c]);
+        if (o->color) fputs("\x1b[0m", f);
+        putc(c == best ? '*' : ' ', f);
+    }
+}
+
+/* One head's map: a title, then bands of key columns as wide as the line. */
+static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
+                     FILE *f) {
+    const attn_labels *ql, *kl;
+    attn_run_key_labels(o->run, key, &ql, &kl);
+    fprintf(f, "%s layer %d, %s-attention, head %d\n", attn_stack_name(key->stack), key->layer,
+            attn_kind_name(key->kind), key->head);
+    int *best = strongest_keys(v);
+    if (!best) return;
+    const bool bare = positional(ql);
     int per_band = (line_width(o) - LABEL) / CELL;
     if (per_band < 1) per_band = 1;
-    char buf[64];
     for (int c0 = 0; c0 < v->cols; c0 += per_band) {
         int c1 = c0 + per_band < v->cols ? c0 + per_band : v->cols;
         if (c0 > 0 || c1 < v->cols) fprintf(f, "  keys %d..%d of %d\n", c0, c1 - 1, v->cols);
-        /* two header lines: key positions, key tokens */
-        for (int line = 0; line < (kpos ? 1 : 2); line++) {
-            text_pad(f, "", LABEL, false);
-            for (int c = c0; c < c1; c++) {
-                if (line == 0)
-                    snprintf(buf, sizeof buf, "%d", c);
-                else
-                    text_label(buf, sizeof buf, attn_labels_at(kl, c), CELL - 1);
-                putc(' ', f);
-                text_pad(f, buf, CELL - 1, false);
-            }
-            putc('\n', f);
-        }
+        band_header(f, kl, c0, c1);
         for (int r = 0; r < v->rows; r++) {
             int qpos = v->row_offset + r;
-            const float *row = v->data + (size_t)r * (size_t)v->cols; /* [Tk] */
-            char q[64], lab[96];
-            text_label(q, sizeof q, qpos_only ? "" : attn_labels_at(ql, qpos), LABEL - 6);
-            snprintf(lab, sizeof lab, "%4d %s", qpos, q);
-            text_pad(f, lab, LABEL, false);
-            for (int c = c0; c < c1; c++) {
-                putc(' ', f);
-                if (causal && c > qpos) {
-                    text_pad(f, "  ·", CELL - 1, false);
-                    continue;
-                }
-                if (o->color) shade(f, row[c]);
-                fprintf(f, "%5.3f", (double)row[c]);
-                if (o->color) fputs("\x1b[0m", f);
-                putc(c == best[r] ? '*' : ' ', f);
-            }
+            row_label(f, ql, bare, qpos);
+            band_cells(o, f, v->data + (size_t)r * (size_t)v->cols, qpos, key->causal, best[r],
+                       c0, c1);
             putc('\n', f);
         }
     }
@@ -198,11 +211,11 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
     free(best);
 }
 
+/* The context vectors: one row per position, the columns that fit. */
 static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     FILE *f = o->f;
     char buf[64];
     int fit = (line_width(o) - LABEL) / 8; /* " %+7.3f" */
-    if (o->max_cols > 0 && o->max_cols < fit) fit = o->max_cols;
     if (fit < 3) fit = 3;
     bool cut = v->cols > fit;
     int show = cut ? fit - 2 : v->cols; /* then "…" and the last column */
@@ -220,14 +233,11 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
         text_pad(f, buf, 7, true);
     }
     putc('\n', f);
+    const bool bare = positional(o->run->main);
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
-        char q[64], lab[96];
-        text_label(q, sizeof q, positional(o->run->main) ? "" : attn_labels_at(o->run->main, pos),
-                LABEL - 6);
-        snprintf(lab, sizeof lab, "%4d %s", pos, q);
-        text_pad(f, lab, LABEL, false);
+        row_label(f, o->run->main, bare, pos);
         for (int c = 0; c < show; c++) fprintf(f, " %+7.3f", (double)row[c]);
         if (cut) fprintf(f, "       … %+7.3f", (double)row[v->cols - 1]);
         putc('\n', f);

@@ -1,4 +1,4 @@
-/* Text helpers shared by the terminal writers (view, explain, predictions):
+/* Text helpers shared by the terminal views (maps, explain, predictions):
  * widths in characters (UTF-8 code points), padding, and labels made safe
  * to print. */
 #include "view.h"

@@ -1,8 +1,10 @@
-/* The terminal views of the CLI: the readable maps (maps.c), the
- * next-token listing (predictions.c), explain's step-by-step layout
- * (explain.c) and the text helpers they share (text.c). They are capture
- * sinks like the library's writers (attn/write.h), but they lay text out
- * for a person at a terminal, so they live with the CLI. */
+/* The terminal views, for the attn CLI only (not part of libattn): the
+ * readable maps and context vectors of `attn run` (maps.c), its readable
+ * next-token listing (predictions.c), the step-by-step layout of
+ * `attn explain` (explain.c) and the text helpers they share (text.c).
+ * They are capture sinks like the library's writers (attn/write.h), but
+ * they lay text out for a person at a terminal, so they live with the CLI;
+ * the machine formats (CSV) are the library's. */
 #ifndef ATTN_VIEW_H
 #define ATTN_VIEW_H
 
@@ -21,13 +23,13 @@ void text_label(char *out, size_t cap, const char *s, int width);
 /* Writes buf[len] to f without the blanks at the ends of lines. */
 void text_put_stripped(FILE *f, const char *buf, size_t len);
 
-/* ---- the readable terminal view (view.c) ---- */
+/* ---- the readable view of `attn run` (maps.c) ---- */
+/* Per input a header (view_input_header), then every head's map and the
+ * context vectors, laid out to the line width (out_term_width). */
 typedef struct view_opts {
     FILE *f;
     bool color;         /* ANSI 256-colour shading */
-    int max_cols;       /* context vectors: at most this many columns (0: as wide as fits) */
     const attn_run_info *run;
-    int width;          /* line width; 0: out_term_width(f) */
 } view_opts;
 /* --color=auto|always|never: auto is colour when f is a terminal and
  * NO_COLOR is unset or empty (no-color.org); always forces it, even with
@@ -41,27 +43,22 @@ void view_input_header(const view_opts *o);
 int out_term_width(FILE *f);
 bool view_wants(void *user, const attn_capture_key *key);
 attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-              attn_error *err);
+                      attn_error *err);
 
-/* ---- next-token predictions (topk.c): a sink on ATTN_V_LOGITS ---- */
-typedef struct topk_sink {
+/* ---- next-token predictions, listed readably (predictions.c) ---- */
+/* A sink on the main stack's logits (wants: attn_predictions_wants): per
+ * emitted block a heading, then for each reported position its label and
+ * the k most likely next tokens with id, probability and logit. The caller
+ * fills f, run and tok, and sets up pred with attn_predictions_init (and
+ * releases it with attn_predictions_free). */
+typedef struct predictions_view {
     FILE *f;
-    bool csv;                /* CSV rows (topk_csv_header), else a readable listing */
-    int k;                   /* 1 .. vocab_size */
-    bool last_only;          /* only the last position of each emitted block of rows */
     const attn_run_info *run;
     const attn_tokenizer *tok; /* token texts; NULL: ids */
-    attn_prediction *top;    /* [k] scratch, owned */
-} topk_sink;
-/* Fills s; returns ATTN_OK or ATTN_ERR_NOMEM. topk_free releases the scratch. */
-int topk_init(topk_sink *s, FILE *f, bool csv, int k, bool last_only, const attn_run_info *run,
-              const attn_tokenizer *tok);
-void topk_free(topk_sink *s);
-/* input,pos,rank,token_id,token,logit,prob */
-void topk_csv_header(FILE *f);
-bool topk_wants(void *user, const attn_capture_key *key);
-attn_status topk_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-              attn_error *err);
+    attn_predictions pred;     /* k, last_only and the scratch */
+} predictions_view;
+attn_status predictions_view_emit(void *user, const attn_capture_key *key,
+                                  const attn_capture_view *v, attn_error *err);
 
 /* ---- attn explain (explain.c): every step of one attention head ---- */
 typedef struct ex_mat {
@@ -70,6 +67,7 @@ typedef struct ex_mat {
 } ex_mat;
 typedef struct explain_head {
     ex_mat val[ATTN_V_COUNT]; /* ATTN_IN .. ATTN_OUT of the chosen layer and head */
+    bool causal;              /* the captured values are under a causal mask (key->causal) */
 } explain_head;
 /* What to explain (filled by the caller) and what the sink captured. */
 typedef struct explain_req {
@@ -85,7 +83,7 @@ typedef struct explain_req {
 } explain_req;
 bool explain_wants(void *user, const attn_capture_key *key); /* user: explain_req */
 attn_status explain_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                 attn_error *err);
+                         attn_error *err);
 void explain_req_free(explain_req *r);
 
 typedef struct explain_seq {
@@ -99,11 +97,13 @@ typedef struct explain_opts {
     int digits;  /* decimals of every number */
     bool full;   /* no abbreviation: every row and column */
     const attn_config *cfg;
-    const attn_safetensors *st; /* the model's weights, shown next to the values */
+    const attn_model *model;    /* the weights shown next to the values (attn_model_tensor) */
     const char *config_path;
     const explain_seq *seq;     /* the explained stack's input (queries) */
     const explain_seq *source;  /* encoder input of an encoder-decoder (cross keys), or NULL */
 } explain_opts;
-int explain_print(const explain_opts *o, const explain_req *r, attn_error *err);
+/* Lays out what r captured, through memory, then writes it to o->f without
+ * blanks at the ends of lines; ATTN_ERR_NOMEM or ATTN_ERR_IO on failure. */
+attn_status explain_print(const explain_opts *o, const explain_req *r, attn_error *err);
 
 #endif

@@ -1,5 +1,6 @@
-/* CSV writers: attention maps and context vectors (their columns are
- * documented in the README). */
+/* CSV writers: attention maps, context vectors and next-token predictions.
+ * Their columns are described in attn/write.h and, for the attn CLI, in the
+ * README (maps, context) and `attn run --help` (all three). */
 #include "attn/write.h"
 
 #include <stdlib.h>
@@ -22,26 +23,14 @@ void attn_csv_field(FILE *f, const char *s) {
     putc('"', f);
 }
 
-
-/* Query and key labels of an attention value. */
-static void key_labels(const attn_run_info *run, const attn_capture_key *key, const attn_labels **q,
-                       const attn_labels **k) {
+void attn_run_key_labels(const attn_run_info *run, const attn_capture_key *key,
+                         const attn_labels **q, const attn_labels **k) {
     if (key->source) {
         *q = *k = run->source;
     } else {
         *q = run->main;
         *k = key->kind == ATTN_KIND_CROSS ? run->source : run->main;
     }
-}
-
-/* Self-attention of a decoder stack is causal. */
-static bool is_causal(const attn_run_info *run, const attn_capture_key *key) {
-    return key->kind == ATTN_KIND_SELF && key->stack == ATTN_STACK_DECODER && !key->source &&
-           run->cfg->arch != ATTN_ARCH_ENCODER;
-}
-
-static const char *stack_name(attn_stack s) {
-    return s == ATTN_STACK_ENCODER ? "encoder" : "decoder";
 }
 
 void attn_csv_maps_header(FILE *f) {
@@ -59,16 +48,15 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     attn_csv_maps *w = user;
     const attn_run_info *run = w->run;
     const attn_labels *ql, *kl;
-    key_labels(run, key, &ql, &kl);
-    bool causal = is_causal(run, key);
+    attn_run_key_labels(run, key, &ql, &kl);
     char prefix[128];
-    snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, stack_name(key->stack),
-             key->layer, key->kind == ATTN_KIND_CROSS ? "cross" : "self", key->head);
+    snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, attn_stack_name(key->stack),
+             key->layer, attn_kind_name(key->kind), key->head);
     for (int r = 0; r < v->rows; r++) {
         int qpos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
         for (int c = 0; c < v->cols; c++) {
-            if (causal && c > qpos) break; /* masked: exactly 0, left out */
+            if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
             fputs(prefix, w->f);
             fprintf(w->f, "%d,", qpos);
             attn_csv_field(w->f, attn_labels_at(ql, qpos));
@@ -105,4 +93,44 @@ attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const
         putc('\n', w->f);
     }
     return ATTN_OK;
+}
+
+void attn_csv_predictions_header(FILE *f) { fputs("input,pos,rank,token_id,token,logit,prob\n", f); }
+
+attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
+                                      const attn_run_info *run, const attn_tokenizer *tok,
+                                      attn_error *err) {
+    w->f = f;
+    w->run = run;
+    w->tok = tok;
+    return attn_predictions_init(&w->pred, k, last_only, err);
+}
+
+void attn_csv_predictions_free(attn_csv_predictions *w) {
+    if (w) attn_predictions_free(&w->pred);
+}
+
+bool attn_csv_predictions_wants(void *user, const attn_capture_key *key) {
+    return attn_predictions_wants(user, key);
+}
+
+/* The k rows of the predictions after position pos. */
+static attn_status predictions_row(void *user, int pos, const attn_prediction *top, int k,
+                                   attn_error *err) {
+    (void)err;
+    attn_csv_predictions *w = user;
+    char num[ATTN_ID_TEXT_MAX];
+    for (int j = 0; j < k; j++) {
+        fprintf(w->f, "%ld,%d,%d,%d,", w->run->input, pos, j + 1, top[j].id);
+        attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num));
+        fprintf(w->f, ",%.9g,%.9g\n", (double)top[j].logit, top[j].prob);
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
+                                      const attn_capture_view *v, attn_error *err) {
+    (void)key;
+    attn_csv_predictions *w = user;
+    return attn_predictions_each(&w->pred, v, predictions_row, w, err);
 }

@@ -22,7 +22,7 @@ static attn_status fanout_emit(void *user, const attn_capture_key *key, const at
     for (int i = 0; i < fo->n; i++) {
         const attn_capture *s = &fo->sinks[i];
         if (!s->wants || !s->wants(s->user, key)) continue;
-        int rc = s->emit(s->user, key, v, err);
+        attn_status rc = s->emit(s->user, key, v, err);
         if (rc) return rc;
     }
     return ATTN_OK;

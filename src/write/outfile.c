@@ -1,11 +1,20 @@
 /* Output files are written to a temporary name next to the target and
- * renamed at the end, so a failed or interrupted run leaves nothing behind. */
+ * renamed at the end (base/tmpfile.h), so a failed or interrupted run leaves
+ * nothing behind. The temporaries still open are listed here, so that a
+ * signal handler can remove them (attn_outfile_abort_all).
+ *
+ * A target that exists and is not a regular file (a character device such
+ * as /dev/null or /dev/full, a FIFO, a socket), and any path under /dev/ or
+ * /proc/ (/dev/stdout, /dev/fd/N, /proc/self/fd/N), is written straight
+ * through: renaming a file over it would replace the device or the link
+ * for everyone. */
 #include "attn/write.h"
 
+#include "base/tmpfile.h"
 #include "base/util.h"
 
 #include <errno.h>
-#include <signal.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,44 +42,50 @@ void attn_outfile_abort_all(void) {
         if (open_tmps[i]) unlink(open_tmps[i]); /* async-signal-safe */
 }
 
+/* Is path written straight through rather than through a temporary? */
+static bool is_direct(const char *path, bool *append) {
+    struct stat sb;
+    bool exists = stat(path, &sb) == 0;
+    *append = exists && S_ISREG(sb.st_mode); /* /dev/fd/N on a file the shell opened */
+    return strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc/", 6) == 0 ||
+           (exists && !S_ISREG(sb.st_mode));
+}
+
+/* Opens o->path itself for writing (no temporary, no rename). */
+static attn_status open_direct(attn_outfile *o, bool append, attn_error *err) {
+    int fd = open(o->path, O_WRONLY | O_CLOEXEC | (append ? O_APPEND : 0));
+    if (fd >= 0 && !(o->f = fdopen(fd, "w"))) close(fd);
+    if (o->f) return ATTN_OK;
+    attn_status rc = attn_error_set(err, ATTN_ERR_IO, "%s: cannot open: %s", o->path,
+                                    strerror(errno));
+    free(o->path);
+    o->path = NULL;
+    return rc;
+}
+
 attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err) {
     memset(o, 0, sizeof *o);
     if (strcmp(path, "-") == 0) {
         o->f = stdout;
         return ATTN_OK;
     }
-    size_t n = strlen(path);
+    if (!path[0]) return attn_error_set(err, ATTN_ERR_USAGE, "an output path is empty");
     o->path = strdup(path);
-    o->tmp = malloc(n + 16);
-    if (!o->path || !o->tmp) {
+    if (!o->path) return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+    bool append;
+    if (is_direct(path, &append)) return open_direct(o, append, err);
+    attn_tmp_step step;
+    int e = attn_tmpfile_open(path, &o->f, &o->tmp, &step);
+    if (e) {
         free(o->path);
-        free(o->tmp);
-        return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(o->tmp, path, n);
-    memcpy(o->tmp + n, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(o->tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(o->path);
-        free(o->tmp);
-        memset(o, 0, sizeof *o);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    track(o->tmp, true);
-    /* mkstemp creates 0600; the final file gets the usual 0666 less the umask
-     * (the CLI is single-threaded, so reading the umask this way is safe).
-     * Should fchmod fail, the file just stays private. */
-    mode_t mask = umask(0);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
-    o->f = fdopen(fd, "w");
-    if (!o->f) {
-        int e = errno;
-        close(fd);
-        attn_outfile_abort(o);
+        o->path = NULL;
+        if (step == ATTN_TMP_NAME)
+            return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
+        if (step == ATTN_TMP_CREATE)
+            return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
     }
+    track(o->tmp, true);
     static const int bufsize = 1 << 20;
     setvbuf(o->f, NULL, _IOFBF, bufsize);
     return ATTN_OK;
@@ -84,22 +99,16 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
             return attn_error_set(err, ATTN_ERR_IO, "standard output: %s", strerror(errno));
         return ATTN_OK;
     }
-    bool bad = ferror(o->f) != 0;
-    int e = errno;
-    if (fclose(o->f) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    o->f = NULL;
-    if (!bad && rename(o->tmp, o->path) != 0) {
-        bad = true;
-        e = errno;
+    attn_tmp_step step;
+    int e;
+    if (o->tmp) {
+        e = attn_tmpfile_commit(o->f, o->tmp, o->path, 0, &step);
+    } else { /* written straight through */
+        e = ferror(o->f) ? (errno ? errno : EIO) : 0;
+        if (fclose(o->f) != 0 && !e) e = errno ? errno : EIO;
     }
     int rc = ATTN_OK;
-    if (bad) {
-        unlink(o->tmp);
-        rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", o->path, strerror(e));
-    }
+    if (e) rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", o->path, strerror(e));
     track(o->tmp, false);
     free(o->tmp);
     free(o->path);
@@ -108,9 +117,9 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
 }
 
 void attn_outfile_abort(attn_outfile *o) {
-    if (o->f && o->path) fclose(o->f);
+    if (!o->tmp && o->path && o->f) fclose(o->f); /* written straight through */
     if (o->tmp) {
-        unlink(o->tmp);
+        attn_tmpfile_discard(o->f, o->tmp);
         track(o->tmp, false);
     }
     free(o->tmp);

@@ -1,5 +1,5 @@
 """A float64 numpy forward pass that keeps every step of attention, written
-from the contract (CONTRACT section 1 / docs/model-format.md) for the tests
+from the contract (docs/model-format.md) for the tests
 of `attn explain`. It shares no code with attn and reads the model files
 itself.
 

@@ -1,4 +1,4 @@
-"""An independent float64 reference of attn's forward pass (CONTRACT section 1).
+"""An independent float64 reference of attn's forward pass (docs/model-format.md).
 
 Written plainly from the contract, one step at a time, with no code shared
 with the C library: it reads a model through tools/attn_format.load_model and

@@ -1,4 +1,4 @@
-"""Builds small random models in attn's format, one per variant of CONTRACT section 1.
+"""Builds small random models in attn's format, one per variant of docs/model-format.md.
 
     /usr/bin/python3 make_models.py OUTDIR      writes OUTDIR/<name>/config.json ...
 
@@ -46,7 +46,7 @@ def _cfg(**kw):
     return kw
 
 
-# The variants. Each option of CONTRACT section 1 appears at least once:
+# The variants. Each option of docs/model-format.md appears at least once:
 #   architecture decoder/encoder/encoder-decoder; positional learned/sinusoidal/
 #   rope/none; rope_theta default/10000/500000; embed_scale 1/sqrt(d)/2.5;
 #   norm layernorm/rmsnorm; norm_eps default/1e-6; norm_position pre/post;
@@ -143,7 +143,7 @@ def _defaults(cfg):
 
 
 def random_tensors(cfg, seed):
-    """Every tensor of CONTRACT section 2 that cfg needs, in a readable order."""
+    """Every tensor of docs/model-format.md (tensor names) that cfg needs, in a readable order."""
     rng = np.random.RandomState(seed)
     c = _defaults(cfg)
     D, H, KV, hd, F = c["d_model"], c["n_heads"], c["n_kv_heads"], c["head_dim"], c["d_ff"]

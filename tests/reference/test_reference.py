@@ -4,7 +4,7 @@
 
 For every random model of make_models.py (GPT-2-like, BERT-like, the original
 Transformer, Llama-like with two rope_theta values, multi-query, and variants
-that cover every other option of CONTRACT section 1):
+that cover every other option of docs/model-format.md):
 
   1. a single run with --ids (and --source-ids) writing --maps and --context;
   2. a batch run through standard input with --ids-input (for an

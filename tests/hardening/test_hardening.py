@@ -1,0 +1,228 @@
+"""Hostile outputs, signals and messages, against the real binary (issue 9).
+
+  test_hardening.py ATTN_EXE SOURCE_ROOT
+
+Each case runs attn in a fresh temporary folder and checks its exit status,
+its message and the files it leaves. Devices are stand-ins made with mknod in
+that folder (never the real /dev/null); the mknod cases skip when not root.
+"""
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+ATTN, ROOT = sys.argv[1], sys.argv[2]
+CFG = os.path.join(ROOT, "models", "tiny-decoder", "config.json")
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
+    if not ok:
+        failures.append(name)
+
+
+def run(args, cwd, **kw):
+    return subprocess.run([ATTN] + args, cwd=cwd, capture_output=True, **kw)
+
+
+def leftovers(d):
+    return [f for f in os.listdir(d) if ".tmp." in f]
+
+
+def main():
+    # 1. a character device is written straight through, never replaced
+    with tempfile.TemporaryDirectory() as d:
+        dev = os.path.join(d, "null")
+        if os.geteuid() == 0:
+            os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            r = run(["run", "--config", CFG, "--text", "the cat", "--maps", dev], d)
+            check("device: exit 0", r.returncode == 0, r.stderr.decode())
+            check("device: still a character device", stat.S_ISCHR(os.stat(dev).st_mode))
+            check("device: no temporary left", not leftovers(d), str(leftovers(d)))
+        else:
+            print("skip device stand-in: mknod needs root")
+
+    # 2. a FIFO's reader gets the whole CSV
+    with tempfile.TemporaryDirectory() as d:
+        fifo = os.path.join(d, "fifo")
+        os.mkfifo(fifo)
+        reader = subprocess.Popen(["cat", fifo], stdout=subprocess.PIPE)
+        r = run(["run", "--config", CFG, "--text", "the cat", "--maps", fifo], d)
+        got = reader.communicate(timeout=30)[0].decode()
+        ref = run(["run", "--config", CFG, "--text", "the cat", "--maps", "-"], d).stdout.decode()
+        check("fifo: exit 0", r.returncode == 0, r.stderr.decode())
+        check("fifo: the reader got the maps", got == ref and got.count("\n") > 2,
+              "%d vs %d bytes" % (len(got), len(ref)))
+        check("fifo: still a FIFO", stat.S_ISFIFO(os.stat(fifo).st_mode))
+
+    # 3. /dev/full: exit 1 and a message, no temporary (written straight through)
+    with tempfile.TemporaryDirectory() as d:
+        if os.path.exists("/dev/full"):
+            r = run(["run", "--config", CFG, "--text", "the cat", "--maps", "/dev/full"], d)
+            err = r.stderr.decode()
+            check("/dev/full: exit 1", r.returncode == 1, str(r.returncode))
+            check("/dev/full: no space left", "No space left" in err and err.count("\n") == 1, err)
+
+    # 4. an empty output path is a usage error, and nothing is written
+    with tempfile.TemporaryDirectory() as d:
+        r = run(["run", "--config", CFG, "--text", "the cat", "--context", "c.csv", "--maps", ""], d)
+        check("empty path: exit 2", r.returncode == 2, str(r.returncode))
+        check("empty path: says so", b"empty" in r.stderr, r.stderr.decode())
+        check("empty path: no file left", os.listdir(d) == [], str(os.listdir(d)))
+
+    # 5. terminal escapes from a file never reach standard error raw
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "c.json")
+        with open(cfg, "w") as f:
+            f.write('{"format": "attn/1", "\x1b]0;pwned\x07": 1}')
+        r = run(["run", "--config", cfg, "--text", "x"], d)
+        check("escapes: a usage or format error", r.returncode in (1, 2), str(r.returncode))
+        check("escapes: no ESC or BEL in the message",
+              b"\x1b" not in r.stderr and b"\x07" not in r.stderr and b"\\x1b" in r.stderr,
+              repr(r.stderr))
+
+    # 6. SIGPIPE on standard output with a file output open: the file's
+    #    temporary is removed, the process dies of SIGPIPE as before
+    with tempfile.TemporaryDirectory() as d:
+        inp = os.path.join(d, "in.txt")
+        with open(inp, "w") as f:
+            f.write("the cat sat on the mat\n" * 4000)
+        with open(inp) as stdin:
+            p = subprocess.Popen([ATTN, "run", "--config", CFG, "--maps", "-", "--context",
+                                  "ctx.csv"], cwd=d, stdin=stdin, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL)
+            p.stdout.readline()
+            p.stdout.close()  # the reader goes away
+            p.wait(timeout=120)
+        check("sigpipe: died of SIGPIPE", p.returncode == -signal.SIGPIPE, str(p.returncode))
+        check("sigpipe: no temporary left", sorted(os.listdir(d)) == ["in.txt"],
+              str(os.listdir(d)))
+
+    # 7. SIGTERM during a batch removes the temporaries; an ignored SIGHUP
+    #    (nohup) stays ignored
+    for sig, ignored in ((signal.SIGTERM, False), (signal.SIGHUP, True), (signal.SIGINT, True)):
+        with tempfile.TemporaryDirectory() as d:
+            pre = (lambda: signal.signal(sig, signal.SIG_IGN)) if ignored else None
+            p = subprocess.Popen([ATTN, "run", "--config", CFG, "--maps", "m.csv"], cwd=d,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, preexec_fn=pre)
+            p.stdin.write(b"the cat\n" * 50)
+            p.stdin.flush()
+            for _ in range(200):  # wait until the temporary exists
+                if leftovers(d):
+                    break
+                time.sleep(0.02)
+            p.send_signal(sig)
+            time.sleep(0.2)
+            name = signal.Signals(sig).name
+            if ignored:
+                p.stdin.close()
+                p.wait(timeout=120)
+                check("%s ignored by the caller: run completes" % name,
+                      p.returncode == 0 and os.path.exists(os.path.join(d, "m.csv")),
+                      "%s %s" % (p.returncode, os.listdir(d)))
+            else:
+                p.wait(timeout=120)
+                check("%s: died of it" % name, p.returncode == -sig, str(p.returncode))
+                check("%s: no temporary, no output" % name, os.listdir(d) == [],
+                      str(os.listdir(d)))
+
+    # 8. the same file under two spellings is a usage error, before any work
+    with tempfile.TemporaryDirectory() as d:
+        open(os.path.join(d, "b.csv"), "w").close()
+        os.symlink("b.csv", os.path.join(d, "l.csv"))
+        cases = [
+            (["run", "--config", CFG, "--text", "the cat", "--maps", "a.csv", "--context", "./a.csv"], "a.csv"),
+            (["run", "--config", CFG, "--text", "the cat", "--maps", "b.csv", "--context", "l.csv"], "b.csv"),
+            (["run", "--config", CFG, "--text", "the cat", "--top-k", "2", "--maps", "p.csv",
+              "--predictions", os.path.join(d, "p.csv")], "p.csv"),
+            (["generate", "--config", CFG, "--text", "the cat", "--steps", "2", "--maps", "t.csv",
+              "--tokens", "./t.csv"], "t.csv"),
+        ]
+        for args, name in cases:
+            r = run(args, d)
+            check("same file %s: exit 2" % " ".join(args[-4:]), r.returncode == 2
+                  and b"the same file" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+        check("same file: nothing written", sorted(os.listdir(d)) == ["b.csv", "l.csv"],
+              str(os.listdir(d)))
+
+    # 9. closed standard streams: a closed standard output never becomes an
+    #    output file's descriptor; batch mode refuses a closed standard input
+    with tempfile.TemporaryDirectory() as d:
+        r = run(["run", "--config", CFG, "--text", "the cat", "--maps", "m.csv", "--context",
+                 "c.csv"], d, preexec_fn=lambda: os.close(1))
+        with open(os.path.join(d, "m.csv")) as f:
+            m = f.readline()
+        with open(os.path.join(d, "c.csv")) as f:
+            c = f.readline()
+        check("stdout closed: exit 0", r.returncode == 0, str(r.returncode))
+        check("stdout closed: each file holds its own CSV",
+              m.startswith("input,stack,layer") and c.startswith("input,pos,token"), m + c)
+    with tempfile.TemporaryDirectory() as d:
+        r = run(["run", "--config", CFG, "--maps", "m.csv"], d, preexec_fn=lambda: os.close(0))
+        check("stdin closed: batch mode is a usage error", r.returncode == 2
+              and b"standard input is closed" in r.stderr, "%d %r" % (r.returncode, r.stderr))
+        check("stdin closed: no file", os.listdir(d) == [], str(os.listdir(d)))
+
+    # 10. a batch line longer than the limit (1 MiB) is refused as it is read,
+    #     not after buffering it, and the numbering of later lines holds
+    with tempfile.TemporaryDirectory() as d:
+        inp = os.path.join(d, "in.txt")
+        with open(inp, "w") as f:
+            f.write("the cat\n" + "a" * (100 << 20) + "\nthe mat\n")
+        with open(inp) as stdin:
+            r = subprocess.run(["/usr/bin/time", "-f", "maxrss %M", ATTN, "run", "--config", CFG,
+                                "--maps", "m.csv"], cwd=d, stdin=stdin, capture_output=True)
+        err = r.stderr.decode()
+        rss = int(err.split("maxrss ")[-1].split()[0]) if "maxrss " in err else 0
+        with open(os.path.join(d, "m.csv")) as f:
+            inputs = sorted({row.split(",")[0] for row in f.read().splitlines()[1:]})
+        check("long line: exit 1 and a message naming line 2",
+              r.returncode == 1 and "line 2: longer than 1048576 bytes" in err, err)
+        check("long line: inputs 0 and 2 written", inputs == ["0", "2"], str(inputs))
+        check("long line: peak memory under 64 MiB (%d KiB)" % rss, 0 < rss < 65536, str(rss))
+
+    # 11. a UTF-8 byte order mark at the start of a config, a vocabulary or an
+    #     embeddings CSV is skipped: the same run as without it
+    with tempfile.TemporaryDirectory() as d:
+        import json
+        import shutil
+        src = os.path.dirname(CFG)
+        for f in os.listdir(src):
+            shutil.copy(os.path.join(src, f), d)
+        with open(os.path.join(src, "config.json"), "rb") as f:
+            cfg_bytes = f.read()
+        vocab = json.loads(cfg_bytes)["tokenizer"]["vocab"]
+        ref = run(["run", "--config", os.path.join(src, "config.json"), "--text", "the cat sat",
+                   "--context", "-"], d).stdout
+        for name in ("config.json", vocab):
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "wb") as f:
+                f.write(b"\xef\xbb\xbf" + data)
+        r = run(["run", "--config", os.path.join(d, "config.json"), "--text", "the cat sat",
+                 "--context", "-"], d)
+        check("BOM in config and vocabulary: same run", r.returncode == 0 and r.stdout == ref,
+              r.stderr.decode())
+        d_model = json.loads(cfg_bytes)["d_model"]
+        rows = "\n".join(",".join("%g" % ((i * 7 + j * 3) % 11 / 10 - 0.5) for j in range(d_model))
+                         for i in range(3)) + "\n"
+        for name, data in (("e.csv", rows.encode()), ("bom.csv", b"\xef\xbb\xbf" + rows.encode())):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        a = run(["run", "--config", CFG, "--embeddings", "e.csv", "--context", "-"], d)
+        b = run(["run", "--config", CFG, "--embeddings", "bom.csv", "--context", "-"], d)
+        check("BOM in an embeddings CSV: same run", a.returncode == 0 and a.stdout == b.stdout,
+              b.stderr.decode())
+
+    print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
