@@ -330,14 +330,14 @@ attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *
 static bool file_identity(const char *path, struct stat *sb, char *buf, size_t cap) {
     if (stat(path, sb) == 0) return true;
     const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
     char dir[PATH_MAX], real[PATH_MAX];
-    size_t dlen = slash ? (size_t)(slash - path) : 1;
-    if (dlen >= sizeof dir) dlen = sizeof dir - 1;
-    memcpy(dir, slash ? path : ".", dlen);
-    dir[slash && dlen == 0 ? 1 : dlen] = '\0';
-    if (slash && dlen == 0) dir[0] = '/';
-    if (!realpath(dir, real)) snprintf(real, sizeof real, "%s", dir);
-    snprintf(buf, cap, "%s/%s", real, slash ? slash + 1 : path);
+    /* the folder: "." without a slash, "/" for "/name", else the part before it */
+    int n = !slash ? snprintf(dir, sizeof dir, ".")
+            : slash == path ? snprintf(dir, sizeof dir, "/")
+                            : snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (n < 0 || !realpath(dir, real)) snprintf(real, sizeof real, "%s", dir);
+    snprintf(buf, cap, "%s/%s", real, base);
     return false;
 }
 

@@ -104,8 +104,8 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
     if (o->tmp) {
         e = attn_tmpfile_commit(o->f, o->tmp, o->path, 0, &step);
     } else { /* written straight through */
-        e = ferror(o->f) ? (errno ? errno : EIO) : 0;
-        if (fclose(o->f) != 0 && !e) e = errno ? errno : EIO;
+        e = fflush(o->f) != 0 ? errno : ferror(o->f) ? EIO : 0;
+        if (fclose(o->f) != 0 && !e) e = errno;
     }
     int rc = ATTN_OK;
     if (e) rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", o->path, strerror(e));
