@@ -657,15 +657,47 @@ static const char *print_reads(pr *p, const shown_head *sh) {
     return "A";
 }
 
+/* "heads 2 and 3", "heads 0, 1 and 2" or "heads 0..7" (more than three):
+ * the query heads that share key/value head g, of cfg. */
+static void heads_of_kv(char *buf, size_t cap, const attn_config *cfg, int g) {
+    const int n = cfg->n_heads / cfg->n_kv_heads, h0 = g * n;
+    if (n == 1) snprintf(buf, cap, "head %d", h0);
+    else if (n == 2) snprintf(buf, cap, "heads %d and %d", h0, h0 + 1);
+    else if (n == 3) snprintf(buf, cap, "heads %d, %d and %d", h0, h0 + 1, h0 + 2);
+    else snprintf(buf, cap, "heads %d..%d", h0, h0 + n - 1);
+}
+
+/* Grouped-query attention: which query heads share each key/value head's
+ * Wk and Wv, one line per key/value head (up to 8; past that the rule). */
+static void note_kv_groups(pr *p) {
+    const attn_config *cfg = p->o->cfg;
+    const int G = cfg->n_kv_heads, n = cfg->n_heads / G;
+    char heads[64];
+    if (G > 8) {
+        note(p, "query heads %dg..%dg+%d share Wk/Wv of key/value head g (g = 0..%d)", n, n,
+             n - 1, G - 1);
+        return;
+    }
+    for (int g = 0; g < G; g++) {
+        heads_of_kv(heads, sizeof heads, cfg, g);
+        note(p, "%s share Wk/Wv of key/value head %d", heads, g);
+    }
+}
+
 /* Section: Q, K and V of the head, from the input named in_name (the keys
  * and values of cross-attention come from the encoder's output M). */
 static void print_qkv(pr *p, const shown_head *sh, const char *in_name) {
     const attn_config *cfg = p->o->cfg;
     section(p, "Queries, keys and values of head %d (of %d; head_dim hd = %d)", sh->r->head,
             cfg->n_heads, cfg->head_dim);
-    if (cfg->n_kv_heads != cfg->n_heads)
+    if (cfg->n_kv_heads != cfg->n_heads) {
+        char heads[64];
+        heads_of_kv(heads, sizeof heads, cfg, sh->r->kv_head);
         note(p, "grouped heads: n_kv_heads = %d, so query head %d reads key/value head %d",
              cfg->n_kv_heads, sh->r->head, sh->r->kv_head);
+        note(p, "(query %s share Wk/Wv, and so K and V, of key/value head %d)", heads,
+             sh->r->kv_head);
+    }
     const char *kv_in = sh->cross ? "M" : in_name;
     print_projection(p, sh, 0, &sh->qa, in_name);
     print_projection(p, sh, 1, &sh->ka, kv_in);
@@ -752,7 +784,14 @@ static void print_output(pr *p, const shown_head *sh) {
     const attn_tensor *bo = tensor(p->o, sh->prefix, "o.bias");
     if (H > 1) {
         section(p, "Heads: concatenated, then projected back to d_model");
-        note(p, "all %d heads ran the steps above, each with its own Wq, Wk, Wv", H);
+        if (cfg->n_kv_heads == H) {
+            note(p, "all %d heads ran the steps above, each with its own Wq, Wk, Wv", H);
+        } else {
+            note(p, "all %d heads ran the steps above, each with its own Wq, but Wk and Wv", H);
+            note(p, "belong to the %d key/value head%s (n_kv_heads):", cfg->n_kv_heads,
+                 cfg->n_kv_heads == 1 ? "" : "s");
+            note_kv_groups(p);
+        }
     } else
         section(p, "Output projection back to d_model");
     axis hc = {AX_CONCAT, NULL, NULL, hd}, c = {AX_DIM, NULL, "c", 0};
