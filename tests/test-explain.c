@@ -550,7 +550,58 @@ START_TEST(decoder_pre_gqa_layer1) {
     same_as_captured(get("X", 0), "blocks.0.resid");
     check_head(&s, 0, "blocks.1.attn", 3, true, false, "blocks.1.attn.in", "blocks.1.attn.in");
     ck_assert_ptr_nonnull(strstr(r.out, "query head 3 reads key/value head 1"));
+    /* 4 heads on 2 key/value heads: heads 0-1 read kv head 0, heads 2-3 kv head 1 */
+    ck_assert_ptr_nonnull(strstr(r.out, "(query heads 2 and 3 share Wk/Wv, and so K and V, "
+                                        "of key/value head 1)"));
+    ck_assert_ptr_nonnull(strstr(r.out, "   heads 0 and 1 share Wk/Wv of key/value head 0\n"
+                                        "   heads 2 and 3 share Wk/Wv of key/value head 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.out, "each with its own Wq, but Wk and Wv\n"
+                                        "   belong to the 2 key/value heads (n_kv_heads):\n"));
+    ck_assert_ptr_null(strstr(r.out, "own Wq, Wk, Wv"));
     ck_assert_ptr_nonnull(strstr(r.out, "Causal mask"));
+    result_free(&r);
+}
+END_TEST
+
+/* explain on a new model of spec s, query head `head`, "the cat". */
+static result explain_model_head(const spec *s, const char *head) {
+    make_model(s);
+    result r = RUN("explain", "--config", "config.json", "--text", "the cat", "--head", head);
+    ck_assert_msg(r.status == 0, "stderr: %s", r.err);
+    return r;
+}
+
+/* Which query heads share Wk and Wv: every head its own (n_kv_heads =
+ * n_heads), all one (n_kv_heads 1), groups of 3, and 9 groups of 2. */
+START_TEST(explain_kv_sharing) {
+    spec mha = {"decoder", 8, 4, 4, 1, 0, "learned", "pre", false, "none", 1.0, false};
+    result r = explain_model_head(&mha, "2");
+    ck_assert_ptr_nonnull(strstr(r.out, "all 4 heads ran the steps above, "
+                                        "each with its own Wq, Wk, Wv"));
+    ck_assert_ptr_null(strstr(r.out, "share"));
+    ck_assert_ptr_null(strstr(r.out, "grouped heads"));
+    result_free(&r);
+    spec mqa = {"decoder", 8, 4, 1, 1, 0, "learned", "pre", false, "none", 1.0, false};
+    r = explain_model_head(&mqa, "2");
+    ck_assert_ptr_nonnull(strstr(r.out, "query head 2 reads key/value head 0"));
+    ck_assert_ptr_nonnull(strstr(r.out, "(query heads 0..3 share Wk/Wv, and so K and V, "
+                                        "of key/value head 0)"));
+    ck_assert_ptr_nonnull(strstr(r.out, "belong to the 1 key/value head (n_kv_heads):\n"
+                                        "   heads 0..3 share Wk/Wv of key/value head 0\n"));
+    result_free(&r);
+    spec g3 = {"decoder", 12, 6, 2, 1, 0, "learned", "pre", false, "none", 1.0, false};
+    r = explain_model_head(&g3, "4");
+    ck_assert_ptr_nonnull(strstr(r.out, "query head 4 reads key/value head 1"));
+    ck_assert_ptr_nonnull(strstr(r.out, "(query heads 3, 4 and 5 share Wk/Wv"));
+    ck_assert_ptr_nonnull(strstr(r.out, "   heads 0, 1 and 2 share Wk/Wv of key/value head 0\n"
+                                        "   heads 3, 4 and 5 share Wk/Wv of key/value head 1\n"));
+    result_free(&r);
+    spec many = {"decoder", 18, 18, 9, 1, 0, "learned", "pre", false, "none", 1.0, false};
+    r = explain_model_head(&many, "17"); /* past 8 key/value heads: the rule, one line */
+    ck_assert_ptr_nonnull(strstr(r.out, "(query heads 16 and 17 share Wk/Wv"));
+    ck_assert_ptr_nonnull(strstr(r.out, "belong to the 9 key/value heads (n_kv_heads):\n"
+                                        "   query heads 2g..2g+1 share Wk/Wv of key/value head g "
+                                        "(g = 0..8)\n"));
     result_free(&r);
 }
 END_TEST
@@ -778,6 +829,13 @@ START_TEST(usage_errors) {
     r = RUN("explain", "--config", "config.json", "--text", "a", "--digits", "10");
     assert_fails(&r, 2, "--digits", NULL);
     result_free(&r);
+    /* --width: 0 (no limit) or 20..100000 (run shares the rule, tests/view) */
+    const char *bad_widths[] = {"19", "1", "100001", "-1", "x", ""};
+    for (int i = 0; i < 6; i++) {
+        r = RUN("explain", "--config", "config.json", "--text", "a", "--width", bad_widths[i]);
+        assert_fails(&r, 2, "--width", "0 (no limit) or a width from 20 to 100000");
+        result_free(&r);
+    }
     r = RUN("explain", "--config", "config.json", "--text", "a", "--bogus");
     assert_fails(&r, 2, "--bogus", NULL);
     result_free(&r);
@@ -847,6 +905,7 @@ static char *run_on_pty(const char *no_color, const char *const *args) {
         close(master);
         if (chdir(tmpdir) != 0) _exit(127);
         unsetenv("COLUMNS");
+        setenv("TERM", "xterm", 1); /* TERM=dumb would turn colour off (view_dumb_terminal) */
         if (no_color)
             setenv("NO_COLOR", no_color, 1);
         else
@@ -902,11 +961,12 @@ START_TEST(view_auto_color_on_terminal) {
 }
 END_TEST
 
-/* Every weight of a long input shows up in the bands, and each row has one '*'. */
+/* With --full every weight of a long input shows up in the bands, and each
+ * row has one '*'. */
 START_TEST(view_bands) {
     spec s = {"encoder", 8, 1, 1, 1, 0, "learned", "pre", false, "none", 1.0, false};
     make_model(&s);
-    result r = RUN_ENV("COLUMNS=50", "run", "--config", "config.json", "--text",
+    result r = RUN_ENV("COLUMNS=50", "run", "--config", "config.json", "--full", "--text",
                        "the cat sits on the mat . the sun rises in the east");
     ck_assert_msg(r.status == 0, "stderr: %s", r.err);
     ck_assert_ptr_nonnull(strstr(r.out, "keys 0..4 of 13"));
@@ -983,6 +1043,7 @@ static Suite *explain_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, decoder_pre_gqa_layer1);
+    tcase_add_test(tc, explain_kv_sharing);
     tcase_add_test(tc, decoder_layer0_embeddings_and_vectors);
     tcase_add_test(tc, encoder_post_sinusoidal);
     tcase_add_test(tc, encoder_embed_norm);

@@ -36,8 +36,9 @@ static const char explain_usage[] =
     "                             attention to the source, or both (default both)\n"
     "Layout:\n"
     "  --width N                  line width (default: $COLUMNS, the terminal's, or\n"
-    "                             80); wider matrices keep their first and last\n"
-    "                             columns around a '…'\n"
+    "                             80; 0: no limit; else 20 to 100000); wider\n"
+    "                             matrices keep their first and last columns\n"
+    "                             around a '…'\n"
     "  --digits N                 decimals of every number, 0-9 (default 3)\n"
     "  --full                     never abbreviate rows or columns\n"
     "  -h, --help                 show this help\n"
@@ -110,7 +111,7 @@ static attn_status check_flags(ex_opts *o, attn_error *err) {
     o->cols = -1;
     o->decimals = 3;
     attn_status rc = ATTN_OK;
-    if (o->width) rc = cli_parse_int(o->width, "--width", 0, 100000, &o->cols, err);
+    if (o->width) rc = out_width_parse(o->width, &o->cols, err);
     if (!rc && o->digits) rc = cli_parse_int(o->digits, "--digits", 0, 9, &o->decimals, err);
     return rc;
 }

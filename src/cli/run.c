@@ -35,7 +35,14 @@ static const char run_usage[] =
     "  --predictions FILE    with --top-k: the predictions as CSV ('-' = standard output);\n"
     "                        without it they are listed readably on standard output\n"
     "  --color WHEN          heatmap shading of the view: auto (on a terminal, unless\n"
-    "                        NO_COLOR is set), always, never (default auto)\n"
+    "                        NO_COLOR is set or TERM=dumb), always, never (default auto)\n"
+    "  --width N             line width of the view (default: $COLUMNS, the terminal's,\n"
+    "                        or 80; 0: no limit; else 20 to 100000, below 40 taken as\n"
+    "                        40). A map whose keys do not fit lists each query's\n"
+    "                        strongest keys and sums the rest (\"… N more keys, Σ=S\");\n"
+    "                        of more than 32 queries the first and last 16 are shown\n"
+    "  --full                the view shows every weight: maps wider than the line in\n"
+    "                        bands of key columns, every query\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
@@ -53,12 +60,14 @@ typedef struct run_opts {
     cli_input_args input;  /* --text, --ids, --embeddings */
     cli_input_args source; /* --source, --source-ids, --source-embeddings */
     bool ids_input;        /* --ids-input */
-    const char *maps, *context, *top_k, *predictions, *color;
+    const char *maps, *context, *top_k, *predictions, *color, *width;
     bool last; /* --last */
+    bool full; /* --full */
     /* from the flags above (check_flags) */
     bool batch;     /* no input flag: one input per line of standard input */
     int k;          /* --top-k K, its range checked once the model is open; 0: none */
     int color_mode; /* --color: OUT_COLOR_* */
+    int cols;       /* --width; -1: not given */
 } run_opts;
 
 typedef struct runner {
@@ -100,6 +109,8 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"embeddings", .value = &o->input.emb},
         {"source-embeddings", .value = &o->source.emb},
         {"color", .value = &o->color},
+        {"width", .value = &o->width},
+        {"full", .set = &o->full},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "run", flags, help, err);
@@ -124,6 +135,9 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     o->color_mode = o->color ? out_color_parse(o->color) : OUT_COLOR_AUTO;
     if (o->color_mode < 0)
         return cli_usage(err, "--color: expected auto, always or never, got '%s'", o->color);
+    o->cols = -1;
+    attn_status rc = o->width ? out_width_parse(o->width, &o->cols, err) : ATTN_OK;
+    if (rc) return rc;
     if (cli_same_file(o->maps, o->context))
         return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);
     if (!o->top_k && (o->last || o->predictions))
@@ -248,6 +262,8 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
         r->view_mode = true;
         r->view = (view_opts){.f = stdout,
                               .color = out_color_enabled(o->color_mode, stdout),
+                              .width = o->cols < 0 ? out_term_width(stdout) : o->cols,
+                              .full = o->full,
                               .run = &r->rc};
         attn_capture view = {view_wants, view_emit, &r->view};
         if ((rc = attn_fanout_add(&r->fo, view, err))) return rc;

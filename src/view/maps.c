@@ -3,11 +3,18 @@
  * query marked), shaded as a heatmap on a colour terminal, then the context
  * vectors.
  *
- * A grid wider than the line is cut into bands of key columns, each band
- * with its own header, so every weight is shown. Colour: ANSI 256-colour
- * backgrounds from white (0) to deep blue (1), chosen by out_color_enabled. */
+ * The view fits the line width (view_opts.width). A grid whose keys do not
+ * fit in one line becomes a list of each query's strongest keys, as many as
+ * fit, the rest summed ("… N more keys, Σ=0.070"); a map or the context
+ * vectors of more than VIEW_MAX_ROWS queries show the first and the last
+ * VIEW_MAX_ROWS / 2, so a head takes at most VIEW_MAX_ROWS + 5 lines. With
+ * view_opts.full every weight is shown: a grid wider than the line is cut
+ * into bands of key columns, each band with its own header, and every row
+ * is there. Colour: ANSI 256-colour backgrounds from white (0) to deep blue
+ * (1), chosen by out_color_enabled. */
 #include "view.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +23,18 @@
 
 #define CELL 7  /* one grid column: a 5-character weight, the mark, a space */
 #define LABEL 13 /* the query label column */
+#define ITEM_LABEL 8 /* a key's token in the list of strongest keys */
 
 int out_term_width(FILE *f) {
     const char *env = getenv("COLUMNS");
     if (env && *env) {
         char *end;
         long v = strtol(env, &end, 10);
-        if (*end == '\0' && v >= 20 && v <= 100000) return (int)v;
+        if (*end == '\0' && v >= OUT_WIDTH_MIN && v <= OUT_WIDTH_MAX) return (int)v;
     }
     struct winsize ws;
     int fd = fileno(f);
-    if (fd >= 0 && isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+    if (fd >= 0 && isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= OUT_WIDTH_MIN)
         return ws.ws_col;
     return 80;
 }
@@ -41,8 +49,8 @@ int out_color_parse(const char *s) {
 bool out_color_enabled(int mode, FILE *f) {
     if (mode == OUT_COLOR_ALWAYS) return true;
     if (mode == OUT_COLOR_NEVER) return false;
-    const char *nc = getenv("NO_COLOR");
-    if (nc && nc[0]) return false;
+    const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+    if ((nc && nc[0]) || (term && strcmp(term, "dumb") == 0)) return false;
     int fd = fileno(f);
     return fd >= 0 && isatty(fd);
 }
@@ -58,9 +66,32 @@ static bool positional(const attn_labels *l) {
     return true;
 }
 
+/* The width the view lays out to: view_opts.width, at least 40; 0: no limit. */
 static int line_width(const view_opts *o) {
-    int w = out_term_width(o->f);
-    return w < 40 ? 40 : w;
+    if (o->width <= 0) return INT_MAX / 2;
+    return o->width < 40 ? 40 : o->width;
+}
+
+/* Is row r of rows shown? Without --full, of more than VIEW_MAX_ROWS rows
+ * the first and last VIEW_MAX_ROWS / 2. */
+static bool row_shown(const view_opts *o, int r, int rows) {
+    return o->full || rows <= VIEW_MAX_ROWS || r < VIEW_MAX_ROWS / 2 ||
+           r >= rows - VIEW_MAX_ROWS / 2;
+}
+
+/* In place of the rows row_shown leaves out, called for each row r: one
+ * line, before the first, naming them (what: "queries") and the CSV flag
+ * that has them all. */
+static void rows_left_out(const view_opts *o, FILE *f, int r, int rows, int row_offset,
+                          const char *what, const char *csv) {
+    if (o->full || rows <= VIEW_MAX_ROWS || r != VIEW_MAX_ROWS / 2) return;
+    int n = rows - VIEW_MAX_ROWS;
+    char note[96], hint[64];
+    snprintf(note, sizeof note, "  … %d more %s (%d..%d)", n, what, row_offset + r,
+             row_offset + r + n - 1);
+    snprintf(hint, sizeof hint, "; all: --full or %s -", csv);
+    bool room = text_width(note) + text_width(hint) <= line_width(o);
+    fprintf(f, "%s%s\n", note, room ? hint : "");
 }
 
 /* The ramp: ANSI 256-colour backgrounds from white (weight 0) to deep blue (1). */
@@ -79,9 +110,11 @@ static void print_positions(const view_opts *o, const char *name, const attn_lab
     FILE *f = o->f;
     char head[96], buf[256], item[300];
     if (positional(l) && l->n > 0) {
-        fprintf(f, "  %s: %zu input vector%s, labelled by position 0..%zu\n",
-                strcmp(name, "tokens") == 0 ? "input" : name, l->n,
-                l->n == 1 ? "" : "s", l->n - 1);
+        snprintf(head, sizeof head, "  %s: %zu input vector%s,",
+                 strcmp(name, "tokens") == 0 ? "input" : name, l->n, l->n == 1 ? "" : "s");
+        snprintf(buf, sizeof buf, "labelled by position 0..%zu", l->n - 1);
+        bool wrap = text_width(head) + 1 + text_width(buf) > line_width(o);
+        fprintf(f, "%s%s%s\n", head, wrap ? "\n    " : " ", buf);
         return;
     }
     snprintf(head, sizeof head, "  %s (%zu position%s):", name, l->n, l->n == 1 ? "" : "s");
@@ -183,13 +216,66 @@ static void band_cells(const view_opts *o, FILE *f, const float *row, int qpos, 
     }
 }
 
-/* One head's map: a title, then bands of key columns as wide as the line. */
-static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
-                     FILE *f) {
-    const attn_labels *ql, *kl;
-    attn_run_key_labels(o->run, key, &ql, &kl);
-    fprintf(f, "%s layer %d, %s-attention, head %d\n", attn_stack_name(key->stack), key->layer,
-            attn_kind_name(key->kind), key->head);
+/* The weights of the keys a query can see, strongest first (equal weights:
+ * the lower position first). */
+typedef struct key_weight {
+    float w;
+    int key;
+} key_weight;
+static int by_weight(const void *a, const void *b) {
+    const key_weight *x = a, *y = b;
+    if (x->w != y->w) return x->w > y->w ? -1 : 1;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+/* "  … N more keys, Σ=S" in buf, or when that is wider than room, the
+ * short "  …+N"; returns its width in characters. */
+static int keys_left_out(char *buf, size_t cap, int n, double sum, int room) {
+    snprintf(buf, cap, "  … %d more key%s, Σ=%.3f", n, n == 1 ? "" : "s", sum > 0 ? sum : 0.0);
+    if (text_width(buf) > room) snprintf(buf, cap, "  …+%d", n);
+    return text_width(buf);
+}
+
+/* One query's strongest keys after its label, as many as fit in the line
+ * with the long form of what is left out (keys_left_out) and at least one,
+ * "KEY:TOKEN WEIGHT" (bare labels: "KEY WEIGHT"), then what is left out.
+ * row [Tk]: the weights, of which the first `visible` are keys the query
+ * sees; kw: scratch of [Tk]. */
+static void top_keys(const view_opts *o, FILE *f, const float *row, int visible,
+                     const attn_labels *kl, bool bare, key_weight *kw) {
+    for (int c = 0; c < visible; c++) kw[c] = (key_weight){row[c], c};
+    qsort(kw, (size_t)visible, sizeof *kw, by_weight);
+    double rest = 0;
+    for (int c = 0; c < visible; c++) rest += kw[c].w;
+    const int width = line_width(o);
+    int col = LABEL, shown = 0;
+    char lab[64], item[128], tail[96];
+    for (; shown < visible; shown++) {
+        text_label(lab, sizeof lab, bare ? "" : attn_labels_at(kl, kw[shown].key), ITEM_LABEL);
+        snprintf(item, sizeof item, bare ? "%d" : "%d:%s", kw[shown].key, lab);
+        int w = 2 + text_width(item) + 6; /* "  ", the item, " 0.000" */
+        double left = rest - kw[shown].w;
+        int tw = shown + 1 < visible
+                     ? keys_left_out(tail, sizeof tail, visible - shown - 1, left, INT_MAX)
+                     : 0;
+        if (shown > 0 && col + w + tw > width) break; /* the strongest key always shows */
+        fprintf(f, "  %s ", item);
+        if (o->color) shade(f, kw[shown].w);
+        fprintf(f, "%5.3f", (double)kw[shown].w);
+        if (o->color) fputs("\x1b[0m", f);
+        col += w;
+        rest = left;
+    }
+    if (shown < visible) {
+        keys_left_out(tail, sizeof tail, visible - shown, rest, width - col);
+        fputs(tail, f);
+    }
+}
+
+/* The grid of a map in bands of key columns as wide as the line (one band
+ * when they fit). */
+static void map_grid(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
+                     const attn_labels *ql, const attn_labels *kl, FILE *f) {
     int *best = strongest_keys(v);
     if (!best) return;
     const bool bare = positional(ql);
@@ -201,14 +287,55 @@ static void emit_map(const view_opts *o, const attn_capture_key *key, const attn
         band_header(f, kl, c0, c1);
         for (int r = 0; r < v->rows; r++) {
             int qpos = v->row_offset + r;
+            rows_left_out(o, f, r, v->rows, v->row_offset, "queries", "--maps");
+            if (!row_shown(o, r, v->rows)) continue;
             row_label(f, ql, bare, qpos);
             band_cells(o, f, v->data + (size_t)r * (size_t)v->cols, qpos, key->causal, best[r],
                        c0, c1);
             putc('\n', f);
         }
     }
-    putc('\n', f);
     free(best);
+}
+
+/* A map whose keys do not fit in the line: a note, then each query's
+ * strongest keys (top_keys). */
+static void map_list(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
+                     const attn_labels *ql, const attn_labels *kl, FILE *f) {
+    key_weight *kw = malloc((size_t)v->cols * sizeof *kw);
+    if (!kw) return;
+    const bool bare = positional(ql), kbare = positional(kl);
+    char note[128];
+    snprintf(note, sizeof note, "  each query's strongest keys, %s (all %d: --full or --maps -)",
+             kbare ? "key weight" : "key:token weight", v->cols);
+    if (text_width(note) > line_width(o))
+        snprintf(note, sizeof note, "  strongest keys (all: --full)");
+    fprintf(f, "%s\n", note);
+    for (int r = 0; r < v->rows; r++) {
+        int qpos = v->row_offset + r;
+        rows_left_out(o, f, r, v->rows, v->row_offset, "queries", "--maps");
+        if (!row_shown(o, r, v->rows)) continue;
+        row_label(f, ql, bare, qpos);
+        int visible = key->causal && qpos + 1 < v->cols ? qpos + 1 : v->cols;
+        top_keys(o, f, v->data + (size_t)r * (size_t)v->cols, visible, kl, kbare, kw);
+        putc('\n', f);
+    }
+    free(kw);
+}
+
+/* One head's map: a title, then the grid when its keys fit in the line or
+ * with full, else each query's strongest keys. */
+static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
+                     FILE *f) {
+    const attn_labels *ql, *kl;
+    attn_run_key_labels(o->run, key, &ql, &kl);
+    fprintf(f, "%s layer %d, %s-attention, head %d\n", attn_stack_name(key->stack), key->layer,
+            attn_kind_name(key->kind), key->head);
+    if (!o->full && LABEL + v->cols * CELL > line_width(o))
+        map_list(o, key, v, ql, kl, f);
+    else
+        map_grid(o, key, v, ql, kl, f);
+    putc('\n', f);
 }
 
 /* The context vectors: one row per position, the columns that fit. */
@@ -236,6 +363,8 @@ static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     const bool bare = positional(o->run->main);
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
+        rows_left_out(o, f, r, v->rows, v->row_offset, "positions", "--context");
+        if (!row_shown(o, r, v->rows)) continue;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
         row_label(f, o->run->main, bare, pos);
         for (int c = 0; c < show; c++) fprintf(f, " %+7.3f", (double)row[c]);

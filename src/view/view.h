@@ -25,22 +25,33 @@ void text_put_stripped(FILE *f, const char *buf, size_t len);
 
 /* ---- the readable view of `attn run` (maps.c) ---- */
 /* Per input a header (view_input_header), then every head's map and the
- * context vectors, laid out to the line width (out_term_width). */
+ * context vectors, laid out to the line width: a map whose keys do not fit
+ * lists each query's strongest keys, and of more than VIEW_MAX_ROWS
+ * queries the first and last VIEW_MAX_ROWS / 2 are shown, unless full. */
+#define VIEW_MAX_ROWS 32
 typedef struct view_opts {
     FILE *f;
     bool color;         /* ANSI 256-colour shading */
+    int width;          /* line width (at least 40 is used); 0: no limit */
+    bool full;          /* every weight: grids in bands of key columns, every row */
     const attn_run_info *run;
 } view_opts;
-/* --color=auto|always|never: auto is colour when f is a terminal and
- * NO_COLOR is unset or empty (no-color.org); always forces it, even with
- * NO_COLOR set. out_color_parse returns -1 for another word. */
+/* --color=auto|always|never: auto is colour when f is a terminal, NO_COLOR
+ * is unset or empty (no-color.org) and TERM is not "dumb"; always forces
+ * it, even with NO_COLOR set. out_color_parse returns -1 for another word. */
 enum { OUT_COLOR_AUTO, OUT_COLOR_ALWAYS, OUT_COLOR_NEVER };
 int out_color_parse(const char *s);
 bool out_color_enabled(int mode, FILE *f);
 void view_input_header(const view_opts *o);
-/* Line width for layouts: $COLUMNS when set (20..100000), else the
- * terminal's width when f is one, else 80. */
+/* Line width for layouts: $COLUMNS when set (OUT_WIDTH_MIN..OUT_WIDTH_MAX),
+ * else the terminal's width when f is one, else 80. */
+#define OUT_WIDTH_MIN 20
+#define OUT_WIDTH_MAX 100000
 int out_term_width(FILE *f);
+/* --width N of run and explain (text.c): 0 (no limit) or
+ * OUT_WIDTH_MIN..OUT_WIDTH_MAX into *cols; else ATTN_ERR_USAGE naming the
+ * flag, *cols unchanged. */
+attn_status out_width_parse(const char *s, int *cols, attn_error *err);
 bool view_wants(void *user, const attn_capture_key *key);
 attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                       attn_error *err);

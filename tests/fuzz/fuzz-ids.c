@@ -1,12 +1,16 @@
 /* libFuzzer entry point for the CLI's value parsers (src/cli/common.c):
  * cli_parse_ids ("N,N,...", --ids and --ids-input lines) and cli_parse_int
- * (integer flag values). The first input byte picks a vocabulary size and an
+ * (integer flag values), and out_width_parse (--width of run and explain,
+ * src/view/text.c). The first input byte picks a vocabulary size and an
  * integer range, the rest is the text (up to its first NUL, as in argv).
  * An accepted id list holds ids inside the vocabulary, is made of digits,
  * signs, spaces and commas only, and reads back the same when printed; an
- * accepted integer lies in its range and reads back the same. See README.md. */
+ * accepted integer lies in its range and reads back the same; an accepted
+ * width is 0 or OUT_WIDTH_MIN..OUT_WIDTH_MAX and reads back the same. See
+ * README.md. */
 #include "cli.h"
 #include "fuzz-common.h"
+#include "view.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -66,6 +70,23 @@ static void check_int(const char *text, int min, int max) {
     if (cli_parse_int(again, "--flag", min, max, &back, NULL) != ATTN_OK || back != out) __builtin_trap();
 }
 
+static void check_width(const char *text) {
+    int cols = 12345;
+    attn_error err = {0};
+    attn_status rc = out_width_parse(text, &cols, &err);
+    if (rc != ATTN_OK) {
+        if (rc != ATTN_ERR_USAGE || err.status != ATTN_ERR_USAGE || cols != 12345 ||
+            strncmp(err.message, "--width: ", 9) != 0)
+            __builtin_trap();
+        return;
+    }
+    if (cols != 0 && (cols < OUT_WIDTH_MIN || cols > OUT_WIDTH_MAX)) __builtin_trap();
+    char again[16];
+    snprintf(again, sizeof again, "%d", cols);
+    int back = -1;
+    if (out_width_parse(again, &back, NULL) != ATTN_OK || back != cols) __builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
     unsigned pick = data[0];
@@ -76,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     check_ids(text, vocab_sizes[pick % 8]);
     const int *range = ranges[(pick / 8) % 4];
     check_int(text, range[0], range[1]);
+    check_width(text);
     free(text);
     return 0;
 }
