@@ -321,22 +321,27 @@ def skeleton(line):
 
 def updated_excerpt(shown, actual):
     """The excerpt with each contiguous chunk replaced by the output lines it
-    stands for: the first place (after the previous chunk) where every line
-    matches the chunk's lines with numbers ignored. None when a chunk is not
-    found."""
+    stands for: of the places after the previous chunk where every line
+    matches the chunk's lines with the numbers ignored, the one with the most
+    numbers equal (the first of those). None when a chunk is not found."""
     result, pos, cur = [], 0, []
     for line in shown + [None]:
         if line is not None and line.strip() not in GAP:
             cur.append(line)
             continue
         if cur:
+            best = None
             for start in range(pos, len(actual) - len(cur) + 1):
                 if all(skeleton(c) == skeleton(actual[start + k]) for k, c in enumerate(cur)):
-                    result.extend(actual[start:start + len(cur)])
-                    pos = start + len(cur)
-                    break
-            else:
+                    score = sum(x == y for k, c in enumerate(cur)
+                                for x, y in zip(NUMBER.findall(c),
+                                                NUMBER.findall(actual[start + k])))
+                    if best is None or score > best[0]:
+                        best = (score, start)
+            if best is None:
                 return None
+            result.extend(actual[best[1]:best[1] + len(cur)])
+            pos = best[1] + len(cur)
             cur = []
         if line is not None:
             result.append(line)
