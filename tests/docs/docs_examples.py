@@ -24,6 +24,9 @@ The markup convention is described in tests/docs/README.md; in short:
     <!-- file: PATH -->       the block is the content of PATH, a file that
                               an earlier command of the same document wrote
     <!-- skip: REASON -->     not run; the reason is printed
+    <!-- unk: REASON -->      the output may contain <unk> (otherwise an
+                              example whose output has it fails: it uses a
+                              word the model does not know)
 - Every document runs in its own temporary folder (the commands of one
   document share it, in order): `models` and `data` link to the source tree,
   `stories260K.bin` and `tok512.bin` to ../shared/models/stories260K. A block
@@ -55,9 +58,10 @@ GENERATED = {
                          "any difference",
 }
 STORIES = os.path.join("..", "shared", "models", "stories260K")
-DIRECTIVE = re.compile(r"^\s*<!--\s*(output|exit|file|skip)\s*:\s*(.*?)\s*-->\s*$")
+DIRECTIVE = re.compile(r"^\s*<!--\s*(output|exit|file|skip|unk)\s*:\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
 GAP = ("...", "…")
+UNK = "<unk>"  # the word tokenizers' unknown token: an example should not need it
 
 
 class DocError(Exception):
@@ -449,7 +453,13 @@ def check_document(exe, root, path, rtol=0.0):
                                           % (block.where(cmd.line), shown_cmd, status,
                                              want_exit, out.rstrip()[-3000:]), cmd=cmd))
                     continue
-                if cmd.shown is None:
+                if UNK in out and not block.directive("unk"):
+                    results.append(Result(block, cmd.line, "fail",
+                                          "%s: `%s` prints %s: the example has a word the "
+                                          "model does not know (or say why with "
+                                          "<!-- unk: REASON -->)" % (block.where(cmd.line),
+                                                                     shown_cmd, UNK), cmd=cmd))
+                elif cmd.shown is None:
                     results.append(Result(block, cmd.line, "ok", cmd=cmd))
                 else:
                     results.append(check_shown(block, cmd.line, shown_cmd, cmd.shown, out, rtol,

@@ -107,6 +107,13 @@ def main(argv):
     rc, out = run_check(exe, source_root, indented)
     check("an indented code block is checked too", rc == 1 and "README.md:5:" in out, out)
 
+    unk = "# t\n\n```sh\nattn run --config %s --text \"the moon\" --maps -\n```\n" % SEED
+    rc, out = run_check(exe, source_root, unk)
+    check("an example with an unknown word fails", rc == 1 and "prints <unk>" in out, out)
+    rc, out = run_check(exe, source_root, "# t\n\n<!-- unk: shows the unknown word -->\n" +
+                        unk[5:])
+    check("`unk:` allows it", rc == 0, out)
+
     stories = "# t\n\n```sh\nattn run --config stories260K/config.json --text x\n```\n"
     rc, out = run_check(exe, source_root, stories)
     check("a stories260K block is skipped when it is absent", rc == 0 and "absent" in out, out)
@@ -122,7 +129,7 @@ def main(argv):
     check("`file:` fails on a drifted file", rc == 1 and "README.md:9:" in out, out)
 
     rc, out = run_check(exe, source_root, "# t\n", {"docs/attention.md": bad})
-    check("docs/attention.md is left to its own test", rc == 1 and "left to" not in out and
+    check("docs/attention.md is left to its own test", rc == 1 and "does not exist" not in out and
           "found no command block in README.md" in out and
           "tests/explain/test_attention_doc.py regenerates it" in out, out)
 

@@ -51,9 +51,11 @@ def main(argv):
         print("FAIL: " + r.message + "\n")
     docs = sorted({r.block.path for r in results if r.block is not None})
     readme = [r for r in results if r.block is not None and r.block.path == "README.md"]
-    print("%d commands and shown files checked, %d failed, %d blocks skipped (%s)"
+    print("%d commands and shown files checked, %d failed, %d blocks skipped, in %s; "
+          "%d generated document(s) left to their own test"
           % (len(ok) + len(failed), len(failed),
-             sum(1 for r in results if r.status == "skip"), ", ".join(docs)))
+             sum(1 for r in results if r.status == "skip" and r.block is not None),
+             ", ".join(docs), sum(1 for r in results if r.block is None)))
     if not readme:
         print("FAIL: found no command block in README.md: the parser is broken")
         return 1
