@@ -57,7 +57,7 @@ def main(argv):
         results = docs_examples.check_document(exe, root, path)
         edits = []
         for r in results:
-            if r.status == "skip":
+            if r.status == "skip" and r.block is not None:
                 print(r.message)
             if r.status != "fail":
                 continue

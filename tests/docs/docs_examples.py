@@ -33,7 +33,9 @@ The markup convention is described in tests/docs/README.md; in short:
   that mentions stories260K is skipped, with that reason, when the folder is
   absent. Each command runs on its own with `bash -c`, standard input
   /dev/null, PATH with the built attn first, COLUMNS=80, NO_COLOR=1,
-  TERM=dumb, LC_ALL=C.UTF-8.
+  TERM=dumb, LC_ALL=C.UTF-8. A command that would install, fetch or need
+  root (sudo, apt-get, pip, curl, git, `meson install`, tools/deps.sh, ...)
+  is never run: its block must be marked `skip:`.
 - Numbers are compared exactly: src/compute/kernels.c gives the same bytes
   whichever CPU clone (AVX-512, AVX2, baseline) runs, so the docs show what
   every build prints. ATTN_DOCS_RTOL=1e-5 (say) compares the numbers of a
@@ -106,6 +108,17 @@ def runs_attn(cmd):
             continue
         return w == "attn"
     return False
+
+
+SYSTEM = re.compile(r"(^|[\s;&|(])(sudo|su|apt|apt-get|dpkg|pip3?|curl|wget|git)(\s|$)|"
+                    r"\b(meson|ninja|make)\s+(\S+\s+)*install\b|(^|[\s;&|])tools/(deps\.sh|"
+                    r"quickstart|test)\b")
+
+
+def changes_system(cmd):
+    """Whether a command installs, fetches or needs root: never run by the
+    test (its block must say `skip:`)."""
+    return bool(SYSTEM.search(cmd))
 
 
 def pipeline_runs_attn(cmd):
@@ -445,8 +458,14 @@ def check_document(exe, root, path, rtol=0.0):
                 results.append(check_shown(block, block.line, fpath, block.lines, text, rtol))
                 continue
             for cmd in block.commands:
-                status, out = session.run(cmd.text)
                 shown_cmd = re.sub(r"\s*\\\n\s*", " ", cmd.text)
+                if changes_system(cmd.text):
+                    results.append(Result(block, cmd.line, "fail",
+                                          "%s: `%s` would install, fetch or need root: not "
+                                          "run; mark its block <!-- skip: REASON -->"
+                                          % (block.where(cmd.line), shown_cmd), cmd=cmd))
+                    continue
+                status, out = session.run(cmd.text)
                 if status != want_exit:
                     results.append(Result(block, cmd.line, "fail",
                                           "%s: `%s` exits %d, not %d; it printed:\n%s"

@@ -103,6 +103,13 @@ def main(argv):
     rc, out = run_check(exe, source_root, "# t\n\n<!-- skip: needs root -->\n" + bad[5:])
     check("`skip:` skips with its reason", rc == 0 and "skipped: needs root" in out, out)
 
+    sudo = "# t\n\n```sh\nsudo meson install -C build\nattn run --config %s --text the\n```\n" % SEED
+    rc, out = run_check(exe, source_root, sudo)
+    check("a command that needs root is not run, and fails unmarked",
+          rc == 1 and "would install" in out and "README.md:4:" in out, out)
+    rc, out = run_check(exe, source_root, "# t\n\n<!-- skip: installs -->\n" + sudo[5:])
+    check("... and is skipped when marked", rc == 0 and "skipped: installs" in out, out)
+
     indented = "# t\n\nSee:\n\n    attn run --config nope/config.json --text the\n\nmore\n"
     rc, out = run_check(exe, source_root, indented)
     check("an indented code block is checked too", rc == 1 and "README.md:5:" in out, out)
