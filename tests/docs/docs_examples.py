@@ -212,7 +212,11 @@ def blocks_of(root, path):
             start, i, prefix = i + 1, j, "    "
         if content is not None:
             b = Block(path, start, [l.rstrip() for l in content], pending, prefix)
-            out.append((b, parse_block(b) or "file" in pending))
+            is_cmd = parse_block(b) or "file" in pending
+            if pending and not is_cmd:
+                raise DocError("%s:%d: the directive is for a block without an attn command "
+                               "(and without `file:`)" % (path, pending_line))
+            out.append((b, is_cmd))
             pending, pending_line = {}, None
             prev_blank, prev_text = False, "```"
             continue

@@ -128,6 +128,10 @@ def main(argv):
     rc, out = run_check(exe, source_root, "# t\n\n<!-- output: excerpt -->\n\ntext\n")
     check("a directive without its block is an error", rc == 1 and "not followed" in out, out)
 
+    rc, out = run_check(exe, source_root, "# t\n\n<!-- output: excerpt -->\n```\nls\n```\n")
+    check("a directive on a block without attn is an error",
+          rc == 1 and "without an attn command" in out, out)
+
     filedoc = ("# t\n\n```sh\nattn run --config %s --text the --maps m.csv\n```\n\n"
                "<!-- file: m.csv -->\n```\n%s\n%s\n%s\n```\n")
     rc, out = run_check(exe, source_root, filedoc % (SEED, HEADER, ROW0, ROW1))
