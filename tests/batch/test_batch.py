@@ -107,9 +107,10 @@ def bad_lines(m, rng, ids, pair):
         bad_sides = [] if m.bos else ["", "   "]  # with a BOS even an empty text is one token
     bad_sides.append(side(too_many))
     for s in bad_sides:
-        if pair:
-            out.append((side(2) + "\t" + s, (side(2), s), None))
-            out.append((s + "\t" + side(2), (s, side(2)), None))
+        if pair:  # the bad side as the target, then as the source
+            other = side(2)
+            out.append((other + "\t" + s, (other, s), None))
+            out.append((s + "\t" + other, (s, other), None))
         else:
             out.append((s, s, None))
     if pair:
