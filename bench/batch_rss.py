@@ -2,10 +2,11 @@
 """Peak memory of `attn run` in batch mode: a 1,000-line batch against a
 100,000-line batch, for every output (issue 9: constant-memory batches).
 
-    bench/batch_rss.py ATTN_EXE SOURCE_ROOT [--lines N] [--small S] [--models A,B] [--keep]
+    bench/batch_rss.py ATTN_EXE SOURCE_ROOT [--lines N] [--small S] [--all] [--models A,B]
+                       [--jobs J] [--keep]
 
-Each case runs the same flags on the first S lines (default 1,000) and on the
-first N lines (default 100,000) of one generated batch, and measures the peak
+Each case runs the same flags on the first S lines (default N / 100) and on
+the first N lines (default 100,000) of one generated batch, and measures the peak
 RSS of the attn process with /usr/bin/time -f %M (the wait4 of a process that
 Python forks would report Python's own peak: Linux carries the peak of the
 memory image that exec replaces). PASS: the N-line peak is at most 10% above
@@ -176,7 +177,7 @@ def main():
     ap.add_argument('attn')
     ap.add_argument('root')
     ap.add_argument('--lines', type=int, default=100000, help='the long batch (100000)')
-    ap.add_argument('--small', type=int, default=1000, help='the short batch (1000)')
+    ap.add_argument('--small', type=int, help='the short batch (--lines / 100: 1000)')
     ap.add_argument('--models', default='tiny-decoder,tiny-encoder,tiny-translator')
     ap.add_argument('--all', action='store_true',
                     help='also id lines and all three outputs to standard output')
@@ -184,6 +185,8 @@ def main():
                     help='runs at a time (2; each peak is its own process\'s)')
     ap.add_argument('--keep', action='store_true', help='keep the temporary folder')
     a = ap.parse_args()
+    if a.small is None:
+        a.small = max(1, a.lines // 100)
     if a.small < 1 or a.lines < a.small or a.jobs < 1:
         ap.error('expected 1 <= --small <= --lines and --jobs >= 1')
     if not os.access(TIME, os.X_OK):
