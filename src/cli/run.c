@@ -183,11 +183,25 @@ static attn_status load_inputs(const runner *r, const run_opts *o, cli_input *in
     return rc;
 }
 
+/* Refuses a sequence longer than the model holds before anything of its
+ * input is written: the forward pass checks it too, but only once the
+ * encoder's values (and the view's heading) are out, which a bad batch line
+ * would leave behind. */
+static attn_status check_length(const runner *r, const cli_input *in, const char *what,
+                                const char *side, attn_error *err) {
+    if (in->n <= (size_t)r->cfg->max_seq_len) return ATTN_OK;
+    return cli_usage(err, "%s%s: sequence of %zu positions is longer than max_seq_len %d", what,
+                     side, in->n, r->cfg->max_seq_len);
+}
+
 /* Runs one input (and its encoder input src, or NULL) through the model;
  * every requested value streams to the sinks. */
 static attn_status run_one(runner *r, long input, const cli_input *in, const cli_input *src,
                            const char *what, attn_error *err) {
     attn_status rc = ATTN_OK;
+    if ((src && (rc = check_length(r, src, what, " (source)", err))) ||
+        (rc = check_length(r, in, what, "", err)))
+        return rc;
     r->rc.input = input;
     r->rc.main = &in->labels;
     r->rc.source = src ? &src->labels : NULL;
