@@ -541,6 +541,17 @@ static attn_status outfile_commit_failed_writes(attn_error *err) {
     return rc;
 }
 
+/* A backslash that starts no escape (its byte is a newline: the message
+ * must still be one line); the count is left 0. */
+static attn_status unescape_bad_escape(attn_error *err) {
+    static const char text[] = "ok\\\n";
+    char out[sizeof text];
+    size_t n = 99;
+    attn_status rc = attn_unescape_text(out, &n, text, sizeof text - 1, err);
+    ck_assert_uint_eq(n, 0);
+    return rc;
+}
+
 static bool wants_nothing(void *user, const attn_capture_key *key) {
     (void)user, (void)key;
     return false;
@@ -601,6 +612,7 @@ static const struct refusal {
     {"attn_csv_*_emit, attn_outfile_commit: every write failed", outfile_commit_failed_writes,
      ATTN_ERR_IO},
     {"attn_fanout_add: past ATTN_FANOUT_MAX", fanout_full, ATTN_ERR_USAGE},
+    {"attn_unescape_text: a backslash before a line break", unescape_bad_escape, ATTN_ERR_FORMAT},
 };
 enum { N_REFUSALS = sizeof refusals / sizeof refusals[0] };
 

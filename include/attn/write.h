@@ -5,11 +5,11 @@
  * Every output format is a capture sink (attn_capture in attn/attn.h): the
  * forward pass hands it each value it wants, and the sink streams it to a
  * FILE. Here: the CSV writers of attention maps, context vectors and
- * next-token predictions, what they share (position labels, the top-k rows
- * of the predictions), the fan-out that feeds several sinks from one
- * forward pass, and output files written to a temporary name and renamed
- * into place when complete (attn_outfile), so a failed or interrupted run
- * leaves nothing half-written. Every emit returns an attn_status and accepts
+ * next-token predictions, the escapes of their text columns, what they
+ * share (position labels, the top-k rows of the predictions), the fan-out
+ * that feeds several sinks from one forward pass, and output files written
+ * to a temporary name and renamed into place when complete (attn_outfile),
+ * so a failed or interrupted run leaves nothing half-written. Every emit returns an attn_status and accepts
  * err == NULL. The terminal layouts (the readable maps, the predictions
  * listing, explain) are not here: they belong to the CLI (src/view/).
  *
@@ -103,10 +103,37 @@ typedef attn_status (*attn_prediction_row_fn)(void *user, int pos, const attn_pr
 ATTN_API attn_status attn_predictions_each(attn_predictions *p, const attn_capture_view *v,
                                            attn_prediction_row_fn row, void *user, attn_error *err);
 
+/* ---- text in CSV fields (write/escape.c) ---- */
+/* The visible escapes of every text column of the CSV outputs (token texts,
+ * labels), so that each record is one physical line and the file is valid
+ * UTF-8 without control bytes:
+ *   LF -> \n, TAB -> \t, CR -> \r, a backslash -> \\,
+ *   every other byte below 0x20, DEL (0x7f), and every byte that is not part
+ *   of a well-formed UTF-8 sequence -> \xNN (two lowercase hex digits).
+ * Printable ASCII other than the backslash, and well-formed UTF-8 (RFC 3629:
+ * shortest form, no surrogates, at most U+10FFFF) stay as they are.
+ * attn_escape_text writes the escape of s[0..n) (any bytes, NUL too) into
+ * out[cap] like snprintf: at most cap - 1 bytes and a NUL (nothing when cap
+ * is 0; out may then be NULL), and returns the length of the whole escape (without the NUL), at
+ * most 4 * n: a return >= cap means it was cut. */
+ATTN_API size_t attn_escape_text(char *out, size_t cap, const char *s, size_t n);
+/* The inverse: reads the escapes above (\xNN with either case) in s[0..n)
+ * and writes the bytes they stand for into out, which must hold n + 1 bytes
+ * (the text never grows), followed by a NUL; *out_n is their count. Other
+ * bytes are copied as they are. A '\' that starts none of the escapes is
+ * ATTN_ERR_FORMAT (naming its offset; then *out_n is 0). For every byte
+ * string x, unescaping attn_escape_text(x) gives back x. */
+ATTN_API attn_status attn_unescape_text(char *out, size_t *out_n, const char *s, size_t n,
+                                        attn_error *err);
+/* Writes s as one CSV field: escaped as attn_escape_text says unless raw,
+ * then RFC 4180-quoted (a quote inside doubled) when it holds a comma or a
+ * quote or has a leading or trailing space; raw, also when it holds a CR or
+ * LF or has a leading or trailing tab. Raw text is written as it is. */
+ATTN_API void attn_csv_field(FILE *f, const char *s, bool raw);
+
 /* ---- CSV (write/csv.c) ---- */
-/* Writes s as one CSV field, RFC 4180-quoted when it holds a comma, quote,
- * CR/LF, or leading/trailing white space. */
-ATTN_API void attn_csv_field(FILE *f, const char *s);
+/* Each writer has raw_text: false (the zero of a designated initializer)
+ * writes its text columns escaped, true as they are (attn_csv_field). */
 
 /* What the writers need to know about the input being run. */
 typedef struct attn_run_info {
@@ -124,11 +151,13 @@ ATTN_API void attn_run_key_labels(const attn_run_info *run, const attn_capture_k
 /* Attention maps, one row per weight (ATTN_V_WEIGHTS):
  *   input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight
  * stack: attn_stack_name; kind: attn_kind_name; head: the query head;
- * tokens: the labels of the query and key positions; weight: %.9g. Entries
+ * tokens: the labels of the query and key positions (attn_csv_field, escaped
+ * unless raw_text); weight: %.9g. Entries
  * a causal mask sets to 0 (key->causal, key after query) are left out. */
 typedef struct attn_csv_maps {
     FILE *f;
     const attn_run_info *run;
+    bool raw_text; /* text columns as they are, not escaped */
 } attn_csv_maps;
 ATTN_API void attn_csv_maps_header(FILE *f);
 ATTN_API bool attn_csv_maps_wants(void *user, const attn_capture_key *key);
@@ -136,10 +165,12 @@ ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key,
                                         const attn_capture_view *v, attn_error *err);
 
 /* Context vectors, one row per position of the main stack's final hidden
- * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (%.9g). */
+ * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (%.9g); token as
+ * in the maps. */
 typedef struct attn_csv_context {
     FILE *f;
     const attn_run_info *run;
+    bool raw_text; /* text columns as they are, not escaped */
 } attn_csv_context;
 ATTN_API void attn_csv_context_header(FILE *f, int d_model);
 ATTN_API bool attn_csv_context_wants(void *user, const attn_capture_key *key);
@@ -149,18 +180,19 @@ ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *k
 /* Next-token predictions (see attn_predictions), k rows per reported position:
  *   input,pos,rank,token_id,token,logit,prob
  * pos: the position the prediction follows; rank from 1; token:
- * attn_token_text; logit and prob: %.9g. */
+ * attn_token_text, as in the maps; logit and prob: %.9g. */
 typedef struct attn_csv_predictions {
     FILE *f;
     const attn_run_info *run;
     const attn_tokenizer *tok; /* token texts; NULL: ids */
+    bool raw_text;             /* token texts as they are, not escaped */
     attn_predictions pred;
 } attn_csv_predictions;
-/* Fills w (k, last_only: see attn_predictions); attn_csv_predictions_free
- * releases it and accepts NULL or a zeroed w. */
+/* Fills w (k, last_only: see attn_predictions; raw_text: see above);
+ * attn_csv_predictions_free releases it and accepts NULL or a zeroed w. */
 ATTN_API attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
                                                const attn_run_info *run, const attn_tokenizer *tok,
-                                               attn_error *err);
+                                               bool raw_text, attn_error *err);
 ATTN_API void attn_csv_predictions_free(attn_csv_predictions *w);
 ATTN_API void attn_csv_predictions_header(FILE *f);
 ATTN_API bool attn_csv_predictions_wants(void *user, const attn_capture_key *key);

@@ -33,16 +33,23 @@ static const char generate_usage[] =
     "                        columns of 'attn run --maps' ('-' = standard output)\n"
     "  --tokens FILE         every position as CSV: pos,token_id,token (the prompt,\n"
     "                        then the generated tokens; '-' = standard output)\n"
+    "  --raw-text            write the token texts of the CSVs as they are (see below)\n"
     "  -h, --help            show this help\n"
     "\n"
     "When --maps or --tokens is '-', the text is not printed (standard output carries\n"
     "the CSV; with both, the maps come first, then a blank line, then the tokens).\n"
+    "Token texts in the CSVs: one record per line. Control bytes are written as\n"
+    "\\n \\t \\r or \\xNN, a backslash as \\\\, and bytes that are not valid UTF-8 as\n"
+    "\\xNN; a field with a comma, a quote or leading/trailing spaces is quoted\n"
+    "(RFC 4180). --raw-text keeps the bytes as they are (quoted when they hold a\n"
+    "line break). The text on standard output is always as decoded.\n"
     "Files appear only when complete. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 typedef struct gen_opts {
     const char *config, *steps, *maps, *tokens;
     cli_input_args prompt; /* --text, --ids */
     cli_input_args source; /* --source, --source-ids */
+    bool raw_text;         /* --raw-text */
     int n_steps;           /* --steps N (check_flags) */
 } gen_opts;
 
@@ -80,6 +87,7 @@ typedef struct generator {
     FILE *tokens_f;   /* tokens_out.f, or a temporary when both CSVs go to stdout */
     FILE *tokens_tmp;
     bool stream_text; /* print the text on stdout */
+    bool raw_text;    /* --raw-text: the CSVs' token texts as they are */
     attn_csv_maps maps;
     last_logits ll;
     attn_fanout fo;
@@ -106,6 +114,7 @@ static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, a
         {"source-ids", .value = &o->source.ids},
         {"maps", .value = &o->maps},
         {"tokens", .value = &o->tokens},
+        {"raw-text", .set = &o->raw_text},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "generate", flags, help, err);
@@ -123,6 +132,8 @@ static attn_status check_flags(gen_opts *o, attn_error *err) {
     if (!o->steps) return cli_usage(err, "--steps N is required");
     attn_status rc = cli_parse_int(o->steps, "--steps", 0, INT_MAX, &o->n_steps, err);
     if (rc) return rc;
+    if (o->raw_text && !o->maps && !o->tokens)
+        return cli_usage(err, "--raw-text needs a CSV output: --maps or --tokens");
     if (cli_same_file(o->maps, o->tokens))
         return cli_usage(err, "--maps and --tokens name the same file '%s'", o->maps);
     return ATTN_OK;
@@ -189,7 +200,7 @@ static attn_status push_token(generator *g, int id, attn_error *err) {
     g->seq[g->n++] = id;
     if (g->tokens_f) {
         fprintf(g->tokens_f, "%zu,%d,", g->n - 1, id);
-        attn_csv_field(g->tokens_f, s);
+        attn_csv_field(g->tokens_f, s, g->raw_text);
         putc('\n', g->tokens_f);
     }
     return ATTN_OK;
@@ -212,10 +223,11 @@ static attn_status open_outputs(generator *g, const gen_opts *o, attn_error *err
     bool maps_stdout = o->maps && strcmp(o->maps, "-") == 0;
     bool tokens_stdout = o->tokens && strcmp(o->tokens, "-") == 0;
     g->stream_text = !maps_stdout && !tokens_stdout;
+    g->raw_text = o->raw_text;
     if (o->maps) {
         if ((rc = attn_outfile_open(&g->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(g->maps_out.f);
-        g->maps = (attn_csv_maps){.f = g->maps_out.f, .run = &g->rc};
+        g->maps = (attn_csv_maps){.f = g->maps_out.f, .run = &g->rc, .raw_text = o->raw_text};
         attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &g->maps};
         if ((rc = attn_fanout_add(&g->fo, maps, err))) return rc;
     }

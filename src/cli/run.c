@@ -34,6 +34,7 @@ static const char run_usage[] =
     "  --last                with --top-k: after the last position only\n"
     "  --predictions FILE    with --top-k: the predictions as CSV ('-' = standard output);\n"
     "                        without it they are listed readably on standard output\n"
+    "  --raw-text            write the token texts of the CSVs as they are (see below)\n"
     "  --color WHEN          heatmap shading of the view: auto (on a terminal,\n"
     "                        unless NO_COLOR is set or TERM=dumb), always, never\n"
     "                        (default auto)\n"
@@ -53,6 +54,11 @@ static const char run_usage[] =
     "Predictions CSV columns: input,pos,rank,token_id,token,logit,prob\n"
     "  (pos: the position the prediction follows; rank from 1; prob: softmax over the\n"
     "  whole vocabulary; equal logits rank by the lower id)\n"
+    "Token texts in the CSVs: one record per line. Control bytes are written as\n"
+    "  \\n \\t \\r or \\xNN, a backslash as \\\\, and bytes that are not valid UTF-8 as\n"
+    "  \\xNN; a field with a comma, a quote or leading/trailing spaces is quoted\n"
+    "  (RFC 4180). --raw-text keeps the bytes as they are (quoted when they hold\n"
+    "  a line break).\n"
     "Files appear only when complete. When both go to standard output, the maps\n"
     "come first, then a blank line, then the context.\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
@@ -63,8 +69,9 @@ typedef struct run_opts {
     cli_input_args source; /* --source, --source-ids, --source-embeddings */
     bool ids_input;        /* --ids-input */
     const char *maps, *context, *top_k, *predictions, *color, *width;
-    bool last; /* --last */
-    bool full; /* --full */
+    bool last;     /* --last */
+    bool full;     /* --full */
+    bool raw_text; /* --raw-text */
     /* from the flags above (check_flags) */
     bool batch;     /* no input flag: one input per line of standard input */
     int k;          /* --top-k K, its range checked once the model is open; 0: none */
@@ -113,6 +120,7 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"color", .value = &o->color},
         {"width", .value = &o->width},
         {"full", .set = &o->full},
+        {"raw-text", .set = &o->raw_text},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "run", flags, help, err);
@@ -142,6 +150,8 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     if (rc) return rc;
     if (cli_same_file(o->maps, o->context))
         return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);
+    if (o->raw_text && !o->maps && !o->context && !o->predictions)
+        return cli_usage(err, "--raw-text needs a CSV output: --maps, --context or --predictions");
     if (!o->top_k && (o->last || o->predictions))
         return cli_usage(err, "%s needs --top-k K", o->last ? "--last" : "--predictions");
     if (cli_same_file(o->maps, o->predictions) || cli_same_file(o->context, o->predictions))
@@ -240,7 +250,8 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
     attn_capture c;
     if (o->predictions) {
         attn_csv_predictions_header(f);
-        rc = attn_csv_predictions_init(&r->topk.csv, f, r->top_k, o->last, &r->rc, r->tok, err);
+        rc = attn_csv_predictions_init(&r->topk.csv, f, r->top_k, o->last, &r->rc, r->tok,
+                                       o->raw_text, err);
         c = (attn_capture){attn_csv_predictions_wants, attn_csv_predictions_emit, &r->topk.csv};
     } else {
         r->topk.view = (predictions_view){.f = f, .run = &r->rc, .tok = r->tok};
@@ -256,7 +267,7 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
     if (o->maps) {
         if ((rc = attn_outfile_open(&r->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(r->maps_out.f);
-        r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc};
+        r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc, .raw_text = o->raw_text};
         attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &r->maps};
         if ((rc = attn_fanout_add(&r->fo, maps, err))) return rc;
     }
@@ -270,7 +281,7 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
             f = r->ctx_tmp;
         }
         attn_csv_context_header(f, r->cfg->d_model);
-        r->ctx = (attn_csv_context){.f = f, .run = &r->rc};
+        r->ctx = (attn_csv_context){.f = f, .run = &r->rc, .raw_text = o->raw_text};
         attn_capture ctx = {attn_csv_context_wants, attn_csv_context_emit, &r->ctx};
         if ((rc = attn_fanout_add(&r->fo, ctx, err))) return rc;
     }

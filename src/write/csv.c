@@ -1,27 +1,11 @@
 /* CSV writers: attention maps, context vectors and next-token predictions.
  * Their columns are described in attn/write.h and, for the attn CLI, in the
- * README (maps, context) and `attn run --help` (all three). */
+ * README (maps, context) and `attn run --help` (all three). Their text
+ * fields go through attn_csv_field (write/escape.c). */
 #include "attn/write.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-void attn_csv_field(FILE *f, const char *s) {
-    size_t n = strlen(s);
-    bool quote = n > 0 && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t');
-    for (size_t i = 0; i < n && !quote; i++)
-        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
-    if (!quote) {
-        fwrite(s, 1, n, f);
-        return;
-    }
-    putc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"') putc('"', f);
-        putc(s[i], f);
-    }
-    putc('"', f);
-}
 
 void attn_run_key_labels(const attn_run_info *run, const attn_capture_key *key,
                          const attn_labels **q, const attn_labels **k) {
@@ -59,9 +43,9 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
             if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
             fputs(prefix, w->f);
             fprintf(w->f, "%d,", qpos);
-            attn_csv_field(w->f, attn_labels_at(ql, qpos));
+            attn_csv_field(w->f, attn_labels_at(ql, qpos), w->raw_text);
             fprintf(w->f, ",%d,", c);
-            attn_csv_field(w->f, attn_labels_at(kl, c));
+            attn_csv_field(w->f, attn_labels_at(kl, c), w->raw_text);
             fprintf(w->f, ",%.9g\n", (double)row[c]);
         }
     }
@@ -87,7 +71,7 @@ attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
         fprintf(w->f, "%ld,%d,", w->run->input, pos);
-        attn_csv_field(w->f, attn_labels_at(w->run->main, pos));
+        attn_csv_field(w->f, attn_labels_at(w->run->main, pos), w->raw_text);
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
         for (int c = 0; c < v->cols; c++) fprintf(w->f, ",%.9g", (double)row[c]);
         putc('\n', w->f);
@@ -99,10 +83,11 @@ void attn_csv_predictions_header(FILE *f) { fputs("input,pos,rank,token_id,token
 
 attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
                                       const attn_run_info *run, const attn_tokenizer *tok,
-                                      attn_error *err) {
+                                      bool raw_text, attn_error *err) {
     w->f = f;
     w->run = run;
     w->tok = tok;
+    w->raw_text = raw_text;
     return attn_predictions_init(&w->pred, k, last_only, err);
 }
 
@@ -122,7 +107,7 @@ static attn_status predictions_row(void *user, int pos, const attn_prediction *t
     char num[ATTN_ID_TEXT_MAX];
     for (int j = 0; j < k; j++) {
         fprintf(w->f, "%ld,%d,%d,%d,", w->run->input, pos, j + 1, top[j].id);
-        attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num));
+        attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num), w->raw_text);
         fprintf(w->f, ",%.9g,%.9g\n", (double)top[j].logit, top[j].prob);
     }
     return ATTN_OK;

@@ -11,6 +11,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "csv"))
+import csvtext  # noqa: E402  (the escapes of the CSV text columns)
 SHARED_MODELS = os.path.join(REPO_ROOT, "..", "shared", "models")
 
 SKIP = 77
@@ -88,13 +90,14 @@ def read_maps(path):
 
 
 def read_context(path):
-    """(tokens, [T, D] array) from a context CSV."""
+    """(tokens, [T, D] array) from a context CSV; the tokens with their escapes
+    (\\n, \\xNN, ...) undone."""
     header, rows = read_csv(path)
     if header[:3] != ["input", "pos", "token"]:
         raise AssertionError("%s: header %s" % (path, header))
     rows = [r for r in rows if r]
     rows.sort(key=lambda r: int(r[1]))
-    toks = [r[2] for r in rows]
+    toks = [csvtext.unescape_str(r[2]) for r in rows]
     vals = np.array([[float(x) for x in r[3:]] for r in rows])
     return toks, vals
 
