@@ -46,9 +46,9 @@ typedef struct cli_flag {
 } cli_flag;
 /* Parses argv[1..argc) (argv[0] names the command) against flags[], which
  * ends with {NULL}, and -h/--help. At the first -h/--help it stops with
- * *help true. Fails on an unknown flag, a flag without its value and an
- * argument that is no flag; `cmd` names the command in those messages
- * ("see 'attn CMD --help'"). */
+ * *help true. Fails on an unknown flag, a flag without its value, a flag
+ * with a value given twice (a switch may repeat) and an argument that is no
+ * flag; `cmd` names the command in those messages ("see 'attn CMD --help'"). */
 attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_flag *flags,
                             bool *help, attn_error *err);
 
@@ -89,6 +89,27 @@ attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, con
                           const char *ids, const char *what, int **out, size_t *n,
                           attn_error *err);
 
+/* ---- standard input and streams ---- */
+/* The most read from a config stream (--config -, a pipe): the library's
+ * limit for a config file. */
+#define CLI_CONFIG_MAX ((size_t)1 << 20)
+/* The most read from --embeddings - (the library's limit for a vectors file). */
+#define CLI_EMB_STDIN_MAX ((size_t)1 << 31)
+/* Reads f to its end into *buf (malloc'd, NUL-terminated; *len excludes the
+ * NUL); refuses more than max bytes. `name` names f in messages. */
+attn_status cli_read_stream(FILE *f, size_t max, const char *name, char **buf, size_t *len,
+                            attn_error *err);
+/* Does reading path (NULL: no) take standard input's data: "-", or a path to
+ * the same pipe, terminal or socket as descriptor 0 (/dev/stdin, /dev/fd/0)?
+ * A regular file on standard input opened again by name is read on its own. */
+bool cli_reads_stdin(const char *path);
+/* Refuses flags[i] with paths[i] (NULL: not given) that read standard input
+ * (cli_reads_stdin) when it is closed ("-"), when two of them do, or when
+ * batch mode reads it (batch_inputs, the flags that avoid batch mode; NULL:
+ * not batch mode). */
+attn_status cli_check_stdin(const char *const *flags, const char *const *paths, size_t n,
+                            const char *batch_inputs, attn_error *err);
+
 /* ---- the model ---- */
 /* What a command cannot do without; `who` names the command or flag that
  * needs it in the messages ("generate", "--top-k"). */
@@ -97,8 +118,12 @@ typedef struct cli_model_needs {
     bool decoding; /* refuse an encoder: generation needs a decoder */
     bool lm_head;  /* refuse a model without an lm_head */
 } cli_model_needs;
-/* Opens the model of a config file and refuses it (closed, *out NULL) when
- * it lacks what needs asks for (needs may be NULL). */
+/* Opens the model of `config` and refuses it (closed, *out NULL) when it
+ * lacks what needs asks for (needs may be NULL). `config` is a config file;
+ * a folder, whose config.json is read; or a stream, read whole (at most
+ * CLI_CONFIG_MAX bytes) with its relative paths resolved against the
+ * current folder: "-" (standard input), a path under /dev/ or /proc/
+ * (/dev/stdin, /dev/fd/N) or a FIFO. */
 attn_status cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,
                            attn_error *err);
 /* Checks the encoder input against the architecture: `flag`, the flag that
@@ -126,7 +151,7 @@ typedef struct cli_input {
     float *vec;           /* [T, D], or NULL for ids */
     size_t n;             /* T */
     attn_labels labels;   /* [T] */
-    const char *emb_path; /* the vectors' file */
+    const char *emb_path; /* the vectors' file ("standard input" for "-") */
 } cli_input;
 /* Loads the input a gives for model m: vectors from a->emb (CSV or .npy, at
  * most max_seq_len rows of d_model), else token ids as cli_input_ids makes

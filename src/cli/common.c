@@ -97,6 +97,7 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
     longopts[n + 1] = (struct option){NULL, 0, NULL, 0};
     opterr = 0;
     optind = 1;
+    bool given[CLI_FLAGS_MAX] = {0};
     int c;
     while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
         if (c == 'h') {
@@ -110,6 +111,9 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
         if (!f)
             return cli_usage(err, "unknown option '%s' (see 'attn %s --help')", argv[optind - 1],
                              cmd);
+        if (f->value && given[f - flags])
+            return cli_usage(err, "--%s given twice (see 'attn %s --help')", f->name, cmd);
+        given[f - flags] = true;
         if (f->value) *f->value = optarg;
         else *f->set = true;
     }
@@ -214,11 +218,137 @@ attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, con
     return ATTN_OK;
 }
 
+/* ---- standard input and streams ---- */
+
+bool cli_stdin_closed; /* set by main.c */
+
+attn_status cli_read_stream(FILE *f, size_t max, const char *name, char **buf, size_t *len,
+                            attn_error *err) {
+    *buf = NULL;
+    *len = 0;
+    size_t cap = 0, n = 0;
+    char *b = NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                free(b);
+                return attn_error_set(err, ATTN_ERR_FORMAT, "%s: larger than %zu bytes", name,
+                                      max);
+            }
+            size_t grown = cap ? 2 * cap : 4096;
+            char *p = realloc(b, grown + 1); /* + 1: the NUL */
+            if (!p) {
+                free(b);
+                return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
+            }
+            b = p;
+            cap = grown;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        free(b);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: read error", name);
+    }
+    if (n > max) {
+        free(b);
+        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: larger than %zu bytes", name, max);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return ATTN_OK;
+}
+
+bool cli_reads_stdin(const char *path) {
+    if (!path) return false;
+    if (strcmp(path, "-") == 0) return true;
+    struct stat sp, s0;
+    return stat(path, &sp) == 0 && !S_ISREG(sp.st_mode) && fstat(0, &s0) == 0 &&
+           sp.st_dev == s0.st_dev && sp.st_ino == s0.st_ino;
+}
+
+attn_status cli_check_stdin(const char *const *flags, const char *const *paths, size_t n,
+                            const char *batch_inputs, attn_error *err) {
+    const char *first = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!cli_reads_stdin(paths[i])) continue;
+        if (cli_stdin_closed && strcmp(paths[i], "-") == 0)
+            return cli_usage(err, "%s -: standard input is closed", flags[i]);
+        if (first)
+            return cli_usage(err, "%s and %s both read standard input: give one of them a file",
+                             first, flags[i]);
+        if (batch_inputs)
+            return cli_usage(err,
+                             "%s reads standard input, which batch mode reads as its inputs: "
+                             "give %s",
+                             flags[i], batch_inputs);
+        first = flags[i];
+    }
+    return ATTN_OK;
+}
+
 /* ---- the model ---- */
+
+/* A config read as a stream rather than as a file in a folder: "-", a path
+ * under /dev/ or /proc/ (/dev/stdin, /dev/fd/N, /proc/self/fd/N), or an
+ * existing path that is no regular file or folder (a FIFO, a device). */
+static bool config_is_stream(const char *path) {
+    struct stat sb;
+    return strcmp(path, "-") == 0 || strncmp(path, "/dev/", 5) == 0 ||
+           strncmp(path, "/proc/", 6) == 0 ||
+           (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode));
+}
+
+/* Opens the model of a config read whole from a stream (at most
+ * CLI_CONFIG_MAX bytes); its relative paths are resolved against the
+ * current folder, since a stream has none. */
+static attn_status model_open_stream(attn_model **out, const char *path, attn_error *err) {
+    const bool std = strcmp(path, "-") == 0;
+    const char *name = std ? "standard input" : path;
+    FILE *f = std ? stdin : fopen(path, "rb");
+    if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    char *buf;
+    size_t len;
+    attn_status rc = cli_read_stream(f, CLI_CONFIG_MAX, name, &buf, &len, err);
+    if (!std) fclose(f);
+    if (rc) return rc;
+    attn_config cfg;
+    rc = attn_config_parse(&cfg, buf, len, name, ".", err);
+    free(buf);
+    if (rc) return rc;
+    attn_safetensors *st = NULL;
+    attn_tokenizer *tok = NULL;
+    if ((rc = attn_safetensors_open(&st, cfg.weights, err))) return rc;
+    if (cfg.has_tokenizer && (rc = attn_tokenizer_open(&tok, &cfg.tokenizer, err))) {
+        attn_safetensors_close(st);
+        return rc;
+    }
+    return attn_model_from_parts(out, &cfg, st, tok, err);
+}
+
+/* Opens the model of `config`: a config file, a model folder holding
+ * config.json, or a stream (config_is_stream). */
+static attn_status model_open_any(attn_model **out, const char *config, attn_error *err) {
+    *out = NULL;
+    struct stat sb;
+    if (config_is_stream(config)) return model_open_stream(out, config, err);
+    if (stat(config, &sb) != 0 || !S_ISDIR(sb.st_mode)) return attn_model_open(out, config, err);
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s%sconfig.json", config,
+                     config[strlen(config) - 1] == '/' ? "" : "/");
+    if (n < 0 || (size_t)n >= sizeof path)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: the path is too long", config);
+    if (stat(path, &sb) != 0)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: a folder without config.json", config);
+    return attn_model_open(out, path, err);
+}
 
 attn_status cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,
                            attn_error *err) {
-    attn_status rc = attn_model_open(out, config, err);
+    attn_status rc = model_open_any(out, config, err);
     if (rc || !needs) return rc;
     const attn_config *cfg = attn_model_config(*out);
     if (needs->decoding && cfg->arch == ATTN_ARCH_ENCODER)
@@ -258,6 +388,24 @@ const char *cli_input_flag(const cli_input_args *a, bool source) {
     return NULL;
 }
 
+/* The vectors of --embeddings PATH: a file, or standard input for "-" (read
+ * whole, at most CLI_EMB_STDIN_MAX bytes; .npy when it begins with the .npy
+ * magic, else CSV). */
+static attn_status load_vectors(cli_input *in, const char *path, const attn_config *cfg,
+                                attn_error *err) {
+    if (strcmp(path, "-") != 0)
+        return attn_embeddings_load(&in->vec, &in->n, path, cfg->d_model, cfg->max_seq_len, err);
+    in->emb_path = "standard input";
+    char *buf;
+    size_t len;
+    attn_status rc = cli_read_stream(stdin, CLI_EMB_STDIN_MAX, in->emb_path, &buf, &len, err);
+    if (rc) return rc;
+    rc = attn_embeddings_parse(&in->vec, &in->n, buf, len, cfg->d_model, cfg->max_seq_len,
+                               in->emb_path, err);
+    free(buf);
+    return rc;
+}
+
 attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_args *a,
                            const char *what, attn_error *err) {
     const attn_config *cfg = attn_model_config(m);
@@ -265,7 +413,7 @@ attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_a
     attn_status rc;
     if (a->emb) {
         in->emb_path = a->emb;
-        rc = attn_embeddings_load(&in->vec, &in->n, a->emb, cfg->d_model, cfg->max_seq_len, err);
+        rc = load_vectors(in, a->emb, cfg, err);
         if (rc) {
             attn_error_prefix(err, "%s", what);
             return rc;

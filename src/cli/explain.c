@@ -20,11 +20,15 @@ static const char explain_usage[] =
     "and position rows that add up to the embeddings, and, under RoPE, Q and K\n"
     "before rotation.\n"
     "\n"
+    "  --config PATH              the model's config file, or a folder holding\n"
+    "                             config.json, or '-' (standard input; its relative\n"
+    "                             paths are then from the current folder)\n"
     "Input (one of):\n"
     "  --text STRING              text, tokenized by the model's tokenizer\n"
     "  --ids N,N,...              token ids\n"
     "  --embeddings FILE          input vectors instead of tokens: CSV (one row of\n"
-    "                             d_model numbers per position) or .npy [T, d_model]\n"
+    "                             d_model numbers per position) or .npy [T, d_model];\n"
+    "                             '-' = standard input (.npy known by its magic bytes)\n"
     "Encoder input of an encoder-decoder model (one of):\n"
     "  --source STRING | --source-ids N,N,... | --source-embeddings FILE\n"
     "What to explain:\n"
@@ -113,6 +117,9 @@ static attn_status check_flags(ex_opts *o, attn_error *err) {
     attn_status rc = ATTN_OK;
     if (o->width) rc = out_width_parse(o->width, &o->cols, err);
     if (!rc && o->digits) rc = cli_parse_int(o->digits, "--digits", 0, 9, &o->decimals, err);
+    const char *const stdin_flags[] = {"--config", "--embeddings", "--source-embeddings"};
+    const char *const stdin_paths[] = {o->config, o->input.emb, o->source.emb};
+    if (!rc) rc = cli_check_stdin(stdin_flags, stdin_paths, 3, NULL, err);
     return rc;
 }
 

@@ -22,7 +22,9 @@ static const char generate_usage[] =
     "printed, not fed, not listed), or when the sequence reaches max_seq_len (with a\n"
     "warning on standard error). Decoder and encoder-decoder models with an lm_head.\n"
     "\n"
-    "  --config PATH         the model's config file\n"
+    "  --config PATH         the model's config file, or a folder holding config.json,\n"
+    "                        or '-' (standard input; its relative paths are then from\n"
+    "                        the current folder)\n"
     "  --text STRING         the prompt, tokenized by the model's tokenizer (a trailing\n"
     "                        end-of-sequence token that the tokenizer adds is dropped)\n"
     "  --ids N,N,...         the prompt as token ids\n"
@@ -136,7 +138,18 @@ static attn_status check_flags(gen_opts *o, attn_error *err) {
         return cli_usage(err, "--raw-text needs a CSV output: --maps or --tokens");
     if (cli_same_file(o->maps, o->tokens))
         return cli_usage(err, "--maps and --tokens name the same file '%s'", o->maps);
-    return ATTN_OK;
+    const char *const stdin_flag[] = {"--config"};
+    return cli_check_stdin(stdin_flag, &o->config, 1, NULL, err);
+}
+
+/* Opens the output files before any work, so that a path that cannot be
+ * written (a missing folder, a directory) fails at once; open_outputs
+ * writes into them. */
+static attn_status open_files(generator *g, const gen_opts *o, attn_error *err) {
+    attn_status rc = ATTN_OK;
+    if (o->maps) rc = attn_outfile_open(&g->maps_out, o->maps, err);
+    if (!rc && o->tokens) rc = attn_outfile_open(&g->tokens_out, o->tokens, err);
+    return rc;
 }
 
 /* Opens the model; refuses one that cannot generate and a source that does
@@ -225,14 +238,12 @@ static attn_status open_outputs(generator *g, const gen_opts *o, attn_error *err
     g->stream_text = !maps_stdout && !tokens_stdout;
     g->raw_text = o->raw_text;
     if (o->maps) {
-        if ((rc = attn_outfile_open(&g->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(g->maps_out.f);
         g->maps = (attn_csv_maps){.f = g->maps_out.f, .run = &g->rc, .raw_text = o->raw_text};
         attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &g->maps};
         if ((rc = attn_fanout_add(&g->fo, maps, err))) return rc;
     }
     if (o->tokens) {
-        if ((rc = attn_outfile_open(&g->tokens_out, o->tokens, err))) return rc;
         g->tokens_f = g->tokens_out.f;
         if (maps_stdout && tokens_stdout) {
             if (!(g->tokens_tmp = tmpfile()))
@@ -337,7 +348,7 @@ int cmd_generate(int argc, char **argv) {
     if (help) return cli_help(generate_usage);
     generator g = {0};
     int status = EXIT_OK;
-    if (check_flags(&o, &err) || open_model(&g, &o, &err) || load_inputs(&g, &o, &err) ||
+    if (check_flags(&o, &err) || open_files(&g, &o, &err) || open_model(&g, &o, &err) || load_inputs(&g, &o, &err) ||
         generator_init(&g, &err) || attn_session_new(&g.sess, g.model, &err) ||
         open_outputs(&g, &o, &err) || generate(&g, o.n_steps, &err) || close_outputs(&g, &err))
         status = cli_lib_error(&err);

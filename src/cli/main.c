@@ -25,8 +25,8 @@ static const char usage[] =
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n"
     "\n"
-    "'attn COMMAND --help' describes a command. Exit status: 0 success, 1 failure,\n"
-    "2 usage error.\n";
+    "'attn COMMAND --help' describes a command. A flag that takes a value may be\n"
+    "given once. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 /* An interrupted run removes its half-written output files, then dies of the
  * signal (so the caller sees the conventional status, 128 + the signal). */
@@ -51,8 +51,6 @@ static void catch_signals(void) {
         sigaction(sigs[i], &sa, NULL);
     }
 }
-
-bool cli_stdin_closed;
 
 /* A standard stream the caller closed gets /dev/null, so that the first file
  * attn opens cannot take its descriptor (and output meant for standard

@@ -14,13 +14,17 @@ static const char run_usage[] =
     "Runs the model on one input, or on every line of standard input, and shows\n"
     "the attention weights of every layer and head and the final hidden states.\n"
     "\n"
+    "  --config PATH         the model's config file, or a folder holding config.json,\n"
+    "                        or '-' (standard input; its relative paths are then from\n"
+    "                        the current folder)\n"
     "Input (one of; neither: standard input, one input per line):\n"
     "  --text STRING         text, tokenized by the model's tokenizer\n"
     "  --ids N,N,...         token ids\n"
     "  --ids-input           standard input lines are token ids, not text\n"
     "  --embeddings FILE     vectors instead of tokens: a CSV row of d_model numbers\n"
     "                        per position, or a .npy [T, d_model]; given to the first\n"
-    "                        block as they are (labels: the positions)\n"
+    "                        block as they are (labels: the positions); '-' =\n"
+    "                        standard input (CSV, or .npy known by its magic bytes)\n"
     "Encoder input of an encoder-decoder model:\n"
     "  --source STRING       source text\n"
     "  --source-ids N,N,...  source token ids\n"
@@ -158,7 +162,23 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
         return cli_usage(err, "--predictions names the same file '%s' as %s", o->predictions,
                          cli_same_file(o->maps, o->predictions) ? "--maps" : "--context");
     o->batch = !cli_input_flag(in, false);
+    const char *const stdin_flags[] = {"--config", "--embeddings", "--source-embeddings"};
+    const char *const stdin_paths[] = {o->config, in->emb, src->emb};
+    rc = cli_check_stdin(stdin_flags, stdin_paths, 3,
+                         o->batch ? "--text, --ids or --embeddings FILE" : NULL, err);
+    if (rc) return rc;
     return o->top_k ? cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err) : ATTN_OK;
+}
+
+/* Opens the output files before any work, so that a path that cannot be
+ * written (a missing folder, a directory) fails at once; open_outputs
+ * writes into them. */
+static attn_status open_files(runner *r, const run_opts *o, attn_error *err) {
+    attn_status rc = ATTN_OK;
+    if (o->maps) rc = attn_outfile_open(&r->maps_out, o->maps, err);
+    if (!rc && o->context) rc = attn_outfile_open(&r->ctx_out, o->context, err);
+    if (!rc && o->predictions) rc = attn_outfile_open(&r->pred_out, o->predictions, err);
+    return rc;
 }
 
 /* Opens the model and refuses the flags it cannot serve. */
@@ -238,10 +258,7 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
     bool maps_stdout = o->maps && strcmp(o->maps, "-") == 0;
     bool ctx_stdout = o->context && strcmp(o->context, "-") == 0;
     FILE *f = stdout;
-    if (o->predictions) {
-        if ((rc = attn_outfile_open(&r->pred_out, o->predictions, err))) return rc;
-        f = r->pred_out.f;
-    }
+    if (o->predictions) f = r->pred_out.f;
     if ((!o->predictions || strcmp(o->predictions, "-") == 0) && (maps_stdout || ctx_stdout)) {
         r->pred_tmp = tmpfile();
         if (!r->pred_tmp) return attn_error_set(err, ATTN_ERR_IO, "cannot create a temporary file");
@@ -265,14 +282,12 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
 static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
     attn_status rc;
     if (o->maps) {
-        if ((rc = attn_outfile_open(&r->maps_out, o->maps, err))) return rc;
         attn_csv_maps_header(r->maps_out.f);
         r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc, .raw_text = o->raw_text};
         attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &r->maps};
         if ((rc = attn_fanout_add(&r->fo, maps, err))) return rc;
     }
     if (o->context) {
-        if ((rc = attn_outfile_open(&r->ctx_out, o->context, err))) return rc;
         FILE *f = r->ctx_out.f;
         if (o->maps && strcmp(o->maps, "-") == 0 && strcmp(o->context, "-") == 0) {
             r->ctx_tmp = tmpfile();
@@ -412,7 +427,7 @@ int cmd_run(int argc, char **argv) {
     const cli_input *src_in = cli_input_flag(&o.source, true) ? &src : NULL;
     bool bad_lines = false;
     int status = EXIT_OK;
-    if (check_flags(&o, &err) || open_model(&r, &o, &err) ||
+    if (check_flags(&o, &err) || open_files(&r, &o, &err) || open_model(&r, &o, &err) ||
         load_inputs(&r, &o, &in, &src, &err) || attn_session_new(&r.sess, r.model, &err) ||
         open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
         close_outputs(&r, &err))
