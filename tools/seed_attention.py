@@ -186,7 +186,11 @@ def format_matrix(m, rows=None, cols=None, digits=3):
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # the docstring's first paragraph (two lines) as the description, the
+    # rest after the options; both as written
+    summary, _, rest = __doc__.strip().partition("\n\n")
+    ap = argparse.ArgumentParser(description=summary, epilog=rest,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write the model folder")
     b.add_argument("--out", default=os.path.join(ROOT, "models", "seed-attention"))

@@ -9,7 +9,8 @@ float64, by the textbook formulas) against `attn explain`, fed three ways:
 
 For both heads every step must agree with the float64 example to 1e-6
 (printed with --digits 6), and the three inputs must print the same numbers.
-Also checks that models/seed-attention is what tools/seed_attention.py builds.
+Also checks that models/seed-attention is what tools/seed_attention.py builds,
+and that the tool's --help shows its description whole.
 
 Exit status: 0 pass, 1 fail, 77 skip (no numpy, no executable).
 """
@@ -36,6 +37,26 @@ STEPS = [("X", "X"), ("Wq", "Wq{h}"), ("Q", "Q{h}"), ("Wk", "Wk{h}"), ("K", "K{h
          ("Wv", "Wv{h}"), ("V", "V{h}"), ("QKᵀ", "QK{h}"), ("S", "S{h}"),
          ("weights", "weights{h}"), ("C", "C{h}"), ("concat", "concat"), ("Wo", "Wo"),
          ("out", "out")]
+
+
+def check_help(tool):
+    """The tool's --help shows its description whole: the first paragraph of
+    its docstring, ending with a full stop (it was once cut mid-sentence)."""
+    p = subprocess.run([sys.executable, tool, "--help"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return ["%s --help: exit %d: %s" % (tool, p.returncode, p.stderr.strip())]
+    # the description: the paragraph after the usage line
+    paras = [q.strip() for q in p.stdout.split("\n\n")]
+    desc = paras[1] if len(paras) > 1 else ""
+    src = open(tool, encoding="utf-8").read()
+    first = src.split('"""')[1].strip().split("\n\n")[0]
+    out = []
+    if desc != first:
+        out.append("%s --help: the description is %r, not the docstring's first paragraph %r"
+                   % (tool, desc, first))
+    if not desc.endswith("."):
+        out.append("%s --help: the description %r does not end a sentence" % (tool, desc))
+    return out
 
 
 def main(argv):
@@ -101,6 +122,7 @@ def main(argv):
                 if not np.array_equal(got, runs[0][1]):
                     failures.append("head %d %s: %s prints other numbers than %s"
                                     % (h, name, label, runs[0][0]))
+    failures += check_help(os.path.join(root, "tools", "seed_attention.py"))
     for f in failures[:30]:
         print("FAIL:", f)
     print("seed-attention worked example: %d numbers checked, %d failures"
