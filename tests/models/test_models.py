@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Acceptance tests of the trained toy models in models/ (run by meson).
 
-    /usr/bin/python3 tests/models/test_models.py PATH/TO/attn [CHECK ...]
+    /usr/bin/python3 tests/models/test_models.py [PATH/TO/attn] [CHECK ...]
+
+Without PATH/TO/attn: $ATTN_EXE, else the most recently built build*/src/attn
+of this repository, else attn on PATH.
 
 CHECK is any of: maps, causal, alignment, senses, accuracy, examples, vocabulary
 (default: all).
@@ -47,9 +50,11 @@ CHECK is any of: maps, causal, alignment, senses, accuracy, examples, vocabulary
 Exit status: 0 pass, 1 fail, 77 skip (no attn executable given or found).
 """
 import csv
+import glob
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -433,12 +438,30 @@ TESTS = {"maps": test_maps, "causal": test_causal, "alignment": test_alignment,
          "vocabulary": test_vocabulary}
 
 
+def find_exe(args):
+    """The attn binary and the checks to run. The first argument is the binary
+    unless it names a check; without it: $ATTN_EXE, else the most recently
+    built build*/src/attn of this repository, else attn on PATH."""
+    if args and args[0] not in TESTS:
+        return args[0], args[1:]
+    exe = os.environ.get("ATTN_EXE")
+    if not exe:
+        built = [p for p in glob.glob(os.path.join(ROOT, "build*", "src", "attn"))
+                 if os.access(p, os.X_OK)]
+        exe = max(built, key=os.path.getmtime) if built else shutil.which("attn")
+    if exe:
+        print("attn: %s" % exe)
+    return exe, args
+
+
 def main():
-    exe = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ATTN_EXE")
+    exe, names = find_exe(sys.argv[1:])
     if not exe or not os.access(exe, os.X_OK):
-        print("skip: no attn executable (give its path as the first argument)")
+        print("skip: no attn executable: give its path as the first argument, set ATTN_EXE, "
+              "build it in %s/build (meson setup build && ninja -C build) or put attn on PATH"
+              % ROOT)
         return 77
-    names = sys.argv[2:] or list(TESTS)
+    names = names or list(TESTS)
     for name in names:
         try:
             TESTS[name](exe)
