@@ -213,24 +213,30 @@ static attn_status load_inputs(const runner *r, const run_opts *o, cli_input *in
     return rc;
 }
 
+/* The flag that gave the encoder input, for its messages. */
+static const char *source_flag(const run_opts *o) {
+    const char *flag = cli_input_flag(&o->source, true);
+    return flag ? flag : "source";
+}
+
 /* Refuses a sequence longer than the model holds before anything of its
  * input is written: the forward pass checks it too, but only once the
  * encoder's values (and the view's heading) are out, which a bad batch line
  * would leave behind. */
 static attn_status check_length(const runner *r, const cli_input *in, const char *what,
-                                const char *side, attn_error *err) {
+                                attn_error *err) {
     if (in->n <= (size_t)r->cfg->max_seq_len) return ATTN_OK;
-    return cli_usage(err, "%s%s: sequence of %zu positions is longer than max_seq_len %d", what,
-                     side, in->n, r->cfg->max_seq_len);
+    return cli_usage(err, "%s: sequence of %zu positions is longer than max_seq_len %d", what,
+                     in->n, r->cfg->max_seq_len);
 }
 
 /* Runs one input (and its encoder input src, or NULL) through the model;
  * every requested value streams to the sinks. */
 static attn_status run_one(runner *r, long input, const cli_input *in, const cli_input *src,
-                           const char *what, attn_error *err) {
+                           const char *what, const char *src_what, attn_error *err) {
     attn_status rc = ATTN_OK;
-    if ((src && (rc = check_length(r, src, what, " (source)", err))) ||
-        (rc = check_length(r, in, what, "", err)))
+    if ((src && (rc = check_length(r, src, src_what, err))) ||
+        (rc = check_length(r, in, what, err)))
         return rc;
     r->rc.input = input;
     r->rc.main = &in->labels;
@@ -240,7 +246,7 @@ static attn_status run_one(runner *r, long input, const cli_input *in, const cli
     if (src) {
         attn_input si = cli_input_view(src);
         rc = attn_session_encode(r->sess, &si, &r->cap, err);
-        if (rc) attn_error_prefix(err, "%s (source)", what);
+        if (rc) attn_error_prefix(err, "%s", src_what);
     }
     if (!rc) {
         attn_input mi = cli_input_view(in);
@@ -354,7 +360,10 @@ static attn_status run_line(runner *r, const run_opts *o, long index, char *line
     cli_input in = {0}, src = {0};
     if (!rc && split) rc = cli_input_load(&src, r->model, &src_args, what, err);
     if (!rc) rc = cli_input_load(&in, r->model, &args, what, err);
-    if (!rc) rc = run_one(r, index, &in, split ? &src : fixed_src, what, err);
+    char src_what[80];
+    snprintf(src_what, sizeof src_what, "%s (source)", what);
+    if (!rc) rc = run_one(r, index, &in, split ? &src : fixed_src, what,
+                            split ? src_what : source_flag(o), err);
     cli_input_free(&in);
     cli_input_free(&src);
     return rc;
@@ -401,7 +410,7 @@ static attn_status run_inputs(runner *r, const run_opts *o, const cli_input *in,
         return cli_usage(err, "standard input is closed: give --text, --ids or --embeddings, "
                               "or one input per line on standard input");
     if (o->batch) return run_batch(r, o, src, bad_lines, err);
-    return run_one(r, 0, in, src, cli_input_flag(&o->input, false), err);
+    return run_one(r, 0, in, src, cli_input_flag(&o->input, false), source_flag(o), err);
 }
 
 static void runner_free(runner *r) {

@@ -266,10 +266,12 @@ def compare_batch(m, label, lines, ids, src_flags, outputs):
                 ref = run(["--config", m.config] + src_flags +
                           single_input_args(single, ids) + ["--maps", "-"])
                 rmsg = ref.stderr.decode("utf-8", "replace").rstrip("\n")
-                # the single run names its flag where the batch names the line
+                # the single run names its flag (--source for the encoder's
+                # side) where the batch names the line (and its side)
                 want = re.sub(r"^attn: --[a-z-]+", "", rmsg)
+                got = re.sub(r"^ \(source\)", "", msg[len(prefix):])
                 check(what + ": message of line %d as a single run" % (index + 1),
-                      ref.returncode != 0 and msg[len(prefix):] == want,
+                      ref.returncode != 0 and got == want,
                       "batch %r, single %r" % (msg, rmsg))
                 continue
             with tempfile.TemporaryDirectory() as d:
@@ -358,6 +360,7 @@ def main():
                                                               "maps and context to -")])
     long_lines()
     crlf_and_last_line()
+    source_messages()
     print("%d of %d batch checks failed" % (len(failures), checks) if failures else
           "all %d batch checks passed" % checks)
     return 1 if failures else 0
@@ -400,6 +403,25 @@ def crlf_and_last_line():
     check("CRLF and last line: the empty line 2 is named",
           r.returncode == 1 and r.stderr.decode().startswith("attn: standard input line 2: "),
           r.stderr.decode())
+
+
+def source_messages():
+    """A source longer than max_seq_len is named by the flag or the line side
+    that gave it, not by the target's flag."""
+    m = Model("tiny-translator")
+    long = " ".join(["the"] * (m.max_seq_len + 1))
+    # the count of a text includes the tokens the tokenizer adds
+    tail = r": sequence of \d+ positions is longer than max_seq_len %d" % m.max_seq_len
+    cases = [(["--source", long, "--text", "the"], None, "attn: --source"),
+             (["--source-ids", ",".join(["5"] * (m.max_seq_len + 1)), "--text", "the"], None,
+              "attn: --source-ids"),
+             ([], (long + "\tthe\n").encode(), "attn: standard input line 1 (source)"),
+             (["--source", long], b"the\n", "attn: --source")]
+    for flags, stdin, prefix in cases:
+        r = run(["--config", m.config, "--maps", "-"] + flags, stdin=stdin)
+        err = r.stderr.decode().splitlines()
+        check("source message " + prefix, r.returncode in (1, 2) and len(err) == 1 and
+              re.fullmatch(re.escape(prefix) + tail, err[0]) is not None, str(err))
 
 
 if __name__ == "__main__":
