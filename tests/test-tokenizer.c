@@ -1111,6 +1111,29 @@ START_TEST(text_limit) {
 }
 END_TEST
 
+/* A vocabulary file over 64 MiB: a sparse one is refused by its size. */
+START_TEST(vocab_file_limit) {
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir, "attn-test-tok-");
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    tu_write_file(path, "<unk>\n", 6);
+    ck_assert_int_eq(truncate(path, ((off_t)64 << 20) + 1), 0);
+    attn_tokenizer_config tc = word_config(false, "<unk>", NULL, NULL);
+    snprintf(tc.path, sizeof tc.path, "%s", path);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_open(&tok, &tc, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    char want[700];
+    snprintf(want, sizeof want,
+             "%s: file is 67108865 bytes, more than the 64 MiB limit of a vocabulary "
+             "(67108864 bytes)",
+             path);
+    ck_assert_str_eq(err.message, want);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *w = tcase_create("word");
@@ -1143,6 +1166,7 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(l, word_limits);
     tcase_add_test(l, bpe_limits);
     tcase_add_test(l, text_limit);
+    tcase_add_test(l, vocab_file_limit);
     suite_add_tcase(s, l);
     TCase *r = tcase_create("stories260k");
     tcase_add_test(r, stories260k_fixture);

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 /* ------------------------------------------------------------------------ */
 /* Enum names: the index is the enum value.                                  */
 

@@ -6,8 +6,8 @@
  * max_token_length outside 1..65536, a len outside 1..max_token_length, a
  * non-finite score, an entry cut short by the end of the file, fewer than 3
  * entries (<unk>, BOS, EOS), more than ATTN_VOCAB_MAX entries (model/limits.h,
- * like max_token_length's 65536: docs/model-format.md, "Limits"). Messages number the
- * entries from 0, so "entry N" is id N.
+ * like max_token_length's 65536: docs/model-format.md, "Limits"). Messages
+ * number the entries from 0, so "entry N" is id N.
  *
  * Ids 0, 1, 2 are <unk>, BOS, EOS as in llama2.c; byte b falls back to id b + 3.
  *
@@ -370,8 +370,7 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: max_token_length is %d at offset 0, expected 1..%d (the "
                               "limit of a token's length)",
-                              name,
-                              (int)max_len, BPE_MAX_TOKEN_LENGTH);
+                              name, (int)max_len, BPE_MAX_TOKEN_LENGTH);
     size_t count = 0, text_bytes = 0;
     int rc = bpe_scan(buf, len, max_len, name, &count, &text_bytes, err);
     if (rc) return rc;
