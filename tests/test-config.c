@@ -3,6 +3,7 @@
  * resolution, malformed / truncated / unterminated buffers, and random valid
  * configs. */
 #include "attn/attn.h"
+#include "model/limits.h"
 #include "support.h"
 
 #include <check.h>
@@ -13,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define NAME "cfg.json"
@@ -307,13 +310,13 @@ START_TEST(integral_forms_and_bounds) {
     attn_error err = {0};
     const char *json =
         "{\"format\":\"attn/1\",\"architecture\":\"decoder\",\"vocab_size\":1.0e2,"
-        "\"d_model\":64.0,\"n_heads\":4,\"d_ff\":8,\"max_seq_len\":16777216,\"n_layers\":1,"
+        "\"d_model\":64.0,\"n_heads\":4,\"d_ff\":8,\"max_seq_len\":1048576,\"n_layers\":1,"
         "\"positional\":\"learned\",\"norm\":\"layernorm\",\"norm_position\":\"pre\","
         "\"mlp\":\"relu\",\"bias\":false,\"lm_head\":\"none\",\"weights\":\"w\"}";
     ck_assert_msg(parse_text(&cfg, json, &err) == ATTN_OK, "%s", err.message);
     ck_assert_int_eq(cfg.vocab_size, 100);
     ck_assert_int_eq(cfg.d_model, 64);
-    ck_assert_int_eq(cfg.max_seq_len, 1 << 24); /* the cap itself is allowed */
+    ck_assert_int_eq(cfg.max_seq_len, 1 << 20); /* the cap of max_seq_len itself is allowed */
     /* one above the cap is not */
     set_num(root, "n_layers", (1 << 24) + 1);
     REFUSED_OBJ(root, "\"n_layers\"", "16777217");
@@ -693,8 +696,8 @@ START_TEST(size_limits) {
     attn_config cfg;
     cJSON *root = base_decoder();
     set_str(root, "positional", "learned");
-    /* 2^24 * 2^12 = 2^36 elements of tok_embed */
-    set_num(root, "vocab_size", 1 << 24);
+    /* 2^20 * 2^12 = 2^32 elements of tok_embed */
+    set_num(root, "vocab_size", 1 << 20);
     set_num(root, "d_model", 4096);
     set_num(root, "n_heads", 32);
     REFUSED_OBJ(root, "vocab_size * d_model");
@@ -714,13 +717,13 @@ START_TEST(size_limits) {
     REFUSED_OBJ(root, "d_ff * d_model");
     set_num(root, "d_ff", 64);
     /* a huge head_dim: q projection rows * d_model */
-    set_num(root, "head_dim", 1 << 20);
-    REFUSED_OBJ(root, "n_heads * head_dim");
-    /* every factor at the cap: must be refused, not overflow */
-    set_num(root, "n_heads", 1 << 24);
-    set_num(root, "head_dim", 1 << 24);
-    set_num(root, "d_model", 1 << 24);
-    REFUSED_OBJ(root, "n_heads * head_dim");
+    set_num(root, "head_dim", 1 << 16);
+    REFUSED_OBJ(root, "n_heads * head_dim * d_model");
+    /* every factor at its cap: must be refused, not overflow */
+    set_num(root, "n_heads", 1 << 12);
+    set_num(root, "head_dim", 1 << 16);
+    set_num(root, "d_model", 1 << 16);
+    REFUSED_OBJ(root, "n_heads * head_dim * d_model");
     cJSON_Delete(root);
 }
 END_TEST
@@ -1288,6 +1291,209 @@ END_TEST
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Limits (docs/model-format.md, "Limits"): the numbers are the table's.     */
+
+/* Each integer key at its documented cap is accepted, one more is refused
+ * with a message naming the key and the limit. `setup` makes the other keys
+ * fit (the implied tensors stay under 2^31 elements). */
+START_TEST(key_limits) {
+    static const struct {
+        const char *key;
+        int cap;
+        const char *setup; /* "k=v,k=v" numeric keys set first; "encdec" for n_encoder_layers */
+    } cases[] = {
+        {"vocab_size", 1048576, ""},
+        {"d_model", 65536, "n_heads=4,head_dim=2,d_ff=8"},
+        {"n_heads", 4096, "head_dim=2,n_kv_heads=1"},
+        {"n_kv_heads", 4096, "n_heads=4096,head_dim=2"},
+        {"head_dim", 65536, "n_heads=1"},
+        {"d_ff", 1048576, ""},
+        {"max_seq_len", 1048576, ""},
+        {"n_layers", 4096, ""},
+        {"n_encoder_layers", 4096, "encdec"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *root = base_decoder();
+        if (strcmp(cases[i].setup, "encdec") == 0) {
+            set_str(root, "architecture", "encoder-decoder");
+        } else if (cases[i].setup[0]) {
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", cases[i].setup);
+            for (char *kv = strtok(buf, ","); kv; kv = strtok(NULL, ",")) {
+                char *eq = strchr(kv, '=');
+                *eq = '\0';
+                set_num(root, kv, atof(eq + 1));
+            }
+        }
+        attn_config cfg;
+        set_num(root, cases[i].key, cases[i].cap);
+        ACCEPTED_OBJ(root, &cfg);
+        set_num(root, cases[i].key, cases[i].cap + 1.0);
+        char want[160], num[96];
+        snprintf(want, sizeof want, "key \"%s\"", cases[i].key);
+        snprintf(num, sizeof num, "%d is more than the limit of %d", cases[i].cap + 1,
+                 cases[i].cap);
+        REFUSED_OBJ(root, want, num);
+        cJSON_Delete(root);
+    }
+}
+END_TEST
+
+/* A config file over 1 MiB: a sparse 20 MB one is refused by its size
+ * (never read), one of exactly 1 MiB is read. */
+START_TEST(config_file_limit) {
+    char dir[256], path[512];
+    make_tmpdir(dir, sizeof dir);
+    tu_write_text(dir, "model.safetensors", "not checked here");
+    cJSON *root = base_decoder();
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    size_t jl = strlen(json);
+    const size_t sizes[] = {1048576, 1048577, 20u << 20};
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fwrite(json, 1, jl, f), jl);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(truncate(path, (off_t)sizes[k]), 0); /* NUL bytes after the JSON */
+        attn_config cfg;
+        attn_error err = {0};
+        int rc = attn_config_load(&cfg, path, &err);
+        ck_assert_int_eq(rc, ATTN_ERR_FORMAT);
+        ck_assert_msg(!strchr(err.message, '\n'), "%s", err.message);
+        if (k == 0) { /* read: the NULs are refused as JSON, not as size */
+            ck_assert_msg(!strstr(err.message, "limit"), "%s", err.message);
+        } else {
+            char want[800];
+            snprintf(want, sizeof want, "%s: file is %zu bytes, more than the 1 MiB limit of a "
+                                        "config (1048576 bytes)",
+                     path, sizes[k]);
+            ck_assert_str_eq(err.message, want);
+        }
+    }
+    /* a pipe has no size: refused while reading, naming the limit too */
+    snprintf(path, sizeof path, "%s/fifo.json", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *w = fopen(path, "wb");
+        if (!w) _exit(1);
+        static char zeros[1 << 16];
+        for (int i = 0; i < 17 * 16 + 1; i++)
+            if (fwrite(zeros, 1, sizeof zeros, w) != sizeof zeros) break;
+        fclose(w);
+        _exit(0);
+    }
+    attn_config cfg;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_config_load(&cfg, path, &err), ATTN_ERR_FORMAT);
+    char want[600];
+    snprintf(want, sizeof want,
+             "%s: file is more than the 1 MiB limit of a config (1048576 bytes)", path);
+    ck_assert_str_eq(err.message, want);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    free(json);
+    tu_rm_tree(dir);
+}
+END_TEST
+
+/* The weights a config implies, counted by hand from docs/model-format.md,
+ * "Tensor names". */
+START_TEST(implied_weight_count) {
+    attn_config cfg;
+    cJSON *root = base_decoder();
+    ACCEPTED_OBJ(root, &cfg);
+    /* tok_embed 37*96 = 3552; a block: attn_norm 96, q k v o 4*96*96 = 36864,
+     * mlp_norm 96, up gate down 3*200*96 = 57600: 94656, three of them
+     * 283968; the final norm 96 */
+    ck_assert_uint_eq(attn_config_weight_count(&cfg), 3552 + 283968 + 96);
+    /* learned positions, layernorm, biases, grouped kv heads (2 of 16),
+     * gelu, a separate head, an encoder-decoder with embedding norms and
+     * post norms (no final norm) */
+    set_str(root, "architecture", "encoder-decoder");
+    set_num(root, "n_encoder_layers", 2);
+    set_num(root, "n_layers", 1);
+    set_num(root, "n_kv_heads", 2);
+    set_str(root, "positional", "learned");
+    set_str(root, "norm", "layernorm");
+    set_str(root, "norm_position", "post");
+    set_str(root, "mlp", "gelu");
+    set_bool(root, "bias", true);
+    set_bool(root, "embed_norm", true);
+    set_str(root, "lm_head", "separate");
+    ACCEPTED_OBJ(root, &cfg);
+    /* tok_embed 3552, pos_embed 33*96 = 3168; norm 192; attention q 9216 +
+     * k, v 2*32*96 = 6144 + o 9216 + biases 96+32+32+96 = 24832; mlp
+     * 2*19200 + 200 + 96 = 38696; decoder block 3*192 + 2*24832 + 38696 =
+     * 88936 (+ embed_norm 192); encoder block 2*192 + 24832 + 38696 = 63912,
+     * two of them + embed_norm 192 = 128016; lm_head 3552 */
+    ck_assert_uint_eq(attn_config_weight_count(&cfg),
+                      3552 + 3168 + 88936 + 192 + 128016 + 3552);
+    cJSON_Delete(root);
+}
+END_TEST
+
+/* Every bundled model: the count equals the elements its file holds. */
+START_TEST(implied_weight_count_bundled) {
+    static const char *const models[] = {"tiny-decoder", "tiny-encoder", "tiny-translator"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/models/%s/config.json", ATTN_SOURCE_ROOT, models[i]);
+        attn_config cfg;
+        attn_error err = {0};
+        ck_assert_msg(attn_config_load(&cfg, path, &err) == ATTN_OK, "%s", err.message);
+        attn_safetensors *st = NULL;
+        ck_assert_msg(attn_safetensors_open(&st, cfg.weights, &err) == ATTN_OK, "%s",
+                      err.message);
+        uint64_t sum = 0;
+        for (size_t k = 0; k < attn_safetensors_count(st); k++)
+            sum += attn_safetensors_at(st, k)->numel;
+        ck_assert_uint_eq(attn_config_weight_count(&cfg), sum);
+        attn_safetensors_close(st);
+    }
+}
+END_TEST
+
+/* Sizes that multiply past the weights file: refused by attn_model_open
+ * before the file is read. */
+START_TEST(implied_weights_over_file) {
+    char dir[256], path[512];
+    make_tmpdir(dir, sizeof dir);
+    cJSON *root = base_decoder();
+    set_num(root, "vocab_size", 1048576);
+    set_num(root, "d_model", 2048);
+    set_num(root, "n_heads", 16);
+    set_num(root, "d_ff", 8192);
+    set_num(root, "n_layers", 64);
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    tu_write_text(dir, "config.json", json);
+    free(json);
+    /* 1 MiB of weights file for 2^31 + 64 * (4 * 2^22 + 3 * 2^24 + 2 * 2048) + 2048 weights */
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_write_file(path, "x", 1);
+    ck_assert_int_eq(truncate(path, 1 << 20), 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    attn_model *m = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_model_open(&m, path, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(m);
+    const uint64_t n = ((uint64_t)1 << 31) + 64 * (4 * ((uint64_t)1 << 22) +
+                                                  3 * ((uint64_t)1 << 24) + 2 * 2048) + 2048;
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%s: the config implies %llu weights, at least %llu bytes even as F16, but the "
+             "weights file %s/model.safetensors has only 1048576 bytes",
+             path, (unsigned long long)n, (unsigned long long)(2 * n), dir);
+    ck_assert_str_eq(err.message, want);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("valid");
@@ -1328,6 +1534,14 @@ static Suite *config_suite(void) {
     tc = tcase_create("files");
     tcase_add_test(tc, paths_with_base_dir);
     tcase_add_test(tc, load_resolves_paths);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_add_test(tc, key_limits);
+    tcase_add_test(tc, config_file_limit);
+    tcase_add_test(tc, implied_weight_count);
+    tcase_add_test(tc, implied_weight_count_bundled);
+    tcase_add_test(tc, implied_weights_over_file);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("random");

@@ -453,6 +453,29 @@ START_TEST(load_from_file) {
 }
 END_TEST
 
+/* An embeddings file over 2 GiB (docs/model-format.md, "Limits"): a sparse
+ * one is refused by its size, never read. */
+START_TEST(file_limit) {
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir, "attn-test-emb-");
+    snprintf(path, sizeof path, "%s/e.csv", dir);
+    tu_write_file(path, "1,2,3,4\n", 8);
+    ck_assert_int_eq(truncate(path, ((off_t)1 << 31) + 1), 0);
+    float *v = NULL;
+    size_t rows = 0;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_embeddings_load(&v, &rows, path, 4, 0, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(v);
+    char want[700];
+    snprintf(want, sizeof want,
+             "%s: file is 2147483649 bytes, more than the 2 GiB limit of an embeddings file "
+             "(2147483648 bytes)",
+             path);
+    ck_assert_str_eq(err.message, want);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 static Suite *embeddings_suite(void) {
     Suite *s = suite_create("embeddings");
     TCase *tc = tcase_create("embeddings");
@@ -463,6 +486,7 @@ static Suite *embeddings_suite(void) {
     tcase_add_test(tc, random_round_trips);
     tcase_add_test(tc, forward_with_vectors);
     tcase_add_test(tc, load_from_file);
+    tcase_add_test(tc, file_limit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -467,6 +467,17 @@ START_TEST(test_bad_headers) {
         memcpy(bad.p, ck.p, ck.n);
         set_i32(&bad, base + 0, 0x7fffffff);
         expect_refusal(&bad, &tok, ATTN_ERR_FORMAT, "dim = 2147483647 is too large");
+        /* each field one over the limit of the config key it becomes
+         * (docs/model-format.md, "Limits") */
+        static const int32_t caps[7] = {65536, 1048576, 4096, 4096, 4096, 1048576, 1048576};
+        for (int f = 0; f < 7; f++) {
+            memcpy(bad.p, ck.p, ck.n);
+            set_i32(&bad, base + 4 * (size_t)f, caps[f] + 1);
+            char want[96];
+            snprintf(want, sizeof want, "%s = %d is too large (at most %d, the limit", fields[f],
+                     (int)caps[f] + 1, (int)caps[f]);
+            expect_refusal(&bad, &tok, ATTN_ERR_FORMAT, want);
+        }
         /* n_heads 4 with n_kv_heads 3 */
         memcpy(bad.p, ck.p, ck.n);
         set_i32(&bad, base + 16, 3);

@@ -988,6 +988,86 @@ START_TEST(test_write_rename_fails) {
 }
 END_TEST
 
+/* ---- Limits (docs/model-format.md, "Limits"): the numbers are the table's ---- */
+
+START_TEST(test_header_limit_message) {
+    size_t len;
+    unsigned char *img = build_raw(100000001, "{}", NULL, 0, &len);
+    attn_safetensors *st = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_safetensors_parse(&st, img, len, "huge.st", &err), ATTN_ERR_FORMAT);
+    ck_assert_str_eq(err.message,
+                     "huge.st: header of 100000001 bytes is more than the 100000000-byte (100 MB) "
+                     "limit");
+    free(img);
+}
+END_TEST
+
+/* A header of n zero-sized tensors "t0", "t1", ...; `bare`: each entry is
+ * just 0 (the count is checked before the entries are). */
+static char *many_tensors(size_t n, bool bare) {
+    size_t cap = 64 + n * 64, used = 0;
+    char *h = malloc(cap);
+    ck_assert_ptr_nonnull(h);
+    h[used++] = '{';
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(h + used, cap - used,
+                                 bare ? "%s\"t%zu\":0"
+                                      : "%s\"t%zu\":{\"dtype\":\"F32\",\"shape\":[0],"
+                                        "\"data_offsets\":[0,0]}",
+                                 i ? "," : "", i);
+    snprintf(h + used, cap - used, "}");
+    return h;
+}
+
+START_TEST(test_tensor_count_limit) {
+    /* 262144 tensors are read */
+    char *h = many_tensors(262144, false);
+    size_t len;
+    unsigned char *img = build(h, NULL, 0, &len);
+    attn_safetensors *st = parse_ok(img, len);
+    ck_assert_uint_eq(attn_safetensors_count(st), 262144);
+    ck_assert_ptr_nonnull(attn_safetensors_find(st, "t262143"));
+    attn_safetensors_close(st);
+    free(img);
+    free(h);
+    /* one more is refused by the count */
+    h = many_tensors(262145, true);
+    img = build(h, NULL, 0, &len);
+    attn_error err = {0};
+    ck_assert_int_eq(attn_safetensors_parse(&st, img, len, "many.st", &err), ATTN_ERR_FORMAT);
+    ck_assert_str_eq(err.message, "many.st: header has more than the limit of 262144 tensors");
+    free(img);
+    free(h);
+}
+END_TEST
+
+/* A shape of 4194304 numbers: refused before cJSON builds a node for each. */
+START_TEST(test_header_values_limit) {
+    const size_t n = 4194304;
+    char *h = malloc(64 + 2 * n);
+    ck_assert_ptr_nonnull(h);
+    size_t used = (size_t)sprintf(h, "{\"w\":{\"dtype\":\"F32\",\"shape\":[");
+    for (size_t i = 0; i < n; i++) {
+        h[used++] = '0';
+        h[used++] = ',';
+    }
+    used--; /* the last comma */
+    sprintf(h + used, "],\"data_offsets\":[0,0]}}");
+    size_t len;
+    unsigned char *img = build(h, NULL, 0, &len);
+    attn_safetensors *st = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_safetensors_parse(&st, img, len, "wide.st", &err), ATTN_ERR_FORMAT);
+    ck_assert_msg(strstr(err.message, "wide.st: header holds 4194311 JSON values or more, more "
+                                      "than the limit of 4194304 (16 per tensor of the "
+                                      "262144-tensor limit)"),
+                  "%s", err.message);
+    free(img);
+    free(h);
+}
+END_TEST
+
 static Suite *safetensors_suite(void) {
     Suite *s = suite_create("safetensors");
     TCase *rt = tcase_create("roundtrip");
@@ -1011,6 +1091,9 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(rf, test_truncated);
     tcase_add_test(rf, test_header_length_beyond_file);
     tcase_add_test(rf, test_header_over_100mb);
+    tcase_add_test(rf, test_header_limit_message);
+    tcase_add_test(rf, test_tensor_count_limit);
+    tcase_add_test(rf, test_header_values_limit);
     tcase_add_test(rf, test_malformed_json);
     tcase_add_test(rf, test_entry_not_object);
     tcase_add_test(rf, test_missing_keys);

@@ -996,6 +996,144 @@ START_TEST(bpe_many_duplicates) {
 }
 END_TEST
 
+/* ---- limits (docs/model-format.md, "Limits"): the numbers are the table's ---- */
+
+/* n lines: "<unk>", then `tok` `reps` times (distinct when `distinct`: "tN"). */
+static char *vocab_lines(size_t n, bool distinct, size_t *len) {
+    size_t cap = 16 + n * 12, used = 0;
+    char *v = malloc(cap);
+    ck_assert_ptr_nonnull(v);
+    used += (size_t)snprintf(v, cap, "<unk>\n");
+    for (size_t i = 1; i < n; i++)
+        used += distinct ? (size_t)snprintf(v + used, cap - used, "t%zu\n", i)
+                         : (size_t)snprintf(v + used, cap - used, "a\n");
+    *len = used;
+    return v;
+}
+
+START_TEST(word_limits) {
+    /* a token of 65536 bytes is read, one of 65537 refused naming its line */
+    size_t n = 6 + 65537 + 1;
+    char *v = malloc(n + 1);
+    ck_assert_ptr_nonnull(v);
+    memcpy(v, "<unk>\n", 6);
+    memset(v + 6, 'x', 65536);
+    v[6 + 65536] = '\n';
+    attn_tokenizer_config tc = word_config(false, "<unk>", NULL, NULL);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_msg(attn_tokenizer_from_memory(&tok, &tc, v, 6 + 65537, "vocab.txt", &err) ==
+                      ATTN_OK,
+                  "%s", err.message);
+    ck_assert_uint_eq(strlen(attn_tokenizer_piece(tok, 1)), 65536);
+    attn_tokenizer_free(tok);
+    memset(v + 6, 'x', 65537);
+    v[6 + 65537] = '\n';
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, v, n, "vocab.txt", &err),
+                     ATTN_ERR_FORMAT);
+    ck_assert_str_eq(err.message,
+                     "vocab.txt:2: token of 65537 bytes is longer than the 65536-byte limit");
+    free(v);
+
+    /* 1048576 tokens are read, 1048577 refused by the count */
+    size_t len;
+    v = vocab_lines(1048576, true, &len);
+    ck_assert_msg(attn_tokenizer_from_memory(&tok, &tc, v, len, "vocab.txt", &err) == ATTN_OK,
+                  "%s", err.message);
+    ck_assert_int_eq(attn_tokenizer_size(tok), 1048576);
+    attn_tokenizer_free(tok);
+    free(v);
+    v = vocab_lines(1048577, false, &len);
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, v, len, "vocab.txt", &err),
+                     ATTN_ERR_FORMAT);
+    ck_assert_str_eq(err.message,
+                     "vocab.txt: 1048577 tokens, more than the limit of 1048576 tokens of a "
+                     "vocabulary");
+    free(v);
+}
+END_TEST
+
+START_TEST(bpe_limits) {
+    /* 1048577 entries: refused by the count */
+    binbuf b;
+    memset(&b, 0, sizeof b);
+    bb_i32(&b, 8);
+    for (size_t i = 0; i < 1048577; i++) {
+        bb_f32(&b, 0);
+        bb_i32(&b, 1);
+        bb_raw(&b, "a", 1);
+    }
+    attn_tokenizer_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.type = ATTN_TOKENIZER_LLAMA2C;
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, b.bytes.p, b.bytes.n, "tok.bin", &err),
+                     ATTN_ERR_FORMAT);
+    ck_assert_str_eq(err.message, "tok.bin: more than the limit of 1048576 entries (tokens)");
+    free(b.bytes.p);
+    /* max_token_length over 65536 names the limit */
+    small_bin(&b, 65537);
+    bin_refused(b.bytes.p, b.bytes.n, "max_token_length is 65537", "1..65536 (the limit");
+    free(b.bytes.p);
+}
+END_TEST
+
+/* One input text: 1 MiB is encoded (bpe_long_text), one byte more refused. */
+START_TEST(text_limit) {
+    attn_tokenizer *word = word_tok("<unk>\na\n", false, "<unk>", NULL, NULL);
+    binbuf b;
+    bb_hand(&b);
+    attn_tokenizer *bpe = bb_open(&b);
+    const size_t len = (1 << 20) + 1;
+    char *text = malloc(len);
+    ck_assert_ptr_nonnull(text);
+    memset(text, 'a', len);
+    attn_tokenizer *toks[2] = {word, bpe};
+    for (int k = 0; k < 2; k++) {
+        int *ids = (int *)1;
+        size_t n = 9;
+        attn_error err = {0};
+        ck_assert_int_eq(attn_tokenizer_encode(toks[k], text, len, &ids, &n, &err),
+                         ATTN_ERR_USAGE);
+        ck_assert_ptr_null(ids);
+        ck_assert_uint_eq(n, 0);
+        ck_assert_str_eq(err.message, "text of 1048577 bytes is longer than the 1048576-byte "
+                                      "(1 MiB) limit of one input");
+        int *ok = NULL;
+        ck_assert_int_eq(attn_tokenizer_encode(toks[k], text, len - 1, &ok, &n, &err), ATTN_OK);
+        free(ok);
+    }
+    free(text);
+    free(b.bytes.p);
+    attn_tokenizer_free(word);
+    attn_tokenizer_free(bpe);
+}
+END_TEST
+
+/* A vocabulary file over 64 MiB: a sparse one is refused by its size. */
+START_TEST(vocab_file_limit) {
+    char dir[256], path[512];
+    tu_tmpdir(dir, sizeof dir, "attn-test-tok-");
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    tu_write_file(path, "<unk>\n", 6);
+    ck_assert_int_eq(truncate(path, ((off_t)64 << 20) + 1), 0);
+    attn_tokenizer_config tc = word_config(false, "<unk>", NULL, NULL);
+    snprintf(tc.path, sizeof tc.path, "%s", path);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_open(&tok, &tc, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    char want[700];
+    snprintf(want, sizeof want,
+             "%s: file is 67108865 bytes, more than the 64 MiB limit of a vocabulary "
+             "(67108864 bytes)",
+             path);
+    ck_assert_str_eq(err.message, want);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *w = tcase_create("word");
@@ -1024,6 +1162,12 @@ static Suite *tokenizer_suite(void) {
     tcase_set_timeout(d, 20); /* the quadratic build took hours */
     tcase_add_test(d, bpe_many_duplicates);
     suite_add_tcase(s, d);
+    TCase *l = tcase_create("limits");
+    tcase_add_test(l, word_limits);
+    tcase_add_test(l, bpe_limits);
+    tcase_add_test(l, text_limit);
+    tcase_add_test(l, vocab_file_limit);
+    suite_add_tcase(s, l);
     TCase *r = tcase_create("stories260k");
     tcase_add_test(r, stories260k_fixture);
     suite_add_tcase(s, r);

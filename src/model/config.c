@@ -15,8 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define CONFIG_FILE_MAX ((size_t)1 << 20) /* attn_config_load reads at most 1 MiB */
-
 /* ------------------------------------------------------------------------ */
 /* Enum names: the index is the enum value.                                  */
 
@@ -166,6 +164,20 @@ static int collect_keys(const ctx *c, const cJSON *obj, const char *prefix,
 /* ------------------------------------------------------------------------ */
 /* Typed getters: each names the key on failure.                             */
 
+/* The cap of integer key `key` (model/limits.h). */
+static int key_max(const char *key) {
+    static const struct { const char *key; int max; } caps[] = {
+        {"vocab_size", ATTN_VOCAB_MAX},   {"d_model", ATTN_D_MODEL_MAX},
+        {"n_heads", ATTN_HEADS_MAX},      {"n_kv_heads", ATTN_HEADS_MAX},
+        {"head_dim", ATTN_HEAD_DIM_MAX},  {"d_ff", ATTN_D_FF_MAX},
+        {"max_seq_len", ATTN_SEQ_MAX},    {"n_layers", ATTN_LAYERS_MAX},
+        {"n_encoder_layers", ATTN_LAYERS_MAX},
+    };
+    for (size_t i = 0; i < COUNT(caps); i++)
+        if (strcmp(key, caps[i].key) == 0) return caps[i].max;
+    return ATTN_CONFIG_INT_MAX;
+}
+
 static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!cJSON_IsNumber(v))
         return fail(c, "key \"%s\": expected a positive integer, got %s", key,
@@ -176,9 +188,9 @@ static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!isfinite(x) || x != floor(x))
         return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
     if (x < 1) return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
-    if (x > ATTN_CONFIG_INT_MAX)
-        return fail(c, "key \"%s\": %s is too large (at most %d)", key, num,
-                    ATTN_CONFIG_INT_MAX);
+    const int max = key_max(key);
+    if (x > max)
+        return fail(c, "key \"%s\": %s is more than the limit of %d for %s", key, num, max, key);
     *out = (int)x;
     return ATTN_OK;
 }
@@ -611,7 +623,7 @@ attn_status attn_config_load(attn_config *cfg, const char *path, attn_error *err
     if (!cfg || !path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_config_load: no path");
     char *buf;
     size_t len;
-    int rc = attn_read_file(path, CONFIG_FILE_MAX, &buf, &len, err);
+    int rc = attn_read_file_limit(path, ATTN_CONFIG_FILE_MAX, "a config", &buf, &len, err);
     if (rc) return rc;
 
     char dir[ATTN_PATH_MAX];

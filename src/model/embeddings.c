@@ -18,6 +18,7 @@
  * buffer and the line and column (CSV) or the element / header field (.npy). */
 #include "base/bytes.h"
 #include "base/util.h"
+#include "model/limits.h"
 
 #include <errno.h>
 #include <float.h>
@@ -26,7 +27,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define EMB_MAX_FILE ((size_t)1 << 31) /* 2 GiB */
 #define NUM_MAX 64                     /* longest number field accepted */
 
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
@@ -449,7 +449,8 @@ attn_status attn_embeddings_load(float **out, size_t *rows, const char *path, in
     *rows = 0;
     char *buf;
     size_t len;
-    int rc = attn_read_file(path, EMB_MAX_FILE, &buf, &len, err);
+    int rc = attn_read_file_limit(path, ATTN_EMBEDDINGS_FILE_MAX, "an embeddings file", &buf,
+                                  &len, err);
     if (rc) return rc;
     rc = attn_embeddings_parse(out, rows, buf, len, d_model, max_rows, path, err);
     free(buf);

@@ -95,19 +95,25 @@ static int l2c_read_fields(attn_llama2c_header *h, const unsigned char *p, size_
     return ATTN_OK;
 }
 
-/* Every field in 1..2^24, the heads dividing evenly, an even head size,
- * and every tensor under the config's element cap; fills h's sizes. */
+/* Every field positive and within the cap of the config key it becomes
+ * (model/limits.h), the heads dividing evenly, an even head size, and every
+ * tensor under the config's element cap; fills h's sizes. */
 static int l2c_check_fields(attn_llama2c_header *h, const int32_t f[7], const char *name,
                             attn_error *err) {
+    /* field_names order: d_model, d_ff, n_layers, n_heads, n_kv_heads, vocab_size, max_seq_len */
+    static const int32_t key_caps[7] = {ATTN_D_MODEL_MAX, ATTN_D_FF_MAX,  ATTN_LAYERS_MAX,
+                                        ATTN_HEADS_MAX,   ATTN_HEADS_MAX, ATTN_VOCAB_MAX,
+                                        ATTN_SEQ_MAX};
     for (int i = 0; i < 7; i++) {
         if (f[i] <= 0)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d, expected a positive number", name,
                                   field_names[i], (int)f[i]);
-        if (f[i] > ATTN_CONFIG_INT_MAX)
+        if (f[i] > key_caps[i])
             return attn_error_set(err, ATTN_ERR_FORMAT,
-                                  "%s: header field %s = %d is too large (at most %d)", name,
-                                  field_names[i], (int)f[i], ATTN_CONFIG_INT_MAX);
+                                  "%s: header field %s = %d is too large (at most %d, the limit "
+                                  "of the config key it becomes)",
+                                  name, field_names[i], (int)f[i], (int)key_caps[i]);
     }
     h->dim = f[0];
     h->hidden_dim = f[1];

@@ -8,10 +8,12 @@
 #include "model/model.h"
 
 #include "base/util.h"
+#include "model/limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct binder {
     const attn_config *cfg;
@@ -231,6 +233,12 @@ attn_status attn_model_open(attn_model **out, const char *config_path, attn_erro
     attn_config cfg;
     int rc = attn_config_load(&cfg, config_path, err);
     if (rc) return rc;
+    /* sizes that multiply past what the weights file holds are refused
+     * before the file is read and anything is allocated for them */
+    struct stat sb;
+    if (stat(cfg.weights, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (rc = attn_config_check_weights_size(&cfg, config_path, (uint64_t)sb.st_size, err)))
+        return rc;
     attn_safetensors *st = NULL;
     if ((rc = attn_safetensors_open(&st, cfg.weights, err))) return rc;
     attn_tokenizer *tok = NULL;

@@ -17,6 +17,7 @@
 #include "base/json.h"
 #include "base/tmpfile.h"
 #include "base/util.h"
+#include "model/limits.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@
 #include <string.h>
 
 #define ST_LEN_BYTES 8
-#define ST_HEADER_MAX ((uint64_t)100 * 1000 * 1000) /* bytes of JSON header */
-#define ST_INT_MAX ((uint64_t)1 << 53)              /* largest exact JSON integer */
+#define ST_HEADER_MAX ATTN_ST_HEADER_MAX /* bytes of JSON header */
+#define ST_INT_MAX ATTN_ST_INT_MAX       /* largest exact JSON integer */
 #define ST_METADATA "__metadata__"
 
 struct attn_safetensors {
@@ -424,7 +425,7 @@ static int st_header_length(const attn_safetensors *st, const unsigned char *buf
     uint64_t hlen = attn_le64(buf);
     if (hlen > ST_HEADER_MAX)
         return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: header length %llu exceeds the limit of %llu bytes (100 MB)",
+                              "%s: header of %llu bytes is more than the %llu-byte (100 MB) limit",
                               sn, (unsigned long long)hlen, (unsigned long long)ST_HEADER_MAX);
     if (hlen > (uint64_t)(len - ST_LEN_BYTES))
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -457,6 +458,29 @@ static int st_check_literals(const attn_safetensors *st, const char *text, size_
                           st->name, tn, shown, text + bad_at, shown < (int)bad_len ? "..." : "");
 }
 
+/* An upper bound of the JSON values (cJSON nodes) of header s[len]: the
+ * containers and commas outside strings, plus one. Refused over
+ * ATTN_ST_VALUES_MAX before cJSON allocates a node for each (the header
+ * limit alone would let 100 MB of "[0,0,..." take gigabytes). */
+static int st_check_values(const attn_safetensors *st, const char *s, size_t len,
+                           attn_error *err) {
+    size_t values = 1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"') {
+            for (i++; i < len && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+        } else if (s[i] == ',' || s[i] == '[' || s[i] == '{') {
+            values++;
+        }
+    }
+    if (values <= ATTN_ST_VALUES_MAX) return ATTN_OK;
+    return attn_error_set(err, ATTN_ERR_FORMAT,
+                          "%s: header holds %zu JSON values or more, more than the limit of %zu "
+                          "(16 per tensor of the %zu-tensor limit)",
+                          st->name, values, (size_t)ATTN_ST_VALUES_MAX,
+                          (size_t)ATTN_ST_TENSORS_MAX);
+}
+
 /* Parses header h[hl] into *root: one JSON object and nothing after it but
  * white space, no NUL byte, its literals checked. */
 static int st_parse_json(const attn_safetensors *st, const unsigned char *h, size_t hl,
@@ -470,8 +494,11 @@ static int st_parse_json(const attn_safetensors *st, const unsigned char *h, siz
     text[hl] = '\0';
     int rc = ATTN_OK;
     const char *nul = memchr(text, '\0', hl), *endp = NULL;
-    cJSON *r = nul ? NULL : cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
-    if (nul) {
+    int vrc = nul ? ATTN_OK : st_check_values(st, text, hl, err);
+    cJSON *r = nul || vrc ? NULL : cJSON_ParseWithLengthOpts(text, hl, &endp, 0);
+    if (vrc) {
+        rc = vrc;
+    } else if (nul) {
         rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: header has a NUL byte at offset %zu", sn,
                             (size_t)(nul - text));
     } else if (!r) {
@@ -515,7 +542,10 @@ static int st_count_tensors(attn_safetensors *st, const cJSON *root, size_t *nam
             if ((rc = st_check_metadata(st, e, err)) != ATTN_OK) return rc;
             continue;
         }
-        n++;
+        if (++n > ATTN_ST_TENSORS_MAX)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: header has more than the limit of %zu tensors", st->name,
+                                  (size_t)ATTN_ST_TENSORS_MAX);
         if (!attn_add_size(bytes, strlen(e->string) + 1, &bytes))
             return attn_error_set(err, ATTN_ERR_NOMEM, "%s: tensor names overflow", st->name);
     }

@@ -5,8 +5,9 @@
  * terminator). The file stores no count. Refused: a file under 4 bytes,
  * max_token_length outside 1..65536, a len outside 1..max_token_length, a
  * non-finite score, an entry cut short by the end of the file, fewer than 3
- * entries (<unk>, BOS, EOS), more than INT_MAX entries. Messages number the
- * entries from 0, so "entry N" is id N.
+ * entries (<unk>, BOS, EOS), more than ATTN_VOCAB_MAX entries (model/limits.h,
+ * like max_token_length's 65536: docs/model-format.md, "Limits"). Messages
+ * number the entries from 0, so "entry N" is id N.
  *
  * Ids 0, 1, 2 are <unk>, BOS, EOS as in llama2.c; byte b falls back to id b + 3.
  *
@@ -45,13 +46,14 @@
 #include "tokenizer/tokenizer.h"
 
 #include "base/bytes.h"
+#include "model/limits.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stb_ds.h>
 #include <stdlib.h>
 
-#define BPE_MAX_TOKEN_LENGTH 65536
+#define BPE_MAX_TOKEN_LENGTH ATTN_TOKEN_BYTES_MAX /* model/limits.h */
 #define BPE_UNK 0
 #define BPE_BOS 1
 #define BPE_EOS 2
@@ -321,8 +323,10 @@ static int bpe_scan(const char *buf, size_t len, int32_t max_len, const char *na
                                   name, count, 8 + (size_t)n, off, len);
         off += 8 + (size_t)n;
         bytes += (size_t)n + 1; /* cannot overflow: bounded by len */
-        if (count >= (size_t)INT_MAX)
-            return attn_error_set(err, ATTN_ERR_FORMAT, "%s: more than %d entries", name, INT_MAX);
+        if (count >= (size_t)ATTN_VOCAB_MAX)
+            return attn_error_set(err, ATTN_ERR_FORMAT,
+                                  "%s: more than the limit of %d entries (tokens)", name,
+                                  ATTN_VOCAB_MAX);
     }
     if (count < 3)
         return attn_error_set(err, ATTN_ERR_FORMAT,
@@ -364,8 +368,9 @@ int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t le
     int32_t max_len = attn_le_i32(buf);
     if (max_len < 1 || max_len > BPE_MAX_TOKEN_LENGTH)
         return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: max_token_length is %d at offset 0, expected 1..%d", name,
-                              (int)max_len, BPE_MAX_TOKEN_LENGTH);
+                              "%s: max_token_length is %d at offset 0, expected 1..%d (the "
+                              "limit of a token's length)",
+                              name, (int)max_len, BPE_MAX_TOKEN_LENGTH);
     size_t count = 0, text_bytes = 0;
     int rc = bpe_scan(buf, len, max_len, name, &count, &text_bytes, err);
     if (rc) return rc;

@@ -3,10 +3,9 @@
  * in tokenizer.h. */
 #include "tokenizer/tokenizer.h"
 
-#include <stdlib.h>
+#include "model/limits.h"
 
-/* Vocabulary files larger than this are refused (real ones are a few MB). */
-#define ATTN_TOKENIZER_FILE_MAX ((size_t)64 << 20)
+#include <stdlib.h>
 
 attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
                                const void *buf, size_t len, const char *name, attn_error *err) {
@@ -53,7 +52,8 @@ attn_status attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_confi
         return attn_error_set(err, ATTN_ERR_USAGE, "tokenizer config has an empty path");
     char *buf;
     size_t len;
-    int rc = attn_read_file(tc->path, ATTN_TOKENIZER_FILE_MAX, &buf, &len, err);
+    int rc = attn_read_file_limit(tc->path, ATTN_TOKENIZER_FILE_MAX, "a vocabulary", &buf, &len,
+                                  err);
     if (rc != ATTN_OK) return rc;
     rc = attn_tokenizer_from_memory(out, tc, buf, len, tc->path, err);
     free(buf);
@@ -83,6 +83,12 @@ attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, s
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "attn_tokenizer_encode: text is NULL but len is %zu", len);
     if (!text) text = "";
+    /* the ids and the merge scratch grow with the text: bounded first */
+    if (len > ATTN_TEXT_MAX)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "text of %zu bytes is longer than the %zu-byte (1 MiB) limit of one "
+                              "input",
+                              len, ATTN_TEXT_MAX);
     return tok->ops->encode(tok, text, len, ids, n, err);
 }
 

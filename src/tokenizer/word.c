@@ -3,7 +3,8 @@
  * Vocabulary file: lines separated by '\n'; the last line may lack its '\n';
  * one trailing '\r' per line is stripped (CRLF files). Refused: an empty line,
  * a token containing ASCII whitespace or a NUL byte, a duplicate token, a file
- * with no tokens, more than INT_MAX tokens.
+ * with no tokens, more than ATTN_VOCAB_MAX tokens, a token longer than
+ * ATTN_TOKEN_BYTES_MAX bytes (model/limits.h; docs/model-format.md, "Limits").
  *
  * Text splitting (bytes, independent of the locale):
  *   - ASCII whitespace (space, \t, \n, \v, \f, \r) separates words;
@@ -16,6 +17,8 @@
  * unk; bos / eos, when configured, are added first / last.
  */
 #include "tokenizer/tokenizer.h"
+
+#include "model/limits.h"
 
 #include <limits.h>
 #include <stb_ds.h>
@@ -169,9 +172,10 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
         rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: the vocabulary has no tokens", name);
         goto fail;
     }
-    if (lines > (size_t)INT_MAX) {
-        rc = attn_error_set(err, ATTN_ERR_FORMAT, "%s: %zu tokens, at most %d supported", name,
-                            lines, INT_MAX);
+    if (lines > (size_t)ATTN_VOCAB_MAX) {
+        rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                            "%s: %zu tokens, more than the limit of %d tokens of a vocabulary",
+                            name, lines, ATTN_VOCAB_MAX);
         goto fail;
     }
     w->pieces = attn_alloc_array(lines, sizeof *w->pieces, "vocabulary", err);
@@ -193,6 +197,12 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
         if (tl == 0) {
             rc = attn_error_set(err, ATTN_ERR_FORMAT,
                                 "%s:%zu: empty line, expected one token per line", name, line + 1);
+            goto fail;
+        }
+        if (tl > ATTN_TOKEN_BYTES_MAX) {
+            rc = attn_error_set(err, ATTN_ERR_FORMAT,
+                                "%s:%zu: token of %zu bytes is longer than the %d-byte limit",
+                                name, line + 1, tl, ATTN_TOKEN_BYTES_MAX);
             goto fail;
         }
         for (size_t i = 0; i < tl; i++) {
