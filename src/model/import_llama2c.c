@@ -17,7 +17,8 @@
  * loaded back with attn_model_open as a check, then renamed to out_dir
  * (which must be absent or empty), or with ATTN_IMPORT_FORCE, its three
  * files renamed into an existing out_dir one by one. On any failure the
- * temporary folder is removed. */
+ * temporary folder is removed, and it is registered (base/tmpfile.h) so that
+ * the CLI's signal handler removes it too. */
 #include "base/bytes.h"
 #include "base/tmpfile.h"
 #include "base/util.h"
@@ -376,12 +377,12 @@ static int dir_state(const char *dir, bool *nonempty, attn_error *err) {
     return ATTN_OK;
 }
 
-/* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask). */
-static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err) {
-    size_t n = strlen(base);
-    if (n >= cap || cap - n < ATTN_TMP_SUFFIX_SIZE)
-        return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
-    int e = attn_tmp_create(tmp, cap, base, NULL);
+/* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask),
+ * registered so that a signal handler can remove it with its files
+ * (base/tmpfile.h). */
+static int make_tmp_dir(attn_tmpdir *tmp, const char *base, attn_error *err) {
+    int e = attn_tmpdir_create(tmp, base, out_files, N_OUT_FILES);
+    if (e == ENAMETOOLONG) return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
     if (e == EEXIST)
         return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name",
                               base);
@@ -389,15 +390,6 @@ static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err
         return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s", base,
                               strerror(e));
     return ATTN_OK;
-}
-
-static void remove_tmp_dir(const char *tmp) {
-    char path[ATTN_PATH_MAX];
-    for (size_t i = 0; i < N_OUT_FILES; i++) {
-        if (snprintf(path, sizeof path, "%s/%s", tmp, out_files[i]) < (int)sizeof path)
-            unlink(path);
-    }
-    rmdir(tmp);
 }
 
 /* Moves the finished files from tmp to dir. */
@@ -500,10 +492,12 @@ static int make_tensors(const attn_llama2c_header *h, const void *map, const cha
 static int write_folder(const char *dir, bool force, const attn_llama2c_header *h,
                         const attn_tensor_spec *specs, size_t n, const char *tok_buf,
                         size_t tok_len, attn_error *err) {
-    char tmp[ATTN_PATH_MAX], path[ATTN_PATH_MAX];
-    int rc = make_tmp_dir(tmp, sizeof tmp, dir, err);
+    attn_tmpdir td;
+    char path[ATTN_PATH_MAX];
+    int rc = make_tmp_dir(&td, dir, err);
     if (rc) return rc;
     attn_model *model = NULL;
+    const char *tmp = td.path;
     /* (the names fit: check_out_dir left room for them) */
     if ((rc = attn_path_join(path, sizeof path, tmp, "model.safetensors", err)) ||
         (rc = attn_safetensors_write(path, specs, n, err)) ||
@@ -519,9 +513,10 @@ static int write_folder(const char *dir, bool force, const attn_llama2c_header *
     attn_model_close(model);
     if ((rc = commit_dir(tmp, dir, force, err))) goto fail;
     return ATTN_OK;
+    attn_tmpdir_forget(&td);
 
 fail:
-    remove_tmp_dir(tmp);
+    attn_tmpdir_discard(&td);
     return rc;
 }
 
