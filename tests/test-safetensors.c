@@ -906,6 +906,60 @@ START_TEST(test_open_errors) {
 }
 END_TEST
 
+/* A file whose size changes while it is read is an error, never a short or
+ * stale read: sysfs attributes claim 4096 bytes and hold fewer (a file that
+ * "shrank"), /proc files claim 0 and hold more (one that "grew"). */
+START_TEST(test_open_size_changed) {
+    struct {
+        const char *path, *piece;
+    } cases[] = {
+        {"/sys/devices/system/cpu/online", "the file shrank while being read"},
+        {"/proc/self/status", "the file grew while being read"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct stat sb;
+        if (stat(cases[i].path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            printf("skip %s: not a regular file here\n", cases[i].path);
+            continue;
+        }
+        attn_safetensors *st = (attn_safetensors *)(uintptr_t)1;
+        attn_error err = {0};
+        ck_assert_int_eq(attn_safetensors_open(&st, cases[i].path, &err), ATTN_ERR_IO);
+        ck_assert_ptr_null(st);
+        assert_one_line(&err);
+        ck_assert_msg(strstr(err.message, cases[i].path) && strstr(err.message, cases[i].piece),
+                      "%s", err.message);
+    }
+}
+END_TEST
+
+/* The tensors are a copy: the file truncated, then rewritten with other
+ * bytes after the open changes nothing (with a shared mapping the first
+ * read of a truncated page would be a SIGBUS). */
+START_TEST(test_open_is_a_copy) {
+    tu_rng r = {0x5eed00c0};
+    char dir[256], path[512];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    enum { N = 5000 }; /* several pages */
+    static float x[N];
+    for (int i = 0; i < N; i++) x[i] = rng_float(&r);
+    attn_tensor_spec s = {.name = "x", .ndim = 2, .shape = {50, 100}, .data = x};
+    attn_error err = {0};
+    ck_assert_int_eq(attn_safetensors_write(path, &s, 1, &err), ATTN_OK);
+    attn_safetensors *st = NULL;
+    ck_assert_msg(attn_safetensors_open(&st, path, &err) == ATTN_OK, "%s", err.message);
+    ck_assert_int_eq(truncate(path, 0), 0);
+    assert_same_floats(attn_safetensors_find(st, "x")->data, x, N);
+    unsigned char *junk = random_bytes(4 * N + 200, 9);
+    tu_write_file(path, junk, 4 * N + 200);
+    free(junk);
+    assert_same_floats(attn_safetensors_find(st, "x")->data, x, N);
+    attn_safetensors_close(st);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Writer failures                                                           */
 
@@ -1026,7 +1080,12 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(rf, test_duplicate_names);
     tcase_add_test(rf, test_bad_metadata);
     tcase_add_test(rf, test_open_errors);
+    tcase_add_test(rf, test_open_size_changed);
     suite_add_tcase(s, rf);
+
+    TCase *ld = tcase_create("load");
+    tcase_add_test(ld, test_open_is_a_copy);
+    suite_add_tcase(s, ld);
 
     TCase *wr = tcase_create("write-failures");
     tcase_add_test(wr, test_write_missing_dir);

@@ -327,6 +327,39 @@ def main():
             for f in leftovers(d):  # (so that each signal is judged alone)
                 shutil.rmtree(os.path.join(d, f))
 
+    # 13. the weights are a copy: truncating the weights file of a running
+    #     batch changes nothing (it was a SIGBUS with a shared mapping)
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.dirname(CFG)
+        model = os.path.join(d, "model")
+        shutil.copytree(src, model)
+        cfg = os.path.join(model, "config.json")
+        lines = b"the cat sat on the mat\nthe dog\n"
+        ref = subprocess.run([ATTN, "run", "--config", CFG, "--maps", "-"], input=lines,
+                             capture_output=True).stdout
+        p = subprocess.Popen([ATTN, "run", "--config", cfg, "--maps", "m.csv", "--context",
+                              "c.csv"], cwd=d, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(500):  # the outputs are opened once the model is loaded
+            if leftovers(d):
+                break
+            time.sleep(0.01)
+        weights = os.path.join(model, "model.safetensors")
+        os.truncate(weights, 0)
+        with open(weights, "wb") as f:
+            f.write(os.urandom(100))
+        _, err = p.communicate(lines, timeout=120)
+        got = b""
+        if os.path.exists(os.path.join(d, "m.csv")):
+            with open(os.path.join(d, "m.csv"), "rb") as f:
+                got = f.read()
+        check("weights truncated during a batch: exit 0, no message",
+              p.returncode == 0 and err == b"", "%s %r" % (p.returncode, err))
+        check("weights truncated during a batch: the maps of the loaded model", got == ref,
+              "%d vs %d bytes" % (len(got), len(ref)))
+        check("weights truncated during a batch: no temporary left", not leftovers(d),
+              str(os.listdir(d)))
+
+
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
 
