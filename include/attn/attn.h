@@ -242,7 +242,9 @@ ATTN_API int attn_tokenizer_eos(const attn_tokenizer *tok); /* -1 when none */
 typedef struct attn_model attn_model;
 
 /* Loads config, weights and tokenizer; checks that every tensor the config
- * needs is present with the right shape and that no tensor is unexplained. */
+ * needs is present with the right shape and only finite values (a NaN or an
+ * infinity is ATTN_ERR_FORMAT naming the tensor and the element) and that no
+ * tensor is unexplained. */
 ATTN_API attn_status attn_model_open(attn_model **out, const char *config_path, attn_error *err);
 /* Builds a model from parts (with the checks of attn_model_open); takes
  * ownership of st and tok (tok may be NULL) also on failure. */

@@ -359,6 +359,52 @@ def main():
         check("weights truncated during a batch: no temporary left", not leftovers(d),
               str(os.listdir(d)))
 
+    # 14. a NaN or an infinity in the weights, in a checkpoint, or in an
+    #     embeddings file is refused with one line naming where it is
+    with tempfile.TemporaryDirectory() as d:
+        import json
+        model = os.path.join(d, "model")
+        shutil.copytree(os.path.dirname(CFG), model)
+        cfg = os.path.join(model, "config.json")
+        weights = os.path.join(model, "model.safetensors")
+        with open(weights, "rb") as f:
+            data = bytearray(f.read())
+        (hl,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + hl])
+        d_model = json.load(open(cfg))["d_model"]
+        begin = 8 + hl + header["blocks.0.attn.v.weight"]["data_offsets"][0]
+        at = d_model + 3  # row 1, column 3
+        for value, word in ((float("nan"), "NaN"), (float("-inf"), "-inf")):
+            bad = bytearray(data)
+            bad[begin + 4 * at:begin + 4 * at + 4] = struct.pack("<f", value)
+            with open(weights, "wb") as f:
+                f.write(bad)
+            r = run(["run", "--config", cfg, "--text", "the cat", "--maps", "m.csv"], d)
+            err = r.stderr.decode()
+            want = ('tensor "blocks.0.attn.v.weight": element %d (row 1, column 3) is %s'
+                    % (at, word))
+            check("%s weight: exit 1, one line naming the tensor and element" % word,
+                  r.returncode == 1 and err.count("\n") == 1 and want in err, err)
+            check("%s weight: no output" % word, not os.path.exists(os.path.join(d, "m.csv"))
+                  and not leftovers(d), str(os.listdir(d)))
+        ckpt, tok = write_llama2c(d, 16, 32, 1, 2, 16, 8, 3, poison=(16 * 16 + 16 + 5,
+                                                                     float("inf")))
+        r = subprocess.run(import_args(ckpt, tok, "out"), cwd=d, capture_output=True)
+        err = r.stderr.decode()
+        check("import of a checkpoint with an infinity: exit 1, one line naming it",
+              r.returncode == 1 and err.count("\n") == 1
+              and 'tensor "blocks.0.attn.q.weight": element 5 (row 0, column 5) is +inf' in err,
+              err)
+        check("import of a checkpoint with an infinity: nothing left",
+              not leftovers(d) and not os.path.exists(os.path.join(d, "out")), str(os.listdir(d)))
+        with open(os.path.join(d, "e.csv"), "w") as f:
+            f.write(",".join(["0.5"] * d_model) + "\n" + ",".join(["0.25"] * (d_model - 1)
+                                                                  + ["nan"]) + "\n")
+        r = run(["run", "--config", CFG, "--embeddings", "e.csv", "--context", "c.csv"], d)
+        err = r.stderr.decode()
+        check("NaN in an embeddings file: exit 1, one line naming line and column",
+              r.returncode == 1 and err.count("\n") == 1
+              and "e.csv line 2, column %d: 'nan' is not a finite number" % d_model in err, err)
 
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
