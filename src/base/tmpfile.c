@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -79,12 +80,24 @@ void attn_tmp_remove_all(void) {
     }
 }
 
+/* attn_tmp_create, then registers the new file (fd not NULL: tmp) or folder
+ * (dir), with the signals blocked in between: a signal that arrives once
+ * the temporary exists finds it registered. */
+static int tmp_create_tracked(char *tmp, size_t cap, const char *path, int *fd,
+                              attn_tmpdir *dir) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = attn_tmp_create(tmp, cap, path, fd);
+    if (!e) tmp_track(fd ? tmp : NULL, fd ? NULL : dir);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
+}
+
 int attn_tmpdir_create(attn_tmpdir *d, const char *path, const char *const *names, size_t n) {
     d->names = names;
     d->n = n;
-    int e = attn_tmp_create(d->path, sizeof d->path, path, NULL);
-    if (!e) tmp_track(NULL, d);
-    return e;
+    return tmp_create_tracked(d->path, sizeof d->path, path, NULL, d);
 }
 
 void attn_tmpdir_discard(attn_tmpdir *d) {
@@ -134,7 +147,7 @@ int attn_tmpfile_open(const char *path, FILE **f, char **tmp, attn_tmp_step *ste
         *step = ATTN_TMP_NAME;
         return ENOMEM;
     }
-    int fd, e = attn_tmp_create(name, cap, path, &fd);
+    int fd, e = tmp_create_tracked(name, cap, path, &fd, NULL);
     if (e) {
         free(name);
         *step = ATTN_TMP_CREATE;
@@ -145,11 +158,11 @@ int attn_tmpfile_open(const char *path, FILE **f, char **tmp, attn_tmp_step *ste
         e = errno;
         close(fd);
         unlink(name);
+        tmp_untrack(name, NULL);
         free(name);
         *step = ATTN_TMP_OPEN;
         return e;
     }
-    tmp_track(name, NULL);
     *f = s;
     *tmp = name;
     return 0;
