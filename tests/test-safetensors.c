@@ -7,7 +7,8 @@
  * definition, sign * significand * 2^exponent with ldexpf), BF16 through a
  * 16-bit shift, F32 is
  * compared bit for bit with what was written, and the writer's output is
- * re-read with cJSON and raw byte comparisons. */
+ * re-read with cJSON and raw byte comparisons. The load tests also open
+ * models (attn_model_open), for what the loader checks in the values. */
 #include "attn/attn.h"
 #include "support.h"
 
@@ -16,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -906,6 +908,126 @@ START_TEST(test_open_errors) {
 }
 END_TEST
 
+/* A file whose size changes while it is read is an error, never a short or
+ * stale read: sysfs attributes claim 4096 bytes and hold fewer (a file that
+ * "shrank"), /proc files claim 0 and hold more (one that "grew"). */
+START_TEST(test_open_size_changed) {
+    struct {
+        const char *path, *piece;
+    } cases[] = {
+        {"/sys/devices/system/cpu/online", "the file shrank while being read"},
+        {"/proc/self/status", "the file grew while being read"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct stat sb;
+        if (stat(cases[i].path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            printf("skip %s: not a regular file here\n", cases[i].path);
+            continue;
+        }
+        attn_safetensors *st = (attn_safetensors *)(uintptr_t)1;
+        attn_error err = {0};
+        ck_assert_int_eq(attn_safetensors_open(&st, cases[i].path, &err), ATTN_ERR_IO);
+        ck_assert_ptr_null(st);
+        assert_one_line(&err);
+        ck_assert_msg(strstr(err.message, cases[i].path) && strstr(err.message, cases[i].piece),
+                      "%s", err.message);
+    }
+}
+END_TEST
+
+/* The tensors are a copy: the file truncated, then rewritten with other
+ * bytes after the open changes nothing (with a shared mapping the first
+ * read of a truncated page would be a SIGBUS). */
+START_TEST(test_open_is_a_copy) {
+    tu_rng r = {0x5eed00c0};
+    char dir[256], path[512];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    enum { N = 5000 }; /* several pages */
+    static float x[N];
+    for (int i = 0; i < N; i++) x[i] = rng_float(&r);
+    attn_tensor_spec s = {.name = "x", .ndim = 2, .shape = {50, 100}, .data = x};
+    attn_error err = {0};
+    ck_assert_int_eq(attn_safetensors_write(path, &s, 1, &err), ATTN_OK);
+    attn_safetensors *st = NULL;
+    ck_assert_msg(attn_safetensors_open(&st, path, &err) == ATTN_OK, "%s", err.message);
+    ck_assert_int_eq(truncate(path, 0), 0);
+    assert_same_floats(attn_safetensors_find(st, "x")->data, x, N);
+    unsigned char *junk = random_bytes(4 * N + 200, 9);
+    tu_write_file(path, junk, 4 * N + 200);
+    free(junk);
+    assert_same_floats(attn_safetensors_find(st, "x")->data, x, N);
+    attn_safetensors_close(st);
+    tu_rm_tree(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Non-finite weights: a model refuses them at load, naming the first one   */
+
+/* The small decoder of tests/support.h in dir, with element `at` of tensor
+ * `name` set to v (the others random); opens it as a model. */
+static attn_status open_decoder_with(const char *dir, const char *name, size_t at, float v,
+                                     attn_error *err) {
+    static tu_tensors ts;
+    tu_rng r = {0x5eed00d0 + at};
+    tu_decoder_write_weights(dir, &r, TU_DEC_D); /* and vocab.txt */
+    tu_decoder_write_config(dir, "");
+    tu_decoder_tensors(&ts, &r, TU_DEC_D);
+    const attn_tensor_spec *t = tu_tensors_find(&ts, name);
+    ck_assert_msg(t != NULL, "no tensor %s", name);
+    ((float *)t->data)[at] = v;
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_tensors_write(&ts, path);
+    tu_tensors_free(&ts);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    attn_model *m = NULL;
+    attn_status rc = attn_model_open(&m, path, err);
+    ck_assert(rc == ATTN_OK ? m != NULL : m == NULL);
+    attn_model_close(m);
+    return rc;
+}
+
+START_TEST(test_model_refuses_nonfinite) {
+    char dir[256];
+    make_tmpdir(dir, sizeof dir);
+    /* tensor, element, value, what the message must say (D = 8, F = 16) */
+    struct {
+        const char *name;
+        size_t at;
+        float v;
+        const char *piece;
+    } cases[] = {
+        {"blocks.0.attn.q.weight", 17, NAN, "tensor \"blocks.0.attn.q.weight\": element 17 "
+                                            "(row 2, column 1) is NaN"},
+        {"tok_embed", 0, INFINITY, "tensor \"tok_embed\": element 0 (row 0, column 0) is +inf"},
+        {"blocks.0.mlp.down.weight", 8 * 16 - 1, -INFINITY,
+         "tensor \"blocks.0.mlp.down.weight\": element 127 (row 7, column 15) is -inf"},
+        {"norm.bias", 5, -NAN, "tensor \"norm.bias\": element 5 is NaN"},
+        {"pos_embed", 12 * 8 - 3, INFINITY, "element 93 (row 11, column 5) is +inf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        attn_error err = {0};
+        attn_status rc = open_decoder_with(dir, cases[i].name, cases[i].at, cases[i].v, &err);
+        ck_assert_msg(rc == ATTN_ERR_FORMAT, "case %zu: rc %d %s", i, rc, err.message);
+        assert_one_line(&err);
+        ck_assert_msg(strstr(err.message, "model.safetensors") &&
+                          strstr(err.message, cases[i].piece),
+                      "case %zu: no '%s' in: %s", i, cases[i].piece, err.message);
+    }
+    /* extreme finite values load */
+    const float fine[] = {FLT_MAX, -FLT_MAX, 0x1p-149f, -0.0f, FLT_MIN};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        attn_error err = {0};
+        ck_assert_msg(open_decoder_with(dir, "blocks.0.attn.k.weight", 3 + i, fine[i], &err) ==
+                          ATTN_OK,
+                      "%a: %s", (double)fine[i], err.message);
+    }
+    tu_rm_tree(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Writer failures                                                           */
 
@@ -1109,7 +1231,13 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(rf, test_duplicate_names);
     tcase_add_test(rf, test_bad_metadata);
     tcase_add_test(rf, test_open_errors);
+    tcase_add_test(rf, test_open_size_changed);
     suite_add_tcase(s, rf);
+
+    TCase *ld = tcase_create("load");
+    tcase_add_test(ld, test_open_is_a_copy);
+    tcase_add_test(ld, test_model_refuses_nonfinite);
+    suite_add_tcase(s, ld);
 
     TCase *wr = tcase_create("write-failures");
     tcase_add_test(wr, test_write_missing_dir);

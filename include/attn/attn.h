@@ -20,8 +20,8 @@
  *     gives one, and names the value when a sink fails without a message).
  *     The library never prints, exits or aborts.
  *   - attn_X_open/new pairs with attn_X_close/free; the free functions accept NULL.
- *   - Parsers take memory buffers (the *_open functions read or map a file and
- *     call them), so every parser can be fuzzed in memory.
+ *   - Parsers take memory buffers (the *_open functions read a file and call
+ *     them), so every parser can be fuzzed in memory.
  *
  * Shape legend used in comments throughout the code:
  *   T  = positions of the sequence being run (queries)
@@ -59,7 +59,7 @@ typedef enum attn_status {
     ATTN_OK = 0,
     ATTN_ERR_USAGE,  /* the caller asked for something invalid (an id outside the
                         vocabulary, a sequence longer than max_seq_len, ...) */
-    ATTN_ERR_IO,     /* a file could not be opened, read, mapped or written */
+    ATTN_ERR_IO,     /* a file could not be opened, read or written */
     ATTN_ERR_FORMAT, /* a file's content is malformed or inconsistent */
     ATTN_ERR_NOMEM,  /* allocation failed or a size overflowed */
     ATTN_ERR_INTERNAL
@@ -171,13 +171,16 @@ typedef struct attn_tensor {
     int ndim;
     int64_t shape[ATTN_MAX_DIMS];
     size_t numel;       /* product of shape (1 for a 0-d tensor) */
-    const float *data;  /* [numel] float32: a view into the mapping for aligned F32,
-                           else a copy converted once at open time */
+    const float *data;  /* [numel] float32: a view into the file's image for aligned
+                           F32, else a copy converted once at open time */
 } attn_tensor;
 
 typedef struct attn_safetensors attn_safetensors;
 
-/* Maps `path` read-only and validates it completely (see attn_safetensors_parse). */
+/* Reads `path` into memory of its own with read(2) (never mapped: a file
+ * truncated on disk later cannot fault the program; one that changes size
+ * during the read is ATTN_ERR_IO) and validates it completely (see
+ * attn_safetensors_parse). The values are not checked: NaNs are kept. */
 ATTN_API attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err);
 /* Validates a safetensors image in memory. The buffer is not copied and must
  * outlive the returned object. Refuses: a header length outside the file or
@@ -234,15 +237,17 @@ ATTN_API int attn_tokenizer_bos(const attn_tokenizer *tok); /* -1 when none */
 ATTN_API int attn_tokenizer_eos(const attn_tokenizer *tok); /* -1 when none */
 
 /* ------------------------------------------------------------------------ */
-/* Model: config + weights (views into the mapped file) + tokenizer          */
+/* Model: config + weights (views into the file's image) + tokenizer        */
 
 typedef struct attn_model attn_model;
 
 /* Loads config, weights and tokenizer; checks that every tensor the config
- * needs is present with the right shape and that no tensor is unexplained. */
+ * needs is present with the right shape and only finite values (a NaN or an
+ * infinity is ATTN_ERR_FORMAT naming the tensor and the element) and that no
+ * tensor is unexplained. */
 ATTN_API attn_status attn_model_open(attn_model **out, const char *config_path, attn_error *err);
-/* Builds a model from parts; takes ownership of st and tok (tok may be NULL)
- * also on failure. */
+/* Builds a model from parts (with the checks of attn_model_open); takes
+ * ownership of st and tok (tok may be NULL) also on failure. */
 ATTN_API attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,
                                    attn_tokenizer *tok, attn_error *err);
 ATTN_API void attn_model_close(attn_model *m);
@@ -399,7 +404,7 @@ ATTN_API attn_status attn_llama2c_parse_header(attn_llama2c_header *h, const voi
                                        const char *name, attn_error *err);
 
 #define ATTN_IMPORT_FORCE 1u /* write into an existing non-empty out_dir */
-/* Converts a llama2.c checkpoint (mapped read-only) and its tokenizer.bin
+/* Converts a llama2.c checkpoint (read into memory) and its tokenizer.bin
  * into out_dir/config.json, out_dir/model.safetensors and out_dir/tokenizer.bin.
  * The files are written into a fresh folder next to out_dir, checked by
  * loading them as a model, then renamed into place, so nothing appears

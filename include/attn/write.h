@@ -52,7 +52,9 @@ ATTN_API attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_e
 ATTN_API attn_status attn_outfile_commit(attn_outfile *o, attn_error *err);
 /* Closes and removes the temporary (no-op for standard output or a closed file). */
 ATTN_API void attn_outfile_abort(attn_outfile *o);
-/* Removes every temporary still open (for signal handlers and fatal exits). */
+/* Removes every temporary the library still has open: those of output
+ * files, of the safetensors writer and the folder of attn_import_llama2c.
+ * Async-signal-safe, for signal handlers and fatal exits. */
 ATTN_API void attn_outfile_abort_all(void);
 
 /* ---- labels of the positions of one sequence (write/labels.c) ---- */

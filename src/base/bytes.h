@@ -44,6 +44,13 @@ static inline float attn_f32_from_bits(uint32_t bits) {
     return f;
 }
 
+/* The IEEE bits of the float32 f. */
+static inline uint32_t attn_f32_bits(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
 static inline float attn_le_f32(const void *p) { return attn_f32_from_bits(attn_le32(p)); }
 
 static inline double attn_le_f64(const void *p) {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,98 @@
 #include <unistd.h>
 
 #define TMP_ATTEMPTS 100
+
+/* ---- the registry of temporaries, for attn_tmp_remove_all ---- */
+
+/* The handler reads these while the program may be changing them: lock-free
+ * atomics are the only shared state a signal handler may touch. */
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_BOOL_LOCK_FREE == 2,
+               "the temporaries' registry needs lock-free atomics");
+
+/* A registered temporary: a file (path) or a folder (dir). */
+typedef struct tmp_slot {
+    atomic_bool busy;                /* claimed by a registration */
+    _Atomic(const char *) path;      /* a file; NULL: none */
+    _Atomic(attn_tmpdir *) dir;      /* a folder; NULL: none */
+} tmp_slot;
+
+static tmp_slot slots[ATTN_TMP_TRACK_MAX];
+
+/* Registers the file path or the folder dir; false when the registry is full. */
+static bool tmp_track(const char *path, attn_tmpdir *dir) {
+    for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
+        bool taken = false;
+        if (!atomic_compare_exchange_strong(&slots[i].busy, &taken, true)) continue;
+        if (path) atomic_store(&slots[i].path, path);
+        else atomic_store(&slots[i].dir, dir);
+        return true;
+    }
+    return false;
+}
+
+/* Forgets the file path or the folder dir (by pointer). */
+static void tmp_untrack(const char *path, const attn_tmpdir *dir) {
+    for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
+        if ((path && atomic_load(&slots[i].path) == path) ||
+            (dir && atomic_load(&slots[i].dir) == dir)) {
+            atomic_store(&slots[i].path, NULL);
+            atomic_store(&slots[i].dir, NULL);
+            atomic_store(&slots[i].busy, false);
+            return;
+        }
+    }
+}
+
+/* Removes the files of the folder d, then d (async-signal-safe). */
+static void tmp_remove_dir(const attn_tmpdir *d) {
+    int fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        for (size_t k = 0; k < d->n; k++) unlinkat(fd, d->names[k], 0);
+        close(fd);
+    }
+    rmdir(d->path);
+}
+
+void attn_tmp_remove_all(void) {
+    /* the files first: the files of a folder are written as temporaries in it */
+    for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
+        const char *p = atomic_load(&slots[i].path);
+        if (p) unlink(p);
+    }
+    for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
+        const attn_tmpdir *d = atomic_load(&slots[i].dir);
+        if (d) tmp_remove_dir(d);
+    }
+}
+
+/* attn_tmp_create, then registers the new file (fd not NULL: tmp) or folder
+ * (dir), with the signals blocked in between: a signal that arrives once
+ * the temporary exists finds it registered. */
+static int tmp_create_tracked(char *tmp, size_t cap, const char *path, int *fd,
+                              attn_tmpdir *dir) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = attn_tmp_create(tmp, cap, path, fd);
+    if (!e) tmp_track(fd ? tmp : NULL, fd ? NULL : dir);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
+}
+
+int attn_tmpdir_create(attn_tmpdir *d, const char *path, const char *const *names, size_t n) {
+    d->names = names;
+    d->n = n;
+    return tmp_create_tracked(d->path, sizeof d->path, path, NULL, d);
+}
+
+void attn_tmpdir_discard(attn_tmpdir *d) {
+    tmp_remove_dir(d);
+    tmp_untrack(NULL, d);
+}
+
+void attn_tmpdir_forget(attn_tmpdir *d) { tmp_untrack(NULL, d); }
+
+/* ---- creating, committing and discarding ---- */
 
 /* A starting point for the names, different for every call: the time, the
  * process and a counter (two threads in the same nanosecond still differ). */
@@ -54,7 +147,7 @@ int attn_tmpfile_open(const char *path, FILE **f, char **tmp, attn_tmp_step *ste
         *step = ATTN_TMP_NAME;
         return ENOMEM;
     }
-    int fd, e = attn_tmp_create(name, cap, path, &fd);
+    int fd, e = tmp_create_tracked(name, cap, path, &fd, NULL);
     if (e) {
         free(name);
         *step = ATTN_TMP_CREATE;
@@ -65,6 +158,7 @@ int attn_tmpfile_open(const char *path, FILE **f, char **tmp, attn_tmp_step *ste
         e = errno;
         close(fd);
         unlink(name);
+        tmp_untrack(name, NULL);
         free(name);
         *step = ATTN_TMP_OPEN;
         return e;
@@ -90,10 +184,12 @@ int attn_tmpfile_commit(FILE *f, const char *tmp, const char *path, int write_er
         *step = ATTN_TMP_RENAME;
     }
     if (e) unlink(tmp);
+    tmp_untrack(tmp, NULL);
     return e;
 }
 
 void attn_tmpfile_discard(FILE *f, const char *tmp) {
     if (f) fclose(f);
     if (tmp) unlink(tmp);
+    tmp_untrack(tmp, NULL);
 }

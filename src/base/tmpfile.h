@@ -12,9 +12,17 @@
  * process umask is never read or changed (safe with threads).
  *
  * These return 0 or an errno value, and name the step that failed, so that
- * each caller words its own messages. */
+ * each caller words its own messages.
+ *
+ * Every temporary is registered from its creation to its commit or discard
+ * (the temporary files of attn_tmpfile_open, the folders of
+ * attn_tmpdir_create), so that a signal handler can remove them all with
+ * attn_tmp_remove_all. At most ATTN_TMP_TRACK_MAX at once; beyond that a
+ * temporary works as usual but a signal leaves it behind. */
 #ifndef ATTN_TMPFILE_H
 #define ATTN_TMPFILE_H
+
+#include "attn/attn.h"
 
 #include <stdio.h>
 
@@ -51,5 +59,31 @@ int attn_tmpfile_commit(FILE *f, const char *tmp, const char *path, int write_er
 
 /* Closes f and removes tmp (either may be NULL). */
 void attn_tmpfile_discard(FILE *f, const char *tmp);
+
+#define ATTN_TMP_TRACK_MAX 32
+
+/* A temporary folder and the names of the files it may come to hold. */
+typedef struct attn_tmpdir {
+    char path[ATTN_PATH_MAX];
+    const char *const *names; /* [n], valid until discard or forget */
+    size_t n;
+} attn_tmpdir;
+
+/* Creates a new folder path + ".tmp.XXXXXX" (attn_tmp_create: ENAMETOOLONG,
+ * EEXIST or mkdir's errno) into d->path and registers it for
+ * attn_tmp_remove_all with the files names[n]. */
+int attn_tmpdir_create(attn_tmpdir *d, const char *path, const char *const *names, size_t n);
+
+/* Removes the folder's files d->names, then the folder, and forgets it. */
+void attn_tmpdir_discard(attn_tmpdir *d);
+
+/* Forgets the folder (it was renamed into place, or emptied and removed). */
+void attn_tmpdir_forget(attn_tmpdir *d);
+
+/* Removes every registered temporary: the files, then the folders' files and
+ * the folders. Async-signal-safe (only unlink, open, unlinkat, close and
+ * rmdir, and lock-free atomics), for signal handlers; the registry is left
+ * as it is. */
+void attn_tmp_remove_all(void);
 
 #endif

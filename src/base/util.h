@@ -25,11 +25,15 @@ void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err
 attn_status attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len,
                            attn_error *err);
 
-/* Maps a regular file read-only (*map is NULL for an empty file); release
- * with attn_unmap_file. A missing file, a directory or another kind of file
- * is ATTN_ERR_IO naming the path. */
-attn_status attn_map_file(const char *path, void **map, size_t *len, attn_error *err);
-void attn_unmap_file(void *map, size_t len);
+/* Reads a whole regular file with read(2) into memory of its own, page
+ * aligned (*data is NULL for an empty file); release with attn_unload_file.
+ * The weights are read this way rather than mapped: a file truncated by
+ * someone else after the load cannot take pages from under the program
+ * (SIGBUS), and one that changes size during the load is ATTN_ERR_IO ("the
+ * file shrank while being read"). A missing file, a directory or another
+ * kind of file is ATTN_ERR_IO naming the path. */
+attn_status attn_load_file(const char *path, void **data, size_t *len, attn_error *err);
+void attn_unload_file(void *data, size_t len);
 
 /* Joins dir and rel ("a/b" + "c" = "a/b/c"; an absolute rel is kept). */
 attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *rel,

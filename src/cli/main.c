@@ -28,8 +28,10 @@ static const char usage[] =
     "'attn COMMAND --help' describes a command. A flag that takes a value may be\n"
     "given once. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
-/* An interrupted run removes its half-written output files, then dies of the
- * signal (so the caller sees the conventional status, 128 + the signal). */
+/* An interrupted run removes its half-written output files and the
+ * temporary folder of an import (attn_outfile_abort_all, async-signal-safe),
+ * then dies of the signal (so the caller sees the conventional status,
+ * 128 + the signal). */
 static void on_signal(int sig) {
     attn_outfile_abort_all();
     signal(sig, SIG_DFL);
@@ -37,7 +39,7 @@ static void on_signal(int sig) {
 }
 
 /* The signals that end a process by default and can arrive while output
- * files are open: a terminal or job control (INT, QUIT, HUP, TERM), a reader
+ * files or an import's folder are open: a terminal or job control (INT, QUIT, HUP, TERM), a reader
  * that went away (PIPE), a file size limit (XFSZ). A signal the caller set
  * to be ignored (nohup, a job started with SIGINT ignored) stays ignored. */
 static void catch_signals(void) {

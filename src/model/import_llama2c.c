@@ -7,9 +7,10 @@
  * attention without bias, SwiGLU MLP with w1 = gate, w3 = up, w2 = down, a
  * final RMSNorm, a classifier tied to the token embedding or separate.
  *
- * The checkpoint is mapped read-only; the header is validated and the file
- * size compared with what it implies before anything else is read or
- * allocated. The safetensors tensors are views into the mapping (one
+ * The checkpoint is read into memory (attn_load_file, not mapped: a file
+ * truncated meanwhile is an error, never a SIGBUS); the header is validated
+ * and the file size compared with what it implies before anything else is
+ * allocated. The safetensors tensors are views into that image (one
  * converted copy on a big-endian host). Per-layer tensors are stacked
  * [L, out, in] in the checkpoint and are written as blocks.i.* [out, in].
  *
@@ -17,7 +18,8 @@
  * loaded back with attn_model_open as a check, then renamed to out_dir
  * (which must be absent or empty), or with ATTN_IMPORT_FORCE, its three
  * files renamed into an existing out_dir one by one. On any failure the
- * temporary folder is removed. */
+ * temporary folder is removed, and it is registered (base/tmpfile.h) so that
+ * the CLI's signal handler removes it too. */
 #include "base/bytes.h"
 #include "base/tmpfile.h"
 #include "base/util.h"
@@ -382,12 +384,12 @@ static int dir_state(const char *dir, bool *nonempty, attn_error *err) {
     return ATTN_OK;
 }
 
-/* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask). */
-static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err) {
-    size_t n = strlen(base);
-    if (n >= cap || cap - n < ATTN_TMP_SUFFIX_SIZE)
-        return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
-    int e = attn_tmp_create(tmp, cap, base, NULL);
+/* Creates a new folder "<base>.tmp.XXXXXX" (mode 0777 less the umask),
+ * registered so that a signal handler can remove it with its files
+ * (base/tmpfile.h). */
+static int make_tmp_dir(attn_tmpdir *tmp, const char *base, attn_error *err) {
+    int e = attn_tmpdir_create(tmp, base, out_files, N_OUT_FILES);
+    if (e == ENAMETOOLONG) return attn_error_set(err, ATTN_ERR_USAGE, "%s: path too long", base);
     if (e == EEXIST)
         return attn_error_set(err, ATTN_ERR_IO, "%s: cannot find a free temporary folder name",
                               base);
@@ -395,15 +397,6 @@ static int make_tmp_dir(char *tmp, size_t cap, const char *base, attn_error *err
         return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create a folder next to it: %s", base,
                               strerror(e));
     return ATTN_OK;
-}
-
-static void remove_tmp_dir(const char *tmp) {
-    char path[ATTN_PATH_MAX];
-    for (size_t i = 0; i < N_OUT_FILES; i++) {
-        if (snprintf(path, sizeof path, "%s/%s", tmp, out_files[i]) < (int)sizeof path)
-            unlink(path);
-    }
-    rmdir(tmp);
 }
 
 /* Moves the finished files from tmp to dir. */
@@ -476,12 +469,12 @@ static int read_tokenizer(const char *tokenizer, const char *checkpoint,
 }
 
 /* The attn tensors (*specs[*n], their names in *names): views into the
- * checkpoint image `map`, or on a big-endian host into *swapped, one
+ * checkpoint image `image`, or on a big-endian host into *swapped, one
  * converted copy. The caller frees the three arrays. */
-static int make_tensors(const attn_llama2c_header *h, const void *map, const char *checkpoint,
+static int make_tensors(const attn_llama2c_header *h, const void *image, const char *checkpoint,
                         float **swapped, attn_tensor_spec **specs, char **names, size_t *n,
                         attn_error *err) {
-    const float *data = (const float *)((const unsigned char *)map + h->header_bytes);
+    const float *data = (const float *)((const unsigned char *)image + h->header_bytes);
     size_t nfloats = (size_t)((h->file_bytes - h->header_bytes) / sizeof(float));
     if (!ATTN_HOST_LE) {
         if (!(*swapped = attn_alloc_array(nfloats, sizeof(float), checkpoint, err)))
@@ -506,9 +499,11 @@ static int make_tensors(const attn_llama2c_header *h, const void *map, const cha
 static int write_folder(const char *dir, bool force, const attn_llama2c_header *h,
                         const attn_tensor_spec *specs, size_t n, const char *tok_buf,
                         size_t tok_len, attn_error *err) {
-    char tmp[ATTN_PATH_MAX], path[ATTN_PATH_MAX];
-    int rc = make_tmp_dir(tmp, sizeof tmp, dir, err);
+    attn_tmpdir td;
+    char path[ATTN_PATH_MAX];
+    int rc = make_tmp_dir(&td, dir, err);
     if (rc) return rc;
+    const char *tmp = td.path;
     attn_model *model = NULL;
     /* (the names fit: check_out_dir left room for them) */
     if ((rc = attn_path_join(path, sizeof path, tmp, "model.safetensors", err)) ||
@@ -524,10 +519,11 @@ static int write_folder(const char *dir, bool force, const attn_llama2c_header *
     }
     attn_model_close(model);
     if ((rc = commit_dir(tmp, dir, force, err))) goto fail;
+    attn_tmpdir_forget(&td);
     return ATTN_OK;
 
 fail:
-    remove_tmp_dir(tmp);
+    attn_tmpdir_discard(&td);
     return rc;
 }
 
@@ -540,21 +536,21 @@ attn_status attn_import_llama2c(const char *checkpoint, const char *tokenizer, c
     int rc = check_out_dir(dir, out_dir, force, err);
     if (rc) return rc;
 
-    void *map = NULL;
+    void *image = NULL;
     size_t len = 0, tok_len = 0, n = 0;
     char *tok_buf = NULL, *names = NULL;
     attn_tensor_spec *specs = NULL;
     float *swapped = NULL;
     attn_llama2c_header h;
-    if (!(rc = attn_map_file(checkpoint, &map, &len, err)) &&
-        !(rc = attn_llama2c_parse_header(&h, map, len, checkpoint, err)) &&
+    if (!(rc = attn_load_file(checkpoint, &image, &len, err)) &&
+        !(rc = attn_llama2c_parse_header(&h, image, len, checkpoint, err)) &&
         !(rc = read_tokenizer(tokenizer, checkpoint, &h, &tok_buf, &tok_len, err)) &&
-        !(rc = make_tensors(&h, map, checkpoint, &swapped, &specs, &names, &n, err)))
+        !(rc = make_tensors(&h, image, checkpoint, &swapped, &specs, &names, &n, err)))
         rc = write_folder(dir, force, &h, specs, n, tok_buf, tok_len, err);
     free(swapped);
     free(specs);
     free(names);
     free(tok_buf);
-    attn_unmap_file(map, len);
+    attn_unload_file(image, len);
     return rc;
 }

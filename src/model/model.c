@@ -1,15 +1,18 @@
 /* model.c: config + safetensors + tokenizer -> struct attn_model.
  *
  * Every tensor the config needs (the names and shapes of "Tensor names" in
- * docs/model-format.md) is looked up, checked for shape and bound as a view
- * into the mapped file. A tensor the config does not explain is refused: a
- * model must be exactly what its config says.
+ * docs/model-format.md) is looked up, checked for shape and for finite
+ * values (once, O(weights)) and bound as a view into the file's image. A
+ * tensor the config does not explain is refused: a model must be exactly
+ * what its config says.
  */
 #include "model/model.h"
 
+#include "base/bytes.h"
 #include "base/util.h"
 #include "model/limits.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +47,41 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
+/* The index of the first NaN or infinity of x[n], or n when all are finite.
+ * On the bits (exponent all ones), whatever the floating-point flags; blocks
+ * without one are passed in a loop the compiler vectorizes. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    enum { BLOCK = 1024 };
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t m = n - i < BLOCK ? n - i : BLOCK;
+        uint32_t bad = 0;
+        for (size_t k = 0; k < m; k++)
+            bad |= (attn_f32_bits(x[i + k]) & 0x7f800000u) == 0x7f800000u;
+        if (!bad) continue;
+        for (size_t k = 0; k < m; k++)
+            if (!isfinite(x[i + k])) return i + k;
+    }
+    return n;
+}
+
+/* A tensor with a NaN or an infinity is refused, naming the first one: it
+ * would make every map and context vector that reads it NaN. */
+static attn_status check_finite(const binder *b, const attn_tensor *t) {
+    size_t i = first_nonfinite(t->data, t->numel);
+    if (i == t->numel) return ATTN_OK;
+    float v = t->data[i];
+    const char *what = isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+    char where[64] = "";
+    if (t->ndim == 2)
+        snprintf(where, sizeof where, " (row %zu, column %zu)", i / (size_t)t->shape[1],
+                 i % (size_t)t->shape[1]);
+    return attn_error_set(b->err, ATTN_ERR_FORMAT,
+                          "%s: tensor \"%s\": element %zu%s is %s; weights must be finite",
+                          attn_safetensors_name(b->st), t->name, i, where, what);
+}
+
 /* *data = the tensor `name`, after checking its shape is [d0] or [d0, d1]
- * (d1 < 0: 1-D); claims it. */
+ * (d1 < 0: 1-D) and that its values are finite; claims it. */
 static attn_status need(binder *b, const float **data, const char *name, int64_t d0, int64_t d1) {
     const attn_tensor *t = attn_safetensors_find(b->st, name);
     const char *file = attn_safetensors_name(b->st);
@@ -60,6 +96,8 @@ static attn_status need(binder *b, const float **data, const char *name, int64_t
         return attn_error_set(b->err, ATTN_ERR_FORMAT,
                               "%s: tensor \"%s\" has shape %s, expected %s", file, name, got, exp);
     }
+    attn_status rc = check_finite(b, t);
+    if (rc) return rc;
     for (size_t i = 0; i < attn_safetensors_count(b->st); i++)
         if (attn_safetensors_at(b->st, i) == t) b->claimed[i] = true;
     *data = t->data;

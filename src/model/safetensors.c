@@ -1,4 +1,4 @@
-/* safetensors: mmap + validate + tensor lookup, and the writer (through a
+/* safetensors: read + validate + tensor lookup, and the writer (through a
  * temporary renamed into place, base/tmpfile.h).
  *
  * File layout: [u64 little-endian N][N bytes of JSON header][data area].
@@ -9,9 +9,10 @@
  * dereferenced; the tensors must tile the data area exactly.
  *
  * Ownership: an attn_safetensors owns its name, the tensor names, the
- * converted / realigned copies and (for attn_safetensors_open) the mapping.
- * For aligned F32 tensors attn_tensor.data points into the caller's buffer
- * or the mapping.
+ * converted / realigned copies and (for attn_safetensors_open) the file's
+ * image, read into memory of its own (attn_load_file: never mapped, so that
+ * a file truncated on disk cannot fault the program). For aligned F32
+ * tensors attn_tensor.data points into the caller's buffer or that image.
  */
 #include "base/bytes.h"
 #include "base/json.h"
@@ -31,8 +32,8 @@
 
 struct attn_safetensors {
     char *name;         /* file name or caller's label, for messages */
-    void *map;          /* the mapping of attn_safetensors_open, else NULL */
-    size_t map_len;
+    void *file;         /* the file image read by attn_safetensors_open, else NULL */
+    size_t file_len;
     size_t n;           /* number of tensors */
     attn_tensor *tensors; /* [n] in header order */
     float **owned;      /* [n] realigned or converted copies; NULL for views */
@@ -656,19 +657,19 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: out is NULL");
     *out = NULL;
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: path is NULL");
-    void *map;
+    void *file;
     size_t len;
-    int rc = attn_map_file(path, &map, &len, err);
+    int rc = attn_load_file(path, &file, &len, err);
     if (rc) return rc;
     attn_safetensors *st = st_new(path, err);
     if (!st) {
-        attn_unmap_file(map, len);
+        attn_unload_file(file, len);
         return ATTN_ERR_NOMEM;
     }
-    st->map = map;
-    st->map_len = len;
-    static const unsigned char empty[1] = {0}; /* an empty file has no mapping */
-    rc = st_build(st, map ? map : empty, len, err);
+    st->file = file;
+    st->file_len = len;
+    static const unsigned char empty[1] = {0}; /* an empty file has no buffer */
+    rc = st_build(st, file ? file : empty, len, err);
     if (rc != ATTN_OK) {
         attn_safetensors_close(st);
         return rc;
@@ -685,7 +686,7 @@ void attn_safetensors_close(attn_safetensors *st) {
     free(st->tensors);
     free(st->names);
     free(st->slots);
-    attn_unmap_file(st->map, st->map_len);
+    attn_unload_file(st->file, st->file_len);
     free(st->name);
     free(st);
 }

@@ -1,7 +1,7 @@
 /* Output files are written to a temporary name next to the target and
  * renamed at the end (base/tmpfile.h), so a failed or interrupted run leaves
- * nothing behind. The temporaries still open are listed here, so that a
- * signal handler can remove them (attn_outfile_abort_all).
+ * nothing behind. The temporaries still open are registered (base/tmpfile.h),
+ * so that a signal handler can remove them (attn_outfile_abort_all).
  *
  * A target that exists and is not a regular file (a character device such
  * as /dev/null or /dev/full, a FIFO, a socket), and any path under /dev/ or
@@ -20,27 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Temporaries currently open, so a signal handler can remove them. */
-#define OPEN_MAX 16
-static char *volatile open_tmps[OPEN_MAX];
-
-static void track(char *tmp, bool on) {
-    for (int i = 0; i < OPEN_MAX; i++) {
-        if (on && !open_tmps[i]) {
-            open_tmps[i] = tmp;
-            return;
-        }
-        if (!on && open_tmps[i] == tmp) {
-            open_tmps[i] = NULL;
-            return;
-        }
-    }
-}
-
-void attn_outfile_abort_all(void) {
-    for (int i = 0; i < OPEN_MAX; i++)
-        if (open_tmps[i]) unlink(open_tmps[i]); /* async-signal-safe */
-}
+/* Every temporary of the library is registered in base/tmpfile.c, which
+ * removes them all (async-signal-safe). */
+void attn_outfile_abort_all(void) { attn_tmp_remove_all(); }
 
 /* Is path written straight through rather than through a temporary? */
 static bool is_direct(const char *path, bool *append) {
@@ -85,7 +67,6 @@ attn_status attn_outfile_open(attn_outfile *o, const char *path, attn_error *err
             return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
         return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
     }
-    track(o->tmp, true);
     static const int bufsize = 1 << 20;
     setvbuf(o->f, NULL, _IOFBF, bufsize);
     return ATTN_OK;
@@ -109,7 +90,6 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
     }
     int rc = ATTN_OK;
     if (e) rc = attn_error_set(err, ATTN_ERR_IO, "%s: write failed: %s", o->path, strerror(e));
-    track(o->tmp, false);
     free(o->tmp);
     free(o->path);
     memset(o, 0, sizeof *o);
@@ -118,10 +98,7 @@ attn_status attn_outfile_commit(attn_outfile *o, attn_error *err) {
 
 void attn_outfile_abort(attn_outfile *o) {
     if (!o->tmp && o->path && o->f) fclose(o->f); /* written straight through */
-    if (o->tmp) {
-        attn_tmpfile_discard(o->f, o->tmp);
-        track(o->tmp, false);
-    }
+    if (o->tmp) attn_tmpfile_discard(o->f, o->tmp);
     free(o->tmp);
     free(o->path);
     memset(o, 0, sizeof *o);

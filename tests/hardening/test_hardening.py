@@ -7,8 +7,10 @@ its message and the files it leaves. Devices are stand-ins made with mknod in
 that folder (never the real /dev/null); the mknod cases skip when not root.
 """
 import os
+import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,63 @@ def run(args, cwd, **kw):
 
 def leftovers(d):
     return [f for f in os.listdir(d) if ".tmp." in f]
+
+
+def write_llama2c(d, dim, hidden, layers, heads, vocab, seq, seed, poison=None):
+    """A legacy llama2.c checkpoint of random float32 (rope tables included)
+    and a tokenizer.bin of `vocab` pieces, in d; returns their paths.
+    poison = (float index after the header, value) puts one value in."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    hd = dim // heads
+    n = (vocab * dim + 2 * layers * dim + dim + 4 * layers * dim * dim
+         + 3 * layers * hidden * dim + 2 * seq * (hd // 2))
+    w = rng.uniform(-0.1, 0.1, n).astype("<f4")
+    if poison:
+        w[poison[0]] = poison[1]
+    ckpt, tok = os.path.join(d, "model.bin"), os.path.join(d, "tok.bin")
+    with open(ckpt, "wb") as f:
+        f.write(struct.pack("<7i", dim, hidden, layers, heads, heads, vocab, seq))
+        f.write(w.tobytes())
+    with open(tok, "wb") as f:
+        f.write(struct.pack("<i", 8))
+        for i in range(vocab):
+            piece = b"p%d" % i
+            f.write(struct.pack("<fi", -float(i), len(piece)) + piece)
+    return ckpt, tok
+
+
+def no_core():
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def import_args(ckpt, tok, out):
+    return [ATTN, "import", "llama2c", "--checkpoint", ckpt, "--tokenizer", tok, "--out", out]
+
+
+def tmp_folders(d):
+    return [f for f in os.listdir(d) if ".tmp." in f and os.path.isdir(os.path.join(d, f))]
+
+
+def stop_with_tmp_folder(args, d):
+    """Starts args in d and stops it (SIGSTOP) at a moment its temporary
+    folder exists: returns the stopped process, or None if it finished
+    first every time."""
+    for _ in range(10):
+        p = subprocess.Popen(args, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             preexec_fn=no_core)
+        while p.poll() is None and not tmp_folders(d):
+            time.sleep(0.001)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGSTOP)
+            os.waitpid(p.pid, os.WUNTRACED)
+            if tmp_folders(d):
+                return p
+            os.kill(p.pid, signal.SIGCONT)
+        p.wait(timeout=120)
+        shutil.rmtree(os.path.join(d, "out"), ignore_errors=True)
+    return None
 
 
 def main():
@@ -190,7 +249,6 @@ def main():
     #     embeddings CSV is skipped: the same run as without it
     with tempfile.TemporaryDirectory() as d:
         import json
-        import shutil
         src = os.path.dirname(CFG)
         for f in os.listdir(src):
             shutil.copy(os.path.join(src, f), d)
@@ -219,6 +277,134 @@ def main():
         b = run(["run", "--config", CFG, "--embeddings", "bom.csv", "--context", "-"], d)
         check("BOM in an embeddings CSV: same run", a.returncode == 0 and a.stdout == b.stdout,
               b.stderr.decode())
+
+    # 12. an interrupted import removes its temporary folder (and its files),
+    #     and the process dies of the signal. SIGXFSZ: a file size limit
+    #     smaller than the model, hit while model.safetensors is written.
+    shared = os.path.join(ROOT, "..", "shared", "models", "stories260K")
+    with tempfile.TemporaryDirectory() as d:
+        import resource
+        ckpt, tok = write_llama2c(d, 64, 128, 2, 4, 64, 32, 1)
+        inputs = [("random checkpoint", ckpt, tok)]
+        if os.path.exists(os.path.join(shared, "stories260K.bin")):
+            inputs.append(("stories260K", os.path.join(shared, "stories260K.bin"),
+                           os.path.join(shared, "tok512.bin")))
+        else:
+            print("skip the stories260K import: %s is absent" % shared)
+        for what, c, t in inputs:
+            def limit():
+                no_core()
+                resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+            r = subprocess.run(import_args(c, t, "out"), cwd=d, capture_output=True,
+                               preexec_fn=limit)
+            check("import %s, SIGXFSZ: died of it" % what, r.returncode == -signal.SIGXFSZ,
+                  "%s %r" % (r.returncode, r.stderr))
+            check("import %s, SIGXFSZ: no temporary folder, no output" % what,
+                  not leftovers(d) and not os.path.exists(os.path.join(d, "out")),
+                  str(os.listdir(d)))
+            for f in leftovers(d):
+                shutil.rmtree(os.path.join(d, f))
+    #     The other signals, sent while the import is stopped at a moment its
+    #     temporary folder exists (a checkpoint of 28 MB gives that moment).
+    with tempfile.TemporaryDirectory() as d:
+        ckpt, tok = write_llama2c(d, 256, 768, 8, 8, 512, 64, 2)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
+            name = signal.Signals(sig).name
+            p = stop_with_tmp_folder(import_args(ckpt, tok, "out"), d)
+            if p is None:
+                check("import, %s: stopped while its temporary folder exists" % name, False,
+                      "the import always finished first")
+                continue
+            os.kill(p.pid, sig)
+            os.kill(p.pid, signal.SIGCONT)
+            p.wait(timeout=120)
+            check("import, %s: died of it" % name, p.returncode == -sig,
+                  "%s %r" % (p.returncode, p.stderr.read()))
+            check("import, %s: no temporary folder, no output" % name,
+                  not leftovers(d) and not os.path.exists(os.path.join(d, "out")),
+                  str(os.listdir(d)))
+            p.stderr.close()
+            for f in leftovers(d):  # (so that each signal is judged alone)
+                shutil.rmtree(os.path.join(d, f))
+
+    # 13. the weights are a copy: truncating the weights file of a running
+    #     batch changes nothing (it was a SIGBUS with a shared mapping)
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.dirname(CFG)
+        model = os.path.join(d, "model")
+        shutil.copytree(src, model)
+        cfg = os.path.join(model, "config.json")
+        lines = b"the cat sat on the mat\nthe dog\n"
+        ref = subprocess.run([ATTN, "run", "--config", CFG, "--maps", "-"], input=lines,
+                             capture_output=True).stdout
+        p = subprocess.Popen([ATTN, "run", "--config", cfg, "--maps", "m.csv", "--context",
+                              "c.csv"], cwd=d, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(500):  # the outputs are opened once the model is loaded
+            if leftovers(d):
+                break
+            time.sleep(0.01)
+        weights = os.path.join(model, "model.safetensors")
+        os.truncate(weights, 0)
+        with open(weights, "wb") as f:
+            f.write(os.urandom(100))
+        _, err = p.communicate(lines, timeout=120)
+        got = b""
+        if os.path.exists(os.path.join(d, "m.csv")):
+            with open(os.path.join(d, "m.csv"), "rb") as f:
+                got = f.read()
+        check("weights truncated during a batch: exit 0, no message",
+              p.returncode == 0 and err == b"", "%s %r" % (p.returncode, err))
+        check("weights truncated during a batch: the maps of the loaded model", got == ref,
+              "%d vs %d bytes" % (len(got), len(ref)))
+        check("weights truncated during a batch: no temporary left", not leftovers(d),
+              str(os.listdir(d)))
+
+    # 14. a NaN or an infinity in the weights, in a checkpoint, or in an
+    #     embeddings file is refused with one line naming where it is
+    with tempfile.TemporaryDirectory() as d:
+        import json
+        model = os.path.join(d, "model")
+        shutil.copytree(os.path.dirname(CFG), model)
+        cfg = os.path.join(model, "config.json")
+        weights = os.path.join(model, "model.safetensors")
+        with open(weights, "rb") as f:
+            data = bytearray(f.read())
+        (hl,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + hl])
+        d_model = json.load(open(cfg))["d_model"]
+        begin = 8 + hl + header["blocks.0.attn.v.weight"]["data_offsets"][0]
+        at = d_model + 3  # row 1, column 3
+        for value, word in ((float("nan"), "NaN"), (float("-inf"), "-inf")):
+            bad = bytearray(data)
+            bad[begin + 4 * at:begin + 4 * at + 4] = struct.pack("<f", value)
+            with open(weights, "wb") as f:
+                f.write(bad)
+            r = run(["run", "--config", cfg, "--text", "the cat", "--maps", "m.csv"], d)
+            err = r.stderr.decode()
+            want = ('tensor "blocks.0.attn.v.weight": element %d (row 1, column 3) is %s'
+                    % (at, word))
+            check("%s weight: exit 1, one line naming the tensor and element" % word,
+                  r.returncode == 1 and err.count("\n") == 1 and want in err, err)
+            check("%s weight: no output" % word, not os.path.exists(os.path.join(d, "m.csv"))
+                  and not leftovers(d), str(os.listdir(d)))
+        ckpt, tok = write_llama2c(d, 16, 32, 1, 2, 16, 8, 3, poison=(16 * 16 + 16 + 5,
+                                                                     float("inf")))
+        r = subprocess.run(import_args(ckpt, tok, "out"), cwd=d, capture_output=True)
+        err = r.stderr.decode()
+        check("import of a checkpoint with an infinity: exit 1, one line naming it",
+              r.returncode == 1 and err.count("\n") == 1
+              and 'tensor "blocks.0.attn.q.weight": element 5 (row 0, column 5) is +inf' in err,
+              err)
+        check("import of a checkpoint with an infinity: nothing left",
+              not leftovers(d) and not os.path.exists(os.path.join(d, "out")), str(os.listdir(d)))
+        with open(os.path.join(d, "e.csv"), "w") as f:
+            f.write(",".join(["0.5"] * d_model) + "\n" + ",".join(["0.25"] * (d_model - 1)
+                                                                  + ["nan"]) + "\n")
+        r = run(["run", "--config", CFG, "--embeddings", "e.csv", "--context", "c.csv"], d)
+        err = r.stderr.decode()
+        check("NaN in an embeddings file: exit 1, one line naming line and column",
+              r.returncode == 1 and err.count("\n") == 1
+              and "e.csv line 2, column %d: 'nan' is not a finite number" % d_model in err, err)
 
     print("%d hardening checks failed" % len(failures) if failures else "all hardening checks passed")
     return 1 if failures else 0
