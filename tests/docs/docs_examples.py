@@ -188,7 +188,7 @@ def blocks_of(root, path):
             i += 1
             continue
         fm = FENCE.match(line)
-        content = None
+        content, plain = None, False
         if fm:
             indent, fence = len(fm.group(1)), fm.group(2)
             j = i + 1
@@ -199,6 +199,8 @@ def blocks_of(root, path):
                 j += 1
             content = [l[indent:] if l[:indent].strip() == "" else l.lstrip()
                        for l in lines[i + 1:j]]
+            # ```text: prose laid out (a tree, a table), never commands
+            plain = fm.group(3).strip() == "text"
             start, i, prefix = i + 2, j + 1, " " * indent
         elif (line.startswith("    ") or line.startswith("\t")) and prev_blank and \
                 not re.match(r"^(\s*[-*+] |\s*\d+[.)] |\s+\S)", prev_text):
@@ -212,7 +214,7 @@ def blocks_of(root, path):
             start, i, prefix = i + 1, j, "    "
         if content is not None:
             b = Block(path, start, [l.rstrip() for l in content], pending, prefix)
-            is_cmd = parse_block(b) or "file" in pending
+            is_cmd = (not plain and parse_block(b)) or "file" in pending
             if pending and not is_cmd:
                 raise DocError("%s:%d: the directive is for a block without an attn command "
                                "(and without `file:`)" % (path, pending_line))

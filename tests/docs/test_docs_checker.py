@@ -97,6 +97,9 @@ def main(argv):
     check("an unmarked failing command fails", rc == 1 and "README.md:4:" in out and
           "exits 1, not 0" in out, out)
 
+    rc, out = run_check(exe, source_root, bad.replace("```sh", "```text") + console([HEADER, ROW0, ROW1])[3:])
+    check("a ```text block is never run", rc == 0, out)
+
     rc, out = run_check(exe, source_root, "# t\n\n<!-- exit: 1 -->\n" + bad[5:])
     check("`exit: 1` accepts it", rc == 0, out)
 
