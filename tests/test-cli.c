@@ -571,7 +571,7 @@ START_TEST(config_stream) {
     /* larger than a config may be */
     r = run_sh("{ printf '{\"format\": \"attn/1\", \"x\": \"'; head -c 1100000 /dev/zero | "
                "tr '\\0' a; printf '\"}'; } | \"$ATTN\" run --config - --text the");
-    assert_fails(&r, 1, "standard input: larger than 1048576 bytes");
+    assert_fails(&r, 1, "standard input: more than the 1 MiB limit of a config (1048576 bytes)");
     result_free(&r);
 }
 END_TEST

@@ -1392,7 +1392,7 @@ START_TEST(config_file_limit) {
     ck_assert_int_eq(attn_config_load(&cfg, path, &err), ATTN_ERR_FORMAT);
     char want[600];
     snprintf(want, sizeof want,
-             "%s: file is more than the 1 MiB limit of a config (1048576 bytes)", path);
+             "%s: more than the 1 MiB limit of a config (1048576 bytes)", path);
     ck_assert_str_eq(err.message, want);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);

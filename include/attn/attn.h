@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,6 +86,21 @@ ATTN_API attn_status attn_error_set(attn_error *err, attn_status status, const c
 ATTN_API attn_status attn_error_setv(attn_error *err, attn_status status, const char *fmt, va_list ap);
 /* Prepends "prefix: " to the message already in err (may be NULL). */
 ATTN_API void attn_error_prefix(attn_error *err, const char *fmt, ...) ATTN_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------ */
+/* Input limits (docs/model-format.md, "Limits"): the ones a program that   */
+/* reads its own inputs needs; the rest are checked inside the library.     */
+
+#define ATTN_CONFIG_FILE_MAX ((size_t)1 << 20)     /* bytes of a config (1 MiB) */
+#define ATTN_EMBEDDINGS_FILE_MAX ((size_t)1 << 31) /* bytes of a CSV / .npy of vectors (2 GiB) */
+#define ATTN_TEXT_MAX ((size_t)1 << 20)            /* bytes of one input text (1 MiB) */
+
+/* Reads f to its end into a malloc'd buffer, NUL-terminated (*len excludes
+ * the NUL; *buf is NULL on error). More than max bytes is ATTN_ERR_FORMAT,
+ * "NAME: more than the 1 MiB limit of WHAT (1048576 bytes)", found after
+ * reading at most max + 1 bytes; what is e.g. "a config". */
+ATTN_API attn_status attn_read_stream(FILE *f, size_t max, const char *name, const char *what,
+                                      char **buf, size_t *len, attn_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Config (docs/model-format.md, "Config keys")                            */

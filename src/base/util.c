@@ -68,64 +68,83 @@ void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err
     return p;
 }
 
-attn_status attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len,
-                           attn_error *err) {
+/* "1 MiB", "64 MiB", "2 GiB", else "N-byte": the limit in a message. */
+static void limit_text(char *buf, size_t cap, size_t n) {
+    if (n >= ((size_t)1 << 30) && n % ((size_t)1 << 30) == 0)
+        snprintf(buf, cap, "%zu GiB", n >> 30);
+    else if (n >= ((size_t)1 << 20) && n % ((size_t)1 << 20) == 0)
+        snprintf(buf, cap, "%zu MiB", n >> 20);
+    else
+        snprintf(buf, cap, "%zu-byte", n);
+}
+
+static attn_status over_limit(attn_error *err, const char *name, const char *size, size_t max,
+                              const char *what) {
+    char lim[32];
+    limit_text(lim, sizeof lim, max);
+    return attn_error_set(err, ATTN_ERR_FORMAT, "%s: %smore than the %s limit of %s (%zu bytes)",
+                          name, size, lim, what, max);
+}
+
+attn_status attn_read_stream(FILE *f, size_t max, const char *name, const char *what,
+                             char **buf, size_t *len, attn_error *err) {
+    *buf = NULL;
+    *len = 0;
+    size_t cap = 0, n = 0;
+    char *b = NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) break; /* read max + 1 bytes or more: over */
+            size_t grown = cap ? 2 * cap : 4096;
+            char *p = realloc(b, grown + 1); /* + 1: the NUL */
+            if (!p) {
+                free(b);
+                return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
+            }
+            b = p;
+            cap = grown;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        free(b);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: read error", name);
+    }
+    if (n > max) {
+        free(b);
+        return over_limit(err, name, "", max, what);
+    }
+    if (!b && !(b = malloc(1))) return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return ATTN_OK;
+}
+
+attn_status attn_read_file(const char *path, size_t max, const char *what, char **buf,
+                           size_t *len, attn_error *err) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
+    attn_status rc = ATTN_OK;
     if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(e));
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+        rc = attn_error_set(err, ATTN_ERR_IO, "%s: is a directory", path);
+    } else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > (uint64_t)max) {
+        /* from its size: a sparse 20 MB file is refused without reading it */
+        char size[48];
+        snprintf(size, sizeof size, "file is %llu bytes, ", (unsigned long long)st.st_size);
+        rc = over_limit(err, path, size, max, what);
+    } else {
+        rc = attn_read_stream(f, max, path, what, buf, len, err);
     }
-    if (S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: is a directory", path);
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    if (!b) {
-        fclose(f);
-        return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap > max_bytes) {
-                free(b);
-                fclose(f);
-                return attn_error_set(err, ATTN_ERR_FORMAT, "%s: file is larger than %zu bytes",
-                                      path, max_bytes);
-            }
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", path);
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t got = fread(b + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
     fclose(f);
-    if (bad) {
-        free(b);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: read error", path);
-    }
-    if (n > max_bytes) {
-        free(b);
-        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: file is larger than %zu bytes", path,
-                              max_bytes);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return ATTN_OK;
+    return rc;
 }
 
 /* read(2), again when a signal interrupted it. */

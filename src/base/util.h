@@ -21,9 +21,11 @@ void *attn_alloc_array(size_t n, size_t size, const char *what, attn_error *err)
 void *attn_calloc_array(size_t n, size_t size, const char *what, attn_error *err);
 
 /* Reads a whole file into a malloc'd buffer (NUL-terminated, *len excludes
- * the NUL). Refuses files larger than max_bytes. */
-attn_status attn_read_file(const char *path, size_t max_bytes, char **buf, size_t *len,
-                           attn_error *err);
+ * the NUL), as attn_read_stream (attn.h): more than max bytes is refused
+ * naming the limit of `what` ("a config"), from the size of a regular file
+ * before reading it, while reading for a pipe or a device. */
+attn_status attn_read_file(const char *path, size_t max, const char *what, char **buf,
+                           size_t *len, attn_error *err);
 
 /* Reads a whole regular file with read(2) into memory of its own, page
  * aligned (*data is NULL for an empty file); release with attn_unload_file.

@@ -62,8 +62,8 @@ attn_status cli_parse_flags(int argc, char **argv, const char *cmd, const cli_fl
  * *source NULL. `what` names the line in messages. */
 /* Standard input was closed when attn started (main.c gave it /dev/null). */
 extern bool cli_stdin_closed;
-/* The longest batch line (standard input), in bytes. */
-#define CLI_LINE_MAX ((size_t)1 << 20)
+/* The longest batch line (standard input), in bytes: the longest input text. */
+#define CLI_LINE_MAX ATTN_TEXT_MAX
 /* Reads one line of f without its '\n' into *buf (grown as needed, at most
  * CLI_LINE_MAX + 1 bytes, NUL-terminated; NUL bytes inside are kept) and
  * returns its length; a longer line is read to its end but not stored, and
@@ -90,15 +90,6 @@ attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, con
                           attn_error *err);
 
 /* ---- standard input and streams ---- */
-/* The most read from a config stream (--config -, a pipe): the library's
- * limit for a config file. */
-#define CLI_CONFIG_MAX ((size_t)1 << 20)
-/* The most read from --embeddings - (the library's limit for a vectors file). */
-#define CLI_EMB_STDIN_MAX ((size_t)1 << 31)
-/* Reads f to its end into *buf (malloc'd, NUL-terminated; *len excludes the
- * NUL); refuses more than max bytes. `name` names f in messages. */
-attn_status cli_read_stream(FILE *f, size_t max, const char *name, char **buf, size_t *len,
-                            attn_error *err);
 /* Does reading path (NULL: no) take standard input's data: "-", or a path to
  * the same pipe, terminal or socket as descriptor 0 (/dev/stdin, /dev/fd/0)?
  * A regular file on standard input opened again by name is read on its own. */
@@ -121,7 +112,7 @@ typedef struct cli_model_needs {
 /* Opens the model of `config` and refuses it (closed, *out NULL) when it
  * lacks what needs asks for (needs may be NULL). `config` is a config file;
  * a folder, whose config.json is read; or a stream, read whole (at most
- * CLI_CONFIG_MAX bytes) with its relative paths resolved against the
+ * ATTN_CONFIG_FILE_MAX bytes) with its relative paths resolved against the
  * current folder: "-" (standard input), a path under /dev/ or /proc/
  * (/dev/stdin, /dev/fd/N) or a FIFO. */
 attn_status cli_model_open(attn_model **out, const char *config, const cli_model_needs *needs,

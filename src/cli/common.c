@@ -222,46 +222,6 @@ attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, con
 
 bool cli_stdin_closed; /* set by main.c */
 
-attn_status cli_read_stream(FILE *f, size_t max, const char *name, char **buf, size_t *len,
-                            attn_error *err) {
-    *buf = NULL;
-    *len = 0;
-    size_t cap = 0, n = 0;
-    char *b = NULL;
-    for (;;) {
-        if (n == cap) {
-            if (cap > max) {
-                free(b);
-                return attn_error_set(err, ATTN_ERR_FORMAT, "%s: larger than %zu bytes", name,
-                                      max);
-            }
-            size_t grown = cap ? 2 * cap : 4096;
-            char *p = realloc(b, grown + 1); /* + 1: the NUL */
-            if (!p) {
-                free(b);
-                return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", name);
-            }
-            b = p;
-            cap = grown;
-        }
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        free(b);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: read error", name);
-    }
-    if (n > max) {
-        free(b);
-        return attn_error_set(err, ATTN_ERR_FORMAT, "%s: larger than %zu bytes", name, max);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return ATTN_OK;
-}
-
 bool cli_reads_stdin(const char *path) {
     if (!path) return false;
     if (strcmp(path, "-") == 0) return true;
@@ -303,7 +263,7 @@ static bool config_is_stream(const char *path) {
 }
 
 /* Opens the model of a config read whole from a stream (at most
- * CLI_CONFIG_MAX bytes); its relative paths are resolved against the
+ * ATTN_CONFIG_FILE_MAX bytes); its relative paths are resolved against the
  * current folder, since a stream has none. */
 static attn_status model_open_stream(attn_model **out, const char *path, attn_error *err) {
     const bool std = strcmp(path, "-") == 0;
@@ -312,7 +272,7 @@ static attn_status model_open_stream(attn_model **out, const char *path, attn_er
     if (!f) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
     char *buf;
     size_t len;
-    attn_status rc = cli_read_stream(f, CLI_CONFIG_MAX, name, &buf, &len, err);
+    attn_status rc = attn_read_stream(f, ATTN_CONFIG_FILE_MAX, name, "a config", &buf, &len, err);
     if (!std) fclose(f);
     if (rc) return rc;
     attn_config cfg;
@@ -389,7 +349,7 @@ const char *cli_input_flag(const cli_input_args *a, bool source) {
 }
 
 /* The vectors of --embeddings PATH: a file, or standard input for "-" (read
- * whole, at most CLI_EMB_STDIN_MAX bytes; .npy when it begins with the .npy
+ * whole, at most ATTN_EMBEDDINGS_FILE_MAX bytes; .npy when it begins with the .npy
  * magic, else CSV). */
 static attn_status load_vectors(cli_input *in, const char *path, const attn_config *cfg,
                                 attn_error *err) {
@@ -398,7 +358,8 @@ static attn_status load_vectors(cli_input *in, const char *path, const attn_conf
     in->emb_path = "standard input";
     char *buf;
     size_t len;
-    attn_status rc = cli_read_stream(stdin, CLI_EMB_STDIN_MAX, in->emb_path, &buf, &len, err);
+    attn_status rc = attn_read_stream(stdin, ATTN_EMBEDDINGS_FILE_MAX, in->emb_path,
+                                      "an embeddings file", &buf, &len, err);
     if (rc) return rc;
     rc = attn_embeddings_parse(&in->vec, &in->n, buf, len, cfg->d_model, cfg->max_seq_len,
                                in->emb_path, err);

@@ -623,7 +623,7 @@ attn_status attn_config_load(attn_config *cfg, const char *path, attn_error *err
     if (!cfg || !path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_config_load: no path");
     char *buf;
     size_t len;
-    int rc = attn_read_file_limit(path, ATTN_CONFIG_FILE_MAX, "a config", &buf, &len, err);
+    int rc = attn_read_file(path, ATTN_CONFIG_FILE_MAX, "a config", &buf, &len, err);
     if (rc) return rc;
 
     char dir[ATTN_PATH_MAX];

@@ -449,7 +449,7 @@ attn_status attn_embeddings_load(float **out, size_t *rows, const char *path, in
     *rows = 0;
     char *buf;
     size_t len;
-    int rc = attn_read_file_limit(path, ATTN_EMBEDDINGS_FILE_MAX, "an embeddings file", &buf,
+    int rc = attn_read_file(path, ATTN_EMBEDDINGS_FILE_MAX, "an embeddings file", &buf,
                                   &len, err);
     if (rc) return rc;
     rc = attn_embeddings_parse(out, rows, buf, len, d_model, max_rows, path, err);

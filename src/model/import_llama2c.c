@@ -36,7 +36,6 @@
 #define L2C_MAGIC 0x616b3432u      /* "ak42" */
 #define L2C_LEGACY_HEADER 28       /* 7 int32 */
 #define L2C_V1_HEADER 256
-#define L2C_TOKENIZER_MAX ((size_t)64 << 20)
 
 static const char *const field_names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
                                            "n_kv_heads", "vocab_size", "seq_len"};
@@ -450,7 +449,7 @@ static int check_out_dir(char dir[ATTN_PATH_MAX], const char *out_dir, bool forc
 static int read_tokenizer(const char *tokenizer, const char *checkpoint,
                           const attn_llama2c_header *h, char **buf, size_t *len,
                           attn_error *err) {
-    int rc = attn_read_file(tokenizer, L2C_TOKENIZER_MAX, buf, len, err);
+    int rc = attn_read_file(tokenizer, ATTN_TOKENIZER_FILE_MAX, "a vocabulary", buf, len, err);
     if (rc) return rc;
     attn_tokenizer *tok = NULL;
     attn_tokenizer_config tc = {.type = ATTN_TOKENIZER_LLAMA2C};

@@ -1,41 +1,9 @@
-/* The size limits of model/limits.h that take code: reading a file under
- * its limit, and the weights a config implies against its weights file. */
+/* The size limits of model/limits.h that take code: the weights a config
+ * implies against its weights file. */
 #include "model/limits.h"
 
 #include <stdio.h>
 #include <sys/stat.h>
-
-/* "1 MiB", "64 MiB", "2 GiB", else "N bytes". */
-static void size_text(char *buf, size_t cap, size_t n) {
-    if (n >= ((size_t)1 << 30) && n % ((size_t)1 << 30) == 0)
-        snprintf(buf, cap, "%zu GiB", n >> 30);
-    else if (n >= ((size_t)1 << 20) && n % ((size_t)1 << 20) == 0)
-        snprintf(buf, cap, "%zu MiB", n >> 20);
-    else
-        snprintf(buf, cap, "%zu-byte", n);
-}
-
-attn_status attn_read_file_limit(const char *path, size_t max, const char *what, char **buf,
-                                 size_t *len, attn_error *err) {
-    *buf = NULL;
-    *len = 0;
-    char lim[32];
-    size_text(lim, sizeof lim, max);
-    /* from the file's size when it has one (a sparse 20 MB file is refused
-     * without reading it), else while reading (a pipe): attn_read_file
-     * refuses more than max with ATTN_ERR_FORMAT, and only then */
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > (uint64_t)max)
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: file is %llu bytes, more than the %s limit of %s (%zu bytes)",
-                              path, (unsigned long long)sb.st_size, lim, what, max);
-    attn_status rc = attn_read_file(path, max, buf, len, err);
-    if (rc == ATTN_ERR_FORMAT)
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: file is more than the %s limit of %s (%zu bytes)", path, lim,
-                              what, max);
-    return rc;
-}
 
 /* Elements of one stack's tensors: `n` blocks (with cross-attention when
  * `cross`), its embed and final norms. */

@@ -7,8 +7,8 @@
  * load), the safetensors reader (safetensors.c), the tokenizers
  * (src/tokenizer), the embeddings reader (embeddings.c) and the model
  * loader (model.c: the weights the config implies against the file's size).
- * The batch line limit of the CLI is CLI_LINE_MAX (src/cli/cli.h), which
- * equals ATTN_TEXT_MAX. */
+ * The file limits a caller needs for its own reading are public (attn.h);
+ * the CLI's batch line limit, CLI_LINE_MAX, is ATTN_TEXT_MAX. */
 #ifndef ATTN_MODEL_LIMITS_H
 #define ATTN_MODEL_LIMITS_H
 
@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /* ---- config.json ---- */
-#define ATTN_CONFIG_FILE_MAX ((size_t)1 << 20) /* bytes of a config file (1 MiB) */
+/* ATTN_CONFIG_FILE_MAX (attn.h): bytes of a config file (1 MiB) */
 #define ATTN_CONFIG_INT_MAX (1 << 24)          /* cap of an integer a config could ever hold */
 /* Per key (config.c, key_max): every integer key has its own cap. */
 #define ATTN_VOCAB_MAX (1 << 20)    /* vocab_size; also the ids of a tokenizer file */
@@ -38,11 +38,11 @@
 /* ---- tokenizers, input text ---- */
 #define ATTN_TOKENIZER_FILE_MAX ((size_t)64 << 20) /* bytes of a vocabulary file (64 MiB) */
 #define ATTN_TOKEN_BYTES_MAX 65536 /* bytes of one vocabulary entry (llama2.c max_token_length) */
-#define ATTN_TEXT_MAX ((size_t)1 << 20) /* bytes of one input text (1 MiB): at most
-                                           ATTN_TEXT_MAX + 2 token ids */
+/* ATTN_TEXT_MAX (attn.h): bytes of one input text (1 MiB): at most ATTN_TEXT_MAX + 2
+ * token ids */
 
 /* ---- embeddings ---- */
-#define ATTN_EMBEDDINGS_FILE_MAX ((size_t)1 << 31) /* bytes of a CSV / .npy file (2 GiB) */
+/* ATTN_EMBEDDINGS_FILE_MAX (attn.h): bytes of a CSV / .npy file (2 GiB) */
 
 /* *out = a * b elements; refused (ATTN_ERR_FORMAT, "NAME: WHAT = A * B
  * elements is more than ...") on overflow or over ATTN_CONFIG_ELEMS_MAX.
@@ -58,12 +58,6 @@ static inline attn_status attn_check_elems(attn_error *err, const char *name, co
     if (out) *out = p;
     return ATTN_OK;
 }
-
-/* attn_read_file (base/util.h) of at most max bytes; a larger file is
- * refused (ATTN_ERR_FORMAT) with "PATH: file is N bytes, more than the 1 MiB
- * limit of WHAT (...)", before it is read when it is a regular file. */
-attn_status attn_read_file_limit(const char *path, size_t max, const char *what, char **buf,
-                                 size_t *len, attn_error *err);
 
 /* The number of weights (elements of all tensors) the config implies: the
  * tensors of "Tensor names" in docs/model-format.md. At most about 2^47

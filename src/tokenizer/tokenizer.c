@@ -52,7 +52,7 @@ attn_status attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_confi
         return attn_error_set(err, ATTN_ERR_USAGE, "tokenizer config has an empty path");
     char *buf;
     size_t len;
-    int rc = attn_read_file_limit(tc->path, ATTN_TOKENIZER_FILE_MAX, "a vocabulary", &buf, &len,
+    int rc = attn_read_file(tc->path, ATTN_TOKENIZER_FILE_MAX, "a vocabulary", &buf, &len,
                                   err);
     if (rc != ATTN_OK) return rc;
     rc = attn_tokenizer_from_memory(out, tc, buf, len, tc->path, err);
