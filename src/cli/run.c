@@ -21,6 +21,8 @@ static const char run_usage[] =
     "  --embeddings FILE     vectors instead of tokens: a CSV row of d_model numbers\n"
     "                        per position, or a .npy [T, d_model]; given to the first\n"
     "                        block as they are (labels: the positions)\n"
+    "  --no-special          text: split special tokens (\"<mask>\", every <...> of the\n"
+    "                        vocabulary) like other text instead of matching them whole\n"
     "Encoder input of an encoder-decoder model:\n"
     "  --source STRING       source text\n"
     "  --source-ids N,N,...  source token ids\n"
@@ -29,9 +31,11 @@ static const char run_usage[] =
     "Outputs (neither: a readable view on standard output):\n"
     "  --maps FILE           attention weights as CSV ('-' = standard output)\n"
     "  --context FILE        final hidden states as CSV ('-' = standard output)\n"
-    "  --top-k K             the K most likely next tokens after each position (models\n"
-    "                        with an lm_head; K from 1 to vocab_size)\n"
-    "  --last                with --top-k: after the last position only\n"
+    "  --top-k K             the K most likely tokens of each position (models with an\n"
+    "                        lm_head; K from 1 to vocab_size): a decoder's predictions\n"
+    "                        of the next token after the position, an encoder's of the\n"
+    "                        token at it (a masked word: --text \"the <mask> rises\")\n"
+    "  --last                with --top-k: the last position only\n"
     "  --predictions FILE    with --top-k: the predictions as CSV ('-' = standard output);\n"
     "                        without it they are listed readably on standard output\n"
     "  --color WHEN          heatmap shading of the view: auto (on a terminal, unless\n"
@@ -42,8 +46,9 @@ static const char run_usage[] =
     "  (entries a causal mask sets to 0 are left out: a missing entry means 0)\n"
     "Context CSV columns: input,pos,token,d0,d1,...\n"
     "Predictions CSV columns: input,pos,rank,token_id,token,logit,prob\n"
-    "  (pos: the position the prediction follows; rank from 1; prob: softmax over the\n"
-    "  whole vocabulary; equal logits rank by the lower id)\n"
+    "  (pos: the position whose logits these are; a decoder's prediction follows it,\n"
+    "  an encoder's is of the token at it; rank from 1; prob: softmax over the whole\n"
+    "  vocabulary; equal logits rank by the lower id)\n"
     "Files appear only when complete. When both go to standard output, the maps\n"
     "come first, then a blank line, then the context.\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
@@ -100,6 +105,7 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"embeddings", .value = &o->input.emb},
         {"source-embeddings", .value = &o->source.emb},
         {"color", .value = &o->color},
+        {"no-special", .set = &cli_no_special},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "run", flags, help, err);
