@@ -906,6 +906,79 @@ START_TEST(test_encoder_mask_from_text) {
 }
 END_TEST
 
+/* tiny-encoder's config with `tokenizer_extra` added to its tokenizer, in
+ * tmpdir (the vocabulary and weights by absolute path); returns its path. */
+static char *encoder_config(const char *name, const char *tokenizer_extra) {
+    char *cfg = malloc(512);
+    snprintf(cfg, 512, "%s/%s.json", tmpdir, name);
+    FILE *f = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "{\"format\": \"attn/1\", \"architecture\": \"encoder\", \"d_model\": 64, "
+            "\"n_heads\": 4, \"d_ff\": 256, \"n_layers\": 2, \"max_seq_len\": 32, "
+            "\"positional\": \"sinusoidal\", \"norm\": \"layernorm\", \"norm_eps\": 1e-05, "
+            "\"norm_position\": \"post\", \"final_norm\": false, \"mlp\": \"gelu\", "
+            "\"bias\": true, \"lm_head\": \"tied\", \"vocab_size\": 193, "
+            "\"weights\": \"%s/tiny-encoder/model.safetensors\", "
+            "\"tokenizer\": {\"type\": \"word\", \"vocab\": \"%s/tiny-encoder/vocab.txt\", "
+            "\"lowercase\": true, \"unk\": \"<unk>\"%s}}\n",
+            MODELS, MODELS, tokenizer_extra);
+    ck_assert_int_eq(fclose(f), 0);
+    return cfg;
+}
+
+/* How many positions `attn run --context -` of text has on cfg. */
+static int context_rows(const char *cfg, const char *text) {
+    const char *args[] = {"run", "--config", cfg, "--text", text, "--context", "-", NULL};
+    int rc = run_attn(args);
+    char *errs = slurp("stderr");
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, errs);
+    free(errs);
+    char *out = slurp("stdout");
+    int rows = -1; /* the header */
+    for (char *c = out; *c; c++) rows += *c == '\n';
+    free(out);
+    return rows;
+}
+
+/* The config keys "special" and "special_tokens" through the binary. */
+START_TEST(test_special_config) {
+    /* the same model as bundled: <mask> whole */
+    char *cfg = encoder_config("plain", "");
+    ck_assert_int_eq(context_rows(cfg, "the <mask> ."), 3);
+    ck_assert_int_eq(context_rows(cfg, "the riverbank ."), 3); /* "riverbank": one <unk> */
+    free(cfg);
+    /* "bank" listed: matched inside "riverbank" */
+    cfg = encoder_config("listed", ", \"special\": [\"bank\"]");
+    ck_assert_int_eq(context_rows(cfg, "the riverbank ."), 4);
+    ck_assert_int_eq(context_rows(cfg, "the <mask> ."), 3);
+    free(cfg);
+    /* switched off */
+    cfg = encoder_config("off", ", \"special_tokens\": false");
+    ck_assert_int_eq(context_rows(cfg, "the <mask> ."), 5);
+    free(cfg);
+    /* a listed token outside the vocabulary: refused, exit 1, one line naming it */
+    cfg = encoder_config("bad", ", \"special\": [\"<mask>\", \"[CLS]\"]");
+    const char *args[] = {"run", "--config", cfg, "--text", "the", NULL};
+    ck_assert_int_eq(run_attn(args), 1);
+    char *errs = slurp("stderr");
+    ck_assert_msg(strncmp(errs, "attn: ", 6) == 0 && strstr(errs, "vocab.txt") &&
+                      strstr(errs, "\"[CLS]\"") && strstr(errs, "not in the vocabulary") &&
+                      strchr(errs, '\n') == errs + strlen(errs) - 1,
+                  "%s", errs);
+    free(errs);
+    free(cfg);
+    /* a bad value: the key named */
+    cfg = encoder_config("badtype", ", \"special\": \"<mask>\"");
+    args[2] = cfg;
+    ck_assert_int_eq(run_attn(args), 1);
+    errs = slurp("stderr");
+    ck_assert_msg(strstr(errs, "\"tokenizer.special\"") && strstr(errs, "array"), "%s", errs);
+    free(errs);
+    free(cfg);
+}
+END_TEST
+
 /* A decoder's readable listing says "after" (the next token). */
 START_TEST(test_decoder_predictions_after) {
     const char *args[] = {"run", "--config", MODELS "/tiny-decoder/config.json", "--text",
@@ -954,6 +1027,7 @@ static Suite *generate_suite(void) {
     tcase_add_test(tc, test_bundled_models_stop_at_eos);
     tcase_add_test(tc, test_encdec_prompt_default);
     tcase_add_test(tc, test_encoder_mask_from_text);
+    tcase_add_test(tc, test_special_config);
     tcase_add_test(tc, test_decoder_predictions_after);
     tcase_add_test(tc, test_generate_no_special);
     suite_add_tcase(s, tc);
