@@ -771,6 +771,107 @@ START_TEST(token_strings) {
 }
 END_TEST
 
+/* The word tokenizer's special-token keys and add_eos (docs/model-format.md). */
+START_TEST(special_token_keys) {
+    cJSON *root = base_decoder();
+    cJSON *t = word_tokenizer();
+    cJSON_AddItemToObject(root, "tokenizer", t);
+    attn_config cfg;
+    /* absent: <...> entries are special, nothing listed, eos (none) would be added */
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert(!cfg.tokenizer.special_off);
+    ck_assert_int_eq(cfg.tokenizer.n_special, 0);
+    ck_assert(!cfg.tokenizer.eos_not_added);
+    /* a list, kept in order; the switch */
+    cJSON_AddItemToObject(t, "special", cJSON_Parse("[\"[MASK]\", \"<mask>\", \"x\"]"));
+    cJSON_AddFalseToObject(t, "special_tokens");
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert_int_eq(cfg.tokenizer.n_special, 3);
+    ck_assert_str_eq(cfg.tokenizer.special[0], "[MASK]");
+    ck_assert_str_eq(cfg.tokenizer.special[1], "<mask>");
+    ck_assert_str_eq(cfg.tokenizer.special[2], "x");
+    ck_assert(cfg.tokenizer.special_off);
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "special_tokens");
+    cJSON_AddTrueToObject(t, "special_tokens");
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert(!cfg.tokenizer.special_off);
+    /* an empty list */
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "special");
+    cJSON_AddItemToObject(t, "special", cJSON_CreateArray());
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert_int_eq(cfg.tokenizer.n_special, 0);
+    /* bad lists */
+    static const struct {
+        const char *value, *needle1, *needle2;
+    } bad[] = {
+        {"\"<mask>\"", "\"tokenizer.special\"", "array"},
+        {"{}", "\"tokenizer.special\"", "array"},
+        {"[1]", "\"tokenizer.special[0]\"", "string"},
+        {"[\"a\", null]", "\"tokenizer.special[1]\"", "string"},
+        {"[\"\"]", "\"tokenizer.special[0]\"", "empty"},
+        {"[\"a b\"]", "\"tokenizer.special[0]\"", "white space"},
+        {"[\"a\\nb\"]", "\"tokenizer.special[0]\"", "line break"},
+        {"[\"<m>\", \"x\", \"<m>\"]", "\"tokenizer.special[2]\"", "twice"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(t, "special");
+        cJSON *v = cJSON_Parse(bad[i].value);
+        ck_assert_ptr_nonnull(v);
+        cJSON_AddItemToObject(t, "special", v);
+        REFUSED_OBJ(root, bad[i].needle1, bad[i].needle2);
+    }
+    /* ATTN_SPECIAL_MAX tokens fit, one more does not */
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "special");
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; i < ATTN_SPECIAL_MAX; i++) {
+        char tok[16];
+        snprintf(tok, sizeof tok, "<t%d>", i);
+        cJSON_AddItemToArray(list, cJSON_CreateString(tok));
+    }
+    cJSON_AddItemToObject(t, "special", list);
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert_int_eq(cfg.tokenizer.n_special, ATTN_SPECIAL_MAX);
+    ck_assert_str_eq(cfg.tokenizer.special[ATTN_SPECIAL_MAX - 1], "<t63>");
+    cJSON_AddItemToArray(list, cJSON_CreateString("<one-more>"));
+    REFUSED_OBJ(root, "\"tokenizer.special\"", "more than 64");
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "special");
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "special_tokens");
+    cJSON_AddStringToObject(t, "special_tokens", "no");
+    REFUSED_OBJ(root, "\"tokenizer.special_tokens\"", "true or false");
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "special_tokens");
+    /* add_eos: a bool, and only with an eos */
+    cJSON_AddFalseToObject(t, "add_eos");
+    REFUSED_OBJ(root, "\"tokenizer.add_eos\"", "\"tokenizer.eos\"");
+    cJSON_AddNullToObject(t, "eos");
+    REFUSED_OBJ(root, "\"tokenizer.add_eos\"", "\"tokenizer.eos\"");
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "eos");
+    cJSON_AddStringToObject(t, "eos", "</s>");
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert(cfg.tokenizer.has_eos && cfg.tokenizer.eos_not_added);
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "add_eos");
+    cJSON_AddTrueToObject(t, "add_eos");
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert(cfg.tokenizer.has_eos && !cfg.tokenizer.eos_not_added);
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "add_eos");
+    cJSON_AddNumberToObject(t, "add_eos", 0);
+    REFUSED_OBJ(root, "\"tokenizer.add_eos\"", "true or false");
+    /* not keys of the llama2c tokenizer */
+    static const char *const word_only[] = {"special", "special_tokens", "add_eos"};
+    for (size_t i = 0; i < 3; i++) {
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "type", "llama2c");
+        cJSON_AddStringToObject(l, "path", "tok.bin");
+        cJSON_AddItemToObject(l, word_only[i], i ? cJSON_CreateFalse() : cJSON_CreateArray());
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "tokenizer");
+        cJSON_AddItemToObject(root, "tokenizer", l);
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"tokenizer.%s\"", word_only[i]);
+        REFUSED_OBJ(root, needle, "llama2c");
+    }
+    cJSON_Delete(root);
+}
+END_TEST
+
 START_TEST(not_an_object) {
     REFUSED_TEXT("[]", "object");
     REFUSED_TEXT("\"attn/1\"", "object");
@@ -1206,6 +1307,25 @@ static cJSON *random_config(rng *r, attn_config *ex) {
             ex->tokenizer.has_eos = true;
             random_token(r, ex->tokenizer.eos);
             cJSON_AddStringToObject(t, "eos", ex->tokenizer.eos);
+            if (rng_bool(r)) {
+                ex->tokenizer.eos_not_added = rng_bool(r);
+                cJSON_AddBoolToObject(t, "add_eos", !ex->tokenizer.eos_not_added);
+            }
+        }
+        if (rng_bool(r)) {
+            ex->tokenizer.special_off = rng_bool(r);
+            cJSON_AddBoolToObject(t, "special_tokens", !ex->tokenizer.special_off);
+        }
+        if (rng_bool(r)) { /* distinct tokens: the index makes each one unique */
+            cJSON *list = cJSON_CreateArray();
+            ex->tokenizer.n_special = rng_int(r, 0, 4);
+            for (int i = 0; i < ex->tokenizer.n_special; i++) {
+                char *tok = ex->tokenizer.special[i];
+                random_token(r, tok);
+                snprintf(tok + strlen(tok), ATTN_TOKEN_MAX - strlen(tok), "%d", i);
+                cJSON_AddItemToArray(list, cJSON_CreateString(tok));
+            }
+            cJSON_AddItemToObject(t, "special", list);
         }
         ADD("tokenizer", t);
     } else if (tk == 2) {
@@ -1247,7 +1367,9 @@ static void assert_same_config(const attn_config *a, const attn_config *ex, int 
     if (ex->has_tokenizer) {
         EQ(tokenizer.type); STR(tokenizer.path); EQ(tokenizer.lowercase);
         STR(tokenizer.unk); EQ(tokenizer.has_bos); EQ(tokenizer.has_eos);
-        STR(tokenizer.bos); STR(tokenizer.eos);
+        STR(tokenizer.bos); STR(tokenizer.eos); EQ(tokenizer.eos_not_added);
+        EQ(tokenizer.special_off); EQ(tokenizer.n_special);
+        for (int i = 0; i < ex->tokenizer.n_special; i++) STR(tokenizer.special[i]);
     }
 #undef EQ
 #undef STR
@@ -1521,6 +1643,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, rope_theta_rules);
     tcase_add_test(tc, size_limits);
     tcase_add_test(tc, token_strings);
+    tcase_add_test(tc, special_token_keys);
     tcase_add_test(tc, not_an_object);
     suite_add_tcase(s, tc);
 

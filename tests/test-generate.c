@@ -11,6 +11,7 @@
 #include "support.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ typedef struct mspec {
     int V, D, H, KV, F, T, L, LE;
     bool bias;
     bool eos;             /* the tokenizer has eos "</s>" (id 0) */
+    bool no_bos;          /* the tokenizer has no bos (else "<s>", id 2) */
     bool zero_final_norm; /* norm.weight = 0: every logit is exactly 0 (all tie) */
     double wscale;        /* linear weights uniform in +-wscale/sqrt(in); 0: 1.5 */
     uint64_t seed;
@@ -153,9 +155,9 @@ static char *write_model(const mspec *m, const char *name) {
             "\"positional\": \"%s\", \"norm\": \"%s\", \"norm_position\": \"pre\", "
             "\"mlp\": \"%s\", \"bias\": %s, \"lm_head\": \"%s\", \"weights\": "
             "\"%s.safetensors\", \"tokenizer\": {\"type\": \"word\", \"vocab\": \"vocab.txt\", "
-            "\"unk\": \"<unk>\", \"bos\": \"<s>\", \"eos\": %s}}\n",
+            "\"unk\": \"<unk>\", \"bos\": %s, \"eos\": %s}}\n",
             m->positional, m->norm, m->mlp, m->bias ? "true" : "false", m->lm_head, name,
-            m->eos ? "\"</s>\"" : "null");
+            m->no_bos ? "null" : "\"<s>\"", m->eos ? "\"</s>\"" : "null");
     ck_assert_int_eq(fclose(f), 0);
     return cfg;
 }
@@ -633,6 +635,382 @@ START_TEST(test_topk_cli) {
 }
 END_TEST
 
+/* ---- the bundled models ---- */
+
+#define MODELS ATTN_SOURCE_ROOT "/models"
+#define PARALLEL ATTN_SOURCE_ROOT "/data/parallel.tsv"
+#define CORPUS ATTN_SOURCE_ROOT "/data/corpus.txt"
+
+/* The target of `source` in data/parallel.tsv (split, source, target,
+ * alignment), malloc'd; fails the test when the file has no such pair. */
+static char *parallel_target(const char *source) {
+    char *tsv = tu_read_file(PARALLEL);
+    ck_assert_ptr_nonnull(tsv);
+    char *found = NULL;
+    for (char *line = tsv; line && *line && !found; line = strchr(line, '\n'), line += !!line) {
+        char *src = strchr(line, '\t');
+        if (!src) break;
+        src++;
+        char *tgt = strchr(src, '\t');
+        if (tgt && (size_t)(tgt - src) == strlen(source) && strncmp(src, source, strlen(source)) == 0) {
+            tgt++;
+            found = strndup(tgt, strcspn(tgt, "\t\n"));
+        }
+    }
+    free(tsv);
+    ck_assert_msg(found, "data/parallel.tsv has no pair for \"%s\"", source);
+    return found;
+}
+
+/* The token texts of a tokens CSV (pos,token_id,token; plain tokens),
+ * joined by spaces into out; returns how many rows it has. */
+static int tokens_text(const char *name, char *out, size_t cap, int *first_id) {
+    char *csv = slurp(name);
+    ck_assert_ptr_nonnull(csv);
+    ck_assert_msg(strncmp(csv, "pos,token_id,token\n", 19) == 0, "header: %.40s", csv);
+    out[0] = '\0';
+    int n = 0;
+    for (char *line = csv + 19; *line; n++) {
+        char *end = strchr(line, '\n');
+        ck_assert_ptr_nonnull(end);
+        *end = '\0';
+        int pos, id, used = 0;
+        ck_assert_int_eq(sscanf(line, "%d,%d,%n", &pos, &id, &used), 2);
+        ck_assert_int_eq(pos, n);
+        if (n == 0 && first_id) *first_id = id;
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", n ? " " : "", line + used);
+        line = end + 1;
+    }
+    free(csv);
+    return n;
+}
+
+/* For each bundled model whose tokenizer has an end-of-sequence token, an
+ * input on which it generates that token: generation must stop there, long
+ * before --steps, and print and list the text before it only. A model with
+ * an end token but no entry here fails the test (add its input). The
+ * translator starts from its start token alone (no --text): its output must
+ * be data/parallel.tsv's translation. */
+START_TEST(test_bundled_models_stop_at_eos) {
+    static const struct {
+        const char *model, *source; /* source: the encoder input (encoder-decoders) */
+    } inputs[] = {
+        {"tiny-translator", "the cat sits on the mat ."},
+    };
+    DIR *d = opendir(MODELS);
+    ck_assert_ptr_nonnull(d);
+    int checked = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char cfg[512];
+        snprintf(cfg, sizeof cfg, "%s/%s/config.json", MODELS, e->d_name);
+        if (access(cfg, R_OK) != 0) continue;
+        attn_error err = {0};
+        attn_model *model;
+        ck_assert_msg(attn_model_open(&model, cfg, &err) == ATTN_OK, "%s", err.message);
+        const attn_tokenizer *tok = attn_model_tokenizer(model);
+        const int eos = tok ? attn_tokenizer_eos(tok) : -1;
+        if (eos < 0) {
+            printf("%s: no end-of-sequence token\n", e->d_name);
+            attn_model_close(model);
+            continue;
+        }
+        size_t k = 0;
+        while (k < sizeof inputs / sizeof inputs[0] && strcmp(inputs[k].model, e->d_name) != 0) k++;
+        ck_assert_msg(k < sizeof inputs / sizeof inputs[0],
+                      "models/%s has an end token: give it an input in this test", e->d_name);
+        ck_assert_msg(inputs[k].source, "models/%s: only encoder-decoders are handled", e->d_name);
+        const attn_config *c = attn_model_config(model);
+        ck_assert_int_eq(c->arch, ATTN_ARCH_ENCODER_DECODER);
+        const char *eos_text = attn_tokenizer_piece(tok, eos);
+        const int steps = c->max_seq_len - 1; /* as many as fit after the start token */
+        char steps_arg[16], tokens[512];
+        snprintf(steps_arg, sizeof steps_arg, "%d", steps);
+        snprintf(tokens, sizeof tokens, "%s/tokens.csv", tmpdir);
+        const char *args[] = {"generate", "--config", cfg, "--source", inputs[k].source,
+                              "--steps", steps_arg, "--tokens", tokens, NULL};
+        int rc = run_attn(args);
+        char *out = slurp("stdout"), *errs = slurp("stderr");
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", e->d_name, rc, errs);
+        ck_assert_str_eq(errs, ""); /* no "stopped at max_seq_len" */
+        /* what data/parallel.tsv translates it to, from the start token, then the end */
+        char *want = parallel_target(inputs[k].source);
+        char listed[1024];
+        int first = -1;
+        int n = tokens_text("tokens.csv", listed, sizeof listed, &first);
+        printf("%s: --source \"%s\" --steps %d: %d positions, printed \"%.*s\"\n", e->d_name,
+               inputs[k].source, steps, n, (int)strcspn(out, "\n"), out);
+        ck_assert_int_eq(first, attn_tokenizer_bos(tok));
+        char want_listed[1024];
+        snprintf(want_listed, sizeof want_listed, "%s %s", attn_tokenizer_piece(tok, first), want);
+        ck_assert_str_eq(listed, want_listed);
+        char want_out[1024];
+        snprintf(want_out, sizeof want_out, "%s\n", want);
+        ck_assert_str_eq(out, want_out);
+        ck_assert_int_lt(n - 1, steps);
+        ck_assert_msg(!strstr(out, eos_text) && !strstr(listed, eos_text), "%s printed", eos_text);
+        /* and it stopped because the next token is the end: the argmax of a
+         * cache-free run of the whole sequence (the library, not the binary) */
+        int seq[64];
+        int sn = read_tokens("tokens.csv", seq, 64);
+        int *src = NULL;
+        size_t src_n = 0;
+        ck_assert_int_eq(attn_tokenizer_encode(tok, inputs[k].source, strlen(inputs[k].source),
+                                               &src, &src_n, &err),
+                         ATTN_OK);
+        attn_session *s;
+        ck_assert_int_eq(attn_session_new(&s, model, &err), ATTN_OK);
+        grab g = {.V = c->vocab_size};
+        g.logits = malloc(sizeof(float) * (size_t)g.V);
+        full_run(s, &g, src, src_n, seq, (size_t)sn);
+        ck_assert_int_eq(naive_argmax(g.logits, g.V), eos);
+        free(g.logits);
+        attn_session_free(s);
+        free(src), free(want), free(out), free(errs);
+        attn_model_close(model);
+        checked++;
+    }
+    closedir(d);
+    ck_assert_int_ge(checked, 1);
+}
+END_TEST
+
+/* An encoder-decoder starts from bos without --text / --ids; without a bos
+ * (or a tokenizer) it needs them; a decoder always does. */
+START_TEST(test_encdec_prompt_default) {
+    mspec m = encdec;
+    char *cfg = write_model(&m, "start");
+    char tokens[512];
+    snprintf(tokens, sizeof tokens, "%s/tokens.csv", tmpdir);
+    const char *args[] = {"generate", "--config", cfg, "--source-ids", "2,8,9", "--steps", "3",
+                          "--tokens", tokens, NULL};
+    int rc = run_attn(args);
+    char *errs = slurp("stderr");
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, errs);
+    free(errs);
+    int seq[16];
+    ck_assert_int_eq(read_tokens("tokens.csv", seq, 16), 4);
+    ck_assert_int_eq(seq[0], 2); /* "<s>": line 3 of vocab.txt */
+    /* the same as --ids 2 */
+    const char *args2[] = {"generate", "--config", cfg, "--source-ids", "2,8,9", "--ids", "2",
+                           "--steps", "3", "--tokens", tokens, NULL};
+    ck_assert_int_eq(run_attn(args2), 0);
+    int seq2[16];
+    ck_assert_int_eq(read_tokens("tokens.csv", seq2, 16), 4);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(seq2[i], seq[i]);
+    free(cfg);
+    m.no_bos = true;
+    cfg = write_model(&m, "nobos");
+    args[2] = cfg;
+    ck_assert_int_eq(run_attn(args), 2);
+    errs = slurp("stderr");
+    ck_assert_msg(strstr(errs, "bos") && strstr(errs, "--text or --ids") &&
+                      strchr(errs, '\n') == errs + strlen(errs) - 1,
+                  "%s", errs);
+    free(errs);
+    free(cfg);
+}
+END_TEST
+
+/* The words data/corpus.txt has after `prefix` (a sentence's start, with a
+ * trailing space), as " w1 w2 ... " with each word once. */
+static void corpus_next_words(const char *prefix, char *out, size_t cap) {
+    char *txt = tu_read_file(CORPUS);
+    ck_assert_ptr_nonnull(txt);
+    snprintf(out, cap, " ");
+    for (char *line = txt; *line;) {
+        char *end = strchr(line, '\n');
+        if (!end) end = line + strlen(line);
+        char *sent = memchr(line, '\t', (size_t)(end - line));
+        sent = sent ? sent + 1 : line;
+        size_t pl = strlen(prefix);
+        if ((size_t)(end - sent) > pl && strncmp(sent, prefix, pl) == 0) {
+            char word[64];
+            size_t wl = strcspn(sent + pl, " \n");
+            snprintf(word, sizeof word, " %.*s ", (int)wl, sent + pl);
+            if (!strstr(out, word)) snprintf(out + strlen(out), cap - strlen(out), "%s", word + 1);
+        }
+        line = *end ? end + 1 : end;
+    }
+    free(txt);
+}
+
+/* models/tiny-encoder fills "<mask>" written in --text: one token at its
+ * position, predicted as the word data/corpus.txt always has there; the
+ * readable listing says "at", not "after" (an encoder predicts the token at
+ * a position). --no-special splits it again. */
+START_TEST(test_encoder_mask_from_text) {
+    const char *cfg = MODELS "/tiny-encoder/config.json";
+    char allowed[256];
+    corpus_next_words("the sun rises in the ", allowed, sizeof allowed);
+    printf("data/corpus.txt after \"the sun rises in the\":%s\n", allowed);
+    ck_assert_str_eq(allowed, " east ");
+    const char *args[] = {"run", "--config", cfg, "--text", "the sun rises in the <mask> .",
+                          "--top-k", "3", "--predictions", "-", NULL};
+    int rc = run_attn(args);
+    char *out = slurp("stdout");
+    ck_assert_msg(rc == 0, "exit %d", rc);
+    /* 7 positions x 3 ranks; at position 5 rank 1 is "east" */
+    int rows = 0;
+    char best5[64] = "";
+    for (char *line = strchr(out, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        int input, pos, rank, id;
+        char token[64];
+        ck_assert_int_eq(sscanf(line, "%d,%d,%d,%d,%63[^,]", &input, &pos, &rank, &id, token), 5);
+        if (pos == 5 && rank == 1) snprintf(best5, sizeof best5, "%s", token);
+        rows++;
+    }
+    ck_assert_int_eq(rows, 7 * 3);
+    ck_assert_str_eq(best5, "east");
+    free(out);
+    /* the readable listing: predictions at each position */
+    const char *view[] = {"run", "--config", cfg, "--text", "the sun rises in the <mask> .",
+                          "--top-k", "3", "--context", "-", NULL};
+    ck_assert_int_eq(run_attn(view), 0);
+    out = slurp("stdout");
+    const char *listing = strstr(out, "\ntoken predictions for input 0 (top 3 of 193; an encoder "
+                                      "predicts the token at each position)\n  at 0 \"the\":\n");
+    ck_assert_msg(listing, "%s", out);
+    ck_assert_msg(strstr(listing, "\n  at 5 \"<mask>\":\n      1  \"east\""), "%s", listing);
+    ck_assert_ptr_null(strstr(listing, "after"));
+    ck_assert_ptr_null(strstr(out, "next-token"));
+    free(out);
+    /* --no-special: '<' "mask" '>' are three tokens ("mask" is no word of the vocabulary) */
+    const char *plain[] = {"run", "--config", cfg, "--text", "the sun rises in the <mask> .",
+                           "--top-k", "1", "--predictions", "-", "--no-special", NULL};
+    ck_assert_int_eq(run_attn(plain), 0);
+    out = slurp("stdout");
+    rows = 0;
+    for (char *c = out; *c; c++) rows += *c == '\n';
+    ck_assert_int_eq(rows, 1 + 9);
+    free(out);
+    /* batch lines too */
+    tu_result r = tu_run(attn_exe, tmpdir, "the <mask>\nthe<mask>\n", NULL,
+                         (const char *const[]){"run", "--config", cfg, "--context", "-", NULL});
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_ptr_nonnull(strstr(r.out, "\n0,1,<mask>,"));
+    ck_assert_ptr_nonnull(strstr(r.out, "\n1,1,<mask>,"));
+    ck_assert_ptr_null(strstr(r.out, "\n0,2,"));
+    tu_result_free(&r);
+    /* explain's token list */
+    const char *ex[] = {"explain", "--config", cfg, "--text", "the<mask>", NULL};
+    ck_assert_int_eq(run_attn(ex), 0);
+    out = slurp("stdout");
+    ck_assert_msg(strstr(out, "<mask>") && !strstr(out, "<unk>"), "%s", out);
+    free(out);
+    const char *ex2[] = {"explain", "--config", cfg, "--text", "the<mask>", "--no-special", NULL};
+    ck_assert_int_eq(run_attn(ex2), 0);
+    out = slurp("stdout");
+    ck_assert_msg(strstr(out, "<unk>") && !strstr(out, "<mask>"), "%s", out);
+    free(out);
+}
+END_TEST
+
+/* tiny-encoder's config with `tokenizer_extra` added to its tokenizer, in
+ * tmpdir (the vocabulary and weights by absolute path); returns its path. */
+static char *encoder_config(const char *name, const char *tokenizer_extra) {
+    char *cfg = malloc(512);
+    snprintf(cfg, 512, "%s/%s.json", tmpdir, name);
+    FILE *f = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "{\"format\": \"attn/1\", \"architecture\": \"encoder\", \"d_model\": 64, "
+            "\"n_heads\": 4, \"d_ff\": 256, \"n_layers\": 2, \"max_seq_len\": 32, "
+            "\"positional\": \"sinusoidal\", \"norm\": \"layernorm\", \"norm_eps\": 1e-05, "
+            "\"norm_position\": \"post\", \"final_norm\": false, \"mlp\": \"gelu\", "
+            "\"bias\": true, \"lm_head\": \"tied\", \"vocab_size\": 193, "
+            "\"weights\": \"%s/tiny-encoder/model.safetensors\", "
+            "\"tokenizer\": {\"type\": \"word\", \"vocab\": \"%s/tiny-encoder/vocab.txt\", "
+            "\"lowercase\": true, \"unk\": \"<unk>\"%s}}\n",
+            MODELS, MODELS, tokenizer_extra);
+    ck_assert_int_eq(fclose(f), 0);
+    return cfg;
+}
+
+/* How many positions `attn run --context -` of text has on cfg. */
+static int context_rows(const char *cfg, const char *text) {
+    const char *args[] = {"run", "--config", cfg, "--text", text, "--context", "-", NULL};
+    int rc = run_attn(args);
+    char *errs = slurp("stderr");
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, errs);
+    free(errs);
+    char *out = slurp("stdout");
+    int rows = -1; /* the header */
+    for (char *c = out; *c; c++) rows += *c == '\n';
+    free(out);
+    return rows;
+}
+
+/* The config keys "special" and "special_tokens" through the binary. */
+START_TEST(test_special_config) {
+    /* the same model as bundled: <mask> whole */
+    char *cfg = encoder_config("plain", "");
+    ck_assert_int_eq(context_rows(cfg, "the <mask> ."), 3);
+    ck_assert_int_eq(context_rows(cfg, "the riverbank ."), 3); /* "riverbank": one <unk> */
+    free(cfg);
+    /* "bank" listed: matched inside "riverbank" */
+    cfg = encoder_config("listed", ", \"special\": [\"bank\"]");
+    ck_assert_int_eq(context_rows(cfg, "the riverbank ."), 4);
+    ck_assert_int_eq(context_rows(cfg, "the <mask> ."), 3);
+    free(cfg);
+    /* switched off */
+    cfg = encoder_config("off", ", \"special_tokens\": false");
+    ck_assert_int_eq(context_rows(cfg, "the <mask> ."), 5);
+    free(cfg);
+    /* a listed token outside the vocabulary: refused, exit 1, one line naming it */
+    cfg = encoder_config("bad", ", \"special\": [\"<mask>\", \"[CLS]\"]");
+    const char *args[] = {"run", "--config", cfg, "--text", "the", NULL};
+    ck_assert_int_eq(run_attn(args), 1);
+    char *errs = slurp("stderr");
+    ck_assert_msg(strncmp(errs, "attn: ", 6) == 0 && strstr(errs, "vocab.txt") &&
+                      strstr(errs, "\"[CLS]\"") && strstr(errs, "not in the vocabulary") &&
+                      strchr(errs, '\n') == errs + strlen(errs) - 1,
+                  "%s", errs);
+    free(errs);
+    free(cfg);
+    /* a bad value: the key named */
+    cfg = encoder_config("badtype", ", \"special\": \"<mask>\"");
+    args[2] = cfg;
+    ck_assert_int_eq(run_attn(args), 1);
+    errs = slurp("stderr");
+    ck_assert_msg(strstr(errs, "\"tokenizer.special\"") && strstr(errs, "array"), "%s", errs);
+    free(errs);
+    free(cfg);
+}
+END_TEST
+
+/* A decoder's readable listing says "after" (the next token). */
+START_TEST(test_decoder_predictions_after) {
+    const char *args[] = {"run", "--config", MODELS "/tiny-decoder/config.json", "--text",
+                          "the cat sits", "--top-k", "2", "--context", "-", NULL};
+    ck_assert_int_eq(run_attn(args), 0);
+    char *out = slurp("stdout");
+    const char *listing = strstr(out, "\nnext-token predictions for input 0 (top 2 of 192)\n"
+                                      "  after 0 \"the\":\n");
+    ck_assert_msg(listing, "%s", out);
+    ck_assert_ptr_nonnull(strstr(listing, "\n  after 2 \"sits\":\n"));
+    ck_assert_ptr_null(strstr(listing, "  at "));
+    free(out);
+}
+END_TEST
+
+/* generate --no-special: the prompt's "<unk>" is one token, or three. */
+START_TEST(test_generate_no_special) {
+    const char *cfg = MODELS "/tiny-decoder/config.json";
+    char tokens[512];
+    snprintf(tokens, sizeof tokens, "%s/tokens.csv", tmpdir);
+    const char *args[] = {"generate", "--config", cfg, "--text", "the <unk>", "--steps", "0",
+                          "--tokens", tokens, NULL, NULL};
+    ck_assert_int_eq(run_attn(args), 0);
+    int seq[8];
+    ck_assert_int_eq(read_tokens("tokens.csv", seq, 8), 2);
+    ck_assert_int_eq(seq[1], 0); /* <unk>: line 1 of vocab.txt */
+    args[9] = "--no-special";
+    ck_assert_int_eq(run_attn(args), 0);
+    ck_assert_int_eq(read_tokens("tokens.csv", seq, 8), 4); /* the < unk > */
+}
+END_TEST
+
 static Suite *generate_suite(void) {
     Suite *s = suite_create("generate");
     TCase *tc = tcase_create("generate");
@@ -646,6 +1024,12 @@ static Suite *generate_suite(void) {
     tcase_add_test(tc, test_generate_usage);
     tcase_add_test(tc, test_topk_library);
     tcase_add_test(tc, test_topk_cli);
+    tcase_add_test(tc, test_bundled_models_stop_at_eos);
+    tcase_add_test(tc, test_encdec_prompt_default);
+    tcase_add_test(tc, test_encoder_mask_from_text);
+    tcase_add_test(tc, test_special_config);
+    tcase_add_test(tc, test_decoder_predictions_after);
+    tcase_add_test(tc, test_generate_no_special);
     suite_add_tcase(s, tc);
     return s;
 }

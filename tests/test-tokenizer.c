@@ -334,6 +334,192 @@ START_TEST(word_random_round_trip) {
 }
 END_TEST
 
+/* Special tokens (ids = line numbers, written by hand): the <...> entries of
+ * the vocabulary, and the tokens a config lists, match whole. */
+static const char *SPECIAL_VOCAB =
+    "<unk>\n"   /* 0 */
+    "<mask>\n"  /* 1  <...>: special */
+    "the\n"     /* 2 */
+    "sun\n"     /* 3 */
+    "<\n"       /* 4 */
+    "mask\n"    /* 5 */
+    ">\n"       /* 6 */
+    ".\n"       /* 7 */
+    "[MASK]\n"  /* 8  special only when listed */
+    "<s>\n"     /* 9  <...> */
+    "</s>\n"    /* 10 <...> ('/' inside) */
+    "[\n"       /* 11 */
+    "]\n"       /* 12 */
+    "MASK\n"    /* 13 */
+    "rises\n"   /* 14 */
+    "<a<b>\n"   /* 15 not <...> ('<' inside): never matched from text */
+    "<=>\n"     /* 16 <...> */
+    "<mask>.\n" /* 17 not <...> (ends with '.'): special only when listed */
+    "<>";       /* 18 not <...> (nothing inside) */
+
+static attn_tokenizer *special_tok(const char *const *listed, int n, bool off) {
+    attn_tokenizer_config tc = word_config(true, "<unk>", NULL, NULL);
+    for (int i = 0; i < n; i++) snprintf(tc.special[i], sizeof tc.special[i], "%s", listed[i]);
+    tc.n_special = n;
+    tc.special_off = off;
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    int rc = attn_tokenizer_from_memory(&tok, &tc, SPECIAL_VOCAB, strlen(SPECIAL_VOCAB),
+                                        "vocab.txt", &err);
+    ck_assert_msg(rc == ATTN_OK, "vocabulary refused: %s", err.message);
+    return tok;
+}
+
+/* Encodes with ATTN_ENCODE_NO_SPECIAL. */
+static void expect_plain_ids(const attn_tokenizer *tok, const char *text, const int *want,
+                             size_t nwant) {
+    int *ids = NULL;
+    size_t n = 0;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, text, strlen(text), ATTN_ENCODE_NO_SPECIAL,
+                                                 &ids, &n, &err),
+                     ATTN_OK);
+    ck_assert_msg(n == nwant, "\"%s\" without special tokens: %zu ids, expected %zu", text, n,
+                  nwant);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(ids[i] == want[i], "\"%s\" without special tokens: id %zu is %d, not %d",
+                      text, i, ids[i], want[i]);
+    free(ids);
+}
+
+START_TEST(word_special_angle) {
+    attn_tokenizer *tok = special_tok(NULL, 0, false);
+    /* whole, between spaces, glued to words and punctuation */
+    EXPECT_IDS(tok, "the <mask> rises", 2, 1, 14);
+    EXPECT_IDS(tok, "the<mask>", 2, 1);
+    EXPECT_IDS(tok, "<mask>the", 1, 2);
+    EXPECT_IDS(tok, "the<mask>sun", 2, 1, 3);
+    EXPECT_IDS(tok, "<mask>.", 1, 7);
+    EXPECT_IDS(tok, "<mask><mask>", 1, 1);
+    EXPECT_IDS(tok, "<<mask>>", 4, 1, 6);
+    EXPECT_IDS(tok, "<s>the sun</s>", 9, 2, 3, 10);
+    EXPECT_IDS(tok, "<=>", 16);
+    EXPECT_IDS(tok, "<unk>", 0);
+    /* as written: not lowercased first, so "<MASK>" is '<' "mask" '>' */
+    EXPECT_IDS(tok, "<MASK>", 4, 5, 6);
+    /* not a whole <...> of the vocabulary: split as usual */
+    EXPECT_IDS(tok, "<mask", 4, 5);
+    EXPECT_IDS(tok, "mask>", 5, 6);
+    EXPECT_IDS(tok, "< mask>", 4, 5, 6);
+    EXPECT_IDS(tok, "<mask >", 4, 5, 6);
+    EXPECT_IDS(tok, "<cat>", 4, 0, 6);
+    EXPECT_IDS(tok, "<maskmaskmaskmask>", 4, 0, 6); /* longer than any <...> entry */
+    EXPECT_IDS(tok, "<= >", 4, 0, 6);
+    EXPECT_IDS(tok, "<>", 4, 6);
+    EXPECT_IDS(tok, "<a<b>", 4, 0, 4, 0, 6);
+    EXPECT_IDS(tok, "<mask>.", 1, 7); /* "<mask>." is not listed here */
+    EXPECT_IDS(tok, "[MASK]", 11, 5, 12);
+    /* a NUL byte inside never matches */
+    expect_ids_len(tok, "<ma\0sk>", 7, (const int[]){4, 0, 6}, 3);
+    /* only len bytes are read: the '>' after them does not complete "<mask>" */
+    expect_ids_len(tok, "<mask>", 5, (const int[]){4, 5}, 2);
+    /* switched off per call: every '<' and '>' on its own again */
+    expect_plain_ids(tok, "the <mask> rises", (const int[]){2, 4, 5, 6, 14}, 5);
+    expect_plain_ids(tok, "the<mask>", (const int[]){2, 4, 5, 6}, 4);
+    expect_plain_ids(tok, "</s>", (const int[]){4, 0, 0, 6}, 4); /* "/" and "s": unk */
+    attn_tokenizer_free(tok);
+    /* switched off in the config */
+    tok = special_tok(NULL, 0, true);
+    EXPECT_IDS(tok, "the <mask> rises", 2, 4, 5, 6, 14);
+    EXPECT_IDS(tok, "<s>", 4, 0, 6);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_special_listed) {
+    const char *listed[] = {"[MASK]", "MASK", "<mask>."};
+    attn_tokenizer *tok = special_tok(listed, 3, false);
+    EXPECT_IDS(tok, "[MASK]", 8);
+    EXPECT_IDS(tok, "the [MASK] rises", 2, 8, 14);
+    EXPECT_IDS(tok, "the[MASK]", 2, 8);
+    EXPECT_IDS(tok, "[MASK][MASK].", 8, 8, 7);
+    /* inside a word too: "xx" is unk */
+    EXPECT_IDS(tok, "xx[MASK]xx", 0, 8, 0);
+    /* a listed word matches as written, also inside words; unlisted "mask" is lowercased */
+    EXPECT_IDS(tok, "MASK mask Mask", 13, 5, 5);
+    EXPECT_IDS(tok, "theMASK", 2, 13);
+    EXPECT_IDS(tok, "MASKthe", 13, 2);
+    EXPECT_IDS(tok, "sunMASKsun", 3, 13, 3);
+    /* the longest match wins: "[MASK]" over "MASK", "<mask>." over <mask> */
+    EXPECT_IDS(tok, "[MASK", 11, 13);
+    EXPECT_IDS(tok, "<mask>.", 17);
+    EXPECT_IDS(tok, "<mask> .", 1, 7);
+    EXPECT_IDS(tok, "<mask>", 1);
+    /* case-sensitive */
+    EXPECT_IDS(tok, "[mask]", 11, 5, 12);
+    expect_plain_ids(tok, "[MASK] MASK", (const int[]){11, 5, 12, 5}, 4);
+    attn_tokenizer_free(tok);
+    /* a token listed twice counts once */
+    const char *twice[] = {"MASK", "MASK"};
+    tok = special_tok(twice, 2, false);
+    EXPECT_IDS(tok, "theMASKthe", 2, 13, 2);
+    attn_tokenizer_free(tok);
+    /* switched off: the list is not matched either */
+    tok = special_tok(listed, 3, true);
+    EXPECT_IDS(tok, "[MASK] <mask>.", 11, 5, 12, 4, 5, 6, 7);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(word_special_refusals) {
+    /* a listed token must be in the vocabulary */
+    attn_tokenizer_config tc = word_config(true, "<unk>", NULL, NULL);
+    snprintf(tc.special[0], sizeof tc.special[0], "[MASK]");
+    snprintf(tc.special[1], sizeof tc.special[1], "[CLS]");
+    tc.n_special = 2;
+    attn_tokenizer *tok = (attn_tokenizer *)1;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, SPECIAL_VOCAB, strlen(SPECIAL_VOCAB),
+                                                "vocab.txt", &err),
+                     ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, "vocab.txt") && strstr(err.message, "special") &&
+                      strstr(err.message, "\"[CLS]\"") && strstr(err.message, "vocabulary"),
+                  "%s", err.message);
+    tc.n_special = ATTN_SPECIAL_MAX + 1;
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, SPECIAL_VOCAB, strlen(SPECIAL_VOCAB),
+                                                "vocab.txt", &err),
+                     ATTN_ERR_USAGE);
+    tc.n_special = -1;
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, SPECIAL_VOCAB, strlen(SPECIAL_VOCAB),
+                                                "vocab.txt", &err),
+                     ATTN_ERR_USAGE);
+    ck_assert_ptr_null(tok);
+    /* an unknown encode flag */
+    tok = special_tok(NULL, 0, false);
+    int *ids = (int *)1;
+    size_t n = 5;
+    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, "the", 3, 2u, &ids, &n, &err),
+                     ATTN_ERR_USAGE);
+    ck_assert_ptr_null(ids);
+    ck_assert_uint_eq(n, 0);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* "add_eos": false: eos is the tokenizer's end token but not appended. */
+START_TEST(word_eos_not_added) {
+    attn_tokenizer_config tc = word_config(true, "<unk>", "<s>", "</s>");
+    tc.eos_not_added = true;
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_from_memory(&tok, &tc, VOCAB, strlen(VOCAB), "v", &err),
+                     ATTN_OK);
+    ck_assert_int_eq(attn_tokenizer_bos(tok), 14);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), 15);
+    EXPECT_IDS(tok, "the cat", 14, 1, 2);
+    EXPECT_IDS(tok, "", 14);
+    /* written in the text it is still a token: </s> is <...> */
+    EXPECT_IDS(tok, "cat </s>", 14, 2, 15);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
 START_TEST(word_open_file) {
     char path[] = "/tmp/attn-test-vocab-XXXXXX";
     int fd = mkstemp(path);
@@ -1145,6 +1331,10 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(w, word_vocab_forms);
     tcase_add_test(w, word_vocab_refusals);
     tcase_add_loop_test(w, word_random_round_trip, 0, 4);
+    tcase_add_test(w, word_special_angle);
+    tcase_add_test(w, word_special_listed);
+    tcase_add_test(w, word_special_refusals);
+    tcase_add_test(w, word_eos_not_added);
     tcase_add_test(w, word_open_file);
     tcase_add_test(w, api_misuse);
     suite_add_tcase(s, w);

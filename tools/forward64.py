@@ -26,10 +26,32 @@ import attn_format  # noqa: E402
 _PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
-def split_words(text, lowercase=True):
-    """attn's word tokenizer split: whitespace separates, ASCII punctuation stands alone."""
+def special_tokens(vocab, listed=()):
+    """The tokens attn's word tokenizer matches whole: every vocabulary entry
+    written <...> (no '<', '>' or white space inside) and the listed ones."""
+    angle = [t for t in vocab if len(t) >= 3 and t[0] == "<" and t[-1] == ">"
+             and not any(c in "<>" or c.isspace() for c in t[1:-1])]
+    return set(angle) | set(listed)
+
+
+def split_words(text, lowercase=True, special=()):
+    """attn's word tokenizer split: whitespace separates, ASCII punctuation
+    stands alone; a token of `special` (special_tokens()) is one word wherever
+    it starts, as written (the longest where several start at one place)."""
     out, cur = [], []
-    for ch in text:
+    longest = sorted(special, key=len, reverse=True)
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        hit = next((t for t in longest if text.startswith(t, i)), None)
+        if hit:
+            if cur:
+                out.append("".join(cur))
+                cur = []
+            out.append(hit)
+            i += len(hit)
+            continue
+        i += 1
         if ch in " \t\n\v\f\r" or ch in _PUNCT:
             if cur:
                 out.append("".join(cur))
@@ -73,10 +95,13 @@ class Model:
     # ---- tokenizer ----------------------------------------------------------
     def encode(self, text):
         tok = self.cfg["tokenizer"]
-        ids = [self.index.get(w, self.index[tok["unk"]]) for w in split_words(text, tok.get("lowercase", False))]
+        special = (special_tokens(self.vocab, tok.get("special", []))
+                   if tok.get("special_tokens", True) else ())
+        ids = [self.index.get(w, self.index[tok["unk"]])
+               for w in split_words(text, tok.get("lowercase", False), special)]
         if tok.get("bos"):
             ids = [self.index[tok["bos"]]] + ids
-        if tok.get("eos"):
+        if tok.get("eos") and tok.get("add_eos", True):
             ids = ids + [self.index[tok["eos"]]]
         return ids
 

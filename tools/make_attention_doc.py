@@ -392,17 +392,17 @@ the latter, `--stack encoder` the encoder's self-attention.
     with open(os.path.join(ROOT, cfg)) as f:
         mc = json.load(f)
     bos = 1 if mc.get("tokenizer", {}).get("bos") else 0
-    # what the model translates: greedy generation from <s>, one step per
-    # reference word and one for </s> (the config names no end-of-sequence
-    # token, so generation does not stop there by itself)
-    gen_args = ["generate", "--config", cfg, "--source", src, "--text", "",
-                "--steps", str(len(ref.split()) + 1)]
+    # what the model translates: greedy generation from <s> (the decoder's
+    # start token, no --text needed) until it generates </s>, the config's
+    # end-of-sequence token, which is not printed; --steps only bounds it
+    steps = 20
+    gen_args = ["generate", "--config", cfg, "--source", src, "--steps", str(steps)]
     generated = doc.run(gen_args)
     words = generated.split()
-    if words[-1:] != ["</s>"] or " ".join(words[:-1]) != ref:
+    if " ".join(words) != ref or len(words) >= steps:
         raise SystemExit("the translator translates %r as %r, not as data/parallel.tsv's %r"
                          % (src, generated.strip(), ref))
-    tgt = " ".join(words[:-1])
+    tgt = " ".join(words)
     # which cross-attention head follows the alignment best: the query that
     # predicts target word t (row t with <s> in front) looks most at its source word
     best = None
@@ -424,9 +424,10 @@ the latter, `--stack encoder` the encoder's self-attention.
         "through cross-attention:" % src, width=76))
     doc.command(gen_args, generated)
     doc.text(textwrap.fill(
-        "That is the translation of `data/parallel.tsv`, word for word (%s), and then `</s>`, "
-        "the end of the sentence (`--steps %d`: the model's config names no end-of-sequence "
-        "token, so generation would go on after it). Feeding the translation back with "
+        "That is the translation of `data/parallel.tsv`, word for word (%s). Then the model "
+        "generated `</s>`, the end of the sentence: its config names it as the end-of-sequence "
+        "token (`\"eos\"`), so generation stopped there, at step %d of the %d that `--steps` "
+        "allows, without printing it. Feeding the translation back with "
         "`--text` shows the maps of that run (teacher forcing). Both sides get a `<s>` in "
         "front. The decoder reads the target shifted right: the query at row t is the position "
         "that predicts the next target word (row 0, `<s>`, predicts \"%s\"). Of the model's %d "
@@ -435,7 +436,7 @@ the latter, `--stack encoder` the encoder's self-attention.
         "word looks most at the source word it translates. (The model's training guided its "
         "last decoder layer's cross-attention towards that alignment; "
         "`models/tiny-translator/README.md` says how, and why.)"
-        % (gloss(src, tgt, align), len(tgt.split()) + 1, tgt.split()[0],
+        % (gloss(src, tgt, align), len(tgt.split()) + 1, steps, tgt.split()[0],
            mc["n_layers"] * mc["n_heads"], layer, head, hits, len(align)), width=76))
     doc.command(args, section(out, "Tokens") + "\n" + section(out, "Softmax"))
     doc.text("""

@@ -85,6 +85,18 @@ TRAINING = {
 
 UNK, MASK, BOS, EOS = "<unk>", "<mask>", "<s>", "</s>"
 
+# The tokenizer keys of each model's config.json after "type", "vocab",
+# "lowercase" and "unk", in this order. The translator's </s> ends generation
+# (attn generate stops there), but its tokenizer does not append it to a text
+# ("add_eos": false): the sources were trained without it, and a decoder prompt
+# is to be continued. (tests/models/test_config_writer.py checks that export()
+# writes the committed config.json files.)
+TOKENIZERS = {
+    "tiny-decoder": {"bos": None, "eos": None},
+    "tiny-encoder": {"bos": None, "eos": None},
+    "tiny-translator": {"bos": BOS, "eos": EOS, "add_eos": False},
+}
+
 
 # --------------------------------------------------------------------------
 # Matrix products without BLAS
@@ -426,7 +438,7 @@ def train_decoder(data, t):
                "next_word_accuracy": ok / n, "most_frequent_word": vocab[top],
                "most_frequent_word_accuracy": top_n / n, "ratio": (ok / n) / (top_n / n),
                "next_word_accuracy_without_full_stop": ok_words / n_words}
-    return model, vocab, {"bos": None, "eos": None}, metrics
+    return model, vocab, TOKENIZERS["tiny-decoder"], metrics
 
 
 def train_encoder(data, t):
@@ -474,7 +486,7 @@ def train_encoder(data, t):
             n += len(y)
     metrics = {"heldout_sentences": len(test), "heldout_masked_words": n,
                "masked_word_accuracy": ok / n}
-    return model, vocab, {"bos": None, "eos": None}, metrics
+    return model, vocab, TOKENIZERS["tiny-encoder"], metrics
 
 
 def train_translator(data, t):
@@ -530,7 +542,7 @@ def train_translator(data, t):
             exact += sum(o == test_tgt[i][1:-1] for o, i in zip(out, idx))
     metrics = {"heldout_pairs": len(par["test"]), "token_accuracy_teacher_forced": ok / n,
                "exact_match_greedy": exact / len(par["test"])}
-    return model, vocab, {"bos": BOS, "eos": None}, metrics
+    return model, vocab, TOKENIZERS["tiny-translator"], metrics
 
 
 def greedy(model, memory, bos, eos, max_len):
@@ -556,8 +568,9 @@ TRAINERS = {"tiny-decoder": train_decoder, "tiny-encoder": train_encoder,
 
 def export(name, model, vocab, tok, out):
     cfg = dict(CONFIGS[name], vocab_size=len(vocab))
-    cfg["tokenizer"] = {"type": "word", "vocab": "vocab.txt", "lowercase": True, "unk": UNK,
-                        "bos": tok["bos"], "eos": tok["eos"]}
+    # tok: TOKENIZERS[name]
+    cfg["tokenizer"] = dict({"type": "word", "vocab": "vocab.txt", "lowercase": True, "unk": UNK},
+                            **tok)
     tensors = collections.OrderedDict((k, v.detach().numpy()) for k, v in model.state_dict().items())
     return attn_format.write_model(out, cfg, tensors, vocab)
 

@@ -121,6 +121,7 @@ typedef enum { ATTN_TOKENIZER_WORD, ATTN_TOKENIZER_LLAMA2C } attn_tokenizer_type
 
 #define ATTN_PATH_MAX 4096
 #define ATTN_TOKEN_MAX 256
+#define ATTN_SPECIAL_MAX 64 /* tokens listed in a word tokenizer's "special" */
 
 typedef struct attn_tokenizer_config {
     attn_tokenizer_type type;
@@ -132,6 +133,16 @@ typedef struct attn_tokenizer_config {
     bool has_bos, has_eos;    /* false when the key is null or absent */
     char bos[ATTN_TOKEN_MAX];
     char eos[ATTN_TOKEN_MAX];
+    /* Special tokens: every vocabulary entry written <...> (no '<', '>' or
+     * white space inside) and every token of special[] is matched whole in
+     * the text, wherever it occurs, exactly as written (not lowercased, not
+     * split at punctuation). Each of special[] must be in the vocabulary.
+     * All zero (the default): <...> entries match, no extra tokens. */
+    bool special_off;         /* "special_tokens": false: no token is special */
+    int n_special;            /* "special": [...], at most ATTN_SPECIAL_MAX */
+    char special[ATTN_SPECIAL_MAX][ATTN_TOKEN_MAX];
+    bool eos_not_added;       /* "add_eos": false: eos ends generation, but encoding
+                                 does not append it to the text */
 } attn_tokenizer_config;
 
 typedef struct attn_config {
@@ -238,9 +249,19 @@ ATTN_API attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn
 ATTN_API void attn_tokenizer_free(attn_tokenizer *tok);
 ATTN_API int attn_tokenizer_size(const attn_tokenizer *tok);   /* number of ids */
 /* Encodes len bytes of text (need not be NUL-terminated). *ids is malloc'd
- * ([*n] ids, BOS/EOS included as configured); the caller frees it with free(). */
+ * ([*n] ids, BOS/EOS included as configured); the caller frees it with free().
+ * Special tokens in the text (attn_tokenizer_config) are matched whole. */
 ATTN_API attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len,
                                    int **ids, size_t *n, attn_error *err);
+/* Flags of attn_tokenizer_encode_flags (or-ed). */
+enum {
+    ATTN_ENCODE_NO_SPECIAL = 1u << 0, /* no special token matching: "<mask>" is '<' "mask" '>' */
+};
+/* attn_tokenizer_encode with flags; an unknown flag bit is a usage error.
+ * The llama2c tokenizer matches no special tokens and ignores the flag. */
+ATTN_API attn_status attn_tokenizer_encode_flags(const attn_tokenizer *tok, const char *text,
+                                                 size_t len, unsigned flags, int **ids, size_t *n,
+                                                 attn_error *err);
 /* The token's text as stored (the label shown in maps); NULL for an id out of range. */
 ATTN_API const char *attn_tokenizer_piece(const attn_tokenizer *tok, int id);
 /* Text to print when `id` follows `prev` (-1 at the start) in generated

@@ -82,9 +82,13 @@ attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int
  * malloc'd. */
 attn_status cli_parse_ids(const char *s, int vocab_size, const char *what, int **ids, size_t *n,
                           attn_error *err);
+/* --no-special (run, generate, explain): text is encoded without matching
+ * special tokens (ATTN_ENCODE_NO_SPECIAL). */
+extern bool cli_no_special;
 /* Token ids of one input: parsed from `ids` ("N,N,...") when it is given,
- * else `text` encoded by tok. Refuses a model without a tokenizer for text
- * and an input with no tokens. `what` names the flag or line in messages. */
+ * else `text` encoded by tok (special tokens matched unless cli_no_special).
+ * Refuses a model without a tokenizer for text and an input with no tokens.
+ * `what` names the flag or line in messages. */
 attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
                           const char *ids, const char *what, int **out, size_t *n,
                           attn_error *err);

@@ -196,6 +196,8 @@ attn_status cli_parse_ids(const char *s, int vocab_size, const char *what, int *
     return ATTN_OK;
 }
 
+bool cli_no_special;
+
 attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
                           const char *ids, const char *what, int **out, size_t *n,
                           attn_error *err) {
@@ -205,7 +207,8 @@ attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, con
     if (!tok)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "%s: the model has no tokenizer; give token ids instead", what);
-    attn_status rc = attn_tokenizer_encode(tok, text, strlen(text), out, n, err);
+    attn_status rc = attn_tokenizer_encode_flags(
+        tok, text, strlen(text), cli_no_special ? ATTN_ENCODE_NO_SPECIAL : 0, out, n, err);
     if (rc) {
         attn_error_prefix(err, "%s", what);
         return rc;

@@ -29,6 +29,8 @@ static const char explain_usage[] =
     "  --embeddings FILE          input vectors instead of tokens: CSV (one row of\n"
     "                             d_model numbers per position) or .npy [T, d_model];\n"
     "                             '-' = standard input (.npy known by its magic bytes)\n"
+    "  --no-special               split special tokens (\"<mask>\") in --text and\n"
+    "                             --source like other text (see docs/model-format.md)\n"
     "Encoder input of an encoder-decoder model (one of):\n"
     "  --source STRING | --source-ids N,N,... | --source-embeddings FILE\n"
     "What to explain:\n"
@@ -89,6 +91,7 @@ static attn_status parse_flags(int argc, char **argv, ex_opts *o, bool *help, at
         {"width", .value = &o->width},
         {"digits", .value = &o->digits},
         {"full", .set = &o->full},
+        {"no-special", .set = &cli_no_special},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "explain", flags, help, err);

@@ -12,15 +12,16 @@
 #include <string.h>
 
 static const char generate_usage[] =
-    "Usage: attn generate --config PATH (--text STRING | --ids N,N,...) --steps N\n"
-    "                     [--maps FILE] [--tokens FILE] [--source STRING | --source-ids N,...]\n"
+    "Usage: attn generate --config PATH [--text STRING | --ids N,N,...] --steps N\n"
+    "                     [--source STRING | --source-ids N,...] [--maps FILE] [--tokens FILE]\n"
     "\n"
     "Continues the prompt greedily: at each step the most likely next token (the\n"
     "lowest id on ties) is appended and fed back, reusing the key/value cache. The\n"
     "generated text (not the prompt) is printed on standard output as it is made.\n"
-    "Generation stops after N tokens, at the tokenizer's end-of-sequence token (not\n"
-    "printed, not fed, not listed), or when the sequence reaches max_seq_len (with a\n"
-    "warning on standard error). Decoder and encoder-decoder models with an lm_head.\n"
+    "Generation stops after N tokens, at the tokenizer's end-of-sequence token (its\n"
+    "\"eos\", e.g. </s>; not printed, not fed, not listed), or when the sequence\n"
+    "reaches max_seq_len (with a warning on standard error). Decoder and\n"
+    "encoder-decoder models with an lm_head.\n"
     "\n"
     "  --config PATH         the model's config file, or a folder holding config.json,\n"
     "                        or '-' (standard input; its relative paths are then from\n"
@@ -28,9 +29,13 @@ static const char generate_usage[] =
     "  --text STRING         the prompt, tokenized by the model's tokenizer (a trailing\n"
     "                        end-of-sequence token that the tokenizer adds is dropped)\n"
     "  --ids N,N,...         the prompt as token ids\n"
+    "                        (a decoder needs one of the two; without them an\n"
+    "                        encoder-decoder starts from the tokenizer's bos alone)\n"
     "  --steps N             how many tokens to generate (0: run the prompt only)\n"
     "  --source STRING       encoder input of an encoder-decoder model (encoded once)\n"
     "  --source-ids N,N,...  the same as token ids\n"
+    "  --no-special          split special tokens (\"<mask>\", every <...> of the\n"
+    "                        vocabulary) in --text / --source like other text\n"
     "  --maps FILE           attention weights of the whole sequence as CSV, in the\n"
     "                        columns of 'attn run --maps' ('-' = standard output)\n"
     "  --tokens FILE         every position as CSV: pos,token_id,token (the prompt,\n"
@@ -117,6 +122,7 @@ static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, a
         {"maps", .value = &o->maps},
         {"tokens", .value = &o->tokens},
         {"raw-text", .set = &o->raw_text},
+        {"no-special", .set = &cli_no_special},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "generate", flags, help, err);
@@ -125,8 +131,6 @@ static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, a
 /* Refuses missing flags and flags that exclude each other; parses --steps. */
 static attn_status check_flags(gen_opts *o, attn_error *err) {
     if (!o->config) return cli_usage(err, "--config PATH is required");
-    if (!o->prompt.text && !o->prompt.ids)
-        return cli_usage(err, "give the prompt with --text or --ids");
     if (o->prompt.text && o->prompt.ids)
         return cli_usage(err, "--text and --ids exclude each other");
     if (o->source.text && o->source.ids)
@@ -160,19 +164,39 @@ static attn_status open_model(generator *g, const gen_opts *o, attn_error *err) 
     if (rc) return rc;
     g->cfg = attn_model_config(g->model);
     g->tok = attn_model_tokenizer(g->model);
+    if (!cli_input_flag(&o->prompt, false) && g->cfg->arch != ATTN_ARCH_ENCODER_DECODER)
+        return cli_usage(err, "give the prompt with --text or --ids");
     return cli_check_source(g->cfg, cli_input_flag(&o->source, true), "--source or --source-ids",
                             err);
 }
 
+/* The prompt of an encoder-decoder given none: the decoder's start token. */
+static attn_status start_prompt(generator *g, attn_error *err) {
+    const int bos = g->tok ? attn_tokenizer_bos(g->tok) : -1;
+    if (bos < 0 && !g->tok)
+        return cli_usage(err, "the model has no tokenizer, so no start token (bos) to begin "
+                              "decoding from: give the decoder's first tokens with --ids");
+    if (bos < 0)
+        return cli_usage(err, "the model's tokenizer has no start token (bos) to begin decoding "
+                              "from: give the decoder's first tokens with --text or --ids");
+    if (!(g->prompt = malloc(sizeof *g->prompt)))
+        return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    g->prompt[0] = bos;
+    g->prompt_n = 1;
+    return ATTN_OK;
+}
+
 /* The source (an encoder-decoder has one, see open_model) and the prompt's
  * ids; from text, a trailing end-of-sequence token that the tokenizer adds
- * is dropped: the text is to be continued, not ended. */
+ * is dropped: the text is to be continued, not ended. Without a prompt (an
+ * encoder-decoder, see open_model) the decoder starts from bos alone. */
 static attn_status load_inputs(generator *g, const gen_opts *o, attn_error *err) {
     attn_status rc;
     const char *src_flag = cli_input_flag(&o->source, true);
     if (src_flag && (rc = cli_input_load(&g->source, g->model, &o->source, src_flag, err)))
         return rc;
     const cli_input_args *p = &o->prompt;
+    if (!cli_input_flag(p, false)) return start_prompt(g, err);
     rc = cli_input_ids(g->cfg, g->tok, p->text, p->ids, cli_input_flag(p, false), &g->prompt,
                        &g->prompt_n, err);
     if (rc || p->ids) return rc;

@@ -25,6 +25,8 @@ static const char run_usage[] =
     "                        per position, or a .npy [T, d_model]; given to the first\n"
     "                        block as they are (labels: the positions); '-' =\n"
     "                        standard input (CSV, or .npy known by its magic bytes)\n"
+    "  --no-special          split special tokens of the text (\"<mask>\", every <...>\n"
+    "                        of the vocabulary) like other text, not as one token\n"
     "Encoder input of an encoder-decoder model:\n"
     "  --source STRING       source text\n"
     "  --source-ids N,N,...  source token ids\n"
@@ -33,9 +35,11 @@ static const char run_usage[] =
     "Outputs (neither: a readable view on standard output):\n"
     "  --maps FILE           attention weights as CSV ('-' = standard output)\n"
     "  --context FILE        final hidden states as CSV ('-' = standard output)\n"
-    "  --top-k K             the K most likely next tokens after each position (models\n"
-    "                        with an lm_head; K from 1 to vocab_size)\n"
-    "  --last                with --top-k: after the last position only\n"
+    "  --top-k K             the K most likely tokens of each position (models with\n"
+    "                        an lm_head; K from 1 to vocab_size): a decoder predicts\n"
+    "                        the next token after the position, an encoder the token\n"
+    "                        at it (a masked word: --text \"the <mask> rises\")\n"
+    "  --last                with --top-k: the last position only\n"
     "  --predictions FILE    with --top-k: the predictions as CSV ('-' = standard output);\n"
     "                        without it they are listed readably on standard output\n"
     "  --raw-text            write the token texts of the CSVs as they are (see below)\n"
@@ -56,8 +60,9 @@ static const char run_usage[] =
     "  (entries a causal mask sets to 0 are left out: a missing entry means 0)\n"
     "Context CSV columns: input,pos,token,d0,d1,...\n"
     "Predictions CSV columns: input,pos,rank,token_id,token,logit,prob\n"
-    "  (pos: the position the prediction follows; rank from 1; prob: softmax over the\n"
-    "  whole vocabulary; equal logits rank by the lower id)\n"
+    "  (pos: the position whose logits these are; a decoder's prediction follows it,\n"
+    "  an encoder's is of the token at it; rank from 1; prob: softmax over the whole\n"
+    "  vocabulary; equal logits rank by the lower id)\n"
     "Token texts in the CSVs: one record per line. Control bytes are written as\n"
     "  \\n \\t \\r or \\xNN, a backslash as \\\\, and bytes that are not valid UTF-8 as\n"
     "  \\xNN; a field with a comma, a quote or leading/trailing spaces is quoted\n"
@@ -125,6 +130,7 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"width", .value = &o->width},
         {"full", .set = &o->full},
         {"raw-text", .set = &o->raw_text},
+        {"no-special", .set = &cli_no_special},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "run", flags, help, err);

@@ -62,9 +62,12 @@ static const char *const top_keys[K_COUNT] = {
     "weights", "tokenizer", "embed_norm",
 };
 
-enum { T_TYPE, T_VOCAB, T_LOWERCASE, T_UNK, T_BOS, T_EOS, T_PATH, T_COUNT };
-static const char *const tok_keys[T_COUNT] = {"type", "vocab", "lowercase", "unk",
-                                              "bos",  "eos",   "path"};
+enum {
+    T_TYPE, T_VOCAB, T_LOWERCASE, T_UNK, T_BOS, T_EOS, T_PATH, T_SPECIAL, T_SPECIAL_TOKENS,
+    T_ADD_EOS, T_COUNT
+};
+static const char *const tok_keys[T_COUNT] = {"type", "vocab", "lowercase", "unk", "bos", "eos",
+                                              "path", "special", "special_tokens", "add_eos"};
 
 /* Parsing context: what messages are prefixed with, where paths resolve. */
 typedef struct ctx {
@@ -288,6 +291,34 @@ static int get_token(const ctx *c, const cJSON *v, const char *key, char out[ATT
 /* ------------------------------------------------------------------------ */
 /* Tokenizer                                                                  */
 
+/* "special": an array of distinct tokens (the tokenizer checks that they
+ * are in the vocabulary). */
+static int get_special(const ctx *c, const cJSON *v, attn_tokenizer_config *tc) {
+    if (!cJSON_IsArray(v))
+        return fail(c, "key \"tokenizer.special\": expected an array of tokens, got %s",
+                    attn_json_type(v, true));
+    tc->n_special = 0;
+    for (const cJSON *it = v->child; it; it = it->next) {
+        if (tc->n_special == ATTN_SPECIAL_MAX)
+            return fail(c, "key \"tokenizer.special\": more than %d tokens", ATTN_SPECIAL_MAX);
+        char key[64];
+        snprintf(key, sizeof key, "tokenizer.special[%d]", tc->n_special);
+        char *t = tc->special[tc->n_special];
+        int rc = get_token(c, it, key, t);
+        if (rc) return rc;
+        if (strpbrk(t, " \t\v\f"))
+            return fail(c, "key \"%s\": a token cannot contain white space (the vocabulary has "
+                           "none)",
+                        key);
+        for (int o = 0; o < tc->n_special; o++)
+            if (strcmp(tc->special[o], t) == 0)
+                return fail(c, "key \"%s\": \"%.100s\" is listed twice (also at [%d])", key, t,
+                            o);
+        tc->n_special++;
+    }
+    return ATTN_OK;
+}
+
 static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config *tc) {
     if (!cJSON_IsObject(obj))
         return fail(c, "key \"tokenizer\": expected an object, got %s", attn_json_type(obj, true));
@@ -303,17 +334,19 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
 
     /* keys of the other type */
     static const bool used_by[2][T_COUNT] = {
-        /* type vocab lowercase unk bos eos path */
-        {true, true, true, true, true, true, false}, /* word */
-        {true, false, false, false, false, false, true}, /* llama2c */
+        /* type vocab lowercase unk bos eos path special special_tokens add_eos */
+        {true, true, true, true, true, true, false, true, true, true},       /* word */
+        {true, false, false, false, false, false, true, false, false, false}, /* llama2c */
     };
     for (int i = 0; i < T_COUNT; i++) {
         if (k[i] && !used_by[type][i])
             return fail(c, "key \"tokenizer.%s\" does not belong to tokenizer type \"%s\" "
                            "(its keys: %s)",
                         tok_keys[i], tokenizer_type_names[type],
-                        type == ATTN_TOKENIZER_WORD ? "type, vocab, lowercase, unk, bos, eos"
-                                                    : "type, path");
+                        type == ATTN_TOKENIZER_WORD
+                            ? "type, vocab, lowercase, unk, bos, eos, add_eos, special, "
+                              "special_tokens"
+                            : "type, path");
     }
 
     if (tc->type == ATTN_TOKENIZER_LLAMA2C) {
@@ -336,7 +369,20 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
         if ((rc = get_token(c, k[T_EOS], "tokenizer.eos", tc->eos))) return rc;
         tc->has_eos = true;
     }
-    return ATTN_OK;
+    if (k[T_ADD_EOS]) {
+        bool add = true;
+        if ((rc = get_bool(c, k[T_ADD_EOS], "tokenizer.add_eos", &add))) return rc;
+        if (!tc->has_eos)
+            return fail(c, "key \"tokenizer.add_eos\" needs an end-of-sequence token "
+                           "(\"tokenizer.eos\" is null or absent)");
+        tc->eos_not_added = !add;
+    }
+    if (k[T_SPECIAL_TOKENS]) {
+        bool on = true;
+        if ((rc = get_bool(c, k[T_SPECIAL_TOKENS], "tokenizer.special_tokens", &on))) return rc;
+        tc->special_off = !on;
+    }
+    return k[T_SPECIAL] ? get_special(c, k[T_SPECIAL], tc) : ATTN_OK;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -217,8 +217,9 @@ static int bpe_merge(const bpe_impl *b, int *ids, size_t *n, attn_error *err) {
     return ATTN_OK;
 }
 
-static int bpe_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
-                      size_t *n, attn_error *err) {
+static int bpe_encode(const attn_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                      int **ids, size_t *n, attn_error *err) {
+    (void)flags; /* no special tokens: ATTN_ENCODE_NO_SPECIAL changes nothing */
     const bpe_impl *b = tok->impl;
     /* BOS + dummy prefix + at most one id per byte */
     size_t cap;

@@ -72,8 +72,8 @@ int attn_tokenizer_bos(const attn_tokenizer *tok) { return tok ? tok->bos : -1; 
 
 int attn_tokenizer_eos(const attn_tokenizer *tok) { return tok ? tok->eos : -1; }
 
-attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
-                          size_t *n, attn_error *err) {
+attn_status attn_tokenizer_encode_flags(const attn_tokenizer *tok, const char *text, size_t len,
+                                        unsigned flags, int **ids, size_t *n, attn_error *err) {
     if (ids) *ids = NULL;
     if (n) *n = 0;
     if (!tok || !ids || !n)
@@ -82,6 +82,9 @@ attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, s
     if (!text && len)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "attn_tokenizer_encode: text is NULL but len is %zu", len);
+    if (flags & ~(unsigned)ATTN_ENCODE_NO_SPECIAL)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_encode: unknown flags 0x%x",
+                              flags & ~(unsigned)ATTN_ENCODE_NO_SPECIAL);
     if (!text) text = "";
     /* the ids and the merge scratch grow with the text: bounded first */
     if (len > ATTN_TEXT_MAX)
@@ -89,7 +92,12 @@ attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, s
                               "text of %zu bytes is longer than the %zu-byte (1 MiB) limit of one "
                               "input",
                               len, ATTN_TEXT_MAX);
-    return tok->ops->encode(tok, text, len, ids, n, err);
+    return tok->ops->encode(tok, text, len, flags, ids, n, err);
+}
+
+attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
+                          size_t *n, attn_error *err) {
+    return attn_tokenizer_encode_flags(tok, text, len, 0, ids, n, err);
 }
 
 const char *attn_tokenizer_piece(const attn_tokenizer *tok, int id) {

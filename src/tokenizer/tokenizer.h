@@ -10,9 +10,10 @@
 /* What a tokenizer type implements. The front checks the arguments (NULL
  * pointers, id ranges) before calling these, so the back ends may trust them. */
 typedef struct attn_tokenizer_ops {
-    /* Encodes len bytes of text into a malloc'd array of ids (*ids, *n). */
-    int (*encode)(const attn_tokenizer *tok, const char *text, size_t len, int **ids, size_t *n,
-                  attn_error *err);
+    /* Encodes len bytes of text into a malloc'd array of ids (*ids, *n);
+     * flags: ATTN_ENCODE_* (checked by the front). */
+    int (*encode)(const attn_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                  int **ids, size_t *n, attn_error *err);
     /* Writes the text of `id` following `prev` into buf (cap >= 1), NUL-terminated
      * and truncated to cap-1; returns the length written. id is in range; prev
      * may be anything. */

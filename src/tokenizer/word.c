@@ -14,7 +14,17 @@
  *     (so UTF-8 words stay whole), control bytes and NUL. A word containing a
  *     NUL byte can never be in the vocabulary (refused there), so it maps to unk.
  * With lowercase, ASCII A-Z are lowered before lookup. Unknown words map to
- * unk; bos / eos, when configured, are added first / last.
+ * unk; bos / eos, when configured, are added first / last (eos not when the
+ * config says "add_eos": false).
+ *
+ * Special tokens (unless "special_tokens": false, or ATTN_ENCODE_NO_SPECIAL):
+ * every vocabulary entry written <...> (at least one byte inside, none of
+ * them '<', '>') and every token the config lists in "special" is matched
+ * whole, before the rules above, wherever it starts: also glued to a word
+ * ("the<mask>" is "the" "<mask>") or inside one (a listed "[MASK]" in
+ * "a[MASK]b" gives "a" "[MASK]" "b"). Matching is on the bytes as written
+ * (not lowercased); where several match at one position the longest wins.
+ * A <...> text that is no vocabulary entry ("<cat>") is split as usual.
  */
 #include "tokenizer/tokenizer.h"
 
@@ -35,7 +45,14 @@ typedef struct word_impl {
     size_t *piece_len;  /* [size] */
     word_entry *map;    /* stb_ds string hash map token -> id (keys not copied) */
     bool lowercase;
+    bool add_eos;       /* append eos (when there is one) */
     int unk;
+    /* special tokens; special false: none */
+    bool special;
+    size_t angle_max;   /* the longest <...> entry in bytes; 0: none */
+    int *listed;        /* [n_listed] ids of the config's "special" tokens, longest first */
+    int n_listed;
+    unsigned char first[32]; /* bit set: the first bytes of the listed tokens */
 } word_impl;
 
 static bool word_is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
@@ -43,6 +60,22 @@ static bool word_is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c 
 static bool word_is_punct(unsigned char c) {
     return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
            (c >= 0x7B && c <= 0x7E);
+}
+
+static bool word_is_angle_inner(unsigned char c) {
+    return c != '<' && c != '>' && c != 0 && !word_is_space(c);
+}
+
+/* Is the token t[len] written <...>? */
+static bool word_is_angle(const char *t, size_t len) {
+    if (len < 3 || t[0] != '<' || t[len - 1] != '>') return false;
+    for (size_t i = 1; i + 1 < len; i++)
+        if (!word_is_angle_inner((unsigned char)t[i])) return false;
+    return true;
+}
+
+static bool word_first_has(const word_impl *w, unsigned char c) {
+    return (w->first[c >> 3] >> (c & 7)) & 1;
 }
 
 /* Read-only lookup (stb_ds's shget writes a temporary into the map's header,
@@ -57,6 +90,7 @@ static int word_lookup(const word_impl *w, const char *key) {
 static void word_free_impl(word_impl *w) {
     if (!w) return;
     shfree(w->map);
+    free(w->listed);
     free(w->text);
     free(w->pieces);
     free(w->piece_len);
@@ -68,9 +102,45 @@ static void word_destroy(attn_tokenizer *tok) {
     tok->impl = NULL;
 }
 
-static int word_encode(const attn_tokenizer *tok, const char *text, size_t len, int **ids,
-                       size_t *n, attn_error *err) {
+/* The longest special token that starts at text[i] (i < len): its length,
+ * its id in *id; 0 when none does. key: angle_max + 1 bytes of scratch. */
+static size_t word_special_at(const word_impl *w, const char *text, size_t len, size_t i,
+                              char *key, int *id) {
+    size_t best = 0;
+    if (text[i] == '<' && w->angle_max) {
+        /* the one <...> that starts here, if the vocabulary has it */
+        size_t j = i + 1;
+        while (j < len && j - i < w->angle_max && word_is_angle_inner((unsigned char)text[j])) j++;
+        if (j < len && j - i < w->angle_max && text[j] == '>' && j > i + 1) {
+            size_t kl = j + 1 - i;
+            memcpy(key, text + i, kl);
+            key[kl] = '\0';
+            int found = word_lookup(w, key);
+            if (found >= 0) {
+                best = kl;
+                *id = found;
+            }
+        }
+    }
+    if (w->n_listed && word_first_has(w, (unsigned char)text[i])) {
+        for (int s = 0; s < w->n_listed; s++) {
+            const int t = w->listed[s];
+            const size_t tl = w->piece_len[t];
+            if (tl <= best) break; /* longest first: no longer one follows */
+            if (tl <= len - i && memcmp(text + i, w->pieces[t], tl) == 0) {
+                best = tl;
+                *id = t;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+static int word_encode(const attn_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                       int **ids, size_t *n, attn_error *err) {
     const word_impl *w = tok->impl;
+    const bool special = w->special && !(flags & ATTN_ENCODE_NO_SPECIAL);
     /* at most one id per byte, plus bos and eos */
     size_t cap;
     if (!attn_add_size(len, 2, &cap))
@@ -78,8 +148,10 @@ static int word_encode(const attn_tokenizer *tok, const char *text, size_t len, 
     int *out = attn_alloc_array(cap, sizeof *out, "token ids", err);
     if (!out) return ATTN_ERR_NOMEM;
     char *word = attn_alloc_array(len + 1, 1, "word buffer", err);
-    if (!word) {
+    char *key = special ? attn_alloc_array(w->angle_max + 1, 1, "word buffer", err) : NULL;
+    if (!word || (special && !key)) {
         free(out);
+        free(word);
         return ATTN_ERR_NOMEM;
     }
     size_t k = 0;
@@ -89,6 +161,13 @@ static int word_encode(const attn_tokenizer *tok, const char *text, size_t len, 
         unsigned char c = (unsigned char)text[i];
         if (word_is_space(c)) {
             i++;
+            continue;
+        }
+        int sid;
+        size_t sl = special ? word_special_at(w, text, len, i, key, &sid) : 0;
+        if (sl) {
+            out[k++] = sid;
+            i += sl;
             continue;
         }
         if (word_is_punct(c)) {
@@ -103,6 +182,8 @@ static int word_encode(const attn_tokenizer *tok, const char *text, size_t len, 
         while (j < len) {
             unsigned char d = (unsigned char)text[j];
             if (word_is_space(d) || word_is_punct(d)) break;
+            if (special && j > i && word_first_has(w, d) && word_special_at(w, text, len, j, key, &sid))
+                break; /* a listed special token starts inside the word */
             if (d == 0) has_nul = true;
             word[j - i] = (char)(w->lowercase && d >= 'A' && d <= 'Z' ? d - 'A' + 'a' : d);
             j++;
@@ -112,8 +193,9 @@ static int word_encode(const attn_tokenizer *tok, const char *text, size_t len, 
         out[k++] = id >= 0 ? id : w->unk;
         i = j;
     }
-    if (tok->eos >= 0) out[k++] = tok->eos;
+    if (tok->eos >= 0 && w->add_eos) out[k++] = tok->eos;
     free(word);
+    free(key);
     *ids = out;
     *n = k;
     return ATTN_OK;
@@ -140,6 +222,36 @@ static int word_special(const word_impl *w, const char *what, const char *token,
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: the %s token \"%.*s\" is not in the vocabulary", name, what,
                               (int)(tl < 200 ? tl : 200), token);
+    return ATTN_OK;
+}
+
+/* The config's "special" tokens, each of which must be in the vocabulary,
+ * into w->listed: the longest first (insertion sort: at most
+ * ATTN_SPECIAL_MAX), a token listed twice once. */
+static int word_listed(word_impl *w, const attn_tokenizer_config *tc, const char *name,
+                       attn_error *err) {
+    if (tc->n_special < 0 || tc->n_special > ATTN_SPECIAL_MAX)
+        return attn_error_set(err, ATTN_ERR_USAGE, "%s: %d special tokens, at most %d", name,
+                              tc->n_special, ATTN_SPECIAL_MAX);
+    if (tc->n_special == 0) return ATTN_OK;
+    w->listed = attn_alloc_array((size_t)tc->n_special, sizeof *w->listed, "special tokens", err);
+    if (!w->listed) return ATTN_ERR_NOMEM;
+    for (int s = 0; s < tc->n_special; s++) {
+        int id;
+        int rc = word_special(w, "special", tc->special[s], name, &id, err);
+        if (rc) return rc;
+        bool dup = false;
+        for (int o = 0; o < w->n_listed && !dup; o++) dup = w->listed[o] == id;
+        if (dup) continue;
+        int at = w->n_listed++;
+        while (at > 0 && w->piece_len[w->listed[at - 1]] < w->piece_len[id]) {
+            w->listed[at] = w->listed[at - 1];
+            at--;
+        }
+        w->listed[at] = id;
+        const unsigned char c = (unsigned char)w->pieces[id][0];
+        w->first[c >> 3] |= (unsigned char)(1u << (c & 7));
+    }
     return ATTN_OK;
 }
 
@@ -227,6 +339,7 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
         shput(w->map, t, (int)line);
         w->pieces[line] = t;
         w->piece_len[line] = tl;
+        if (tl > w->angle_max && word_is_angle(t, tl)) w->angle_max = tl;
         start = next;
     }
     tok->size = (int)lines;
@@ -234,7 +347,10 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
     rc = word_special(w, "unk", tc->unk, name, &w->unk, err);
     if (rc == ATTN_OK && tc->has_bos) rc = word_special(w, "bos", tc->bos, name, &tok->bos, err);
     if (rc == ATTN_OK && tc->has_eos) rc = word_special(w, "eos", tc->eos, name, &tok->eos, err);
+    if (rc == ATTN_OK) rc = word_listed(w, tc, name, err);
     if (rc != ATTN_OK) goto fail;
+    w->add_eos = !tc->eos_not_added;
+    w->special = !tc->special_off;
 
     tok->ops = &word_ops;
     tok->pieces = w->pieces;

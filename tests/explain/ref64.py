@@ -87,7 +87,7 @@ class Model:
         ids = [index.get(wd, index[tok["unk"]]) for wd in words]
         if tok.get("bos"):
             ids = [index[tok["bos"]]] + ids
-        if tok.get("eos"):
+        if tok.get("eos") and tok.get("add_eos", True):  # "add_eos": false: not appended
             ids = ids + [index[tok["eos"]]]
         return ids
 

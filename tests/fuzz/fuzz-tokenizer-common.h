@@ -1,6 +1,7 @@
 /* Shared body of the tokenizer harnesses: after a successful parse, encode a
- * few fixed texts and a slice of the input, decode every id produced, and
- * look at every piece. */
+ * few fixed texts and a slice of the input (with the encode flags given, and
+ * without special tokens), decode every id produced, and look at every
+ * piece. */
 #ifndef ATTN_FUZZ_TOKENIZER_COMMON_H
 #define ATTN_FUZZ_TOKENIZER_COMMON_H
 
@@ -9,11 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static inline void fuzz_encode_decode(const attn_tokenizer *tok, const char *text, size_t len) {
+static inline void fuzz_encode_decode(const attn_tokenizer *tok, const char *text, size_t len,
+                                      unsigned flags) {
     int *ids = NULL;
     size_t n = 0;
     attn_error err;
-    int rc = attn_tokenizer_encode(tok, text, len, &ids, &n, &err);
+    int rc = attn_tokenizer_encode_flags(tok, text, len, flags, &ids, &n, &err);
     if (rc != ATTN_OK) {
         fuzz_check_error(&err, rc);
         free(ids);
@@ -32,11 +34,13 @@ static inline void fuzz_encode_decode(const attn_tokenizer *tok, const char *tex
         if (w >= sizeof tiny || tiny[w] != '\0') __builtin_trap();
         prev = ids[i];
     }
+    /* at most one id per byte, plus bos and eos */
+    if (n > len + 2) __builtin_trap();
     free(ids);
 }
 
 static inline void fuzz_tokenizer(const attn_tokenizer_config *tc, const uint8_t *data,
-                                  size_t size) {
+                                  size_t size, unsigned flags) {
     attn_tokenizer *tok = NULL;
     attn_error err;
     int rc = attn_tokenizer_from_memory(&tok, tc, data, size, "fuzz-tokenizer", &err);
@@ -58,14 +62,22 @@ static inline void fuzz_tokenizer(const attn_tokenizer_config *tc, const uint8_t
     static const char *const texts[] = {
         "", " ", "hello world", "The Quick, brown fox!", "a  b\tc\r\nd",
         "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\x80\xbf\xff\xfe", "<unk> <s> </s>",
+        "the<mask> <<mask>> <mask", "[MASK]x[MASK][MASK", "<> <<>> <a<b> <=>", "<mask>.",
     };
-    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-        fuzz_encode_decode(tok, texts[i], strlen(texts[i]));
-    fuzz_encode_decode(tok, "a\0b", 3);
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        fuzz_encode_decode(tok, texts[i], strlen(texts[i]), flags);
+        fuzz_encode_decode(tok, texts[i], strlen(texts[i]), ATTN_ENCODE_NO_SPECIAL);
+    }
+    fuzz_encode_decode(tok, "a\0b", 3, flags);
+    fuzz_encode_decode(tok, "<a\0b>", 5, flags);
     /* a slice of the input as text */
     size_t from = size / 3, len = size - from;
     if (len > 512) len = 512;
-    fuzz_encode_decode(tok, (const char *)data + from, len);
+    fuzz_encode_decode(tok, (const char *)data + from, len, flags);
+    fuzz_encode_decode(tok, (const char *)data + from, len, flags ^ ATTN_ENCODE_NO_SPECIAL);
+    /* the whole input too: its own lines are the vocabulary, so every <...>
+     * entry and every listed token occurs in it */
+    fuzz_encode_decode(tok, (const char *)data, size, flags);
     attn_tokenizer_free(tok);
 }
 

@@ -9,6 +9,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&tc, 0, sizeof tc);
     tc.type = ATTN_TOKENIZER_LLAMA2C;
     strcpy(tc.path, "tokenizer.bin");
-    fuzz_tokenizer(&tc, data, size);
+    fuzz_tokenizer(&tc, data, size, 0);
     return 0;
 }

@@ -32,14 +32,17 @@ CHECK is any of: maps, causal, alignment, senses, accuracy, examples, vocabulary
              shipped files) is at least 3x the accuracy of always predicting
              the most frequent held-out word.
   examples   the example sentences of the documentation (EXAMPLES), run through
-             attn: tiny-translator's greedy translation (attn generate) is
-             exactly the one data/parallel.tsv gives (the lexicon's words in
-             Tiral order) followed by </s>; tiny-decoder's next word after
+             attn: tiny-translator's greedy translation (attn generate from
+             the decoder's start token <s>, no --text, --steps well above the
+             length) is exactly the one data/parallel.tsv gives (the lexicon's
+             words in Tiral order), and generation stops there, at </s>
+             (neither printed nor listed); tiny-decoder's next word after
              the sentence without its last word is one that the corpus has
              after those words, and its greedy continuation reaches "." using
              only word pairs of the corpus; tiny-encoder fills a <mask> at the
              last word and at every "bank" with a word that the grammar of
-             tools/corpus.py allows there, and of the 5 training sentences
+             tools/corpus.py allows there (the <mask> given as an id, and
+             written in --text), and of the 5 training sentences
              of data/senses.tsv whose "bank" context vectors are nearest (cosine)
              to the one of the example's "bank", most have its sense (the
              cosine to each sense's mean vector is printed too).
@@ -328,16 +331,20 @@ def test_examples(exe):
         for line in f:
             _, src, tgt, _ = line.rstrip("\n").split("\t")
             targets[src] = tgt
-    # the translator: exactly the reference translation, then </s>
+    # the translator: from <s> alone, exactly the reference translation, then it stops at
+    # </s> (not listed) although --steps allows far more
     for sent in EXAMPLES:
         ref = targets.get(sent)
         if ref is None:
             check(False, "tiny-translator: %r is not in data/parallel.tsv" % sent)
             continue
+        steps = len(ref.split()) + 10
         toks = generated_tokens(exe, ["--config", config("tiny-translator"), "--source", sent,
-                                      "--text", "", "--steps", str(len(ref.split()) + 1)])
+                                      "--steps", str(steps)])
         got = " ".join(toks[1:])
-        check(got == ref + " </s>", "tiny-translator: %r -> %r (reference %r)" % (sent, got, ref))
+        check(toks[:1] == ["<s>"] and got == ref,
+              "tiny-translator: %r -> %r (reference %r; from %r, %d of --steps %d generated)"
+              % (sent, got, ref, toks[:1], len(toks) - 1, steps))
     # the decoder: the next word and a greedy continuation the corpus supports
     pairs = set((a, b) for s in corpus for a, b in zip(s, s[1:]))
     for sent in EXAMPLES:
@@ -368,9 +375,17 @@ def test_examples(exe):
                                         ",".join(map(str, ids)), "--top-k", "1", "--predictions", "-"])
             rows = [r for r in csv.reader(io.StringIO(out))][1:]
             pred = [r[4] for r in rows if int(r[1]) == pos and r[2] == "1"][0]
+            masked = " ".join(words[:pos] + ["<mask>"] + words[pos + 1:])
             check(pred in allowed, "tiny-encoder: %s -> %r (the grammar allows %s)"
-                  % (" ".join(words[:pos] + ["<mask>"] + words[pos + 1:]), pred,
-                     ", ".join(sorted(allowed))))
+                  % (masked, pred, ", ".join(sorted(allowed))))
+            # the same with the <mask> written in the text: one token, the same prediction
+            out = attn_cmd(exe, "run", ["--config", config("tiny-encoder"), "--text", masked,
+                                        "--top-k", "1", "--predictions", "-"])
+            rows = [r for r in csv.reader(io.StringIO(out))][1:]
+            by_text = [(r[1], r[4]) for r in rows]
+            check(len(rows) == len(words) and by_text[pos] == (str(pos), pred),
+                  "tiny-encoder: --text %r: %d positions, at %d %r (with --ids: %r)"
+                  % (masked, len(rows), pos, by_text[pos][1] if pos < len(rows) else None, pred))
     # the encoder: the sense of "bank"
     rows = []
     with open(os.path.join(DATA, "senses.tsv")) as f:
@@ -424,9 +439,10 @@ def test_vocabulary(exe):
             if not m:
                 continue
             vocab = set(read_vocab(m.group(1)))
+            special = forward64.special_tokens(vocab)
             for flag, value in re.findall(r'--(text|source) "([^"]*)"', line):
                 seen += 1
-                unknown = [w for w in forward64.split_words(value) if w not in vocab]
+                unknown = [w for w in forward64.split_words(value, special=special) if w not in vocab]
                 check(not unknown, "%s: %s --%s %r: %s" % (
                     os.path.relpath(path, ROOT), m.group(1), flag, value,
                     "unknown words: " + ", ".join(unknown) if unknown else "every word known"))

@@ -305,14 +305,15 @@ class Model:
 
     def encode_words(self, text):
         """The word tokenizer: whitespace-separated words (lowercased when
-        configured), unknown words mapped to unk, plus bos/eos when set."""
+        configured), unknown words mapped to unk, plus bos/eos when set (eos
+        not with "add_eos": false)."""
         tok = self.cfg["tokenizer"]
         index = {w: i for i, w in enumerate(self.vocab)}
         words = text.lower().split() if tok.get("lowercase") else text.split()
         ids = [index[w] if w in index else index[tok["unk"]] for w in words]
         if tok.get("bos"):
             ids.insert(0, index[tok["bos"]])
-        if tok.get("eos"):
+        if tok.get("eos") and tok.get("add_eos", True):
             ids.append(index[tok["eos"]])
         return ids
 
