@@ -198,7 +198,7 @@ def renumber_csv(data, index):
     return lines[0], b"".join(b"%d,%s\n" % (index, r[2:]) for r in rows)
 
 
-VIEW_INPUT = re.compile(rb"(?m)^(input |next-token predictions for input )0\b")
+VIEW_INPUT = re.compile(rb"(?m)^(input |(?:next-)?token predictions for input )0\b")
 
 
 def renumber_view(data, index):
