@@ -306,6 +306,16 @@ static attn_status model_from_parts_wrong_shape(attn_error *err) {
     return rc;
 }
 
+/* A parsed config whose weights file does not exist. */
+static attn_status model_open_config_missing(attn_error *err) {
+    attn_config cfg = *attn_model_config(model);
+    path_in(cfg.weights, sizeof cfg.weights, "no-such.safetensors");
+    attn_model *m = (attn_model *)&rng;
+    attn_status rc = attn_model_open_config(&m, &cfg, "parsed", err);
+    ck_assert_ptr_null(m);
+    return rc;
+}
+
 /* A whole model folder with a tensor missing, through attn_model_open. */
 static attn_status model_open_missing_tensor(attn_error *err) {
     char dir[512], path[600];
@@ -478,6 +488,21 @@ static attn_status embeddings_bad_csv(attn_error *err) {
     return rc;
 }
 
+/* 11 bytes against a limit of 10. */
+static attn_status read_stream_over_limit(attn_error *err) {
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    fputs("0123456789a", f);
+    rewind(f);
+    char *buf = (char *)&rng;
+    size_t len = 99;
+    attn_status rc = attn_read_stream(f, 10, "eleven", "a test", &buf, &len, err);
+    fclose(f);
+    ck_assert_ptr_null(buf);
+    ck_assert_uint_eq(len, 0);
+    return rc;
+}
+
 static attn_status embeddings_load_missing(attn_error *err) {
     char path[512];
     path_in(path, sizeof path, "no-such.csv");
@@ -589,6 +614,7 @@ static const struct refusal {
     {"attn_tokenizer_encode: NULL text of length 3", tokenizer_encode_null_text, ATTN_ERR_USAGE},
     {"attn_model_open: no such file", model_open_missing, ATTN_ERR_IO},
     {"attn_model_open: a tensor missing", model_open_missing_tensor, ATTN_ERR_FORMAT},
+    {"attn_model_open_config: no such weights file", model_open_config_missing, ATTN_ERR_IO},
     {"attn_model_from_parts: a tensor missing", model_from_parts_missing_tensor, ATTN_ERR_FORMAT},
     {"attn_model_from_parts: a tensor of the wrong shape", model_from_parts_wrong_shape,
      ATTN_ERR_FORMAT},
@@ -608,6 +634,7 @@ static const struct refusal {
     {"attn_import_llama2c: no such checkpoint", import_missing_checkpoint, ATTN_ERR_IO},
     {"attn_embeddings_parse: a field that is not a number", embeddings_bad_csv, ATTN_ERR_FORMAT},
     {"attn_embeddings_load: no such file", embeddings_load_missing, ATTN_ERR_IO},
+    {"attn_read_stream: more than its limit", read_stream_over_limit, ATTN_ERR_FORMAT},
     {"attn_outfile_open: no such folder", outfile_open_no_folder, ATTN_ERR_IO},
     {"attn_csv_*_emit, attn_outfile_commit: every write failed", outfile_commit_failed_writes,
      ATTN_ERR_IO},

@@ -283,6 +283,12 @@ typedef struct attn_model attn_model;
  * infinity is ATTN_ERR_FORMAT naming the tensor and the element) and that no
  * tensor is unexplained. */
 ATTN_API attn_status attn_model_open(attn_model **out, const char *config_path, attn_error *err);
+/* attn_model_open of a config already parsed (attn_config_parse, e.g. of a
+ * config read from a stream): opens the weights and the tokenizer cfg names,
+ * refusing first a weights file too small for the sizes cfg implies. `name`
+ * names the config in messages. */
+ATTN_API attn_status attn_model_open_config(attn_model **out, const attn_config *cfg,
+                                            const char *name, attn_error *err);
 /* Builds a model from parts (with the checks of attn_model_open); takes
  * ownership of st and tok (tok may be NULL) also on failure. */
 ATTN_API attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn_safetensors *st,

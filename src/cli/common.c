@@ -281,15 +281,7 @@ static attn_status model_open_stream(attn_model **out, const char *path, attn_er
     attn_config cfg;
     rc = attn_config_parse(&cfg, buf, len, name, ".", err);
     free(buf);
-    if (rc) return rc;
-    attn_safetensors *st = NULL;
-    attn_tokenizer *tok = NULL;
-    if ((rc = attn_safetensors_open(&st, cfg.weights, err))) return rc;
-    if (cfg.has_tokenizer && (rc = attn_tokenizer_open(&tok, &cfg.tokenizer, err))) {
-        attn_safetensors_close(st);
-        return rc;
-    }
-    return attn_model_from_parts(out, &cfg, st, tok, err);
+    return rc ? rc : attn_model_open_config(out, &cfg, name, err);
 }
 
 /* Opens the model of `config`: a config file, a model folder holding

@@ -265,26 +265,35 @@ attn_status attn_model_from_parts(attn_model **out, const attn_config *cfg, attn
     return ATTN_OK;
 }
 
+attn_status attn_model_open_config(attn_model **out, const attn_config *cfg, const char *name,
+                                   attn_error *err) {
+    if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_model_open_config: out is NULL");
+    *out = NULL;
+    if (!cfg) return attn_error_set(err, ATTN_ERR_USAGE, "attn_model_open_config: cfg is NULL");
+    /* sizes that multiply past what the weights file holds are refused
+     * before the file is read and anything is allocated for them */
+    struct stat sb;
+    int rc;
+    if (stat(cfg->weights, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (rc = attn_config_check_weights_size(cfg, name, (uint64_t)sb.st_size, err)))
+        return rc;
+    attn_safetensors *st = NULL;
+    if ((rc = attn_safetensors_open(&st, cfg->weights, err))) return rc;
+    attn_tokenizer *tok = NULL;
+    if (cfg->has_tokenizer && (rc = attn_tokenizer_open(&tok, &cfg->tokenizer, err))) {
+        attn_safetensors_close(st);
+        return rc;
+    }
+    return attn_model_from_parts(out, cfg, st, tok, err);
+}
+
 attn_status attn_model_open(attn_model **out, const char *config_path, attn_error *err) {
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_model_open: out is NULL");
     *out = NULL;
     attn_config cfg;
     int rc = attn_config_load(&cfg, config_path, err);
     if (rc) return rc;
-    /* sizes that multiply past what the weights file holds are refused
-     * before the file is read and anything is allocated for them */
-    struct stat sb;
-    if (stat(cfg.weights, &sb) == 0 && S_ISREG(sb.st_mode) &&
-        (rc = attn_config_check_weights_size(&cfg, config_path, (uint64_t)sb.st_size, err)))
-        return rc;
-    attn_safetensors *st = NULL;
-    if ((rc = attn_safetensors_open(&st, cfg.weights, err))) return rc;
-    attn_tokenizer *tok = NULL;
-    if (cfg.has_tokenizer && (rc = attn_tokenizer_open(&tok, &cfg.tokenizer, err))) {
-        attn_safetensors_close(st);
-        return rc;
-    }
-    return attn_model_from_parts(out, &cfg, st, tok, err);
+    return attn_model_open_config(out, &cfg, config_path, err);
 }
 
 void attn_model_close(attn_model *m) {

@@ -30,23 +30,26 @@ def check(name, ok, detail=""):
         failures.append(name)
 
 
-def run_measured(args, cwd):
+def run_measured(args, cwd, stdin_path=None):
     """Runs attn in a child Python whose only child it is, so that
-    RUSAGE_CHILDREN's ru_maxrss there is attn's own peak (KiB)."""
+    RUSAGE_CHILDREN's ru_maxrss there is attn's own peak (KiB); its standard
+    input is the file stdin_path, or none."""
     prog = ("import resource, subprocess, sys\n"
-            "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+            "src = open(sys.argv[1], 'rb') if sys.argv[1] else subprocess.DEVNULL\n"
+            "r = subprocess.run(sys.argv[2:], stdin=src, stdout=subprocess.DEVNULL,\n"
+            "                   stderr=subprocess.PIPE)\n"
             "sys.stdout.write('%d %d\\n' % (r.returncode, "
             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
             "sys.stdout.write(r.stderr.decode('utf-8', 'replace'))\n")
-    out = subprocess.run([sys.executable, "-c", prog, ATTN] + args, cwd=cwd,
+    out = subprocess.run([sys.executable, "-c", prog, stdin_path or "", ATTN] + args, cwd=cwd,
                          capture_output=True, text=True, timeout=300).stdout
     head, _, err = out.partition("\n")
     rc, rss = (int(x) for x in head.split())
     return rc, rss, err
 
 
-def expect_refused(name, args, cwd, message, rss=False):
-    rc, peak, err = run_measured(args, cwd)
+def expect_refused(name, args, cwd, message, rss=False, stdin_path=None):
+    rc, peak, err = run_measured(args, cwd, stdin_path)
     check(name + ": exit 1", rc == 1, "exit %d: %s" % (rc, err))
     check(name + ": one line", err.count("\n") == 1 and err.startswith("attn: "), repr(err))
     check(name + ": names the limit", message in err, "%r not in %r" % (message, err))
@@ -99,10 +102,14 @@ def main():
         # 2048 + biases 8192 + 2048; 64 blocks; the final layernorm
         block = 2 * 4096 + 4 * 2048 * 2048 + 4 * 2048 + 2 * 8192 * 2048 + 8192 + 2048
         n = (1 << 31) + 4096 * 2048 + 64 * block + 4096
+        tail = ("the config implies %d weights, at least %d bytes even as F16, but the weights "
+                "file %s has only 1048576 bytes" % (n, 2 * n, weights))
         expect_refused("weights the file cannot hold", ["run", "--config", path, "--ids", "1"], d,
-                       "config.json: the config implies %d weights, at least %d bytes even as "
-                       "F16, but the weights file %s has only 1048576 bytes" % (n, 2 * n, weights),
-                       rss=True)
+                       "config.json: " + tail, rss=True)
+        # the same config read from standard input (--config -)
+        expect_refused("weights the file cannot hold, config on standard input",
+                       ["run", "--config", "-", "--ids", "1"], d, "standard input: " + tail,
+                       rss=True, stdin_path=path)
 
     # 4. a safetensors header over 100 MB (claimed by a 1 MB file)
     with tempfile.TemporaryDirectory() as d:
