@@ -6,6 +6,7 @@ Each case runs attn in a fresh temporary folder and checks its exit status,
 its message and the files it leaves. Devices are stand-ins made with mknod in
 that folder (never the real /dev/null); the mknod cases skip when not root.
 """
+import json
 import os
 import shutil
 import signal
@@ -248,7 +249,6 @@ def main():
     # 11. a UTF-8 byte order mark at the start of a config, a vocabulary or an
     #     embeddings CSV is skipped: the same run as without it
     with tempfile.TemporaryDirectory() as d:
-        import json
         src = os.path.dirname(CFG)
         for f in os.listdir(src):
             shutil.copy(os.path.join(src, f), d)
@@ -339,11 +339,23 @@ def main():
                              capture_output=True).stdout
         p = subprocess.Popen([ATTN, "run", "--config", cfg, "--maps", "m.csv", "--context",
                               "c.csv"], cwd=d, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(500):  # the outputs are opened once the model is loaded
-            if leftovers(d):
+        # the model is loaded once attn has read its config, weights and
+        # vocabulary (the outputs are opened before, so they tell nothing):
+        # /proc/PID/io's rchar counts the bytes its read calls returned
+        weights = os.path.join(model, "model.safetensors")
+        with open(cfg) as f:
+            vocab = json.load(f)["tokenizer"]["vocab"]
+        model_bytes = sum(os.path.getsize(os.path.join(model, f))
+                          for f in ("config.json", "model.safetensors", vocab))
+        for _ in range(3000):
+            try:
+                with open("/proc/%d/io" % p.pid) as f:
+                    io = dict(l.split(": ") for l in f.read().splitlines())
+            except OSError:
+                break
+            if int(io["rchar"]) >= model_bytes or p.poll() is not None:
                 break
             time.sleep(0.01)
-        weights = os.path.join(model, "model.safetensors")
         os.truncate(weights, 0)
         with open(weights, "wb") as f:
             f.write(os.urandom(100))
@@ -362,7 +374,6 @@ def main():
     # 14. a NaN or an infinity in the weights, in a checkpoint, or in an
     #     embeddings file is refused with one line naming where it is
     with tempfile.TemporaryDirectory() as d:
-        import json
         model = os.path.join(d, "model")
         shutil.copytree(os.path.dirname(CFG), model)
         cfg = os.path.join(model, "config.json")
