@@ -372,9 +372,10 @@ int cmd_generate(int argc, char **argv) {
     if (help) return cli_help(generate_usage);
     generator g = {0};
     int status = EXIT_OK;
-    if (check_flags(&o, &err) || open_files(&g, &o, &err) || open_model(&g, &o, &err) || load_inputs(&g, &o, &err) ||
-        generator_init(&g, &err) || attn_session_new(&g.sess, g.model, &err) ||
-        open_outputs(&g, &o, &err) || generate(&g, o.n_steps, &err) || close_outputs(&g, &err))
+    if (check_flags(&o, &err) || open_files(&g, &o, &err) || open_model(&g, &o, &err) ||
+        load_inputs(&g, &o, &err) || generator_init(&g, &err) ||
+        attn_session_new(&g.sess, g.model, &err) || open_outputs(&g, &o, &err) ||
+        generate(&g, o.n_steps, &err) || close_outputs(&g, &err))
         status = cli_lib_error(&err);
     generator_free(&g);
     return status;

@@ -167,20 +167,6 @@ static int collect_keys(const ctx *c, const cJSON *obj, const char *prefix,
 /* ------------------------------------------------------------------------ */
 /* Typed getters: each names the key on failure.                             */
 
-/* The cap of integer key `key` (model/limits.h). */
-static int key_max(const char *key) {
-    static const struct { const char *key; int max; } caps[] = {
-        {"vocab_size", ATTN_VOCAB_MAX},   {"d_model", ATTN_D_MODEL_MAX},
-        {"n_heads", ATTN_HEADS_MAX},      {"n_kv_heads", ATTN_HEADS_MAX},
-        {"head_dim", ATTN_HEAD_DIM_MAX},  {"d_ff", ATTN_D_FF_MAX},
-        {"max_seq_len", ATTN_SEQ_MAX},    {"n_layers", ATTN_LAYERS_MAX},
-        {"n_encoder_layers", ATTN_LAYERS_MAX},
-    };
-    for (size_t i = 0; i < COUNT(caps); i++)
-        if (strcmp(key, caps[i].key) == 0) return caps[i].max;
-    return ATTN_CONFIG_INT_MAX;
-}
-
 static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!cJSON_IsNumber(v))
         return fail(c, "key \"%s\": expected a positive integer, got %s", key,
@@ -191,7 +177,7 @@ static int get_int(const ctx *c, const cJSON *v, const char *key, int *out) {
     if (!isfinite(x) || x != floor(x))
         return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
     if (x < 1) return fail(c, "key \"%s\": expected a positive integer, got %s", key, num);
-    const int max = key_max(key);
+    const int max = attn_config_key_max(key);
     if (x > max)
         return fail(c, "key \"%s\": %s is more than the limit of %d for %s", key, num, max, key);
     *out = (int)x;

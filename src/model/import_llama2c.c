@@ -101,20 +101,20 @@ static int l2c_read_fields(attn_llama2c_header *h, const unsigned char *p, size_
  * tensor under the config's element cap; fills h's sizes. */
 static int l2c_check_fields(attn_llama2c_header *h, const int32_t f[7], const char *name,
                             attn_error *err) {
-    /* field_names order: d_model, d_ff, n_layers, n_heads, n_kv_heads, vocab_size, max_seq_len */
-    static const int32_t key_caps[7] = {ATTN_D_MODEL_MAX, ATTN_D_FF_MAX,  ATTN_LAYERS_MAX,
-                                        ATTN_HEADS_MAX,   ATTN_HEADS_MAX, ATTN_VOCAB_MAX,
-                                        ATTN_SEQ_MAX};
+    /* the config key each field becomes, in field_names order */
+    static const char *const keys[7] = {"d_model",    "d_ff",       "n_layers",   "n_heads",
+                                        "n_kv_heads", "vocab_size", "max_seq_len"};
     for (int i = 0; i < 7; i++) {
+        const int cap = attn_config_key_max(keys[i]);
         if (f[i] <= 0)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d, expected a positive number", name,
                                   field_names[i], (int)f[i]);
-        if (f[i] > key_caps[i])
+        if (f[i] > cap)
             return attn_error_set(err, ATTN_ERR_FORMAT,
                                   "%s: header field %s = %d is too large (at most %d, the limit "
                                   "of the config key it becomes)",
-                                  name, field_names[i], (int)f[i], (int)key_caps[i]);
+                                  name, field_names[i], (int)f[i], cap);
     }
     h->dim = f[0];
     h->hidden_dim = f[1];

@@ -1,9 +1,21 @@
-/* The size limits of model/limits.h that take code: the weights a config
- * implies against its weights file. */
+/* The size limits of model/limits.h that take code: the cap of each
+ * integer key, and the weights a config implies against its weights file. */
 #include "model/limits.h"
 
-#include <stdio.h>
-#include <sys/stat.h>
+#include <string.h>
+
+int attn_config_key_max(const char *key) {
+    static const struct { const char *key; int max; } caps[] = {
+        {"vocab_size", ATTN_VOCAB_MAX},   {"d_model", ATTN_D_MODEL_MAX},
+        {"n_heads", ATTN_HEADS_MAX},      {"n_kv_heads", ATTN_HEADS_MAX},
+        {"head_dim", ATTN_HEAD_DIM_MAX},  {"d_ff", ATTN_D_FF_MAX},
+        {"max_seq_len", ATTN_SEQ_MAX},    {"n_layers", ATTN_LAYERS_MAX},
+        {"n_encoder_layers", ATTN_LAYERS_MAX},
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
+        if (strcmp(key, caps[i].key) == 0) return caps[i].max;
+    return ATTN_CONFIG_INT_MAX;
+}
 
 /* Elements of one stack's tensors: `n` blocks (with cross-attention when
  * `cross`), its embed and final norms. */
@@ -46,4 +58,3 @@ attn_status attn_config_check_weights_size(const attn_config *cfg, const char *n
                           (unsigned long long)need, cfg->weights,
                           (unsigned long long)file_bytes);
 }
-

@@ -19,7 +19,7 @@
 /* ---- config.json ---- */
 /* ATTN_CONFIG_FILE_MAX (attn.h): bytes of a config file (1 MiB) */
 #define ATTN_CONFIG_INT_MAX (1 << 24)          /* cap of an integer a config could ever hold */
-/* Per key (config.c, key_max): every integer key has its own cap. */
+/* Per key (attn_config_key_max): every integer key has its own cap. */
 #define ATTN_VOCAB_MAX (1 << 20)    /* vocab_size; also the ids of a tokenizer file */
 #define ATTN_D_MODEL_MAX (1 << 16)  /* d_model */
 #define ATTN_HEADS_MAX (1 << 12)    /* n_heads, n_kv_heads */
@@ -58,6 +58,10 @@ static inline attn_status attn_check_elems(attn_error *err, const char *name, co
     if (out) *out = p;
     return ATTN_OK;
 }
+
+/* The cap of the integer config key `key` ("d_model": ATTN_D_MODEL_MAX);
+ * ATTN_CONFIG_INT_MAX for a key without one of its own. */
+int attn_config_key_max(const char *key);
 
 /* The number of weights (elements of all tensors) the config implies: the
  * tensors of "Tensor names" in docs/model-format.md. At most about 2^47

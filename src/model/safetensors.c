@@ -26,8 +26,6 @@
 #include <string.h>
 
 #define ST_LEN_BYTES 8
-#define ST_HEADER_MAX ATTN_ST_HEADER_MAX /* bytes of JSON header */
-#define ST_INT_MAX ATTN_ST_INT_MAX       /* largest exact JSON integer */
 #define ST_METADATA "__metadata__"
 
 struct attn_safetensors {
@@ -66,7 +64,7 @@ static float st_bf16_to_f32(uint16_t h) { return attn_f32_from_bits((uint32_t)h 
 static bool st_json_uint(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return false;
     double d = v->valuedouble;
-    if (!(d >= 0.0 && d <= (double)ST_INT_MAX)) return false; /* also NaN */
+    if (!(d >= 0.0 && d <= (double)ATTN_ST_INT_MAX)) return false; /* also NaN */
     uint64_t u = (uint64_t)d;
     if ((double)u != d) return false;
     *out = u;
@@ -166,7 +164,7 @@ static bool st_scan_header(const char *s, size_t len, size_t *member, size_t *at
                 if (s[k] < '0' || s[k] > '9') ok = false;
                 else v = v * 10 + (uint64_t)(s[k] - '0');
             }
-            if (!ok || v > ST_INT_MAX) {
+            if (!ok || v > ATTN_ST_INT_MAX) {
                 *member = m;
                 *at = i;
                 *lit_len = j - i;
@@ -424,10 +422,10 @@ static int st_header_length(const attn_safetensors *st, const unsigned char *buf
                               "%s: file is %zu bytes, shorter than the 8-byte header length", sn,
                               len);
     uint64_t hlen = attn_le64(buf);
-    if (hlen > ST_HEADER_MAX)
+    if (hlen > ATTN_ST_HEADER_MAX)
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: header of %llu bytes is more than the %llu-byte (100 MB) limit",
-                              sn, (unsigned long long)hlen, (unsigned long long)ST_HEADER_MAX);
+                              sn, (unsigned long long)hlen, (unsigned long long)ATTN_ST_HEADER_MAX);
     if (hlen > (uint64_t)(len - ST_LEN_BYTES))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: header length %llu exceeds the file size (%zu bytes, %zu after "
@@ -758,7 +756,7 @@ static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_
                                   s->ndim, ATTN_MAX_DIMS);
         size_t numel = 1;
         for (int d = 0; d < s->ndim; d++) {
-            if (s->shape[d] < 0 || (uint64_t)s->shape[d] > ST_INT_MAX)
+            if (s->shape[d] < 0 || (uint64_t)s->shape[d] > ATTN_ST_INT_MAX)
                 return attn_error_set(err, ATTN_ERR_USAGE,
                                       "%s: tensor '%s': shape[%d] = %lld outside 0..2^53", path,
                                       s->name, d, (long long)s->shape[d]);
@@ -768,7 +766,7 @@ static int st_check_specs(const char *path, const attn_tensor_spec *specs, size_
                                       "%s: tensor '%s': shape product overflows", path, s->name);
         }
         if (!attn_mul_size(numel, sizeof(float), &bytes[i]) ||
-            __builtin_add_overflow(total, (uint64_t)bytes[i], &total) || total > ST_INT_MAX)
+            __builtin_add_overflow(total, (uint64_t)bytes[i], &total) || total > ATTN_ST_INT_MAX)
             return attn_error_set(err, ATTN_ERR_USAGE,
                                   "%s: tensor '%s': data size overflows", path, s->name);
         if (numel > 0 && !s->data)
@@ -826,7 +824,7 @@ static int st_build_header(const char *path, const attn_tensor_spec *specs, size
     root = NULL;
     if (!json) goto oom;
     size_t jl = strlen(json), padded;
-    if (!attn_add_size(jl, 7, &padded) || (padded &= ~(size_t)7) > ST_HEADER_MAX) {
+    if (!attn_add_size(jl, 7, &padded) || (padded &= ~(size_t)7) > ATTN_ST_HEADER_MAX) {
         free(json);
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "%s: header of %zu bytes exceeds the 100 MB limit", path, jl);
