@@ -77,6 +77,9 @@ attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *
                                  char **source, char **target, attn_error *err);
 attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int *out,
                           attn_error *err);
+/* --width N of run and explain: 0 (no limit) or OUT_WIDTH_MIN..OUT_WIDTH_MAX
+ * (view.h) into *cols; else ATTN_ERR_USAGE naming the flag, *cols unchanged. */
+attn_status cli_parse_width(const char *s, int *cols, attn_error *err);
 /* Parses "N,N,..." (spaces allowed around numbers). Each id must lie in
  * [0, vocab_size). `what` names the flag or line in messages. *ids is
  * malloc'd. */

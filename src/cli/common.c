@@ -1,6 +1,7 @@
 /* What the commands share: errors, flags, numbers and id lists, the model,
  * inputs, and output held back for standard output. */
 #include "cli.h"
+#include "view.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -137,6 +138,15 @@ attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int
         return cli_usage(err, "%s: expected an integer from %d to %d, got '%s'", flag, min, max,
                          s);
     *out = (int)v;
+    return ATTN_OK;
+}
+
+attn_status cli_parse_width(const char *s, int *cols, attn_error *err) {
+    int v = 0;
+    if (cli_parse_int(s, "--width", 0, OUT_WIDTH_MAX, &v, NULL) || (v > 0 && v < OUT_WIDTH_MIN))
+        return cli_usage(err, "--width: expected 0 (no limit) or a width from %d to %d, got '%s'",
+                         OUT_WIDTH_MIN, OUT_WIDTH_MAX, s);
+    *cols = v;
     return ATTN_OK;
 }
 

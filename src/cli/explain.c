@@ -118,7 +118,7 @@ static attn_status check_flags(ex_opts *o, attn_error *err) {
     o->cols = -1;
     o->decimals = 3;
     attn_status rc = ATTN_OK;
-    if (o->width) rc = out_width_parse(o->width, &o->cols, err);
+    if (o->width) rc = cli_parse_width(o->width, &o->cols, err);
     if (!rc && o->digits) rc = cli_parse_int(o->digits, "--digits", 0, 9, &o->decimals, err);
     const char *const stdin_flags[] = {"--config", "--embeddings", "--source-embeddings"};
     const char *const stdin_paths[] = {o->config, o->input.emb, o->source.emb};

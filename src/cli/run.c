@@ -156,7 +156,7 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     if (o->color_mode < 0)
         return cli_usage(err, "--color: expected auto, always or never, got '%s'", o->color);
     o->cols = -1;
-    attn_status rc = o->width ? out_width_parse(o->width, &o->cols, err) : ATTN_OK;
+    attn_status rc = o->width ? cli_parse_width(o->width, &o->cols, err) : ATTN_OK;
     if (rc) return rc;
     if (cli_same_file(o->maps, o->context))
         return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);

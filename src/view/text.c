@@ -1,10 +1,8 @@
 /* Text helpers shared by the terminal views (maps, explain, predictions):
- * widths in characters (UTF-8 code points), padding, labels made safe to
- * print, and the --width flag of run and explain. */
+ * widths in characters (UTF-8 code points), padding, and labels made safe
+ * to print. */
 #include "view.h"
 
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 int text_width(const char *s) {
@@ -64,17 +62,4 @@ void text_put_stripped(FILE *f, const char *buf, size_t len) {
         if (nl) putc('\n', f);
         i = e + 1;
     }
-}
-
-attn_status out_width_parse(const char *s, int *cols, attn_error *err) {
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < 0 || (v > 0 && v < OUT_WIDTH_MIN) ||
-        v > OUT_WIDTH_MAX)
-        return attn_error_set(err, ATTN_ERR_USAGE,
-                              "--width: expected 0 (no limit) or a width from %d to %d, got '%s'",
-                              OUT_WIDTH_MIN, OUT_WIDTH_MAX, s);
-    *cols = (int)v;
-    return ATTN_OK;
 }

@@ -48,10 +48,6 @@ void view_input_header(const view_opts *o);
 #define OUT_WIDTH_MIN 20
 #define OUT_WIDTH_MAX 100000
 int out_term_width(FILE *f);
-/* --width N of run and explain (text.c): 0 (no limit) or
- * OUT_WIDTH_MIN..OUT_WIDTH_MAX into *cols; else ATTN_ERR_USAGE naming the
- * flag, *cols unchanged. */
-attn_status out_width_parse(const char *s, int *cols, attn_error *err);
 bool view_wants(void *user, const attn_capture_key *key);
 attn_status view_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                       attn_error *err);

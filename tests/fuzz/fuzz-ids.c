@@ -1,7 +1,6 @@
 /* libFuzzer entry point for the CLI's value parsers (src/cli/common.c):
  * cli_parse_ids ("N,N,...", --ids and --ids-input lines) and cli_parse_int
- * (integer flag values), and out_width_parse (--width of run and explain,
- * src/view/text.c). The first input byte picks a vocabulary size and an
+ * (integer flag values), and cli_parse_width (--width of run and explain). The first input byte picks a vocabulary size and an
  * integer range, the rest is the text (up to its first NUL, as in argv).
  * An accepted id list holds ids inside the vocabulary, is made of digits,
  * signs, spaces and commas only, and reads back the same when printed; an
@@ -73,7 +72,7 @@ static void check_int(const char *text, int min, int max) {
 static void check_width(const char *text) {
     int cols = 12345;
     attn_error err = {0};
-    attn_status rc = out_width_parse(text, &cols, &err);
+    attn_status rc = cli_parse_width(text, &cols, &err);
     if (rc != ATTN_OK) {
         if (rc != ATTN_ERR_USAGE || err.status != ATTN_ERR_USAGE || cols != 12345 ||
             strncmp(err.message, "--width: ", 9) != 0)
@@ -84,7 +83,7 @@ static void check_width(const char *text) {
     char again[16];
     snprintf(again, sizeof again, "%d", cols);
     int back = -1;
-    if (out_width_parse(again, &back, NULL) != ATTN_OK || back != cols) __builtin_trap();
+    if (cli_parse_width(again, &back, NULL) != ATTN_OK || back != cols) __builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
