@@ -356,10 +356,20 @@ typedef struct attn_capture {
 
 /* The value's name, e.g. "blocks.3.attn.weights", "encoder.blocks.0.attn.q",
  * "blocks.1.cross.k", "blocks.0.mlp.out", "embed", "hidden", "logits".
- * Per-head values name the head: "blocks.3.attn.weights.h2". Returns the
+ * Per-head values name the head: "blocks.3.attn.weights.h2"; maps made from
+ * several heads its sentinel: "blocks.3.attn.weights.mean". Returns the
  * length it needs (snprintf-like). */
 ATTN_API size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap);
 ATTN_API const char *attn_value_name(attn_value v); /* "weights", "q", ... */
+/* Maps made from several heads of one attention sub-layer (the aggregation
+ * sinks of attn/write.h) carry one of these in the key's head: */
+#define ATTN_HEAD_MEAN (-2)    /* the mean over the heads (--reduce mean) */
+#define ATTN_HEAD_MAX (-3)     /* the largest weight of any head (--reduce max) */
+#define ATTN_HEAD_ROLLOUT (-4) /* attention rollout through this layer (--rollout) */
+/* The head as the CSV "head" column and the names show it: the number, or
+ * "mean", "max", "rollout"; "" for -1 (no head). Static storage for the
+ * sentinels; numbers go to buf[cap] (12 bytes suffice). */
+ATTN_API const char *attn_head_name(int head, char *buf, size_t cap);
 ATTN_API const char *attn_stack_name(attn_stack s);      /* "decoder", "encoder" */
 ATTN_API const char *attn_kind_name(attn_attn_kind k);   /* "self", "cross" */
 

@@ -139,11 +139,17 @@ ATTN_API void attn_csv_field(FILE *f, const char *s, bool raw);
 
 /* What the writers need to know about the input being run. */
 typedef struct attn_run_info {
-    long input;                /* CSV "input" column */
+    long input;                /* CSV "input" column: the input's 0-based number */
+    const char *key;           /* keyed inputs (--keyed): the input's key, written in the
+                                  "input" column (and naming its dump folder) in place
+                                  of the number; NULL: the number */
     const attn_labels *main;    /* labels of the main stack's positions */
     const attn_labels *source;  /* encoder input of an encoder-decoder, else NULL */
     const attn_config *cfg;
 } attn_run_info;
+/* The "input" column of run: its key as a CSV field (attn_csv_field), else
+ * its number. */
+ATTN_API void attn_csv_input(FILE *f, const attn_run_info *run, bool raw_text);
 /* The labels of the query rows (*q) and key columns (*k) of an attention
  * value: the encoder input's for the encoder of an encoder-decoder and for
  * cross-attention keys, else the main stack's. */
@@ -152,7 +158,9 @@ ATTN_API void attn_run_key_labels(const attn_run_info *run, const attn_capture_k
 
 /* Attention maps, one row per weight (ATTN_V_WEIGHTS):
  *   input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight
- * stack: attn_stack_name; kind: attn_kind_name; head: the query head;
+ * input: attn_csv_input; stack: attn_stack_name; kind: attn_kind_name;
+ * head: the query head, or the sentinel's name (attn_head_name) of a map
+ * made from several heads;
  * tokens: the labels of the query and key positions (attn_csv_field, escaped
  * unless raw_text); weight: %.9g. Entries
  * a causal mask sets to 0 (key->causal, key after query) are left out. */
@@ -202,7 +210,7 @@ ATTN_API attn_status attn_csv_predictions_emit(void *user, const attn_capture_ke
                                                const attn_capture_view *v, attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
-#define ATTN_FANOUT_MAX 8
+#define ATTN_FANOUT_MAX 16
 typedef struct attn_fanout {
     attn_capture sinks[ATTN_FANOUT_MAX];
     int n;

@@ -16,6 +16,7 @@
 #include "attn/write.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -161,6 +162,65 @@ void cli_input_free(cli_input *in);
 /* The input as the session takes it. */
 attn_input cli_input_view(const cli_input *in);
 
+/* ---- keyed batch lines (common.c) ---- */
+/* The longest key of a keyed line, in bytes (a file name's limit, NAME_MAX). */
+#define CLI_KEY_MAX 255
+/* Cuts a keyed batch line line[len] (--keyed: KEY<TAB>rest, its line end
+ * already cut) at its first TAB: *key is the key and *rest what follows (the
+ * line is changed in place; *rest is line + the key's length + 1 and holds
+ * rest_len bytes). The key names a folder of the dump outputs, so it is
+ * refused when it is empty, longer than CLI_KEY_MAX bytes, "." or "..", or
+ * holds a '/', a control byte (below 0x20, or 0x7f) or a byte that is not
+ * valid UTF-8; a line without a TAB is refused too. `what` names the line
+ * in messages. */
+attn_status cli_split_key(char *line, size_t len, const char *what, char **key, char **rest,
+                          size_t *rest_len, attn_error *err);
+
+/* ---- selection of layers, heads, stacks and kinds (select.c) ---- */
+/* A list of numbers and ranges ("0,2-5"), as a set. Numbers at or above
+ * CLI_RANGE_BITS (ATTN_LAYERS_MAX and ATTN_HEADS_MAX) are never in range
+ * of a model; only the largest is kept, for the message. */
+#define CLI_RANGE_BITS 4096
+typedef struct cli_ranges {
+    bool given;      /* false: every number */
+    int max;         /* the largest number given */
+    const char *arg; /* the flag's value, for messages */
+    uint64_t bits[CLI_RANGE_BITS / 64];
+} cli_ranges;
+/* Parses s ("N", "N-M", comma-separated, spaces around numbers allowed) of
+ * `flag` into *out; a malformed list or a range that goes down is
+ * ATTN_ERR_USAGE naming flag. */
+attn_status cli_parse_ranges(const char *s, const char *flag, cli_ranges *out, attn_error *err);
+/* Is v in r (always, when r was not given)? */
+bool cli_ranges_has(const cli_ranges *r, int v);
+
+/* --layers, --heads, --stack, --kind (see select.c for what each filters). */
+typedef struct cli_selection {
+    cli_ranges layers, heads;
+    int stack;             /* -1: both, else attn_stack */
+    int kind;              /* -1: both, else attn_attn_kind */
+    int n_heads, n_kv_heads; /* of the model (cli_selection_check) */
+} cli_selection;
+/* Parses the flags' values (NULL: not given); ATTN_ERR_USAGE for a bad one. */
+attn_status cli_selection_parse(cli_selection *sel, const char *layers, const char *heads,
+                                const char *stack, const char *kind, attn_error *err);
+/* Was any of the four flags given? */
+bool cli_selection_given(const cli_selection *sel);
+/* Refuses a selection the model cannot serve (a layer or head out of range,
+ * naming the valid range; a stack or kind it does not have); then records
+ * the model's head counts for cli_selection_wants. */
+attn_status cli_selection_check(cli_selection *sel, const attn_config *cfg, attn_error *err);
+/* Is the value of key selected? */
+bool cli_selection_wants(const cli_selection *sel, const attn_capture_key *key);
+/* A sink that passes on to `inner` only what sel selects. */
+typedef struct cli_select_sink {
+    const cli_selection *sel;
+    attn_capture inner;
+} cli_select_sink;
+/* The filtering capture of s (s->inner itself when nothing is selected);
+ * s must outlive its use. */
+attn_capture cli_select_capture(cli_select_sink *s);
+
 /* ---- output held back for standard output ---- */
 /* A temporary file holding an output that waited while another one used
  * standard output: when `emit`, a blank line and then its bytes go to
@@ -173,5 +233,6 @@ int cmd_run(int argc, char **argv);      /* run.c */
 int cmd_generate(int argc, char **argv); /* generate.c */
 int cmd_import(int argc, char **argv);   /* import.c */
 int cmd_explain(int argc, char **argv);  /* explain.c */
+int cmd_stats(int argc, char **argv);    /* stats.c */
 
 #endif

@@ -64,7 +64,7 @@ int cli_help(const char *usage) {
 }
 
 /* More than any command has (the tables are written in the commands). */
-#define CLI_FLAGS_MAX 24
+#define CLI_FLAGS_MAX 48
 
 /* The flag getopt_long returned as c: its short name, or 256 + its index. */
 static const cli_flag *flag_of(const cli_flag *flags, size_t n, int c) {
@@ -436,6 +436,34 @@ attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *
     *tab = '\0';
     *source = line;
     *target = tab + 1;
+    return ATTN_OK;
+}
+
+attn_status cli_split_key(char *line, size_t len, const char *what, char **key, char **rest,
+                          size_t *rest_len, attn_error *err) {
+    *key = *rest = NULL;
+    *rest_len = 0;
+    if (memchr(line, '\0', len)) return cli_usage(err, "%s: contains a NUL byte", what);
+    char *tab = memchr(line, '\t', len);
+    if (!tab) return cli_usage(err, "%s: expected KEY<TAB>... (--keyed), found no TAB", what);
+    size_t n = (size_t)(tab - line);
+    *tab = '\0';
+    if (n == 0) return cli_usage(err, "%s: empty key (--keyed)", what);
+    if (n > CLI_KEY_MAX)
+        return cli_usage(err, "%s: key of %zu bytes, longer than %d (--keyed)", what, n,
+                         CLI_KEY_MAX);
+    if (strcmp(line, ".") == 0 || strcmp(line, "..") == 0)
+        return cli_usage(err, "%s: key '%s' cannot name a folder (--keyed)", what, line);
+    /* a key that needs no escape has no control byte, no backslash and is
+     * valid UTF-8 */
+    if (strchr(line, '/') || attn_escape_text(NULL, 0, line, n) != n)
+        return cli_usage(err,
+                         "%s: key holds a '/', a backslash, a control byte or bytes that are "
+                         "not UTF-8 (--keyed)",
+                         what);
+    *key = line;
+    *rest = tab + 1;
+    *rest_len = len - n - 1;
     return ATTN_OK;
 }
 

@@ -20,6 +20,7 @@ static const char usage[] =
     "  generate   continue a text greedily, one token at a time (key/value cache)\n"
     "  import     convert a model from another project (llama2c)\n"
     "  explain    show every step of one attention head on one input\n"
+    "  stats      per-head statistics of the attention maps as CSV (entropy, sinks, ...)\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -84,5 +85,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
     if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1);
+    if (strcmp(cmd, "stats") == 0) return cmd_stats(argc - 1, argv + 1);
     return cli_error(EXIT_USAGE, "unknown command '%s' (try 'attn --help')", cmd);
 }

@@ -1,6 +1,5 @@
 /* attn run: one input from flags, or one input per line of standard input. */
-#include "cli.h"
-#include "view.h"
+#include "run.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -54,6 +53,32 @@ static const char run_usage[] =
     "                        first and last 16 are shown\n"
     "  --full                the view shows every weight: maps wider than the line\n"
     "                        in bands of key columns, every query\n"
+    ;
+/* The rest of run's help (one C string may hold only 4095 bytes). */
+static const char run_usage_more[] =
+    "Named dumps (docs/dumps.md):\n"
+    "  --dump PATTERN[,PATTERN...]  write the values whose names match a shell-style\n"
+    "                        pattern ('blocks.*.attn.weights', 'embed', 'logits', ...)\n"
+    "  --out DIR             the folder of the dumps (batch mode: one folder per input)\n"
+    "  --format F            npy (default: DIR/NAME.npy, heads as the first axis),\n"
+    "                        csv (long form: one value per row) or jsonl\n"
+    "  --list-dumps          print every name this model has, with its shape, and exit\n"
+    "Selection (maps, view, dumps, heatmaps, page):\n"
+    "  --layers LIST         layers, e.g. 0,2-5 (default: all)\n"
+    "  --heads LIST          query heads, e.g. 0,2-5 (default: all)\n"
+    "  --stack S             encoder or decoder (an encoder-decoder has both)\n"
+    "  --kind K              self or cross (attention values)\n"
+    "Aggregation (maps, heatmaps):\n"
+    "  --reduce R            mean or max over the selected heads of each layer\n"
+    "  --rollout             attention rollout across the layers (Abnar & Zuidema 2020)\n"
+    "Pictures:\n"
+    "  --heatmap DIR         one PNG per selected layer and head\n"
+    "  --heatmap-grid        with --heatmap: one PNG per layer, its heads in a grid\n"
+    "  --html FILE           a self-contained page to explore the heads (no network)\n"
+    "Batches:\n"
+    "  --keyed               each line is KEY<TAB>text (or KEY<TAB>SOURCE<TAB>TARGET);\n"
+    "                        the input column and dump folders carry KEY\n"
+    "  --quiet               no progress on standard error (shown only on a terminal)\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
@@ -71,45 +96,6 @@ static const char run_usage[] =
     "Files appear only when complete. When both go to standard output, the maps\n"
     "come first, then a blank line, then the context.\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
-
-typedef struct run_opts {
-    const char *config;
-    cli_input_args input;  /* --text, --ids, --embeddings */
-    cli_input_args source; /* --source, --source-ids, --source-embeddings */
-    bool ids_input;        /* --ids-input */
-    const char *maps, *context, *top_k, *predictions, *color, *width;
-    bool last;     /* --last */
-    bool full;     /* --full */
-    bool raw_text; /* --raw-text */
-    /* from the flags above (check_flags) */
-    bool batch;     /* no input flag: one input per line of standard input */
-    int k;          /* --top-k K, its range checked once the model is open; 0: none */
-    int color_mode; /* --color: OUT_COLOR_* */
-    int cols;       /* --width; -1: not given */
-} run_opts;
-
-typedef struct runner {
-    attn_model *model;
-    const attn_config *cfg;
-    const attn_tokenizer *tok;
-    attn_session *sess;
-    attn_outfile maps_out, ctx_out;
-    FILE *ctx_tmp; /* context held back when maps and context both go to stdout */
-    attn_csv_maps maps;
-    attn_csv_context ctx;
-    view_opts view;
-    bool view_mode;
-    attn_fanout fo;
-    attn_capture cap;
-    attn_run_info rc;
-    int top_k;           /* 0: no predictions */
-    attn_outfile pred_out;   /* --predictions FILE */
-    FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
-    struct {
-        attn_csv_predictions csv; /* --predictions FILE */
-        predictions_view view;    /* else: the readable listing */
-    } topk;
-} runner;
 
 static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, attn_error *err) {
     const cli_flag flags[] = {
@@ -131,9 +117,37 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"full", .set = &o->full},
         {"raw-text", .set = &o->raw_text},
         {"no-special", .set = &cli_no_special},
+        {"dump", .value = &o->dump},
+        {"out", .value = &o->out},
+        {"format", .value = &o->format},
+        {"list-dumps", .set = &o->list_dumps},
+        {"layers", .value = &o->layers},
+        {"heads", .value = &o->heads},
+        {"stack", .value = &o->stack},
+        {"kind", .value = &o->kind},
+        {"reduce", .value = &o->reduce},
+        {"rollout", .set = &o->rollout},
+        {"heatmap", .value = &o->heatmap},
+        {"heatmap-grid", .set = &o->heatmap_grid},
+        {"html", .value = &o->html},
+        {"keyed", .set = &o->keyed},
+        {"quiet", .set = &o->quiet},
         {NULL},
     };
-    return cli_parse_flags(argc, argv, "run", flags, help, err);
+    return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : "run", flags, help, err);
+}
+
+/* The outputs a selection applies to (maps, dumps, heatmaps, the page, the
+ * statistics, the view): without one of them it would do nothing. */
+static bool has_map_output(const run_opts *o) {
+    return o->maps || o->dump || o->heatmap || o->html || o->stats || o->list_dumps ||
+           (!o->context && !o->predictions);
+}
+
+/* No output flag: the readable view on standard output. */
+static bool wants_view(const run_opts *o) {
+    return !o->maps && !o->context && !o->predictions && !o->dump && !o->heatmap && !o->html &&
+           !o->stats;
 }
 
 /* Refuses flags that exclude or need each other; parses the values that do
@@ -167,13 +181,28 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     if (cli_same_file(o->maps, o->predictions) || cli_same_file(o->context, o->predictions))
         return cli_usage(err, "--predictions names the same file '%s' as %s", o->predictions,
                          cli_same_file(o->maps, o->predictions) ? "--maps" : "--context");
-    o->batch = !cli_input_flag(in, false);
+    o->batch = !cli_input_flag(in, false) && !o->list_dumps;
     const char *const stdin_flags[] = {"--config", "--embeddings", "--source-embeddings"};
     const char *const stdin_paths[] = {o->config, in->emb, src->emb};
     rc = cli_check_stdin(stdin_flags, stdin_paths, 3,
                          o->batch ? "--text, --ids or --embeddings FILE" : NULL, err);
     if (rc) return rc;
-    return o->top_k ? cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err) : ATTN_OK;
+    if (o->top_k && (rc = cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err)))
+        return rc;
+    if (o->keyed && !o->batch)
+        return cli_usage(err, "--keyed reads keyed lines from standard input; drop %s",
+                         cli_input_flag(in, false));
+    if ((rc = cli_selection_parse(&o->sel, o->layers, o->heads, o->stack, o->kind, err)))
+        return rc;
+    if (cli_selection_given(&o->sel) && !has_map_output(o))
+        return cli_usage(err, "--layers, --heads, --stack and --kind select maps and dumps: give "
+                              "--maps, --dump, --heatmap or --html, or no output flag (the view)");
+    if (o->stats_cmd) o->stats = o->out ? o->out : "-";
+    if ((rc = run_dump_check(o, err)) || (rc = run_aggregate_check(o, err)) ||
+        (rc = run_heatmap_check(o, err)) || (rc = run_html_check(o, err)) ||
+        (rc = run_stats_check(o, err)))
+        return rc;
+    return ATTN_OK;
 }
 
 /* Opens the output files before any work, so that a path that cannot be
@@ -188,7 +217,7 @@ static attn_status open_files(runner *r, const run_opts *o, attn_error *err) {
 }
 
 /* Opens the model and refuses the flags it cannot serve. */
-static attn_status open_model(runner *r, const run_opts *o, attn_error *err) {
+static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
     const cli_model_needs needs = {.who = "--top-k", .lm_head = o->top_k != NULL};
     attn_status rc = cli_model_open(&r->model, o->config, &needs, err);
     if (rc) return rc;
@@ -199,6 +228,7 @@ static attn_status open_model(runner *r, const run_opts *o, attn_error *err) {
     if (o->top_k && (o->k < 1 || o->k > r->cfg->vocab_size))
         return cli_usage(err, "--top-k: expected an integer from 1 to %d (vocab_size), got %d",
                          r->cfg->vocab_size, o->k);
+    if ((rc = cli_selection_check(&o->sel, r->cfg, err))) return rc;
     return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
                             o->batch ? NULL : "--source, --source-ids or --source-embeddings", err);
 }
@@ -248,7 +278,10 @@ static attn_status run_one(runner *r, long input, const cli_input *in, const cli
     r->rc.main = &in->labels;
     r->rc.source = src ? &src->labels : NULL;
     attn_session_reset(r->sess);
-    if (r->view_mode) view_input_header(&r->view);
+    int begun = 0; /* outputs whose begin ran, so that their end runs */
+    for (; !rc && begun < r->n_outs; begun++)
+        if (r->outs[begun].begin) rc = r->outs[begun].begin(r->outs[begun].self, &r->rc, err);
+    if (!rc && r->view_mode) view_input_header(&r->view);
     if (src) {
         attn_input si = cli_input_view(src);
         rc = attn_session_encode(r->sess, &si, &r->cap, err);
@@ -258,6 +291,15 @@ static attn_status run_one(runner *r, long input, const cli_input *in, const cli
         attn_input mi = cli_input_view(in);
         rc = attn_session_forward(r->sess, &mi, &r->cap, err);
         if (rc) attn_error_prefix(err, "%s", what);
+    }
+    for (int i = 0; i < begun; i++) {
+        if (!r->outs[i].end) continue;
+        attn_error end_err = {0};
+        attn_status end_rc = r->outs[i].end(r->outs[i].self, &r->rc, rc == ATTN_OK, &end_err);
+        if (end_rc && !rc) {
+            rc = end_rc;
+            if (err) *err = end_err;
+        }
     }
     r->rc.main = r->rc.source = NULL;
     return rc;
@@ -297,7 +339,9 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
         attn_csv_maps_header(r->maps_out.f);
         r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc, .raw_text = o->raw_text};
         attn_capture maps = {attn_csv_maps_wants, attn_csv_maps_emit, &r->maps};
-        if ((rc = attn_fanout_add(&r->fo, maps, err))) return rc;
+        if ((rc = run_aggregate_wrap(r, o, maps, &maps, err)) ||
+            (rc = run_select(r, o, maps, &maps, err)) || (rc = attn_fanout_add(&r->fo, maps, err)))
+            return rc;
     }
     if (o->context) {
         FILE *f = r->ctx_out.f;
@@ -312,7 +356,7 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
         attn_capture ctx = {attn_csv_context_wants, attn_csv_context_emit, &r->ctx};
         if ((rc = attn_fanout_add(&r->fo, ctx, err))) return rc;
     }
-    if (!o->maps && !o->context && !o->predictions) {
+    if (wants_view(o)) {
         r->view_mode = true;
         r->view = (view_opts){.f = stdout,
                               .color = out_color_enabled(o->color_mode, stdout),
@@ -320,8 +364,12 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
                               .full = o->full,
                               .run = &r->rc};
         attn_capture view = {view_wants, view_emit, &r->view};
-        if ((rc = attn_fanout_add(&r->fo, view, err))) return rc;
+        if ((rc = run_select(r, o, view, &view, err)) || (rc = attn_fanout_add(&r->fo, view, err)))
+            return rc;
     }
+    if ((rc = run_dump_open(r, o, err)) || (rc = run_heatmap_open(r, o, err)) ||
+        (rc = run_html_open(r, o, err)) || (rc = run_stats_open(r, o, err)))
+        return rc;
     if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
     r->cap = attn_fanout_capture(&r->fo);
     return ATTN_OK;
@@ -337,6 +385,8 @@ static attn_status close_outputs(runner *r, attn_error *err) {
     cli_spool(&r->pred_tmp, !rc); /* after the other outputs on stdout */
     if (rc) attn_outfile_abort(&r->pred_out);
     else rc = attn_outfile_commit(&r->pred_out, err);
+    for (int i = 0; !rc && i < r->n_outs; i++)
+        if (r->outs[i].commit) rc = r->outs[i].commit(r->outs[i].self, err);
     if (!rc && (r->view_mode || r->top_k > 0) && (fflush(stdout) != 0 || ferror(stdout)))
         rc = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
     return rc;
@@ -420,6 +470,8 @@ static attn_status run_inputs(runner *r, const run_opts *o, const cli_input *in,
 }
 
 static void runner_free(runner *r) {
+    for (int i = r->n_outs - 1; i >= 0; i--)
+        if (r->outs[i].abort) r->outs[i].abort(r->outs[i].self);
     attn_outfile_abort(&r->maps_out);
     attn_outfile_abort(&r->ctx_out);
     if (r->ctx_tmp) fclose(r->ctx_tmp);
@@ -431,19 +483,56 @@ static void runner_free(runner *r) {
     attn_model_close(r->model);
 }
 
-int cmd_run(int argc, char **argv) {
-    run_opts o = {0};
+attn_status run_add_output(runner *r, run_output out, attn_error *err) {
+    if (r->n_outs == RUN_OUTPUTS_MAX) {
+        if (out.abort) out.abort(out.self);
+        return attn_error_set(err, ATTN_ERR_INTERNAL, "more than %d outputs", RUN_OUTPUTS_MAX);
+    }
+    r->outs[r->n_outs++] = out;
+    return ATTN_OK;
+}
+
+attn_status run_select(runner *r, const run_opts *o, attn_capture c, attn_capture *out,
+                       attn_error *err) {
+    *out = c;
+    if (!cli_selection_given(&o->sel)) return ATTN_OK;
+    if (r->n_selects == RUN_SELECT_MAX)
+        return attn_error_set(err, ATTN_ERR_INTERNAL, "more than %d selected outputs",
+                              RUN_SELECT_MAX);
+    cli_select_sink *s = &r->selects[r->n_selects++];
+    *s = (cli_select_sink){.sel = &o->sel, .inner = c};
+    *out = cli_select_capture(s);
+    return ATTN_OK;
+}
+
+const char *run_input_name(const attn_run_info *run, char *buf, size_t cap) {
+    if (run->key) return run->key;
+    snprintf(buf, cap, "%ld", run->input);
+    return buf;
+}
+
+int cmd_run(int argc, char **argv) { return run_main(argc, argv, false); }
+
+int run_main(int argc, char **argv, bool stats_cmd) {
+    run_opts o = {.stats_cmd = stats_cmd};
     bool help = false;
     attn_error err = {0};
     if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
-    if (help) return cli_help(run_usage);
+    if (help && stats_cmd) return cli_help(run_stats_usage);
+    if (help) {
+        fputs(run_usage, stdout);
+        return cli_help(run_usage_more);
+    }
     runner r = {0};
     cli_input in = {0}, src = {0};
     const cli_input *src_in = cli_input_flag(&o.source, true) ? &src : NULL;
     bool bad_lines = false;
     int status = EXIT_OK;
-    if (check_flags(&o, &err) || open_files(&r, &o, &err) || open_model(&r, &o, &err) ||
-        load_inputs(&r, &o, &in, &src, &err) || attn_session_new(&r.sess, r.model, &err) ||
+    if (check_flags(&o, &err) || open_files(&r, &o, &err) || open_model(&r, &o, &err))
+        status = cli_lib_error(&err);
+    else if (o.list_dumps) {
+        if (run_dump_list(&r, &o, &err)) status = cli_lib_error(&err);
+    } else if (load_inputs(&r, &o, &in, &src, &err) || attn_session_new(&r.sess, r.model, &err) ||
         open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
         close_outputs(&r, &err))
         status = cli_lib_error(&err);

@@ -32,6 +32,19 @@ const char *attn_stack_name(attn_stack s) { return s == ATTN_STACK_ENCODER ? "en
 
 const char *attn_kind_name(attn_attn_kind k) { return k == ATTN_KIND_CROSS ? "cross" : "self"; }
 
+const char *attn_head_name(int head, char *buf, size_t cap) {
+    switch (head) {
+    case -1: return "";
+    case ATTN_HEAD_MEAN: return "mean";
+    case ATTN_HEAD_MAX: return "max";
+    case ATTN_HEAD_ROLLOUT: return "rollout";
+    default: break;
+    }
+    if (head < 0 || !buf || cap == 0) return "?";
+    snprintf(buf, cap, "%d", head);
+    return buf;
+}
+
 static bool is_per_head(attn_value v) {
     return v == ATTN_V_Q || v == ATTN_V_K || v == ATTN_V_V || v == ATTN_V_SCORES ||
            v == ATTN_V_WEIGHTS || v == ATTN_V_HEAD_CONTEXT;
@@ -62,6 +75,9 @@ size_t attn_capture_name(const attn_capture_key *key, char *buf, size_t cap) {
             const char *part = key->kind == ATTN_KIND_CROSS ? "cross" : "attn"; /* tensor names */
             if (is_per_head(v) && key->head >= 0)
                 n = snprintf(buf, cap, "%s.%d.%s.%s.h%d", prefix, key->layer, part, vn, key->head);
+            else if (is_per_head(v) && key->head < -1)
+                n = snprintf(buf, cap, "%s.%d.%s.%s.%s", prefix, key->layer, part, vn,
+                             attn_head_name(key->head, NULL, 0));
             else
                 n = snprintf(buf, cap, "%s.%d.%s.%s", prefix, key->layer, part, vn);
         }

@@ -17,6 +17,11 @@ void attn_run_key_labels(const attn_run_info *run, const attn_capture_key *key,
     }
 }
 
+void attn_csv_input(FILE *f, const attn_run_info *run, bool raw_text) {
+    if (run->key) attn_csv_field(f, run->key, raw_text);
+    else fprintf(f, "%ld", run->input);
+}
+
 void attn_csv_maps_header(FILE *f) {
     fputs("input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n", f);
 }
@@ -33,14 +38,15 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     const attn_run_info *run = w->run;
     const attn_labels *ql, *kl;
     attn_run_key_labels(run, key, &ql, &kl);
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "%ld,%s,%d,%s,%d,", run->input, attn_stack_name(key->stack),
-             key->layer, attn_kind_name(key->kind), key->head);
+    char prefix[128], num[12];
+    snprintf(prefix, sizeof prefix, ",%s,%d,%s,%s,", attn_stack_name(key->stack), key->layer,
+             attn_kind_name(key->kind), attn_head_name(key->head, num, sizeof num));
     for (int r = 0; r < v->rows; r++) {
         int qpos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
         for (int c = 0; c < v->cols; c++) {
             if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
+            attn_csv_input(w->f, run, w->raw_text);
             fputs(prefix, w->f);
             fprintf(w->f, "%d,", qpos);
             attn_csv_field(w->f, attn_labels_at(ql, qpos), w->raw_text);
@@ -70,7 +76,8 @@ attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const
     attn_csv_context *w = user;
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
-        fprintf(w->f, "%ld,%d,", w->run->input, pos);
+        attn_csv_input(w->f, w->run, w->raw_text);
+        fprintf(w->f, ",%d,", pos);
         attn_csv_field(w->f, attn_labels_at(w->run->main, pos), w->raw_text);
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
         for (int c = 0; c < v->cols; c++) fprintf(w->f, ",%.9g", (double)row[c]);
@@ -106,7 +113,8 @@ static attn_status predictions_row(void *user, int pos, const attn_prediction *t
     attn_csv_predictions *w = user;
     char num[ATTN_ID_TEXT_MAX];
     for (int j = 0; j < k; j++) {
-        fprintf(w->f, "%ld,%d,%d,%d,", w->run->input, pos, j + 1, top[j].id);
+        attn_csv_input(w->f, w->run, w->raw_text);
+        fprintf(w->f, ",%d,%d,%d,", pos, j + 1, top[j].id);
         attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num), w->raw_text);
         fprintf(w->f, ",%.9g,%.9g\n", (double)top[j].logit, top[j].prob);
     }
