@@ -176,6 +176,22 @@ attn_input cli_input_view(const cli_input *in);
 attn_status cli_split_key(char *line, size_t len, const char *what, char **key, char **rest,
                           size_t *rest_len, attn_error *err);
 
+/* ---- progress of a batch on standard error (progress.c) ---- */
+typedef struct cli_progress {
+    bool on, shown;
+    FILE *in;          /* the batch's input, for the share read */
+    off_t total, base; /* its size when a regular file (else -1), where the batch began */
+    double start, last;
+    long lines;
+} cli_progress;
+/* enabled false: every call does nothing. The caller decides (a terminal on
+ * standard error, no --quiet, nothing of its own on that terminal). */
+void cli_progress_start(cli_progress *p, FILE *in, bool enabled);
+/* One more line done; redraws at most four times a second. */
+void cli_progress_line(cli_progress *p);
+/* Erases the progress line (before a message, and at the end). */
+void cli_progress_clear(cli_progress *p);
+
 /* ---- selection of layers, heads, stacks and kinds (select.c) ---- */
 /* A list of numbers and ranges ("0,2-5"), as a set. Numbers at or above
  * CLI_RANGE_BITS (ATTN_LAYERS_MAX and ATTN_HEADS_MAX) are never in range

@@ -96,6 +96,18 @@ static const char run_usage_more[] =
     "Files appear only when complete. When both go to standard output, the maps\n"
     "come first, then a blank line, then the context.\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
+static const char run_usage_examples[] =
+    "\n"
+    "Examples:\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits on the mat\"\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits\" --maps maps.csv --layers 1 --heads 0\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits\" --dump 'blocks.*.attn.weights' --out dumps\n"
+    "  attn run --config models/tiny-decoder --list-dumps\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits\" --maps - --reduce mean\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits\" --heatmap pictures\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits\" --html heads.html\n"
+    "  attn run --config models/tiny-translator --source \"the cat sleeps\" --text \"<s> dine\" --maps - --kind cross\n"
+    "  printf 'a\\tthe cat\\nb\\tthe dog\\n' | attn run --config models/tiny-decoder --keyed --maps -\n";
 
 static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, attn_error *err) {
     const cli_flag flags[] = {
@@ -408,9 +420,16 @@ static attn_status run_line(runner *r, const run_opts *o, long index, char *line
     char what[64];
     snprintf(what, sizeof what, "standard input line %ld", index + 1);
     const bool split = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER && !fixed_src;
-    char *source = NULL, *target = NULL;
-    attn_status rc = cli_split_batch_line(line, len, split, what, &source, &target, err);
-    if (rc) return rc;
+    char *source = NULL, *target = NULL, *key = NULL;
+    attn_status rc = ATTN_OK;
+    if (o->keyed) {
+        char *rest;
+        size_t rest_len;
+        if ((rc = cli_split_key(line, len, what, &key, &rest, &rest_len, err))) return rc;
+        line = rest;
+        len = rest_len;
+    }
+    if ((rc = cli_split_batch_line(line, len, split, what, &source, &target, err))) return rc;
     const cli_input_args src_args = line_args(split ? source : line, o->ids_input);
     const cli_input_args args = line_args(target, o->ids_input);
     cli_input in = {0}, src = {0};
@@ -418,11 +437,25 @@ static attn_status run_line(runner *r, const run_opts *o, long index, char *line
     if (!rc) rc = cli_input_load(&in, r->model, &args, what, err);
     char src_what[80];
     snprintf(src_what, sizeof src_what, "%s (source)", what);
+    r->rc.key = key;
     if (!rc) rc = run_one(r, index, &in, split ? &src : fixed_src, what,
                             split ? src_what : source_flag(o), err);
+    r->rc.key = NULL;
     cli_input_free(&in);
     cli_input_free(&src);
     return rc;
+}
+
+static bool is_stdout(const char *path) { return path && strcmp(path, "-") == 0; }
+
+/* Progress goes to standard error when it is a terminal, unless --quiet or
+ * the run writes to that same terminal on standard output. */
+static bool progress_wanted(const runner *r, const run_opts *o) {
+    if (o->quiet || !isatty(STDERR_FILENO)) return false;
+    const bool to_stdout = r->view_mode || (r->top_k > 0 && !o->predictions) ||
+                           is_stdout(o->maps) || is_stdout(o->context) ||
+                           is_stdout(o->predictions) || is_stdout(o->stats) || is_stdout(o->html);
+    return !(to_stdout && isatty(STDOUT_FILENO));
 }
 
 /* Batch mode: one input per line of standard input. A bad line is reported
@@ -436,6 +469,8 @@ static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixe
     ssize_t len;
     bool too_long;
     attn_status rc = ATTN_OK;
+    cli_progress progress;
+    cli_progress_start(&progress, stdin, progress_wanted(r, o));
     for (long index = 0; !rc && (len = cli_read_line(stdin, &line, &cap, &too_long)) >= 0;
          index++) {
         while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
@@ -448,11 +483,14 @@ static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixe
         if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
             if (err) *err = line_err;
         } else if (rc) {
+            cli_progress_clear(&progress);
             cli_lib_error(&line_err);
             *bad_lines = true;
             rc = ATTN_OK;
         }
+        cli_progress_line(&progress);
     }
+    cli_progress_clear(&progress);
     free(line);
     if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
     if (!rc && ferror(stdin)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
@@ -521,7 +559,8 @@ int run_main(int argc, char **argv, bool stats_cmd) {
     if (help && stats_cmd) return cli_help(run_stats_usage);
     if (help) {
         fputs(run_usage, stdout);
-        return cli_help(run_usage_more);
+        fputs(run_usage_more, stdout);
+        return cli_help(run_usage_examples);
     }
     runner r = {0};
     cli_input in = {0}, src = {0};
