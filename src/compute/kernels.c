@@ -1,4 +1,4 @@
-/* kernels: matmul, norms, activations, softmax, rope, sinusoidal positions.
+/* kernels: norms, activations, softmax, rope, sinusoidal positions.
  * See kernels.h for the shapes and the determinism rule. */
 #include "compute/kernels.h"
 
@@ -110,38 +110,6 @@ ALWAYS_INLINE void dot16x4(float out[4], const float *restrict x, const float *r
     out[1] = tree16(a1);
     out[2] = tree16(a2);
     out[3] = tree16(a3);
-}
-
-/* Rows of inp are taken TILE at a time so that a weight row is reused from
- * cache, and output columns four at a time so that an input row is; each
- * output element is still kern_dot (+ bias), so the result does not depend
- * on the tiling. */
-#define LINEAR_TILE 8
-
-KERN_CLONES
-void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
-                 const float *restrict bias, int T, int C, int OC) {
-    for (int t0 = 0; t0 < T; t0 += LINEAR_TILE) {
-        int t1 = t0 + LINEAR_TILE < T ? t0 + LINEAR_TILE : T;
-        int o = 0;
-        for (; o + 4 <= OC; o += 4) {
-            const float *w = weight + (size_t)o * C;
-            float b[4];
-            for (int k = 0; k < 4; k++) b[k] = bias ? bias[o + k] : 0.0f;
-            for (int t = t0; t < t1; t++) {
-                float r[4];
-                dot16x4(r, inp + (size_t)t * C, w, w + C, w + 2 * (size_t)C, w + 3 * (size_t)C,
-                        C);
-                for (int k = 0; k < 4; k++) out[(size_t)t * OC + o + k] = r[k] + b[k];
-            }
-        }
-        for (; o < OC; o++) {
-            const float *w = weight + (size_t)o * C;
-            float b = bias ? bias[o] : 0.0f;
-            for (int t = t0; t < t1; t++)
-                out[(size_t)t * OC + o] = dot16(inp + (size_t)t * C, w, C) + b;
-        }
-    }
 }
 
 void kern_layernorm(float *out, const float *inp, const float *weight, const float *bias, int T,

@@ -9,29 +9,44 @@
  * rows are computed together. Splitting output rows across threads later
  * therefore gives byte-identical results.
  *
- * The hot kernels (kern_linear, kern_softmax, kern_scores, kern_wsum) are
- * compiled for several instruction sets and picked at load time (see
- * kernels.c); vectors only ever run independent elements side by side and no
- * multiply-add is fused, so every version gives the same bytes.
+ * The hot kernels are compiled for several instruction sets and picked at
+ * load time: kern_softmax, kern_scores and kern_wsum (kernels.c) never fuse
+ * a multiply-add; kern_linear (gemm.c) always does, in every version (fmaf
+ * in the baseline). Vectors only ever run independent elements (or lanes)
+ * side by side, so every version gives the same bytes.
  */
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Dot product of a[n] and b[n], accumulated in float with 16 partial sums
  * (lane l takes elements l, l+16, l+32, ... in order, from +0), combined in a
  * fixed tree: b[l] = lane[l] + lane[l+8], c[l] = b[l] + b[l+4], then
- * (c[0] + c[2]) + (c[1] + c[3]). Never -0. Every dot product of the kernels
- * (kern_linear, kern_scores, kern_wsum) is this one, bit for bit. */
+ * (c[0] + c[2]) + (c[1] + c[3]). Never -0. The dot products of attention
+ * (kern_scores, kern_wsum) are this one, bit for bit. */
 float kern_dot(const float *restrict a, const float *restrict b, int n);
 
-/* out = inp W^T + b: out[t][o] = kern_dot(inp row t, weight row o, C) + b[o]
- * (+ 0.0f without bias), bit for bit, whatever T.
+/* out = inp W^T + b (compute/gemm.c, a register- and cache-blocked GEMM):
+ * out[t][o] = the dot product of input row t and weight row o in
+ * kern_dot's lanes (element i in lane i % 16, in order within the lane,
+ * from +0) with every step a fused multiply-add, the lanes added in
+ * kern_dot's tree, then + b[o] (+ 0.0f without bias): bit for bit, whatever
+ * T and whichever instruction set runs it.
  * out is (T, OC), inp is (T, C), weight is (OC, C) (PyTorch layout), bias is (OC) or NULL.
  * out must not alias inp. */
 void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
                  const float *restrict bias, int T, int C, int OC);
+/* The instruction sets of kern_linear, 0 .. while kern_linear_isa_name is
+ * not NULL ("avx512", "avx2", "baseline"); kern_linear_isa_runs tells which
+ * this CPU has, kern_linear_isa_best which kern_linear uses; kern_linear_isa
+ * runs one of them (one that runs). For the tests and benchmarks. */
+const char *kern_linear_isa_name(int i);
+bool kern_linear_isa_runs(int i);
+int kern_linear_isa_best(void);
+void kern_linear_isa(int which, float *restrict out, const float *restrict inp,
+                     const float *restrict weight, const float *restrict bias, int T, int C, int OC);
 
 /* LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * w + b,
  * var the biased variance (as PyTorch). Mean and variance in double.
