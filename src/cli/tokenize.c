@@ -34,10 +34,12 @@ static const char tokenize_usage[] =
     "  -h, --help         show this help\n"
     "\n"
     "The readable form lists pos, id and token (a token with a leading or trailing\n"
-    "space is quoted; control bytes are shown as \\n, \\t, \\xNN); decoding prints\n"
-    "the text alone. In the CSV and JSON lines, input is 0 for --text / --ids,\n"
-    "else the 0-based index of the line; text is the input's text, or with ids the\n"
-    "decoded text.\n"
+    "space is quoted; control bytes are shown as \\n, \\t, \\xNN). Decoding prints\n"
+    "the text alone, without the tokenizer's bos and eos (encoding adds them), so\n"
+    "that the text encodes back to the ids. In the CSV and JSON lines, input is 0\n"
+    "for --text / --ids, else the 0-based index of the line; text is the input's\n"
+    "text, or with ids the decoded text. A text or token that is not UTF-8 is\n"
+    "written into the JSON with the escapes of the CSV (\\xNN).\n"
     "\n"
     "Examples:\n"
     "  attn tokenize --config models/tiny-decoder --text \"the cat sat\"\n"
@@ -82,7 +84,8 @@ static attn_status check_flags(tok_opts *o, attn_error *err) {
 }
 
 /* The text of ids[n] as generated text reads (attn_tokenizer_decode, token
- * after token) into *out, malloc'd. */
+ * after token) into *out, malloc'd. The tokenizer's bos and eos are left
+ * out (they are what encoding adds), so the text encodes back to the ids. */
 static attn_status decode_ids(const attn_tokenizer *tok, const int *ids, size_t n, char **out,
                               attn_error *err) {
     enum { PIECE_MAX = 65536 + 16 }; /* a vocabulary entry, its space and a NUL */
@@ -91,7 +94,9 @@ static attn_status decode_ids(const attn_tokenizer *tok, const int *ids, size_t 
     FILE *f = open_memstream(out, &len);
     char *piece = malloc(PIECE_MAX);
     bool ok = f && piece;
+    const int bos = attn_tokenizer_bos(tok), eos = attn_tokenizer_eos(tok);
     for (size_t i = 0; ok && i < n; i++) {
+        if (ids[i] == bos || ids[i] == eos) continue;
         size_t got = attn_tokenizer_decode(tok, i ? ids[i - 1] : -1, ids[i], piece, PIECE_MAX);
         ok = fwrite(piece, 1, got, f) == got;
     }
