@@ -237,56 +237,35 @@ static attn_status print_item(const tok_opts *o, const tok_item *it, const attn_
     return ATTN_OK;
 }
 
-/* One line of batch mode (its line end cut, len bytes). */
-static attn_status do_line(const tok_opts *o, const attn_model *m, long index, char *line,
-                           size_t len, attn_error *err) {
-    char what[64];
-    snprintf(what, sizeof what, "standard input line %ld", index + 1);
+/* What the lines of batch mode share. */
+typedef struct tok_batch {
+    const tok_opts *o;
+    const attn_model *m;
+} tok_batch;
+
+/* One line of batch mode (cli_line_fn). */
+static attn_status do_line(void *ctx, long index, char *line, size_t len, const char *what,
+                           attn_error *err) {
+    const tok_batch *b = ctx;
     char *source, *text;
     attn_status rc = cli_split_batch_line(line, len, false, what, &source, &text, err);
     if (rc) return rc;
     tok_item it = {.input = index};
-    rc = load_item(&it, m, o->ids_input ? NULL : text, o->ids_input ? text : NULL, what, err);
-    if (!rc) rc = print_item(o, &it, m, true, err);
+    const bool ids = b->o->ids_input;
+    rc = load_item(&it, b->m, ids ? NULL : text, ids ? text : NULL, what, err);
+    if (!rc) rc = print_item(b->o, &it, b->m, true, err);
     item_free(&it);
     return rc;
 }
 
-/* Batch mode: the rules of 'attn run': a bad line is reported with its
- * number and skipped (*bad_lines); an I/O, memory or internal error ends
- * the batch and is returned. */
+/* Batch mode, with the bad-line rules of 'attn run' (cli_batch_each). */
 static attn_status do_batch(const tok_opts *o, const attn_model *m, bool *bad_lines,
                             attn_error *err) {
     if (cli_stdin_closed)
         return cli_usage(err, "standard input is closed: give --text or --ids, or one input "
                               "per line on standard input");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    bool too_long;
-    attn_status rc = ATTN_OK;
-    for (long index = 0; !rc && (len = cli_read_line(stdin, &line, &cap, &too_long)) >= 0;
-         index++) {
-        while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
-        attn_error line_err = {0};
-        if (too_long)
-            rc = cli_usage(&line_err, "standard input line %ld: longer than %zu bytes", index + 1,
-                           (size_t)CLI_LINE_MAX);
-        else
-            rc = do_line(o, m, index, line, (size_t)len, &line_err);
-        if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
-            *err = line_err;
-        } else if (rc) {
-            fflush(stdout); /* the message goes after the lines before it */
-            cli_lib_error(&line_err);
-            *bad_lines = true;
-            rc = ATTN_OK;
-        }
-    }
-    free(line);
-    if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
-    if (!rc && ferror(stdin)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
-    return rc;
+    tok_batch b = {o, m};
+    return cli_batch_each(stdin, do_line, &b, bad_lines, err);
 }
 
 static attn_status do_one(const tok_opts *o, const attn_model *m, attn_error *err) {

@@ -32,22 +32,16 @@ import tempfile
 ATTN = sys.argv[1]
 ROOT = sys.argv[2]
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama2c_encode  # noqa: E402
+from checklist import Checklist  # noqa: E402
 
 SHARED = os.path.join(ROOT, "..", "shared", "models", "stories260K")
 BUNDLED = ["seed-attention", "tiny-decoder", "tiny-encoder", "tiny-translator"]
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
-failures = []
-checks = [0]
-
-
-def check(ok, what):
-    checks[0] += 1
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what)
+check = Checklist()
 
 
 def run(args, stdin=None):
@@ -356,11 +350,7 @@ def main():
         else:
             print("skip: %s is absent" % SHARED)
     check_usage_errors()
-    if failures:
-        print("%d failures" % len(failures))
-        return 1
-    print("ok: %d checks" % checks[0])
-    return 0
+    return check.finish()
 
 
 if __name__ == "__main__":

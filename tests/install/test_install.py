@@ -25,6 +25,8 @@ import sys
 import tempfile
 
 ATTN, ROOT, BUILD, MESON = sys.argv[1:5]
+sys.path.insert(0, os.path.join(ROOT, "tests", "info"))
+from checklist import Checklist  # noqa: E402
 SHARED = os.path.join(ROOT, "..", "shared", "models", "stories260K")
 MAN = os.path.join(ROOT, "docs", "attn.1")
 COMPLETION = os.path.join(ROOT, "data", "bash-completion", "attn")
@@ -34,15 +36,7 @@ COMPLETION = os.path.join(ROOT, "data", "bash-completion", "attn")
 COMMANDS = ["run", "stats", "generate", "explain", "import", "info", "tokenize"]
 EXAMPLES = ["", "generate", "explain", "import", "info", "tokenize"]  # "" = attn --help
 
-failures = []
-checks = [0]
-
-
-def check(ok, what):
-    checks[0] += 1
-    if not ok:
-        failures.append(what)
-        print("FAIL:", what)
+check = Checklist()
 
 
 def help_text(cmd):
@@ -313,11 +307,7 @@ def main():
         check_completion()
         check_examples(tmp)
         check_render()
-    if failures:
-        print("%d failures" % len(failures))
-        return 1
-    print("ok: %d checks" % checks[0])
-    return 0
+    return check.finish()
 
 
 if __name__ == "__main__":
