@@ -14,7 +14,9 @@
 5. groff -man -ww and man -l render the man page without a warning (skipped
    when they are not installed).
 
-Usage: test_install.py ATTN_EXE SOURCE_ROOT BUILD_ROOT MESON
+Usage: test_install.py ATTN_EXE SOURCE_ROOT BUILD_ROOT MESON [CC [SANITIZE]]
+  CC, SANITIZE: the build's compiler and b_sanitize (e.g. address,undefined),
+  which the program is built with too (a sanitized libattn.a needs them).
 """
 import glob
 import os
@@ -25,6 +27,8 @@ import sys
 import tempfile
 
 ATTN, ROOT, BUILD, MESON = sys.argv[1:5]
+CC = sys.argv[5] if len(sys.argv) > 5 else "cc"
+SANITIZE = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] not in ("", "none") else None
 sys.path.insert(0, os.path.join(ROOT, "tests", "info"))
 from checklist import Checklist  # noqa: E402
 SHARED = os.path.join(ROOT, "..", "shared", "models", "stories260K")
@@ -149,8 +153,8 @@ int main(int argc, char **argv) {
 
 
 def check_program(prefix, pc, tmp):
-    if not shutil.which("pkg-config") or not shutil.which("cc"):
-        print("skip: pkg-config or cc is absent")
+    if not shutil.which("pkg-config") or not shutil.which(CC):
+        print("skip: pkg-config or %s is absent" % CC)
         return
     env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pc))
     p = subprocess.run(["pkg-config", "--define-variable=prefix=" + prefix, "--cflags", "--libs",
@@ -163,7 +167,8 @@ def check_program(prefix, pc, tmp):
     with open(src, "w") as f:
         f.write("#include <stdlib.h>\n" + PROGRAM)
     exe = os.path.join(tmp, "prog")
-    p = subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-o", exe, src] + flags,
+    sanitize = ["-fsanitize=" + SANITIZE] if SANITIZE else []
+    p = subprocess.run([CC, "-std=c11", "-Wall", "-Werror", "-o", exe, src] + sanitize + flags,
                        capture_output=True, text=True)
     check(p.returncode == 0, "compiling against attn.pc: %s" % p.stderr)
     if p.returncode:
