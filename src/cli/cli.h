@@ -70,6 +70,18 @@ extern bool cli_stdin_closed;
  * returns its length; a longer line is read to its end but not stored, and
  * sets *too_long. Returns -1 at the end of f, -2 when out of memory. */
 ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long);
+/* One line of batch mode: its 0-based index, the line (its line end and a
+ * trailing CR cut; NUL-terminated at len; fn may change it) and `what`, its
+ * name in messages ("standard input line N"). */
+typedef attn_status (*cli_line_fn)(void *ctx, long index, char *line, size_t len,
+                                   const char *what, attn_error *err);
+/* Batch mode's loop over the lines of f (cli_read_line): a bad line (longer
+ * than CLI_LINE_MAX, or one fn refuses with any other status than the three
+ * below) is reported on standard error with its number, after what standard
+ * output holds so far, sets *bad_lines and is skipped; an I/O, memory or
+ * internal error of fn ends the loop and is returned, not printed. */
+attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, bool *bad_lines,
+                           attn_error *err);
 /* Do two output paths name the same file, however spelled ("a.csv" and
  * "./a.csv", a symlink, a hard link)? Existing files are compared by device
  * and inode, new ones by the real path of their folder. "-" is never a file. */
@@ -250,5 +262,7 @@ int cmd_generate(int argc, char **argv); /* generate.c */
 int cmd_import(int argc, char **argv);   /* import.c */
 int cmd_explain(int argc, char **argv);  /* explain.c */
 int cmd_stats(int argc, char **argv);    /* stats.c */
+int cmd_info(int argc, char **argv);     /* info.c */
+int cmd_tokenize(int argc, char **argv); /* tokenize.c */
 
 #endif
