@@ -75,13 +75,16 @@ ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long);
  * name in messages ("standard input line N"). */
 typedef attn_status (*cli_line_fn)(void *ctx, long index, char *line, size_t len,
                                    const char *what, attn_error *err);
+typedef struct cli_progress cli_progress;
 /* Batch mode's loop over the lines of f (cli_read_line): a bad line (longer
  * than CLI_LINE_MAX, or one fn refuses with any other status than the three
  * below) is reported on standard error with its number, after what standard
  * output holds so far, sets *bad_lines and is skipped; an I/O, memory or
- * internal error of fn ends the loop and is returned, not printed. */
-attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, bool *bad_lines,
-                           attn_error *err);
+ * internal error of fn ends the loop and is returned, not printed. progress
+ * (NULL: none, else started) counts the lines and is erased before each
+ * message and at the end. */
+attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, cli_progress *progress,
+                           bool *bad_lines, attn_error *err);
 /* Do two output paths name the same file, however spelled ("a.csv" and
  * "./a.csv", a symlink, a hard link)? Existing files are compared by device
  * and inode, new ones by the real path of their folder. "-" is never a file. */

@@ -521,8 +521,10 @@ ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long) {
     return (ssize_t)n;
 }
 
-attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, bool *bad_lines,
-                           attn_error *err) {
+attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, cli_progress *progress,
+                           bool *bad_lines, attn_error *err) {
+    cli_progress off = {0};
+    if (!progress) progress = &off;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -542,11 +544,14 @@ attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, bool *bad_lines,
             if (err) *err = line_err;
         } else if (rc) {
             fflush(stdout); /* the message follows the output of the lines before it */
+            cli_progress_clear(progress);
             cli_lib_error(&line_err);
             *bad_lines = true;
             rc = ATTN_OK;
         }
+        cli_progress_line(progress);
     }
+    cli_progress_clear(progress);
     free(line);
     if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
     if (!rc && ferror(f)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");

@@ -265,7 +265,7 @@ static attn_status do_batch(const tok_opts *o, const attn_model *m, bool *bad_li
         return cli_usage(err, "standard input is closed: give --text or --ids, or one input "
                               "per line on standard input");
     tok_batch b = {o, m};
-    return cli_batch_each(stdin, do_line, &b, bad_lines, err);
+    return cli_batch_each(stdin, do_line, &b, NULL, bad_lines, err);
 }
 
 static attn_status do_one(const tok_opts *o, const attn_model *m, attn_error *err) {
