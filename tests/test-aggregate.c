@@ -143,8 +143,13 @@ START_TEST(reduce_flush_on_change) {
 }
 END_TEST
 
-static attn_config rollout_config(void) {
-    return (attn_config){.arch = ATTN_ARCH_DECODER, .n_heads = H, .n_layers = L};
+/* A rollout of a decoder of H heads and L layers in front of c; its capture. */
+static attn_capture rollout_on(attn_rollout *r, collect *c) {
+    const attn_config cfg = {.arch = ATTN_ARCH_DECODER, .n_heads = H, .n_layers = L};
+    attn_error err;
+    ck_assert_int_eq(attn_rollout_init(r, (attn_capture){collect_wants, collect_emit, c}, &cfg, &err),
+                     ATTN_OK);
+    return (attn_capture){attn_rollout_wants, attn_rollout_emit, r};
 }
 
 /* Ã = 0.5 mean + 0.5 I, rows renormalised, and R = Ã · prev (prev NULL: R = Ã). */
@@ -176,10 +181,7 @@ START_TEST(rollout_product) {
     collect c = {.want_layer = 1}; /* only R_1 is wanted: layers 0 and 1 are taken */
     attn_rollout r;
     attn_error err;
-    const attn_config cfg = rollout_config();
-    ck_assert_int_eq(attn_rollout_init(&r, (attn_capture){collect_wants, collect_emit, &c}, &cfg, &err),
-                     ATTN_OK);
-    attn_capture cap = {attn_rollout_wants, attn_rollout_emit, &r};
+    attn_capture cap = rollout_on(&r, &c);
     attn_capture_key k2 = weights_key(2, 0, ATTN_KIND_SELF), kx = weights_key(0, 0, ATTN_KIND_CROSS);
     ck_assert(!cap.wants(cap.user, &k2)); /* no later layer wanted */
     ck_assert(!cap.wants(cap.user, &kx)); /* cross-attention is not taken */
@@ -215,10 +217,7 @@ START_TEST(rollout_refusals) {
     collect c = {.want_layer = -1};
     attn_rollout r;
     attn_error err;
-    const attn_config cfg = rollout_config();
-    ck_assert_int_eq(attn_rollout_init(&r, (attn_capture){collect_wants, collect_emit, &c}, &cfg, &err),
-                     ATTN_OK);
-    attn_capture cap = {attn_rollout_wants, attn_rollout_emit, &r};
+    attn_capture cap = rollout_on(&r, &c);
     /* layer 1 before layer 0 */
     ck_assert_int_eq(send(cap, weights_key(1, 0, ATTN_KIND_SELF), w, N, N, &err), ATTN_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(err.message, "blocks.1.attn.weights.h0"));
