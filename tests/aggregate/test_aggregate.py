@@ -301,6 +301,10 @@ def test_model(exe, spec, folder, rng):
         run_ok(exe, name + " rollout sel", "run", base + ["--layers", "1", "--rollout", "--maps", path("sel-roll.csv")])
         compare_maps(name + " --layers 1 --rollout", read_maps(path("sel-roll.csv")),
                      {k: v for k, v in roll.items() if k[1] == 1}, "rollout", TOL_ROLLOUT, "rollout")
+    if H >= 3:  # heads that are not a range from 0: the map ends with head 2, not H-1
+        run_ok(exe, name + " reduce heads", "run", base + ["--heads", "0,2", "--reduce", "max", "--maps", path("h02-max.csv")])
+        compare_maps(name + " --heads 0,2 --reduce max", read_maps(path("h02-max.csv")),
+                     reduce_ref(ref, "max", heads={0, 2}), "max", TOL_REDUCE, "reduce max")
     if arch == "encoder-decoder":
         run_ok(exe, name + " rollout stack", "run", base + ["--stack", "encoder", "--rollout", "--maps", path("enc-roll.csv")])
         compare_maps(name + " --stack encoder --rollout", read_maps(path("enc-roll.csv")),
@@ -380,6 +384,14 @@ def test_usage(exe, specs, tmp):
         check(label + " names the flag", word in p.stderr, repr(p.stderr))
         check(label + " no output", p.stdout == "", repr(p.stdout[:200]))
         check(label + " no file", os.listdir(d) == [], repr(os.listdir(d)))
+    # an --out that cannot be written: exit 1, one line naming it, nothing left
+    d = os.path.join(tmp, "usage-missing")
+    os.makedirs(d)
+    p = subprocess.run([exe, "stats", "--config", dec.config, "--ids", "1,2", "--out",
+                        "no-such-folder/s.csv"], cwd=d, capture_output=True, text=True, timeout=60)
+    check("stats --out in a missing folder", p.returncode == 1 and p.stderr.count("\n") == 1 and
+          "no-such-folder/s.csv" in p.stderr and os.listdir(d) == [],
+          "%d %r %r" % (p.returncode, p.stderr, os.listdir(d)))
     # --help of attn stats: the columns and examples, exit 0
     p = subprocess.run([exe, "stats", "--help"], capture_output=True, text=True, timeout=60)
     check("stats --help", p.returncode == 0 and "Examples:" in p.stdout and
