@@ -6,7 +6,9 @@
  * forward pass hands it each value it wants, and the sink streams it to a
  * FILE. Here: the CSV writers of attention maps, context vectors and
  * next-token predictions, the escapes of their text columns, what they
- * share (position labels, the top-k rows of the predictions), the fan-out
+ * share (position labels, the top-k rows of the predictions), the sinks
+ * that make maps from several heads or layers (mean, max, rollout) and the
+ * per-head statistics with their CSV, the fan-out
  * that feeds several sinks from one forward pass, and output files written
  * to a temporary name and renamed into place when complete (attn_outfile),
  * so a failed or interrupted run leaves nothing half-written. Every emit returns an attn_status and accepts
@@ -208,6 +210,119 @@ ATTN_API void attn_csv_predictions_header(FILE *f);
 ATTN_API bool attn_csv_predictions_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
                                                const attn_capture_view *v, attn_error *err);
+
+/* ---- maps made from several heads or layers (write/aggregate.c) ---- */
+/* Sinks that stand in front of a maps sink (attn_csv_maps, or any sink that
+ * takes ATTN_V_WEIGHTS): they take the weights of single heads and hand
+ * `inner` maps made from several, whose key is that of the heads with the
+ * head set to a sentinel (ATTN_HEAD_MEAN, ATTN_HEAD_MAX, ATTN_HEAD_ROLLOUT);
+ * stack, source, layer, kind and causal are kept, so a maps writer still
+ * leaves out the entries a causal mask sets to 0 (they are 0 in every head,
+ * and so in every mean, max and rollout of them). Weights are summed and
+ * multiplied in double; the map handed on is rounded to float32. Values
+ * other than per-head weights pass through to inner as they are. docs/
+ * aggregation.md has the formulas. */
+
+/* --reduce: the mean or the largest weight over the heads it is given, per
+ * attention sub-layer (one stack, layer and kind). The map of a sub-layer is
+ * emitted when head last_head arrives, when a head of another sub-layer (or
+ * of another shape) arrives, or at attn_reduce_flush, whichever comes first;
+ * the mean is over the heads received. */
+typedef enum attn_reduce_op { ATTN_REDUCE_MEAN, ATTN_REDUCE_MAX } attn_reduce_op;
+typedef struct attn_reduce {
+    attn_capture inner;  /* where the reduced maps go */
+    attn_reduce_op op;
+    int last_head;       /* the last head a sub-layer sends (e.g. the last one selected);
+                            -1: none known, emit only at a change or a flush */
+    /* state, owned; from attn_reduce_init, released by attn_reduce_free */
+    bool pending;        /* a map is being accumulated */
+    attn_capture_key key;
+    int rows, cols, row_offset, count;
+    double *acc;         /* [rows, cols] */
+    float *out;          /* [rows, cols] */
+    size_t cap;          /* elements acc and out hold */
+} attn_reduce;
+/* Fills a (nothing allocated yet: the buffers grow with the maps).
+ * ATTN_ERR_USAGE for an unknown op, or a last_head below -1. */
+ATTN_API attn_status attn_reduce_init(attn_reduce *a, attn_capture inner, attn_reduce_op op,
+                                      int last_head, attn_error *err);
+ATTN_API void attn_reduce_free(attn_reduce *a); /* accepts NULL or a zeroed a */
+ATTN_API bool attn_reduce_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_reduce_emit(void *user, const attn_capture_key *key,
+                                      const attn_capture_view *v, attn_error *err);
+/* Emits the map being accumulated, if any (call it after each input). */
+ATTN_API attn_status attn_reduce_flush(attn_reduce *a, attn_error *err);
+/* Forgets the map being accumulated, if any (an input that failed). */
+ATTN_API void attn_reduce_discard(attn_reduce *a);
+
+/* --rollout: attention rollout (Abnar & Zuidema 2020) of each stack's
+ * self-attention. For layer l, with A_l the mean over all n_heads heads,
+ *   Ã_l = 0.5 A_l + 0.5 I, each row divided by its sum,
+ *   R_0 = Ã_0,  R_l = Ã_l · R_{l-1}   (rows: query positions, columns: keys)
+ * and R_l is emitted with head ATTN_HEAD_ROLLOUT and layer l when inner
+ * wants it. It wants the weights of every head of the self-attention of
+ * layers 0 .. L of a stack, L the highest layer whose rollout inner wants;
+ * cross-attention weights are not taken (rollout mixes positions of one
+ * sequence; cross-attention maps queries of one onto keys of another) and
+ * are not passed on. The heads of a layer must come in order 0 .. H-1, the
+ * layers in order from 0, each as one square map with row_offset 0 (the
+ * whole sequence at once); anything else is ATTN_ERR_USAGE. Layer 0 of a
+ * stack starts its product again (a new input). */
+typedef struct attn_rollout_stack {
+    int layer;           /* the layer being accumulated or last finished; -1: none */
+    int heads;           /* heads of `layer` summed so far (n_heads: finished) */
+    int n;               /* positions */
+    double *a, *r, *tmp; /* [n, n]: the heads' sum, R of the last finished layer, scratch */
+    float *out;          /* [n, n] */
+    size_t cap;          /* elements each buffer holds */
+} attn_rollout_stack;
+typedef struct attn_rollout {
+    attn_capture inner;
+    int n_heads;
+    int n_layers[2];     /* of each stack, by attn_stack (0: the model has no such stack) */
+    attn_rollout_stack st[2];
+} attn_rollout;
+/* Fills r for the model of cfg (its heads and the layers of its stacks). */
+ATTN_API attn_status attn_rollout_init(attn_rollout *r, attn_capture inner, const attn_config *cfg,
+                                       attn_error *err);
+ATTN_API void attn_rollout_free(attn_rollout *r); /* accepts NULL or a zeroed r */
+ATTN_API bool attn_rollout_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_rollout_emit(void *user, const attn_capture_key *key,
+                                       const attn_capture_view *v, attn_error *err);
+
+/* ---- per-head statistics (write/stats.c) ---- */
+/* The statistics of one attention map v ([T, Tk] weights), each the mean
+ * over its query rows, in double. Query row r is position i = row_offset + r,
+ * key column j is position j (for cross-attention: a position of the encoder
+ * input, compared with i as a number):
+ *   entropy   -sum_j w_ij ln w_ij in nats (entries <= 0 add nothing)
+ *   sink      w_i0, the weight on key position 0
+ *   distance  sum_j w_ij |i - j|, the mean attended distance
+ *   prev      w_i,i-1, the weight on the previous position; rows with i = 0
+ *             have none and are left out of this mean (prev_rows counts
+ *             the others); a key i-1 past the last key counts as 0
+ *   self      w_ii, the weight on the same position (0 past the last key) */
+typedef struct attn_map_stats {
+    double entropy, sink, distance, prev, self;
+    int rows;      /* query rows averaged over (0: an empty map, every mean 0) */
+    int prev_rows; /* rows with i >= 1 (0: prev is 0 and means nothing) */
+} attn_map_stats;
+ATTN_API void attn_map_stats_compute(attn_map_stats *s, const attn_capture_view *v);
+
+/* One CSV row per map of weights (ATTN_V_WEIGHTS) it receives:
+ *   input,stack,layer,kind,head,entropy,sink,distance,prev,self
+ * input, stack, kind, head as in the maps CSV; the numbers attn_map_stats,
+ * %.9g; prev is an empty field when no row has i >= 1 (a one-position
+ * input). */
+typedef struct attn_csv_stats {
+    FILE *f;
+    const attn_run_info *run;
+    bool raw_text; /* text columns (a key) as they are, not escaped */
+} attn_csv_stats;
+ATTN_API void attn_csv_stats_header(FILE *f);
+ATTN_API bool attn_csv_stats_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_csv_stats_emit(void *user, const attn_capture_key *key,
+                                         const attn_capture_view *v, attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define ATTN_FANOUT_MAX 16
