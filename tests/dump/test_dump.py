@@ -22,41 +22,14 @@ Exit status 0 pass, 1 fail, 77 skip (no numpy or torch).
 import csv
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
-try:
-    import numpy as np
-    import torch  # noqa: F401  (attn_ref needs it)
-except ImportError:
-    print("SKIP: /usr/bin/python3 has no numpy or torch")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dumptest  # noqa: E402  (exits 77 without numpy or torch)
+from dumptest import (VALUE_REL_TOL, WEIGHT_ABS_TOL, attn_ref, fail, ids_arg,  # noqa: E402
+                      make_models, run)  # exits 77 without numpy or torch
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, "..", "reference"))
-import attn_ref  # noqa: E402
-import make_models  # noqa: E402
-
-WEIGHT_ABS_TOL = 2e-5
-VALUE_REL_TOL = 1e-4
-
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
-
-
-def run(exe, args, stdin=None):
-    return subprocess.run([exe, "run"] + args, input=stdin, capture_output=True, text=True,
-                          timeout=300)
-
-
-def ids_arg(ids):
-    return ",".join(str(i) for i in ids)
+import numpy as np  # noqa: E402
 
 
 def input_args(ids, src):
@@ -383,28 +356,15 @@ def test_bad_flags(exe, specs, tmp):
     print("bad flags: %d cases exit 2 with one line and leave nothing behind" % len(cases))
 
 
-def main(argv):
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
-    exe = os.path.abspath(argv[1])
-    tmp = tempfile.mkdtemp(prefix="attn-dump-")
-    try:
-        specs = make_models.build_all(os.path.join(tmp, "models"))
-        rng = np.random.RandomState(1111)
-        test_every_name(exe, specs, tmp, rng)
-        test_weights_roundtrip(exe, specs, tmp, rng)
-        test_batch(exe, specs, tmp)
-        test_formats(exe, specs, tmp, rng)
-        test_bad_flags(exe, specs, tmp)
-    finally:
-        if os.environ.get("ATTN_KEEP_TMP"):
-            print("temporary files kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+def body(exe, tmp):
+    specs = make_models.build_all(os.path.join(tmp, "models"))
+    rng = np.random.RandomState(1111)
+    test_every_name(exe, specs, tmp, rng)
+    test_weights_roundtrip(exe, specs, tmp, rng)
+    test_batch(exe, specs, tmp)
+    test_formats(exe, specs, tmp, rng)
+    test_bad_flags(exe, specs, tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(dumptest.main(sys.argv, __doc__, body))

@@ -18,38 +18,14 @@ Exit status 0 pass, 1 fail, 77 skip.
 import csv
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 
-try:
-    import numpy as np
-    import torch  # noqa: F401
-except ImportError:
-    print("SKIP: /usr/bin/python3 has no numpy or torch")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dumptest  # noqa: E402  (exits 77 without numpy or torch)
+from dumptest import (VALUE_REL_TOL, WEIGHT_ABS_TOL, attn_ref, fail, ids_arg,  # noqa: E402
+                      make_models, run)  # exits 77 without numpy or torch
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, "..", "reference"))
-import attn_ref  # noqa: E402
-import make_models  # noqa: E402
-
-WEIGHT_ABS_TOL = 2e-5
-VALUE_REL_TOL = 1e-4
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
-
-
-def run(exe, args):
-    return subprocess.run([exe, "run"] + args, capture_output=True, text=True, timeout=300)
-
-
-def ids_arg(ids):
-    return ",".join(str(i) for i in ids)
+import numpy as np  # noqa: E402
 
 
 class Case:
@@ -213,31 +189,20 @@ def test_out_of_range(exe, cases, tmp):
     print("out of range: %d cases exit 2 with the valid range, nothing left behind" % (2 * len(rows)))
 
 
-def main(argv):
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
-    exe = os.path.abspath(argv[1])
-    tmp = tempfile.mkdtemp(prefix="attn-select-")
-    try:
-        specs = make_models.build_all(os.path.join(tmp, "models"),
-                                      ["gpt2", "llama", "transformer", "bert"])
-        rng = np.random.RandomState(2222)
-        cases = {s.name: Case(s, rng) for s in specs}
-        test_layers_heads(exe, cases["gpt2"], tmp, [0], "gpt2 --layers 1 --heads 0")
-        test_layers_heads(exe, cases["bert"], tmp, [0], "bert --layers 1 --heads 0")
-        test_layers_heads(exe, cases["llama"], tmp, [0], "llama --layers 1 --heads 0")
-        test_layers_heads(exe, cases["llama"], tmp, [1, 4], "llama --layers 1 --heads 1,4")
-        test_layers_heads(exe, cases["llama"], tmp, [0, 1, 2, 5], "llama --layers 1 --heads 0-2,5")
-        test_layers_heads(exe, cases["transformer"], tmp, [0], "transformer --layers 1 --heads 0")
-        test_layers_heads(exe, cases["transformer"], tmp, [1, 3], "transformer --layers 1 --heads 1,3")
-        test_stack_kind(exe, cases["transformer"], tmp)
-        test_out_of_range(exe, cases, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+def body(exe, tmp):
+    specs = make_models.build_all(os.path.join(tmp, "models"), ["gpt2", "llama", "transformer", "bert"])
+    rng = np.random.RandomState(2222)
+    cases = {s.name: Case(s, rng) for s in specs}
+    test_layers_heads(exe, cases["gpt2"], tmp, [0], "gpt2 --layers 1 --heads 0")
+    test_layers_heads(exe, cases["bert"], tmp, [0], "bert --layers 1 --heads 0")
+    test_layers_heads(exe, cases["llama"], tmp, [0], "llama --layers 1 --heads 0")
+    test_layers_heads(exe, cases["llama"], tmp, [1, 4], "llama --layers 1 --heads 1,4")
+    test_layers_heads(exe, cases["llama"], tmp, [0, 1, 2, 5], "llama --layers 1 --heads 0-2,5")
+    test_layers_heads(exe, cases["transformer"], tmp, [0], "transformer --layers 1 --heads 0")
+    test_layers_heads(exe, cases["transformer"], tmp, [1, 3], "transformer --layers 1 --heads 1,3")
+    test_stack_kind(exe, cases["transformer"], tmp)
+    test_out_of_range(exe, cases, tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(dumptest.main(sys.argv, __doc__, body))
