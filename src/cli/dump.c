@@ -236,6 +236,9 @@ attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
     attn_status rc = ATTN_OK;
     if (!(d->copy = strdup(o->dump)) || !(d->dir = strdup(o->out)))
         rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    /* "out/" names the folder out: its temporary is out.tmp.XXXXXX, not out/.tmp.XXXXXX */
+    for (size_t n = d->dir ? strlen(d->dir) : 0; n > 1 && d->dir[n - 1] == '/'; n--)
+        d->dir[n - 1] = '\0';
     if (!rc) rc = split_patterns(d->copy, o->dump, d->pat, DUMP_PATTERNS_MAX, &d->n_pat, err);
     if (!rc) rc = check_patterns(r->cfg, d->pat, d->n_pat, err);
     int nq = 0, nkv = 0;
@@ -246,11 +249,11 @@ attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
         .n_heads = nq, .n_kv_heads = nkv};
     if (!rc) rc = attn_dump_new(&d->sink, &opts, err);
     if (!rc) {
-        size_t need = strlen(o->out) + sizeof ".tmp.XXXXXX";
+        size_t need = strlen(d->dir) + sizeof ".tmp.XXXXXX";
         if (!(d->tmp = malloc(need))) {
             rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
         } else {
-            snprintf(d->tmp, need, "%s.tmp.XXXXXX", o->out);
+            snprintf(d->tmp, need, "%s.tmp.XXXXXX", d->dir);
             if (!mkdtemp(d->tmp)) {
                 rc = attn_error_set(err, ATTN_ERR_IO, "--out %s: cannot create a folder next to "
                                     "it: %s", o->out, strerror(errno));

@@ -350,6 +350,11 @@ def test_bad_flags(exe, specs, tmp):
     p = run(exe, base + ["--dump", "embed", "--out", d])
     if p.returncode != 0 or os.listdir(d) != ["embed.npy"]:
         fail("an empty --out folder: exit %d, %s" % (p.returncode, os.listdir(d)))
+    # "DIR/" names DIR: its temporary is a sibling, not a folder inside it
+    slash = os.path.join(parent, "slash")
+    p = run(exe, base + ["--dump", "embed", "--out", slash + "/"])
+    if p.returncode != 0 or os.listdir(slash) != ["embed.npy"]:
+        fail("--out DIR/: exit %d, %s" % (p.returncode, p.stderr))
     leftovers = [f for f in os.listdir(parent) if ".tmp." in f]
     if leftovers:
         fail("temporaries left: %s" % leftovers)
