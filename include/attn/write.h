@@ -323,6 +323,110 @@ ATTN_API void attn_csv_stats_header(FILE *f);
 ATTN_API bool attn_csv_stats_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_stats_emit(void *user, const attn_capture_key *key,
                                          const attn_capture_view *v, attn_error *err);
+/* ---- NumPy .npy files of float32 (write/npy.c) ---- */
+/* Bytes a .npy header of at most ATTN_MAX_DIMS dimensions needs. */
+#define ATTN_NPY_HEADER_MAX 320
+/* The header of a NumPy format 1.0 file holding a little-endian float32
+ * ('<f4') array in C order of shape[ndim] (ndim 0..ATTN_MAX_DIMS; no
+ * dimension negative): magic, version, length, the dict, padded with spaces
+ * and a newline so that the data start at a multiple of 64 bytes. Into
+ * buf[cap] (ATTN_NPY_HEADER_MAX always suffice); *len is its length (0 on
+ * failure). ATTN_ERR_USAGE for a bad ndim or dimension or a small cap,
+ * ATTN_ERR_NOMEM when the element count overflows size_t / 4. */
+ATTN_API attn_status attn_npy_header(char *buf, size_t cap, size_t *len, const int64_t *shape,
+                                     int ndim, attn_error *err);
+/* A .npy file written as a stream: attn_npy_begin writes the header with the
+ * whole shape; attn_npy_write appends n values (C order) at a time, as many
+ * times as wanted, refusing (ATTN_ERR_INTERNAL) values past the count the
+ * header promised; attn_npy_complete tells whether they are all there. The
+ * FILE stays the caller's. Write failures are ATTN_ERR_IO ("write failed",
+ * for the caller to prefix with the file's name). */
+typedef struct attn_npy_writer {
+    FILE *f;
+    uint64_t total, done; /* values promised by the header, values written */
+} attn_npy_writer;
+ATTN_API attn_status attn_npy_begin(attn_npy_writer *w, FILE *f, const int64_t *shape, int ndim,
+                                    attn_error *err);
+ATTN_API attn_status attn_npy_write(attn_npy_writer *w, const float *data, size_t n,
+                                    attn_error *err);
+ATTN_API bool attn_npy_complete(const attn_npy_writer *w);
+
+/* ---- named dumps: every captured value into its own file (write/dump.c) ---- */
+/* Names are those of attn_capture_name without the head suffix (the
+ * "per-layer name"): "embed", "blocks.3.attn.weights", "encoder.blocks.0.attn.q",
+ * "blocks.1.cross.k", "blocks.0.mlp.out", "blocks.0.resid", "hidden", "logits".
+ * docs/dumps.md lists them with their shapes and the file layouts. */
+#define ATTN_DUMP_NAME_MAX 96
+/* The per-layer name of key into buf[cap] (snprintf-like: returns the length
+ * it needs). */
+ATTN_API size_t attn_dump_key_name(const attn_capture_key *key, char *buf, size_t cap);
+/* Is the value per head (q, k, v, scores, weights, context)? */
+ATTN_API bool attn_value_per_head(attn_value v);
+/* Does name match one of the shell-style patterns[n] (fnmatch(3), no flags:
+ * '*' also matches dots)? */
+ATTN_API bool attn_dump_match(const char *const *patterns, size_t n, const char *name);
+
+/* One name a config's forward pass produces, with its shape written as a
+ * formula of the sizes: "[H=4, T, T]", "[S, D=64]", "[T, V=50]" (T: the
+ * main stack's positions, S: the encoder input's). */
+typedef struct attn_dump_entry {
+    attn_capture_key key; /* head -1; layer -1 for embed, hidden, logits */
+    char name[ATTN_DUMP_NAME_MAX];
+    char shape[96];
+} attn_dump_entry;
+/* Calls fn(user, e) for every name of cfg in the order of the forward pass
+ * (the encoder of an encoder-decoder first; in each block attn.in, q, k, v,
+ * scores, weights, context, concat, out, then cross.*, mlp.out, resid); stops
+ * when fn returns false. Returns the number of calls. */
+typedef bool (*attn_dump_entry_fn)(void *user, const attn_dump_entry *e);
+ATTN_API size_t attn_dump_each_name(const attn_config *cfg, attn_dump_entry_fn fn, void *user);
+
+typedef enum { ATTN_DUMP_NPY, ATTN_DUMP_CSV, ATTN_DUMP_JSONL } attn_dump_format;
+/* "npy", "csv", "jsonl" -> the format; -1 for anything else. */
+ATTN_API int attn_dump_format_parse(const char *s);
+ATTN_API const char *attn_dump_format_ext(attn_dump_format f); /* "npy", "csv", "jsonl" */
+
+typedef struct attn_dump_opts {
+    attn_dump_format format;
+    const char *const *patterns; /* [n_patterns], kept by pointer: they must outlive the sink */
+    size_t n_patterns;
+    const attn_run_info *run;    /* the "input" field of csv and jsonl */
+    /* how many heads of each per-head value arrive (in increasing order):
+     * n_heads of q, scores, weights and context, n_kv_heads of k and v. The
+     * model's n_heads and n_kv_heads, or fewer behind a selection of heads. */
+    int n_heads, n_kv_heads;
+} attn_dump_opts;
+
+/* The sink. Each value whose per-layer name matches a pattern goes to
+ * DIR/NAME.EXT, DIR given by attn_dump_begin for each input:
+ *   npy   a [rows, cols] value as such; a per-head value as one array per
+ *         layer [heads, rows, cols], heads in the order they came; the
+ *         header comes first and each head is written as it is emitted,
+ *         so that one head at a time is held (by the forward pass).
+ *   csv   header input,name,head,i,j,value; one row per value (head empty
+ *         for values that are not per head; i, j: row and column).
+ *   jsonl one line per tensor: {"input":..,"name":..,"shape":[..],"data":[..],
+ *         "heads":[..]} (heads: per-head values only), data flat in C order,
+ *         %.9g, a value that is not finite as null.
+ * A file is created new (an existing one is ATTN_ERR_IO: a value named
+ * twice). Heads out of order, more heads than announced or rows of another
+ * width than the first head's are ATTN_ERR_INTERNAL. */
+typedef struct attn_dump attn_dump;
+ATTN_API attn_status attn_dump_new(attn_dump **out, const attn_dump_opts *o, attn_error *err);
+/* Closes the files still open (without checking them) and frees d; accepts NULL. */
+ATTN_API void attn_dump_free(attn_dump *d);
+/* Before each input: its files go to the existing folder dir (copied). */
+ATTN_API attn_status attn_dump_begin(attn_dump *d, const char *dir, attn_error *err);
+/* After each input: every file must be complete (all its heads arrived);
+ * closes them, reporting a failed write as ATTN_ERR_IO naming the file. */
+ATTN_API attn_status attn_dump_end(attn_dump *d, attn_error *err);
+/* Closes the files of the input without checks (the input failed). */
+ATTN_API void attn_dump_drop(attn_dump *d);
+/* Number of files written (completed) since attn_dump_new. */
+ATTN_API size_t attn_dump_files(const attn_dump *d);
+ATTN_API bool attn_dump_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_dump_emit(void *user, const attn_capture_key *key,
+                                    const attn_capture_view *v, attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define ATTN_FANOUT_MAX 16

@@ -1,20 +1,324 @@
 /* Named dumps of attn run: --dump PATTERN[,PATTERN...] --out DIR
- * [--format npy|csv|jsonl], and --list-dumps. (Skeleton: issue 11 item 3.) */
+ * [--format npy|csv|jsonl], and --list-dumps (docs/dumps.md).
+ *
+ * The files go to a temporary folder next to DIR, DIR.tmp.XXXXXX (mkdtemp),
+ * renamed onto DIR when the run is complete; a failed run removes it. DIR
+ * must not exist or be an empty folder (which the rename replaces). In
+ * batch mode each input has its own folder in it, named by
+ * run_input_name; a bad line's folder is removed. The sink itself
+ * (attn_dump, write/dump.c) writes the files; the selection (--layers,
+ * --heads, ...) sits in front of it. */
 #include "run.h"
 
-attn_status run_dump_check(const run_opts *o, attn_error *err) {
-    if (o->dump || o->format || o->list_dumps)
-        return cli_usage(err, "--dump, --format and --list-dumps are not built yet");
-    if (o->out && !o->stats_cmd) return cli_usage(err, "--out needs --dump");
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The patterns of --dump split at commas, in place of the copy s (at most
+ * cap of them); an empty one is a usage error. */
+static attn_status split_patterns(char *s, const char *arg, const char **pat, size_t cap,
+                                  size_t *n, attn_error *err) {
+    *n = 0;
+    for (char *p = s;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        if (!*p)
+            return cli_usage(err, "--dump '%s': an empty pattern (patterns are separated by commas)",
+                             arg);
+        if (*n == cap) return cli_usage(err, "--dump '%s': more than %zu patterns", arg, cap);
+        pat[(*n)++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
     return ATTN_OK;
+}
+
+#define DUMP_PATTERNS_MAX 64
+
+/* Is dir a folder with nothing in it? */
+static bool empty_folder(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool empty = true;
+    for (struct dirent *e; empty && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
+    closedir(d);
+    return empty;
+}
+
+static attn_status check_out_dir(const char *dir, attn_error *err) {
+    if (!dir[0]) return cli_usage(err, "--out: the folder name is empty");
+    if (strcmp(dir, "-") == 0)
+        return cli_usage(err, "--out -: dumps go to a folder, not to standard output");
+    if (strncmp(dir, "/dev/", 5) == 0 || strncmp(dir, "/proc/", 6) == 0 ||
+        strncmp(dir, "/sys/", 5) == 0 || strcmp(dir, "/dev") == 0)
+        return cli_usage(err, "--out %s: dumps are not written under /dev, /proc or /sys", dir);
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) return ATTN_OK; /* a new folder */
+    if (!S_ISDIR(sb.st_mode))
+        return cli_usage(err, "--out %s: exists and is not a folder (give a new or empty folder)",
+                         dir);
+    if (!empty_folder(dir))
+        return cli_usage(err, "--out %s: the folder is not empty (give a new or empty folder)", dir);
+    return ATTN_OK;
+}
+
+attn_status run_dump_check(const run_opts *o, attn_error *err) {
+    if (o->stats_cmd) {
+        if (o->dump || o->format || o->list_dumps)
+            return cli_usage(err, "attn stats has no %s (see attn run)",
+                             o->dump ? "--dump" : o->format ? "--format" : "--list-dumps");
+        return ATTN_OK;
+    }
+    if (o->format && !o->dump) return cli_usage(err, "--format needs --dump");
+    if (o->list_dumps && o->out)
+        return cli_usage(err, "--list-dumps prints the names and writes nothing: drop --out");
+    if (o->out && !o->dump) return cli_usage(err, "--out needs --dump");
+    if (o->format && attn_dump_format_parse(o->format) < 0)
+        return cli_usage(err, "--format: expected npy, csv or jsonl, got '%s'", o->format);
+    if (!o->dump) return ATTN_OK;
+    char *copy = strdup(o->dump);
+    if (!copy) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    const char *pat[DUMP_PATTERNS_MAX];
+    size_t n;
+    attn_status rc = split_patterns(copy, o->dump, pat, DUMP_PATTERNS_MAX, &n, err);
+    free(copy);
+    if (rc) return rc;
+    if (o->list_dumps) return ATTN_OK; /* the listing shows the names the patterns match */
+    if (!o->out) return cli_usage(err, "--dump needs --out DIR (the folder of the files)");
+    return check_out_dir(o->out, err);
+}
+
+/* ---- the output: the temporary folder, one folder per batch input ---- */
+
+typedef struct dump_out {
+    attn_dump *sink;
+    char *copy;                         /* the patterns' storage */
+    const char *pat[DUMP_PATTERNS_MAX];
+    size_t n_pat;
+    char *dir;                          /* --out */
+    char *tmp;                          /* DIR.tmp.XXXXXX; NULL once committed */
+    bool batch;
+    char *input_dir;                    /* batch: tmp/INPUT of the current input */
+    bool input_made;                    /* ... which this input created */
+} dump_out;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes the folder and everything in it (symbolic links as links). */
+static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* A folder name for the input, or NULL (and err) when its key cannot be one. */
+static attn_status input_folder(const attn_run_info *run, char *buf, size_t cap, const char **name,
+                                attn_error *err) {
+    *name = run_input_name(run, buf, cap);
+    const char *s = *name;
+    if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strchr(s, '/'))
+        return cli_usage(err, "standard input line %ld: the key '%s' cannot name a dump folder "
+                              "(it is empty, '.', '..' or holds a '/')",
+                         run->input + 1, s);
+    return ATTN_OK;
+}
+
+static attn_status dump_begin(void *self, const attn_run_info *run, attn_error *err) {
+    dump_out *d = self;
+    d->input_made = false;
+    if (!d->batch) return attn_dump_begin(d->sink, d->tmp, err);
+    char num[32];
+    const char *name;
+    attn_status rc = input_folder(run, num, sizeof num, &name, err);
+    if (rc) return rc;
+    free(d->input_dir);
+    size_t need = strlen(d->tmp) + strlen(name) + 2;
+    if (!(d->input_dir = malloc(need))) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    snprintf(d->input_dir, need, "%s/%s", d->tmp, name);
+    if (mkdir(d->input_dir, 0777) != 0) {
+        if (errno == EEXIST)
+            return cli_usage(err, "standard input line %ld: the key '%s' came before: its dump "
+                                  "folder exists",
+                             run->input + 1, name);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", d->input_dir,
+                              strerror(errno));
+    }
+    d->input_made = true;
+    return attn_dump_begin(d->sink, d->input_dir, err);
+}
+
+static attn_status dump_end(void *self, const attn_run_info *run, bool ok, attn_error *err) {
+    (void)run;
+    dump_out *d = self;
+    attn_status rc = ATTN_OK;
+    if (ok) rc = attn_dump_end(d->sink, err);
+    else attn_dump_drop(d->sink);
+    if ((!ok || rc) && d->batch && d->input_made) remove_tree(d->input_dir);
+    d->input_made = false;
+    return rc;
+}
+
+static attn_status dump_commit(void *self, attn_error *err) {
+    dump_out *d = self;
+    struct stat sb;
+    if (lstat(d->dir, &sb) == 0 && S_ISDIR(sb.st_mode) && rmdir(d->dir) != 0)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot replace it: %s", d->dir,
+                              strerror(errno));
+    if (rename(d->tmp, d->dir) != 0)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s onto it: %s", d->dir, d->tmp,
+                              strerror(errno));
+    free(d->tmp);
+    d->tmp = NULL;
+    return ATTN_OK;
+}
+
+static void dump_abort(void *self) {
+    dump_out *d = self;
+    attn_dump_free(d->sink);
+    if (d->tmp) remove_tree(d->tmp);
+    free(d->tmp);
+    free(d->input_dir);
+    free(d->dir);
+    free(d->copy);
+    free(d);
+}
+
+/* ---- names ---- */
+
+typedef struct name_check {
+    const char *pattern;
+    bool found;
+} name_check;
+
+static bool check_one(void *user, const attn_dump_entry *e) {
+    name_check *c = user;
+    c->found = attn_dump_match(&c->pattern, 1, e->name);
+    return !c->found;
+}
+
+/* Every pattern must match a name of cfg. */
+static attn_status check_patterns(const attn_config *cfg, const char *const *pat, size_t n,
+                                  attn_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        name_check c = {.pattern = pat[i]};
+        attn_dump_each_name(cfg, check_one, &c);
+        if (!c.found)
+            return cli_usage(err, "--dump: the pattern '%s' matches no value of this model (see "
+                                  "attn run --config ... --list-dumps)",
+                             pat[i]);
+    }
+    return ATTN_OK;
+}
+
+/* How many query heads and key/value heads the selection lets through. */
+static void selected_heads(const run_opts *o, const attn_config *cfg, int *nq, int *nkv) {
+    const int H = cfg->n_heads, KV = cfg->n_kv_heads > 0 ? cfg->n_kv_heads : H;
+    const int group = H / KV;
+    *nq = *nkv = 0;
+    for (int g = 0; g < KV; g++) {
+        bool any = false;
+        for (int h = g * group; h < (g + 1) * group; h++)
+            if (cli_ranges_has(&o->sel.heads, h)) any = true, ++*nq;
+        if (any) ++*nkv;
+    }
 }
 
 attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
-    (void)r, (void)o, (void)err;
-    return ATTN_OK;
+    if (!o->dump) return ATTN_OK;
+    dump_out *d = calloc(1, sizeof *d);
+    if (!d) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    d->batch = o->batch;
+    attn_status rc = ATTN_OK;
+    if (!(d->copy = strdup(o->dump)) || !(d->dir = strdup(o->out)))
+        rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    /* "out/" names the folder out: its temporary is out.tmp.XXXXXX, not out/.tmp.XXXXXX */
+    for (size_t n = d->dir ? strlen(d->dir) : 0; n > 1 && d->dir[n - 1] == '/'; n--)
+        d->dir[n - 1] = '\0';
+    if (!rc) rc = split_patterns(d->copy, o->dump, d->pat, DUMP_PATTERNS_MAX, &d->n_pat, err);
+    if (!rc) rc = check_patterns(r->cfg, d->pat, d->n_pat, err);
+    int nq = 0, nkv = 0;
+    selected_heads(o, r->cfg, &nq, &nkv);
+    const attn_dump_opts opts = {
+        .format = o->format ? (attn_dump_format)attn_dump_format_parse(o->format) : ATTN_DUMP_NPY,
+        .patterns = d->pat, .n_patterns = d->n_pat, .run = &r->rc,
+        .n_heads = nq, .n_kv_heads = nkv};
+    if (!rc) rc = attn_dump_new(&d->sink, &opts, err);
+    if (!rc) {
+        size_t need = strlen(d->dir) + sizeof ".tmp.XXXXXX";
+        if (!(d->tmp = malloc(need))) {
+            rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+        } else {
+            snprintf(d->tmp, need, "%s.tmp.XXXXXX", d->dir);
+            if (!mkdtemp(d->tmp)) {
+                rc = attn_error_set(err, ATTN_ERR_IO, "--out %s: cannot create a folder next to "
+                                    "it: %s", o->out, strerror(errno));
+                free(d->tmp);
+                d->tmp = NULL;
+            }
+        }
+    }
+    if (rc) {
+        dump_abort(d);
+        return rc;
+    }
+    run_output out = {.self = d, .begin = dump_begin, .end = dump_end, .commit = dump_commit,
+                      .abort = dump_abort};
+    if ((rc = run_add_output(r, out, err))) return rc; /* d is freed */
+    attn_capture c = {attn_dump_wants, attn_dump_emit, d->sink};
+    if ((rc = run_select(r, o, c, &c, err))) return rc;
+    return attn_fanout_add(&r->fo, c, err);
+}
+
+/* ---- --list-dumps ---- */
+
+typedef struct lister {
+    const char *const *pat;
+    size_t n_pat;
+    const cli_selection *sel;
+    int width;
+    FILE *f;
+} lister;
+
+static bool listed(const lister *l, const attn_dump_entry *e) {
+    if (l->n_pat && !attn_dump_match(l->pat, l->n_pat, e->name)) return false;
+    return cli_selection_wants(l->sel, &e->key);
+}
+
+static bool measure(void *user, const attn_dump_entry *e) {
+    lister *l = user;
+    int n = (int)strlen(e->name);
+    if (listed(l, e) && n > l->width) l->width = n;
+    return true;
+}
+
+static bool print_entry(void *user, const attn_dump_entry *e) {
+    lister *l = user;
+    if (listed(l, e)) fprintf(l->f, "%-*s  %s\n", l->width, e->name, e->shape);
+    return true;
 }
 
 attn_status run_dump_list(const runner *r, const run_opts *o, attn_error *err) {
-    (void)r, (void)o;
-    return cli_usage(err, "--list-dumps is not built yet");
+    lister l = {.sel = &o->sel, .f = stdout};
+    char *copy = NULL;
+    const char *pat[DUMP_PATTERNS_MAX];
+    attn_status rc = ATTN_OK;
+    if (o->dump) {
+        if (!(copy = strdup(o->dump))) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+        rc = split_patterns(copy, o->dump, pat, DUMP_PATTERNS_MAX, &l.n_pat, err);
+        if (!rc) rc = check_patterns(r->cfg, pat, l.n_pat, err);
+        l.pat = pat;
+    }
+    if (!rc) {
+        attn_dump_each_name(r->cfg, measure, &l);
+        attn_dump_each_name(r->cfg, print_entry, &l);
+        if (fflush(stdout) != 0 || ferror(stdout))
+            rc = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
+    }
+    free(copy);
+    return rc;
 }

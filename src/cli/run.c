@@ -242,7 +242,9 @@ static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
                          r->cfg->vocab_size, o->k);
     if ((rc = cli_selection_check(&o->sel, r->cfg, err))) return rc;
     return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
-                            o->batch ? NULL : "--source, --source-ids or --source-embeddings", err);
+                            o->batch || o->list_dumps ? NULL
+                                                         : "--source, --source-ids or --source-embeddings",
+                            err);
 }
 
 /* The inputs the flags give (in batch mode, only the source). The vector
