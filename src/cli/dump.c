@@ -1,8 +1,9 @@
 /* Named dumps of attn run: --dump PATTERN[,PATTERN...] --out DIR
  * [--format npy|csv|jsonl], and --list-dumps (docs/dumps.md).
  *
- * The files go to a temporary folder next to DIR, DIR.tmp.XXXXXX (mkdtemp),
- * renamed onto DIR when the run is complete; a failed run removes it. DIR
+ * The files go to a temporary folder next to DIR, DIR.tmp.XXXXXX
+ * (attn_tmptree: registered, so that a signal removes it too), renamed
+ * onto DIR when the run is complete; a failed run removes it. DIR
  * must not exist or be an empty folder (which the rename replaces). In
  * batch mode each input has its own folder in it, named by
  * run_input_name; a bad line's folder is removed. The sink itself
@@ -10,9 +11,10 @@
  * --heads, ...) sits in front of it. */
 #include "run.h"
 
+#include "base/tmpfile.h"
+
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,19 +104,12 @@ typedef struct dump_out {
     const char *pat[DUMP_PATTERNS_MAX];
     size_t n_pat;
     char *dir;                          /* --out */
-    char *tmp;                          /* DIR.tmp.XXXXXX; NULL once committed */
+    attn_tmptree tree;                  /* DIR.tmp.XXXXXX */
+    const char *tmp;                    /* tree.path while it exists; NULL once committed */
     bool batch;
     char *input_dir;                    /* batch: tmp/INPUT of the current input */
     bool input_made;                    /* ... which this input created */
 } dump_out;
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-/* Removes the folder and everything in it (symbolic links as links). */
-static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* A folder name for the input, or NULL (and err) when its key cannot be one. */
 static attn_status input_folder(const attn_run_info *run, char *buf, size_t cap, const char **name,
@@ -158,21 +153,17 @@ static attn_status dump_end(void *self, const attn_run_info *run, bool ok, attn_
     attn_status rc = ATTN_OK;
     if (ok) rc = attn_dump_end(d->sink, err);
     else attn_dump_drop(d->sink);
-    if ((!ok || rc) && d->batch && d->input_made) remove_tree(d->input_dir);
+    if ((!ok || rc) && d->batch && d->input_made) attn_tree_remove(d->input_dir);
     d->input_made = false;
     return rc;
 }
 
 static attn_status dump_commit(void *self, attn_error *err) {
     dump_out *d = self;
-    struct stat sb;
-    if (lstat(d->dir, &sb) == 0 && S_ISDIR(sb.st_mode) && rmdir(d->dir) != 0)
-        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot replace it: %s", d->dir,
-                              strerror(errno));
-    if (rename(d->tmp, d->dir) != 0)
+    int e = attn_tmptree_commit(&d->tree, d->dir);
+    if (e)
         return attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s onto it: %s", d->dir, d->tmp,
-                              strerror(errno));
-    free(d->tmp);
+                              strerror(e));
     d->tmp = NULL;
     return ATTN_OK;
 }
@@ -180,8 +171,7 @@ static attn_status dump_commit(void *self, attn_error *err) {
 static void dump_abort(void *self) {
     dump_out *d = self;
     attn_dump_free(d->sink);
-    if (d->tmp) remove_tree(d->tmp);
-    free(d->tmp);
+    if (d->tmp) attn_tmptree_discard(&d->tree);
     free(d->input_dir);
     free(d->dir);
     free(d->copy);
@@ -249,18 +239,12 @@ attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
         .n_heads = nq, .n_kv_heads = nkv};
     if (!rc) rc = attn_dump_new(&d->sink, &opts, err);
     if (!rc) {
-        size_t need = strlen(d->dir) + sizeof ".tmp.XXXXXX";
-        if (!(d->tmp = malloc(need))) {
-            rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-        } else {
-            snprintf(d->tmp, need, "%s.tmp.XXXXXX", d->dir);
-            if (!mkdtemp(d->tmp)) {
-                rc = attn_error_set(err, ATTN_ERR_IO, "--out %s: cannot create a folder next to "
-                                    "it: %s", o->out, strerror(errno));
-                free(d->tmp);
-                d->tmp = NULL;
-            }
-        }
+        int e = attn_tmptree_create(&d->tree, d->dir);
+        if (e)
+            rc = attn_error_set(err, ATTN_ERR_IO, "--out %s: cannot create a folder next to it: %s",
+                                o->out, strerror(e));
+        else
+            d->tmp = d->tree.path;
     }
     if (rc) {
         dump_abort(d);

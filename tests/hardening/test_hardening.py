@@ -191,6 +191,29 @@ def main():
                 check("%s: no temporary, no output" % name, os.listdir(d) == [],
                       str(os.listdir(d)))
 
+    # 7b. the same for output folders (--dump, batch mode: a folder per input
+    #     inside the temporary one): the signal removes the whole tree
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with tempfile.TemporaryDirectory() as d:
+            p = subprocess.Popen([ATTN, "run", "--config", CFG, "--dump", "*", "--out", "dumps"],
+                                 cwd=d, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            p.stdin.write(b"the cat\nthe dog\n")
+            p.stdin.flush()
+            tree = []
+            for _ in range(500):  # wait until the second input's folder has files
+                tree = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs]
+                if any(os.sep + "1" + os.sep in t for t in tree):
+                    break
+                time.sleep(0.02)
+            name = signal.Signals(sig).name
+            check("%s: a dump tree exists before the signal" % name, len(tree) > 2, str(tree))
+            p.send_signal(sig)
+            p.wait(timeout=120)
+            check("%s during --dump: died of it" % name, p.returncode == -sig, str(p.returncode))
+            check("%s during --dump: no temporary folder, no output" % name, os.listdir(d) == [],
+                  str(os.listdir(d)))
+
     # 8. the same file under two spellings is a usage error, before any work
     with tempfile.TemporaryDirectory() as d:
         open(os.path.join(d, "b.csv"), "w").close()
