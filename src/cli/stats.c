@@ -52,9 +52,8 @@ const char run_stats_usage[] =
     "Examples:\n"
     "  attn stats --config models/tiny-decoder --text \"the cat sits on the mat\"\n"
     "  attn stats --config models/tiny-decoder --layers 1 --heads 0-1 --text \"a cat\"\n"
-    "  attn stats --config models/tiny-decoder --out stats.csv < lines.txt\n"
-    "  attn stats --config models/tiny-translator --kind cross \\\n"
-    "      --source \"the cat sits on the mat .\" --text \"dine fobu dapo fobu losotu pofo .\"\n"
+    "  printf 'the cat\\nthe dog\\n' | attn stats --config models/tiny-decoder --out stats.csv\n"
+    "  attn stats --config models/tiny-translator --kind cross --source \"the cat sleeps\" --text \"<s> dine\"\n"
     "\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
 
