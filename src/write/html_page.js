@@ -12,7 +12,7 @@
  * right, a line per weight) and the matrix. Data text is never put into the
  * page as HTML: labels are drawn on the canvas or set as textContent.
  * Loaded with #selftest (or #selftest=nodata), the page checks itself and
- * writes the result as JSON into <pre id="attn-selftest"> (tests/html). */
+ * writes the result as JSON into a pre element of id attn-selftest (tests/html). */
 (function () {
   'use strict';
   var errors = [];
@@ -234,6 +234,23 @@
   function rowHeight(n) { return Math.max(3, Math.min(ROW, Math.floor(30000 / Math.max(1, n)))); }
 
   var geo = null; /* the head view's layout, for hit tests */
+  var LINES_MAX = 3000;
+  /* The smallest byte q >= lo such that the weights of at least q / 255 in
+   * the maps ms are at most LINES_MAX. */
+  function lineThreshold(ms, lo) {
+    var hist = new Float64Array(256);
+    ms.forEach(function (s) {
+      var m = s.m, K = m.K;
+      for (var i = 0; i < m.T; i++) {
+        if (!m.have[i]) continue;
+        var n = m.causal ? Math.min(i + 1, K) : K, base = i * K;
+        for (var j = 0; j < n; j++) hist[m.data[base + j]]++;
+      }
+    });
+    var q = 255, count = hist[255];
+    while (q > lo && count + hist[q - 1] <= LINES_MAX) count += hist[--q];
+    return q;
+  }
   function drawLines(ms) {
     var ctx = cLines.getContext('2d');
     if (!ms.length) {
@@ -276,8 +293,10 @@
         }
       });
     }
-    /* lines, batched by strength */
-    var one = act ? act : null, minQ = act ? 1 : 3, nb = 8;
+    /* lines, batched by strength: with no token chosen, the strongest
+     * LINES_MAX of them (a canvas slows down with hundreds of thousands) */
+    var one = act ? act : null, minQ = act ? 1 : lineThreshold(ms, 3), nb = 8;
+    geo.minQ = minQ;
     ctx.lineWidth = row >= 10 ? 1.6 : 1;
     ms.forEach(function (s) {
       var m = s.m, paths = [];
@@ -455,6 +474,8 @@
     info.textContent = m0 ? m0.T + ' queries \u00d7 ' + m0.K + ' keys' +
       (m0.causal ? ' \u00b7 causal: later keys are masked' : '') + ' \u00b7 uint8 weights (\u00b11/510)' : '';
     drawLines(ms);
+    if (geo && geo.minQ > 3 && !(st.hover || st.sel))
+      info.textContent += ' \u00b7 lines of weights \u2265 ' + (geo.minQ / 255).toFixed(3);
     drawMatrix(ms);
     drawLegend(ms);
   }
@@ -541,9 +562,13 @@
     for (var i = 0; i < d.length; i++) h = Math.imul(h ^ d[i], 16777619) >>> 0;
     return c.width + 'x' + c.height + ':' + h.toString(16);
   }
+  var snapTimes = [];
   function snap() {
+    var t0 = performance.now();
     render();
-    return canvasHash(cLines) + '/' + canvasHash(cMatrix);
+    var t1 = performance.now(), h = canvasHash(cLines) + '/' + canvasHash(cMatrix);
+    snapTimes.push([Math.round(t1 - t0), Math.round(performance.now() - t1)]);
+    return h;
   }
   function selftest(withData) {
     var res = {ok: false, errors: errors, meta: meta, inputs: [], maps: [], checks: {}};
@@ -600,6 +625,7 @@
         ck.unchanged = snap() === base;
       }
       ck.switch_ms = Math.round(performance.now() - t0);
+      ck.render_hash_ms = snapTimes;
       var t1 = performance.now();
       inputs.forEach(function (inp) {
         inp.groups.forEach(function (g) {
