@@ -231,7 +231,10 @@
   }
 
   var ROW = 16, PAD = 8, TOP = 26, FONT = '12px system-ui, sans-serif';
-  function rowHeight(n) { return Math.max(3, Math.min(ROW, Math.floor(30000 / Math.max(1, n)))); }
+  /* 22 px a token for short inputs, 16 up to the canvas's height limit, then less */
+  function rowHeight(n) {
+    return n <= 40 ? 22 : Math.max(3, Math.min(ROW, Math.floor(30000 / Math.max(1, n))));
+  }
 
   var geo = null; /* the head view's layout, for hit tests */
   var LINES_MAX = 3000;
@@ -251,13 +254,20 @@
     while (q > lo && count + hist[q - 1] <= LINES_MAX) count += hist[--q];
     return q;
   }
-  function drawLines(ms) {
-    var ctx = cLines.getContext('2d');
+  /* What both views start from: the first shown map, its sizes and labels;
+   * null (and the canvas emptied) when nothing is shown. */
+  function subject(canvas, ms) {
     if (!ms.length) {
-      cLines.width = cLines.height = 1;
-      return;
+      canvas.width = canvas.height = 1;
+      return null;
     }
-    var m0 = ms[0].m, T = m0.T, K = m0.K, ql = labelsOf(m0, 'q'), kl = labelsOf(m0, 'k');
+    var m0 = ms[0].m;
+    return {m0: m0, T: m0.T, K: m0.K, ql: labelsOf(m0, 'q'), kl: labelsOf(m0, 'k')};
+  }
+  function drawLines(ms) {
+    var sub = subject(cLines, ms);
+    if (!sub) return;
+    var ctx = cLines.getContext('2d'), T = sub.T, K = sub.K, ql = sub.ql, kl = sub.kl;
     var row = rowHeight(Math.max(T, K)), font = row >= 10 ? FONT : Math.max(row - 1, 3) + 'px sans-serif';
     ctx.font = FONT;
     var colW = 40;
@@ -297,7 +307,7 @@
      * LINES_MAX of them (a canvas slows down with hundreds of thousands) */
     var one = act ? act : null, minQ = act ? 1 : lineThreshold(ms, 3), nb = 8;
     geo.minQ = minQ;
-    ctx.lineWidth = row >= 10 ? 1.6 : 1;
+    ctx.lineWidth = row >= 20 ? 2 : row >= 10 ? 1.6 : 1;
     ms.forEach(function (s) {
       var m = s.m, paths = [];
       for (var b = 0; b < nb; b++) paths.push(new Path2D());
@@ -351,12 +361,9 @@
 
   var mgeo = null; /* the matrix's layout */
   function drawMatrix(ms) {
-    var ctx = cMatrix.getContext('2d');
-    if (!ms.length) {
-      cMatrix.width = cMatrix.height = 1;
-      return;
-    }
-    var m0 = ms[0].m, T = m0.T, K = m0.K, ql = labelsOf(m0, 'q'), kl = labelsOf(m0, 'k');
+    var sub = subject(cMatrix, ms);
+    if (!sub) return;
+    var ctx, m0 = sub.m0, T = sub.T, K = sub.K, ql = sub.ql, kl = sub.kl;
     var cell = Math.max(1, Math.min(28, Math.floor(640 / Math.max(T, K))));
     var labels = cell >= 9, left = labels ? 96 : 4, top = labels ? 80 : 4, barW = 50;
     var w = left + K * cell + 12 + barW, h = top + T * cell + 8;
@@ -584,6 +591,7 @@
         sync();
         var base = snap();
         ck.base = base;
+        ck.first_drawn_ms = Math.round(performance.now()); /* the pixel read made it draw */
         if (c.g.layers.length > 1) {
           st.layer = 1;
           sync();

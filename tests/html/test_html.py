@@ -47,7 +47,7 @@ import csvtext  # noqa: E402
 import make_models  # noqa: E402
 
 TOL = 1 / 510 + 1e-6  # uint8 quantisation, plus float32 rounding
-BIG_LOAD_BOUND_S = 30.0  # in-page: from navigation start to the end of the first drawing
+BIG_LOAD_BOUND_S = 30.0  # in the page: from navigation start to the first view drawn
 BIG_WALL_BOUND_S = 240.0  # the whole chromium run, startup and self-test included
 CHROMIUM = shutil.which("chromium")
 MODELS = os.path.join(ROOT, "models")
@@ -391,12 +391,13 @@ def case_big(tmp):
     if not browser_checks("big", res, err):
         return
     ck = res["checks"]
-    print("  big: chromium run %.1f s; in the page: loaded and drawn %.1f s after navigation start, "
-          "8 switches (render, pixel hash) %.1f s %s, all 144 maps decoded %.1f s" %
-          (wall, res["load_ms"] / 1000, ck["switch_ms"] / 1000, ck.get("render_hash_ms"),
-           ck["decode_all_ms"] / 1000))
-    check(res["load_ms"] / 1000 < BIG_LOAD_BOUND_S, "big: the page took %.1f s to load (bound %.0f s)" %
-          (res["load_ms"] / 1000, BIG_LOAD_BOUND_S))
+    loaded = ck["first_drawn_ms"] / 1000
+    print("  big: chromium run %.1f s; in the page (from navigation start): parsed, script run %.1f s, "
+          "first view drawn %.1f s; 8 redraws (render, pixel read ms: %s) %.1f s; all 144 maps "
+          "decoded %.1f s" % (wall, res["load_ms"] / 1000, loaded, ck.get("render_hash_ms"),
+                              ck["switch_ms"] / 1000, ck["decode_all_ms"] / 1000))
+    check(loaded < BIG_LOAD_BOUND_S, "big: the page took %.1f s to load and draw (bound %.0f s)" %
+          (loaded, BIG_LOAD_BOUND_S))
     check(wall < BIG_WALL_BOUND_S, "big: chromium ran %.1f s (bound %.0f s)" % (wall, BIG_WALL_BOUND_S))
     cells = 512 * 513 // 2
     check(len(res["maps"]) == 144 and all(m["cells"] == cells and m["causal"] for m in res["maps"]),
