@@ -610,6 +610,20 @@
           st.head = c.L.heads[0].head;
           sync();
         }
+        /* the mouse: over the first query token, over the matrix's first cell */
+        var r = cLines.getBoundingClientRect();
+        cLines.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + geo.xq - 4,
+          clientY: r.top + TOP + geo.row / 2}));
+        ck.hover_token = same(st.hover, {side: 'q', pos: 0});
+        cLines.dispatchEvent(new MouseEvent('click', {clientX: r.left + geo.xk + 4,
+          clientY: r.top + TOP + geo.row / 2}));
+        ck.click_token = same(st.sel, {side: 'k', pos: 0});
+        st.sel = st.hover = null;
+        r = cMatrix.getBoundingClientRect();
+        cMatrix.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + mgeo.left + mgeo.cell / 2,
+          clientY: r.top + mgeo.top + mgeo.cell / 2}));
+        ck.matrix_tip = tip.style.display === 'block' && /key 0/.test(tip.textContent) ? tip.textContent : false;
+        tip.style.display = 'none';
         st.sel = {side: 'q', pos: c.L.heads[0].T - 1};
         ck.select_query = snap() !== base;
         st.sel = {side: 'k', pos: 0};

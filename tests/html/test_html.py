@@ -188,7 +188,10 @@ def browser_checks(name, res, stderr, groups=1, inputs=1, layers=2):
     check(res["ok"] and not res["errors"], "%s: JavaScript errors %s" % (name, res["errors"]))
     check(not console_errors(stderr), "%s: console errors %s" % (name, console_errors(stderr)))
     ck = res["checks"]
-    for k in ("layer", "head", "all", "select_query", "select_key", "unchanged"):
+    check(isinstance(ck.get("matrix_tip"), str) and "query 0" in ck["matrix_tip"],
+          "%s: the matrix's tooltip %r" % (name, ck.get("matrix_tip")))
+    for k in ("layer", "head", "all", "select_query", "select_key", "unchanged", "hover_token",
+              "click_token"):
         if k == "layer" and layers < 2:
             continue
         check(ck.get(k) is True, "%s: check %s is %r (canvas pixels did not change)" % (name, k, ck.get(k)))
