@@ -620,8 +620,9 @@
         ck.click_token = same(st.sel, {side: 'k', pos: 0});
         st.sel = st.hover = null;
         r = cMatrix.getBoundingClientRect();
-        cMatrix.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + mgeo.left + mgeo.cell / 2,
-          clientY: r.top + mgeo.top + mgeo.cell / 2}));
+        /* whole pixels (event coordinates may be rounded), inside a cell of 1 px too */
+        cMatrix.dispatchEvent(new MouseEvent('mousemove', {clientX: Math.ceil(r.left + mgeo.left),
+          clientY: Math.ceil(r.top + mgeo.top)}));
         ck.matrix_tip = tip.style.display === 'block' && /key 0/.test(tip.textContent) ? tip.textContent : false;
         tip.style.display = 'none';
         st.sel = {side: 'q', pos: c.L.heads[0].T - 1};
