@@ -427,6 +427,60 @@ ATTN_API size_t attn_dump_files(const attn_dump *d);
 ATTN_API bool attn_dump_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_dump_emit(void *user, const attn_capture_key *key,
                                     const attn_capture_view *v, attn_error *err);
+/* ---- the HTML head view (write/html.c, docs/html.md) ---- */
+/* Text inside HTML and inside JSON strings. Both first apply the visible
+ * escapes of attn_escape_text (control bytes, a backslash and bytes that are
+ * not well-formed UTF-8 become \n, \t, \r, \\, \xNN), so the text shown
+ * is the CSV's token text and the output is valid UTF-8 without control
+ * bytes. attn_html_text then writes & < > " ' as character references
+ * (safe in element text and in quoted attribute values); attn_json_string
+ * writes one JSON string with its quotes, " and \ escaped, and < > & and
+ * U+2028, U+2029 as \uXXXX, so it is also safe inside a <script> element
+ * (no "</script" or "<!--" can appear) and as a JavaScript literal. s[0..n)
+ * may hold any bytes, NUL too. ATTN_ERR_NOMEM is the only failure (of a
+ * text over 1 KiB, whose escape is built in memory). */
+ATTN_API attn_status attn_html_text(FILE *f, const char *s, size_t n, attn_error *err);
+ATTN_API attn_status attn_json_string(FILE *f, const char *s, size_t n, attn_error *err);
+
+/* A capture sink that writes one self-contained HTML page (no network, no
+ * external script, font or style) to explore the attention maps
+ * (ATTN_V_WEIGHTS) of one or several inputs: the head view (query and key
+ * tokens in two columns, lines weighted by the chosen head or by all heads
+ * in colour) and a matrix view. It streams: attn_html_begin writes the
+ * page's head and style, attn_html_input_begin the labels of the input in
+ * w->run, each emit one map as it arrives, attn_html_input_end its end and
+ * attn_html_end the script and the closing tags; nothing but the caller's
+ * map is held in memory. Each weight is stored as one byte,
+ * q = floor(255 * clamp(w, 0, 1) + 1/2), base64-encoded, so the page's
+ * weight q / 255 is within 1/510 of w. Entries a causal mask sets to 0
+ * (key->causal, key after query) are not stored and are shown as masked.
+ * A map's rows may come in several emits (row_offset). The key side of a
+ * map shows the labels attn_run_key_labels gives (the source's for
+ * cross-attention). Writes are not checked one by one: a failed write shows
+ * in ferror(f) (attn_outfile_commit reports it). */
+typedef struct attn_html {
+    FILE *f;
+    const attn_run_info *run; /* the input being run: number, key, labels */
+    /* state, set by attn_html_begin */
+    long inputs;      /* inputs begun so far */
+    bool in_input;    /* between attn_html_input_begin and _end */
+    long input_start; /* offset of the current input's first byte; -1: f cannot be cut */
+} attn_html;
+/* Fills h and writes the page's head; title (NULL: "attn") names the page. */
+ATTN_API attn_status attn_html_begin(attn_html *h, FILE *f, const attn_run_info *run,
+                                     const char *title, attn_error *err);
+/* Starts an input: its number, key and labels (from h->run). An emit
+ * outside an input starts one. */
+ATTN_API attn_status attn_html_input_begin(attn_html *h, attn_error *err);
+/* Ends the input. ok false (the input failed): what was written for it is
+ * cut off the file when f is a regular file, else marked so that the page
+ * does not show it. */
+ATTN_API attn_status attn_html_input_end(attn_html *h, bool ok, attn_error *err);
+ATTN_API bool attn_html_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_html_emit(void *user, const attn_capture_key *key,
+                                    const attn_capture_view *v, attn_error *err);
+/* Ends an input still open (as ok) and writes the script and the closing tags. */
+ATTN_API attn_status attn_html_end(attn_html *h, attn_error *err);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define ATTN_FANOUT_MAX 16
