@@ -4,9 +4,11 @@
 set -euo pipefail
 
 # clang + libclang-rt-14-dev: the libFuzzer harnesses; llvm: llvm-symbolizer for
-# their reports; valgrind: meson test --setup=valgrind (all used by tools/test)
+# their reports; valgrind: meson test --setup=valgrind (all used by tools/test);
+# fonts-dejavu-core: the TrueType labels of --heatmap (optional at run time)
 packages=(gcc libc6-dev pkg-config meson ninja-build libcjson-dev libstb-dev check
-          python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time)
+          python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time
+          fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do
