@@ -42,17 +42,23 @@ import attn_ref  # noqa: E402
 import make_models  # noqa: E402
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-failures = []
-checks = 0
 
 
-def check(name, ok, detail=""):
-    global checks
-    checks += 1
-    if not ok:
-        print("FAIL " + name + (": " + detail if detail else ""))
-        failures.append(name)
-    return ok
+class Tally:
+    """The checks made and the names of those that failed (each printed)."""
+
+    def __init__(self):
+        self.count, self.failed = 0, []
+
+    def __call__(self, name, ok, detail=""):
+        self.count += 1
+        if not ok:
+            self.failed.append(name)
+            print("FAIL %s%s" % (name, ": " + detail if detail else ""))
+        return ok
+
+
+check = Tally()
 
 
 # -- the layout of docs/heatmaps.md ------------------------------------------
@@ -505,8 +511,8 @@ def main():
         test_fonts(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d checks, %d failed" % (checks, len(failures)))
-    return 1 if failures else 0
+    print("%d checks, %d failed" % (check.count, len(check.failed)))
+    return 1 if check.failed else 0
 
 
 if __name__ == "__main__":
