@@ -6,7 +6,8 @@
  * forward pass hands it each value it wants, and the sink streams it to a
  * FILE. Here: the CSV writers of attention maps, context vectors and
  * next-token predictions, the escapes of their text columns, what they
- * share (position labels, the top-k rows of the predictions), the fan-out
+ * share (position labels, the top-k rows of the predictions), the heatmap
+ * images of attention maps (drawn in memory, written as PNG), the fan-out
  * that feeds several sinks from one forward pass, and output files written
  * to a temporary name and renamed into place when complete (attn_outfile),
  * so a failed or interrupted run leaves nothing half-written. Every emit returns an attn_status and accepts
