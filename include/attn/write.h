@@ -9,6 +9,8 @@
  * share (position labels, the top-k rows of the predictions), the sinks
  * that make maps from several heads or layers (mean, max, rollout) and the
  * per-head statistics with their CSV, the fan-out
+ * share (position labels, the top-k rows of the predictions), the heatmap
+ * images of attention maps (drawn in memory, written as PNG), the fan-out
  * that feeds several sinks from one forward pass, and output files written
  * to a temporary name and renamed into place when complete (attn_outfile),
  * so a failed or interrupted run leaves nothing half-written. Every emit returns an attn_status and accepts
@@ -481,6 +483,107 @@ ATTN_API attn_status attn_html_emit(void *user, const attn_capture_key *key,
                                     const attn_capture_view *v, attn_error *err);
 /* Ends an input still open (as ok) and writes the script and the closing tags. */
 ATTN_API attn_status attn_html_end(attn_html *h, attn_error *err);
+/* ---- heatmap images (write/heatmap.c, write/font.c; docs/heatmaps.md) ---- */
+/* An RGB image in memory: rgb is [h, w, 3], 8 bits a channel, rows top first. */
+typedef struct attn_image {
+    int w, h;
+    unsigned char *rgb; /* [h, w, 3], owned */
+} attn_image;
+ATTN_API void attn_image_free(attn_image *img); /* accepts NULL or a zeroed img */
+/* Writes img to f as a PNG (8-bit RGB, stb_image_write): ATTN_ERR_NOMEM
+ * when the encoder runs out of memory, ATTN_ERR_IO when a write to f fails
+ * (f is not closed; a full disk may show only at fclose). */
+ATTN_API attn_status attn_image_write_png(const attn_image *img, FILE *f, attn_error *err);
+/* The same PNG in memory: *png malloc'd (free() it), *len its bytes. */
+ATTN_API attn_status attn_image_png(const attn_image *img, unsigned char **png, size_t *len,
+                                    attn_error *err);
+
+/* A TrueType font for the texts of the images (stb_truetype). Only fonts
+ * from a trusted source: stb_truetype does not validate a font file. NULL
+ * wherever a font is taken means the built-in font (stb_easy_font, ASCII
+ * only: other characters are drawn as '?'). */
+typedef struct attn_font attn_font;
+/* Reads a .ttf file (at most 64 MiB); ATTN_ERR_IO when it cannot be read,
+ * ATTN_ERR_FORMAT when it is no TrueType font. */
+ATTN_API attn_status attn_font_open(attn_font **out, const char *path, attn_error *err);
+/* The same from a copy of buf[len]; `name` names it in messages. */
+ATTN_API attn_status attn_font_from_memory(attn_font **out, const void *buf, size_t len,
+                                           const char *name, attn_error *err);
+ATTN_API void attn_font_free(attn_font *f); /* accepts NULL */
+
+/* The layout (docs/heatmaps.md, "Layout"), in pixels. One image holds n
+ * panels, each one map [T, Tk], in a grid of ceil(sqrt(n)) columns, and one
+ * colour bar at the right:
+ *   area_w = max(Tk * cell, AREA_MIN), area_h = max(T * cell, AREA_MIN)
+ *   panel  = (LABELS + GAP + area_w) x (TITLE + LABELS + GAP + area_h)
+ *   width  = 2 PAD + cols panel_w + (cols - 1) SEP + BAR_GAP + BAR_W + TICK + TICK_LABELS
+ *   height = 2 PAD + [TITLE when the image has a title] + rows panel_h + (rows - 1) SEP
+ * cell = clamp(CELL_BUDGET / max(T, Tk), CELL_MIN, CELL_MAX), then smaller
+ * (down to 1) while the image is wider or higher than MAX_SIDE or has more
+ * than MAX_PIXELS pixels; an image too large even with 1-pixel cells is
+ * ATTN_ERR_USAGE. Of the position labels every label_step-th is drawn
+ * (positions 0, k, 2k, ...), label_step = ceil(LABEL_PITCH / cell). */
+#define ATTN_HEATMAP_PAD 8
+#define ATTN_HEATMAP_TITLE 20
+#define ATTN_HEATMAP_LABELS 80
+#define ATTN_HEATMAP_GAP 4
+#define ATTN_HEATMAP_SEP 16
+#define ATTN_HEATMAP_AREA_MIN 120
+#define ATTN_HEATMAP_BAR_GAP 16
+#define ATTN_HEATMAP_BAR_W 14
+#define ATTN_HEATMAP_TICK 4
+#define ATTN_HEATMAP_TICK_LABELS 48
+#define ATTN_HEATMAP_CELL_MAX 24
+#define ATTN_HEATMAP_CELL_MIN 4
+#define ATTN_HEATMAP_CELL_BUDGET 800
+#define ATTN_HEATMAP_LABEL_PITCH 14
+#define ATTN_HEATMAP_MAX_SIDE 8192
+#define ATTN_HEATMAP_MAX_PIXELS ((int64_t)1 << 25)
+#define ATTN_HEATMAP_PANELS_MAX 4096
+typedef struct attn_heatmap_layout {
+    int width, height;
+    int cell;       /* side of one cell */
+    int cols, rows; /* panels across and down */
+    int label_step; /* every label_step-th position label is drawn */
+} attn_heatmap_layout;
+/* The layout of n panels of [T, Tk] (T, Tk >= 1, n 1..PANELS_MAX), with a
+ * title band when `title`. */
+ATTN_API attn_status attn_heatmap_layout_of(attn_heatmap_layout *lay, int T, int Tk, int n,
+                                            bool title, attn_error *err);
+
+/* One map of an image. */
+typedef struct attn_heatmap_panel {
+    const float *weights; /* [rows, cols]: row r is query position row_offset + r */
+    int rows, cols;
+    int row_offset;
+    bool causal;          /* a causal mask: key positions after the query are masked */
+    const char *title;    /* above the map (NULL: none) */
+} attn_heatmap_panel;
+/* What the panels of an image share. */
+typedef struct attn_heatmap_style {
+    const char *title;          /* the image's title band (NULL: none) */
+    const attn_labels *queries; /* labels of the query positions (rows); NULL: the numbers */
+    const attn_labels *keys;    /* labels of the key positions (columns); NULL: the numbers */
+    const attn_font *font;      /* NULL: the built-in font */
+} attn_heatmap_style;
+/* Draws panels[n] (all of the same rows, cols and row_offset) into *out
+ * (allocated; attn_image_free). A cell's colour is entry
+ * round(255 * w / vmax) of the colormap (docs/heatmaps.md: dark purple to
+ * light yellow, lightness rising), vmax the largest weight of the image's
+ * unmasked cells (1 when none is above 0), a weight below 0 or not finite
+ * drawn as 0; masked cells are hatched grey. The colour bar goes from 0 to
+ * vmax, ticks at 0, vmax/2 and vmax. Token texts are escaped as in the
+ * CSVs (attn_escape_text) and cut to fit (".."). On failure *out is zeroed. */
+ATTN_API attn_status attn_heatmap_render(attn_image *out, const attn_heatmap_panel *panels, int n,
+                                         const attn_heatmap_style *style, attn_error *err);
+/* Titles of maps (snprintf-like: the length needed is returned):
+ *   ATTN_TITLE_MAP   "layer 3, head 2, self (decoder)" ("layer 3, mean, self
+ *                    (decoder)" for a map made from several heads, attn_head_name)
+ *   ATTN_TITLE_LAYER "layer 3, self (decoder)"
+ *   ATTN_TITLE_HEAD  "head 2", or "mean", "max", "rollout" */
+typedef enum { ATTN_TITLE_MAP, ATTN_TITLE_LAYER, ATTN_TITLE_HEAD } attn_title_part;
+ATTN_API size_t attn_heatmap_title(const attn_capture_key *key, attn_title_part part, char *buf,
+                                   size_t cap);
 
 /* ---- fan-out: one capture that feeds several sinks ---- */
 #define ATTN_FANOUT_MAX 16

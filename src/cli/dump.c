@@ -42,34 +42,6 @@ static attn_status split_patterns(char *s, const char *arg, const char **pat, si
 
 #define DUMP_PATTERNS_MAX 64
 
-/* Is dir a folder with nothing in it? */
-static bool empty_folder(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return false;
-    bool empty = true;
-    for (struct dirent *e; empty && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = false;
-    closedir(d);
-    return empty;
-}
-
-static attn_status check_out_dir(const char *dir, attn_error *err) {
-    if (!dir[0]) return cli_usage(err, "--out: the folder name is empty");
-    if (strcmp(dir, "-") == 0)
-        return cli_usage(err, "--out -: dumps go to a folder, not to standard output");
-    if (strncmp(dir, "/dev/", 5) == 0 || strncmp(dir, "/proc/", 6) == 0 ||
-        strncmp(dir, "/sys/", 5) == 0 || strcmp(dir, "/dev") == 0)
-        return cli_usage(err, "--out %s: dumps are not written under /dev, /proc or /sys", dir);
-    struct stat sb;
-    if (lstat(dir, &sb) != 0) return ATTN_OK; /* a new folder */
-    if (!S_ISDIR(sb.st_mode))
-        return cli_usage(err, "--out %s: exists and is not a folder (give a new or empty folder)",
-                         dir);
-    if (!empty_folder(dir))
-        return cli_usage(err, "--out %s: the folder is not empty (give a new or empty folder)", dir);
-    return ATTN_OK;
-}
-
 attn_status run_dump_check(const run_opts *o, attn_error *err) {
     if (o->stats_cmd) {
         if (o->dump || o->format || o->list_dumps)
@@ -93,7 +65,7 @@ attn_status run_dump_check(const run_opts *o, attn_error *err) {
     if (rc) return rc;
     if (o->list_dumps) return ATTN_OK; /* the listing shows the names the patterns match */
     if (!o->out) return cli_usage(err, "--dump needs --out DIR (the folder of the files)");
-    return check_out_dir(o->out, err);
+    return cli_outdir_check("--out", o->out, err);
 }
 
 /* ---- the output: the temporary folder, one folder per batch input ---- */
@@ -103,48 +75,13 @@ typedef struct dump_out {
     char *copy;                         /* the patterns' storage */
     const char *pat[DUMP_PATTERNS_MAX];
     size_t n_pat;
-    char *dir;                          /* --out */
-    attn_tmptree tree;                  /* DIR.tmp.XXXXXX */
-    const char *tmp;                    /* tree.path while it exists; NULL once committed */
-    bool batch;
-    char *input_dir;                    /* batch: tmp/INPUT of the current input */
-    bool input_made;                    /* ... which this input created */
+    cli_outdir out;                     /* DIR, its temporary, the input's folder */
 } dump_out;
-
-/* A folder name for the input, or NULL (and err) when its key cannot be one. */
-static attn_status input_folder(const attn_run_info *run, char *buf, size_t cap, const char **name,
-                                attn_error *err) {
-    *name = run_input_name(run, buf, cap);
-    const char *s = *name;
-    if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strchr(s, '/'))
-        return cli_usage(err, "standard input line %ld: the key '%s' cannot name a dump folder "
-                              "(it is empty, '.', '..' or holds a '/')",
-                         run->input + 1, s);
-    return ATTN_OK;
-}
 
 static attn_status dump_begin(void *self, const attn_run_info *run, attn_error *err) {
     dump_out *d = self;
-    d->input_made = false;
-    if (!d->batch) return attn_dump_begin(d->sink, d->tmp, err);
-    char num[32];
-    const char *name;
-    attn_status rc = input_folder(run, num, sizeof num, &name, err);
-    if (rc) return rc;
-    free(d->input_dir);
-    size_t need = strlen(d->tmp) + strlen(name) + 2;
-    if (!(d->input_dir = malloc(need))) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    snprintf(d->input_dir, need, "%s/%s", d->tmp, name);
-    if (mkdir(d->input_dir, 0777) != 0) {
-        if (errno == EEXIST)
-            return cli_usage(err, "standard input line %ld: the key '%s' came before: its dump "
-                                  "folder exists",
-                             run->input + 1, name);
-        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot create: %s", d->input_dir,
-                              strerror(errno));
-    }
-    d->input_made = true;
-    return attn_dump_begin(d->sink, d->input_dir, err);
+    attn_status rc = cli_outdir_begin(&d->out, run, err);
+    return rc ? rc : attn_dump_begin(d->sink, d->out.input, err);
 }
 
 static attn_status dump_end(void *self, const attn_run_info *run, bool ok, attn_error *err) {
@@ -153,27 +90,19 @@ static attn_status dump_end(void *self, const attn_run_info *run, bool ok, attn_
     attn_status rc = ATTN_OK;
     if (ok) rc = attn_dump_end(d->sink, err);
     else attn_dump_drop(d->sink);
-    if ((!ok || rc) && d->batch && d->input_made) attn_tree_remove(d->input_dir);
-    d->input_made = false;
+    cli_outdir_end(&d->out, ok && !rc);
     return rc;
 }
 
 static attn_status dump_commit(void *self, attn_error *err) {
     dump_out *d = self;
-    int e = attn_tmptree_commit(&d->tree, d->dir);
-    if (e)
-        return attn_error_set(err, ATTN_ERR_IO, "%s: cannot rename %s onto it: %s", d->dir, d->tmp,
-                              strerror(e));
-    d->tmp = NULL;
-    return ATTN_OK;
+    return cli_outdir_commit(&d->out, err);
 }
 
 static void dump_abort(void *self) {
     dump_out *d = self;
     attn_dump_free(d->sink);
-    if (d->tmp) attn_tmptree_discard(&d->tree);
-    free(d->input_dir);
-    free(d->dir);
+    cli_outdir_free(&d->out);
     free(d->copy);
     free(d);
 }
@@ -222,13 +151,8 @@ attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
     if (!o->dump) return ATTN_OK;
     dump_out *d = calloc(1, sizeof *d);
     if (!d) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    d->batch = o->batch;
     attn_status rc = ATTN_OK;
-    if (!(d->copy = strdup(o->dump)) || !(d->dir = strdup(o->out)))
-        rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    /* "out/" names the folder out: its temporary is out.tmp.XXXXXX, not out/.tmp.XXXXXX */
-    for (size_t n = d->dir ? strlen(d->dir) : 0; n > 1 && d->dir[n - 1] == '/'; n--)
-        d->dir[n - 1] = '\0';
+    if (!(d->copy = strdup(o->dump))) rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
     if (!rc) rc = split_patterns(d->copy, o->dump, d->pat, DUMP_PATTERNS_MAX, &d->n_pat, err);
     if (!rc) rc = check_patterns(r->cfg, d->pat, d->n_pat, err);
     int nq = 0, nkv = 0;
@@ -238,14 +162,7 @@ attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
         .patterns = d->pat, .n_patterns = d->n_pat, .run = &r->rc,
         .n_heads = nq, .n_kv_heads = nkv};
     if (!rc) rc = attn_dump_new(&d->sink, &opts, err);
-    if (!rc) {
-        int e = attn_tmptree_create(&d->tree, d->dir);
-        if (e)
-            rc = attn_error_set(err, ATTN_ERR_IO, "--out %s: cannot create a folder next to it: %s",
-                                o->out, strerror(e));
-        else
-            d->tmp = d->tree.path;
-    }
+    if (!rc) rc = cli_outdir_open(&d->out, "--out", o->out, o->batch, err);
     if (rc) {
         dump_abort(d);
         return rc;

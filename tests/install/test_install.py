@@ -38,7 +38,7 @@ COMPLETION = os.path.join(ROOT, "data", "bash-completion", "attn")
 # Every command, and the ones whose --help must show examples that run.
 # run and stats get theirs with their own work (issue 11); add them here.
 COMMANDS = ["run", "stats", "generate", "explain", "import", "info", "tokenize"]
-EXAMPLES = ["", "generate", "explain", "import", "info", "tokenize", "stats"]  # "" = attn --help
+EXAMPLES = ["", "run", "generate", "explain", "import", "info", "tokenize", "stats"]  # "" = attn --help
 
 check = Checklist()
 
