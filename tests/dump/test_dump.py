@@ -218,18 +218,22 @@ def test_batch(exe, specs, tmp):
             y = np.load(os.path.join(single, f))
             if x.shape != y.shape or not np.array_equal(x, y):
                 fail("batch input %d: %s differs from the single run" % (n, f))
-    # keyed lines name the folders by their keys (once --keyed is wired in)
+    # keyed lines name the folders by their keys; a key that came before is a
+    # bad line (its folder would hold both), reported with its number
     out = os.path.join(tmp, "batch-keyed")
     p = run(exe, ["--config", spec.config, "--ids-input", "--keyed", "--dump", "embed",
-                  "--out", out], "doc-a\t1,2,3\ndoc-b\t4,5\n")
+                  "--out", out], "doc-a\t1,2,3\ndoc-b\t4,5\ndoc-a\t6\n")
     got = sorted(os.listdir(out)) if os.path.isdir(out) else None
-    if p.returncode == 0 and got == ["doc-a", "doc-b"]:
-        print("batch --keyed: folders doc-a, doc-b")
-    elif got == ["0", "1"] or p.returncode != 0:
-        print("batch --keyed: keys not given to the outputs yet (exit %d, folders %s): skipped"
-              % (p.returncode, got))
+    msg = p.stderr.strip().splitlines()
+    if p.returncode != 1 or got != ["doc-a", "doc-b"]:
+        fail("batch --keyed: exit %d, folders %s (want 1, doc-a and doc-b)" % (p.returncode, got))
+    elif len(msg) != 1 or not msg[0].startswith("attn: standard input line 3:") or "doc-a" not in msg[0]:
+        fail("batch --keyed: the repeated key's message: %s" % msg)
     else:
-        fail("batch --keyed: folders %s" % got)
+        x = np.load(os.path.join(out, "doc-a", "embed.npy"))
+        if x.shape[0] != 3:
+            fail("batch --keyed: doc-a holds the first line's values, shape %s" % (x.shape,))
+        print("batch --keyed: folders doc-a, doc-b; the repeated key is a bad line")
     print("batch: one folder per good input, none for the bad line, equal to single runs")
 
 
