@@ -270,6 +270,35 @@ def case_model(tmp, name, args, groups, stdin=None, status=0, inputs=None):
               "%s: attention kinds %s" % (name, sorted({m["group"] for m in res["maps"]})))
 
 
+def case_aggregate(tmp):
+    """Maps made from several heads (--reduce, --rollout) and keyed batches:
+    the page holds what the CSV of the same run holds, under the same head
+    names ("mean", "rollout") and input keys, and loads without errors."""
+    dec = os.path.join(MODELS, "tiny-decoder")
+    cases = [("reduce-mean", ["--config", dec, "--text", "The cat sits on the mat", "--reduce", "mean"], None, [0]),
+             ("rollout", ["--config", dec, "--text", "The cat sits on the mat", "--rollout"], None, [0]),
+             ("keyed", ["--config", dec, "--keyed"], b"doc-a\tthe cat sits\ndoc-b\ta dog runs\n",
+              ["doc-a", "doc-b"])]
+    def shown(d):  # the input's name in the page: its key, else its number
+        return d["key"] if d.get("key") is not None else d["input"]
+
+    for name, args, stdin, want in cases:
+        page, text, (maps, toks) = page_and_csv(tmp, name, args, stdin)
+        p = static_checks(name, text)
+        got = [shown(d) for d in page_inputs(p)]
+        check(got == want, "%s: page inputs %s, want %s" % (name, got, want))
+        heads = sorted({k[4] for k in maps})
+        if name != "keyed":
+            check(heads == [name.split("-")[-1]], "%s: the CSV's heads %s" % (name, heads))
+        if not CHROMIUM:
+            continue
+        res, wall, err = selftest(page, tmp)
+        if check(res is not None, "%s: the self-test wrote no result" % name):
+            check(res["ok"] and not res["errors"], "%s: JavaScript errors %s" % (name, res["errors"]))
+            check(not console_errors(err), "%s: console errors %s" % (name, console_errors(err)))
+            compare(name, res, maps, toks, {d["seq"]: str(shown(d)) for d in res["inputs"]})
+
+
 def groups_of(maps):
     return {"%s %s" % (k[1], k[3]) for k in maps}
 
@@ -424,6 +453,7 @@ def main():
         # batch: line 2 is bad (no tokens) and is not in the page; the numbering goes on
         case_model(tmp, "batch", ["--config", dec], 1, stdin=b"the cat sits\n\na dog runs on the mat\n",
                    status=1, inputs=[0, 2])
+        case_aggregate(tmp)
         case_big(tmp)
     print("%d checks, %d failures%s" % (checks, len(failures),
                                         "" if CHROMIUM else " (no chromium: the browser checks were skipped)"))
