@@ -1028,6 +1028,81 @@ START_TEST(test_model_refuses_nonfinite) {
 }
 END_TEST
 
+/* attn_model_weights lists the tensors the model was built from, in the
+ * order they were written, with their shapes and stored dtypes; a tensor
+ * found through it is the one attn_model_tensor finds. */
+START_TEST(test_model_weights_lists_tensors) {
+    char dir[256], path[600];
+    make_tmpdir(dir, sizeof dir);
+    static tu_tensors ts;
+    tu_rng r = {0x5eed0e0e};
+    tu_decoder_write_weights(dir, &r, TU_DEC_D);
+    tu_decoder_write_config(dir, "");
+    tu_decoder_tensors(&ts, &r, TU_DEC_D);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    tu_tensors_write(&ts, path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    attn_model *m = NULL;
+    attn_error err = {0};
+    ck_assert_msg(attn_model_open(&m, path, &err) == ATTN_OK, "%s", err.message);
+    const attn_safetensors *st = attn_model_weights(m);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_uint_eq(attn_safetensors_count(st), ts.n);
+    for (size_t i = 0; i < ts.n; i++) {
+        const attn_tensor *t = attn_safetensors_at(st, i);
+        const attn_tensor_spec *want = &ts.specs[i];
+        ck_assert_str_eq(t->name, want->name);
+        ck_assert_int_eq(t->ndim, want->ndim);
+        size_t numel = 1;
+        for (int d = 0; d < want->ndim; d++) {
+            ck_assert_int_eq(t->shape[d], want->shape[d]);
+            numel *= (size_t)want->shape[d];
+        }
+        ck_assert_uint_eq(t->numel, numel);
+        ck_assert_int_eq(t->dtype, ATTN_DTYPE_F32);
+        ck_assert_ptr_eq(attn_model_tensor(m, want->name), t);
+    }
+    ck_assert_ptr_null(attn_model_weights(NULL));
+    attn_model_close(m);
+    tu_tensors_free(&ts);
+    tu_rm_tree(dir);
+}
+END_TEST
+
+/* The dtype names are safetensors' ("F32", "F16", "BF16") and the sizes
+ * those of the stored elements; an F16 and a BF16 tensor keep their dtype. */
+START_TEST(test_dtype_names_and_sizes) {
+    ck_assert_str_eq(attn_dtype_name(ATTN_DTYPE_F32), "F32");
+    ck_assert_str_eq(attn_dtype_name(ATTN_DTYPE_F16), "F16");
+    ck_assert_str_eq(attn_dtype_name(ATTN_DTYPE_BF16), "BF16");
+    ck_assert_str_eq(attn_dtype_name((attn_dtype)99), "?");
+    ck_assert_uint_eq(attn_dtype_size(ATTN_DTYPE_F32), 4);
+    ck_assert_uint_eq(attn_dtype_size(ATTN_DTYPE_F16), 2);
+    ck_assert_uint_eq(attn_dtype_size(ATTN_DTYPE_BF16), 2);
+    ck_assert_uint_eq(attn_dtype_size((attn_dtype)99), 0);
+    const char *header = "{\"h\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,12]},"
+                         "\"b\":{\"dtype\":\"BF16\",\"shape\":[5],\"data_offsets\":[12,22]},"
+                         "\"f\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[22,26]}}";
+    const unsigned char data[26] = {0x00, 0x3c, 0x00, 0x40, 0x00, 0xc0, 0x00, 0x3c, 0x00, 0x40,
+                                    0x00, 0x42, 0x80, 0x3f, 0x00, 0x40, 0x80, 0x3f, 0x00, 0x40,
+                                    0x80, 0x3f, 0x00, 0x00, 0x80, 0x3f};
+    size_t len;
+    unsigned char *img = build(header, data, sizeof data, &len);
+    attn_safetensors *st = parse_ok(img, len);
+    const char *names[] = {"h", "b", "f"}, *dtypes[] = {"F16", "BF16", "F32"};
+    const size_t numel[] = {6, 5, 1};
+    ck_assert_uint_eq(attn_safetensors_count(st), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const attn_tensor *t = attn_safetensors_at(st, i);
+        ck_assert_str_eq(t->name, names[i]);
+        ck_assert_str_eq(attn_dtype_name(t->dtype), dtypes[i]);
+        ck_assert_uint_eq(t->numel * attn_dtype_size(t->dtype), i < 2 ? 2 * numel[i] : 4);
+    }
+    attn_safetensors_close(st);
+    free(img);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Writer failures                                                           */
 
@@ -1237,6 +1312,8 @@ static Suite *safetensors_suite(void) {
     TCase *ld = tcase_create("load");
     tcase_add_test(ld, test_open_is_a_copy);
     tcase_add_test(ld, test_model_refuses_nonfinite);
+    tcase_add_test(ld, test_model_weights_lists_tensors);
+    tcase_add_test(ld, test_dtype_names_and_sizes);
     suite_add_tcase(s, ld);
 
     TCase *wr = tcase_create("write-failures");

@@ -5,9 +5,12 @@ set -euo pipefail
 
 # clang + libclang-rt-14-dev: the libFuzzer harnesses; llvm: llvm-symbolizer for
 # their reports; valgrind: meson test --setup=valgrind; parallel: the sharded-batch
-# test (all used by tools/test)
+# test; chromium: the headless browser of tests/html, about 350 MB installed;
+# fonts-dejavu-core: the TrueType labels of --heatmap (optional at run time) (all
+# used by tools/test)
 packages=(gcc libc6-dev pkg-config meson ninja-build libcjson-dev libstb-dev check
-          python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time parallel)
+          python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time
+          parallel chromium fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do

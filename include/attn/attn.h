@@ -232,6 +232,12 @@ ATTN_API const char *attn_safetensors_name(const attn_safetensors *st);
 ATTN_API size_t attn_safetensors_count(const attn_safetensors *st);
 ATTN_API const attn_tensor *attn_safetensors_at(const attn_safetensors *st, size_t i); /* file order */
 ATTN_API const attn_tensor *attn_safetensors_find(const attn_safetensors *st, const char *name);
+/* The dtype as safetensors names it ("F32", "F16", "BF16"); "?" for a value
+ * outside attn_dtype. */
+ATTN_API const char *attn_dtype_name(attn_dtype d);
+/* Bytes of one element as stored in the file: 4 for F32, 2 for F16 and BF16
+ * (0 for a value outside attn_dtype). */
+ATTN_API size_t attn_dtype_size(attn_dtype d);
 
 /* Writing (import tools, tests): F32 only; tensors are laid out in the order
  * given; the file appears atomically (written to a temporary name, renamed). */
@@ -309,6 +315,10 @@ ATTN_API const attn_tokenizer *attn_model_tokenizer(const attn_model *m); /* NUL
 /* A tensor of the model's weights file by name (as float32, see attn_tensor);
  * NULL when the file has none of that name. Valid until attn_model_close. */
 ATTN_API const attn_tensor *attn_model_tensor(const attn_model *m, const char *name);
+/* The model's weights file: every tensor in file order with its dtype as
+ * stored (attn_safetensors_count / attn_safetensors_at); NULL for m NULL.
+ * Valid until attn_model_close. */
+ATTN_API const attn_safetensors *attn_model_weights(const attn_model *m);
 
 /* ------------------------------------------------------------------------ */
 /* Capture: the forward pass hands every requested value to a sink.          */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,29 +30,34 @@ typedef struct tmp_slot {
     atomic_bool busy;                /* claimed by a registration */
     _Atomic(const char *) path;      /* a file; NULL: none */
     _Atomic(attn_tmpdir *) dir;      /* a folder; NULL: none */
+    _Atomic(attn_tmptree *) tree;    /* a folder of any content; NULL: none */
 } tmp_slot;
 
 static tmp_slot slots[ATTN_TMP_TRACK_MAX];
 
-/* Registers the file path or the folder dir; false when the registry is full. */
-static bool tmp_track(const char *path, attn_tmpdir *dir) {
+/* Registers the file path, the folder dir or the tree (one of them); false
+ * when the registry is full. */
+static bool tmp_track(const char *path, attn_tmpdir *dir, attn_tmptree *tree) {
     for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
         bool taken = false;
         if (!atomic_compare_exchange_strong(&slots[i].busy, &taken, true)) continue;
         if (path) atomic_store(&slots[i].path, path);
-        else atomic_store(&slots[i].dir, dir);
+        else if (dir) atomic_store(&slots[i].dir, dir);
+        else atomic_store(&slots[i].tree, tree);
         return true;
     }
     return false;
 }
 
-/* Forgets the file path or the folder dir (by pointer). */
-static void tmp_untrack(const char *path, const attn_tmpdir *dir) {
+/* Forgets the file path, the folder dir or the tree (by pointer). */
+static void tmp_untrack(const char *path, const attn_tmpdir *dir, const attn_tmptree *tree) {
     for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
         if ((path && atomic_load(&slots[i].path) == path) ||
-            (dir && atomic_load(&slots[i].dir) == dir)) {
+            (dir && atomic_load(&slots[i].dir) == dir) ||
+            (tree && atomic_load(&slots[i].tree) == tree)) {
             atomic_store(&slots[i].path, NULL);
             atomic_store(&slots[i].dir, NULL);
+            atomic_store(&slots[i].tree, NULL);
             atomic_store(&slots[i].busy, false);
             return;
         }
@@ -78,6 +84,95 @@ void attn_tmp_remove_all(void) {
         const attn_tmpdir *d = atomic_load(&slots[i].dir);
         if (d) tmp_remove_dir(d);
     }
+    for (size_t i = 0; i < ATTN_TMP_TRACK_MAX; i++) {
+        const attn_tmptree *t = atomic_load(&slots[i].tree);
+        if (t) attn_tree_remove(t->path);
+    }
+}
+
+/* ---- removing a folder and what it holds ---- */
+
+/* The entries of a directory as the getdents64 system call gives them (the
+ * libc readdir allocates, which a signal handler must not). */
+struct tree_dirent {
+    uint64_t ino;
+    int64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+};
+
+#define TREE_DEPTH_MAX 16
+
+/* Empties the directory open as fd (depth: how deep it is), closes fd. */
+static int tree_empty(int fd, int depth) {
+    int first = 0;
+    char buf[2048] __attribute__((aligned(8)));
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n <= 0) {
+            if (n < 0 && !first) first = errno;
+            break;
+        }
+        bool removed = false;
+        for (long at = 0; at < n;) {
+            const struct tree_dirent *e = (const struct tree_dirent *)(buf + at);
+            at += e->reclen;
+            if (strcmp(e->name, ".") == 0 || strcmp(e->name, "..") == 0) continue;
+            if (unlinkat(fd, e->name, 0) == 0) {
+                removed = true;
+                continue;
+            }
+            if (errno != EISDIR && errno != EPERM) {
+                if (!first) first = errno;
+                continue;
+            }
+            int sub = depth < TREE_DEPTH_MAX
+                          ? openat(fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                          : -1;
+            int e2 = sub < 0 ? (depth < TREE_DEPTH_MAX ? errno : ELOOP) : tree_empty(sub, depth + 1);
+            if (!e2 && unlinkat(fd, e->name, AT_REMOVEDIR) != 0) e2 = errno;
+            if (e2 && !first) first = e2;
+            if (!e2) removed = true;
+        }
+        /* entries removed while reading: read again from the start, until a
+         * pass finds nothing more to remove */
+        if (removed && lseek(fd, 0, SEEK_SET) != 0) break;
+    }
+    close(fd);
+    return first;
+}
+
+int attn_tree_remove(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return unlink(path) == 0 || errno == ENOENT ? 0 : errno;
+    int e = tree_empty(fd, 1);
+    if (rmdir(path) != 0 && !e && errno != ENOENT) e = errno;
+    return e;
+}
+
+int attn_tmptree_create(attn_tmptree *t, const char *path) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = attn_tmp_create(t->path, sizeof t->path, path, NULL);
+    if (!e) tmp_track(NULL, NULL, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return e;
+}
+
+int attn_tmptree_commit(attn_tmptree *t, const char *path) {
+    struct stat sb;
+    /* an empty folder at path is replaced (rmdir refuses one with files) */
+    if (lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode) && rmdir(path) != 0) return errno;
+    if (rename(t->path, path) != 0) return errno;
+    tmp_untrack(NULL, NULL, t);
+    return 0;
+}
+
+void attn_tmptree_discard(attn_tmptree *t) {
+    attn_tree_remove(t->path);
+    tmp_untrack(NULL, NULL, t);
 }
 
 /* attn_tmp_create, then registers the new file (fd not NULL: tmp) or folder
@@ -89,7 +184,7 @@ static int tmp_create_tracked(char *tmp, size_t cap, const char *path, int *fd,
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int e = attn_tmp_create(tmp, cap, path, fd);
-    if (!e) tmp_track(fd ? tmp : NULL, fd ? NULL : dir);
+    if (!e) tmp_track(fd ? tmp : NULL, fd ? NULL : dir, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return e;
 }
@@ -102,10 +197,10 @@ int attn_tmpdir_create(attn_tmpdir *d, const char *path, const char *const *name
 
 void attn_tmpdir_discard(attn_tmpdir *d) {
     tmp_remove_dir(d);
-    tmp_untrack(NULL, d);
+    tmp_untrack(NULL, d, NULL);
 }
 
-void attn_tmpdir_forget(attn_tmpdir *d) { tmp_untrack(NULL, d); }
+void attn_tmpdir_forget(attn_tmpdir *d) { tmp_untrack(NULL, d, NULL); }
 
 /* ---- creating, committing and discarding ---- */
 
@@ -158,7 +253,7 @@ int attn_tmpfile_open(const char *path, FILE **f, char **tmp, attn_tmp_step *ste
         e = errno;
         close(fd);
         unlink(name);
-        tmp_untrack(name, NULL);
+        tmp_untrack(name, NULL, NULL);
         free(name);
         *step = ATTN_TMP_OPEN;
         return e;
@@ -184,12 +279,12 @@ int attn_tmpfile_commit(FILE *f, const char *tmp, const char *path, int write_er
         *step = ATTN_TMP_RENAME;
     }
     if (e) unlink(tmp);
-    tmp_untrack(tmp, NULL);
+    tmp_untrack(tmp, NULL, NULL);
     return e;
 }
 
 void attn_tmpfile_discard(FILE *f, const char *tmp) {
     if (f) fclose(f);
     if (tmp) unlink(tmp);
-    tmp_untrack(tmp, NULL);
+    tmp_untrack(tmp, NULL, NULL);
 }

@@ -16,7 +16,7 @@
  *
  * Every temporary is registered from its creation to its commit or discard
  * (the temporary files of attn_tmpfile_open, the folders of
- * attn_tmpdir_create), so that a signal handler can remove them all with
+ * attn_tmpdir_create and attn_tmptree_create), so that a signal handler can remove them all with
  * attn_tmp_remove_all. At most ATTN_TMP_TRACK_MAX at once; beyond that a
  * temporary works as usual but a signal leaves it behind. */
 #ifndef ATTN_TMPFILE_H
@@ -80,8 +80,29 @@ void attn_tmpdir_discard(attn_tmpdir *d);
 /* Forgets the folder (it was renamed into place, or emptied and removed). */
 void attn_tmpdir_forget(attn_tmpdir *d);
 
+/* A temporary folder of any content (files and folders, any depth): the
+ * output folders of --dump and --heatmap, one folder per batch input in
+ * them. Removed whole (attn_tree_remove) on discard and by
+ * attn_tmp_remove_all. */
+typedef struct attn_tmptree {
+    char path[ATTN_PATH_MAX];
+} attn_tmptree;
+
+/* Creates a new folder path + ".tmp.XXXXXX" into t->path and registers it. */
+int attn_tmptree_create(attn_tmptree *t, const char *path);
+/* Renames the folder onto path (an empty folder there is replaced; a folder
+ * with files is ENOTEMPTY or EEXIST) and forgets it. On failure it stays. */
+int attn_tmptree_commit(attn_tmptree *t, const char *path);
+/* Removes the folder and all it holds, and forgets it. */
+void attn_tmptree_discard(attn_tmptree *t);
+/* Removes path and everything under it, symbolic links as links, without
+ * following any (openat with O_NOFOLLOW, unlinkat); async-signal-safe (the
+ * entries are read with the getdents64 system call). At most 16 levels deep.
+ * Returns 0 or the first errno value met. */
+int attn_tree_remove(const char *path);
+
 /* Removes every registered temporary: the files, then the folders' files and
- * the folders. Async-signal-safe (only unlink, open, unlinkat, close and
+ * the folders, then the trees. Async-signal-safe (only unlink, open, unlinkat, close and
  * rmdir, and lock-free atomics), for signal handlers; the registry is left
  * as it is. */
 void attn_tmp_remove_all(void);

@@ -14,6 +14,7 @@
 
 #include "attn/attn.h"
 #include "attn/write.h"
+#include "base/tmpfile.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -70,6 +71,21 @@ extern bool cli_stdin_closed;
  * returns its length; a longer line is read to its end but not stored, and
  * sets *too_long. Returns -1 at the end of f, -2 when out of memory. */
 ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long);
+/* One line of batch mode: its 0-based index, the line (its line end and a
+ * trailing CR cut; NUL-terminated at len; fn may change it) and `what`, its
+ * name in messages ("standard input line N"). */
+typedef attn_status (*cli_line_fn)(void *ctx, long index, char *line, size_t len,
+                                   const char *what, attn_error *err);
+typedef struct cli_progress cli_progress;
+/* Batch mode's loop over the lines of f (cli_read_line): a bad line (longer
+ * than CLI_LINE_MAX, or one fn refuses with any other status than the three
+ * below) is reported on standard error with its number, after what standard
+ * output holds so far, sets *bad_lines and is skipped; an I/O, memory or
+ * internal error of fn ends the loop and is returned, not printed. progress
+ * (NULL: none, else started) counts the lines and is erased before each
+ * message and at the end. */
+attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, cli_progress *progress,
+                           bool *bad_lines, attn_error *err);
 /* Do two output paths name the same file, however spelled ("a.csv" and
  * "./a.csv", a symlink, a hard link)? Existing files are compared by device
  * and inode, new ones by the real path of their folder. "-" is never a file. */
@@ -176,6 +192,37 @@ attn_input cli_input_view(const cli_input *in);
 attn_status cli_split_key(char *line, size_t len, const char *what, char **key, char **rest,
                           size_t *rest_len, attn_error *err);
 
+/* ---- output folders: --dump --out DIR, --heatmap DIR (outdir.c) ---- */
+/* DIR appears only when complete: the files go to DIR.tmp.XXXXXX (a
+ * registered temporary, removed by a signal too), renamed onto DIR at
+ * commit. In batch mode each input has a folder in it, named by its number
+ * or key (run_input_name). */
+typedef struct cli_outdir {
+    const char *flag;   /* for messages: "--out", "--heatmap" */
+    bool batch;
+    char *dir;          /* the target, without trailing slashes */
+    attn_tmptree tree;  /* the temporary folder */
+    bool open;          /* the temporary exists (not yet committed) */
+    char *input;        /* the current input's folder: tree.path, or tree.path/INPUT */
+    char *input_name;   /* the same as the user will see it: DIR or DIR/INPUT */
+    bool input_made;    /* this input created `input` (batch mode) */
+} cli_outdir;
+/* Before the model opens: dir must be new or an empty folder, not "-", not
+ * under /dev, /proc or /sys (usage errors, exit 2). */
+attn_status cli_outdir_check(const char *flag, const char *dir, attn_error *err);
+/* Creates the temporary folder (ATTN_ERR_IO: e.g. a missing parent). */
+attn_status cli_outdir_open(cli_outdir *d, const char *flag, const char *dir, bool batch,
+                            attn_error *err);
+/* Before each input: d->input is where its files go (in batch mode a new
+ * folder; a key that came before is a usage error, a bad line). */
+attn_status cli_outdir_begin(cli_outdir *d, const attn_run_info *run, attn_error *err);
+/* After each input; ok false: its folder is removed. */
+void cli_outdir_end(cli_outdir *d, bool ok);
+/* Renames the temporary onto DIR (an empty DIR is replaced). */
+attn_status cli_outdir_commit(cli_outdir *d, attn_error *err);
+/* Removes the temporary unless committed, and frees d's names. */
+void cli_outdir_free(cli_outdir *d);
+
 /* ---- progress of a batch on standard error (progress.c) ---- */
 typedef struct cli_progress {
     bool on, shown;
@@ -250,5 +297,7 @@ int cmd_generate(int argc, char **argv); /* generate.c */
 int cmd_import(int argc, char **argv);   /* import.c */
 int cmd_explain(int argc, char **argv);  /* explain.c */
 int cmd_stats(int argc, char **argv);    /* stats.c */
+int cmd_info(int argc, char **argv);     /* info.c */
+int cmd_tokenize(int argc, char **argv); /* tokenize.c */
 
 #endif

@@ -520,3 +520,40 @@ ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, bool *too_long) {
     (*buf)[n] = '\0';
     return (ssize_t)n;
 }
+
+attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, cli_progress *progress,
+                           bool *bad_lines, attn_error *err) {
+    cli_progress off = {0};
+    if (!progress) progress = &off;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool too_long;
+    attn_status rc = ATTN_OK;
+    for (long index = 0; !rc && (len = cli_read_line(f, &line, &cap, &too_long)) >= 0;
+         index++) {
+        while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
+        char what[64];
+        snprintf(what, sizeof what, "standard input line %ld", index + 1);
+        attn_error line_err = {0};
+        if (too_long)
+            rc = cli_usage(&line_err, "%s: longer than %zu bytes", what, (size_t)CLI_LINE_MAX);
+        else
+            rc = fn(ctx, index, line, (size_t)len, what, &line_err);
+        if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
+            if (err) *err = line_err;
+        } else if (rc) {
+            fflush(stdout); /* the message follows the output of the lines before it */
+            cli_progress_clear(progress);
+            cli_lib_error(&line_err);
+            *bad_lines = true;
+            rc = ATTN_OK;
+        }
+        cli_progress_line(progress);
+    }
+    cli_progress_clear(progress);
+    free(line);
+    if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
+    if (!rc && ferror(f)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
+    return rc;
+}

@@ -51,6 +51,12 @@ static const char explain_usage[] =
     "\n"
     "CSV vectors: comma-separated, '#' comment lines and one header row of\n"
     "names allowed. Labels of vector inputs are their positions 0, 1, ...\n"
+    "\n"
+    "Examples:\n"
+    "  attn explain --config models/tiny-decoder --text \"the cat sat\" --layer 1 --head 2\n"
+    "  attn explain --config models/tiny-translator --source \"the cat sits\" --text \"dine\" --kind cross\n"
+    "  attn explain --config models/tiny-encoder --text \"the <mask> rises\" --width 120 --digits 2\n"
+    "\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 typedef struct ex_opts {

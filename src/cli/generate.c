@@ -50,6 +50,12 @@ static const char generate_usage[] =
     "\\xNN; a field with a comma, a quote or leading/trailing spaces is quoted\n"
     "(RFC 4180). --raw-text keeps the bytes as they are (quoted when they hold a\n"
     "line break). The text on standard output is always as decoded.\n"
+    "\n"
+    "Examples:\n"
+    "  attn generate --config models/tiny-decoder --text \"the cat\" --steps 5\n"
+    "  attn generate --config models/tiny-translator --source \"the cat sits on the mat .\" --steps 10\n"
+    "  attn generate --config models/tiny-decoder --text \"the sun\" --steps 4 --tokens tokens.csv\n"
+    "\n"
     "Files appear only when complete. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 typedef struct gen_opts {

@@ -24,6 +24,11 @@ static const char import_usage[] =
     "n_kv_heads, dim a multiple of n_heads) and the file's size must be exactly\n"
     "what the header implies (legacy files include the two rope tables). The files\n"
     "appear only when the whole import succeeded and the result loads as a model.\n"
+    "\n"
+    "Examples:\n"
+    "  attn import llama2c --checkpoint stories260K.bin --tokenizer tok512.bin --out stories260K\n"
+    "  attn info --config stories260K\n"
+    "\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 static int import_llama2c(int argc, char **argv) {

@@ -21,10 +21,17 @@ static const char usage[] =
     "  import     convert a model from another project (llama2c)\n"
     "  explain    show every step of one attention head on one input\n"
     "  stats      per-head statistics of the attention maps as CSV (entropy, sinks, ...)\n"
+    "  info       what a model is made of: sizes, parameters, tensors, tokenizer\n"
+    "  tokenize   how the tokenizer cuts a text (ids and tokens), or ids back to text\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n"
+    "\n"
+    "Examples:\n"
+    "  attn run --config models/tiny-decoder --text \"the cat sat on the mat\"\n"
+    "  attn info --config models/tiny-decoder\n"
+    "  attn tokenize --config models/tiny-decoder --text \"the cat sat\"\n"
     "\n"
     "'attn COMMAND --help' describes a command. A flag that takes a value may be\n"
     "given once. Exit status: 0 success, 1 failure, 2 usage error.\n";
@@ -86,5 +93,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "import") == 0) return cmd_import(argc - 1, argv + 1);
     if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1);
     if (strcmp(cmd, "stats") == 0) return cmd_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc - 1, argv + 1);
     return cli_error(EXIT_USAGE, "unknown command '%s' (try 'attn --help')", cmd);
 }

@@ -242,7 +242,9 @@ static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
                          r->cfg->vocab_size, o->k);
     if ((rc = cli_selection_check(&o->sel, r->cfg, err))) return rc;
     return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
-                            o->batch ? NULL : "--source, --source-ids or --source-embeddings", err);
+                            o->batch || o->list_dumps ? NULL
+                                                         : "--source, --source-ids or --source-embeddings",
+                            err);
 }
 
 /* The inputs the flags give (in batch mode, only the source). The vector
@@ -415,10 +417,18 @@ static cli_input_args line_args(const char *s, bool ids_input) {
  * (the line is changed in place): loads its inputs and runs them. An
  * encoder-decoder without a source from the flags (fixed_src NULL) takes
  * it from the line. */
-static attn_status run_line(runner *r, const run_opts *o, long index, char *line, size_t len,
-                            const cli_input *fixed_src, attn_error *err) {
-    char what[64];
-    snprintf(what, sizeof what, "standard input line %ld", index + 1);
+typedef struct batch_ctx {
+    runner *r;
+    const run_opts *o;
+    const cli_input *fixed_src;
+} batch_ctx;
+
+static attn_status run_line(void *ctx, long index, char *line, size_t len, const char *what,
+                            attn_error *err) {
+    const batch_ctx *b = ctx;
+    runner *r = b->r;
+    const run_opts *o = b->o;
+    const cli_input *fixed_src = b->fixed_src;
     const bool split = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER && !fixed_src;
     char *source = NULL, *target = NULL, *key = NULL;
     attn_status rc = ATTN_OK;
@@ -458,43 +468,13 @@ static bool progress_wanted(const runner *r, const run_opts *o) {
     return !(to_stdout && isatty(STDOUT_FILENO));
 }
 
-/* Batch mode: one input per line of standard input. A bad line is reported
- * with its 1-based number and skipped (*bad_lines becomes true); an error
- * after which the outputs cannot be trusted (I/O, memory, internal) ends
- * the batch and is returned, not printed. */
+/* Batch mode: one input per line of standard input (cli_batch_each). */
 static attn_status run_batch(runner *r, const run_opts *o, const cli_input *fixed_src,
                              bool *bad_lines, attn_error *err) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    bool too_long;
-    attn_status rc = ATTN_OK;
+    batch_ctx b = {r, o, fixed_src};
     cli_progress progress;
     cli_progress_start(&progress, stdin, progress_wanted(r, o));
-    for (long index = 0; !rc && (len = cli_read_line(stdin, &line, &cap, &too_long)) >= 0;
-         index++) {
-        while (len > 0 && line[len - 1] == '\r') line[--len] = '\0';
-        attn_error line_err = {0};
-        if (too_long)
-            rc = cli_usage(&line_err, "standard input line %ld: longer than %zu bytes", index + 1,
-                           CLI_LINE_MAX);
-        else
-            rc = run_line(r, o, index, line, (size_t)len, fixed_src, &line_err);
-        if (rc == ATTN_ERR_IO || rc == ATTN_ERR_NOMEM || rc == ATTN_ERR_INTERNAL) {
-            if (err) *err = line_err;
-        } else if (rc) {
-            cli_progress_clear(&progress);
-            cli_lib_error(&line_err);
-            *bad_lines = true;
-            rc = ATTN_OK;
-        }
-        cli_progress_line(&progress);
-    }
-    cli_progress_clear(&progress);
-    free(line);
-    if (!rc && len == -2) rc = attn_error_set(err, ATTN_ERR_NOMEM, "standard input: out of memory");
-    if (!rc && ferror(stdin)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
-    return rc;
+    return cli_batch_each(stdin, run_line, &b, &progress, bad_lines, err);
 }
 
 /* The input of the flags, or in batch mode every line of standard input. */

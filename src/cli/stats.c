@@ -1,17 +1,151 @@
 /* attn stats: one CSV row of statistics per input, stack, layer, kind and
- * head. (Skeleton: issue 11 item 5.) */
+ * head (attn_csv_stats in attn/write.h; docs/aggregation.md). It is a run
+ * (run.c) whose one output is the statistics: each input's rows are held
+ * in memory and written after the input succeeded, into a file that
+ * appears when the run is complete (attn_outfile). */
 #include "run.h"
 
-const char run_stats_usage[] = "Usage: attn stats --config PATH [INPUT] [--out FILE]\n";
+#include <stdlib.h>
+#include <string.h>
+
+const char run_stats_usage[] =
+    "Usage: attn stats --config PATH [INPUT] [--out FILE] [SELECTION]\n"
+    "\n"
+    "Runs the model as attn run does and writes one CSV row of statistics per\n"
+    "attention map: per input, stack, layer, kind and query head. They tell\n"
+    "previous-token, same-token, sink and broad heads apart.\n"
+    "\n"
+    "  --config PATH         the model's config file, a folder holding config.json,\n"
+    "                        or '-' (standard input)\n"
+    "Input (one of; neither: standard input, one input per line):\n"
+    "  --text STRING         text, tokenized by the model's tokenizer\n"
+    "  --ids N,N,...         token ids\n"
+    "  --ids-input           standard input lines are token ids, not text\n"
+    "  --embeddings FILE     vectors instead of tokens (see attn run --help)\n"
+    "  --no-special          split special tokens of the text like other text\n"
+    "  --source STRING, --source-ids N,..., --source-embeddings FILE\n"
+    "                        the encoder input of an encoder-decoder model (in\n"
+    "                        batch mode without them, each line is SOURCE<TAB>TARGET)\n"
+    "  --keyed               each line is KEY<TAB>text; the input column carries KEY\n"
+    "  --quiet               no progress on standard error\n"
+    "Output:\n"
+    "  --out FILE            the CSV (default: standard output); it appears only\n"
+    "                        when complete\n"
+    "Selection:\n"
+    "  --layers LIST         layers, e.g. 0,2-5 (default: all)\n"
+    "  --heads LIST          query heads, e.g. 0,2-5 (default: all)\n"
+    "  --stack S             encoder or decoder (an encoder-decoder has both)\n"
+    "  --kind K              self or cross\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Columns: input,stack,layer,kind,head,entropy,sink,distance,prev,self\n"
+    "  Each is the mean over the map's query rows i of its weights w_ij (key j):\n"
+    "  entropy   -sum_j w_ij ln w_ij, in nats\n"
+    "  sink      w_i0, the weight on position 0 (the attention-sink share)\n"
+    "  distance  sum_j w_ij |i - j|, the mean attended distance\n"
+    "  prev      w_i,i-1, the weight on the previous token, over the rows i >= 1\n"
+    "            (empty for a one-token input)\n"
+    "  self      w_ii, the weight on the same token\n"
+    "  For cross-attention, j counts positions of the encoder input and i of the\n"
+    "  decoder's, compared as numbers (docs/aggregation.md).\n"
+    "\n"
+    "Examples:\n"
+    "  attn stats --config models/tiny-decoder --text \"the cat sits on the mat\"\n"
+    "  attn stats --config models/tiny-decoder --layers 1 --heads 0-1 --text \"a cat\"\n"
+    "  printf 'the cat\\nthe dog\\n' | attn stats --config models/tiny-decoder --out stats.csv\n"
+    "  attn stats --config models/tiny-translator --kind cross --source \"the cat sleeps\" --text \"<s> dine\"\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
 
 int cmd_stats(int argc, char **argv) { return run_main(argc, argv, true); }
 
 attn_status run_stats_check(const run_opts *o, attn_error *err) {
-    if (o->stats_cmd) return cli_usage(err, "attn stats is not built yet");
+    if (!o->stats_cmd) return ATTN_OK;
+    const struct {
+        bool given;
+        const char *flag;
+    } refused[] = {
+        {o->maps != NULL, "--maps"},         {o->context != NULL, "--context"},
+        {o->top_k != NULL, "--top-k"},       {o->predictions != NULL, "--predictions"},
+        {o->last, "--last"},                 {o->color != NULL, "--color"},
+        {o->width != NULL, "--width"},       {o->full, "--full"},
+        {o->format != NULL, "--format"},     {o->list_dumps, "--list-dumps"},
+        {o->heatmap != NULL, "--heatmap"},   {o->heatmap_grid, "--heatmap-grid"},
+        {o->html != NULL, "--html"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (refused[i].given)
+            return cli_usage(err, "%s is a flag of attn run: attn stats writes only its "
+                                  "statistics CSV (--out FILE)",
+                             refused[i].flag);
+    if (!*o->stats) return cli_usage(err, "--out: expected a file name or '-', got ''");
     return ATTN_OK;
 }
 
-attn_status run_stats_open(runner *r, const run_opts *o, attn_error *err) {
-    (void)r, (void)o, (void)err;
+/* The statistics output: the file, and the rows of the current input. */
+typedef struct stats_out {
+    attn_outfile file;
+    attn_csv_stats csv;
+    FILE *mem; /* this input's rows, until it ends */
+    char *buf;
+    size_t len;
+} stats_out;
+
+static attn_status stats_begin(void *self, const attn_run_info *run, attn_error *err) {
+    (void)run;
+    stats_out *s = self;
+    s->mem = open_memstream(&s->buf, &s->len);
+    if (!s->mem) return attn_error_set(err, ATTN_ERR_NOMEM, "statistics: out of memory");
+    s->csv.f = s->mem;
     return ATTN_OK;
+}
+
+/* A failed input's rows go; a good one's join the file. */
+static attn_status stats_end(void *self, const attn_run_info *run, bool ok, attn_error *err) {
+    (void)run;
+    stats_out *s = self;
+    if (!s->mem) return ATTN_OK;
+    const bool closed = fclose(s->mem) == 0;
+    s->mem = NULL;
+    s->csv.f = NULL;
+    attn_status rc = ATTN_OK;
+    if (!closed) rc = attn_error_set(err, ATTN_ERR_NOMEM, "statistics: out of memory");
+    else if (ok && s->len) fwrite(s->buf, 1, s->len, s->file.f); /* errors: at commit */
+    free(s->buf);
+    s->buf = NULL;
+    s->len = 0;
+    return rc;
+}
+
+static attn_status stats_commit(void *self, attn_error *err) {
+    stats_out *s = self;
+    return attn_outfile_commit(&s->file, err);
+}
+
+static void stats_abort(void *self) {
+    stats_out *s = self;
+    if (s->mem) fclose(s->mem);
+    free(s->buf);
+    attn_outfile_abort(&s->file);
+    free(s);
+}
+
+attn_status run_stats_open(runner *r, const run_opts *o, attn_error *err) {
+    if (!o->stats_cmd) return ATTN_OK;
+    stats_out *s = calloc(1, sizeof *s);
+    if (!s) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
+    attn_status rc = attn_outfile_open(&s->file, o->stats, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    if ((rc = run_add_output(r, (run_output){.self = s, .begin = stats_begin, .end = stats_end,
+                                             .commit = stats_commit, .abort = stats_abort},
+                             err)))
+        return rc;
+    attn_csv_stats_header(s->file.f);
+    s->csv = (attn_csv_stats){.run = &r->rc, .raw_text = o->raw_text};
+    attn_capture c = {attn_csv_stats_wants, attn_csv_stats_emit, &s->csv};
+    if ((rc = run_select(r, o, c, &c, err))) return rc;
+    return attn_fanout_add(&r->fo, c, err);
 }

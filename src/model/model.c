@@ -311,3 +311,5 @@ const attn_tokenizer *attn_model_tokenizer(const attn_model *m) { return m ? m->
 const attn_tensor *attn_model_tensor(const attn_model *m, const char *name) {
     return m && name ? attn_safetensors_find(m->st, name) : NULL;
 }
+
+const attn_safetensors *attn_model_weights(const attn_model *m) { return m ? m->st : NULL; }

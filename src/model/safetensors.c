@@ -71,7 +71,23 @@ static bool st_json_uint(const cJSON *v, uint64_t *out) {
     return true;
 }
 
-static size_t st_dtype_size(attn_dtype d) { return d == ATTN_DTYPE_F32 ? 4 : 2; }
+size_t attn_dtype_size(attn_dtype d) {
+    switch (d) {
+    case ATTN_DTYPE_F32: return 4;
+    case ATTN_DTYPE_F16:
+    case ATTN_DTYPE_BF16: return 2;
+    }
+    return 0;
+}
+
+const char *attn_dtype_name(attn_dtype d) {
+    switch (d) {
+    case ATTN_DTYPE_F32: return "F32";
+    case ATTN_DTYPE_F16: return "F16";
+    case ATTN_DTYPE_BF16: return "BF16";
+    }
+    return "?";
+}
 
 /* Valid safetensors dtypes that attn does not read. */
 static bool st_dtype_known(const char *s) {
@@ -272,7 +288,7 @@ static int st_entry_shape(const attn_safetensors *st, const cJSON *shape, const 
                                   d);
     }
     t->numel = numel;
-    if (!attn_mul_size(numel, st_dtype_size(t->dtype), bytes))
+    if (!attn_mul_size(numel, attn_dtype_size(t->dtype), bytes))
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: tensor '%s': byte size overflows (%zu elements of %s)", sn, tn,
                               numel, ds);

@@ -6,6 +6,7 @@ Each case runs attn in a fresh temporary folder and checks its exit status,
 its message and the files it leaves. Devices are stand-ins made with mknod in
 that folder (never the real /dev/null); the mknod cases skip when not root.
 """
+import itertools
 import json
 import os
 import shutil
@@ -190,6 +191,31 @@ def main():
                 check("%s: died of it" % name, p.returncode == -sig, str(p.returncode))
                 check("%s: no temporary, no output" % name, os.listdir(d) == [],
                       str(os.listdir(d)))
+
+    # 7b. the same for output folders (--dump, batch mode: a folder per input
+    #     inside the temporary one): the signal removes the whole tree
+    folder_outputs = (("--dump", ["--dump", "*", "--out", "dumps"]),
+                      ("--heatmap", ["--heatmap", "pictures"]))
+    for (what, flags), sig in itertools.product(folder_outputs, (signal.SIGTERM, signal.SIGINT)):
+        with tempfile.TemporaryDirectory() as d:
+            p = subprocess.Popen([ATTN, "run", "--config", CFG] + flags,
+                                 cwd=d, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            p.stdin.write(b"the cat\nthe dog\n")
+            p.stdin.flush()
+            tree = []
+            for _ in range(500):  # wait until the second input's folder has files
+                tree = [os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs]
+                if any(os.sep + "1" + os.sep in t for t in tree):
+                    break
+                time.sleep(0.02)
+            name = "%s during %s" % (signal.Signals(sig).name, what)
+            check("%s: a tree exists before the signal" % name, len(tree) >= 2, str(tree))
+            p.send_signal(sig)
+            p.wait(timeout=120)
+            check("%s: died of it" % name, p.returncode == -sig, str(p.returncode))
+            check("%s: no temporary folder, no output" % name, os.listdir(d) == [],
+                  str(os.listdir(d)))
 
     # 8. the same file under two spellings is a usage error, before any work
     with tempfile.TemporaryDirectory() as d:

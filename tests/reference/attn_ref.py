@@ -8,7 +8,12 @@ computes, in float64 PyTorch,
     stack is "encoder" or "decoder", kind "self" or "cross", head the query head;
   - the final hidden state of the main stack (after its final norm, if any);
   - the encoder output of an encoder-decoder;
-  - the logits, when the model has an lm_head.
+  - the logits, when the model has an lm_head;
+  - every named intermediate of docs/dumps.md, under the names attn gives
+    them (out.values: "embed", "blocks.0.attn.q" [H, T, hd], "blocks.0.attn.k"
+    [KV, Tk, hd], "blocks.0.attn.scores" [H, T, Tk] before the mask,
+    "blocks.0.cross.weights", "blocks.0.mlp.out", "blocks.0.resid",
+    "hidden", "logits", "encoder.embed", "encoder.blocks.0.attn.in", ...).
 
 Run with /usr/bin/python3 (the interpreter that has torch).
 
@@ -39,6 +44,7 @@ class Output:
         self.hidden = None        # [T, D] final hidden state of the main stack
         self.encoder_hidden = None  # [S, D] encoder output (encoder-decoder only)
         self.logits = None        # [T, V] or None
+        self.values = {}          # dump name -> numpy array (docs/dumps.md)
 
 
 # ---------------------------------------------------------------------------
@@ -127,9 +133,13 @@ def rope(x, theta):
 # Attention, MLP, blocks, stacks
 
 
-def attention(cfg, tensors, prefix, x_q, x_kv, causal, use_rope):
+def attention(cfg, tensors, prefix, x_q, x_kv, causal, use_rope, record=None):
     """One attention sub-layer. prefix is e.g. 'blocks.0.attn' or 'blocks.0.cross'.
-    Returns (output [T, D], list of per-query-head weights [T, Tk])."""
+    Returns (output [T, D], list of per-query-head weights [T, Tk]).
+    record (a dict, optional) receives the sub-layer's values by their dump
+    names: in [T, D], q [H, T, hd], k and v [KV, Tk, hd], scores [H, T, Tk]
+    (before the mask), weights [H, T, Tk], context [H, T, hd], concat
+    [T, H*hd], out [T, D]."""
     H = cfg["n_heads"]
     KV = cfg["n_kv_heads"]
     hd = cfg["head_dim"]
@@ -151,9 +161,11 @@ def attention(cfg, tensors, prefix, x_q, x_kv, causal, use_rope):
 
     weights = []
     contexts = []
+    all_scores = []
     for h in range(H):
         g = h // group
         scores = (q_heads[h] @ k_heads[g].T) / math.sqrt(hd)  # [T, Tk]
+        all_scores.append(scores.clone())
         if causal:
             for i in range(T):
                 for j in range(Tk):
@@ -164,6 +176,18 @@ def attention(cfg, tensors, prefix, x_q, x_kv, causal, use_rope):
         contexts.append(w @ v_heads[g])  # [T, hd]
     concat = torch.cat(contexts, dim=1)  # [T, H*hd], heads in head order
     out = linear(concat, tensors, prefix + ".o", bias)
+    if record is not None:
+        def stack(ts):
+            return torch.stack(ts).numpy().copy()
+        record["in"] = x_q.numpy().copy()
+        record["q"] = stack(q_heads)
+        record["k"] = stack(k_heads)
+        record["v"] = stack(v_heads)
+        record["scores"] = stack(all_scores)
+        record["weights"] = stack(weights)
+        record["context"] = stack(contexts)
+        record["concat"] = concat.numpy().copy()
+        record["out"] = out.numpy().copy()
     return out, weights
 
 
@@ -196,16 +220,27 @@ def sublayer(cfg, tensors, norm_prefix, x, fn):
 
 
 def run_stack(cfg, tensors, prefix, x, causal, memory, n_layers, final_norm_prefix,
-              stack_name, maps):
+              stack_name, maps, values=None, top=""):
     """Runs n_layers blocks named prefix.i.* on x [T, D]. memory [S, D] (or None)
     is what cross-attention reads. Records maps[(stack_name, i, kind, h)].
-    Applies the final norm final_norm_prefix when cfg['final_norm']."""
+    Applies the final norm final_norm_prefix when cfg['final_norm'].
+    values (a dict, optional) receives the block values by their dump names
+    (prefix.i.attn.*, prefix.i.cross.*, prefix.i.mlp.out, prefix.i.resid)
+    and top + "hidden"."""
     use_rope = cfg["positional"] == "rope"
+
+    def keep(name, rec):
+        if values is not None:
+            for k, v in rec.items():
+                values[name + "." + k] = v
+
     for i in range(n_layers):
         b = "%s.%d" % (prefix, i)
 
         def self_attn(h, b=b, i=i):
-            out, ws = attention(cfg, tensors, b + ".attn", h, h, causal, use_rope)
+            rec = {}
+            out, ws = attention(cfg, tensors, b + ".attn", h, h, causal, use_rope, rec)
+            keep(b + ".attn", rec)
             for head, w in enumerate(ws):
                 maps[(stack_name, i, "self", head)] = w.numpy().copy()
             return out
@@ -214,7 +249,9 @@ def run_stack(cfg, tensors, prefix, x, causal, memory, n_layers, final_norm_pref
 
         if memory is not None:
             def cross_attn(h, b=b, i=i):
-                out, ws = attention(cfg, tensors, b + ".cross", h, memory, False, False)
+                rec = {}
+                out, ws = attention(cfg, tensors, b + ".cross", h, memory, False, False, rec)
+                keep(b + ".cross", rec)
                 for head, w in enumerate(ws):
                     maps[(stack_name, i, "cross", head)] = w.numpy().copy()
                 return out
@@ -222,10 +259,18 @@ def run_stack(cfg, tensors, prefix, x, causal, memory, n_layers, final_norm_pref
             x = sublayer(cfg, tensors, b + ".cross_norm", x, cross_attn)
 
         if cfg["mlp"] != "none":
-            x = sublayer(cfg, tensors, b + ".mlp_norm", x, lambda h, b=b: mlp(cfg, tensors, b + ".mlp", h))
+            def mlp_sub(h, b=b):
+                y = mlp(cfg, tensors, b + ".mlp", h)
+                keep(b + ".mlp", {"out": y.numpy().copy()})
+                return y
+
+            x = sublayer(cfg, tensors, b + ".mlp_norm", x, mlp_sub)
+        keep(b, {"resid": x.numpy().copy()})
 
     if cfg["final_norm"]:
         x = norm(cfg, tensors, final_norm_prefix, x)
+    if values is not None:
+        values[top + "hidden"] = x.numpy().copy()
     return x
 
 
@@ -260,20 +305,25 @@ def forward(cfg, tensors, ids, source_ids=None):
         if source_ids is None:
             raise ValueError("an encoder-decoder needs source ids")
         src = embed(cfg, tensors, source_ids, "encoder.")
+        out.values["encoder.embed"] = src.numpy().copy()
         memory = run_stack(cfg, tensors, "encoder.blocks", src, False, None,
-                           cfg["n_encoder_layers"], "encoder.norm", "encoder", out.maps)
+                           cfg["n_encoder_layers"], "encoder.norm", "encoder", out.maps,
+                           out.values, "encoder.")
         out.encoder_hidden = memory.numpy().copy()
         x = embed(cfg, tensors, ids)
+        out.values["embed"] = x.numpy().copy()
         x = run_stack(cfg, tensors, "blocks", x, True, memory, cfg["n_layers"], "norm",
-                      "decoder", out.maps)
+                      "decoder", out.maps, out.values)
     elif arch == "decoder":
         x = embed(cfg, tensors, ids)
+        out.values["embed"] = x.numpy().copy()
         x = run_stack(cfg, tensors, "blocks", x, True, None, cfg["n_layers"], "norm",
-                      "decoder", out.maps)
+                      "decoder", out.maps, out.values)
     elif arch == "encoder":
         x = embed(cfg, tensors, ids)
+        out.values["embed"] = x.numpy().copy()
         x = run_stack(cfg, tensors, "blocks", x, False, None, cfg["n_layers"], "norm",
-                      "encoder", out.maps)
+                      "encoder", out.maps, out.values)
     else:
         raise ValueError("unknown architecture %r" % arch)
     out.hidden = x.numpy().copy()
@@ -282,6 +332,8 @@ def forward(cfg, tensors, ids, source_ids=None):
         out.logits = (x @ tensors["tok_embed"].T).numpy().copy()
     elif cfg["lm_head"] == "separate":
         out.logits = (x @ tensors["lm_head.weight"].T).numpy().copy()
+    if out.logits is not None:
+        out.values["logits"] = out.logits
     return out
 
 

@@ -1,0 +1,67 @@
+/* Per-head statistics of attention maps (attn/write.h): the numbers
+ * (attn_map_stats_compute) and their CSV writer (attn_csv_stats). docs/
+ * aggregation.md has the formulas.
+ *
+ * Shapes: a map v is [T, Tk] weights, row r the query at position
+ * i = row_offset + r, column j the key at position j. */
+#include "attn/write.h"
+
+#include <math.h>
+#include <stdint.h>
+
+void attn_map_stats_compute(attn_map_stats *s, const attn_capture_view *v) {
+    *s = (attn_map_stats){0};
+    if (!v || !v->data || v->rows <= 0 || v->cols <= 0) return;
+    const int64_t cols = v->cols;
+    double entropy = 0, sink = 0, distance = 0, prev = 0, self = 0;
+    for (int r = 0; r < v->rows; r++) {
+        const int64_t i = (int64_t)v->row_offset + r;
+        const float *row = v->data + (size_t)r * (size_t)cols; /* [Tk] */
+        double e = 0, d = 0;
+        for (int64_t j = 0; j < cols; j++) {
+            const double w = row[j];
+            if (w > 0) e -= w * log(w); /* 0 ln 0 = 0 */
+            d += w * (double)(i > j ? i - j : j - i);
+        }
+        entropy += e;
+        distance += d;
+        sink += row[0];
+        if (i >= 0 && i < cols) self += row[i];
+        if (i >= 1) {
+            s->prev_rows++;
+            if (i - 1 < cols) prev += row[i - 1];
+        }
+    }
+    const double n = v->rows;
+    s->rows = v->rows;
+    s->entropy = entropy / n;
+    s->sink = sink / n;
+    s->distance = distance / n;
+    s->self = self / n;
+    s->prev = s->prev_rows > 0 ? prev / s->prev_rows : 0;
+}
+
+void attn_csv_stats_header(FILE *f) {
+    fputs("input,stack,layer,kind,head,entropy,sink,distance,prev,self\n", f);
+}
+
+bool attn_csv_stats_wants(void *user, const attn_capture_key *key) {
+    (void)user;
+    return key->value == ATTN_V_WEIGHTS;
+}
+
+attn_status attn_csv_stats_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                                attn_error *err) {
+    (void)err;
+    attn_csv_stats *w = user;
+    attn_map_stats s;
+    attn_map_stats_compute(&s, v);
+    char num[12];
+    attn_csv_input(w->f, w->run, w->raw_text);
+    fprintf(w->f, ",%s,%d,%s,%s,%.9g,%.9g,%.9g,", attn_stack_name(key->stack), key->layer,
+            attn_kind_name(key->kind), attn_head_name(key->head, num, sizeof num), s.entropy,
+            s.sink, s.distance);
+    if (s.prev_rows > 0) fprintf(w->f, "%.9g", s.prev);
+    fprintf(w->f, ",%.9g\n", s.self);
+    return ATTN_OK;
+}
