@@ -92,6 +92,11 @@ attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, cli_progress *pro
 bool cli_same_file(const char *a, const char *b);
 attn_status cli_split_batch_line(char *line, size_t len, bool pair, const char *what,
                                  char **source, char **target, attn_error *err);
+/* The threads of the matrix products: --threads N (flag, when given), else
+ * $ATTN_THREADS when set and not empty, else the library's default (the
+ * online cores); 1 to ATTN_THREADS_MAX, else a usage error naming the flag
+ * or the variable. */
+attn_status cli_threads(const char *flag, attn_error *err);
 attn_status cli_parse_int(const char *s, const char *flag, int min, int max, int *out,
                           attn_error *err);
 /* --width N of run and explain: 0 (no limit) or OUT_WIDTH_MIN..OUT_WIDTH_MAX

@@ -557,3 +557,14 @@ attn_status cli_batch_each(FILE *f, cli_line_fn fn, void *ctx, cli_progress *pro
     if (!rc && ferror(f)) rc = attn_error_set(err, ATTN_ERR_IO, "standard input: read error");
     return rc;
 }
+
+attn_status cli_threads(const char *flag, attn_error *err) {
+    const char *env = getenv("ATTN_THREADS");
+    const char *what = flag ? "--threads" : "ATTN_THREADS";
+    const char *s = flag ? flag : env && *env ? env : NULL;
+    if (!s) return ATTN_OK;
+    int n = 0;
+    attn_status rc = cli_parse_int(s, what, 1, ATTN_THREADS_MAX, &n, err);
+    if (!rc) attn_set_threads(n);
+    return rc;
+}

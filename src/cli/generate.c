@@ -32,6 +32,8 @@ static const char generate_usage[] =
     "                        (a decoder needs one of the two; without them an\n"
     "                        encoder-decoder starts from the tokenizer's bos alone)\n"
     "  --steps N             how many tokens to generate (0: run the prompt only)\n"
+    "  --threads N           threads of the matrix products (default: $ATTN_THREADS,\n"
+    "                        else the online cores); the output is the same for any N\n"
     "  --source STRING       encoder input of an encoder-decoder model (encoded once)\n"
     "  --source-ids N,N,...  the same as token ids\n"
     "  --no-special          split special tokens (\"<mask>\", every <...> of the\n"
@@ -59,7 +61,7 @@ static const char generate_usage[] =
     "Files appear only when complete. Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 typedef struct gen_opts {
-    const char *config, *steps, *maps, *tokens;
+    const char *config, *steps, *maps, *tokens, *threads;
     cli_input_args prompt; /* --text, --ids */
     cli_input_args source; /* --source, --source-ids */
     bool raw_text;         /* --raw-text */
@@ -123,6 +125,7 @@ static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, a
         {"text", .value = &o->prompt.text},
         {"ids", .value = &o->prompt.ids},
         {"steps", .value = &o->steps},
+        {"threads", .value = &o->threads},
         {"source", .value = &o->source.text},
         {"source-ids", .value = &o->source.ids},
         {"maps", .value = &o->maps},
@@ -143,7 +146,7 @@ static attn_status check_flags(gen_opts *o, attn_error *err) {
         return cli_usage(err, "--source and --source-ids exclude each other");
     if (!o->steps) return cli_usage(err, "--steps N is required");
     attn_status rc = cli_parse_int(o->steps, "--steps", 0, INT_MAX, &o->n_steps, err);
-    if (rc) return rc;
+    if (rc || (rc = cli_threads(o->threads, err))) return rc;
     if (o->raw_text && !o->maps && !o->tokens)
         return cli_usage(err, "--raw-text needs a CSV output: --maps or --tokens");
     if (cli_same_file(o->maps, o->tokens))

@@ -79,6 +79,9 @@ static const char run_usage_more[] =
     "  --keyed               each line is KEY<TAB>text (or KEY<TAB>SOURCE<TAB>TARGET);\n"
     "                        the input column and dump folders carry KEY\n"
     "  --quiet               no progress on standard error (shown only on a terminal)\n"
+    "Speed:\n"
+    "  --threads N           threads of the matrix products (default: $ATTN_THREADS,\n"
+    "                        else the online cores); the output is the same for any N\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
@@ -144,6 +147,7 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"html", .value = &o->html},
         {"keyed", .set = &o->keyed},
         {"quiet", .set = &o->quiet},
+        {"threads", .value = &o->threads},
         {NULL},
     };
     return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : "run", flags, help, err);
@@ -201,6 +205,7 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     if (rc) return rc;
     if (o->top_k && (rc = cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err)))
         return rc;
+    if ((rc = cli_threads(o->threads, err))) return rc;
     if (o->keyed && !o->batch)
         return cli_usage(err, "--keyed reads keyed lines from standard input; drop %s",
                          cli_input_flag(in, false));

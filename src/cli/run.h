@@ -38,6 +38,7 @@ typedef struct run_opts {
     /* batches */
     bool keyed; /* --keyed: each line is KEY<TAB>... */
     bool quiet; /* --quiet: no progress on standard error */
+    const char *threads; /* --threads N */
     /* attn stats: the statistics CSV goes to `stats` (--out FILE, or "-") */
     bool stats_cmd;
     const char *stats;

@@ -28,6 +28,8 @@ const char run_stats_usage[] =
     "                        batch mode without them, each line is SOURCE<TAB>TARGET)\n"
     "  --keyed               each line is KEY<TAB>text; the input column carries KEY\n"
     "  --quiet               no progress on standard error\n"
+    "  --threads N           threads of the matrix products (default: $ATTN_THREADS,\n"
+    "                        else the online cores)\n"
     "Output:\n"
     "  --out FILE            the CSV (default: standard output); it appears only\n"
     "                        when complete\n"
