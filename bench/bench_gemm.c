@@ -9,7 +9,8 @@
  * numbers are printed. Prints the CPU model and OpenBLAS's core name: on
  * Intel CPUs with AVX-512, Debian's OpenBLAS 0.3.21 needs
  * OPENBLAS_CORETYPE=SkylakeX to use its AVX-512 kernel (it is set here when
- * the CPU has AVX-512 and the variable is not). */
+ * the CPU has AVX-512 and the variable is not). Times are the thread's CPU
+ * time (one thread each), best of R. */
 #include "compute/kernels.h"
 
 #include <dlfcn.h>
@@ -23,9 +24,11 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
                          int ldc);
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
+/* The thread's CPU time: on a shared machine, time when another process has
+ * the core is not counted (both contenders run on this one thread). */
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 

@@ -80,7 +80,7 @@ static float ref_linear_elem(const float *x, const float *w, const float *b, int
 }
 
 /* Every instruction set this CPU runs gives the bytes of the documented
- * order, for sizes around the micro-tiles (2 x 2, 4 x 6), the 16 lanes and
+ * order, for sizes around the micro-tiles (2 x 2, 3 x 2, 4 x 6), the 16 lanes and
  * the cache blocks, with and without bias. So all of them give
  * the same bytes on any machine that runs them. */
 START_TEST(test_linear_isas_same_bytes) {

@@ -96,9 +96,9 @@ typedef struct gemm_isa {
 
 GEMM_INLINE void base_tile(const int m, const int n, const float *a, const float *w, int C,
                            float *out, size_t ldo) {
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < m; i++)
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) {
             float acc[LANES] = {0};
             const float *x = a + (size_t)i * C, *y = w + (size_t)j * C;
@@ -110,9 +110,9 @@ GEMM_INLINE void base_tile(const int m, const int n, const float *a, const float
 GEMM_TILES(tile_base, base_tile, BASE_M, )
 
 #if GEMM_X86
-/* ---- AVX2 + FMA: 2 x 2 outputs, each 16 lanes in two ymm registers ---- */
+/* ---- AVX2 + FMA: 3 x 2 outputs, each 16 lanes in two ymm registers ---- */
 #define AVX2 __attribute__((target("avx2,fma")))
-#define AVX2_MR 2
+#define AVX2_MR 3
 #define AVX2_NR 2
 
 /* The tail of a row (C % 16 elements) as two vectors, zero past C: a zero
@@ -134,23 +134,23 @@ AVX2 GEMM_INLINE void avx2_store(__m256 lo, __m256 hi, float *dst) {
 AVX2 GEMM_INLINE void avx2_tile(const int m, const int n, const float *a, const float *w, int C,
                                 float *out, size_t ldo) {
     __m256 lo[AVX2_MR][AVX2_NR], hi[AVX2_MR][AVX2_NR];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < m; i++)
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) lo[i][j] = hi[i][j] = _mm256_setzero_ps();
     int k = 0;
     for (; k + LANES <= C; k += LANES) {
         __m256 xl[AVX2_MR], xh[AVX2_MR];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int i = 0; i < m; i++) {
             xl[i] = _mm256_loadu_ps(a + (size_t)i * C + k);
             xh[i] = _mm256_loadu_ps(a + (size_t)i * C + k + 8);
         }
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) {
             const __m256 wl = _mm256_loadu_ps(w + (size_t)j * C + k);
             const __m256 wh = _mm256_loadu_ps(w + (size_t)j * C + k + 8);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int i = 0; i < m; i++) {
                 lo[i][j] = _mm256_fmadd_ps(xl[i], wl, lo[i][j]);
                 hi[i][j] = _mm256_fmadd_ps(xh[i], wh, hi[i][j]);
@@ -159,25 +159,25 @@ AVX2 GEMM_INLINE void avx2_tile(const int m, const int n, const float *a, const 
     }
     if (k < C) {
         __m256 xl[AVX2_MR], xh[AVX2_MR];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int i = 0; i < m; i++) avx2_tail(a + (size_t)i * C + k, C - k, &xl[i], &xh[i]);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) {
             __m256 wl, wh;
             avx2_tail(w + (size_t)j * C + k, C - k, &wl, &wh);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int i = 0; i < m; i++) {
                 lo[i][j] = _mm256_fmadd_ps(xl[i], wl, lo[i][j]);
                 hi[i][j] = _mm256_fmadd_ps(xh[i], wh, hi[i][j]);
             }
         }
     }
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < m; i++)
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) avx2_store(lo[i][j], hi[i][j], out + (size_t)i * ldo + j);
 }
-#define AVX2_M(T) GEMM_CASE_M(T, 1, GEMM_N2) GEMM_CASE_M(T, 2, GEMM_N2)
+#define AVX2_M(T) GEMM_CASE_M(T, 1, GEMM_N2) GEMM_CASE_M(T, 2, GEMM_N2) GEMM_CASE_M(T, 3, GEMM_N2)
 GEMM_TILES(tile_avx2, avx2_tile, AVX2_M, AVX2)
 
 /* ---- AVX-512: 4 x 6 outputs, each 16 lanes in one zmm register ---- */
@@ -194,37 +194,37 @@ AVX512 GEMM_INLINE float avx512_tree(__m512 v) {
 AVX512 GEMM_INLINE void avx512_tile(const int m, const int n, const float *a, const float *w,
                                     int C, float *out, size_t ldo) {
     __m512 acc[AVX512_MR][AVX512_NR];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < m; i++)
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
     for (; k + LANES <= C; k += LANES) {
         __m512 x[AVX512_MR];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int i = 0; i < m; i++) x[i] = _mm512_loadu_ps(a + (size_t)i * C + k);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) {
             const __m512 y = _mm512_loadu_ps(w + (size_t)j * C + k);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int i = 0; i < m; i++) acc[i][j] = _mm512_fmadd_ps(x[i], y, acc[i][j]);
         }
     }
     if (k < C) { /* masked loads: the lanes past C are 0 and leave acc as it is */
         const __mmask16 mask = (__mmask16)((1u << (C - k)) - 1);
         __m512 x[AVX512_MR];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int i = 0; i < m; i++) x[i] = _mm512_maskz_loadu_ps(mask, a + (size_t)i * C + k);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) {
             const __m512 y = _mm512_maskz_loadu_ps(mask, w + (size_t)j * C + k);
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int i = 0; i < m; i++) acc[i][j] = _mm512_fmadd_ps(x[i], y, acc[i][j]);
         }
     }
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int i = 0; i < m; i++)
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < n; j++) out[(size_t)i * ldo + j] = avx512_tree(acc[i][j]);
 }
 #define AVX512_M(T)                                                                               \
@@ -273,7 +273,7 @@ static int block_cols(int C, int nr) {
     return block < nr ? nr : block;
 }
 
-/* Rows per task of the threads: a multiple of every MR. */
+/* Rows per task of the threads: a multiple of every MR (2, 3, 4). */
 #define GEMM_TASK_ROWS 48
 
 /* Rows t0 .. t1-1 and columns o0 .. o1-1 of out, with the bias. */
