@@ -14,7 +14,6 @@
 
 #include "attn/attn.h"
 #include "attn/write.h"
-#include "base/tmpfile.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -196,37 +195,6 @@ attn_input cli_input_view(const cli_input *in);
  * in messages. */
 attn_status cli_split_key(char *line, size_t len, const char *what, char **key, char **rest,
                           size_t *rest_len, attn_error *err);
-
-/* ---- output folders: --dump --out DIR, --heatmap DIR (outdir.c) ---- */
-/* DIR appears only when complete: the files go to DIR.tmp.XXXXXX (a
- * registered temporary, removed by a signal too), renamed onto DIR at
- * commit. In batch mode each input has a folder in it, named by its number
- * or key (run_input_name). */
-typedef struct cli_outdir {
-    const char *flag;   /* for messages: "--out", "--heatmap" */
-    bool batch;
-    char *dir;          /* the target, without trailing slashes */
-    attn_tmptree tree;  /* the temporary folder */
-    bool open;          /* the temporary exists (not yet committed) */
-    char *input;        /* the current input's folder: tree.path, or tree.path/INPUT */
-    char *input_name;   /* the same as the user will see it: DIR or DIR/INPUT */
-    bool input_made;    /* this input created `input` (batch mode) */
-} cli_outdir;
-/* Before the model opens: dir must be new or an empty folder, not "-", not
- * under /dev, /proc or /sys (usage errors, exit 2). */
-attn_status cli_outdir_check(const char *flag, const char *dir, attn_error *err);
-/* Creates the temporary folder (ATTN_ERR_IO: e.g. a missing parent). */
-attn_status cli_outdir_open(cli_outdir *d, const char *flag, const char *dir, bool batch,
-                            attn_error *err);
-/* Before each input: d->input is where its files go (in batch mode a new
- * folder; a key that came before is a usage error, a bad line). */
-attn_status cli_outdir_begin(cli_outdir *d, const attn_run_info *run, attn_error *err);
-/* After each input; ok false: its folder is removed. */
-void cli_outdir_end(cli_outdir *d, bool ok);
-/* Renames the temporary onto DIR (an empty DIR is replaced). */
-attn_status cli_outdir_commit(cli_outdir *d, attn_error *err);
-/* Removes the temporary unless committed, and frees d's names. */
-void cli_outdir_free(cli_outdir *d);
 
 /* ---- progress of a batch on standard error (progress.c) ---- */
 typedef struct cli_progress {

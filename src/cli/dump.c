@@ -10,8 +10,7 @@
  * (attn_dump, write/dump.c) writes the files; the selection (--layers,
  * --heads, ...) sits in front of it. */
 #include "run.h"
-
-#include "base/tmpfile.h"
+#include "outdir.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -16,6 +16,7 @@
  * unset or empty: DejaVu Sans (fonts-dejavu-core) when it is installed,
  * else the built-in font. */
 #include "run.h"
+#include "outdir.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,6 +5,7 @@
  * gets its own folder in it, named by its number or key; a bad line's
  * folder is removed. */
 #include "run.h"
+#include "outdir.h"
 
 #include <dirent.h>
 #include <errno.h>
