@@ -539,11 +539,11 @@ def bench(a, exe, repeat, gcfg, lcfg, tokens, long_tokens, csv_t, tmp):
     gemm_lines = []
     bdir = os.path.dirname(os.path.dirname(exe))
     bg = os.path.join(bdir, "bench", "bench_gemm")
-    if os.access(bg, os.X_OK):
+    if os.access(bg, os.X_OK) and not a.tiny:
         env = dict(os.environ)
         if coretype:
             env["OPENBLAS_CORETYPE"] = coretype
-        p = subprocess.run([bg] + (["--quick"] if a.quick else []), stdout=subprocess.PIPE,
+        p = subprocess.run([bg], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=900, env=env)
         gemm_lines = p.stdout.rstrip().splitlines() or ["(no output, exit %d)" % p.returncode]
 
