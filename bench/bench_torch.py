@@ -624,7 +624,7 @@ def bench(a, exe, repeat, gcfg, lcfg, tokens, long_tokens, csv_t, tmp):
               for n in (1, 2))))
     if gemm_lines:
         out()
-        out("bench_gemm (%s):" % os.path.relpath(bg, ROOT) if bg.startswith(ROOT) else bg)
+        out("bench_gemm (%s):" % (os.path.relpath(bg, ROOT) if bg.startswith(ROOT) else bg))
         out()
         out("```")
         for ln in gemm_lines:
