@@ -385,7 +385,8 @@ def main(argv):
     ap.add_argument("--attn", default=os.path.join(ROOT, "build", "src", "attn"))
     ap.add_argument("--cache", default=os.path.join(ROOT, "build", "bench-models"))
     ap.add_argument("--results", default=os.path.join(HERE, "results"))
-    ap.add_argument("--quick", action="store_true", help="T=128 only, fewer repeats")
+    ap.add_argument("--quick", action="store_true",
+                    help="T=128 only (long context: 2048 only), one repeat, fewer startup runs")
     ap.add_argument("--tiny", action="store_true", help="the smallest shapes (smoke test)")
     ap.add_argument("--repeat", type=int, default=None)
     ap.add_argument("--no-save", action="store_true", help="print the table only")
@@ -412,7 +413,7 @@ def main(argv):
     repeat = a.repeat or (1 if a.quick else 3)
     gcfg, lcfg = (TINY, TINY_LONG) if a.tiny else (GPT2, LONG)
     tokens = [32] if a.tiny else [128] if a.quick else [128, 512, 1024]
-    long_tokens = [256, 512] if a.tiny else [2048, 8192]
+    long_tokens = [256, 512] if a.tiny else [2048] if a.quick else [2048, 8192]
     csv_t = tokens[0] if a.tiny or a.quick else 512
     tmp = tempfile.mkdtemp(prefix="attn-bench-")
     try:
