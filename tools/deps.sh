@@ -7,10 +7,11 @@ set -euo pipefail
 # their reports; valgrind: meson test --setup=valgrind; parallel: the sharded-batch
 # test; chromium: the headless browser of tests/html, about 350 MB installed;
 # fonts-dejavu-core: the TrueType labels of --heatmap (optional at run time) (all
-# used by tools/test)
+# used by tools/test); libopenblas0-pthread: python3-torch without recommends
+# links the reference BLAS, and bench/bench_torch.py measures PyTorch on OpenBLAS
 packages=(gcc libc6-dev pkg-config meson ninja-build libcjson-dev libstb-dev check
           python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time
-          parallel chromium fonts-dejavu-core)
+          parallel chromium fonts-dejavu-core libopenblas0-pthread)
 
 missing=()
 for p in "${packages[@]}"; do
