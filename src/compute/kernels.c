@@ -330,10 +330,12 @@ ALWAYS_INLINE float exp_sum_mul(float a, float b, float c) {
  * fitted by least squares on [1/(1 + 20/(2 sqrt 2)), 1] to
  * log(2 Phi(-t) / tau) + t^2/2, which is smooth there (t Phi(-t) e^(t^2/2)
  * tends to a constant); its error is below 5e-9, less than the float
- * rounding of P itself. exp(-t^2/2) is taken as exp(-th^2/2) exp(-tl (t +
- * th)/2 + P) with th = t cut to 12 significant bits (th^2/2 is exact), so
- * that the large exponent is never rounded. Then gelu = g for x <= 0 and
- * x - g (= x (1 - Phi(-x))) for x > 0. x is clamped to [-20, 20] for g
+ * rounding of P itself. The exponent is split as -th^2/2 + (P - tl (t +
+ * th)/2) with th = t cut to 12 significant bits and tl = t - th (th^2/2 is
+ * exact), and exp_sum_mul never rounds its large part. Then gelu = g for
+ * x <= 0 and x - g (= x (1 - Phi(-x))) for x > 0; for |x| <= 1/2, where
+ * that loses about 5 ulp to the rounding of tau near 1, the polynomial
+ * below instead. x is clamped to [-20, 20] for g
  * (beyond, g rounds to 0 and gelu to -0 or x); NaN passes through. */
 ALWAYS_INLINE float gelu1(float x) {
     float xc = select_f32(x < -20.0f, -20.0f, x);
