@@ -223,19 +223,17 @@ ALWAYS_INLINE float trunc12(float x) { /* x with the low 12 bits of its signific
     return x;
 }
 
-/* lane[l] = x[l] (first block) or += x[l], and the same for the squares of
- * x[l] - shift; k <= 16 elements. (Loops over the 16 lanes, which gcc
- * vectorizes.) */
+/* acc[l] += x[l], x[l] - shift, (x[l] - shift)^2 or x[l]^2 for l < k <= 16
+ * (loops over the 16 lanes, which gcc vectorizes; one sum per loop: the two
+ * sums of LayerNorm's second pass in one loop are not vectorized) */
 ALWAYS_INLINE void sum_into(float *restrict acc, const float *restrict x, int k) {
     for (int l = 0; l < k; l++) acc[l] += x[l];
 }
-ALWAYS_INLINE void dev_into(float *restrict acc, float *restrict acc2, const float *restrict x,
-                            float shift, int k) {
-    for (int l = 0; l < k; l++) {
-        const float d = x[l] - shift;
-        acc[l] += d;
-        acc2[l] += d * d;
-    }
+ALWAYS_INLINE void dev_into(float *restrict acc, const float *restrict x, float shift, int k) {
+    for (int l = 0; l < k; l++) acc[l] += x[l] - shift;
+}
+ALWAYS_INLINE void dev2_into(float *restrict acc, const float *restrict x, float shift, int k) {
+    for (int l = 0; l < k; l++) acc[l] += (x[l] - shift) * (x[l] - shift);
 }
 ALWAYS_INLINE void sq_into(float *restrict acc, const float *restrict x, int k) {
     for (int l = 0; l < k; l++) acc[l] += x[l] * x[l];
@@ -244,14 +242,15 @@ ALWAYS_INLINE void sq_into(float *restrict acc, const float *restrict x, int k) 
 /* LayerNorm of one row, in the order documented in kernels.h. */
 ALWAYS_INLINE void layernorm_row(float *y, const float *x, const float *weight,
                                  const float *bias, int C, double eps) {
-    float acc[LANES] = {0}, acc2[LANES] = {0};
+    float acc0[LANES] = {0}, acc[LANES] = {0}, acc2[LANES] = {0};
     int i = 0;
-    for (; i + LANES <= C; i += LANES) sum_into(acc, x + i, LANES);
-    sum_into(acc, x + i, C - i);
-    const float m0 = tree16(acc) / (float)C; /* pass 1: the mean, to within a few ulp */
-    for (int l = 0; l < LANES; l++) acc[l] = 0.0f;
-    for (i = 0; i + LANES <= C; i += LANES) dev_into(acc, acc2, x + i, m0, LANES);
-    dev_into(acc, acc2, x + i, m0, C - i);
+    for (; i + LANES <= C; i += LANES) sum_into(acc0, x + i, LANES);
+    sum_into(acc0, x + i, C - i);
+    const float m0 = tree16(acc0) / (float)C; /* pass 1: the mean, to within a few ulp */
+    for (i = 0; i + LANES <= C; i += LANES) dev_into(acc, x + i, m0, LANES);
+    dev_into(acc, x + i, m0, C - i);
+    for (i = 0; i + LANES <= C; i += LANES) dev2_into(acc2, x + i, m0, LANES);
+    dev2_into(acc2, x + i, m0, C - i);
     /* pass 2: d = x - m0 (exact when x is within a factor 2 of m0), the rest
      * of the mean m1 = mean(d), and var = mean(d^2) - m1^2 (the variance
      * about a shift, which loses nothing when the shift is near the mean) */

@@ -65,7 +65,8 @@ void kern_rmsnorm(float *out, const float *inp, const float *weight, int T, int 
  * (2^-149) below FLT_MIN; checked on all 2^32 floats by the benchmark
  * activations-exhaustive (bench/exhaustive_activations.c) and on random
  * values, edge cases and a stride of all floats by tests/test-kernels.c.
- * NaN gives NaN; +-inf give the limits; -0 gives -0.
+ * NaN gives NaN (its sign and payload unspecified: they may differ between
+ * the scalar and vector code); +-inf give the limits; -0 gives -0.
  *
  * kern_relu: x > 0 ? x : 0, exact.
  * kern_gelu: x Phi(x) = 1/2 x (1 + erf(x / sqrt 2)). |x| <= 1/2: x (1/2 +
@@ -73,7 +74,7 @@ void kern_rmsnorm(float *out, const float *inp, const float *weight, int T, int 
  *   g = x Phi(-|x|) = x 1/2 tau exp(-x^2/2 + P(tau)), tau = 1 / (1 + |x| /
  *   (2 sqrt 2)), P of degree 11, the exponent kept exact in its large part
  *   (see kernels.c). Error <= KERN_GELU_ULP_NEAR ulp for x >= -1/2 and
- *   KERN_GELU_ULP ulp below (relative 6.6e-7: the error of
+ *   KERN_GELU_ULP ulp below (relative 7.8e-7: the error of
  *   exp and of the rational factor), KERN_GELU_SUB steps for subnormal results.
  * kern_gelu_tanh: 1/2 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
  *   computed as x sigmoid(2u) with 2u = x (c1 + c3 x^2) in float. Error <=
@@ -84,11 +85,11 @@ void kern_rmsnorm(float *out, const float *inp, const float *weight, int T, int 
  *   (scaled by 2^24 for x < 0 so that no result is lost to underflow early).
  *   Error <= KERN_SILU_ULP ulp, KERN_SILU_SUB steps for subnormal results. */
 #define KERN_GELU_ULP_NEAR 2.5
-#define KERN_GELU_ULP 5.5
+#define KERN_GELU_ULP 6.5
 #define KERN_GELU_SUB 3.0
 #define KERN_GELU_TANH_ERR 3.0
 #define KERN_SILU_ULP 3.5
-#define KERN_SILU_SUB 1.0
+#define KERN_SILU_SUB 1.5
 void kern_relu(float *x, size_t n);
 void kern_gelu(float *x, size_t n);
 void kern_gelu_tanh(float *x, size_t n);
