@@ -54,7 +54,8 @@ static void check(job *j, int f, float x, float got) {
     else if (isnan(ref)) ok = isnan(got) != 0;
     else if (fabs(ref) > FLT_MAX) ok = got == ref;
     else if (f == F_TANH) {
-        double k = (fabs(got - ref) - 0x1p-149) / (0x1p-24 * (1.0 + fabs(two_u(x))) * fabs(ref));
+        double e = fabs(got - ref);
+        double k = e <= 0x1p-149 ? 0.0 : (e - 0x1p-149) / (0x1p-24 * (1.0 + fabs(two_u(x))) * fabs(ref));
         ok = k <= tanh_bound;
         if (k > j->tanh_k) j->tanh_k = k, j->worst[f] = x;
     } else if (fabs(ref) < FLT_MIN) {

@@ -84,7 +84,7 @@ void kern_rmsnorm(float *out, const float *inp, const float *weight, int T, int 
  * kern_silu: x sigmoid(x) = x / (1 + e^-x), with kern_exp's exponential
  *   (scaled by 2^24 for x < 0 so that no result is lost to underflow early).
  *   Error <= KERN_SILU_ULP ulp, KERN_SILU_SUB steps for subnormal results. */
-#define KERN_GELU_ULP_NEAR 2.5
+#define KERN_GELU_ULP_NEAR 3.0
 #define KERN_GELU_ULP 6.5
 #define KERN_GELU_SUB 3.0
 #define KERN_GELU_TANH_ERR 3.0
