@@ -11,7 +11,11 @@
  * the softmax, per key a call of an axpy into the context. "kernels" is
  * kern_scores + kern_softmax + kern_wsum on the cache's transposed [hd, n]
  * blocks. Each time is the fastest of R runs; the checksum line says both
- * compute the same thing (max |difference| of the context). */
+ * compute the same thing (max |difference| of the context).
+ *
+ * A second table does the same for the activations and the norms:
+ * "previous" is their double-precision code (libm erf, tanh and exp per
+ * element; mean and variance in double), "kernels" the float versions. */
 #include "compute/kernels.h"
 
 #include <errno.h>
@@ -32,6 +36,14 @@
 static double now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* the thread's CPU time, for the activation and norm rows: a busy machine
+ * preempts long calls, which CPU time does not count */
+static double cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -87,6 +99,64 @@ NOINLINE static void prev_linear(float *restrict out, const float *restrict inp,
     for (int o = 0; o < OC; o++) out[o] = prev_dot(inp, weight + (size_t)o * C, C) + 0.0f;
 }
 
+/* the activations and norms in double, as src/compute/kernels.c had them */
+NOINLINE static void prev_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        x[i] = (float)(0.5 * v * (1.0 + erf(v * M_SQRT1_2)));
+    }
+}
+
+NOINLINE static void prev_gelu_tanh(float *x, size_t n) {
+    const double k = sqrt(2.0 / M_PI);
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        x[i] = (float)(0.5 * v * (1.0 + tanh(k * (v + 0.044715 * v * v * v))));
+    }
+}
+
+NOINLINE static void prev_silu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double v = x[i];
+        x[i] = (float)(v / (1.0 + exp(-v)));
+    }
+}
+
+NOINLINE static void prev_layernorm(float *out, const float *inp, const float *weight,
+                                    const float *bias, int T, int C, double eps) {
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C;
+        float *y = out + (size_t)t * C;
+        double mean = 0.0;
+        for (int i = 0; i < C; i++) mean += x[i];
+        mean /= C;
+        double var = 0.0;
+        for (int i = 0; i < C; i++) {
+            double d = x[i] - mean;
+            var += d * d;
+        }
+        var /= C;
+        double rstd = 1.0 / sqrt(var + eps);
+        for (int i = 0; i < C; i++) {
+            double v = (x[i] - mean) * rstd * weight[i];
+            if (bias) v += bias[i];
+            y[i] = (float)v;
+        }
+    }
+}
+
+NOINLINE static void prev_rmsnorm(float *out, const float *inp, const float *weight, int T, int C,
+                                  double eps) {
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C;
+        float *y = out + (size_t)t * C;
+        double ss = 0.0;
+        for (int i = 0; i < C; i++) ss += (double)x[i] * x[i];
+        double r = 1.0 / sqrt(ss / C + eps);
+        for (int i = 0; i < C; i++) y[i] = (float)(x[i] * r * weight[i]);
+    }
+}
+
 /* ---- the kernels ---- */
 
 static void kern_row(float *ctx, float *row, const float *q, const float *kt, const float *vt,
@@ -96,18 +166,24 @@ static void kern_row(float *ctx, float *row, const float *q, const float *kt, co
     kern_wsum(ctx, row, vt, (size_t)n, n, hd);
 }
 
-/* fastest of `repeat` runs of `inner` calls, in ns per call */
-#define TIME_BEST(out, repeat, inner, call)                                                    \
+/* fastest of `repeat` runs of `inner` calls, in ns per call (of clock) */
+#define TIME_BEST_ON(clock, out, repeat, inner, call)                                          \
     do {                                                                                       \
         double best_ = INFINITY;                                                               \
         for (int r_ = 0; r_ < (repeat); r_++) {                                                \
-            double t0_ = now_ns();                                                             \
+            double t0_ = clock();                                                              \
             for (int i_ = 0; i_ < (inner); i_++) call;                                         \
-            double t_ = (now_ns() - t0_) / (inner);                                            \
+            double t_ = (clock() - t0_) / (inner);                                             \
             if (t_ < best_) best_ = t_;                                                        \
         }                                                                                      \
         (out) = best_;                                                                         \
     } while (0)
+#define TIME_BEST(out, repeat, inner, call) TIME_BEST_ON(now_ns, out, repeat, inner, call)
+#define TIME_CPU(out, repeat, call) TIME_BEST_ON(cpu_ns, out, repeat, 1, call)
+
+/* the activation and norm shapes: a block of GPT-2's MLP hidden layer, and
+ * rows of d_model 768 (the norms' source is the first NORM_T rows of it) */
+enum { ACT_N = 64 * 3072, NORM_T = 64, NORM_C = 768 };
 
 int main(int argc, char **argv) {
     int repeat = 200;
@@ -186,6 +262,51 @@ int main(int argc, char **argv) {
         TIME_BEST(tk, repeat, inner, kern_linear(y2, x, w, NULL, 1, C, OC));
         printf("%6d %6d %14.1f %14.1f %8.1fx\n", C, OC, tp, tk, tp / tk);
     }
+
+    printf("\nactivations (%d elements, std 2) and norms (%d rows of %d, mean 3, std 2)\n"
+           "(CPU ns per element, the input copy included; previous = double precision and\n"
+           "libm, as before)\n\n",
+           ACT_N, NORM_T, NORM_C);
+    printf("%-12s %14s %14s %9s %12s\n", "kernel", "previous ns", "kernels ns", "speedup",
+           "max |diff|");
+    float *src = malloc(sizeof(float) * ACT_N), *a1 = malloc(sizeof(float) * ACT_N);
+    float *a2 = malloc(sizeof(float) * ACT_N), *nw = malloc(sizeof(float) * NORM_C);
+    float *nb = malloc(sizeof(float) * NORM_C);
+    if (!src || !a1 || !a2 || !nw || !nb) {
+        fprintf(stderr, "bench_attention: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < ACT_N; i++) src[i] = 2.0f * (frand() + frand() + frand());
+    for (int i = 0; i < NORM_C; i++) nw[i] = 1.0f + 0.2f * frand(), nb[i] = 0.1f * frand();
+    static const char *const kinds[] = {"gelu", "gelu_tanh", "silu", "layernorm", "rmsnorm"};
+    for (int kind = 0; kind < 5; kind++) {
+        double tp, tk;
+        const int reps = repeat / 4 + 3;
+        const size_t n = kind < 3 ? ACT_N : (size_t)NORM_T * NORM_C;
+#define ACT_CALL(f, y) (memcpy((y), src, sizeof(float) * n), f((y), n))
+        if (kind == 0) {
+            TIME_CPU(tp, reps, ACT_CALL(prev_gelu, a1));
+            TIME_CPU(tk, reps, ACT_CALL(kern_gelu, a2));
+        } else if (kind == 1) {
+            TIME_CPU(tp, reps, ACT_CALL(prev_gelu_tanh, a1));
+            TIME_CPU(tk, reps, ACT_CALL(kern_gelu_tanh, a2));
+        } else if (kind == 2) {
+            TIME_CPU(tp, reps, ACT_CALL(prev_silu, a1));
+            TIME_CPU(tk, reps, ACT_CALL(kern_silu, a2));
+        } else if (kind == 3) {
+            TIME_CPU(tp, reps, prev_layernorm(a1, src, nw, nb, NORM_T, NORM_C, 1e-5));
+            TIME_CPU(tk, reps, kern_layernorm(a2, src, nw, nb, NORM_T, NORM_C, 1e-5));
+        } else {
+            TIME_CPU(tp, reps, prev_rmsnorm(a1, src, nw, NORM_T, NORM_C, 1e-5));
+            TIME_CPU(tk, reps, kern_rmsnorm(a2, src, nw, NORM_T, NORM_C, 1e-5));
+        }
+#undef ACT_CALL
+        double diff = 0;
+        for (size_t i = 0; i < n; i++) diff = fmax(diff, fabs((double)a1[i] - a2[i]));
+        printf("%-12s %14.3f %14.3f %8.1fx %12.2g\n", kinds[kind], tp / (double)n,
+               tk / (double)n, tp / tk, diff);
+    }
     free(k), free(v), free(kt), free(vt), free(row), free(w);
+    free(src), free(a1), free(a2), free(nw), free(nb);
     return 0;
 }

@@ -175,69 +175,194 @@ static void ref_norm(double *out, const float *x, const float *w, const float *b
         out[i] = (rms ? x[i] : x[i] - mean) / sqrt(var + eps) * w[i] + (b ? b[i] : 0.0);
 }
 
+/* LayerNorm and RMSNorm against float64, on rows of several widths and on
+ * rows with a large offset (mean 1e3, std 1e-2: a one-pass float mean or
+ * variance would be wrong by about 1e-3 / 1e-2 relative). The error of
+ * output i, in units of 2^-24 (1 + |w_i| (1 + |xhat_i|) + |b_i|) for
+ * LayerNorm (xhat the normalized value) and 2^-24 |ref_i| for RMSNorm,
+ * must stay within kernels.h's KERN_NORM_ERR(C). */
 START_TEST(test_norms) {
     tu_rng r = {21};
-    const int T = 7, C = 96;
-    float *x = randn(&r, (size_t)T * C, 2.0), *w = randn(&r, C, 1.0), *b = randn(&r, C, 1.0);
-    for (int i = 0; i < T * C; i++) x[i] += 3.0f; /* a non-zero mean */
-    float *y = malloc(sizeof(float) * T * C);
-    double ref[96];
-    for (int kind = 0; kind < 3; kind++) { /* layernorm+bias, layernorm no bias, rmsnorm */
-        const double eps = kind == 2 ? 1e-6 : 1e-5;
-        if (kind == 2) kern_rmsnorm(y, x, w, T, C, eps);
-        else kern_layernorm(y, x, w, kind == 0 ? b : NULL, T, C, eps);
-        double maxerr = 0;
-        for (int t = 0; t < T; t++) {
-            ref_norm(ref, x + t * C, w, kind == 0 ? b : NULL, C, eps, kind == 2);
-            for (int i = 0; i < C; i++) {
-                double e = fabs(y[t * C + i] - ref[i]) / fmax(1.0, fabs(ref[i]));
-                if (e > maxerr) maxerr = e;
+    const int widths[] = {1, 7, 16, 33, 64, 96, 768, 1000, 4096};
+    const double offsets[][2] = {{0.0, 1.0}, {3.0, 2.0}, {1e3, 1e-2}, {-1e3, 1e-2}};
+    for (size_t a = 0; a < sizeof widths / sizeof widths[0]; a++) {
+        const int C = widths[a], T = 3;
+        for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
+            float *x = randn(&r, (size_t)T * C, offsets[o][1]), *w = randn(&r, C, 1.0);
+            float *b = randn(&r, C, 1.0), *y = malloc(sizeof(float) * T * C);
+            double *ref = malloc(sizeof(double) * C);
+            for (int i = 0; i < T * C; i++) x[i] += (float)offsets[o][0];
+            double worst[3] = {0};
+            for (int kind = 0; kind < 3; kind++) { /* layernorm+bias, no bias, rmsnorm */
+                const double eps = kind == 2 ? 1e-6 : 1e-5;
+                const float *bias = kind == 0 ? b : NULL;
+                if (kind == 2) kern_rmsnorm(y, x, w, T, C, eps);
+                else kern_layernorm(y, x, w, bias, T, C, eps);
+                for (int t = 0; t < T; t++) {
+                    ref_norm(ref, x + (size_t)t * C, w, bias, C, eps, kind == 2);
+                    for (int i = 0; i < C; i++) {
+                        double e = fabs(y[(size_t)t * C + i] - ref[i]), unit;
+                        if (kind == 2) unit = fabs(ref[i]) + 1e-30;
+                        else {
+                            double bi = bias ? bias[i] : 0.0, xhat = (ref[i] - bi) / w[i];
+                            unit = 1.0 + fabs(w[i]) * (1.0 + fabs(xhat)) + fabs(bi);
+                        }
+                        worst[kind] = fmax(worst[kind], e / (0x1p-24 * unit));
+                    }
+                }
             }
+            if (C >= 64 || C == 33)
+                printf("norms C=%d mean %g std %g: layernorm %.2f, no bias %.2f, rmsnorm %.2f "
+                       "(x 2^-24 units; bound %.0f)\n",
+                       C, offsets[o][0], offsets[o][1], worst[0], worst[1], worst[2],
+                       KERN_NORM_ERR(C));
+            for (int kind = 0; kind < 3; kind++)
+                ck_assert_msg(worst[kind] <= KERN_NORM_ERR(C), "C=%d offset %g kind %d: %g", C,
+                              offsets[o][0], kind, worst[kind]);
+            free(x), free(w), free(b), free(y), free(ref);
         }
-        printf("norm kind %d: max rel error %.3g (tolerance 1e-6)\n", kind, maxerr);
-        ck_assert_double_lt(maxerr, 1e-6);
     }
-    /* in place gives the same result */
-    float *z = malloc(sizeof(float) * T * C);
-    memcpy(z, x, sizeof(float) * T * C);
-    kern_layernorm(y, x, w, b, T, C, 1e-5);
-    kern_layernorm(z, z, w, b, T, C, 1e-5);
-    ck_assert_int_eq(memcmp(y, z, sizeof(float) * T * C), 0);
-    free(x), free(w), free(b), free(y), free(z);
 }
 END_TEST
 
-START_TEST(test_activations) {
-    tu_rng r = {31};
-    const size_t n = 2000;
-    float *x = randn(&r, n, 3.0), *y = malloc(sizeof(float) * n);
-    double maxerr[4] = {0};
-    for (int k = 0; k < 4; k++) {
-        memcpy(y, x, sizeof(float) * n);
-        if (k == 0) kern_relu(y, n);
-        if (k == 1) kern_gelu(y, n);
-        if (k == 2) kern_gelu_tanh(y, n);
-        if (k == 3) kern_silu(y, n);
-        for (size_t i = 0; i < n; i++) {
-            double v = x[i], ref;
-            if (k == 0) ref = v > 0 ? v : 0;
-            else if (k == 1) ref = v * 0.5 * (1 + erf(v / sqrt(2.0)));
-            else if (k == 2) ref = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * pow(v, 3))));
-            else ref = v * (1 / (1 + exp(-v)));
-            double e = fabs(y[i] - ref) / fmax(1e-3, fabs(ref));
-            if (e > maxerr[k]) maxerr[k] = e;
+/* Rows are normalized alone: row t of a batch == the row by itself, byte for
+ * byte, and in place == out of place. */
+START_TEST(test_norms_rows_independent) {
+    tu_rng r = {22};
+    for (int C = 1; C <= 70; C += 3) {
+        const int T = 5;
+        float *x = randn(&r, (size_t)T * C, 3.0), *w = randn(&r, C, 1.0), *b = randn(&r, C, 1.0);
+        float *all = malloc(sizeof(float) * T * C), *one = malloc(sizeof(float) * C);
+        for (int kind = 0; kind < 2; kind++) {
+            if (kind) kern_rmsnorm(all, x, w, T, C, 1e-6);
+            else kern_layernorm(all, x, w, b, T, C, 1e-5);
+            for (int t = 0; t < T; t++) {
+                if (kind) kern_rmsnorm(one, x + (size_t)t * C, w, 1, C, 1e-6);
+                else kern_layernorm(one, x + (size_t)t * C, w, b, 1, C, 1e-5);
+                ck_assert_int_eq(memcmp(one, all + (size_t)t * C, sizeof(float) * C), 0);
+            }
+            float *z = malloc(sizeof(float) * T * C);
+            memcpy(z, x, sizeof(float) * T * C);
+            if (kind) kern_rmsnorm(z, z, w, T, C, 1e-6);
+            else kern_layernorm(z, z, w, b, T, C, 1e-5);
+            ck_assert_int_eq(memcmp(z, all, sizeof(float) * T * C), 0);
+            free(z);
         }
+        free(x), free(w), free(b), free(all), free(one);
     }
-    printf("relu %.3g gelu %.3g gelu_tanh %.3g silu %.3g: max rel error (tolerance 2e-7, relu 0)\n",
-           maxerr[0], maxerr[1], maxerr[2], maxerr[3]);
-    ck_assert(maxerr[0] == 0.0);
-    for (int k = 1; k < 4; k++) ck_assert_double_lt(maxerr[k], 2e-7);
+}
+END_TEST
+
+/* ---- activations against float64, with kernels.h's bounds ---- */
+
+enum { ACT_GELU, ACT_TANH, ACT_SILU, N_ACT };
+
+static double act_two_u(double x) { return 2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x); }
+
+/* float64 references, in forms that do not cancel (1 + erf(x) and
+ * 1 + tanh(x) lose everything for x < -6 in double) */
+static double act_ref(int f, double x) {
+    if (isinf(x)) return x > 0 ? x : -0.0; /* the limits (the formulas give NaN) */
+    if (f == ACT_GELU) return 0.5 * x * erfc(-x * M_SQRT1_2);
+    if (f == ACT_TANH) return x / (1.0 + exp(-act_two_u(x)));
+    return x / (1.0 + exp(-x));
+}
+
+static void act_run(int f, float *y, size_t n) {
+    if (f == ACT_GELU) kern_gelu(y, n);
+    else if (f == ACT_TANH) kern_gelu_tanh(y, n);
+    else kern_silu(y, n);
+}
+
+/* the error of got against the reference at x divided by the documented
+ * bound (<= 1 passes); NaN in gives NaN out, inf where the reference is */
+static double act_score(int f, float x, float got) {
+    const double ref = act_ref(f, x);
+    if (isnan(x) || isnan(ref)) return isnan(got) ? 0.0 : INFINITY;
+    if (fabs(ref) > FLT_MAX) return got == ref ? 0.0 : INFINITY;
+    const double e = fabs(got - ref);
+    if (e <= (f == ACT_TANH ? 0x1p-149 : 0.0)) return 0.0; /* (also where the bound is 0 * inf) */
+    if (f == ACT_TANH)
+        return (e - 0x1p-149) / (0x1p-24 * (1.0 + fabs(act_two_u(x))) * fabs(ref)) /
+               KERN_GELU_TANH_ERR;
+    if (fabs(ref) < FLT_MIN) return e / 0x1p-149 / (f == ACT_GELU ? KERN_GELU_SUB : KERN_SILU_SUB);
+    int ex;
+    frexp(ref, &ex);
+    const double ulps = e / ldexp(1.0, ex - 24);
+    if (f == ACT_GELU) return ulps / (x < -0.5f ? KERN_GELU_ULP : KERN_GELU_ULP_NEAR);
+    return ulps / KERN_SILU_ULP;
+}
+
+START_TEST(test_activations) {
+    static const char *const names[N_ACT] = {"gelu", "gelu_tanh", "silu"};
+    const float edges[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, FLT_MIN, -FLT_MIN, 0x1p-149f,
+                           -0x1p-149f, 0x1p-140f, -0x1p-126f, FLT_MAX, -FLT_MAX, 1e30f, -1e30f,
+                           0.5f, -0.5f, 0.50000006f, -0.50000006f, 1.0f, -1.0f, 20.0f, -20.0f,
+                           20.000002f, -20.000002f, -13.0f, -13.2f, -14.0f, -14.8f, -15.0f,
+                           -9.0f, -9.3f, -10.0f, -87.3f, -88.8f, -91.9f, -103.0f, -110.0f,
+                           -119.9f, -120.0f, -121.0f, 88.8f, 1e-7f, -1e-7f, 3.0f, -3.0f,
+                           /* the worst cases of the exhaustive run */
+                           0x1.392ad2p-1f, -0x1.baaf3ap+1f, -0x1.1dcf18p+3f, -0x1.9b0a48p+1f};
+    const size_t n_edges = sizeof edges / sizeof edges[0];
+    /* edges, random values (normal with std 3 and 10, uniform on [-25, 25])
+     * and a stride through all bit patterns */
+    const size_t n_rand = 30000, n_stride = 0x100000000ull / 65521 + 1;
+    const size_t n = n_edges + n_rand + n_stride;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_nonnull(y);
+    tu_rng r = {31};
+    size_t m = 0;
+    for (size_t i = 0; i < n_edges; i++) x[m++] = edges[i];
+    for (size_t i = 0; i < n_rand; i++)
+        x[m++] = i % 3 == 2 ? 25.0f * tu_rng_signed(&r)
+                            : (float)(tu_rng_normal(&r) * (i % 3 ? 10.0 : 3.0));
+    for (size_t i = 0; i < n_stride; i++) {
+        uint32_t u = (uint32_t)(i * 65521u + 7u);
+        memcpy(&x[m++], &u, sizeof u);
+    }
+    for (int f = 0; f < N_ACT; f++) {
+        memcpy(y, x, sizeof(float) * n);
+        act_run(f, y, n);
+        double worst = 0;
+        float worst_x = 0, worst_y = 0;
+        for (size_t i = 0; i < n; i++) {
+            double s = act_score(f, x[i], y[i]);
+            if (s > worst || (isnan(s) && !isnan(worst))) worst = s, worst_x = x[i], worst_y = y[i];
+            /* one element alone gives the same bits as in the vector loop */
+            if (i < n_edges + 200) {
+                float one = x[i];
+                act_run(f, &one, 1);
+                ck_assert_msg(memcmp(&one, &y[i], sizeof one) == 0, "%s(%a) alone", names[f],
+                              (double)x[i]);
+            }
+        }
+        printf("%s: %zu values, max error %.3f of its bound (at x = %a)\n", names[f], n, worst,
+               (double)worst_x);
+        ck_assert_msg(worst <= 1.0, "%s(%a) = %a: %.3f of the bound", names[f], (double)worst_x,
+                      (double)worst_y, worst);
+    }
+    /* exact values and signs */
+    float v[] = {0.0f, -0.0f, INFINITY, -INFINITY, -1e30f};
+    for (int f = 0; f < N_ACT; f++) {
+        float z[5];
+        memcpy(z, v, sizeof z);
+        act_run(f, z, 5);
+        ck_assert(z[0] == 0.0f && !signbit(z[0]) && z[1] == 0.0f && signbit(z[1]));
+        ck_assert(z[2] == INFINITY && z[3] == 0.0f && signbit(z[3]) && z[4] == 0.0f);
+    }
+    /* relu */
+    float *yr = malloc(sizeof(float) * n_rand);
+    memcpy(yr, x + n_edges, sizeof(float) * n_rand);
+    kern_relu(yr, n_rand);
+    for (size_t i = 0; i < n_rand; i++)
+        ck_assert(yr[i] == (x[n_edges + i] > 0 ? x[n_edges + i] : 0.0f));
     /* the two gelus differ (the test could tell them apart) */
     float a = 1.5f, b = 1.5f;
     kern_gelu(&a, 1);
     kern_gelu_tanh(&b, 1);
     ck_assert(a != b);
-    free(x), free(y);
+    free(x), free(y), free(yr);
 }
 END_TEST
 
@@ -497,6 +622,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_dot_order);
     tcase_add_test(tc, test_dot_small_sizes);
     tcase_add_test(tc, test_norms);
+    tcase_add_test(tc, test_norms_rows_independent);
     tcase_add_test(tc, test_activations);
     tcase_add_test(tc, test_softmax);
     tcase_add_test(tc, test_softmax_order);

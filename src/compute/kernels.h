@@ -10,10 +10,11 @@
  * therefore gives byte-identical results.
  *
  * The hot kernels are compiled for several instruction sets and picked at
- * load time: kern_softmax, kern_scores and kern_wsum (kernels.c) never fuse
- * a multiply-add; kern_linear (gemm.c) always does, in every version (fmaf
- * in the baseline). Vectors only ever run independent elements (or lanes)
- * side by side, so every version gives the same bytes.
+ * load time: kern_softmax, kern_scores, kern_wsum, the norms and the
+ * activations (kernels.c) never fuse a multiply-add; kern_linear (gemm.c)
+ * always does, in every version (fmaf in the baseline). Vectors only ever
+ * run independent elements (or lanes) side by side, so every version gives
+ * the same bytes.
  */
 #ifndef ATTN_KERNELS_H
 #define ATTN_KERNELS_H
@@ -49,17 +50,62 @@ void kern_linear_isa(int which, float *restrict out, const float *restrict inp,
                      const float *restrict weight, const float *restrict bias, int T, int C, int OC);
 
 /* LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * w + b,
- * var the biased variance (as PyTorch). Mean and variance in double.
+ * var the biased variance (as PyTorch), in float, each row alone:
+ *   m0 = S(x) / C, S the sum in kern_dot's order (element i in lane i % 16
+ *        from +0, the fixed tree);
+ *   d_i = x_i - m0, m1 = S(d) / C, q = S(d^2) / C (two sums in one pass);
+ *   var = (double)q - (double)m1 * m1 (clamped at 0),
+ *   rstd = (float)(1 / sqrt(var + eps)) in double;
+ *   y_i = ((x_i - m0) - m1) * rstd * w_i (+ b_i), left to right in float.
+ * m0 + m1 is the mean to about 2^-24 of the spread of the row, whatever its
+ * offset (x_i - m0 is exact when x_i is within a factor 2 of m0), so large
+ * offsets cost nothing. Error: |y_i - exact| <= 2^-24 KERN_NORM_ERR(C)
+ * (1 + |w_i| (1 + |xhat_i|) + |b_i|), xhat_i the exact normalized value
+ * (the C/32 is the worst case of the float sums; measured at most 2.2
+ * for C from 1 to 4096, with mean 1e3 and std 1e-2 too: tests/test-kernels.c).
  * out is (T, C), inp is (T, C), weight is (C), bias is (C) or NULL. out may equal inp. */
+#define KERN_NORM_ERR(C) (8.0 + (double)(C) / 32.0)
 void kern_layernorm(float *out, const float *inp, const float *weight, const float *bias, int T,
                     int C, double eps);
 
-/* RMSNorm: x / sqrt(mean(x^2) + eps) * w. Mean of squares in double.
+/* RMSNorm: x / sqrt(mean(x^2) + eps) * w, in float, each row alone:
+ * q = S(x^2) / C (S as in kern_layernorm), r = (float)(1 / sqrt(q + eps))
+ * in double, y_i = x_i * r * w_i. Error: |y_i - exact| <= 2^-24
+ * KERN_NORM_ERR(C) |exact| (measured at most 3.1).
  * out is (T, C), inp is (T, C), weight is (C). out may equal inp. */
 void kern_rmsnorm(float *out, const float *inp, const float *weight, int T, int C, double eps);
 
-/* In place activations on x[n]; gelu is exact (erf), gelu_tanh the tanh
- * approximation, silu x * sigmoid(x). Computed in double, stored as float. */
+/* In place activations on x[n], in float, branch-free (vectorized), each
+ * element alone (the same bits whatever n). Errors are against the float64
+ * value, in ulps of it where it is a normal float and in subnormal steps
+ * (2^-149) below FLT_MIN; checked on all 2^32 floats by the benchmark
+ * activations-exhaustive (bench/exhaustive_activations.c) and on random
+ * values, edge cases and a stride of all floats by tests/test-kernels.c.
+ * NaN gives NaN (its sign and payload unspecified: they may differ between
+ * the scalar and vector code); +-inf give the limits; -0 gives -0.
+ *
+ * kern_relu: x > 0 ? x : 0, exact.
+ * kern_gelu: x Phi(x) = 1/2 x (1 + erf(x / sqrt 2)). |x| <= 1/2: x (1/2 +
+ *   x S(x^2)), S a polynomial of degree 5; else x > 0: x - g, x < 0: g, with
+ *   g = x Phi(-|x|) = x 1/2 tau exp(-x^2/2 + P(tau)), tau = 1 / (1 + |x| /
+ *   (2 sqrt 2)), P of degree 11, the exponent kept exact in its large part
+ *   (see kernels.c). Error <= KERN_GELU_ULP_NEAR ulp for x >= -1/2 and
+ *   KERN_GELU_ULP ulp below (relative 7.8e-7: the error of
+ *   exp and of the rational factor), KERN_GELU_SUB steps for subnormal results.
+ * kern_gelu_tanh: 1/2 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+ *   computed as x sigmoid(2u) with 2u = x (c1 + c3 x^2) in float. Error <=
+ *   KERN_GELU_TANH_ERR 2^-24 (1 + |2u|) |exact| + 2^-149: a few ulp where the
+ *   result matters, growing in the tail x < -2 (where 1 + tanh(u) cancels,
+ *   even in float64) with the rounding of 2u, up to relative 2e-5 near x = -9.
+ * kern_silu: x sigmoid(x) = x / (1 + e^-x), with kern_exp's exponential
+ *   (scaled by 2^24 for x < 0 so that no result is lost to underflow early).
+ *   Error <= KERN_SILU_ULP ulp, KERN_SILU_SUB steps for subnormal results. */
+#define KERN_GELU_ULP_NEAR 3.0
+#define KERN_GELU_ULP 6.5
+#define KERN_GELU_SUB 3.0
+#define KERN_GELU_TANH_ERR 3.0
+#define KERN_SILU_ULP 3.5
+#define KERN_SILU_SUB 1.5
 void kern_relu(float *x, size_t n);
 void kern_gelu(float *x, size_t n);
 void kern_gelu_tanh(float *x, size_t n);
@@ -71,7 +117,8 @@ void kern_mul(float *restrict out, const float *restrict b, size_t n);
 /* exp(x) in float, within 1 ulp of the exact value for every float whose
  * exp is a normal float (checked exhaustively), subnormal results within one
  * subnormal step, 0 below -103.98, inf above 88.73, NaN for NaN. Branch-free
- * (range reduction + polynomial), the exponential of kern_softmax. */
+ * (range reduction + polynomial), the exponential of kern_softmax, kern_silu
+ * and kern_gelu_tanh (and, with the exponent split, of kern_gelu). */
 float kern_exp(float x);
 
 /* In place softmax of row[0 .. n_valid-1]: e_i = kern_exp(row[i] - max),
