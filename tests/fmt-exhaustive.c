@@ -27,6 +27,10 @@ static void *run_part(void *arg) {
     part *pt = arg;
     for (uint64_t i = pt->first; i < pt->end; i++) {
         const uint32_t b = (uint32_t)i;
+        if ((b & 0xfffffff) == 0 && i != pt->first) { /* progress, every 2^28 patterns */
+            fprintf(stderr, "fmt-exhaustive: %08x..%08x done, %llu wrong so far\n", (unsigned)pt->first,
+                    (unsigned)(i - 1), (unsigned long long)pt->bad);
+        }
         const float x = ref_float(b);
         char got[ATTN_FLOAT_TEXT_MAX + 8];
         const size_t n = attn_format_float(got, x);
