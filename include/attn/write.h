@@ -137,6 +137,24 @@ ATTN_API attn_status attn_unescape_text(char *out, size_t *out_n, const char *s,
  * LF or has a leading or trailing tab. Raw text is written as it is. */
 ATTN_API void attn_csv_field(FILE *f, const char *s, bool raw);
 
+/* ---- numbers as text (write/fmt.c) ---- */
+/* attn_format_float writes x into buf (ATTN_FLOAT_TEXT_MAX bytes at least)
+ * followed by a NUL and returns the length: the shortest decimal that strtof
+ * reads back as x (of the shortest ones, the closest to x), in %g's
+ * notation for that number: with dexp the exponent of its first digit,
+ * plain decimal when -4 <= dexp <= 8 ("0.0001", "0.25", "123456790"), else
+ * d.ddde+XX with two exponent digits at least ("1e+09", "1.4e-45"); no
+ * trailing zeros after a decimal point, no '+' sign. -0 is "-0", infinities
+ * "inf" and "-inf", NaN "nan", or "-nan" with its sign bit set. These are
+ * the bytes of printf("%.9g") whenever that is already the shortest
+ * round-trip form; otherwise only the digits are fewer (0.1f: "0.1" where
+ * %.9g has "0.100000001"), and the notation follows the shorter number. */
+#define ATTN_FLOAT_TEXT_MAX 16 /* "-1.23456789e-38" and its NUL */
+ATTN_API size_t attn_format_float(char *buf, float x);
+/* v in decimal ("-12"), a NUL after it; returns the length. */
+#define ATTN_INT_TEXT_MAX 21 /* "-9223372036854775808" and its NUL */
+ATTN_API size_t attn_format_int(char *buf, long long v);
+
 /* ---- CSV (write/csv.c) ---- */
 /* Each writer has raw_text: false (the zero of a designated initializer)
  * writes its text columns escaped, true as they are (attn_csv_field). */
@@ -166,7 +184,7 @@ ATTN_API void attn_run_key_labels(const attn_run_info *run, const attn_capture_k
  * head: the query head, or the sentinel's name (attn_head_name) of a map
  * made from several heads;
  * tokens: the labels of the query and key positions (attn_csv_field, escaped
- * unless raw_text); weight: %.9g. Entries
+ * unless raw_text); weight: attn_format_float. Entries
  * a causal mask sets to 0 (key->causal, key after query) are left out. */
 typedef struct attn_csv_maps {
     FILE *f;
@@ -179,7 +197,7 @@ ATTN_API attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key,
                                         const attn_capture_view *v, attn_error *err);
 
 /* Context vectors, one row per position of the main stack's final hidden
- * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (%.9g); token as
+ * state (ATTN_V_HIDDEN): input,pos,token,d0,d1,...,d{D-1} (attn_format_float); token as
  * in the maps. */
 typedef struct attn_csv_context {
     FILE *f;
@@ -194,7 +212,8 @@ ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *k
 /* Next-token predictions (see attn_predictions), k rows per reported position:
  *   input,pos,rank,token_id,token,logit,prob
  * pos: the position the prediction follows; rank from 1; token:
- * attn_token_text, as in the maps; logit and prob: %.9g. */
+ * attn_token_text, as in the maps; logit (float32): attn_format_float;
+ * prob (double): %.9g. */
 typedef struct attn_csv_predictions {
     FILE *f;
     const attn_run_info *run;
@@ -406,10 +425,11 @@ typedef struct attn_dump_opts {
  *         header comes first and each head is written as it is emitted,
  *         so that one head at a time is held (by the forward pass).
  *   csv   header input,name,head,i,j,value; one row per value (head empty
- *         for values that are not per head; i, j: row and column).
+ *         for values that are not per head; i, j: row and column; value:
+ *         attn_format_float).
  *   jsonl one line per tensor: {"input":..,"name":..,"shape":[..],"data":[..],
  *         "heads":[..]} (heads: per-head values only), data flat in C order,
- *         %.9g, a value that is not finite as null.
+ *         attn_format_float, a value that is not finite as null.
  * A file is created new (an existing one is ATTN_ERR_IO: a value named
  * twice). Heads out of order, more heads than announced or rows of another
  * width than the first head's are ATTN_ERR_INTERNAL. */

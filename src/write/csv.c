@@ -1,7 +1,10 @@
 /* CSV writers: attention maps, context vectors and next-token predictions.
  * Their columns are described in attn/write.h and, for the attn CLI, in the
  * README (maps, context) and `attn run --help` (all three). Their text
- * fields go through attn_csv_field (write/escape.c). */
+ * fields go through attn_csv_field (write/escape.c), their float32 numbers
+ * through attn_format_float (write/fmt.c). The maps writer, the one with
+ * the most rows, makes the text of each key column and query row once per
+ * block and its rows in a buffer written in large chunks. */
 #include "attn/write.h"
 
 #include <stdlib.h>
@@ -31,30 +34,108 @@ bool attn_csv_maps_wants(void *user, const attn_capture_key *key) {
     return key->value == ATTN_V_WEIGHTS;
 }
 
-attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                  attn_error *err) {
-    (void)err;
-    attn_csv_maps *w = user;
+/* The text pieces of a maps block, made once per emit: for each key
+ * column c, ",c,KEY_TOKEN," (key[c] .. key[c + 1] in text), and for each
+ * row r, "INPUT,stack,layer,kind,head,QPOS,QUERY_TOKEN" (row[r] ..). */
+typedef struct maps_pieces {
+    char *text;
+    size_t len;
+    size_t *key, *row; /* [cols + 1], [rows + 1] offsets into text */
+} maps_pieces;
+
+static void maps_pieces_free(maps_pieces *mp) {
+    free(mp->text);
+    free(mp->key);
+    free(mp->row);
+}
+
+static attn_status maps_pieces_make(maps_pieces *mp, const attn_csv_maps *w,
+                                    const attn_capture_key *key, const attn_capture_view *v,
+                                    attn_error *err) {
     const attn_run_info *run = w->run;
     const attn_labels *ql, *kl;
     attn_run_key_labels(run, key, &ql, &kl);
-    char prefix[128], num[12];
-    snprintf(prefix, sizeof prefix, ",%s,%d,%s,%s,", attn_stack_name(key->stack), key->layer,
-             attn_kind_name(key->kind), attn_head_name(key->head, num, sizeof num));
+    memset(mp, 0, sizeof *mp);
+    FILE *m = NULL;
+    if (!(mp->key = malloc(((size_t)v->cols + 1) * sizeof *mp->key)) ||
+        !(mp->row = malloc(((size_t)v->rows + 1) * sizeof *mp->row)) ||
+        !(m = open_memstream(&mp->text, &mp->len))) {
+        maps_pieces_free(mp);
+        return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
+    }
+    char num[12];
+    for (int c = 0; c < v->cols; c++) {
+        mp->key[c] = (size_t)ftell(m);
+        fprintf(m, ",%d,", c);
+        attn_csv_field(m, attn_labels_at(kl, c), w->raw_text);
+        putc(',', m);
+    }
+    mp->key[v->cols] = (size_t)ftell(m);
     for (int r = 0; r < v->rows; r++) {
-        int qpos = v->row_offset + r;
+        const int qpos = v->row_offset + r;
+        mp->row[r] = (size_t)ftell(m);
+        attn_csv_input(m, run, w->raw_text);
+        fprintf(m, ",%s,%d,%s,%s,%d,", attn_stack_name(key->stack), key->layer,
+                attn_kind_name(key->kind), attn_head_name(key->head, num, sizeof num), qpos);
+        attn_csv_field(m, attn_labels_at(ql, qpos), w->raw_text);
+    }
+    mp->row[v->rows] = (size_t)ftell(m);
+    if (fclose(m) || !mp->text) {
+        maps_pieces_free(mp);
+        return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
+    }
+    return ATTN_OK;
+}
+
+/* Rows are made in a buffer of this size and written with one fwrite each time it fills. */
+#define MAPS_CHUNK ((size_t)1 << 20)
+
+attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
+                               attn_error *err) {
+    attn_csv_maps *w = user;
+    maps_pieces mp;
+    attn_status rc = maps_pieces_make(&mp, w, key, v, err);
+    if (rc) return rc;
+    char *out = malloc(MAPS_CHUNK);
+    if (!out) {
+        maps_pieces_free(&mp);
+        return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
+    }
+    size_t at = 0;
+    for (int r = 0; r < v->rows; r++) {
+        const int qpos = v->row_offset + r;
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
+        const char *head = mp.text + mp.row[r];
+        const size_t head_n = mp.row[r + 1] - mp.row[r];
         for (int c = 0; c < v->cols; c++) {
             if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
-            attn_csv_input(w->f, run, w->raw_text);
-            fputs(prefix, w->f);
-            fprintf(w->f, "%d,", qpos);
-            attn_csv_field(w->f, attn_labels_at(ql, qpos), w->raw_text);
-            fprintf(w->f, ",%d,", c);
-            attn_csv_field(w->f, attn_labels_at(kl, c), w->raw_text);
-            fprintf(w->f, ",%.9g\n", (double)row[c]);
+            const char *kseg = mp.text + mp.key[c];
+            const size_t kseg_n = mp.key[c + 1] - mp.key[c];
+            const size_t need = head_n + kseg_n + ATTN_FLOAT_TEXT_MAX + 1;
+            if (at + need > MAPS_CHUNK) {
+                fwrite(out, 1, at, w->f);
+                at = 0;
+            }
+            if (need > MAPS_CHUNK) { /* labels longer than the buffer: piece by piece */
+                fwrite(head, 1, head_n, w->f);
+                fwrite(kseg, 1, kseg_n, w->f);
+                char num[ATTN_FLOAT_TEXT_MAX];
+                const size_t n = attn_format_float(num, row[c]);
+                num[n] = '\n';
+                fwrite(num, 1, n + 1, w->f);
+                continue;
+            }
+            memcpy(out + at, head, head_n);
+            at += head_n;
+            memcpy(out + at, kseg, kseg_n);
+            at += kseg_n;
+            at += attn_format_float(out + at, row[c]);
+            out[at++] = '\n';
         }
     }
+    fwrite(out, 1, at, w->f);
+    free(out);
+    maps_pieces_free(&mp);
     return ATTN_OK;
 }
 
@@ -72,17 +153,25 @@ bool attn_csv_context_wants(void *user, const attn_capture_key *key) {
 attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                      attn_error *err) {
     (void)key;
-    (void)err;
     attn_csv_context *w = user;
+    /* the numbers of one row: a comma and ATTN_FLOAT_TEXT_MAX - 1 bytes at most each, a newline */
+    char *line = malloc((size_t)v->cols * ATTN_FLOAT_TEXT_MAX + 2);
+    if (!line) return attn_error_set(err, ATTN_ERR_NOMEM, "context CSV: out of memory");
     for (int r = 0; r < v->rows; r++) {
         int pos = v->row_offset + r;
         attn_csv_input(w->f, w->run, w->raw_text);
         fprintf(w->f, ",%d,", pos);
         attn_csv_field(w->f, attn_labels_at(w->run->main, pos), w->raw_text);
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [D] */
-        for (int c = 0; c < v->cols; c++) fprintf(w->f, ",%.9g", (double)row[c]);
-        putc('\n', w->f);
+        size_t at = 0;
+        for (int c = 0; c < v->cols; c++) {
+            line[at++] = ',';
+            at += attn_format_float(line + at, row[c]);
+        }
+        line[at++] = '\n';
+        fwrite(line, 1, at, w->f);
     }
+    free(line);
     return ATTN_OK;
 }
 
@@ -116,7 +205,9 @@ static attn_status predictions_row(void *user, int pos, const attn_prediction *t
         attn_csv_input(w->f, w->run, w->raw_text);
         fprintf(w->f, ",%d,%d,%d,", pos, j + 1, top[j].id);
         attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num), w->raw_text);
-        fprintf(w->f, ",%.9g,%.9g\n", (double)top[j].logit, top[j].prob);
+        char logit[ATTN_FLOAT_TEXT_MAX];
+        attn_format_float(logit, top[j].logit);
+        fprintf(w->f, ",%s,%.9g\n", logit, top[j].prob); /* prob is a double */
     }
     return ATTN_OK;
 }

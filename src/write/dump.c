@@ -328,8 +328,9 @@ static attn_status file_append(attn_dump *d, dump_file *df, const attn_capture_k
             for (int j = 0; j < v->cols; j++) {
                 if (d->o.run) attn_csv_input(df->f, d->o.run, false);
                 else fputc('0', df->f);
-                fprintf(df->f, ",%s,%s,%d,%d,%.9g\n", df->name, head, i + v->row_offset, j,
-                        (double)v->data[(size_t)i * v->cols + j]);
+                char num[ATTN_FLOAT_TEXT_MAX];
+                attn_format_float(num, v->data[(size_t)i * v->cols + j]);
+                fprintf(df->f, ",%s,%s,%d,%d,%s\n", df->name, head, i + v->row_offset, j, num);
             }
         break;
     }
@@ -337,8 +338,9 @@ static attn_status file_append(attn_dump *d, dump_file *df, const attn_capture_k
         for (size_t i = 0; i < n; i++, df->n_data++) {
             if (df->n_data) fputc(',', df->f);
             const float x = v->data[i];
-            if (isfinite(x)) fprintf(df->f, "%.9g", (double)x);
-            else fputs("null", df->f);
+            char num[ATTN_FLOAT_TEXT_MAX];
+            if (isfinite(x)) attn_format_float(num, x);
+            fputs(isfinite(x) ? num : "null", df->f);
         }
         if (df->heads) df->heads[df->got] = key->head;
         break;
