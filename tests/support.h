@@ -18,6 +18,9 @@ typedef struct tu_rng {
     uint64_t s;
 } tu_rng;
 uint64_t tu_rng_u64(tu_rng *r);
+/* n, divided by $ATTN_TEST_DIVISOR when set (the asan and valgrind test
+ * setups set it: the same checks on fewer random cases), at least 1. */
+long tu_scaled(long n);
 double tu_rng_unif(tu_rng *r);   /* uniform in (0, 1) */
 float tu_rng_signed(tu_rng *r);  /* uniform in (-1, 1): 2 * unif - 1, as a float */
 double tu_rng_normal(tu_rng *r); /* standard normal (Box-Muller) */

@@ -148,13 +148,13 @@ END_TEST
 START_TEST(float_random) {
     tu_rng r = {20261203u + (unsigned)_i};
     int bad = 0;
-    for (int i = 0; i < 75000; i++) {
+    for (long i = 0; i < tu_scaled(75000); i++) {
         bad += check_one(ref_float((uint32_t)tu_rng_u64(&r)));
         bad += check_one((float)tu_rng_unif(&r));
         bad += check_one((float)(tu_rng_unif(&r) * tu_rng_unif(&r) * 1e-3));
         bad += check_one((float)(tu_rng_normal(&r) * 4.0));
     }
-    for (int i = 0; i < 1500000; i++) {
+    for (long i = 0; i < tu_scaled(1500000); i++) {
         const float x = ref_float((uint32_t)tu_rng_u64(&r)), y = (float)tu_rng_unif(&r);
         char got[ATTN_FLOAT_TEXT_MAX];
         attn_format_float(got, x);
@@ -181,7 +181,7 @@ START_TEST(int_texts) {
         ck_assert_str_eq(got, cases[i].want);
     }
     tu_rng r = {5u};
-    for (int i = 0; i < 100000; i++) {
+    for (long i = 0; i < tu_scaled(100000); i++) {
         const long long v = (long long)tu_rng_u64(&r) >> (tu_rng_u64(&r) % 64);
         char got[ATTN_INT_TEXT_MAX], want[32];
         attn_format_int(got, v);
