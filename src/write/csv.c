@@ -87,8 +87,9 @@ static attn_status maps_pieces_make(maps_pieces *mp, const attn_csv_maps *w,
     return ATTN_OK;
 }
 
-/* Rows are made in a buffer of this size and written with one fwrite each time it fills. */
-#define MAPS_CHUNK ((size_t)1 << 20)
+/* Rows are made in a buffer of this size (on the stack: nothing is
+ * allocated per map for it) and written with one fwrite each time it fills. */
+#define MAPS_CHUNK ((size_t)1 << 16)
 
 attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                                attn_error *err) {
@@ -96,11 +97,7 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     maps_pieces mp;
     attn_status rc = maps_pieces_make(&mp, w, key, v, err);
     if (rc) return rc;
-    char *out = malloc(MAPS_CHUNK);
-    if (!out) {
-        maps_pieces_free(&mp);
-        return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
-    }
+    char out[MAPS_CHUNK];
     size_t at = 0;
     for (int r = 0; r < v->rows; r++) {
         const int qpos = v->row_offset + r;
@@ -134,7 +131,6 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
         }
     }
     fwrite(out, 1, at, w->f);
-    free(out);
     maps_pieces_free(&mp);
     return ATTN_OK;
 }
