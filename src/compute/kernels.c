@@ -137,6 +137,29 @@ ALWAYS_INLINE float select_f32(int c, float a, float b) { /* c ? a : b, as bit o
     return f;
 }
 
+/* exp(r) for the reduced argument: 1 + r + r^2 P(r) (Cephes). */
+ALWAYS_INLINE float exp_reduced(float r) {
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    return (p * (r * r) + r) + 1.0f;
+}
+
+/* y 2^n in two halves (2^(n>>1), then the rest), so that a result below
+ * FLT_MIN rounds once to the right subnormal; each half must be a normal
+ * power of two (the callers' ranges). */
+ALWAYS_INLINE float scale_2n(float y, int32_t n) {
+    int32_t n1 = n >> 1, n2 = n - n1;
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return (y * s1) * s2;
+}
+
 ALWAYS_INLINE float exp_scaled(float x, int32_t k) {
     /* the clamps as bit selects: written as ?: gcc turns them into branches
      * (the clamped path folds to a constant), and loops with branches are
@@ -148,25 +171,14 @@ ALWAYS_INLINE float exp_scaled(float x, int32_t k) {
     float kf = t - shifter; /* round(x / ln2), as a float */
     float r = x - kf * 0.693359375f;
     r = r - kf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = (p * (r * r) + r) + 1.0f;
+    float y = exp_reduced(r);
     /* n = kf as an integer, from the low bits of t (no float-to-int
      * conversion, so a NaN x is not undefined behaviour) */
     uint32_t tb;
     memcpy(&tb, &t, sizeof tb);
     int32_t n = (int32_t)(tb - 0x4B400000u) + k;
-    /* both in [-80, 80] (k = 0) or [-68, 12] (k = 24, x <= 0): 2^n1 and 2^n2 are normal */
-    int32_t n1 = n >> 1, n2 = n - n1;
-    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &b1, sizeof s1);
-    memcpy(&s2, &b2, sizeof s2);
-    return (y * s1) * s2;
+    /* the halves in [-80, 80] (k = 0) or [-68, 12] (k = 24, x <= 0): normal */
+    return scale_2n(y, n);
 }
 
 ALWAYS_INLINE float exp_approx(float x) { return exp_scaled(x, 0); }
@@ -272,22 +284,11 @@ ALWAYS_INLINE float exp_sum_mul(float a, float b, float c) {
     float r = a - kf * 0.693359375f;
     r = r + b;
     r = r - kf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = ((p * (r * r) + r) + 1.0f) * c;
+    float y = exp_reduced(r) * c;
     uint32_t tb;
     memcpy(&tb, &t, sizeof tb);
     int32_t n = (int32_t)(tb - 0x4B400000u);
-    int32_t n1 = n >> 1, n2 = n - n1; /* in [-81, 2] */
-    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &b1, sizeof s1);
-    memcpy(&s2, &b2, sizeof s2);
-    return (y * s1) * s2;
+    return scale_2n(y, n); /* the halves in [-81, 2] */
 }
 
 /* GELU, exact form: gelu(x) = x Phi(x), Phi the normal distribution.
