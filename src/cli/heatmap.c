@@ -48,13 +48,6 @@ attn_status run_heatmap_check(const run_opts *o, attn_error *err) {
     return cli_outdir_check("--heatmap", o->heatmap, err);
 }
 
-static char *join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", a, b);
-    return s;
-}
-
 static void group_clear(heatmap_out *h) { h->n = 0; }
 
 static void heatmap_abort(void *self) {
@@ -69,7 +62,7 @@ static void heatmap_abort(void *self) {
 /* Writes img to the new file in_dir/name (its message names in_name/name). */
 static attn_status write_png(heatmap_out *h, const char *name, const attn_image *img,
                              attn_error *err) {
-    char *path = join(h->out.input, name);
+    char *path = cli_path_join(h->out.input, name);
     if (!path) return attn_error_set(err, ATTN_ERR_NOMEM, "--heatmap: out of memory");
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;

@@ -47,7 +47,7 @@ attn_status cli_outdir_check(const char *flag, const char *dir, attn_error *err)
     return ATTN_OK;
 }
 
-static char *join(const char *a, const char *b) {
+char *cli_path_join(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
     char *s = malloc(n);
     if (s) snprintf(s, n, "%s/%s", a, b);
@@ -83,8 +83,8 @@ attn_status cli_outdir_begin(cli_outdir *d, const attn_run_info *run, attn_error
             return cli_usage(err, "standard input line %ld: %s: the key '%s' cannot name a "
                                   "folder (it is empty, '.' or '..', or holds a '/')",
                              run->input + 1, d->flag, name);
-        d->input = join(d->tree.path, name);
-        d->input_name = join(d->dir, name);
+        d->input = cli_path_join(d->tree.path, name);
+        d->input_name = cli_path_join(d->dir, name);
         if (d->input && d->input_name) {
             if (mkdir(d->input, 0777) != 0) {
                 if (errno == EEXIST)

@@ -33,6 +33,8 @@ attn_status cli_outdir_begin(cli_outdir *d, const attn_run_info *run, attn_error
 void cli_outdir_end(cli_outdir *d, bool ok);
 /* Renames the temporary onto DIR (an empty DIR is replaced). */
 attn_status cli_outdir_commit(cli_outdir *d, attn_error *err);
+/* "a/b", malloc'd (NULL when out of memory): a file in an input's folder. */
+char *cli_path_join(const char *a, const char *b);
 /* Removes the temporary unless committed, and frees d's names. */
 void cli_outdir_free(cli_outdir *d);
 
