@@ -284,7 +284,7 @@ START_TEST(stats_csv_rows) {
     ck_assert_ptr_nonnull(f);
     const attn_run_info run = {.input = 4};
     attn_csv_stats w = {.f = f, .run = &run};
-    attn_csv_stats_header(f);
+    attn_csv_stats_header(f, false);
     attn_capture_key key = weights_key(1, 2, ATTN_KIND_SELF);
     const attn_capture_view v = {.rows = 3, .cols = 3, .data = hand};
     ck_assert(attn_csv_stats_wants(&w, &key));

@@ -331,6 +331,67 @@ START_TEST(csv_sinks_escape_labels) {
 }
 END_TEST
 
+/* attn_pick: positions (negative from the end), token texts (with a
+ * leading space or SentencePiece's U+2581 taken off the label), "=TEXT",
+ * and the values refused. */
+START_TEST(pick_parse_and_match) {
+    char l0[] = "the", l1[] = " cat", l2[] = "\xe2\x96\x81" "cat", l3[] = "3", l4[] = "  cat";
+    char *texts[] = {l0, l1, l2, l3, l4};
+    const attn_labels labels = {.n = 5, .text = texts};
+    static const struct {
+        const char *arg;
+        bool picks[5];
+        size_t count;
+    } cases[] = {
+        {"0", {1, 0, 0, 0, 0}, 1},   {"4", {0, 0, 0, 0, 1}, 1},  {"-1", {0, 0, 0, 0, 1}, 1},
+        {"-5", {1, 0, 0, 0, 0}, 1},  {"5", {0}, 0},              {"-6", {0}, 0},
+        {"cat", {0, 1, 1, 0, 0}, 2}, {"=3", {0, 0, 0, 1, 0}, 1}, {"3", {0, 0, 0, 1, 0}, 1},
+        {" cat", {0, 1, 0, 0, 1}, 2}, {"=-1", {0}, 0},           {"The", {0}, 0},
+        {"the", {1, 0, 0, 0, 0}, 1}, {"+1", {0}, 0},             {"1x", {0}, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        attn_pick p;
+        attn_error err = {0};
+        ck_assert_msg(attn_pick_parse(&p, cases[i].arg, &err) == ATTN_OK, "%s", cases[i].arg);
+        for (int pos = 0; pos < 5; pos++)
+            ck_assert_msg(attn_pick_has(&p, &labels, pos) == cases[i].picks[pos], "%s at %d",
+                          cases[i].arg, pos);
+        ck_assert(!attn_pick_has(&p, &labels, -1) && !attn_pick_has(&p, &labels, 5));
+        ck_assert_uint_eq(attn_pick_count(&p, &labels), cases[i].count);
+    }
+    ck_assert(attn_pick_has(NULL, &labels, 2));
+    ck_assert_uint_eq(attn_pick_count(NULL, &labels), 5);
+    static const char *const bad[] = {"", "=", "99999999999", "-99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        attn_pick p;
+        attn_error err = {0};
+        ck_assert_int_eq(attn_pick_parse(&p, bad[i], &err), ATTN_ERR_USAGE);
+        ck_assert(err.message[0] != '\0' && !strchr(err.message, '\n'));
+    }
+}
+END_TEST
+
+/* The maps CSV keeps only the rows and columns of run->from and run->to. */
+START_TEST(csv_maps_picks) {
+    char l0[] = "a", l1[] = "b", l2[] = "a";
+    char *texts[] = {l0, l1, l2};
+    attn_labels labels = {.n = 3, .text = texts};
+    attn_pick from, to;
+    ck_assert_int_eq(attn_pick_parse(&from, "a", NULL), ATTN_OK);
+    ck_assert_int_eq(attn_pick_parse(&to, "-3", NULL), ATTN_OK);
+    attn_run_info run = {.input = 1, .main = &labels, .from = &from, .to = &to};
+    const float w[] = {1.0f, 0.0f, 0.0f, 0.25f, 0.75f, 0.0f, 0.5f, 0.125f, 0.375f}; /* [3, 3] */
+    attn_capture_key key = {.value = ATTN_V_WEIGHTS, .layer = 0, .head = 1, .causal = true};
+    attn_capture_view view = {.rows = 3, .cols = 3, .data = w};
+    mem_out m;
+    mem_open(&m);
+    attn_csv_maps maps = {.f = m.f, .run = &run};
+    ck_assert_int_eq(attn_csv_maps_emit(&maps, &key, &view, NULL), ATTN_OK);
+    ck_assert_str_eq(mem_close(&m), "1,decoder,0,self,1,0,a,0,a,1\n1,decoder,0,self,1,2,a,0,a,0.5\n");
+    free(m.buf);
+}
+END_TEST
+
 static Suite *write_suite(void) {
     Suite *s = suite_create("write");
     TCase *tc = tcase_create("escape");
@@ -343,6 +404,8 @@ static Suite *write_suite(void) {
     tc = tcase_create("csv");
     tcase_add_test(tc, csv_field_exact);
     tcase_add_test(tc, csv_sinks_escape_labels);
+    tcase_add_test(tc, csv_maps_picks);
+    tcase_add_test(tc, pick_parse_and_match);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -81,6 +81,27 @@ ATTN_API void attn_labels_free(attn_labels *l); /* accepts NULL */
 /* The label of position pos, "?" when out of range (or l is NULL). */
 ATTN_API const char *attn_labels_at(const attn_labels *l, int pos);
 
+/* ---- positions picked by name (write/pick.c; --from and --to) ---- */
+/* A position, 0-based (negative counts from the end: -1 is the last), or
+ * the text of a token, which picks every position that holds it. A label
+ * holds the text when it equals it, or equals it once one leading space
+ * (or U+2581, SentencePiece's word mark) is taken off the label: "cat"
+ * picks the GPT-2 piece " cat" and the word "cat". */
+typedef struct attn_pick {
+    const char *text; /* the token's text (not owned); NULL: pos */
+    long pos;
+} attn_pick;
+/* Parses s: an integer is a position, anything else a token's text, and
+ * "=TEXT" the token TEXT even when it is a number ("=3"). An empty s, "="
+ * alone or an integer past the int range is ATTN_ERR_USAGE. */
+ATTN_API attn_status attn_pick_parse(attn_pick *p, const char *s, attn_error *err);
+/* Does label hold p's text (always false for a position pick)? */
+ATTN_API bool attn_pick_matches(const attn_pick *p, const char *label);
+/* Does p pick position pos of the positions labelled l? p NULL picks all. */
+ATTN_API bool attn_pick_has(const attn_pick *p, const attn_labels *l, int pos);
+/* How many positions of l p picks (l's size when p is NULL). */
+ATTN_API size_t attn_pick_count(const attn_pick *p, const attn_labels *l);
+
 /* ---- next-token predictions (write/predictions.c) ---- */
 /* What every predictions sink shares: it takes the logits of the main stack
  * (ATTN_V_LOGITS, [T, V]), and reports, after each position (or only the
@@ -168,6 +189,10 @@ typedef struct attn_run_info {
     const attn_labels *main;    /* labels of the main stack's positions */
     const attn_labels *source;  /* encoder input of an encoder-decoder, else NULL */
     const attn_config *cfg;
+    /* --from, --to: the query rows and key columns of the maps that the
+     * maps CSV, the terminal view and the statistics keep (attn_pick_has
+     * on the rows' and columns' labels); NULL keeps all */
+    const attn_pick *from, *to;
 } attn_run_info;
 /* The "input" column of run: its key as a CSV field (attn_csv_field), else
  * its number. */
@@ -322,25 +347,35 @@ ATTN_API attn_status attn_rollout_emit(void *user, const attn_capture_key *key,
  *   prev      w_i,i-1, the weight on the previous position; rows with i = 0
  *             have none and are left out of this mean (prev_rows counts
  *             the others); a key i-1 past the last key counts as 0
- *   self      w_ii, the weight on the same position (0 past the last key) */
+ *   self      w_ii, the weight on the same position (0 past the last key)
+ *   to        sum_j w_ij over the key positions j a pick `to` picks
+ *             (attn_map_stats_pick only; else 0) */
 typedef struct attn_map_stats {
-    double entropy, sink, distance, prev, self;
+    double entropy, sink, distance, prev, self, to;
     int rows;      /* query rows averaged over (0: an empty map, every mean 0) */
     int prev_rows; /* rows with i >= 1 (0: prev is 0 and means nothing) */
 } attn_map_stats;
 ATTN_API void attn_map_stats_compute(attn_map_stats *s, const attn_capture_view *v);
+/* The same over the query rows that `from` picks (ql: the rows' labels),
+ * with `to` the weight on the key positions `to` picks (kl: the keys'
+ * labels); a NULL pick picks every position. */
+ATTN_API void attn_map_stats_pick(attn_map_stats *s, const attn_capture_view *v,
+                                  const attn_labels *ql, const attn_labels *kl,
+                                  const attn_pick *from, const attn_pick *to);
 
 /* One CSV row per map of weights (ATTN_V_WEIGHTS) it receives:
- *   input,stack,layer,kind,head,entropy,sink,distance,prev,self
+ *   input,stack,layer,kind,head,entropy,sink,distance,prev,self[,to]
  * input, stack, kind, head as in the maps CSV; the numbers attn_map_stats,
  * %.9g; prev is an empty field when no row has i >= 1 (a one-position
- * input). */
+ * input). With run->from, the means are over the query rows it picks (a
+ * map where it picks none has no row); with run->to, the column "to" is
+ * the weight on the keys it picks. */
 typedef struct attn_csv_stats {
     FILE *f;
     const attn_run_info *run;
     bool raw_text; /* text columns (a key) as they are, not escaped */
 } attn_csv_stats;
-ATTN_API void attn_csv_stats_header(FILE *f);
+ATTN_API void attn_csv_stats_header(FILE *f, bool to); /* to: the "to" column too */
 ATTN_API bool attn_csv_stats_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_stats_emit(void *user, const attn_capture_key *key,
                                          const attn_capture_view *v, attn_error *err);

@@ -68,6 +68,11 @@ static const char run_usage_more[] =
     "  --heads LIST          query heads, e.g. 0,2-5 (default: all)\n"
     "  --stack S             encoder or decoder (an encoder-decoder has both)\n"
     "  --kind K              self or cross (attention values)\n"
+    "  --from P              maps CSV, view, stats: only the queries at P, a position\n"
+    "                        (-1: the last) or a token's text (every position holding\n"
+    "                        it; =3 is the token 3)\n"
+    "  --to P                maps CSV, view: only the keys at P; stats: a column 'to'\n"
+    "                        with the weight on them\n"
     "Aggregation (maps, heatmaps):\n"
     "  --reduce R            mean or max over the selected heads of each layer\n"
     "  --rollout             attention rollout across the layers (Abnar & Zuidema 2020)\n"
@@ -107,6 +112,7 @@ static const char run_usage_examples[] =
     "  attn run --config models/tiny-decoder --text \"The cat sits\" --dump 'blocks.*.attn.weights' --out dumps\n"
     "  attn run --config models/tiny-decoder --list-dumps\n"
     "  attn run --config models/tiny-decoder --text \"The cat sits\" --maps - --reduce mean\n"
+    "  attn run --config models/tiny-decoder --text \"The cat sits on the mat\" --maps - --from -1 --to cat\n"
     "  attn run --config models/tiny-decoder --text \"The cat sits\" --heatmap pictures\n"
     "  attn run --config models/tiny-decoder --text \"The cat sits\" --html heads.html\n"
     "  attn run --config models/tiny-translator --source \"the cat sleeps\" --text \"<s> dine\" --maps - --kind cross\n"
@@ -140,6 +146,8 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"heads", .value = &o->heads},
         {"stack", .value = &o->stack},
         {"kind", .value = &o->kind},
+        {"from", .value = &o->from},
+        {"to", .value = &o->to},
         {"reduce", .value = &o->reduce},
         {"rollout", .set = &o->rollout},
         {"heatmap", .value = &o->heatmap},
@@ -164,6 +172,50 @@ static bool has_map_output(const run_opts *o) {
 static bool wants_view(const run_opts *o) {
     return !o->maps && !o->context && !o->predictions && !o->dump && !o->heatmap && !o->html &&
            !o->stats;
+}
+
+/* --from, --to: parsed; they filter the maps CSV, the view and the stats. */
+static attn_status check_picks(run_opts *o, attn_error *err) {
+    const char *const flags[] = {"--from", "--to"};
+    const char *const args[] = {o->from, o->to};
+    attn_pick *const picks[] = {&o->from_pick, &o->to_pick};
+    for (int i = 0; i < 2; i++) {
+        if (!args[i]) continue;
+        if (!o->maps && !o->stats && !wants_view(o))
+            return cli_usage(err, "%s picks positions of the maps CSV, the view and attn stats: "
+                                  "give --maps, or no output flag (the view)",
+                             flags[i]);
+        attn_status rc = attn_pick_parse(picks[i], args[i], err);
+        if (rc) {
+            attn_error_prefix(err, "%s", flags[i]);
+            return rc;
+        }
+    }
+    return ATTN_OK;
+}
+
+/* A token pick must name a token of the vocabulary (checked once the model
+ * is open; a model without a tokenizer has only positions). */
+static attn_status check_pick_vocabulary(const runner *r, const char *flag, const char *arg,
+                                         const attn_pick *p, attn_error *err) {
+    if (!arg || !p->text) return ATTN_OK;
+    if (!r->tok)
+        return cli_usage(err, "%s '%s': the model has no tokenizer; pick a position", flag, arg);
+    for (int id = 0; id < attn_tokenizer_size(r->tok); id++)
+        if (attn_pick_matches(p, attn_tokenizer_piece(r->tok, id))) return ATTN_OK;
+    return cli_usage(err, "%s '%s': no token of the vocabulary is '%s'", flag, arg, p->text);
+}
+
+/* A pick (NULL: none) must pick some position of this input: of its
+ * labels l or, for an encoder-decoder, of its source's s. */
+static attn_status check_pick_input(const char *flag, const attn_pick *p, const attn_labels *l,
+                                    const attn_labels *s, attn_error *err) {
+    if (!p || attn_pick_count(p, l) + attn_pick_count(p, s) > 0) return ATTN_OK;
+    if (p->text)
+        return cli_usage(err, "%s '%s': the input has no such token", flag, p->text);
+    const size_t n = l->n > (s ? s->n : 0) ? l->n : s->n;
+    return cli_usage(err, "%s %ld: position %ld is out of range: the input has positions 0-%zu",
+                     flag, p->pos, p->pos, n ? n - 1 : 0);
 }
 
 /* Refuses flags that exclude or need each other; parses the values that do
@@ -215,6 +267,7 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
         return cli_usage(err, "--layers, --heads, --stack and --kind select maps and dumps: give "
                               "--maps, --dump, --heatmap or --html, or no output flag (the view)");
     if (o->stats_cmd) o->stats = o->out ? o->out : "-";
+    if ((rc = check_picks(o, err))) return rc;
     if ((rc = run_dump_check(o, err)) || (rc = run_aggregate_check(o, err)) ||
         (rc = run_heatmap_check(o, err)) || (rc = run_html_check(o, err)) ||
         (rc = run_stats_check(o, err)))
@@ -245,7 +298,13 @@ static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
     if (o->top_k && (o->k < 1 || o->k > r->cfg->vocab_size))
         return cli_usage(err, "--top-k: expected an integer from 1 to %d (vocab_size), got %d",
                          r->cfg->vocab_size, o->k);
-    if ((rc = cli_selection_check(&o->sel, r->cfg, err))) return rc;
+    if ((rc = cli_selection_check(&o->sel, r->cfg, err)) ||
+        (rc = check_pick_vocabulary(r, "--from", o->from, &o->from_pick, err)) ||
+        (rc = check_pick_vocabulary(r, "--to", o->to, &o->to_pick, err)))
+        return rc;
+    r->batch = o->batch;
+    r->rc.from = o->from ? &o->from_pick : NULL;
+    r->rc.to = o->to ? &o->to_pick : NULL;
     return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
                             o->batch || o->list_dumps ? NULL
                                                          : "--source, --source-ids or --source-embeddings",
@@ -285,14 +344,29 @@ static attn_status check_length(const runner *r, const cli_input *in, const char
                      in->n, r->cfg->max_seq_len);
 }
 
+/* Refuses an input (and its encoder input src, or NULL) that the model or
+ * the flags cannot take, before anything of it is written. */
+static attn_status check_one(const runner *r, const cli_input *in, const cli_input *src,
+                             const char *what, const char *src_what, attn_error *err) {
+    attn_status rc = ATTN_OK;
+    const attn_labels *sl = src ? &src->labels : NULL;
+    if ((src && (rc = check_length(r, src, src_what, err))) ||
+        (rc = check_length(r, in, what, err)))
+        return rc;
+    if ((rc = check_pick_input("--from", r->rc.from, &in->labels, sl, err)) ||
+        (rc = check_pick_input("--to", r->rc.to, &in->labels, sl, err))) {
+        if (r->batch) attn_error_prefix(err, "%s", what); /* the line's number */
+        return rc;
+    }
+    return ATTN_OK;
+}
+
 /* Runs one input (and its encoder input src, or NULL) through the model;
  * every requested value streams to the sinks. */
 static attn_status run_one(runner *r, long input, const cli_input *in, const cli_input *src,
                            const char *what, const char *src_what, attn_error *err) {
-    attn_status rc = ATTN_OK;
-    if ((src && (rc = check_length(r, src, src_what, err))) ||
-        (rc = check_length(r, in, what, err)))
-        return rc;
+    attn_status rc = check_one(r, in, src, what, src_what, err);
+    if (rc) return rc;
     r->rc.input = input;
     r->rc.main = &in->labels;
     r->rc.source = src ? &src->labels : NULL;
@@ -556,8 +630,10 @@ int run_main(int argc, char **argv, bool stats_cmd) {
         status = cli_lib_error(&err);
     else if (o.list_dumps) {
         if (run_dump_list(&r, &o, &err)) status = cli_lib_error(&err);
-    } else if (load_inputs(&r, &o, &in, &src, &err) || attn_session_new(&r.sess, r.model, &err) ||
-        open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
+    } else if (load_inputs(&r, &o, &in, &src, &err) ||
+               (!o.batch && check_one(&r, &in, src_in, cli_input_flag(&o.input, false),
+                                      source_flag(&o), &err)) ||
+               attn_session_new(&r.sess, r.model, &err) || open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
         close_outputs(&r, &err))
         status = cli_lib_error(&err);
     else if (bad_lines)

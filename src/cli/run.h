@@ -28,6 +28,9 @@ typedef struct run_opts {
     /* selection (select.c) */
     const char *layers, *heads, *stack, *kind;
     cli_selection sel;
+    /* positions of the maps (maps CSV, view, stats): --from queries, --to keys */
+    const char *from, *to;
+    attn_pick from_pick, to_pick;
     /* aggregation (aggregate.c) */
     const char *reduce; /* --reduce mean|max */
     bool rollout;       /* --rollout */
@@ -82,6 +85,7 @@ typedef struct runner {
     attn_fanout fo;
     attn_capture cap;
     attn_run_info rc;
+    bool batch;          /* inputs are the lines of standard input */
     int top_k;           /* 0: no predictions */
     attn_outfile pred_out;   /* --predictions FILE */
     FILE *pred_tmp;      /* predictions held back while other outputs use stdout */

@@ -38,9 +38,12 @@ const char run_stats_usage[] =
     "  --heads LIST          query heads, e.g. 0,2-5 (default: all)\n"
     "  --stack S             encoder or decoder (an encoder-decoder has both)\n"
     "  --kind K              self or cross\n"
+    "  --from P              the means over the queries at P only: a position (-1:\n"
+    "                        the last) or a token's text (=3 is the token 3)\n"
+    "  --to P                a last column 'to': the weight on the keys at P\n"
     "  -h, --help            show this help\n"
     "\n"
-    "Columns: input,stack,layer,kind,head,entropy,sink,distance,prev,self\n"
+    "Columns: input,stack,layer,kind,head,entropy,sink,distance,prev,self[,to]\n"
     "  Each is the mean over the map's query rows i of its weights w_ij (key j):\n"
     "  entropy   -sum_j w_ij ln w_ij, in nats\n"
     "  sink      w_i0, the weight on position 0 (the attention-sink share)\n"
@@ -54,6 +57,7 @@ const char run_stats_usage[] =
     "Examples:\n"
     "  attn stats --config models/tiny-decoder --text \"the cat sits on the mat\"\n"
     "  attn stats --config models/tiny-decoder --layers 1 --heads 0-1 --text \"a cat\"\n"
+    "  attn stats --config models/tiny-decoder --text \"the cat sits on the mat\" --from mat --to cat\n"
     "  printf 'the cat\\nthe dog\\n' | attn stats --config models/tiny-decoder --out stats.csv\n"
     "  attn stats --config models/tiny-translator --kind cross --source \"the cat sleeps\" --text \"<s> dine\"\n"
     "\n"
@@ -145,7 +149,7 @@ attn_status run_stats_open(runner *r, const run_opts *o, attn_error *err) {
                                              .commit = stats_commit, .abort = stats_abort},
                              err)))
         return rc;
-    attn_csv_stats_header(s->file.f);
+    attn_csv_stats_header(s->file.f, o->to != NULL);
     s->csv = (attn_csv_stats){.run = &r->rc, .raw_text = o->raw_text};
     attn_capture c = {attn_csv_stats_wants, attn_csv_stats_emit, &s->csv};
     if ((rc = run_select(r, o, c, &c, err))) return rc;

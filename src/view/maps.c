@@ -181,13 +181,26 @@ static int *strongest_keys(const attn_capture_view *v) {
     return best;
 }
 
-/* The header of key columns c0 .. c1-1: their positions, then their
- * tokens (unless the labels are just the positions). */
-static void band_header(FILE *f, const attn_labels *kl, int c0, int c1) {
+/* The key columns the view shows: all v->cols, or those --to picks
+ * (run->to), into *n; malloc'd [v->cols]. */
+static int *shown_keys(const attn_run_info *run, const attn_labels *kl,
+                       const attn_capture_view *v, int *n) {
+    int *cols = malloc((size_t)(v->cols > 0 ? v->cols : 1) * sizeof *cols);
+    *n = 0;
+    if (!cols) return NULL;
+    for (int c = 0; c < v->cols; c++)
+        if (attn_pick_has(run->to, kl, c)) cols[(*n)++] = c;
+    return cols;
+}
+
+/* The header of the key columns cols[i0 .. i1-1]: their positions, then
+ * their tokens (unless the labels are just the positions). */
+static void band_header(FILE *f, const attn_labels *kl, const int *cols, int i0, int i1) {
     char buf[64];
     for (int line = 0; line < (positional(kl) ? 1 : 2); line++) {
         text_pad(f, "", LABEL, false);
-        for (int c = c0; c < c1; c++) {
+        for (int i = i0; i < i1; i++) {
+            const int c = cols[i];
             if (line == 0)
                 snprintf(buf, sizeof buf, "%d", c);
             else
@@ -199,11 +212,12 @@ static void band_header(FILE *f, const attn_labels *kl, int c0, int c1) {
     }
 }
 
-/* The cells c0 .. c1-1 of the weights row [Tk] of query qpos: '·' where the
- * causal mask hides the key, '*' after the strongest key. */
+/* The cells cols[i0 .. i1-1] of the weights row [Tk] of query qpos: '·'
+ * where the causal mask hides the key, '*' after the strongest key. */
 static void band_cells(const view_opts *o, FILE *f, const float *row, int qpos, bool causal,
-                       int best, int c0, int c1) {
-    for (int c = c0; c < c1; c++) {
+                       int best, const int *cols, int i0, int i1) {
+    for (int i = i0; i < i1; i++) {
+        const int c = cols[i];
         putc(' ', f);
         if (causal && c > qpos) {
             text_pad(f, "  ·", CELL - 1, false);
@@ -239,11 +253,16 @@ static int keys_left_out(char *buf, size_t cap, int n, double sum, int room) {
 /* One query's strongest keys after its label, as many as fit in the line
  * with the long form of what is left out (keys_left_out) and at least one,
  * "KEY:TOKEN WEIGHT" (bare labels: "KEY WEIGHT"), then what is left out.
- * row [Tk]: the weights, of which the first `visible` are keys the query
- * sees; kw: scratch of [Tk]. */
-static void top_keys(const view_opts *o, FILE *f, const float *row, int visible,
-                     const attn_labels *kl, bool bare, key_weight *kw) {
-    for (int c = 0; c < visible; c++) kw[c] = (key_weight){row[c], c};
+ * row [Tk]: the weights; of the keys cols[0 .. n-1] (increasing) those
+ * before `visible` are the keys the query sees; kw: scratch of [n]. */
+static void top_keys(const view_opts *o, FILE *f, const float *row, int visible, const int *cols,
+                     int n, const attn_labels *kl, bool bare, key_weight *kw) {
+    int seen = 0;
+    while (seen < n && cols[seen] < visible) {
+        kw[seen] = (key_weight){row[cols[seen]], cols[seen]};
+        seen++;
+    }
+    visible = seen;
     qsort(kw, (size_t)visible, sizeof *kw, by_weight);
     double rest = 0;
     for (int c = 0; c < visible; c++) rest += kw[c].w;
@@ -272,26 +291,41 @@ static void top_keys(const view_opts *o, FILE *f, const float *row, int visible,
     }
 }
 
-/* The grid of a map in bands of key columns as wide as the line (one band
- * when they fit). */
+/* Is query row r of v shown: picked by --from (all of them shown), else
+ * row_shown. */
+static bool query_shown(const view_opts *o, const attn_labels *ql, const attn_capture_view *v,
+                        int r) {
+    if (o->run->from) return attn_pick_has(o->run->from, ql, v->row_offset + r);
+    return row_shown(o, r, v->rows);
+}
+
+/* The note in place of the rows row_shown leaves out (none with --from). */
+static void queries_left_out(const view_opts *o, FILE *f, const attn_capture_view *v, int r) {
+    if (!o->run->from) rows_left_out(o, f, r, v->rows, v->row_offset, "queries", "--maps");
+}
+
+/* The grid of a map in bands of the shown key columns cols[n] as wide as
+ * the line (one band when they fit). */
 static void map_grid(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
-                     const attn_labels *ql, const attn_labels *kl, FILE *f) {
+                     const attn_labels *ql, const attn_labels *kl, const int *cols, int n,
+                     FILE *f) {
     int *best = strongest_keys(v);
     if (!best) return;
     const bool bare = positional(ql);
     int per_band = (line_width(o) - LABEL) / CELL;
     if (per_band < 1) per_band = 1;
-    for (int c0 = 0; c0 < v->cols; c0 += per_band) {
-        int c1 = c0 + per_band < v->cols ? c0 + per_band : v->cols;
-        if (c0 > 0 || c1 < v->cols) fprintf(f, "  keys %d..%d of %d\n", c0, c1 - 1, v->cols);
-        band_header(f, kl, c0, c1);
+    for (int i0 = 0; i0 < n; i0 += per_band) {
+        int i1 = i0 + per_band < n ? i0 + per_band : n;
+        if (i0 > 0 || i1 < n)
+            fprintf(f, "  keys %d..%d of %d\n", cols[i0], cols[i1 - 1], v->cols);
+        band_header(f, kl, cols, i0, i1);
         for (int r = 0; r < v->rows; r++) {
             int qpos = v->row_offset + r;
-            rows_left_out(o, f, r, v->rows, v->row_offset, "queries", "--maps");
-            if (!row_shown(o, r, v->rows)) continue;
+            queries_left_out(o, f, v, r);
+            if (!query_shown(o, ql, v, r)) continue;
             row_label(f, ql, bare, qpos);
             band_cells(o, f, v->data + (size_t)r * (size_t)v->cols, qpos, key->causal, best[r],
-                       c0, c1);
+                       cols, i0, i1);
             putc('\n', f);
         }
     }
@@ -299,46 +333,60 @@ static void map_grid(const view_opts *o, const attn_capture_key *key, const attn
 }
 
 /* A map whose keys do not fit in the line: a note, then each query's
- * strongest keys (top_keys). */
+ * strongest keys among the shown ones cols[n] (top_keys). */
 static void map_list(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
-                     const attn_labels *ql, const attn_labels *kl, FILE *f) {
-    key_weight *kw = malloc((size_t)v->cols * sizeof *kw);
+                     const attn_labels *ql, const attn_labels *kl, const int *cols, int n,
+                     FILE *f) {
+    key_weight *kw = malloc((size_t)(n > 0 ? n : 1) * sizeof *kw);
     if (!kw) return;
     const bool bare = positional(ql), kbare = positional(kl);
     char note[128];
     snprintf(note, sizeof note, "  each query's strongest keys, %s (all %d: --full or --maps -)",
-             kbare ? "key weight" : "key:token weight", v->cols);
+             kbare ? "key weight" : "key:token weight", n);
     if (text_width(note) > line_width(o))
         snprintf(note, sizeof note, "  strongest keys (all: --full)");
     fprintf(f, "%s\n", note);
     for (int r = 0; r < v->rows; r++) {
         int qpos = v->row_offset + r;
-        rows_left_out(o, f, r, v->rows, v->row_offset, "queries", "--maps");
-        if (!row_shown(o, r, v->rows)) continue;
+        queries_left_out(o, f, v, r);
+        if (!query_shown(o, ql, v, r)) continue;
         row_label(f, ql, bare, qpos);
         int visible = key->causal && qpos + 1 < v->cols ? qpos + 1 : v->cols;
-        top_keys(o, f, v->data + (size_t)r * (size_t)v->cols, visible, kl, kbare, kw);
+        top_keys(o, f, v->data + (size_t)r * (size_t)v->cols, visible, cols, n, kl, kbare, kw);
         putc('\n', f);
     }
     free(kw);
 }
 
-/* One head's map: a title, then the grid when its keys fit in the line or
- * with full, else each query's strongest keys. */
+/* One head's map: a title, then the grid when its shown keys fit in the
+ * line or with full, else each query's strongest keys. A map of which
+ * --from picks no query is left out. */
 static void emit_map(const view_opts *o, const attn_capture_key *key, const attn_capture_view *v,
                      FILE *f) {
     const attn_labels *ql, *kl;
     attn_run_key_labels(o->run, key, &ql, &kl);
+    if (o->run->from) {
+        int picked = 0;
+        for (int r = 0; r < v->rows && !picked; r++)
+            picked = attn_pick_has(o->run->from, ql, v->row_offset + r);
+        if (!picked) return;
+    }
+    int n;
+    int *cols = shown_keys(o->run, kl, v, &n);
+    if (!cols || n == 0) { /* --to picks no key of this map */
+        free(cols);
+        return;
+    }
     fprintf(f, "%s layer %d, %s-attention, head %d\n", attn_stack_name(key->stack), key->layer,
             attn_kind_name(key->kind), key->head);
-    if (!o->full && LABEL + v->cols * CELL > line_width(o))
-        map_list(o, key, v, ql, kl, f);
+    if (!o->full && LABEL + n * CELL > line_width(o))
+        map_list(o, key, v, ql, kl, cols, n, f);
     else
-        map_grid(o, key, v, ql, kl, f);
+        map_grid(o, key, v, ql, kl, cols, n, f);
+    free(cols);
     putc('\n', f);
 }
 
-/* The context vectors: one row per position, the columns that fit. */
 static void emit_hidden(const view_opts *o, const attn_capture_view *v) {
     FILE *f = o->f;
     char buf[64];

@@ -41,12 +41,14 @@ typedef struct maps_pieces {
     char *text;
     size_t len;
     size_t *key, *row; /* [cols + 1], [rows + 1] offsets into text */
+    unsigned char *keep; /* [cols] the key columns --to keeps; NULL: all */
 } maps_pieces;
 
 static void maps_pieces_free(maps_pieces *mp) {
     free(mp->text);
     free(mp->key);
     free(mp->row);
+    free(mp->keep);
 }
 
 static attn_status maps_pieces_make(maps_pieces *mp, const attn_csv_maps *w,
@@ -62,6 +64,14 @@ static attn_status maps_pieces_make(maps_pieces *mp, const attn_csv_maps *w,
         !(m = open_memstream(&mp->text, &mp->len))) {
         maps_pieces_free(mp);
         return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
+    }
+    if (run->to) {
+        if (!(mp->keep = malloc((size_t)v->cols + 1))) {
+            fclose(m);
+            maps_pieces_free(mp);
+            return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
+        }
+        for (int c = 0; c < v->cols; c++) mp->keep[c] = attn_pick_has(run->to, kl, c);
     }
     char num[12];
     for (int c = 0; c < v->cols; c++) {
@@ -99,13 +109,17 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     if (rc) return rc;
     char out[MAPS_CHUNK];
     size_t at = 0;
+    const attn_labels *ql, *kl;
+    attn_run_key_labels(w->run, key, &ql, &kl);
     for (int r = 0; r < v->rows; r++) {
         const int qpos = v->row_offset + r;
+        if (!attn_pick_has(w->run->from, ql, qpos)) continue; /* --from */
         const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
         const char *head = mp.text + mp.row[r];
         const size_t head_n = mp.row[r + 1] - mp.row[r];
         for (int c = 0; c < v->cols; c++) {
             if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
+            if (mp.keep && !mp.keep[c]) continue; /* --to */
             const char *kseg = mp.text + mp.key[c];
             const size_t kseg_n = mp.key[c + 1] - mp.key[c];
             const size_t need = head_n + kseg_n + ATTN_FLOAT_TEXT_MAX + 1;

@@ -21,7 +21,12 @@
  *   each map: a byte e: layer e % (layers + 1), head (e >> 2) % (heads + 1)
  *       (one past the last of each is out of range), bit 7: a byte follows
  *       that changes rows (1 + b % 24; cols too when b0 bit 7), then the
- *       weights, rows * cols of them. See README.md. */
+ *       weights, rows * cols of them.
+ * The picks of --from and --to (attn_pick): from is the position
+ * (b5 >> 4) - 8 when b5 bit 3 is set; to is the last 8 bytes of the input
+ * (fewer when it is shorter) parsed as text by attn_pick_parse, used when
+ * they parse. Both filter the maps CSV and the statistics, whose ranges
+ * hold over the picked rows too. See README.md. */
 #include "attn/write.h"
 #include "fuzz-common.h"
 
@@ -68,8 +73,10 @@ static attn_status check_emit(void *user, const attn_capture_key *key, const att
     return attn_csv_maps_emit(&c->csv, key, v, err);
 }
 
-static void check_stats_ranges(const attn_capture_view *v) {
+static void check_stats_ranges(const attn_capture_view *v, const attn_run_info *run) {
     attn_map_stats s;
+    attn_map_stats_pick(&s, v, run->main, run->main, run->from, run->to);
+    if (s.rows > v->rows || !(s.to >= 0 && s.to <= 1 + 1e-5)) __builtin_trap();
     attn_map_stats_compute(&s, v);
     const double far = (double)v->row_offset + v->rows + v->cols;
     if (!(s.entropy >= -1e-6 && s.entropy <= log((double)v->cols) + 1e-4)) __builtin_trap();
@@ -129,7 +136,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *f[3];
     for (int i = 0; i < 3; i++)
         if (!(f[i] = open_memstream(&buf[i], &len[i]))) __builtin_trap();
-    const attn_run_info run = {.input = 0};
+    attn_labels labels; /* positions "0", "1", ... */
+    if (attn_labels_from_positions(&labels, DIM_MAX + 4)) __builtin_trap();
+    char text[9];
+    const size_t tn = size - 6 < 8 ? size - 6 : 8;
+    memcpy(text, data + size - tn, tn);
+    text[tn] = '\0';
+    const attn_pick from = {.pos = (data[5] >> 4) - 8};
+    attn_pick to;
+    attn_error perr = {0};
+    attn_status prc = attn_pick_parse(&to, text, &perr);
+    if (prc) check_status(prc, &perr);
+    const attn_run_info run = {.input = 0, .main = &labels, .from = data[5] & 8 ? &from : NULL,
+                               .to = prc ? NULL : &to};
     check_sink reduce_out = {.csv = {.f = f[0], .run = &run}, .well_formed = !raw};
     check_sink roll_out = {.csv = {.f = f[1], .run = &run}, .well_formed = !raw, .rollout = true};
     attn_csv_stats stats = {.f = f[2], .run = &run};
@@ -165,12 +184,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (attn_csv_stats_wants(&stats, &key) &&
             attn_csv_stats_emit(&stats, &key, &v, &err) != ATTN_OK)
             __builtin_trap();
-        if (!raw) check_stats_ranges(&v);
+        if (!raw) check_stats_ranges(&v, &run);
     }
     err = (attn_error){0};
     check_status(attn_reduce_flush(&red, &err), &err);
     attn_reduce_free(&red);
     attn_rollout_free(&roll);
+    attn_labels_free(&labels);
     for (int i = 0; i < 3; i++) {
         if (fclose(f[i]) != 0) __builtin_trap();
         if (len[i] && buf[i][len[i] - 1] != '\n') __builtin_trap(); /* whole rows */
