@@ -2,9 +2,11 @@
  * the text columns written again on every row), in the same process, on
  * random causal maps of GPT-2 size: T = 512 tokens, 12 layers x 12 heads
  * (131,328 rows a head). Both write to a file in $TMPDIR (or /tmp), removed
- * afterwards; the time is that of the emit calls and the final fflush, with
- * one thread. Prints rows per second of each and their ratio, and the float
- * formatting alone (attn_format_float against snprintf %.9g).
+ * afterwards; the time is that of the emit calls and the final fflush.
+ * Prints rows per second of each and their ratio (one thread), the new
+ * writer on 2 threads (wall-clock: its rows are made by both threads and
+ * written in order), and the float formatting alone (attn_format_float
+ * against snprintf %.9g).
  *   bench_csv [LAYERS]   (default 2 layers of 12 heads; 12 for the whole model) */
 #include "attn/attn.h"
 #include "attn/write.h"
@@ -129,8 +131,18 @@ int main(int argc, char **argv) {
     const double rows = (double)layers * HEADS * (T * (T + 1.0) / 2);
     long b_old, b_new;
     double c_old, c_new;
+    attn_set_threads(1);
     const double s_new = run(attn_csv_maps_emit, &run_info, maps, layers, &b_new, &c_new);
     const double s_old = run(old_maps_emit, &run_info, maps, layers, &b_old, &c_old);
+    attn_set_threads(2);
+    long b_two;
+    double c_two;
+    const double s_two = run(attn_csv_maps_emit, &run_info, maps, layers, &b_two, &c_two);
+    attn_set_threads(1);
+    if (b_two != b_new) {
+        fprintf(stderr, "bench_csv: 2 threads wrote %ld bytes, 1 thread %ld\n", b_two, b_new);
+        return 1;
+    }
     /* the float formatting alone, on the first map's weights */
     const size_t nf = (size_t)T * T;
     char buf[64];
@@ -141,7 +153,7 @@ int main(int argc, char **argv) {
     t0 = cpu_s();
     for (size_t i = 0; i < nf; i++) sink += (size_t)snprintf(buf, sizeof buf, "%.9g", (double)(maps[0][i] + 1e-7f));
     const double s_printf = cpu_s() - t0;
-    printf("maps CSV, T=%d, %d layers x %d heads, causal: %.0f rows, 1 thread, to a file in %s\n", T,
+    printf("maps CSV, T=%d, %d layers x %d heads, causal: %.0f rows, to a file in %s\n", T,
            layers, HEADS, rows, getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     printf("| writer | seconds | M rows/s | CPU seconds | M rows/s of CPU | MB/s | file MB |\n"
            "|---|---|---|---|---|---|---|\n");
@@ -151,6 +163,10 @@ int main(int argc, char **argv) {
     printf("| buffer + attn_format_float | %.3f | %.2f | %.3f | %.2f | %.0f | %.1f |\n", s_new,
            rows / s_new * 1e-6, c_new, rows / c_new * 1e-6, (double)b_new / s_new * 1e-6,
            (double)b_new * 1e-6);
+    printf("| buffer + attn_format_float, 2 threads | %.3f | %.2f | %.3f | %.2f | %.0f | %.1f |\n",
+           s_two, rows / s_two * 1e-6, c_two, rows / c_two * 1e-6, (double)b_two / s_two * 1e-6,
+           (double)b_two * 1e-6);
+    printf("2 threads against 1: %.2fx (wall-clock)\n", s_new / s_two);
     printf("speed-up %.2fx (CPU %.2fx); one float (CPU): attn_format_float %.1f ns, snprintf %%.9g "
            "%.1f ns (%zu)\n",
            s_old / s_new, c_old / c_new, s_fmt / (double)nf * 1e9, s_printf / (double)nf * 1e9, sink % 10);

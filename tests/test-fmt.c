@@ -228,11 +228,14 @@ static char *emit_maps(const attn_run_info *run, const attn_capture_key *key,
 }
 
 /* Random maps, causal or not, a key or a number as input, labels that need
- * escapes and quotes, one of them longer than the writer's 1 MiB buffer: the
- * same bytes as the fprintf writer above, and every weight reads back. */
+ * escapes and quotes, one of them longer than the writer's 64 KiB chunk: the
+ * same bytes as the fprintf writer above, and every weight reads back.
+ * Cases 3 and 4 are maps large enough for the writer's threads (2 and 3):
+ * the same bytes too. */
 START_TEST(csv_maps_same_rows) {
     tu_rng r = {77u + (unsigned)_i};
-    const int T = _i == 1 ? 20 : 40 + _i * 17;
+    const int T = _i == 1 ? 20 : _i == 3 ? 300 : _i == 4 ? 257 : 40 + _i * 17;
+    attn_set_threads(_i >= 3 ? _i - 1 : 1);
     char **texts = calloc((size_t)T, sizeof *texts);
     ck_assert_ptr_nonnull(texts);
     for (int t = 0; t < T; t++) {
@@ -275,6 +278,7 @@ START_TEST(csv_maps_same_rows) {
         free(got);
         free(want);
     }
+    attn_set_threads(1);
     for (int t = 0; t < T; t++) free(texts[t]);
     free(texts);
     free(w);
@@ -333,7 +337,7 @@ static Suite *fmt_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("csv");
     tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, csv_maps_same_rows, 0, 3);
+    tcase_add_loop_test(tc, csv_maps_same_rows, 0, 5);
     tcase_add_test(tc, csv_context_reads_back);
     suite_add_tcase(s, tc);
     return s;

@@ -53,8 +53,8 @@ extern "C" {
 #define ATTN_VERSION_STRING "0.1.0"
 ATTN_API const char *attn_version(void);
 
-/* Threads of the matrix products (OpenMP, when the library was built with
- * it): n from 1 to ATTN_THREADS_MAX, or 0 (the default) for the number of
+/* Threads of the matrix products and of the maps CSV writer (OpenMP, when
+ * the library was built with it): n from 1 to ATTN_THREADS_MAX, or 0 (the default) for the number of
  * online cores; larger values are taken as ATTN_THREADS_MAX. Results are
  * the same, byte for byte, for every thread count: each output element is
  * computed whole by one thread, in one fixed order. Set it before running,

@@ -97,9 +97,79 @@ static attn_status maps_pieces_make(maps_pieces *mp, const attn_csv_maps *w,
     return ATTN_OK;
 }
 
+/* The most bytes row r of a map can take: every key column, its text and a
+ * number of at most ATTN_FLOAT_TEXT_MAX characters and a newline. */
+static size_t row_bound(const maps_pieces *mp, const attn_capture_view *v, int r) {
+    const size_t head_n = mp->row[r + 1] - mp->row[r], keys = mp->key[v->cols] - mp->key[0];
+    return (size_t)v->cols * (head_n + ATTN_FLOAT_TEXT_MAX + 1) + keys;
+}
+
+/* The lines of row r (query qpos = row_offset + r) into dst, which has
+ * room for row_bound bytes: the visible key columns that --to keeps, one
+ * line each. Returns the bytes written (0 for a row --from leaves out). */
+static size_t format_row(char *dst, const maps_pieces *mp, const attn_run_info *run,
+                         const attn_labels *ql, const attn_capture_key *key,
+                         const attn_capture_view *v, int r) {
+    const int qpos = v->row_offset + r;
+    if (!attn_pick_has(run->from, ql, qpos)) return 0; /* --from */
+    const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
+    const char *head = mp->text + mp->row[r];
+    const size_t head_n = mp->row[r + 1] - mp->row[r];
+    size_t at = 0;
+    for (int c = 0; c < v->cols; c++) {
+        if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
+        if (mp->keep && !mp->keep[c]) continue; /* --to */
+        const size_t kseg_n = mp->key[c + 1] - mp->key[c];
+        memcpy(dst + at, head, head_n);
+        at += head_n;
+        memcpy(dst + at, mp->text + mp->key[c], kseg_n);
+        at += kseg_n;
+        at += attn_format_float(dst + at, row[c]);
+        dst[at++] = '\n';
+    }
+    return at;
+}
+
 /* Rows are made in a buffer of this size (on the stack: nothing is
- * allocated per map for it) and written with one fwrite each time it fills. */
+ * allocated per map for it, unless one row can be longer) and written with
+ * one fwrite each time it fills. */
 #define MAPS_CHUNK ((size_t)1 << 16)
+/* With threads (attn_threads() > 1, maps of at least MAPS_PAR_MIN cells),
+ * the rows go in rounds: each thread makes a run of consecutive rows into a
+ * buffer of its own of about MAPS_PAR_ROUND bytes, then the buffers are
+ * written in row order, so that the file is the same for any count. */
+#define MAPS_PAR_MIN ((size_t)1 << 16)
+#define MAPS_PAR_ROUND ((size_t)1 << 19)
+#define MAPS_PAR_THREADS 8
+
+
+#ifdef _OPENMP
+/* The threaded rounds; ATTN_ERR_NOMEM when the buffers cannot be had (the
+ * caller then writes on one thread). */
+static attn_status maps_emit_threads(const attn_csv_maps *w, const maps_pieces *mp,
+                                     const attn_labels *ql, const attn_capture_key *key,
+                                     const attn_capture_view *v, int nt, size_t bound) {
+    const int per = bound >= MAPS_PAR_ROUND ? 1 : (int)(MAPS_PAR_ROUND / bound); /* rows a thread */
+    const size_t cap = (size_t)per * bound;
+    char *bufs[MAPS_PAR_THREADS] = {NULL};
+    size_t lens[MAPS_PAR_THREADS];
+    attn_status rc = ATTN_OK;
+    for (int t = 0; t < nt && !rc; t++)
+        if (!(bufs[t] = malloc(cap))) rc = ATTN_ERR_NOMEM;
+    for (int r0 = 0; !rc && r0 < v->rows; r0 += nt * per) {
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int t = 0; t < nt; t++) {
+            size_t at = 0;
+            const int lo = r0 + t * per, hi = lo + per < v->rows ? lo + per : v->rows;
+            for (int r = lo; r < hi; r++) at += format_row(bufs[t] + at, mp, w->run, ql, key, v, r);
+            lens[t] = at;
+        }
+        for (int t = 0; t < nt; t++) fwrite(bufs[t], 1, lens[t], w->f);
+    }
+    for (int t = 0; t < nt; t++) free(bufs[t]);
+    return rc;
+}
+#endif
 
 attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
                                attn_error *err) {
@@ -107,44 +177,45 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     maps_pieces mp;
     attn_status rc = maps_pieces_make(&mp, w, key, v, err);
     if (rc) return rc;
-    char out[MAPS_CHUNK];
-    size_t at = 0;
     const attn_labels *ql, *kl;
     attn_run_key_labels(w->run, key, &ql, &kl);
+    size_t bound = 1;
     for (int r = 0; r < v->rows; r++) {
-        const int qpos = v->row_offset + r;
-        if (!attn_pick_has(w->run->from, ql, qpos)) continue; /* --from */
-        const float *row = v->data + (size_t)r * (size_t)v->cols; /* [cols] */
-        const char *head = mp.text + mp.row[r];
-        const size_t head_n = mp.row[r + 1] - mp.row[r];
-        for (int c = 0; c < v->cols; c++) {
-            if (key->causal && c > qpos) break; /* masked: exactly 0, left out */
-            if (mp.keep && !mp.keep[c]) continue; /* --to */
-            const char *kseg = mp.text + mp.key[c];
-            const size_t kseg_n = mp.key[c + 1] - mp.key[c];
-            const size_t need = head_n + kseg_n + ATTN_FLOAT_TEXT_MAX + 1;
-            if (at + need > MAPS_CHUNK) {
-                fwrite(out, 1, at, w->f);
-                at = 0;
-            }
-            if (need > MAPS_CHUNK) { /* labels longer than the buffer: piece by piece */
-                fwrite(head, 1, head_n, w->f);
-                fwrite(kseg, 1, kseg_n, w->f);
-                char num[ATTN_FLOAT_TEXT_MAX];
-                const size_t n = attn_format_float(num, row[c]);
-                num[n] = '\n';
-                fwrite(num, 1, n + 1, w->f);
-                continue;
-            }
-            memcpy(out + at, head, head_n);
-            at += head_n;
-            memcpy(out + at, kseg, kseg_n);
-            at += kseg_n;
-            at += attn_format_float(out + at, row[c]);
-            out[at++] = '\n';
+        const size_t b = row_bound(&mp, v, r);
+        if (b > bound) bound = b;
+    }
+#ifdef _OPENMP
+    int nt = attn_threads();
+    if (nt > MAPS_PAR_THREADS) nt = MAPS_PAR_THREADS;
+    if (nt > 1 && (size_t)v->rows * (size_t)v->cols >= MAPS_PAR_MIN && v->rows > 1) {
+        rc = maps_emit_threads(w, &mp, ql, key, v, nt, bound);
+        if (rc != ATTN_ERR_NOMEM) {
+            maps_pieces_free(&mp);
+            return rc;
         }
+        rc = ATTN_OK; /* no memory for the rounds: one thread */
+    }
+#endif
+    char chunk[MAPS_CHUNK];
+    char *out = chunk, *big = NULL;
+    size_t cap = MAPS_CHUNK, at = 0;
+    if (bound > cap) { /* a row longer than the chunk: a buffer of its size */
+        if (!(big = malloc(bound))) {
+            maps_pieces_free(&mp);
+            return attn_error_set(err, ATTN_ERR_NOMEM, "maps CSV: out of memory");
+        }
+        out = big;
+        cap = bound;
+    }
+    for (int r = 0; r < v->rows; r++) {
+        if (at + row_bound(&mp, v, r) > cap) {
+            fwrite(out, 1, at, w->f);
+            at = 0;
+        }
+        at += format_row(out + at, &mp, w->run, ql, key, v, r);
     }
     fwrite(out, 1, at, w->f);
+    free(big);
     maps_pieces_free(&mp);
     return ATTN_OK;
 }
