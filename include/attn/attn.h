@@ -319,6 +319,14 @@ ATTN_API const attn_tensor *attn_model_tensor(const attn_model *m, const char *n
  * stored (attn_safetensors_count / attn_safetensors_at); NULL for m NULL.
  * Valid until attn_model_close. */
 ATTN_API const attn_safetensors *attn_model_weights(const attn_model *m);
+/* The logit lens (compute/lens.c): rows x [T, D] of the main stack's
+ * residual stream (the value blocks.L.resid, or embed) through the stack's
+ * final norm, when the model has one, and the unembedding, into
+ * logits [T, V]; scratch holds [T, D] floats. For the last layer's stream
+ * these are the model's own logits, byte for byte. ATTN_ERR_USAGE when the
+ * model has no lm_head. */
+ATTN_API attn_status attn_model_unembed(const attn_model *m, const float *x, int T, float *scratch,
+                                        float *logits, attn_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Capture: the forward pass hands every requested value to a sink.          */

@@ -245,6 +245,7 @@ typedef struct attn_csv_predictions {
     const attn_tokenizer *tok; /* token texts; NULL: ids */
     bool raw_text;             /* token texts as they are, not escaped */
     attn_predictions pred;
+    int layer; /* >= 0: a column "layer" after "input" (attn_csv_lens sets it); init: -1 */
 } attn_csv_predictions;
 /* Fills w (k, last_only: see attn_predictions; raw_text: see above);
  * attn_csv_predictions_free releases it and accepts NULL or a zeroed w. */
@@ -256,6 +257,31 @@ ATTN_API void attn_csv_predictions_header(FILE *f);
 ATTN_API bool attn_csv_predictions_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
                                                const attn_capture_view *v, attn_error *err);
+
+/* The logit lens (write/lens.c): each residual stream of the main stack
+ * (ATTN_V_RESID, blocks.L.resid) read through the final norm and the
+ * unembedding (attn_model_unembed), and its top k per position (as
+ * attn_predictions: "what the model would predict if it stopped after
+ * layer L"), one CSV row each:
+ *   input,layer,pos,rank,token_id,token,logit,prob
+ * with the columns of attn_csv_predictions and layer L. The last layer's
+ * rows are the model's own predictions. */
+typedef struct attn_csv_lens {
+    attn_csv_predictions csv;
+    const attn_model *model;
+    float *logits, *scratch; /* [rows, V], [rows, D], grown as needed */
+    size_t logits_cap, scratch_cap;
+} attn_csv_lens;
+/* Fills w; attn_csv_lens_free releases it and accepts NULL or a zeroed w.
+ * ATTN_ERR_USAGE when m has no lm_head. */
+ATTN_API attn_status attn_csv_lens_init(attn_csv_lens *w, FILE *f, const attn_model *m, int k,
+                                        bool last_only, const attn_run_info *run, bool raw_text,
+                                        attn_error *err);
+ATTN_API void attn_csv_lens_free(attn_csv_lens *w);
+ATTN_API void attn_csv_lens_header(FILE *f);
+ATTN_API bool attn_csv_lens_wants(void *user, const attn_capture_key *key);
+ATTN_API attn_status attn_csv_lens_emit(void *user, const attn_capture_key *key,
+                                        const attn_capture_view *v, attn_error *err);
 
 /* ---- maps made from several heads or layers (write/aggregate.c) ---- */
 /* Sinks that stand in front of a maps sink (attn_csv_maps, or any sink that

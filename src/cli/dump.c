@@ -42,9 +42,9 @@ static attn_status split_patterns(char *s, const char *arg, const char **pat, si
 #define DUMP_PATTERNS_MAX 64
 
 attn_status run_dump_check(const run_opts *o, attn_error *err) {
-    if (o->stats_cmd) {
+    if (o->stats_cmd || o->lens_cmd) { /* their --out is their CSV */
         if (o->dump || o->format || o->list_dumps)
-            return cli_usage(err, "attn stats has no %s (see attn run)",
+            return cli_usage(err, "attn %s has no %s (see attn run)", o->stats_cmd ? "stats" : "lens",
                              o->dump ? "--dump" : o->format ? "--format" : "--list-dumps");
         return ATTN_OK;
     }

@@ -158,20 +158,21 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"threads", .value = &o->threads},
         {NULL},
     };
-    return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : "run", flags, help, err);
+    return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : o->lens_cmd ? "lens" : "run", flags,
+                           help, err);
 }
 
 /* The outputs a selection applies to (maps, dumps, heatmaps, the page, the
  * statistics, the view): without one of them it would do nothing. */
 static bool has_map_output(const run_opts *o) {
-    return o->maps || o->dump || o->heatmap || o->html || o->stats || o->list_dumps ||
+    return o->maps || o->dump || o->heatmap || o->html || o->stats || o->lens || o->list_dumps ||
            (!o->context && !o->predictions);
 }
 
 /* No output flag: the readable view on standard output. */
 static bool wants_view(const run_opts *o) {
     return !o->maps && !o->context && !o->predictions && !o->dump && !o->heatmap && !o->html &&
-           !o->stats;
+           !o->stats && !o->lens;
 }
 
 /* --from, --to: parsed; they filter the maps CSV, the view and the stats. */
@@ -223,6 +224,9 @@ static attn_status check_pick_input(const char *flag, const attn_pick *p, const 
 static attn_status check_flags(run_opts *o, attn_error *err) {
     const cli_input_args *in = &o->input, *src = &o->source;
     if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (o->lens_cmd) o->lens = o->out ? o->out : "-";
+    attn_status rc = run_lens_check(o, err);
+    if (rc) return rc;
     if (in->text && in->ids) return cli_usage(err, "--text and --ids exclude each other");
     if (src->text && src->ids)
         return cli_usage(err, "--source and --source-ids exclude each other");
@@ -238,13 +242,13 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
     if (o->color_mode < 0)
         return cli_usage(err, "--color: expected auto, always or never, got '%s'", o->color);
     o->cols = -1;
-    attn_status rc = o->width ? cli_parse_width(o->width, &o->cols, err) : ATTN_OK;
+    rc = o->width ? cli_parse_width(o->width, &o->cols, err) : ATTN_OK;
     if (rc) return rc;
     if (cli_same_file(o->maps, o->context))
         return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);
-    if (o->raw_text && !o->maps && !o->context && !o->predictions)
+    if (o->raw_text && !o->maps && !o->context && !o->predictions && !o->stats_cmd && !o->lens_cmd)
         return cli_usage(err, "--raw-text needs a CSV output: --maps, --context or --predictions");
-    if (!o->top_k && (o->last || o->predictions))
+    if (!o->top_k && !o->lens_cmd && (o->last || o->predictions))
         return cli_usage(err, "%s needs --top-k K", o->last ? "--last" : "--predictions");
     if (cli_same_file(o->maps, o->predictions) || cli_same_file(o->context, o->predictions))
         return cli_usage(err, "--predictions names the same file '%s' as %s", o->predictions,
@@ -288,13 +292,14 @@ static attn_status open_files(runner *r, const run_opts *o, attn_error *err) {
 
 /* Opens the model and refuses the flags it cannot serve. */
 static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
-    const cli_model_needs needs = {.who = "--top-k", .lm_head = o->top_k != NULL};
+    const cli_model_needs needs = {.who = o->lens_cmd ? "attn lens" : "--top-k",
+                                   .lm_head = o->top_k != NULL || o->lens_cmd};
     attn_status rc = cli_model_open(&r->model, o->config, &needs, err);
     if (rc) return rc;
     r->cfg = attn_model_config(r->model);
     r->tok = attn_model_tokenizer(r->model);
     r->rc.cfg = r->cfg;
-    r->top_k = o->k;
+    r->top_k = o->lens_cmd ? 0 : o->k; /* attn lens: its own top k (lens.c) */
     if (o->top_k && (o->k < 1 || o->k > r->cfg->vocab_size))
         return cli_usage(err, "--top-k: expected an integer from 1 to %d (vocab_size), got %d",
                          r->cfg->vocab_size, o->k);
@@ -461,7 +466,8 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
             return rc;
     }
     if ((rc = run_dump_open(r, o, err)) || (rc = run_heatmap_open(r, o, err)) ||
-        (rc = run_html_open(r, o, err)) || (rc = run_stats_open(r, o, err)))
+        (rc = run_html_open(r, o, err)) || (rc = run_stats_open(r, o, err)) ||
+        (rc = run_lens_open(r, o, err)))
         return rc;
     if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
     r->cap = attn_fanout_capture(&r->fo);
@@ -543,7 +549,8 @@ static bool progress_wanted(const runner *r, const run_opts *o) {
     if (o->quiet || !isatty(STDERR_FILENO)) return false;
     const bool to_stdout = r->view_mode || (r->top_k > 0 && !o->predictions) ||
                            is_stdout(o->maps) || is_stdout(o->context) ||
-                           is_stdout(o->predictions) || is_stdout(o->stats) || is_stdout(o->html);
+                           is_stdout(o->predictions) || is_stdout(o->stats) || is_stdout(o->html) ||
+                           is_stdout(o->lens);
     return !(to_stdout && isatty(STDOUT_FILENO));
 }
 
@@ -580,6 +587,56 @@ static void runner_free(runner *r) {
     attn_model_close(r->model);
 }
 
+static attn_status rows_begin(void *self, const attn_run_info *run, attn_error *err) {
+    (void)run;
+    run_rows *s = self;
+    s->mem = open_memstream(&s->buf, &s->len);
+    if (!s->mem) return attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", s->what);
+    *s->f = s->mem;
+    return ATTN_OK;
+}
+
+/* A failed input's rows go; a good one's join the file. */
+static attn_status rows_end(void *self, const attn_run_info *run, bool ok, attn_error *err) {
+    (void)run;
+    run_rows *s = self;
+    if (!s->mem) return ATTN_OK;
+    const bool closed = fclose(s->mem) == 0;
+    s->mem = NULL;
+    *s->f = NULL;
+    attn_status rc = ATTN_OK;
+    if (!closed) rc = attn_error_set(err, ATTN_ERR_NOMEM, "%s: out of memory", s->what);
+    else if (ok && s->len) fwrite(s->buf, 1, s->len, s->file.f); /* errors: at commit */
+    free(s->buf);
+    s->buf = NULL;
+    s->len = 0;
+    return rc;
+}
+
+static attn_status rows_commit(void *self, attn_error *err) {
+    run_rows *s = self;
+    return attn_outfile_commit(&s->file, err);
+}
+
+static void rows_abort(void *self) {
+    run_rows *s = self;
+    if (s->mem) fclose(s->mem);
+    free(s->buf);
+    attn_outfile_abort(&s->file);
+    s->release(s);
+}
+
+attn_status run_rows_open(runner *r, run_rows *rows, const char *path, attn_error *err) {
+    attn_status rc = attn_outfile_open(&rows->file, path, err);
+    if (rc) {
+        rows->release(rows);
+        return rc;
+    }
+    return run_add_output(r, (run_output){.self = rows, .begin = rows_begin, .end = rows_end,
+                                          .commit = rows_commit, .abort = rows_abort},
+                          err);
+}
+
 attn_status run_add_output(runner *r, run_output out, attn_error *err) {
     if (r->n_outs == RUN_OUTPUTS_MAX) {
         if (out.abort) out.abort(out.self);
@@ -608,14 +665,15 @@ const char *run_input_name(const attn_run_info *run, char *buf, size_t cap) {
     return buf;
 }
 
-int cmd_run(int argc, char **argv) { return run_main(argc, argv, false); }
+int cmd_run(int argc, char **argv) { return run_main(argc, argv, RUN_CMD_RUN); }
 
-int run_main(int argc, char **argv, bool stats_cmd) {
-    run_opts o = {.stats_cmd = stats_cmd};
+int run_main(int argc, char **argv, run_cmd cmd) {
+    run_opts o = {.stats_cmd = cmd == RUN_CMD_STATS, .lens_cmd = cmd == RUN_CMD_LENS};
     bool help = false;
     attn_error err = {0};
     if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
-    if (help && stats_cmd) return cli_help(run_stats_usage);
+    if (help && o.stats_cmd) return cli_help(run_stats_usage);
+    if (help && o.lens_cmd) return cli_help(run_lens_usage);
     if (help) {
         fputs(run_usage, stdout);
         fputs(run_usage_more, stdout);

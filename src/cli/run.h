@@ -45,6 +45,9 @@ typedef struct run_opts {
     /* attn stats: the statistics CSV goes to `stats` (--out FILE, or "-") */
     bool stats_cmd;
     const char *stats;
+    /* attn lens: the logit lens CSV goes to `lens` (--out FILE, or "-") */
+    bool lens_cmd;
+    const char *lens;
     /* from the flags above (check_flags) */
     bool batch;     /* no input flag: one input per line of standard input */
     int k;          /* --top-k K, its range checked once the model is open; 0: none */
@@ -67,6 +70,22 @@ typedef struct run_output {
      * not committed, free self */
     void (*abort)(void *self);
 } run_output;
+
+/* A CSV file of rows per input (attn stats, attn lens): each input's rows
+ * are held in memory until it ends, then join the file; a failed input's
+ * go. The module embeds it first in its own struct and fills f (where its
+ * writer takes its stream: the input's memory, NULL between inputs),
+ * release (frees the module's struct, once the file is aborted or put in
+ * place) and what (for messages). */
+typedef struct run_rows {
+    attn_outfile file;
+    FILE **f;
+    void (*release)(struct run_rows *rows);
+    const char *what;
+    FILE *mem; /* this input's rows, until it ends */
+    char *buf;
+    size_t len;
+} run_rows;
 
 #define RUN_OUTPUTS_MAX 8
 #define RUN_SELECT_MAX 8
@@ -106,6 +125,9 @@ attn_status run_add_output(runner *r, run_output out, attn_error *err);
  * c itself when none was given. ATTN_ERR_INTERNAL past RUN_SELECT_MAX. */
 attn_status run_select(runner *r, const run_opts *o, attn_capture c, attn_capture *out,
                        attn_error *err);
+/* Opens rows->file at path and adds the output's hooks; on failure
+ * rows->release has run. */
+attn_status run_rows_open(runner *r, run_rows *rows, const char *path, attn_error *err);
 /* The name of the current input: its key, else its number, into buf[cap]. */
 const char *run_input_name(const attn_run_info *run, char *buf, size_t cap);
 
@@ -130,10 +152,31 @@ attn_status run_html_open(runner *r, const run_opts *o, attn_error *err);
 /* stats.c: attn stats */
 attn_status run_stats_check(const run_opts *o, attn_error *err);
 attn_status run_stats_open(runner *r, const run_opts *o, attn_error *err);
+/* lens.c: attn lens */
+attn_status run_lens_check(const run_opts *o, attn_error *err);
+attn_status run_lens_open(runner *r, const run_opts *o, attn_error *err);
 
-/* The body of attn run; attn stats calls it with stats_cmd (stats.c),
- * which prints run_stats_usage for --help. */
-extern const char run_stats_usage[];
-int run_main(int argc, char **argv, bool stats_cmd);
+/* The input flags in the --help of attn stats and attn lens. */
+#define RUN_INPUT_HELP \
+    "Input (one of; neither: standard input, one input per line):\n" \
+    "  --text STRING         text, tokenized by the model's tokenizer\n" \
+    "  --ids N,N,...         token ids\n" \
+    "  --ids-input           standard input lines are token ids, not text\n" \
+    "  --embeddings FILE     vectors instead of tokens (see attn run --help)\n" \
+    "  --no-special          split special tokens of the text like other text\n" \
+    "  --source STRING, --source-ids N,..., --source-embeddings FILE\n" \
+    "                        the encoder input of an encoder-decoder model (in\n" \
+    "                        batch mode without them, each line is SOURCE<TAB>TARGET)\n" \
+    "  --keyed               each line is KEY<TAB>text; the input column carries KEY\n" \
+    "  --quiet               no progress on standard error\n" \
+    "  --threads N           threads of the matrix products (default: $ATTN_THREADS,\n" \
+    "                        else the online cores)\n"
+
+/* The commands that are a run with one output of their own. */
+typedef enum run_cmd { RUN_CMD_RUN, RUN_CMD_STATS, RUN_CMD_LENS } run_cmd;
+/* The body of attn run; attn stats (stats.c) and attn lens (lens.c) call it
+ * with their command, and --help prints run_stats_usage / run_lens_usage. */
+extern const char run_stats_usage[], run_lens_usage[];
+int run_main(int argc, char **argv, run_cmd cmd);
 
 #endif

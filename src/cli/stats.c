@@ -17,19 +17,7 @@ const char run_stats_usage[] =
     "\n"
     "  --config PATH         the model's config file, a folder holding config.json,\n"
     "                        or '-' (standard input)\n"
-    "Input (one of; neither: standard input, one input per line):\n"
-    "  --text STRING         text, tokenized by the model's tokenizer\n"
-    "  --ids N,N,...         token ids\n"
-    "  --ids-input           standard input lines are token ids, not text\n"
-    "  --embeddings FILE     vectors instead of tokens (see attn run --help)\n"
-    "  --no-special          split special tokens of the text like other text\n"
-    "  --source STRING, --source-ids N,..., --source-embeddings FILE\n"
-    "                        the encoder input of an encoder-decoder model (in\n"
-    "                        batch mode without them, each line is SOURCE<TAB>TARGET)\n"
-    "  --keyed               each line is KEY<TAB>text; the input column carries KEY\n"
-    "  --quiet               no progress on standard error\n"
-    "  --threads N           threads of the matrix products (default: $ATTN_THREADS,\n"
-    "                        else the online cores)\n"
+    RUN_INPUT_HELP
     "Output:\n"
     "  --out FILE            the CSV (default: standard output); it appears only\n"
     "                        when complete\n"
@@ -63,7 +51,7 @@ const char run_stats_usage[] =
     "\n"
     "Exit status: 0 success, 1 failure (in batch mode: some line was bad), 2 usage error.\n";
 
-int cmd_stats(int argc, char **argv) { return run_main(argc, argv, true); }
+int cmd_stats(int argc, char **argv) { return run_main(argc, argv, RUN_CMD_STATS); }
 
 attn_status run_stats_check(const run_opts *o, attn_error *err) {
     if (!o->stats_cmd) return ATTN_OK;
@@ -88,69 +76,23 @@ attn_status run_stats_check(const run_opts *o, attn_error *err) {
     return ATTN_OK;
 }
 
-/* The statistics output: the file, and the rows of the current input. */
+/* The statistics output: its file of rows per input, and its writer. */
 typedef struct stats_out {
-    attn_outfile file;
+    run_rows rows; /* first */
     attn_csv_stats csv;
-    FILE *mem; /* this input's rows, until it ends */
-    char *buf;
-    size_t len;
 } stats_out;
 
-static attn_status stats_begin(void *self, const attn_run_info *run, attn_error *err) {
-    (void)run;
-    stats_out *s = self;
-    s->mem = open_memstream(&s->buf, &s->len);
-    if (!s->mem) return attn_error_set(err, ATTN_ERR_NOMEM, "statistics: out of memory");
-    s->csv.f = s->mem;
-    return ATTN_OK;
-}
-
-/* A failed input's rows go; a good one's join the file. */
-static attn_status stats_end(void *self, const attn_run_info *run, bool ok, attn_error *err) {
-    (void)run;
-    stats_out *s = self;
-    if (!s->mem) return ATTN_OK;
-    const bool closed = fclose(s->mem) == 0;
-    s->mem = NULL;
-    s->csv.f = NULL;
-    attn_status rc = ATTN_OK;
-    if (!closed) rc = attn_error_set(err, ATTN_ERR_NOMEM, "statistics: out of memory");
-    else if (ok && s->len) fwrite(s->buf, 1, s->len, s->file.f); /* errors: at commit */
-    free(s->buf);
-    s->buf = NULL;
-    s->len = 0;
-    return rc;
-}
-
-static attn_status stats_commit(void *self, attn_error *err) {
-    stats_out *s = self;
-    return attn_outfile_commit(&s->file, err);
-}
-
-static void stats_abort(void *self) {
-    stats_out *s = self;
-    if (s->mem) fclose(s->mem);
-    free(s->buf);
-    attn_outfile_abort(&s->file);
-    free(s);
-}
+static void stats_release(run_rows *rows) { free(rows); }
 
 attn_status run_stats_open(runner *r, const run_opts *o, attn_error *err) {
     if (!o->stats_cmd) return ATTN_OK;
     stats_out *s = calloc(1, sizeof *s);
     if (!s) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
-    attn_status rc = attn_outfile_open(&s->file, o->stats, err);
-    if (rc) {
-        free(s);
-        return rc;
-    }
-    if ((rc = run_add_output(r, (run_output){.self = s, .begin = stats_begin, .end = stats_end,
-                                             .commit = stats_commit, .abort = stats_abort},
-                             err)))
-        return rc;
-    attn_csv_stats_header(s->file.f, o->to != NULL);
     s->csv = (attn_csv_stats){.run = &r->rc, .raw_text = o->raw_text};
+    s->rows = (run_rows){.f = &s->csv.f, .release = stats_release, .what = "statistics"};
+    attn_status rc = run_rows_open(r, &s->rows, o->stats, err);
+    if (rc) return rc;
+    attn_csv_stats_header(s->rows.file.f, o->to != NULL);
     attn_capture c = {attn_csv_stats_wants, attn_csv_stats_emit, &s->csv};
     if ((rc = run_select(r, o, c, &c, err))) return rc;
     return attn_fanout_add(&r->fo, c, err);

@@ -265,6 +265,7 @@ attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, b
     w->run = run;
     w->tok = tok;
     w->raw_text = raw_text;
+    w->layer = -1;
     return attn_predictions_init(&w->pred, k, last_only, err);
 }
 
@@ -284,6 +285,7 @@ static attn_status predictions_row(void *user, int pos, const attn_prediction *t
     char num[ATTN_ID_TEXT_MAX];
     for (int j = 0; j < k; j++) {
         attn_csv_input(w->f, w->run, w->raw_text);
+        if (w->layer >= 0) fprintf(w->f, ",%d", w->layer);
         fprintf(w->f, ",%d,%d,%d,", pos, j + 1, top[j].id);
         attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num), w->raw_text);
         char logit[ATTN_FLOAT_TEXT_MAX];

@@ -1,0 +1,193 @@
+"""attn lens (the logit lens) against the float64 reference.
+
+    /usr/bin/python3 test_lens.py ATTN_EXE
+
+For every random model of tests/reference/make_models.py that has an lm_head
+(decoders, encoders, encoder-decoders; layernorm and rmsnorm; tied and
+separate heads; with and without a final norm), on random token ids:
+  - the reference reads each layer's residual stream (attn_ref's
+    blocks.L.resid, in float64) through the final norm and the unembedding,
+    as the logit lens does, and takes the top k (equal logits by the lower
+    id), with probabilities a softmax in float64;
+  - attn lens --top-k 4 gives, for every layer and position, the same ids in
+    the same order wherever the reference's logits are more than 1e-4 apart,
+    logits within 1e-4 * max(1, |logit|) and probabilities within 2e-5;
+  - the last layer's rows equal attn run --top-k --predictions (the model's
+    own predictions) byte for byte after the layer column;
+  - --last, --layers and batch mode keep the right rows; bad flags exit 2.
+Exit status 0 pass, 1 fail, 77 skip.
+"""
+import csv
+import io
+import os
+import subprocess
+import sys
+
+try:
+    import numpy as np
+    import torch
+except ImportError:
+    print("SKIP: /usr/bin/python3 has no numpy or torch")
+    sys.exit(77)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import attn_ref  # noqa: E402
+import make_models  # noqa: E402
+
+K = 4
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL: " + msg)
+
+
+def attn(exe, cmd, args, stdin=None):
+    return subprocess.run([exe, cmd] + args, input=stdin, capture_output=True, text=True,
+                          timeout=300)
+
+
+def reference_lens(model, out):
+    """{(layer, pos): [(id, logit, prob)] * K} from the float64 streams."""
+    cfg, t = model.cfg, model.tensors
+    W = t["tok_embed"] if cfg["lm_head"] == "tied" else t["lm_head.weight"]
+    res = {}
+    for layer in range(cfg["n_layers"]):
+        x = torch.as_tensor(out.values["blocks.%d.resid" % layer], dtype=torch.float64)
+        if cfg["final_norm"]:
+            x = attn_ref.norm(cfg, t, "norm", x)
+        logits = (x @ W.T).numpy()
+        for pos, row in enumerate(logits):
+            p = np.exp(row - row.max())
+            p /= p.sum()
+            order = sorted(range(len(row)), key=lambda i: (-row[i], i))[:K]
+            res[(layer, pos)] = ([(i, row[i], p[i]) for i in order], row)
+    return res
+
+
+def parse(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+def check_case(exe, spec, rng):
+    model = attn_ref.Model.load(spec.config)
+    cfg = model.cfg
+    ids = rng.randint(0, cfg["vocab_size"], size=spec.seq_len).tolist()
+    src = rng.randint(0, cfg["vocab_size"], size=spec.src_len).tolist() if spec.src_len else None
+    out = model.run(ids, src)
+    ref = reference_lens(model, out)
+    args = ["--config", spec.config, "--ids", ",".join(map(str, ids))]
+    if src:
+        args += ["--source-ids", ",".join(map(str, src))]
+    p = attn(exe, "lens", args + ["--top-k", str(K)])
+    if p.returncode != 0:
+        fail("%s: exit %d: %s" % (spec.name, p.returncode, p.stderr))
+        return
+    head, rows = parse(p.stdout)
+    if head != ["input", "layer", "pos", "rank", "token_id", "token", "logit", "prob"]:
+        fail("%s: header %s" % (spec.name, head))
+        return
+    got = {}
+    for r in rows:
+        got.setdefault((int(r[1]), int(r[2])), []).append((int(r[3]), int(r[4]), float(r[6]),
+                                                           float(r[7])))
+    if set(got) != set(ref):
+        fail("%s: (layer, pos) %s, expected %s" % (spec.name, sorted(got)[:5], sorted(ref)[:5]))
+        return
+    worst = 0.0
+    for key, (top, row) in ref.items():
+        g = got[key]
+        if [x[0] for x in g] != list(range(1, K + 1)):
+            fail("%s %s: ranks %s" % (spec.name, key, [x[0] for x in g]))
+            continue
+        for (rank, gid, glogit, gprob), (rid, rlogit, rprob) in zip(g, top):
+            # a different id is fine only where the reference's logits are a near tie
+            if gid != rid and abs(row[gid] - rlogit) > 1e-4:
+                fail("%s %s rank %d: id %d, expected %d" % (spec.name, key, rank, gid, rid))
+            d = abs(glogit - row[gid]) / max(1.0, abs(row[gid]))
+            worst = max(worst, d)
+            if d > 1e-4 or abs(gprob - rprob) > 2e-5 + abs(row[gid] - rlogit):
+                fail("%s %s rank %d: logit %.9g prob %.9g, expected %.9g %.9g"
+                     % (spec.name, key, rank, glogit, gprob, row[gid], rprob))
+    # the last layer is the model's own predictions
+    q = attn(exe, "run", args + ["--top-k", str(K), "--predictions", "-"])
+    last = cfg["n_layers"] - 1
+    mine = [r[:1] + r[2:] for r in rows if int(r[1]) == last]
+    _, theirs = parse(q.stdout)
+    if q.returncode != 0 or mine != theirs:
+        fail("%s: the last layer's rows differ from attn run --top-k (%d vs %d rows)"
+             % (spec.name, len(mine), len(theirs)))
+    # --last and --layers
+    p = attn(exe, "lens", args + ["--top-k", "1", "--last", "--layers", "0"])
+    _, rows1 = parse(p.stdout)
+    want = [("0", str(len(ids) - 1), "1", str(ref[(0, len(ids) - 1)][0][0][0]))]
+    have = [(r[1], r[2], r[3], r[4]) for r in rows1]
+    if p.returncode != 0 or have != want:
+        fail("%s --last --layers 0: %s, expected %s" % (spec.name, have, want))
+    print("%-22s %d layers x %d positions x top %d ok (logits within %.2g)"
+          % (spec.name, cfg["n_layers"], len(ids), K, worst))
+    return spec
+
+
+def check_batch_and_errors(exe, spec, tmp):
+    cfg = spec.config
+    out = os.path.join(tmp, "lens.csv")
+    p = attn(exe, "lens", ["--config", cfg, "--top-k", "1", "--out", out, "--quiet"],
+             stdin="the cat sits\n" + "w1 " * 200 + "\non the mat\n")
+    if p.returncode != 1 or "line 2" not in p.stderr:
+        fail("batch: exit %d, stderr %r (expected 1 naming line 2)" % (p.returncode, p.stderr))
+    else:
+        with open(out, newline="", encoding="utf-8") as f:
+            inputs = sorted({r[0] for r in list(csv.reader(f))[1:]})
+        if inputs != ["0", "2"]:
+            fail("batch: inputs %s, expected 0 and 2" % inputs)
+    bad = os.path.join(tmp, "bad")
+    os.makedirs(bad)
+    b = os.path.join(bad, "x.csv")
+    for flags, word in [(["--maps", b], "--maps"), (["--top-k", "0", "--out", b], "--top-k"),
+                        (["--layers", "9", "--out", b], "layers 0-"),
+                        (["--heads", "0", "--out", b], "--heads"),
+                        (["--dump", "*", "--out", b], "--dump"),
+                        (["--out", ""], "--out")]:
+        p = attn(exe, "lens", ["--config", cfg, "--text", "the cat"] + flags)
+        lines = p.stderr.strip().splitlines()
+        if p.returncode != 2 or len(lines) != 1 or word not in lines[0]:
+            fail("%s: exit %d, stderr %r" % (flags, p.returncode, p.stderr))
+        if os.listdir(bad):
+            fail("%s left %s" % (flags, os.listdir(bad)))
+    print("batch mode and 6 bad flags ok")
+
+
+def main():
+    import shutil
+    import tempfile
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    exe = os.path.abspath(sys.argv[1])
+    tmp = tempfile.mkdtemp(prefix="attn-lens-")
+    try:
+        specs = make_models.build_all(os.path.join(tmp, "models"))
+        rng = np.random.RandomState(31337)
+        n = 0
+        for spec in specs:
+            if attn_ref.Model.load(spec.config).cfg["lm_head"] == "none":
+                p = attn(exe, "lens", ["--config", spec.config, "--ids", "1,2"])
+                if p.returncode == 0 or "lm_head" not in p.stderr:
+                    fail("%s (no lm_head): exit %d, %r" % (spec.name, p.returncode, p.stderr))
+                continue
+            check_case(exe, spec, rng)
+            n += 1
+        if n < 4:
+            fail("only %d models with an lm_head" % n)
+        check_batch_and_errors(exe, specs[0], tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failures" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
