@@ -328,6 +328,7 @@ ATTN_API const attn_safetensors *attn_model_weights(const attn_model *m);
 ATTN_API attn_status attn_model_unembed(const attn_model *m, const float *x, int T, float *scratch,
                                         float *logits, attn_error *err);
 
+
 /* ------------------------------------------------------------------------ */
 /* Capture: the forward pass hands every requested value to a sink.          */
 
@@ -435,6 +436,51 @@ ATTN_API attn_status attn_session_encode(attn_session *s, const attn_input *src,
  * max_seq_len. cap may be NULL. */
 ATTN_API attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
                                   attn_error *err);
+
+/* Direct logit attribution (compute/lens.c): the logit of one target token
+ * at each position of the main stack split into the direct contribution of
+ * each part of the residual stream, as TransformerLens does: the stream
+ * after the last block is the sum of the embeddings, of each attention
+ * head's output (its context times its columns of the o projection), each
+ * sub-layer's o bias, and each MLP's output; the final norm is linear in it
+ * once its scale (the standard deviation, or RMS, of that stream at the
+ * position) is frozen, so the logit is the sum of the parts' projections
+ * plus the final norm's bias term. Pre-norm models only (in a post-norm
+ * model the stream is normed after each sub-layer and is no such sum).
+ *
+ * Use: attn_attribution_new, then run the input with attn_attribution_capture
+ * as (or among) the sinks of attn_session_forward, then
+ * attn_attribution_finish, which divides by the frozen scales and checks
+ * that the parts sum to the model's logit within 1e-4 * max(1, |logit|)
+ * (ATTN_ERR_INTERNAL otherwise). The parts are then read in order with
+ * attn_attribution_count / attn_attribution_part. Reset (attn_attribution_new
+ * again, or attn_attribution_reset) before the next input. */
+typedef enum {
+    ATTN_PART_EMBED,      /* the embeddings (after embed_norm) */
+    ATTN_PART_HEAD,       /* one head of self- or cross-attention (kind, layer, head) */
+    ATTN_PART_ATTN_BIAS,  /* the o projection's bias of a sub-layer (kind, layer) */
+    ATTN_PART_MLP,        /* an MLP's output (layer) */
+    ATTN_PART_NORM_BIAS,  /* the final layernorm's bias, through the unembedding */
+} attn_part_type;
+typedef struct attn_attribution_part {
+    attn_part_type type;
+    attn_attn_kind kind; /* heads and biases */
+    int layer, head;     /* -1 where it does not apply */
+    const double *logit; /* [T] the direct contribution at each position */
+} attn_attribution_part;
+typedef struct attn_attribution attn_attribution;
+ATTN_API attn_status attn_attribution_new(attn_attribution **out, const attn_model *m, int target,
+                                          attn_error *err);
+ATTN_API void attn_attribution_free(attn_attribution *a);
+ATTN_API void attn_attribution_reset(attn_attribution *a);
+ATTN_API attn_capture attn_attribution_capture(attn_attribution *a);
+ATTN_API attn_status attn_attribution_finish(attn_attribution *a, attn_error *err);
+ATTN_API int attn_attribution_positions(const attn_attribution *a); /* T of the input */
+ATTN_API int attn_attribution_row_offset(const attn_attribution *a); /* position of row 0 */
+ATTN_API size_t attn_attribution_count(const attn_attribution *a);
+ATTN_API const attn_attribution_part *attn_attribution_at(const attn_attribution *a, size_t i);
+/* The model's logit of the target at each position: [T], after finish. */
+ATTN_API const double *attn_attribution_logit(const attn_attribution *a);
 
 /* ------------------------------------------------------------------------ */
 /* Next-token predictions (predict.c)                                        */

@@ -156,6 +156,7 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"keyed", .set = &o->keyed},
         {"quiet", .set = &o->quiet},
         {"threads", .value = &o->threads},
+        {"attribute", .value = &o->attribute},
         {NULL},
     };
     return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : o->lens_cmd ? "lens" : "run", flags,

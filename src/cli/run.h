@@ -48,6 +48,7 @@ typedef struct run_opts {
     /* attn lens: the logit lens CSV goes to `lens` (--out FILE, or "-") */
     bool lens_cmd;
     const char *lens;
+    const char *attribute; /* attn lens --attribute TOKEN */
     /* from the flags above (check_flags) */
     bool batch;     /* no input flag: one input per line of standard input */
     int k;          /* --top-k K, its range checked once the model is open; 0: none */

@@ -14,11 +14,19 @@ separate heads; with and without a final norm), on random token ids:
     logits within 1e-4 * max(1, |logit|) and probabilities within 2e-5;
   - the last layer's rows equal attn run --top-k --predictions (the model's
     own predictions) byte for byte after the layer column;
-  - --last, --layers and batch mode keep the right rows; bad flags exit 2.
+  - --last, --layers and batch mode keep the right rows; bad flags exit 2;
+  - --attribute TOKEN: every part (embeddings, each head of self- and
+    cross-attention, each o bias, each MLP, the final norm's bias) equals
+    the decomposition written out here in float64 from the reference's
+    values (each head's context times its columns of the o projection,
+    through the final norm with its scale frozen) within 1e-4 * max(1, |x|),
+    the total is the reference's logit, the parts sum to the total; a
+    post-norm model is refused with exit 2.
 Exit status 0 pass, 1 fail, 77 skip.
 """
 import csv
 import io
+import re
 import os
 import subprocess
 import sys
@@ -131,6 +139,112 @@ def check_case(exe, spec, rng):
     return spec
 
 
+def reference_parts(model, out, target):
+    """[(part, kind, layer, head, [T] contributions)] and the [T] logits,
+    the decomposition written out in float64 from attn_ref's values."""
+    cfg, t = model.cfg, model.tensors
+    W = (t["tok_embed"] if cfg["lm_head"] == "tied" else t["lm_head.weight"])[target].numpy()
+    D = cfg["d_model"]
+    H = cfg["n_heads"]
+    v = out.values
+    L = cfg["n_layers"]
+    x = v["blocks.%d.resid" % (L - 1)]
+    if cfg["final_norm"]:
+        g = t["norm.weight"].numpy()
+        u = W * g
+        if cfg["norm"] == "layernorm":
+            mean = x.mean(axis=1)
+            scale = np.sqrt(((x - mean[:, None]) ** 2).mean(axis=1) + cfg["norm_eps"])
+
+            def f(c):
+                return (c @ u - c.mean(axis=-1) * u.sum()) / scale
+        else:
+            scale = np.sqrt((x ** 2).mean(axis=1) + cfg["norm_eps"])
+
+            def f(c):
+                return (c @ u) / scale
+    else:
+        def f(c):
+            return c @ W
+    parts = [("embed", "", None, None, f(v["embed"]))]
+    T = x.shape[0]
+    for layer in range(L):
+        for kind in ("attn", "cross"):
+            name = "blocks.%d.%s" % (layer, kind)
+            if name + ".context" not in v:
+                continue
+            Wo = t[name + ".o.weight"].numpy()
+            ctx = v[name + ".context"]  # [H, T, hd]
+            hd = ctx.shape[2]
+            for h in range(H):
+                c = ctx[h] @ Wo[:, h * hd:(h + 1) * hd].T
+                parts.append(("head", "self" if kind == "attn" else "cross", layer, h, f(c)))
+            if name + ".o.bias" in t:
+                c = np.tile(t[name + ".o.bias"].numpy(), (T, 1))
+                parts.append(("attn_bias", "self" if kind == "attn" else "cross", layer, None, f(c)))
+        if "blocks.%d.mlp.out" % layer in v:
+            parts.append(("mlp", "", layer, None, f(v["blocks.%d.mlp.out" % layer])))
+    if cfg["final_norm"] and "norm.bias" in t:
+        nb = float(t["norm.bias"].numpy() @ W)
+        if nb != 0:
+            parts.append(("norm_bias", "", None, None, np.full(T, nb)))
+    return parts, out.logits[:, target]
+
+
+def check_attribution(exe, spec, rng):
+    model = attn_ref.Model.load(spec.config)
+    cfg = model.cfg
+    ids = rng.randint(0, cfg["vocab_size"], size=spec.seq_len).tolist()
+    src = rng.randint(0, cfg["vocab_size"], size=spec.src_len).tolist() if spec.src_len else None
+    target = int(rng.randint(0, cfg["vocab_size"]))
+    args = ["--config", spec.config, "--ids", ",".join(map(str, ids))]
+    if src:
+        args += ["--source-ids", ",".join(map(str, src))]
+    p = attn(exe, "lens", args + ["--attribute", str(target)
+                                  if not re.fullmatch(r"[a-z]+", model.piece(target))
+                                  else model.piece(target)])
+    if cfg["norm_position"] != "pre":
+        lines = p.stderr.strip().splitlines()
+        if p.returncode != 2 or len(lines) != 1 or "pre-norm" not in lines[0]:
+            fail("%s (post-norm) --attribute: exit %d, %r" % (spec.name, p.returncode, p.stderr))
+        return 0
+    if p.returncode != 0:
+        fail("%s --attribute: exit %d: %s" % (spec.name, p.returncode, p.stderr))
+        return 0
+    head, rows = parse(p.stdout)
+    if head != ["input", "pos", "token_id", "token", "part", "kind", "layer", "head", "logit"]:
+        fail("%s --attribute: header %s" % (spec.name, head))
+        return 0
+    parts, logits = reference_parts(model, model.run(ids, src), target)
+    want = []
+    for pos in range(len(ids)):
+        for part, kind, layer, h, c in parts:
+            want.append((pos, part, kind, layer, h, c[pos]))
+        want.append((pos, "total", "", None, None, logits[pos]))
+    if len(rows) != len(want):
+        fail("%s --attribute: %d rows, expected %d" % (spec.name, len(rows), len(want)))
+        return 0
+    worst = 0.0
+    for r, (pos, part, kind, layer, h, value) in zip(rows, want):
+        key = (int(r[1]), r[4], r[5], int(r[6]) if r[6] else None, int(r[7]) if r[7] else None)
+        if key != (pos, part, kind, layer, h) or int(r[2]) != target:
+            fail("%s --attribute: row %s, expected %s" % (spec.name, r, (pos, part, kind, layer, h)))
+            return 0
+        d = abs(float(r[8]) - value) / max(1.0, abs(value))
+        worst = max(worst, d)
+        if d > 1e-4:
+            fail("%s --attribute %s: %s, expected %.9g" % (spec.name, key, r[8], value))
+    # the parts of each position sum to its total
+    for pos in range(len(ids)):
+        mine = [float(r[8]) for r in rows if int(r[1]) == pos]
+        if abs(sum(mine[:-1]) - mine[-1]) > 1e-4 * max(1.0, abs(mine[-1])):
+            fail("%s --attribute pos %d: parts sum to %.9g, total %.9g"
+                 % (spec.name, pos, sum(mine[:-1]), mine[-1]))
+    print("%-22s --attribute: %d parts x %d positions ok (within %.2g)"
+          % (spec.name, len(parts), len(ids), worst))
+    return 1
+
+
 def check_batch_and_errors(exe, spec, tmp):
     cfg = spec.config
     out = os.path.join(tmp, "lens.csv")
@@ -150,14 +264,19 @@ def check_batch_and_errors(exe, spec, tmp):
                         (["--layers", "9", "--out", b], "layers 0-"),
                         (["--heads", "0", "--out", b], "--heads"),
                         (["--dump", "*", "--out", b], "--dump"),
-                        (["--out", ""], "--out")]:
+                        (["--out", ""], "--out"),
+                        (["--attribute", "no-such-token", "--out", b], "vocabulary"),
+                        (["--attribute", "cat", "--top-k", "2", "--out", b], "--top-k")]:
         p = attn(exe, "lens", ["--config", cfg, "--text", "the cat"] + flags)
         lines = p.stderr.strip().splitlines()
         if p.returncode != 2 or len(lines) != 1 or word not in lines[0]:
             fail("%s: exit %d, stderr %r" % (flags, p.returncode, p.stderr))
         if os.listdir(bad):
             fail("%s left %s" % (flags, os.listdir(bad)))
-    print("batch mode and 6 bad flags ok")
+    p = attn(exe, "run", ["--config", cfg, "--text", "the cat", "--attribute", "cat"])
+    if p.returncode != 2 or "attn lens" not in p.stderr:
+        fail("run --attribute: exit %d, %r" % (p.returncode, p.stderr))
+    print("batch mode and 9 bad flags ok")
 
 
 def main():
@@ -171,7 +290,7 @@ def main():
     try:
         specs = make_models.build_all(os.path.join(tmp, "models"))
         rng = np.random.RandomState(31337)
-        n = 0
+        n = n_attr = 0
         for spec in specs:
             if attn_ref.Model.load(spec.config).cfg["lm_head"] == "none":
                 p = attn(exe, "lens", ["--config", spec.config, "--ids", "1,2"])
@@ -180,8 +299,9 @@ def main():
                 continue
             check_case(exe, spec, rng)
             n += 1
-        if n < 4:
-            fail("only %d models with an lm_head" % n)
+            n_attr += check_attribution(exe, spec, rng)
+        if n < 4 or n_attr < 4:
+            fail("only %d models with an lm_head, %d pre-norm" % (n, n_attr))
         check_batch_and_errors(exe, specs[0], tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
