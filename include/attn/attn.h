@@ -381,6 +381,14 @@ typedef struct attn_capture {
     attn_status (*emit)(void *user, const attn_capture_key *key,
                         const attn_capture_view *view, attn_error *err);
     void *user;
+    /* Interventions (may be NULL): changes a wanted value in place, data
+     * [rows, cols], before the forward pass goes on with it and before any
+     * sink's emit sees it. Offered only for the values the rest of the pass
+     * is computed from: ATTN_V_CONCAT (the heads before the o projection,
+     * head h in columns h*head_dim ..), ATTN_V_MLP_OUT (before it joins the
+     * stream) and ATTN_V_RESID (the stream after a block). */
+    attn_status (*edit)(void *user, const attn_capture_key *key, float *data, int rows, int cols,
+                        int row_offset, attn_error *err);
 } attn_capture;
 
 /* The value's name, e.g. "blocks.3.attn.weights", "encoder.blocks.0.attn.q",
@@ -436,6 +444,37 @@ ATTN_API attn_status attn_session_encode(attn_session *s, const attn_input *src,
  * max_seq_len. cap may be NULL. */
 ATTN_API attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
                                   attn_error *err);
+
+/* Ablation (compute/ablate.c): a capture whose edit (attn_capture.edit)
+ * knocks out heads or MLPs as the forward pass makes them, so that every
+ * later value (maps of later layers, context, logits) shows the effect.
+ * A head is ablated in its sub-layer's concatenated heads (ATTN_V_CONCAT),
+ * before the o projection: zero sets its context to 0, mean replaces each
+ * position's context by the head's mean context over the positions of the
+ * input (so its output is its mean output). An MLP's output (ATTN_V_MLP_OUT)
+ * is zeroed or replaced by its mean over the positions likewise. */
+typedef enum { ATTN_ABLATE_ZERO, ATTN_ABLATE_MEAN } attn_ablate_mode;
+typedef struct attn_ablate_spec {
+    bool source;         /* the encoder stack of an encoder-decoder ("encoder:") */
+    bool mlp;            /* an MLP ("mlp:L"), else attention heads */
+    attn_attn_kind kind; /* heads: self, or cross ("cross:L.H") */
+    int layer, head;     /* head -1: every head of the layer ("L.*") */
+} attn_ablate_spec;
+#define ATTN_ABLATE_MAX 256
+typedef struct attn_ablation {
+    attn_ablate_spec specs[ATTN_ABLATE_MAX];
+    int n;
+    attn_ablate_mode mode;
+    int n_heads, head_dim; /* from the config (attn_ablation_parse) */
+} attn_ablation;
+/* Parses a comma-separated list of specs against the model's config into
+ * *a (mode zero; set a->mode after): "L.H" (head H of self-attention in
+ * layer L), "L.*" (all its heads), "cross:L.H", "cross:L.*", "mlp:L", and
+ * the same after "encoder:" for the encoder of an encoder-decoder.
+ * ATTN_ERR_USAGE with one line naming the spec and the valid range. */
+ATTN_API attn_status attn_ablation_parse(attn_ablation *a, const char *s, const attn_config *cfg,
+                                         attn_error *err);
+ATTN_API attn_capture attn_ablation_capture(attn_ablation *a);
 
 /* Direct logit attribution (compute/lens.c): the logit of one target token
  * at each position of the main stack split into the direct contribution of

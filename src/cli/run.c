@@ -87,6 +87,12 @@ static const char run_usage_more[] =
     "Speed:\n"
     "  --threads N           threads of the matrix products (default: $ATTN_THREADS,\n"
     "                        else the online cores); the output is the same for any N\n"
+    "Interventions (docs/interventions.md):\n"
+    "  --ablate SPEC[,...]   knock out heads or MLPs: L.H (head H of layer L), L.*\n"
+    "                        (every head), cross:L.H, mlp:L, encoder:L.H ...; every\n"
+    "                        output shows the ablated model\n"
+    "  --ablate-mode M       zero (default) or mean (each position gets the head's\n"
+    "                        mean over the input's positions)\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
@@ -157,6 +163,8 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"quiet", .set = &o->quiet},
         {"threads", .value = &o->threads},
         {"attribute", .value = &o->attribute},
+        {"ablate", .value = &o->ablate},
+        {"ablate-mode", .value = &o->ablate_mode},
         {NULL},
     };
     return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : o->lens_cmd ? "lens" : "run", flags,
@@ -273,6 +281,9 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
                               "--maps, --dump, --heatmap or --html, or no output flag (the view)");
     if (o->stats_cmd) o->stats = o->out ? o->out : "-";
     if ((rc = check_picks(o, err))) return rc;
+    if (o->ablate_mode && !o->ablate) return cli_usage(err, "--ablate-mode needs --ablate SPEC");
+    if (o->ablate_mode && strcmp(o->ablate_mode, "zero") != 0 && strcmp(o->ablate_mode, "mean") != 0)
+        return cli_usage(err, "--ablate-mode: expected zero or mean, got '%s'", o->ablate_mode);
     if ((rc = run_dump_check(o, err)) || (rc = run_aggregate_check(o, err)) ||
         (rc = run_heatmap_check(o, err)) || (rc = run_html_check(o, err)) ||
         (rc = run_stats_check(o, err)))
@@ -309,6 +320,11 @@ static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
         (rc = check_pick_vocabulary(r, "--to", o->to, &o->to_pick, err)))
         return rc;
     r->batch = o->batch;
+    if (o->ablate) {
+        if ((rc = attn_ablation_parse(&r->ablation, o->ablate, r->cfg, err))) return rc;
+        if (o->ablate_mode && strcmp(o->ablate_mode, "mean") == 0)
+            r->ablation.mode = ATTN_ABLATE_MEAN;
+    }
     r->rc.from = o->from ? &o->from_pick : NULL;
     r->rc.to = o->to ? &o->to_pick : NULL;
     return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
@@ -434,6 +450,9 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
 
 static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
     attn_status rc;
+    /* the interventions change the values before any output sees them */
+    if (o->ablate && (rc = attn_fanout_add(&r->fo, attn_ablation_capture(&r->ablation), err)))
+        return rc;
     if (o->maps) {
         attn_csv_maps_header(r->maps_out.f);
         r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc, .raw_text = o->raw_text};

@@ -49,6 +49,8 @@ typedef struct run_opts {
     bool lens_cmd;
     const char *lens;
     const char *attribute; /* attn lens --attribute TOKEN */
+    /* interventions: --ablate SPEC[,SPEC...], --ablate-mode zero|mean */
+    const char *ablate, *ablate_mode;
     /* from the flags above (check_flags) */
     bool batch;     /* no input flag: one input per line of standard input */
     int k;          /* --top-k K, its range checked once the model is open; 0: none */
@@ -117,6 +119,7 @@ typedef struct runner {
     int n_outs;
     cli_select_sink selects[RUN_SELECT_MAX];
     int n_selects;
+    attn_ablation ablation; /* --ablate */
 } runner;
 
 /* Adds an output's hooks (ATTN_ERR_INTERNAL past RUN_OUTPUTS_MAX; then

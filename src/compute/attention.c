@@ -303,7 +303,9 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
             return rc;
         put_head(s->concat.p, s->ctx.p, T, H, h, hd);
     }
-    if ((rc = capture(cap, base, ATTN_V_CONCAT, -1, s->concat.p, T, H * hd, pos0, err))) return rc;
+    /* the heads side by side; an intervention (ablation, patching) may change them here */
+    const attn_capture_key kc = key_of(base, ATTN_V_CONCAT, -1);
+    if ((rc = attn_cap_edit(cap, &kc, s->concat.p, T, H * hd, pos0, err))) return rc;
 
     /* out = concat Wo^T (+ bo) */
     kern_linear(out, s->concat.p, w->o.w, w->o.b, T, H * hd, D);

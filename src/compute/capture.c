@@ -113,3 +113,23 @@ attn_status attn_cap_offer(const attn_capture *cap, const attn_capture_key *key,
     if (!attn_cap_wants(cap, key)) return ATTN_OK;
     return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
 }
+
+attn_status attn_cap_edit(const attn_capture *cap, const attn_capture_key *key, float *data,
+                          int rows, int cols, int row_offset, attn_error *err) {
+    if (!attn_cap_wants(cap, key)) return ATTN_OK;
+    if (cap->edit) {
+        attn_error local;
+        if (!err) err = &local;
+        err->message[0] = '\0';
+        attn_status rc = cap->edit(cap->user, key, data, rows, cols, row_offset, err);
+        if (rc) {
+            if (err->message[0] == '\0') {
+                char name[256];
+                attn_capture_name(key, name, sizeof name);
+                attn_error_set(err, rc, "intervention on %s failed", name);
+            }
+            return rc;
+        }
+    }
+    return attn_cap_emit(cap, key, data, rows, cols, row_offset, err);
+}

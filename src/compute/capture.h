@@ -17,4 +17,10 @@ attn_status attn_cap_emit(const attn_capture *cap, const attn_capture_key *key, 
 attn_status attn_cap_offer(const attn_capture *cap, const attn_capture_key *key, const float *data,
                            int rows, int cols, int row_offset, attn_error *err);
 
+/* For the values an intervention may change (attn_capture.edit): when the
+ * sink wants key, its edit (if any) changes data [rows, cols] in place, then
+ * it is emitted. */
+attn_status attn_cap_edit(const attn_capture *cap, const attn_capture_key *key, float *data,
+                          int rows, int cols, int row_offset, attn_error *err);
+
 #endif

@@ -270,12 +270,12 @@ static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int 
         if (b->has_mlp) {
             mlp(cfg, y, sublayer_in(s, &b->mlp_norm, T), b, s->h1.p, s->h2.p, T);
             attn_capture_key k = make_key(st, ATTN_V_MLP_OUT, l, ATTN_KIND_SELF);
-            if ((rc = attn_cap_offer(cap, &k, y, T, D, pos0, err))) return rc;
+            if ((rc = attn_cap_edit(cap, &k, y, T, D, pos0, err))) return rc; /* may change y */
             add_residual(s, &b->mlp_norm, T);
         }
 
         attn_capture_key k = make_key(st, ATTN_V_RESID, l, ATTN_KIND_SELF);
-        if ((rc = attn_cap_offer(cap, &k, x, T, D, pos0, err))) return rc;
+        if ((rc = attn_cap_edit(cap, &k, x, T, D, pos0, err))) return rc; /* may change x */
     }
 
     if (st->has_final_norm) norm(cfg, x, x, &st->final_norm, T);

@@ -171,19 +171,20 @@ static bool attribution_wants(void *user, const attn_capture_key *key) {
     if (key->source) return false;
     switch (key->value) {
     case ATTN_V_EMBED:
-    case ATTN_V_HEAD_CONTEXT:
+    case ATTN_V_CONCAT: /* after any intervention: what the o projection reads */
     case ATTN_V_MLP_OUT: return true;
     case ATTN_V_RESID: return key->layer == a->m->main.n_layers - 1;
     default: return false;
     }
 }
 
-/* Head h of sub-layer w: its output ctx [T, hd] times columns h of the o
- * projection [D, H*hd], then, after the last head, the o bias. */
-static attn_status head_part(attn_attribution *a, const attn_capture_key *key, const float *ctx,
-                             attn_error *err) {
+/* Head h of the sub-layer of key: its context, columns h*hd .. of concat
+ * [T, H*hd], times columns h of the o projection [D, H*hd], then, after the
+ * last head, the o bias. */
+static attn_status head_part(attn_attribution *a, const attn_capture_key *key, int h,
+                             const float *concat, attn_error *err) {
     const attn_config *cfg = &a->m->cfg;
-    const int D = cfg->d_model, H = cfg->n_heads, hd = cfg->head_dim, h = key->head;
+    const int D = cfg->d_model, H = cfg->n_heads, hd = cfg->head_dim;
     const attn_block_weights *b = &a->m->main.blocks[key->layer];
     const attn_linear *o = key->kind == ATTN_KIND_CROSS ? &b->cross.o : &b->attn.o;
     for (int i = 0; i < hd; i++) {
@@ -199,7 +200,7 @@ static attn_status head_part(attn_attribution *a, const attn_capture_key *key, c
     part_acc *p = part_add(a, ATTN_PART_HEAD, key->kind, key->layer, h);
     if (!p) return attn_error_set(err, ATTN_ERR_NOMEM, "attribution: out of memory");
     for (int t = 0; t < a->T; t++) {
-        const float *c = ctx + (size_t)t * (size_t)hd; /* [hd] */
+        const float *c = concat + (size_t)t * (size_t)(H * hd) + (size_t)(h * hd); /* [hd] */
         double dot = 0, sum = 0;
         for (int i = 0; i < hd; i++) {
             dot += (double)c[i] * a->vu[i];
@@ -277,7 +278,12 @@ static attn_status attribution_emit(void *user, const attn_capture_key *key,
         if (!p) return attn_error_set(err, ATTN_ERR_NOMEM, "attribution: out of memory");
         part_rows(a, p, v->data, D);
         return ATTN_OK;
-    case ATTN_V_HEAD_CONTEXT: return head_part(a, key, v->data, err);
+    case ATTN_V_CONCAT:
+        for (int h = 0; h < a->m->cfg.n_heads; h++) {
+            attn_status rc = head_part(a, key, h, v->data, err);
+            if (rc) return rc;
+        }
+        return ATTN_OK;
     case ATTN_V_RESID: return last_stream(a, v->data, err);
     default: return ATTN_OK;
     }

@@ -28,6 +28,20 @@ static attn_status fanout_emit(void *user, const attn_capture_key *key, const at
     return ATTN_OK;
 }
 
+/* Every sink's edit, in the order they were added, before any emit. */
+static attn_status fanout_edit(void *user, const attn_capture_key *key, float *data, int rows,
+                               int cols, int row_offset, attn_error *err) {
+    attn_fanout *fo = user;
+    for (int i = 0; i < fo->n; i++) {
+        const attn_capture *s = &fo->sinks[i];
+        if (!s->edit || !s->wants || !s->wants(s->user, key)) continue;
+        attn_status rc = s->edit(s->user, key, data, rows, cols, row_offset, err);
+        if (rc) return rc;
+    }
+    return ATTN_OK;
+}
+
 attn_capture attn_fanout_capture(attn_fanout *fo) {
-    return (attn_capture){.wants = fanout_wants, .emit = fanout_emit, .user = fo};
+    return (attn_capture){.wants = fanout_wants, .emit = fanout_emit, .user = fo,
+                          .edit = fanout_edit};
 }

@@ -20,8 +20,9 @@ separate heads; with and without a final norm), on random token ids:
     the decomposition written out here in float64 from the reference's
     values (each head's context times its columns of the o projection,
     through the final norm with its scale frozen) within 1e-4 * max(1, |x|),
-    the total is the reference's logit, the parts sum to the total; a
-    post-norm model is refused with exit 2.
+    the total is the reference's logit, the parts sum to the total (also
+    under --ablate 0.0, where that head's part is 0); a post-norm model is
+    refused with exit 2.
 Exit status 0 pass, 1 fail, 77 skip.
 """
 import csv
@@ -31,24 +32,14 @@ import os
 import subprocess
 import sys
 
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    print("SKIP: /usr/bin/python3 has no numpy or torch")
-    sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dump"))
+import dumptest  # noqa: E402  (exits 77 without numpy or torch; adds tests/reference to the path)
+from dumptest import attn_ref, fail, failures, make_models  # noqa: E402,F401
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-import attn_ref  # noqa: E402
-import make_models  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402,F401
 
 K = 4
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
 
 
 def attn(exe, cmd, args, stdin=None):
@@ -240,6 +231,16 @@ def check_attribution(exe, spec, rng):
         if abs(sum(mine[:-1]) - mine[-1]) > 1e-4 * max(1.0, abs(mine[-1])):
             fail("%s --attribute pos %d: parts sum to %.9g, total %.9g"
                  % (spec.name, pos, sum(mine[:-1]), mine[-1]))
+    # under --ablate 0.0 (zero) the head's part is 0 and the parts still sum to the total
+    p = attn(exe, "lens", args + ["--attribute", str(target), "--ablate", "0.0"])
+    if p.returncode != 0:
+        fail("%s --attribute --ablate 0.0: exit %d: %s" % (spec.name, p.returncode, p.stderr))
+        return 0
+    _, arows = parse(p.stdout)
+    h00 = [float(r[8]) for r in arows if r[4] == "head" and r[5] == "self" and r[6] == "0"
+           and r[7] == "0"]
+    if len(h00) != len(ids) or any(x != 0 for x in h00):
+        fail("%s --attribute --ablate 0.0: head 0.0's parts %s" % (spec.name, h00[:4]))
     print("%-22s --attribute: %d parts x %d positions ok (within %.2g)"
           % (spec.name, len(parts), len(ids), worst))
     return 1
@@ -279,35 +280,23 @@ def check_batch_and_errors(exe, spec, tmp):
     print("batch mode and 9 bad flags ok")
 
 
-def main():
-    import shutil
-    import tempfile
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
-    exe = os.path.abspath(sys.argv[1])
-    tmp = tempfile.mkdtemp(prefix="attn-lens-")
-    try:
-        specs = make_models.build_all(os.path.join(tmp, "models"))
-        rng = np.random.RandomState(31337)
-        n = n_attr = 0
-        for spec in specs:
-            if attn_ref.Model.load(spec.config).cfg["lm_head"] == "none":
-                p = attn(exe, "lens", ["--config", spec.config, "--ids", "1,2"])
-                if p.returncode == 0 or "lm_head" not in p.stderr:
-                    fail("%s (no lm_head): exit %d, %r" % (spec.name, p.returncode, p.stderr))
-                continue
-            check_case(exe, spec, rng)
-            n += 1
-            n_attr += check_attribution(exe, spec, rng)
-        if n < 4 or n_attr < 4:
-            fail("only %d models with an lm_head, %d pre-norm" % (n, n_attr))
-        check_batch_and_errors(exe, specs[0], tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failures" % len(failures))
-    return 1 if failures else 0
+def body(exe, tmp):
+    specs = make_models.build_all(os.path.join(tmp, "models"))
+    rng = np.random.RandomState(31337)
+    n = n_attr = 0
+    for spec in specs:
+        if attn_ref.Model.load(spec.config).cfg["lm_head"] == "none":
+            p = attn(exe, "lens", ["--config", spec.config, "--ids", "1,2"])
+            if p.returncode == 0 or "lm_head" not in p.stderr:
+                fail("%s (no lm_head): exit %d, %r" % (spec.name, p.returncode, p.stderr))
+            continue
+        check_case(exe, spec, rng)
+        n += 1
+        n_attr += check_attribution(exe, spec, rng)
+    if n < 4 or n_attr < 4:
+        fail("only %d models with an lm_head, %d pre-norm" % (n, n_attr))
+    check_batch_and_errors(exe, specs[0], tmp)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(dumptest.main(sys.argv, __doc__, body))

@@ -51,6 +51,14 @@ class Output:
 # Small building blocks
 
 
+# Interventions (tests/interventions): when set, EDIT(name, value) returns the
+# value to go on with, for name "PREFIX.context" (value: the list of the heads'
+# [T, hd] contexts of that sub-layer, e.g. "blocks.1.attn.context",
+# "encoder.blocks.0.attn.context", "blocks.0.cross.context") and
+# "PREFIX.mlp.out" (the MLP's output [T, D]). None: the plain model.
+EDIT = None
+
+
 def linear(x, tensors, prefix, bias):
     """y = x W^T (+ b) with W = tensors[prefix + '.weight'] of shape [out, in]."""
     y = x @ tensors[prefix + ".weight"].T
@@ -174,6 +182,8 @@ def attention(cfg, tensors, prefix, x_q, x_kv, causal, use_rope, record=None):
         w = softmax_rows(scores)
         weights.append(w)
         contexts.append(w @ v_heads[g])  # [T, hd]
+    if EDIT is not None:  # an intervention: the heads' contexts before the o projection
+        contexts = EDIT(prefix + ".context", contexts)
     concat = torch.cat(contexts, dim=1)  # [T, H*hd], heads in head order
     out = linear(concat, tensors, prefix + ".o", bias)
     if record is not None:
@@ -261,6 +271,8 @@ def run_stack(cfg, tensors, prefix, x, causal, memory, n_layers, final_norm_pref
         if cfg["mlp"] != "none":
             def mlp_sub(h, b=b):
                 y = mlp(cfg, tensors, b + ".mlp", h)
+                if EDIT is not None:  # an intervention on the MLP's output
+                    y = EDIT(b + ".mlp.out", y)
                 keep(b + ".mlp", {"out": y.numpy().copy()})
                 return y
 
