@@ -3,7 +3,9 @@
  * GPT-2-small's projections (768 x 768, q/k/v 768 -> 2304) and MLP (768 ->
  * 3072, 3072 -> 768) at T = 1, 128 and 512, on 1 and on 2 threads.
  *
- *   bench_gemm [--repeat R] [--blas PATH] [--threads LIST] [--T LIST]
+ *   bench_gemm [--repeat R] [--blas PATH] [--threads LIST] [--T LIST] [--C N]
+ *
+ * (--C: only the shapes with that many input columns)
  *
  * OpenBLAS is loaded at run time (dlopen), so attn does not link it; the
  * default path is Debian's libopenblas0-pthread. Without it only attn's
@@ -110,7 +112,7 @@ static double time_one(const blas_lib *b, int which, int threads, const float *x
 }
 
 int main(int argc, char **argv) {
-    int repeat = 5, threads[4] = {1, 2}, n_threads = 2, Ts[8] = {128, 512, 1}, n_T = 3;
+    int only_C = 0, repeat = 5, threads[4] = {1, 2}, n_threads = 2, Ts[8] = {128, 512, 1}, n_T = 3;
     const char *blas = "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = atoi(argv[++i]);
@@ -119,9 +121,11 @@ int main(int argc, char **argv) {
                  (n_threads = parse_list(argv[++i], threads, 4)) > 0) {
         } else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc &&
                    (n_T = parse_list(argv[++i], Ts, 8)) > 0) {
+        } else if (strcmp(argv[i], "--C") == 0 && i + 1 < argc &&
+                   parse_list(argv[++i], &only_C, 1) == 1) {
         } else {
             fprintf(stderr, "usage: bench_gemm [--repeat R] [--blas PATH] [--threads LIST] "
-                            "[--T LIST]\n");
+                            "[--T LIST] [--C N]\n");
             return 2;
         }
     }
@@ -151,6 +155,7 @@ int main(int argc, char **argv) {
         for (int ti = 0; ti < n_T; ti++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
                 const int T = Ts[ti], C = shapes[s][0], OC = shapes[s][1], nt = threads[th];
+                if (only_C && C != only_C) continue;
                 float *x = rand_floats((size_t)T * C), *w = rand_floats((size_t)OC * C);
                 float *y = rand_floats((size_t)T * OC);
                 const double flop = 2.0 * T * C * OC;

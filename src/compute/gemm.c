@@ -18,11 +18,16 @@
  * the columns between threads gives the same bytes.
  *
  * Blocking: the columns (weight rows) go in blocks that fit in L2
- * (GEMM_BLOCK_BYTES), and inside a block the micro-kernel computes an
- * MR x NR tile of out: MR input rows against NR weight rows, an accumulator
- * of 16 lanes for each of the MR * NR elements held in registers across the
- * whole of C, so each loaded vector of inputs serves NR outputs and each
- * vector of weights MR. */
+ * (GEMM_BLOCK_BYTES); inside a block the micro-kernel computes an MR x NR
+ * tile of out (6 x 4 with AVX-512): MR input rows against NR weight rows, an
+ * accumulator of 16 lanes for each of the MR * NR elements in registers, so
+ * each loaded vector of inputs serves NR outputs and each vector of weights
+ * MR. Rows longer than GEMM_KC_MAX go in K blocks: between blocks a tile's
+ * accumulators wait in a small per-thread scratch (each lane still takes
+ * its elements in order), so the MR input rows of the block stay in L1.
+ * The final trees run on 16 accumulators at once in vectors (the same
+ * additions as kern_dot's tree). Threads each take a run of columns: each
+ * reads its part of the weights only. */
 #include "compute/kernels.h"
 
 #include "attn/attn.h"
@@ -32,7 +37,6 @@
 #include <stdint.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #if defined(_OPENMP)
@@ -204,12 +208,8 @@ GEMM_TILES(tile_avx2, avx2_tile, AVX2_MR, AVX2_NR, AVX2)
 
 /* ---- AVX-512: MR x NR outputs, each 16 lanes in one zmm register ---- */
 #define AVX512 __attribute__((target("avx512f")))
-#ifndef AVX512_MR
 #define AVX512_MR 6
-#endif
-#ifndef AVX512_NR
 #define AVX512_NR 4
-#endif
 
 /* kern_dot's tree of 16 accumulators at once, lane for lane the same
  * additions as tree16: level 1 pairs the 256-bit halves of two vectors
@@ -339,33 +339,25 @@ int kern_linear_isa_best(void) {
     return best;
 }
 
-/* Blocking. KC: the elements of a K block, a multiple of 16, so that the
- * MR input rows of a tile stay in L1 while the tiles of a column block
- * pass. The column block: NB weight rows (a multiple of NR), at most
- * GEMM_BLOCK_BYTES of them (they stay in L2 while every input row passes)
- * and at most the scratch's worth of accumulators. */
-static int gemm_kc = 512;
-static int gemm_block_bytes = 512 * 1024;
+/* Blocking. A row of up to GEMM_KC_MAX elements is not split; a longer one
+ * goes in K blocks of GEMM_KC (a multiple of 16), so that the MR input rows
+ * of a tile stay in L1 while the tiles of a column block pass. The column
+ * block: NB weight rows (a multiple of NR), at most GEMM_BLOCK_BYTES of
+ * them (they stay in L2 while every input row passes) and at most the
+ * scratch's worth of accumulators. Measured on bench_gemm (bench/README.md). */
+#define GEMM_KC_MAX 1024
+#define GEMM_KC 512
+#define GEMM_BLOCK_BYTES (1024 * 1024)
 #define GEMM_SCRATCH_FLOATS (16 * 1024)
-
-static void gemm_tune(void) {
-    static int done;
-    if (done) return;
-    const char *e = getenv("GEMM_KC");
-    if (e) gemm_kc = atoi(e);
-    e = getenv("GEMM_BB");
-    if (e) gemm_block_bytes = atoi(e) * 1024;
-    done = 1;
-}
 
 /* Columns o0 .. o1-1 of out, every row. */
 static void linear_cols(const gemm_isa *isa, float *out, const float *inp, const float *weight,
                         const float *bias, int T, int C, int OC, int o0, int o1) {
     _Alignas(64) float acc[GEMM_SCRATCH_FLOATS];
     const int mr = isa->mr, nr = isa->nr;
-    const int kc = C > gemm_kc ? gemm_kc : C;
+    const int kc = C > GEMM_KC_MAX ? GEMM_KC : C;
     size_t row_bytes = (size_t)(C > 0 ? C : 1) * sizeof(float);
-    int nb = (int)(gemm_block_bytes / row_bytes) / nr * nr;
+    int nb = (int)(GEMM_BLOCK_BYTES / row_bytes) / nr * nr;
     if (kc < C && nb > GEMM_SCRATCH_FLOATS / (mr * LANES) / nr * nr)
         nb = GEMM_SCRATCH_FLOATS / (mr * LANES) / nr * nr;
     if (nb < nr) nb = nr;
@@ -389,7 +381,6 @@ static void linear_cols(const gemm_isa *isa, float *out, const float *inp, const
 
 void kern_linear_isa(int which, float *restrict out, const float *restrict inp,
                      const float *restrict weight, const float *restrict bias, int T, int C, int OC) {
-    gemm_tune();
     linear_cols(&isas[which], out, inp, weight, bias, T, C, OC, 0, OC);
 }
 
@@ -412,7 +403,6 @@ int attn_threads(void) {
 
 void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
                  const float *restrict bias, int T, int C, int OC) {
-    gemm_tune();
     const gemm_isa *isa = &isas[kern_linear_isa_best()];
     int threads = (double)T * C * OC < GEMM_THREAD_MIN_WORK ? 1 : attn_threads();
     /* each thread takes a run of columns (weight rows): it reads only its
