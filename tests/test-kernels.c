@@ -1,6 +1,7 @@
 /* Kernels against naive double-precision implementations written here, on
  * random inputs with fixed seeds. Each test prints its measured max error. */
 #include "compute/kernels.h"
+#include "attn/attn.h"
 #include "support.h"
 
 #include <check.h>
@@ -86,7 +87,9 @@ static float ref_linear_elem(const float *x, const float *w, const float *b, int
 START_TEST(test_linear_isas_same_bytes) {
     tu_rng r = {13};
     const int Ts[] = {1, 2, 3, 5, 9};
-    const int Cs[] = {1, 15, 16, 17, 255, 3000};
+    /* 1100, 3000, 3072: rows in K blocks of 512 (kern_linear above 1024),
+     * 1100 and 3000 with a last block that is not a multiple of 16 */
+    const int Cs[] = {1, 15, 16, 17, 255, 1100, 3000, 3072};
     const int OCs[] = {1, 5, 7, 13, 64, 70};
     int ran = 0;
     for (int isa = 0; kern_linear_isa_name(isa); isa++) {
@@ -125,6 +128,39 @@ START_TEST(test_linear_isas_same_bytes) {
     while (!kern_linear_isa_runs(first)) first++;
     ck_assert_int_eq(kern_linear_isa_best(), first);
     printf("linear: this CPU uses %s\n", kern_linear_isa_name(first));
+}
+END_TEST
+
+/* kern_linear on 1, 2 and 3 threads (each a run of the columns, and the
+ * K blocks of a long row) gives the bytes of the documented order, and the
+ * rows of T = 64 are the rows of T = 1. */
+START_TEST(test_linear_threads_same_bytes) {
+    tu_rng r = {14};
+    const int shapes[][3] = {{64, 3072, 100}, {64, 1100, 70}, {64, 768, 200}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int T = shapes[si][0], C = shapes[si][1], OC = shapes[si][2];
+        float *x = randn(&r, (size_t)T * C, 1.0), *w = randn(&r, (size_t)OC * C, 0.3);
+        float *b = randn(&r, OC, 1.0), *y = malloc(sizeof(float) * T * OC);
+        ck_assert_ptr_nonnull(y);
+        for (int threads = 1; threads <= 3; threads++) {
+            attn_set_threads(threads);
+            for (int rows = T; rows >= 1; rows = rows == T ? 1 : 0) {
+                for (int t0 = 0; t0 < T; t0 += rows)
+                    kern_linear(y + (size_t)t0 * OC, x + (size_t)t0 * C, w, b, rows, C, OC);
+                for (int t = 0; t < T; t++)
+                    for (int o = 0; o < OC; o++) {
+                        float want = ref_linear_elem(x + (size_t)t * C, w, b, o, C);
+                        ck_assert_msg(same_bits(y[(size_t)t * OC + o], want),
+                                      "threads=%d rows=%d C=%d OC=%d t=%d o=%d: %a != %a",
+                                      threads, rows, C, OC, t, o,
+                                      (double)y[(size_t)t * OC + o], (double)want);
+                    }
+            }
+        }
+        attn_set_threads(0);
+        free(x), free(w), free(b), free(y);
+    }
+    printf("linear: 1, 2 and 3 threads, T = 64 and T = 1, give the documented bytes\n");
 }
 END_TEST
 
@@ -619,6 +655,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_linear);
     tcase_add_test(tc, test_linear_rows_independent);
     tcase_add_test(tc, test_linear_isas_same_bytes);
+    tcase_add_test(tc, test_linear_threads_same_bytes);
     tcase_add_test(tc, test_dot_order);
     tcase_add_test(tc, test_dot_small_sizes);
     tcase_add_test(tc, test_norms);

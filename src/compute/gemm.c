@@ -18,11 +18,16 @@
  * the columns between threads gives the same bytes.
  *
  * Blocking: the columns (weight rows) go in blocks that fit in L2
- * (GEMM_BLOCK_BYTES), and inside a block the micro-kernel computes an
- * MR x NR tile of out: MR input rows against NR weight rows, an accumulator
- * of 16 lanes for each of the MR * NR elements held in registers across the
- * whole of C, so each loaded vector of inputs serves NR outputs and each
- * vector of weights MR. */
+ * (GEMM_BLOCK_BYTES); inside a block the micro-kernel computes an MR x NR
+ * tile of out (6 x 4 with AVX-512): MR input rows against NR weight rows, an
+ * accumulator of 16 lanes for each of the MR * NR elements in registers, so
+ * each loaded vector of inputs serves NR outputs and each vector of weights
+ * MR. Rows longer than GEMM_KC_MAX go in K blocks: between blocks a tile's
+ * accumulators wait in a small per-thread scratch (each lane still takes
+ * its elements in order), so the MR input rows of the block stay in L1.
+ * The final trees run on 16 accumulators at once in vectors (the same
+ * additions as kern_dot's tree). Threads each take a run of columns: each
+ * reads its part of the weights only. */
 #include "compute/kernels.h"
 
 #include "attn/attn.h"
@@ -33,6 +38,10 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define GEMM_X86 1
@@ -46,8 +55,6 @@
 #endif
 
 #define LANES 16
-/* A block of weight rows that stays in L2 while every input row passes. */
-#define GEMM_BLOCK_BYTES (192 * 1024)
 
 /* kern_dot's tree over 16 lanes (kernels.h) */
 GEMM_INLINE float tree16(const float *a) {
@@ -57,10 +64,16 @@ GEMM_INLINE float tree16(const float *a) {
     return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
-/* One micro-kernel: out[i * ldo + j] = dot(a + i * C, w + j * C) (no bias)
- * for i < m, j < n, m <= MR, n <= NR. */
-typedef void (*gemm_tile_fn)(int m, int n, const float *a, const float *w, int C, float *out,
-                             size_t ldo);
+/* One micro-kernel call: the elements k0 .. k1-1 of the dot products of the
+ * m <= MR input rows a + i * C with the n <= NR weight rows w + j * C.
+ * The 16 lanes of element (i, j) start at +0 when k0 == 0, else they are
+ * read from acc + (i * NR + j) * 16 (where the call for the K block before
+ * left them); when k1 < C they are written back there, and when k1 == C
+ * their tree + the bias (+ 0.0f without) goes to out[i * ldo + j]. k0 is a
+ * multiple of 16, so every lane takes its elements in order across the
+ * blocks: the bytes do not depend on the blocks. */
+typedef void (*gemm_tile_fn)(int m, int n, const float *a, const float *w, int C, int k0, int k1,
+                             float *acc, float *out, size_t ldo, const float *bias);
 
 typedef struct gemm_isa {
     const char *name;
@@ -72,22 +85,35 @@ typedef struct gemm_isa {
  * (m, n) gets its own code (TILE(m, n) with constants), so a short last
  * tile of rows, and the single row of a decoding step, cost only their own
  * rows. */
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
 #define GEMM_CASE_N(TILE, m, n)                                                                   \
     case n:                                                                                       \
-        TILE(m, n, a, w, C, out, ldo);                                                            \
+        TILE(m, n, a, w, C, k0, k1, acc, out, ldo, bias);                                         \
         break;
-#define GEMM_CASE_M(TILE, m, NCASES)                                                              \
-    case m:                                                                                       \
-        switch (n) { NCASES(TILE, m) }                                                            \
-        break;
-#define GEMM_N2(T, m) GEMM_CASE_N(T, m, 1) GEMM_CASE_N(T, m, 2)
+#define GEMM_N1(T, m) GEMM_CASE_N(T, m, 1)
+#define GEMM_N2(T, m) GEMM_N1(T, m) GEMM_CASE_N(T, m, 2)
 #define GEMM_N3(T, m) GEMM_N2(T, m) GEMM_CASE_N(T, m, 3)
 #define GEMM_N4(T, m) GEMM_N3(T, m) GEMM_CASE_N(T, m, 4)
-#define GEMM_N6(T, m) GEMM_N4(T, m) GEMM_CASE_N(T, m, 5) GEMM_CASE_N(T, m, 6)
-#define GEMM_TILES(name, TILE, MCASES, target)                                                    \
-    target static void name(int m, int n, const float *a, const float *w, int C, float *out,     \
-                            size_t ldo) {                                                         \
-        switch (m) { MCASES(TILE) }                                                               \
+#define GEMM_N5(T, m) GEMM_N4(T, m) GEMM_CASE_N(T, m, 5)
+#define GEMM_N6(T, m) GEMM_N5(T, m) GEMM_CASE_N(T, m, 6)
+#define GEMM_CASE_M(TILE, m, NR)                                                                  \
+    case m:                                                                                       \
+        switch (n) { GEMM_CAT(GEMM_N, NR)(TILE, m) }                                              \
+        break;
+#define GEMM_M1(T, NR) GEMM_CASE_M(T, 1, NR)
+#define GEMM_M2(T, NR) GEMM_M1(T, NR) GEMM_CASE_M(T, 2, NR)
+#define GEMM_M3(T, NR) GEMM_M2(T, NR) GEMM_CASE_M(T, 3, NR)
+#define GEMM_M4(T, NR) GEMM_M3(T, NR) GEMM_CASE_M(T, 4, NR)
+#define GEMM_M5(T, NR) GEMM_M4(T, NR) GEMM_CASE_M(T, 5, NR)
+#define GEMM_M6(T, NR) GEMM_M5(T, NR) GEMM_CASE_M(T, 6, NR)
+#define GEMM_M7(T, NR) GEMM_M6(T, NR) GEMM_CASE_M(T, 7, NR)
+#define GEMM_M8(T, NR) GEMM_M7(T, NR) GEMM_CASE_M(T, 8, NR)
+#define GEMM_M9(T, NR) GEMM_M8(T, NR) GEMM_CASE_M(T, 9, NR)
+#define GEMM_TILES(name, TILE, MR, NR, target)                                                    \
+    target static void name(int m, int n, const float *a, const float *w, int C, int k0, int k1, \
+                            float *acc, float *out, size_t ldo, const float *bias) {              \
+        switch (m) { GEMM_CAT(GEMM_M, MR)(TILE, NR) }                                             \
     }
 
 /* ---- the portable baseline: 16 lanes of fmaf ---- */
@@ -95,19 +121,20 @@ typedef struct gemm_isa {
 #define BASE_NR 2
 
 GEMM_INLINE void base_tile(const int m, const int n, const float *a, const float *w, int C,
-                           float *out, size_t ldo) {
+                           int k0, int k1, float *acc, float *out, size_t ldo,
+                           const float *bias) {
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < n; j++) {
-            float acc[LANES] = {0};
+            float *lane = acc + (i * BASE_NR + j) * LANES;
+            if (k0 == 0) memset(lane, 0, sizeof(float) * LANES);
             const float *x = a + (size_t)i * C, *y = w + (size_t)j * C;
-            for (int k = 0; k < C; k++) acc[k % LANES] = fmaf(x[k], y[k], acc[k % LANES]);
-            out[(size_t)i * ldo + j] = tree16(acc);
+            for (int k = k0; k < k1; k++) lane[k % LANES] = fmaf(x[k], y[k], lane[k % LANES]);
+            if (k1 == C) out[(size_t)i * ldo + j] = tree16(lane) + (bias ? bias[j] : 0.0f);
         }
 }
-#define BASE_M(T) GEMM_CASE_M(T, 1, GEMM_N2) GEMM_CASE_M(T, 2, GEMM_N2)
-GEMM_TILES(tile_base, base_tile, BASE_M, )
+GEMM_TILES(tile_base, base_tile, BASE_MR, BASE_NR, )
 
 #if GEMM_X86
 /* ---- AVX2 + FMA: 3 x 2 outputs, each 16 lanes in two ymm registers ---- */
@@ -115,122 +142,168 @@ GEMM_TILES(tile_base, base_tile, BASE_M, )
 #define AVX2_MR 3
 #define AVX2_NR 2
 
-/* The tail of a row (C % 16 elements) as two vectors, zero past C: a zero
- * lane adds fma(0, 0, acc) = acc, exactly. */
-AVX2 GEMM_INLINE void avx2_tail(const float *p, int rest, __m256 *lo, __m256 *hi) {
-    float t[LANES] = {0};
-    memcpy(t, p, sizeof(float) * (size_t)rest);
-    *lo = _mm256_loadu_ps(t);
-    *hi = _mm256_loadu_ps(t + 8);
-}
-
-AVX2 GEMM_INLINE void avx2_store(__m256 lo, __m256 hi, float *dst) {
-    float t[LANES];
-    _mm256_storeu_ps(t, lo);
-    _mm256_storeu_ps(t + 8, hi);
-    *dst = tree16(t);
-}
-
 AVX2 GEMM_INLINE void avx2_tile(const int m, const int n, const float *a, const float *w, int C,
-                                float *out, size_t ldo) {
+                                int k0, int k1, float *acc, float *out, size_t ldo,
+                                const float *bias) {
     __m256 lo[AVX2_MR][AVX2_NR], hi[AVX2_MR][AVX2_NR];
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < n; j++) lo[i][j] = hi[i][j] = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + LANES <= C; k += LANES) {
-        __m256 xl[AVX2_MR], xh[AVX2_MR];
+        for (int j = 0; j < n; j++) {
+            const float *s = acc + (i * AVX2_NR + j) * LANES;
+            lo[i][j] = k0 ? _mm256_load_ps(s) : _mm256_setzero_ps();
+            hi[i][j] = k0 ? _mm256_load_ps(s + 8) : _mm256_setzero_ps();
+        }
+    int k = k0;
+    /* the low and the high 8 lanes are independent chains: one half at a
+     * time keeps 12 accumulators + 2 weights + 1 input in the 16 registers */
+    for (; k + LANES <= k1; k += LANES) {
+        __m256 y[AVX2_NR];
+#pragma GCC unroll 8
+        for (int j = 0; j < n; j++) y[j] = _mm256_loadu_ps(w + (size_t)j * C + k);
 #pragma GCC unroll 8
         for (int i = 0; i < m; i++) {
-            xl[i] = _mm256_loadu_ps(a + (size_t)i * C + k);
-            xh[i] = _mm256_loadu_ps(a + (size_t)i * C + k + 8);
+            const __m256 x = _mm256_loadu_ps(a + (size_t)i * C + k);
+#pragma GCC unroll 8
+            for (int j = 0; j < n; j++) lo[i][j] = _mm256_fmadd_ps(x, y[j], lo[i][j]);
         }
 #pragma GCC unroll 8
-        for (int j = 0; j < n; j++) {
-            const __m256 wl = _mm256_loadu_ps(w + (size_t)j * C + k);
-            const __m256 wh = _mm256_loadu_ps(w + (size_t)j * C + k + 8);
+        for (int j = 0; j < n; j++) y[j] = _mm256_loadu_ps(w + (size_t)j * C + k + 8);
 #pragma GCC unroll 8
-            for (int i = 0; i < m; i++) {
-                lo[i][j] = _mm256_fmadd_ps(xl[i], wl, lo[i][j]);
-                hi[i][j] = _mm256_fmadd_ps(xh[i], wh, hi[i][j]);
-            }
+        for (int i = 0; i < m; i++) {
+            const __m256 x = _mm256_loadu_ps(a + (size_t)i * C + k + 8);
+#pragma GCC unroll 8
+            for (int j = 0; j < n; j++) hi[i][j] = _mm256_fmadd_ps(x, y[j], hi[i][j]);
         }
     }
-    if (k < C) {
-        __m256 xl[AVX2_MR], xh[AVX2_MR];
+    if (k < k1) { /* the tail (C % 16 elements), zero past C: a zero lane
+                   * adds fma(0, 0, acc) = acc, exactly */
+        const int rest = k1 - k;
+        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i mlo = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest), idx);
+        const __m256i mhi = _mm256_cmpgt_epi32(_mm256_set1_epi32(rest - 8), idx);
 #pragma GCC unroll 8
-        for (int i = 0; i < m; i++) avx2_tail(a + (size_t)i * C + k, C - k, &xl[i], &xh[i]);
+        for (int i = 0; i < m; i++) {
+            const float *x = a + (size_t)i * C + k;
+            const __m256 xl = _mm256_maskload_ps(x, mlo), xh = _mm256_maskload_ps(x + 8, mhi);
 #pragma GCC unroll 8
-        for (int j = 0; j < n; j++) {
-            __m256 wl, wh;
-            avx2_tail(w + (size_t)j * C + k, C - k, &wl, &wh);
-#pragma GCC unroll 8
-            for (int i = 0; i < m; i++) {
-                lo[i][j] = _mm256_fmadd_ps(xl[i], wl, lo[i][j]);
-                hi[i][j] = _mm256_fmadd_ps(xh[i], wh, hi[i][j]);
+            for (int j = 0; j < n; j++) {
+                const float *y = w + (size_t)j * C + k;
+                lo[i][j] = _mm256_fmadd_ps(xl, _mm256_maskload_ps(y, mlo), lo[i][j]);
+                hi[i][j] = _mm256_fmadd_ps(xh, _mm256_maskload_ps(y + 8, mhi), hi[i][j]);
             }
         }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < n; j++) avx2_store(lo[i][j], hi[i][j], out + (size_t)i * ldo + j);
+        for (int j = 0; j < n; j++) {
+            float *s = acc + (i * AVX2_NR + j) * LANES;
+            _mm256_store_ps(s, lo[i][j]);
+            _mm256_store_ps(s + 8, hi[i][j]);
+            if (k1 == C) out[(size_t)i * ldo + j] = tree16(s) + (bias ? bias[j] : 0.0f);
+        }
 }
-#define AVX2_M(T) GEMM_CASE_M(T, 1, GEMM_N2) GEMM_CASE_M(T, 2, GEMM_N2) GEMM_CASE_M(T, 3, GEMM_N2)
-GEMM_TILES(tile_avx2, avx2_tile, AVX2_M, AVX2)
+GEMM_TILES(tile_avx2, avx2_tile, AVX2_MR, AVX2_NR, AVX2)
 
-/* ---- AVX-512: 4 x 6 outputs, each 16 lanes in one zmm register ---- */
+/* ---- AVX-512: MR x NR outputs, each 16 lanes in one zmm register ---- */
 #define AVX512 __attribute__((target("avx512f")))
-#define AVX512_MR 4
-#define AVX512_NR 6
+#define AVX512_MR 6
+#define AVX512_NR 4
 
-AVX512 GEMM_INLINE float avx512_tree(__m512 v) {
-    float t[LANES];
-    _mm512_storeu_ps(t, v);
-    return tree16(t);
+/* kern_dot's tree of 16 accumulators at once, lane for lane the same
+ * additions as tree16: level 1 pairs the 256-bit halves of two vectors
+ * (b[l] = a[l] + a[l + 8] of both), level 2 the 128-bit quarters of two of
+ * those (c[l] = b[l] + b[l + 4] of four), level 3 the pairs within the
+ * quarters (c[0] + c[2], c[1] + c[3] of eight), level 4 the last sum of
+ * sixteen. The sum of v[4e + q] ends in element 4q + e. */
+AVX512 GEMM_INLINE __m512 avx512_pair(__m512 a, __m512 b, int level) {
+    switch (level) {
+    case 1:
+        return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    case 2:
+        return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));
+    case 3:
+        return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE));
+    default:
+        return _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD));
+    }
+}
+
+/* r[q] = tree16 of v[q] for q < cnt (r has room for cnt rounded up to 16) */
+AVX512 GEMM_INLINE void avx512_trees(const __m512 *v, int cnt, float *r) {
+    for (int g = 0; g < cnt; g += 16) {
+        __m512 p[8], q[4], u[2];
+#pragma GCC unroll 8
+        for (int e = 0; e < 8; e++) {
+            const __m512 a = g + 2 * e < cnt ? v[g + 2 * e] : _mm512_setzero_ps();
+            const __m512 b = g + 2 * e + 1 < cnt ? v[g + 2 * e + 1] : _mm512_setzero_ps();
+            p[e] = avx512_pair(a, b, 1);
+        }
+#pragma GCC unroll 4
+        for (int e = 0; e < 4; e++) q[e] = avx512_pair(p[2 * e], p[2 * e + 1], 2);
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) u[e] = avx512_pair(q[2 * e], q[2 * e + 1], 3);
+        const __m512 z = avx512_pair(u[0], u[1], 4);
+        /* element 4 l + e holds the sum of v[g + 4 e + l] */
+        const __m512i back = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_storeu_ps(r + g, _mm512_permutexvar_ps(back, z));
+    }
 }
 
 AVX512 GEMM_INLINE void avx512_tile(const int m, const int n, const float *a, const float *w,
-                                    int C, float *out, size_t ldo) {
-    __m512 acc[AVX512_MR][AVX512_NR];
-#pragma GCC unroll 8
+                                    int C, int k0, int k1, float *acc, float *out, size_t ldo,
+                                    const float *bias) {
+    __m512 s[AVX512_MR][AVX512_NR];
+#pragma GCC unroll 9
     for (int i = 0; i < m; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < n; j++) acc[i][j] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + LANES <= C; k += LANES) {
-        __m512 x[AVX512_MR];
-#pragma GCC unroll 8
-        for (int i = 0; i < m; i++) x[i] = _mm512_loadu_ps(a + (size_t)i * C + k);
-#pragma GCC unroll 8
-        for (int j = 0; j < n; j++) {
-            const __m512 y = _mm512_loadu_ps(w + (size_t)j * C + k);
-#pragma GCC unroll 8
-            for (int i = 0; i < m; i++) acc[i][j] = _mm512_fmadd_ps(x[i], y, acc[i][j]);
+#pragma GCC unroll 9
+        for (int j = 0; j < n; j++)
+            s[i][j] = k0 ? _mm512_load_ps(acc + (i * AVX512_NR + j) * LANES) : _mm512_setzero_ps();
+    int k = k0;
+    for (; k + LANES <= k1; k += LANES) {
+        __m512 y[AVX512_NR];
+#pragma GCC unroll 9
+        for (int j = 0; j < n; j++) y[j] = _mm512_loadu_ps(w + (size_t)j * C + k);
+#pragma GCC unroll 9
+        for (int i = 0; i < m; i++) {
+            const __m512 x = _mm512_loadu_ps(a + (size_t)i * C + k);
+#pragma GCC unroll 9
+            for (int j = 0; j < n; j++) s[i][j] = _mm512_fmadd_ps(x, y[j], s[i][j]);
         }
     }
-    if (k < C) { /* masked loads: the lanes past C are 0 and leave acc as it is */
-        const __mmask16 mask = (__mmask16)((1u << (C - k)) - 1);
-        __m512 x[AVX512_MR];
-#pragma GCC unroll 8
-        for (int i = 0; i < m; i++) x[i] = _mm512_maskz_loadu_ps(mask, a + (size_t)i * C + k);
-#pragma GCC unroll 8
-        for (int j = 0; j < n; j++) {
-            const __m512 y = _mm512_maskz_loadu_ps(mask, w + (size_t)j * C + k);
-#pragma GCC unroll 8
-            for (int i = 0; i < m; i++) acc[i][j] = _mm512_fmadd_ps(x[i], y, acc[i][j]);
+    if (k < k1) { /* masked loads: the lanes past C are 0 and leave s as it is */
+        const __mmask16 mask = (__mmask16)((1u << (k1 - k)) - 1);
+        __m512 y[AVX512_NR];
+#pragma GCC unroll 9
+        for (int j = 0; j < n; j++) y[j] = _mm512_maskz_loadu_ps(mask, w + (size_t)j * C + k);
+#pragma GCC unroll 9
+        for (int i = 0; i < m; i++) {
+            const __m512 x = _mm512_maskz_loadu_ps(mask, a + (size_t)i * C + k);
+#pragma GCC unroll 9
+            for (int j = 0; j < n; j++) s[i][j] = _mm512_fmadd_ps(x, y[j], s[i][j]);
         }
     }
-#pragma GCC unroll 8
+    if (k1 < C) {
+#pragma GCC unroll 9
+        for (int i = 0; i < m; i++)
+#pragma GCC unroll 9
+            for (int j = 0; j < n; j++) _mm512_store_ps(acc + (i * AVX512_NR + j) * LANES, s[i][j]);
+        return;
+    }
+    __m512 v[AVX512_MR * AVX512_NR];
+    float r[AVX512_MR * AVX512_NR + 15];
+#pragma GCC unroll 9
     for (int i = 0; i < m; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < n; j++) out[(size_t)i * ldo + j] = avx512_tree(acc[i][j]);
+#pragma GCC unroll 9
+        for (int j = 0; j < n; j++) v[i * n + j] = s[i][j];
+    avx512_trees(v, m * n, r);
+#pragma GCC unroll 9
+    for (int i = 0; i < m; i++)
+#pragma GCC unroll 9
+        for (int j = 0; j < n; j++) out[(size_t)i * ldo + j] = r[i * n + j] + (bias ? bias[j] : 0.0f);
 }
-#define AVX512_M(T)                                                                               \
-    GEMM_CASE_M(T, 1, GEMM_N6) GEMM_CASE_M(T, 2, GEMM_N6) GEMM_CASE_M(T, 3, GEMM_N6)             \
-    GEMM_CASE_M(T, 4, GEMM_N6)
-GEMM_TILES(tile_avx512, avx512_tile, AVX512_M, AVX512)
+GEMM_TILES(tile_avx512, avx512_tile, AVX512_MR, AVX512_NR, AVX512)
 #endif
 
 static const gemm_isa isas[] = {
@@ -266,41 +339,49 @@ int kern_linear_isa_best(void) {
     return best;
 }
 
-/* Columns per block: a multiple of NR whose weight rows fit the block. */
-static int block_cols(int C, int nr) {
-    size_t row_bytes = (size_t)(C > 0 ? C : 1) * sizeof(float);
-    int block = (int)(GEMM_BLOCK_BYTES / row_bytes) / nr * nr;
-    return block < nr ? nr : block;
-}
+/* Blocking. A row of up to GEMM_KC_MAX elements is not split; a longer one
+ * goes in K blocks of GEMM_KC (a multiple of 16), so that the MR input rows
+ * of a tile stay in L1 while the tiles of a column block pass. The column
+ * block: NB weight rows (a multiple of NR), at most GEMM_BLOCK_BYTES of
+ * them (they stay in L2 while every input row passes) and at most the
+ * scratch's worth of accumulators. Measured on bench_gemm (bench/README.md). */
+#define GEMM_KC_MAX 1024
+#define GEMM_KC 512
+#define GEMM_BLOCK_BYTES (1024 * 1024)
+#define GEMM_SCRATCH_FLOATS (16 * 1024)
 
-/* Rows per task of the threads: a multiple of every MR (2, 3, 4). */
-#define GEMM_TASK_ROWS 48
-
-/* Rows t0 .. t1-1 and columns o0 .. o1-1 of out, with the bias. */
-static void linear_part(const gemm_isa *isa, float *out, const float *inp, const float *weight,
-                        const float *bias, int t0, int t1, int o0, int o1, int C, int OC) {
+/* Columns o0 .. o1-1 of out, every row. */
+static void linear_cols(const gemm_isa *isa, float *out, const float *inp, const float *weight,
+                        const float *bias, int T, int C, int OC, int o0, int o1) {
+    _Alignas(64) float acc[GEMM_SCRATCH_FLOATS];
     const int mr = isa->mr, nr = isa->nr;
-    for (int t = t0; t < t1; t += mr) {
-        const int m = t1 - t < mr ? t1 - t : mr;
-        for (int o = o0; o < o1; o += nr) {
-            const int n = o1 - o < nr ? o1 - o : nr;
-            isa->tile(m, n, inp + (size_t)t * C, weight + (size_t)o * C, C,
-                      out + (size_t)t * OC + o, (size_t)OC);
+    const int kc = C > GEMM_KC_MAX ? GEMM_KC : C;
+    size_t row_bytes = (size_t)(C > 0 ? C : 1) * sizeof(float);
+    int nb = (int)(GEMM_BLOCK_BYTES / row_bytes) / nr * nr;
+    if (kc < C && nb > GEMM_SCRATCH_FLOATS / (mr * LANES) / nr * nr)
+        nb = GEMM_SCRATCH_FLOATS / (mr * LANES) / nr * nr;
+    if (nb < nr) nb = nr;
+    for (int ob = o0; ob < o1; ob += nb) {
+        const int oe = o1 - ob < nb ? o1 : ob + nb;
+        for (int t = 0; t < T; t += mr) {
+            const int m = T - t < mr ? T - t : mr;
+            for (int k0 = 0; k0 < C || k0 == 0; k0 += kc) {
+                const int k1 = C - k0 < kc ? C : k0 + kc;
+                for (int o = ob; o < oe; o += nr) {
+                    const int n = oe - o < nr ? oe - o : nr;
+                    float *s = kc < C ? acc + (size_t)(o - ob) / nr * mr * nr * LANES : acc;
+                    isa->tile(m, n, inp + (size_t)t * C, weight + (size_t)o * C, C, k0, k1, s,
+                              out + (size_t)t * OC + o, (size_t)OC, bias ? bias + o : NULL);
+                }
+                if (C == 0) break;
+            }
         }
-    }
-    for (int t = t0; t < t1; t++) {
-        float *row = out + (size_t)t * OC;
-        for (int o = o0; o < o1; o++) row[o] = row[o] + (bias ? bias[o] : 0.0f);
     }
 }
 
 void kern_linear_isa(int which, float *restrict out, const float *restrict inp,
                      const float *restrict weight, const float *restrict bias, int T, int C, int OC) {
-    const gemm_isa *isa = &isas[which];
-    const int block = block_cols(C, isa->nr);
-    for (int o0 = 0; o0 < OC; o0 += block)
-        linear_part(isa, out, inp, weight, bias, 0, T, o0, OC - o0 < block ? OC : o0 + block, C,
-                    OC);
+    linear_cols(&isas[which], out, inp, weight, bias, T, C, OC, 0, OC);
 }
 
 /* ---- threads ---- */
@@ -323,22 +404,27 @@ int attn_threads(void) {
 void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
                  const float *restrict bias, int T, int C, int OC) {
     const gemm_isa *isa = &isas[kern_linear_isa_best()];
-    const int block = block_cols(C, isa->nr);
-    const int n_cols = (OC + block - 1) / block, n_rows = (T + GEMM_TASK_ROWS - 1) / GEMM_TASK_ROWS;
-    const int tasks = n_cols * n_rows;
     int threads = (double)T * C * OC < GEMM_THREAD_MIN_WORK ? 1 : attn_threads();
-    if (threads > tasks) threads = tasks;
-    /* each element is computed whole by one task, in the documented order:
-     * the split changes nothing in the bytes */
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-#endif
-    for (int task = 0; task < tasks; task++) {
-        const int c = task % n_cols, r = task / n_cols;
-        const int o0 = c * block, t0 = r * GEMM_TASK_ROWS;
-        linear_part(isa, out, inp, weight, bias, t0,
-                    T - t0 < GEMM_TASK_ROWS ? T : t0 + GEMM_TASK_ROWS, o0,
-                    OC - o0 < block ? OC : o0 + block, C, OC);
+    /* each thread takes a run of columns (weight rows): it reads only its
+     * part of the weights, and writes whole cache lines of out (the parts
+     * are multiples of 16 columns). Each element is computed whole by one
+     * thread, in the documented order: the split changes nothing in the
+     * bytes. */
+    const int units = (OC + 15) / 16;
+    if (threads > units) threads = units;
+    if (threads <= 1) {
+        linear_cols(isa, out, inp, weight, bias, T, C, OC, 0, OC);
+        return;
     }
-    (void)threads;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads)
+    {
+        const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int o0 = (int)((long)units * id / nt) * 16;
+        const int o1 = id == nt - 1 ? OC : (int)((long)units * (id + 1) / nt) * 16;
+        linear_cols(isa, out, inp, weight, bias, T, C, OC, o0, o1);
+    }
+#else
+    linear_cols(isa, out, inp, weight, bias, T, C, OC, 0, OC);
+#endif
 }
