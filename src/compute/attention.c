@@ -220,10 +220,10 @@ typedef struct head_view {
 } head_view;
 
 /* Head h of this sub-layer, reading kv head g = h / (H / KV). */
-static head_view view_of(const attn_attn_scratch *s, const attn_attn_params *p,
-                         const attn_kv_cache *kv, int h, int T, int pos0, int Tk, bool causal) {
+static head_view view_of(const float *qh, const attn_attn_params *p, const attn_kv_cache *kv,
+                         int h, int T, int pos0, int Tk, bool causal) {
     const int hd = p->hd, g = h / (p->H / p->KV);
-    return (head_view){.q = s->qh.p + (size_t)h * T * hd,
+    return (head_view){.q = qh + (size_t)h * T * hd,
                        .k = kv->k + (size_t)g * hd * kv->cap,
                        .v = kv->v + (size_t)g * kv->cap * hd,
                        .ld = (size_t)kv->cap, .T = T, .Tk = Tk, .hd = hd, .pos0 = pos0,
@@ -237,12 +237,11 @@ static int visible(const head_view *a, int t) { return a->causal ? a->pos0 + t +
  * fused pass runs on one thread. */
 #define ATTN_THREAD_MIN_WORK (1 << 20)
 
-/* Every head's context, into its columns of concat (T, H*hd), by the fused
- * pass: one task per (head, tile of KERN_FLASH_ROWS queries), each computed
- * whole by one thread with its scratch on its stack, so the bytes do not
- * depend on the threads. */
-static void attend_fused(float *concat, const attn_attn_scratch *s, const attn_attn_params *p,
-                         const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal) {
+/* The fused pass (attention.h): one task per (head, tile of
+ * KERN_FLASH_ROWS queries), each computed whole by one thread with its
+ * scratch on its stack, so the bytes do not depend on the threads. */
+void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p,
+                       const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal) {
     const int H = p->H, hd = p->hd;
     const int tiles = (T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS, tasks = H * tiles;
     /* keys seen, summed over the queries: T Tk, or the causal triangle */
@@ -255,7 +254,7 @@ static void attend_fused(float *concat, const attn_attn_scratch *s, const attn_a
     for (int task = 0; task < tasks; task++) {
         const int h = task / tiles, t0 = task % tiles * KERN_FLASH_ROWS;
         const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
-        const head_view a = view_of(s, p, kv, h, T, pos0, Tk, causal);
+        const head_view a = view_of(qh, p, kv, h, T, pos0, Tk, causal);
         /* rows t0 .. t0+n-1 of head h: [n, hd] at columns h*hd of concat */
         kern_flash(concat + (size_t)t0 * H * hd + (size_t)h * hd, (size_t)H * hd,
                    a.q + (size_t)t0 * hd, n, visible(&a, t0), causal, a.k, a.ld, a.v, hd,
@@ -295,7 +294,7 @@ static attn_status capture_heads(attn_attn_scratch *s, const attn_attn_params *p
     for (int h = 0; h < H; h++) {
         attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
         if (attn_cap_wants(cap, &ks) || attn_cap_wants(cap, &kw)) {
-            const head_view a = view_of(s, p, kv, h, T, pos0, Tk, causal);
+            const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
             if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
                 (rc = capture_weights(s->mat.p, &a, cap, base, h, err)))
                 return rc;
@@ -338,7 +337,7 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
 
     /* per head h, reading kv head g = h / (H / KV):
      * context_h = softmax(mask(q_h k_g^T / sqrt(hd))) v_g, into columns h of concat */
-    attend_fused(s->concat.p, s, p, kv, T, pos0, Tk, causal);
+    attn_attend_fused(s->concat.p, s->qh.p, p, kv, T, pos0, Tk, causal);
     if ((rc = capture_heads(s, p, kv, T, pos0, Tk, causal, cap, base, err)) ||
         (rc = capture(cap, base, ATTN_V_CONCAT, -1, s->concat.p, T, H * hd, pos0, err)))
         return rc;

@@ -57,6 +57,16 @@ typedef struct attn_attn_params {
 attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
                           const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
 
+/* The context of every head by the fused pass (kern_flash), split over
+ * (head, tile of KERN_FLASH_ROWS queries) tasks between attn_threads()
+ * threads when the work is large enough; the same bytes for every thread
+ * count. Query t (position pos0 + t) of head h sees keys 0 .. pos0 + t when
+ * causal, else all Tk, of kv head h / (H / KV).
+ * concat is (T, H*hd): head h's context in columns h*hd .. h*hd + hd - 1.
+ * qh is [H, T, hd] the queries, head-major; kv holds >= Tk positions. */
+void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p,
+                       const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal);
+
 /* One attention sub-layer.
  * out is (T, D): the output after the o projection (+ bias).
  * x is (T, D): the input (already normed when pre-norm); out must not alias it.

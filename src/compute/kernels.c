@@ -521,7 +521,7 @@ void kern_sinusoidal(float *out, int pos, int D) {
  *
  * The order of operations of one query row r (kernels.h): for each key tile
  * j it sees (keys 32j .. 32j+31 that it sees, nc of them), in increasing j:
- *   s_c   = (((0 + q_0 k_0c) + q_1 k_1c) + ... + q_{hd-1} k_{hd-1,c}) * scale
+ *   s_c   = kern_dot(q, key c, hd) * scale      (kern_scores' bytes)
  *   mt    = max_c s_c,  m' = j == 0 ? mt : max(m, mt)
  *   alpha = kern_exp(m - m')                      (not used for j == 0)
  *   p_c   = kern_exp(s_c - m')
@@ -536,6 +536,14 @@ void kern_sinusoidal(float *out, int pos, int D) {
  * chain unchanged. */
 
 #define FL_KEYS KERN_FLASH_KEYS
+
+/* kern_dot(q, key) for a key stored down a column of kt (stride ld) */
+ALWAYS_INLINE float dot_strided(const float *restrict q, const float *restrict k, size_t ld,
+                                    int hd) {
+    float acc[LANES] = {0};
+    for (int i = 0; i < hd; i++) acc[i % LANES] = acc[i % LANES] + q[i] * k[(size_t)i * ld];
+    return tree16(acc);
+}
 #define FL_RB 4 /* query rows of a register block */
 
 #if defined(__GNUC__)
@@ -547,26 +555,55 @@ typedef float kern_v16f __attribute__((vector_size(64)));
 #endif
 
 /* s[r][c] for rows r < RB of q (RB, hd) and the keys c0 .. c0 + NS*16 - 1
- * of the tile at key j0 of kt [hd, ldk], in vectors of 16 keys. */
+ * of the tile at key j0 of kt [hd, ldk], in vectors of 16 keys, each in
+ * kern_dot's order: lane l (dimensions l, l+16, ... in order, from +0), the
+ * lanes added in kern_dot's tree, computed lane pair by lane pair so that
+ * only a few partial sums are live. */
 #if FL_VEC
-ALWAYS_INLINE void flash_scores_vec(float s[FL_RB][FL_KEYS], const float *restrict q,
-                                    const int RB, const int NS, int hd, const float *restrict kt,
-                                    size_t ldk, int j0, int c0, float scale) {
-    kern_v16f acc[FL_RB][2];
+ALWAYS_INLINE void flash_lane(kern_v16f acc[FL_RB][2], const float *restrict q, const int RB,
+                              const int NS, int hd, const float *restrict kt, size_t ldk,
+                              int l) {
     for (int r = 0; r < RB; r++)
         for (int u = 0; u < NS; u++) acc[r][u] = (kern_v16f){0};
-    for (int i = 0; i < hd; i++) {
-        const float *krow = kt + (size_t)i * ldk + j0 + c0;
+    for (int i = l; i < hd; i += LANES) {
         kern_v16f k[2];
-        for (int u = 0; u < NS; u++) memcpy(&k[u], krow + u * FL_VEC, sizeof k[u]);
+        for (int u = 0; u < NS; u++) memcpy(&k[u], kt + (size_t)i * ldk + u * FL_VEC, sizeof k[u]);
         for (int r = 0; r < RB; r++) {
             const float qi = q[(size_t)r * hd + i];
             for (int u = 0; u < NS; u++) acc[r][u] = acc[r][u] + qi * k[u];
         }
     }
+}
+
+/* c[l] of kern_dot's tree for l < 4: (lane l + lane l+8) + (lane l+4 + lane l+12) */
+ALWAYS_INLINE void flash_quarter(kern_v16f c[FL_RB][2], const float *restrict q, const int RB,
+                                 const int NS, int hd, const float *restrict kt, size_t ldk,
+                                 int l) {
+    kern_v16f a[FL_RB][2], b[FL_RB][2];
+    flash_lane(a, q, RB, NS, hd, kt, ldk, l);
+    flash_lane(b, q, RB, NS, hd, kt, ldk, l + 8);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) c[r][u] = a[r][u] + b[r][u];
+    flash_lane(a, q, RB, NS, hd, kt, ldk, l + 4);
+    flash_lane(b, q, RB, NS, hd, kt, ldk, l + 12);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) c[r][u] = c[r][u] + (a[r][u] + b[r][u]);
+}
+
+ALWAYS_INLINE void flash_scores_vec(float s[FL_RB][FL_KEYS], const float *restrict q,
+                                    const int RB, const int NS, int hd, const float *restrict kt,
+                                    size_t ldk, int j0, int c0, float scale) {
+    const float *k = kt + j0 + c0;
+    kern_v16f x[FL_RB][2], y[FL_RB][2], z[FL_RB][2];
+    flash_quarter(x, q, RB, NS, hd, k, ldk, 0);
+    flash_quarter(y, q, RB, NS, hd, k, ldk, 2);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) x[r][u] = x[r][u] + y[r][u]; /* c[0] + c[2] */
+    flash_quarter(y, q, RB, NS, hd, k, ldk, 1);
+    flash_quarter(z, q, RB, NS, hd, k, ldk, 3);
     for (int r = 0; r < RB; r++)
         for (int u = 0; u < NS; u++) {
-            const kern_v16f sv = acc[r][u] * scale;
+            const kern_v16f sv = (x[r][u] + (y[r][u] + z[r][u])) * scale;
             memcpy(&s[r][c0 + u * FL_VEC], &sv, sizeof sv);
         }
 }
@@ -585,11 +622,7 @@ ALWAYS_INLINE void flash_scores(float s[FL_RB][FL_KEYS], const float *restrict q
     for (; c + FL_VEC <= nc; c += FL_VEC) flash_scores_vec(s, q, RB, 1, hd, kt, ldk, j0, c, scale);
 #endif
     for (; c < nc; c++)
-        for (int r = 0; r < RB; r++) {
-            float a = 0.0f;
-            for (int i = 0; i < hd; i++) a = a + q[(size_t)r * hd + i] * kt[(size_t)i * ldk + j0 + c];
-            s[r][c] = a * scale;
-        }
+        for (int r = 0; r < RB; r++) s[r][c] = dot_strided(q + (size_t)r * hd, kt + j0 + c, ldk, hd) * scale;
 }
 
 /* o[r][d] = first ? tv : o[r][d] * alpha[r] + tv, tv = sum over c < nc of
