@@ -13,9 +13,17 @@
  * blocks. Each time is the fastest of R runs; the checksum line says both
  * compute the same thing (max |difference| of the context).
  *
- * A second table does the same for the activations and the norms:
+ * A second table times whole attention of GPT-2-small's shape (12 heads of
+ * hd 64, causal, T = 512 and 1024, the context of every head): "rows" is
+ * the per-row path attention.c had before the fused pass (per head and
+ * query: kern_scores, kern_softmax, kern_wsum over the transposed cache, one
+ * thread), "fused" is attn_attend_fused (kern_flash tiles, (head, query
+ * tile) tasks) on 1 and 2 threads, with the ratios.
+ *
+ * A third table does the same for the activations and the norms:
  * "previous" is their double-precision code (libm erf, tanh and exp per
  * element; mean and variance in double), "kernels" the float versions. */
+#include "compute/attention.h"
 #include "compute/kernels.h"
 
 #include <errno.h>
@@ -181,6 +189,76 @@ static void kern_row(float *ctx, float *row, const float *q, const float *kt, co
 #define TIME_BEST(out, repeat, inner, call) TIME_BEST_ON(now_ns, out, repeat, inner, call)
 #define TIME_CPU(out, repeat, call) TIME_BEST_ON(cpu_ns, out, repeat, 1, call)
 
+/* The previous attention of one sub-layer: per head h (kv head h), per
+ * query t, the scores of its visible keys, their softmax and the weighted
+ * sum of the values, in one reused row (attention.c's attend_by_rows).
+ * concat is (T, H*hd), qh [H, T, hd], kt and vt [H, hd, T] transposed. */
+static void rows_attention(float *concat, float *row, const float *qh, const float *kt,
+                           const float *vt, int H, int T, int hd, float scale) {
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++) {
+            const float *k = kt + (size_t)h * hd * T, *v = vt + (size_t)h * hd * T;
+            kern_scores(row, qh + ((size_t)h * T + t) * hd, k, (size_t)T, t + 1, hd, scale);
+            kern_softmax(row, t + 1, t + 1);
+            kern_wsum(concat + ((size_t)t * H + h) * hd, row, v, (size_t)T, t + 1, hd);
+        }
+}
+
+/* GPT-2-small's attention (12 heads, hd 64, causal) at T = 512 and 1024:
+ * the previous row path against the fused pass on 1 and 2 threads. */
+static int bench_gpt2_attention(int repeat) {
+    enum { H = 12, HD = 64 };
+    const int Ts[] = {512, 1024};
+    const float scale = (float)(1.0 / sqrt((double)HD));
+    printf("\nGPT-2-small attention: %d heads, hd %d, causal, the context of every head\n"
+           "(ms, fastest of %d runs; rows = per query row kern_scores + kern_softmax +\n"
+           "kern_wsum on one thread, as before; fused = attn_attend_fused)\n\n",
+           H, HD, repeat);
+    printf("%6s %10s %12s %12s %11s %11s %11s %11s\n", "T", "rows ms", "fused 1t ms",
+           "fused 2t ms", "rows/f1", "rows/f2", "f1/f2", "max rel");
+    for (size_t c = 0; c < sizeof Ts / sizeof Ts[0]; c++) {
+        const int T = Ts[c];
+        const size_t n = (size_t)H * T * HD;
+        float *qh = malloc(sizeof(float) * n), *kt = malloc(sizeof(float) * n);
+        float *vt = malloc(sizeof(float) * n), *c0 = malloc(sizeof(float) * n);
+        float *c1 = malloc(sizeof(float) * n), *c2 = malloc(sizeof(float) * n);
+        float *row = malloc(sizeof(float) * (size_t)T);
+        attn_kv_cache kv = {0};
+        attn_error err;
+        if (!qh || !kt || !vt || !c0 || !c1 || !c2 || !row ||
+            attn_kv_reserve(&kv, T, 0, T, H, HD, &err)) {
+            fprintf(stderr, "bench_attention: out of memory\n");
+            return 1;
+        }
+        for (size_t i = 0; i < n; i++) qh[i] = frand();
+        /* the cache: keys [H, hd, cap] (= kt), values [H, cap, hd] (vt transposed) */
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < HD; i++)
+                for (int t = 0; t < T; t++) {
+                    const size_t at = ((size_t)h * HD + i) * T + t;
+                    kt[at] = kv.k[((size_t)h * HD + i) * kv.cap + t] = frand();
+                    vt[at] = kv.v[((size_t)h * kv.cap + t) * HD + i] = frand();
+                }
+        const attn_attn_params p = {.D = H * HD, .H = H, .KV = H, .hd = HD};
+        double tr, t1, t2;
+        TIME_BEST(tr, repeat, 1, rows_attention(c0, row, qh, kt, vt, H, T, HD, scale));
+        attn_set_threads(1);
+        TIME_BEST(t1, repeat, 1, attn_attend_fused(c1, qh, &p, &kv, T, 0, T, true));
+        attn_set_threads(2);
+        TIME_BEST(t2, repeat, 1, attn_attend_fused(c2, qh, &p, &kv, T, 0, T, true));
+        attn_set_threads(0);
+        double rel = 0, mag = 0;
+        for (size_t i = 0; i < n; i++) mag = fmax(mag, fabs((double)c0[i]));
+        for (size_t i = 0; i < n; i++) rel = fmax(rel, fabs((double)c0[i] - c1[i]) / mag);
+        printf("%6d %10.2f %12.2f %12.2f %10.2fx %10.2fx %10.2fx %11.2g%s\n", T, tr / 1e6,
+               t1 / 1e6, t2 / 1e6, tr / t1, tr / t2, t1 / t2, rel,
+               memcmp(c1, c2, sizeof(float) * n) ? "  (1 and 2 threads DIFFER)" : "");
+        free(qh), free(kt), free(vt), free(c0), free(c1), free(c2), free(row);
+        attn_kv_free(&kv);
+    }
+    return 0;
+}
+
 /* the activation and norm shapes: a block of GPT-2's MLP hidden layer, and
  * rows of d_model 768 (the norms' source is the first NORM_T rows of it) */
 enum { ACT_N = 64 * 3072, NORM_T = 64, NORM_C = 768 };
@@ -262,6 +340,8 @@ int main(int argc, char **argv) {
         TIME_BEST(tk, repeat, inner, kern_linear(y2, x, w, NULL, 1, C, OC));
         printf("%6d %6d %14.1f %14.1f %8.1fx\n", C, OC, tp, tk, tp / tk);
     }
+
+    if (bench_gpt2_attention(repeat / 40 + 3)) return 1;
 
     printf("\nactivations (%d elements, std 2) and norms (%d rows of %d, mean 3, std 2)\n"
            "(CPU ns per element, the input copy included; previous = double precision and\n"

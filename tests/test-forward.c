@@ -734,6 +734,92 @@ START_TEST(test_cache_growth_to_max) {
 }
 END_TEST
 
+/* The fused pass (kern_flash) gives every head's context; a captured head
+ * also gets its weights the usual way (scores, softmax). The context
+ * recomputed from the captured weights and values in double (weights . V)
+ * agrees with the emitted context within 1e-6 of sum_j w_j |v_jd|; the
+ * hidden state is the same bytes with and without the captures, and fed in
+ * chunks of 1 and 7 positions (T = 70: several key tiles and query tiles). */
+static void check_fused_context(attn_config c, uint64_t seed) {
+    tmodel *tm = tm_build(&c, seed);
+    enum { T = 70, S = 40 };
+    int ids[T], src[S];
+    rand_ids(ids, T, c.vocab_size, seed + 1);
+    rand_ids(src, S, c.vocab_size, seed + 2);
+    const bool encdec = c.arch == ATTN_ARCH_ENCODER_DECODER;
+    const int H = c.n_heads, hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
+    attn_error err;
+    attn_session *ss;
+    ck_assert_int_eq(attn_session_new(&ss, &tm->m, &err), ATTN_OK);
+    sink all = {.want_mask = BIT(ATTN_V_WEIGHTS) | BIT(ATTN_V_V) | BIT(ATTN_V_HEAD_CONTEXT) |
+                             BIT(ATTN_V_HIDDEN)};
+    if (encdec) ck_assert_int_eq(encode_ids(ss, src, S, NULL, &err), ATTN_OK);
+    ck_assert_int_eq(run_ids(ss, ids, T, &all, &err), ATTN_OK);
+    double maxrel = 0;
+    int heads = 0;
+    for (int kind = 0; kind < (encdec ? 2 : 1); kind++)
+        for (int l = 0; l < c.n_layers; l++)
+            for (int h = 0; h < H; h++, heads++) {
+                const attn_attn_kind k = (attn_attn_kind)kind;
+                const rec *w = find_rec(&all, ATTN_V_WEIGHTS, l, h, k, false, 0);
+                const rec *v = find_rec(&all, ATTN_V_V, l, h / group, k, false, 0);
+                const rec *ctx = find_rec(&all, ATTN_V_HEAD_CONTEXT, l, h, k, false, 0);
+                ck_assert(w && v && ctx);
+                ck_assert_int_eq(w->rows, T);
+                ck_assert_int_eq(w->cols, kind ? S : T);
+                ck_assert_int_eq(v->rows, w->cols);
+                for (int t = 0; t < T; t++)
+                    for (int d = 0; d < hd; d++) {
+                        double ref = 0, mag = 0;
+                        for (int j = 0; j < w->cols; j++) {
+                            const double x = (double)w->data[t * w->cols + j] * v->data[j * hd + d];
+                            ref += x, mag += fabs(x);
+                        }
+                        maxrel = fmax(maxrel, fabs(ctx->data[t * hd + d] - ref) / mag);
+                    }
+            }
+    printf("fused context (%s, %d heads): max |ctx - weights.V| / sum|w v| = %.3g (tol 1e-6)\n",
+           encdec ? "encoder-decoder" : "decoder", heads, maxrel);
+    ck_assert_double_lt(maxrel, 1e-6);
+    const rec *hw = find_rec(&all, ATTN_V_HIDDEN, -1, -1, ATTN_KIND_SELF, false, 0);
+    const size_t row_bytes = sizeof(float) * (size_t)c.d_model;
+    for (int chunk = T; chunk >= 1; chunk = chunk == T ? 7 : chunk == 7 ? 1 : 0) {
+        attn_session_reset(ss);
+        if (encdec) ck_assert_int_eq(encode_ids(ss, src, S, NULL, &err), ATTN_OK);
+        sink part = {.want_mask = BIT(ATTN_V_HIDDEN)};
+        for (int p = 0; p < T; p += chunk)
+            ck_assert_int_eq(run_ids(ss, ids + p, (size_t)(T - p < chunk ? T - p : chunk), &part,
+                                     &err), ATTN_OK);
+        for (int k = 0, p = 0; k < part.n; p += part.recs[k++].rows)
+            ck_assert_msg(memcmp(part.recs[k].data, (const char *)hw->data + p * row_bytes,
+                                 part.recs[k].rows * row_bytes) == 0,
+                          "chunks of %d: the hidden state at %d differs from the captured run",
+                          chunk, p);
+        sink_clear(&part);
+    }
+    sink_clear(&all);
+    attn_session_free(ss);
+    tm_free(tm);
+}
+
+START_TEST(test_fused_context) {
+    attn_config c = base_cfg();
+    c.max_seq_len = 80;
+    c.d_model = 48, c.n_heads = 4, c.head_dim = 20; /* a vector of 16 and 4 left over */
+    check_fused_context(c, 50);
+    c.positional = ATTN_POS_ROPE;
+    c.n_kv_heads = 2;
+    c.head_dim = 16;
+    check_fused_context(c, 60);
+    c = base_cfg();
+    c.max_seq_len = 80;
+    c.arch = ATTN_ARCH_ENCODER_DECODER;
+    c.positional = ATTN_POS_SINUSOIDAL;
+    c.n_encoder_layers = 2;
+    check_fused_context(c, 70);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* (c) GQA == MHA with repeated K/V heads                                    */
 
@@ -1184,6 +1270,7 @@ static Suite *forward_suite(void) {
     tcase_add_test(tc, test_causal_mask);
     tcase_add_test(tc, test_kv_cache_chunks);
     tcase_add_test(tc, test_cache_growth_to_max);
+    tcase_add_test(tc, test_fused_context);
     tcase_add_test(tc, test_gqa_equals_repeated_heads);
     tcase_add_test(tc, test_encoder_bidirectional);
     tcase_add_test(tc, test_cross_attention);

@@ -602,6 +602,94 @@ START_TEST(test_wsum) {
 }
 END_TEST
 
+/* kern_flash, the fused attention of one head: against softmax(q k^T *
+ * scale) v in double within 1e-6 of sum_j w_j |v_jd| (the size of the
+ * weighted sum), for head widths around the vector widths and key counts
+ * around the key tiles, causal and not; a row's bytes are the same computed
+ * alone (n = 1) or in a tile of KERN_FLASH_ROWS queries; and keys a row does
+ * not see contribute exactly nothing: set to NaN (in the cache slack past
+ * the keys, and past the row's own keys in its alone run) they change no byte. */
+static void ref_attention_row(double *out, const float *q, const float *kt, size_t ld,
+                              const float *v, int seen, int hd, float scale) {
+    double *w = malloc(sizeof(double) * (size_t)seen), mx = -INFINITY, sum = 0;
+    ck_assert_ptr_nonnull(w);
+    for (int j = 0; j < seen; j++) {
+        double d = 0;
+        for (int i = 0; i < hd; i++) d += (double)q[i] * kt[(size_t)i * ld + j];
+        w[j] = d * scale;
+        mx = fmax(mx, w[j]);
+    }
+    for (int j = 0; j < seen; j++) sum += (w[j] = exp(w[j] - mx));
+    for (int d = 0; d < hd; d++) out[d] = 0;
+    for (int j = 0; j < seen; j++)
+        for (int d = 0; d < hd; d++) out[d] += w[j] / sum * v[(size_t)j * hd + d];
+    for (int d = 0; d < hd; d++) { /* out[hd + d]: sum_j w_j |v_jd| */
+        out[hd + d] = 0;
+        for (int j = 0; j < seen; j++) out[hd + d] += w[j] / sum * fabs(v[(size_t)j * hd + d]);
+    }
+    free(w);
+}
+
+START_TEST(test_flash) {
+    tu_rng r = {81};
+    const int hds[] = {1, 2, 3, 8, 15, 16, 17, 32, 33, 64, 65};
+    const int tks[] = {1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 200};
+    double maxrel = 0;
+    for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+        for (size_t b = 0; b < sizeof tks / sizeof tks[0]; b++)
+            for (int causal = 0; causal < 2; causal++) {
+                const int hd = hds[a], Tk = tks[b], ld = Tk + 7;
+                /* T queries at positions Tk - T .. Tk - 1 (causal) */
+                const int T = Tk < 45 ? Tk : 45, pos0 = Tk - T;
+                const float scale = (float)(1.0 / sqrt((double)hd));
+                float *q = randn(&r, (size_t)T * hd, 1.0), *kt = randn(&r, (size_t)hd * ld, 1.0);
+                float *v = randn(&r, (size_t)ld * hd, 1.0);
+                float *ctx = malloc(sizeof(float) * (size_t)T * hd);
+                float *kt1 = malloc(sizeof(float) * (size_t)hd * ld);
+                float *v1 = malloc(sizeof(float) * (size_t)ld * hd);
+                double *ref = malloc(sizeof(double) * 2 * (size_t)hd);
+                ck_assert(ctx && kt1 && v1 && ref);
+                for (int i = 0; i < hd; i++)
+                    for (int j = Tk; j < ld; j++) kt[(size_t)i * ld + j] = NAN;
+                for (size_t e = (size_t)Tk * hd; e < (size_t)ld * hd; e++) v[e] = NAN;
+                /* the queries in tiles of KERN_FLASH_ROWS, the rows ldc = hd + 3 apart */
+                const size_t ldc = (size_t)hd + 3;
+                float *wide = malloc(sizeof(float) * (size_t)T * ldc);
+                ck_assert_ptr_nonnull(wide);
+                for (int t0 = 0; t0 < T; t0 += KERN_FLASH_ROWS) {
+                    const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
+                    kern_flash(wide + (size_t)t0 * ldc, ldc, q + (size_t)t0 * hd, n,
+                               causal ? pos0 + t0 + 1 : Tk, causal, kt, (size_t)ld, v, hd, scale);
+                }
+                for (int t = 0; t < T; t++) {
+                    const int seen = causal ? pos0 + t + 1 : Tk;
+                    /* alone, with every key it does not see poisoned */
+                    memcpy(kt1, kt, sizeof(float) * (size_t)hd * ld);
+                    memcpy(v1, v, sizeof(float) * (size_t)ld * hd);
+                    for (int i = 0; i < hd; i++)
+                        for (int j = seen; j < ld; j++) kt1[(size_t)i * ld + j] = NAN;
+                    for (size_t e = (size_t)seen * hd; e < (size_t)ld * hd; e++) v1[e] = NAN;
+                    kern_flash(ctx + (size_t)t * hd, (size_t)hd, q + (size_t)t * hd, 1, seen,
+                               causal, kt1, (size_t)ld, v1, hd, scale);
+                    ck_assert_msg(memcmp(ctx + (size_t)t * hd, wide + (size_t)t * ldc,
+                                         sizeof(float) * (size_t)hd) == 0,
+                                  "hd=%d Tk=%d causal=%d row %d: alone != in its tile", hd, Tk,
+                                  causal, t);
+                    ref_attention_row(ref, q + (size_t)t * hd, kt, (size_t)ld, v, seen, hd,
+                                      scale);
+                    for (int d = 0; d < hd; d++) {
+                        const double e = fabs(ctx[(size_t)t * hd + d] - ref[d]) / ref[hd + d];
+                        ck_assert_msg(isfinite(ctx[(size_t)t * hd + d]), "hd=%d Tk=%d", hd, Tk);
+                        maxrel = fmax(maxrel, e);
+                    }
+                }
+                free(q), free(kt), free(v), free(ctx), free(kt1), free(v1), free(ref), free(wide);
+            }
+    printf("flash: max error / sum_j w_j |v_j| = %.3g (tolerance 1e-6)\n", maxrel);
+    ck_assert_double_lt(maxrel, 1e-6);
+}
+END_TEST
+
 START_TEST(test_rope) {
     tu_rng r = {51};
     const int hd = 24;
@@ -667,6 +755,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(tc, test_exp);
     tcase_add_test(tc, test_scores);
     tcase_add_test(tc, test_wsum);
+    tcase_add_test(tc, test_flash);
     tcase_add_test(tc, test_rope);
     tcase_add_test(tc, test_sinusoidal);
     suite_add_tcase(s, tc);

@@ -1,17 +1,17 @@
 /* attention: one attention sub-layer (self causal / bidirectional, cross),
  * grouped heads, RoPE, the key/value cache and the capture of its values.
  *
- * Per head, each query row runs the same three kernels whichever way the
- * head is computed: kern_scores (q . k * 1/sqrt(hd)) over the visible keys,
- * kern_softmax over them, kern_wsum (the context) over them. Each reads a
- * head's keys or values as one transposed [hd, cap] block of the cache, with
- * the loop over keys innermost so that it runs in vector registers. When the
- * head's scores or weights are captured those rows are kept in one [T, Tk]
- * matrix (reused for the next head); otherwise one Tk-sized row is reused
- * for every query, so no T x Tk matrix is ever built. The numbers are
- * byte-identical either way, and a row's numbers depend only on its query,
- * the keys and values it sees and their count: feeding a sequence at once or
- * position by position gives the same bytes. */
+ * The context of every head comes from one fused pass (kern_flash,
+ * FlashAttention's online softmax over tiles of keys at fixed absolute
+ * positions): no [T, Tk] matrix, the (head, tile of 32 queries) tasks split
+ * between threads, and a row's bytes depend only on its query, the keys and
+ * values it sees and their count, so a sequence fed at once or position by
+ * position, on any number of threads, gives the same bytes. A head whose
+ * scores or weights are captured additionally gets them the usual way, one
+ * head at a time in one [T, Tk] matrix: kern_scores (q . k * 1/sqrt(hd))
+ * over every key, kern_softmax over the visible ones. They are not used for
+ * the context, which is therefore the same bytes whether or not anything is
+ * captured (within 1e-6 relative of weights . V). */
 #include "compute/attention.h"
 
 #include "compute/kernels.h"
@@ -53,11 +53,12 @@ attn_status attn_kv_reserve(attn_kv_cache *kv, int need, int keep, int max_cap, 
         return ATTN_ERR_NOMEM;
     }
     if (kv->k && keep > 0) {
-        /* [KV, hd, cap] rows: the first keep positions of each (head, dim) */
-        for (size_t r = 0; r < (size_t)KV * hd; r++) {
+        /* keys [KV, hd, cap]: the first keep positions of each (head, dim);
+         * values [KV, cap, hd]: the first keep rows of each head */
+        for (size_t r = 0; r < (size_t)KV * hd; r++)
             memcpy(k + r * cap, kv->k + r * kv->cap, (size_t)keep * sizeof(float));
-            memcpy(v + r * cap, kv->v + r * kv->cap, (size_t)keep * sizeof(float));
-        }
+        for (size_t g = 0; g < (size_t)KV; g++)
+            memcpy(v + g * cap * hd, kv->v + g * kv->cap * hd, (size_t)keep * hd * sizeof(float));
     }
     free(kv->k);
     free(kv->v);
@@ -79,7 +80,6 @@ void attn_attn_scratch_free(attn_attn_scratch *s) {
     attn_buf_free(&s->qh);
     attn_buf_free(&s->concat);
     attn_buf_free(&s->ctx);
-    attn_buf_free(&s->row);
     attn_buf_free(&s->mat);
     attn_buf_free(&s->rope);
     attn_buf_free(&s->kvrows);
@@ -105,9 +105,9 @@ static void split_heads(float *dst, const float *src, int T, int n_heads, int hd
                    (size_t)hd * sizeof(float));
 }
 
-/* A projection's rows src (T, KV*hd) -> the cache block dst [KV, hd, cap]
+/* A projection's rows src (T, KV*hd) -> the key cache dst [KV, hd, cap]
  * (transposed heads) at positions row0 .. row0+T-1. */
-static void store_kv(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
+static void store_keys(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
     for (int t = 0; t < T; t++)
         for (int g = 0; g < KV; g++) {
             const float *x = src + ((size_t)t * KV + g) * hd;
@@ -116,9 +116,18 @@ static void store_kv(float *dst, const float *src, int T, int KV, int hd, int ca
         }
 }
 
-/* Positions 0 .. n-1 of one head's transposed block src [hd, cap] as rows
- * dst (n, hd): the capture's view of K and V. */
-static void cache_rows(float *dst, const float *src, int n, int hd, int cap) {
+/* A projection's rows src (T, KV*hd) -> the value cache dst [KV, cap, hd]
+ * (rows per head) at positions row0 .. row0+T-1. */
+static void store_values(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < KV; g++)
+            memcpy(dst + ((size_t)g * cap + row0 + t) * hd, src + ((size_t)t * KV + g) * hd,
+                   (size_t)hd * sizeof(float));
+}
+
+/* Positions 0 .. n-1 of one head's transposed keys src [hd, cap] as rows
+ * dst (n, hd): the capture's view of K. */
+static void key_rows(float *dst, const float *src, int n, int hd, int cap) {
     for (int p = 0; p < n; p++)
         for (int i = 0; i < hd; i++) dst[(size_t)p * hd + i] = src[(size_t)i * cap + p];
 }
@@ -141,31 +150,34 @@ static attn_status capture(const attn_capture *cap, const attn_capture_key *base
 }
 
 /* Captures the keys (v = ATTN_V_K) or values (ATTN_V_V) of kv head g as rows
- * [Tk, hd], copied out of the transposed cache into rows only when wanted. */
+ * [Tk, hd]: the values are such rows in the cache, the keys are copied out
+ * of the transposed cache into rows, only when wanted. */
 static attn_status capture_cache(const attn_capture *cap, const attn_capture_key *base,
                                  attn_value v, int g, const attn_kv_cache *kv, int Tk, int hd,
                                  attn_buf *rows, attn_error *err) {
     attn_capture_key key = key_of(base, v, g);
     if (!attn_cap_wants(cap, &key)) return ATTN_OK;
-    attn_status rc = reserve3(rows, (size_t)Tk, (size_t)hd, 1, "key/value rows", err);
+    if (v == ATTN_V_V)
+        return attn_cap_emit(cap, &key, kv->v + (size_t)g * kv->cap * hd, Tk, hd, 0, err);
+    attn_status rc = reserve3(rows, (size_t)Tk, (size_t)hd, 1, "key rows", err);
     if (rc) return rc;
-    const float *block = (v == ATTN_V_K ? kv->k : kv->v) + (size_t)g * hd * kv->cap;
-    cache_rows(rows->p, block, Tk, hd, kv->cap);
+    key_rows(rows->p, kv->k + (size_t)g * hd * kv->cap, Tk, hd, kv->cap);
     return attn_cap_emit(cap, &key, rows->p, Tk, hd, 0, err);
 }
 
 /* k = x Wk^T (+ bk), rotated for its positions when rope, and v = x Wv^T
  * (+ bv) of the rows x (T, D) at positions pos0 .. pos0+T-1, written into
- * the cache kv [KV, hd, cap]; proj [T, KV*hd] is scratch. */
+ * the cache kv (keys [KV, hd, cap], values [KV, cap, hd]); proj [T, KV*hd]
+ * is scratch. */
 static void store_projected_kv(attn_kv_cache *kv, float *proj, const float *x,
                                const attn_attention_weights *w, const attn_attn_params *p, int T,
                                int pos0, bool rope, float *ropebuf) {
     const int KV = p->KV, hd = p->hd;
     kern_linear(proj, x, w->k.w, w->k.b, T, p->D, KV * hd);
     if (rope) rope_rows(proj, T, KV, hd, pos0, p->rope_theta, ropebuf);
-    store_kv(kv->k, proj, T, KV, hd, kv->cap, pos0);
+    store_keys(kv->k, proj, T, KV, hd, kv->cap, pos0);
     kern_linear(proj, x, w->v.w, w->v.b, T, p->D, KV * hd);
-    store_kv(kv->v, proj, T, KV, hd, kv->cap, pos0);
+    store_values(kv->v, proj, T, KV, hd, kv->cap, pos0);
 }
 
 attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
@@ -183,7 +195,7 @@ attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attent
  * key/value rows are sized only when they are captured. s->q later holds the
  * [T, KV*hd] key and value projections too: KV <= H (the config checks that
  * n_kv_heads divides n_heads). */
-static attn_status reserve_scratch(attn_attn_scratch *s, const attn_attn_params *p, int T, int Tk,
+static attn_status reserve_scratch(attn_attn_scratch *s, const attn_attn_params *p, int T,
                                    attn_error *err) {
     const size_t t = (size_t)T, H = (size_t)p->H, hd = (size_t)p->hd;
     int rc;
@@ -191,7 +203,6 @@ static attn_status reserve_scratch(attn_attn_scratch *s, const attn_attn_params 
         (rc = reserve3(&s->qh, t, H, hd, "query scratch", err)) ||
         (rc = reserve3(&s->concat, t, H, hd, "concat scratch", err)) ||
         (rc = reserve3(&s->ctx, t, hd, 1, "context scratch", err)) ||
-        (rc = reserve3(&s->row, (size_t)Tk, 1, 1, "score scratch", err)) ||
         (rc = reserve3(&s->rope, hd, 1, 1, "rope scratch", err)))
         return rc;
     return ATTN_OK;
@@ -200,65 +211,101 @@ static attn_status reserve_scratch(attn_attn_scratch *s, const attn_attn_params 
 /* What one head attends with: its queries and its kv head's part of the cache. */
 typedef struct head_view {
     const float *q;         /* [T, hd] the head's queries, positions pos0 .. pos0+T-1 */
-    const float *k, *v;     /* [hd, ld] the kv head's keys and values, Tk positions */
+    const float *k;         /* [hd, ld] the kv head's keys, transposed, Tk positions */
+    const float *v;         /* [Tk, hd] the kv head's values, rows */
     size_t ld;
     int T, Tk, hd, pos0;
     bool causal;
     float scale;            /* 1 / sqrt(hd) */
 } head_view;
 
+/* Head h of this sub-layer, reading kv head g = h / (H / KV). */
+static head_view view_of(const float *qh, const attn_attn_params *p, const attn_kv_cache *kv,
+                         int h, int T, int pos0, int Tk, bool causal) {
+    const int hd = p->hd, g = h / (p->H / p->KV);
+    return (head_view){.q = qh + (size_t)h * T * hd,
+                       .k = kv->k + (size_t)g * hd * kv->cap,
+                       .v = kv->v + (size_t)g * kv->cap * hd,
+                       .ld = (size_t)kv->cap, .T = T, .Tk = Tk, .hd = hd, .pos0 = pos0,
+                       .causal = causal, .scale = (float)(1.0 / sqrt((double)hd))};
+}
+
 /* The keys query t sees: all Tk, or 0 .. pos0+t under the causal mask. */
 static int visible(const head_view *a, int t) { return a->causal ? a->pos0 + t + 1 : a->Tk; }
 
-/* ctx (T, hd) = softmax(mask(q k^T * scale)) v, query by query in one reused
- * row [Tk]: only the visible keys are scored, no [T, Tk] matrix is built. */
-static void attend_by_rows(float *ctx, float *row, const head_view *a) {
-    for (int t = 0; t < a->T; t++) {
-        const int n = visible(a, t);
-        kern_scores(row, a->q + (size_t)t * a->hd, a->k, a->ld, n, a->hd, a->scale);
-        kern_softmax(row, n, n);
-        kern_wsum(ctx + (size_t)t * a->hd, row, a->v, a->ld, n, a->hd);
+/* Below this many multiply-adds (scores and weighted sums of every head) the
+ * fused pass runs on one thread. */
+#define ATTN_THREAD_MIN_WORK (1 << 20)
+
+/* The fused pass (attention.h): one task per (head, tile of
+ * KERN_FLASH_ROWS queries), each computed whole by one thread with its
+ * scratch on its stack, so the bytes do not depend on the threads. */
+void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p,
+                       const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal) {
+    const int H = p->H, hd = p->hd;
+    const int tiles = (T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS, tasks = H * tiles;
+    /* keys seen, summed over the queries: T Tk, or the causal triangle */
+    const double seen = causal ? (double)T * pos0 + (double)T * (T + 1) / 2 : (double)T * Tk;
+    int threads = 2.0 * H * hd * seen < ATTN_THREAD_MIN_WORK ? 1 : attn_threads();
+    if (threads > tasks) threads = tasks;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+#endif
+    for (int task = 0; task < tasks; task++) {
+        const int h = task / tiles, t0 = task % tiles * KERN_FLASH_ROWS;
+        const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
+        const head_view a = view_of(qh, p, kv, h, T, pos0, Tk, causal);
+        /* rows t0 .. t0+n-1 of head h: [n, hd] at columns h*hd of concat */
+        kern_flash(concat + (size_t)t0 * H * hd + (size_t)h * hd, (size_t)H * hd,
+                   a.q + (size_t)t0 * hd, n, visible(&a, t0), causal, a.k, a.ld, a.v, hd,
+                   a.scale);
     }
+    (void)threads;
 }
 
-/* The same in one [T, Tk] matrix mat, for head h whose scores (every key,
- * before the mask) or weights (masked entries exactly 0) are captured. The
- * visible entries get the same bytes as attend_by_rows. */
-static attn_status attend_by_matrix(float *ctx, float *mat, const head_view *a,
-                                    const attn_capture *cap, const attn_capture_key *base, int h,
-                                    attn_error *err) {
+/* Head h's scores (every key, before the mask) then weights (masked entries
+ * exactly 0), captured from one [T, Tk] matrix mat: kern_scores, then
+ * kern_softmax over the visible keys of each row. */
+static attn_status capture_weights(float *mat, const head_view *a, const attn_capture *cap,
+                                   const attn_capture_key *base, int h, attn_error *err) {
     const size_t Tk = (size_t)a->Tk, hd = (size_t)a->hd;
     int rc;
     for (int t = 0; t < a->T; t++)
         kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, a->Tk, a->hd, a->scale);
     if ((rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err))) return rc;
-    for (int t = 0; t < a->T; t++) {
-        const int n = visible(a, t);
-        kern_softmax(mat + t * Tk, n, a->Tk);
-        kern_wsum(ctx + t * hd, mat + t * Tk, a->v, a->ld, n, a->hd);
-    }
+    for (int t = 0; t < a->T; t++) kern_softmax(mat + t * Tk, visible(a, t), a->Tk);
     return capture(cap, base, ATTN_V_WEIGHTS, h, mat, a->T, a->Tk, a->pos0, err);
 }
 
-/* ctx (T, hd): the context of head h, by the matrix when its scores or
- * weights are wanted, else row by row. */
-static attn_status attend(float *ctx, attn_attn_scratch *s, const head_view *a,
-                          const attn_capture *cap, const attn_capture_key *base, int h,
-                          attn_error *err) {
-    attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
-    if (!attn_cap_wants(cap, &ks) && !attn_cap_wants(cap, &kw)) {
-        attend_by_rows(ctx, s->row.p, a);
-        return ATTN_OK;
-    }
-    int rc = reserve3(&s->mat, (size_t)a->T, (size_t)a->Tk, 1, "attention matrix", err);
-    if (rc) return rc;
-    return attend_by_matrix(ctx, s->mat.p, a, cap, base, h, err);
+/* ctx (T, hd) = head h's columns of concat (T, H*hd). */
+static void get_head(float *ctx, const float *concat, int T, int H, int h, int hd) {
+    for (int t = 0; t < T; t++)
+        memcpy(ctx + (size_t)t * hd, concat + ((size_t)t * H + h) * hd, (size_t)hd * sizeof(float));
 }
 
-/* Head h's columns of concat (T, H*hd) = ctx (T, hd). */
-static void put_head(float *concat, const float *ctx, int T, int H, int h, int hd) {
-    for (int t = 0; t < T; t++)
-        memcpy(concat + ((size_t)t * H + h) * hd, ctx + (size_t)t * hd, (size_t)hd * sizeof(float));
+/* The per-head captures, head by head on the calling thread: scores and
+ * weights (when wanted), then the head's context (from the fused pass). */
+static attn_status capture_heads(attn_attn_scratch *s, const attn_attn_params *p,
+                                 const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal,
+                                 const attn_capture *cap, const attn_capture_key *base,
+                                 attn_error *err) {
+    const int H = p->H, hd = p->hd;
+    int rc;
+    for (int h = 0; h < H; h++) {
+        attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
+        if (attn_cap_wants(cap, &ks) || attn_cap_wants(cap, &kw)) {
+            const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
+            if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
+                (rc = capture_weights(s->mat.p, &a, cap, base, h, err)))
+                return rc;
+        }
+        attn_capture_key kc = key_of(base, ATTN_V_HEAD_CONTEXT, h);
+        if (attn_cap_wants(cap, &kc)) {
+            get_head(s->ctx.p, s->concat.p, T, H, h, hd);
+            if ((rc = attn_cap_emit(cap, &kc, s->ctx.p, T, hd, pos0, err))) return rc;
+        }
+    }
+    return ATTN_OK;
 }
 
 attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
@@ -268,10 +315,9 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
     const int D = p->D, H = p->H, KV = p->KV, hd = p->hd;
     const bool self = base->kind == ATTN_KIND_SELF, rope = self && p->rope;
     const bool causal = self && base->causal;
-    const float scale = (float)(1.0 / sqrt((double)hd));
     int rc;
     if ((rc = capture(cap, base, ATTN_V_ATTN_IN, -1, x, T, D, pos0, err)) ||
-        (rc = reserve_scratch(s, p, T, Tk, err)))
+        (rc = reserve_scratch(s, p, T, err)))
         return rc;
 
     /* q = x Wq^T (+ bq), rotated for its positions: [T, H*hd] -> head-major [H, T, hd] */
@@ -291,18 +337,8 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
 
     /* per head h, reading kv head g = h / (H / KV):
      * context_h = softmax(mask(q_h k_g^T / sqrt(hd))) v_g, into columns h of concat */
-    for (int h = 0; h < H; h++) {
-        const int g = h / (H / KV);
-        const head_view a = {.q = s->qh.p + (size_t)h * T * hd,
-                             .k = kv->k + (size_t)g * hd * kv->cap,
-                             .v = kv->v + (size_t)g * hd * kv->cap,
-                             .ld = (size_t)kv->cap, .T = T, .Tk = Tk, .hd = hd, .pos0 = pos0,
-                             .causal = causal, .scale = scale};
-        if ((rc = attend(s->ctx.p, s, &a, cap, base, h, err)) ||
-            (rc = capture(cap, base, ATTN_V_HEAD_CONTEXT, h, s->ctx.p, T, hd, pos0, err)))
-            return rc;
-        put_head(s->concat.p, s->ctx.p, T, H, h, hd);
-    }
+    attn_attend_fused(s->concat.p, s->qh.p, p, kv, T, pos0, Tk, causal);
+    if ((rc = capture_heads(s, p, kv, T, pos0, Tk, causal, cap, base, err))) return rc;
     /* the heads side by side; an intervention (ablation, patching) may change them here */
     const attn_capture_key kc = key_of(base, ATTN_V_CONCAT, -1);
     if ((rc = attn_cap_edit(cap, &kc, s->concat.p, T, H * hd, pos0, err))) return rc;

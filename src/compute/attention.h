@@ -12,13 +12,15 @@
 #include "compute/capture.h"
 #include "model/model.h"
 
-/* Keys and values of one attention layer, head-major and transposed so that
- * one head's keys are a contiguous [hd, cap] block whose rows run over
- * positions (the attention kernels loop over keys innermost):
- *   k, v are [KV, hd, cap]; dimension i of position p of kv head g is at
- *   (g * hd + i) * cap + p.
- * The captured K and V views are rows [positions, hd], copied out on demand.
- * Self-attention keys are stored after RoPE. */
+/* Keys and values of one attention layer, head-major:
+ *   k is [KV, hd, cap], each head's keys transposed so that the scores run
+ *   over keys in vector registers: dimension i of position p of kv head g is
+ *   at (g * hd + i) * cap + p;
+ *   v is [KV, cap, hd], each head's values as rows (the weighted sum runs
+ *   over dimensions): position p of kv head g is at (g * cap + p) * hd.
+ * The captured K and V views are rows [positions, hd] (V's are the cache's
+ * own rows, K's copied out on demand). Self-attention keys are stored after
+ * RoPE. */
 typedef struct attn_kv_cache {
     float *k, *v;
     int cap; /* positions allocated per head */
@@ -35,11 +37,10 @@ typedef struct attn_attn_scratch {
     attn_buf q;      /* [T, H*hd] q projection, then [T, KV*hd] k and v projections */
     attn_buf qh;     /* [H, T, hd] queries, head-major, after RoPE */
     attn_buf concat; /* [T, H*hd] */
-    attn_buf ctx;    /* [T, hd] one head's context */
-    attn_buf row;    /* [Tk] one query's scores / weights */
+    attn_buf ctx;    /* [T, hd] one head's context, only when captured */
     attn_buf mat;    /* [T, Tk] one head's scores / weights, only when captured */
     attn_buf rope;   /* [hd] cos then sin of one position */
-    attn_buf kvrows; /* [Tk, hd] one head's keys or values as rows, only when captured */
+    attn_buf kvrows; /* [Tk, hd] one head's keys as rows, only when captured */
 } attn_attn_scratch;
 
 void attn_attn_scratch_free(attn_attn_scratch *s);
@@ -52,9 +53,19 @@ typedef struct attn_attn_params {
 
 /* Computes the keys and values of cross-attention from the encoder output
  * (no RoPE) into kv, which it sizes to S positions.
- * enc is (S, D); kv gets [KV, hd, S]. */
+ * enc is (S, D); kv gets keys [KV, hd, S] and values [KV, S, hd]. */
 attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
                           const attn_attn_params *p, int S, attn_attn_scratch *s, attn_error *err);
+
+/* The context of every head by the fused pass (kern_flash), split over
+ * (head, tile of KERN_FLASH_ROWS queries) tasks between attn_threads()
+ * threads when the work is large enough; the same bytes for every thread
+ * count. Query t (position pos0 + t) of head h sees keys 0 .. pos0 + t when
+ * causal, else all Tk, of kv head h / (H / KV).
+ * concat is (T, H*hd): head h's context in columns h*hd .. h*hd + hd - 1.
+ * qh is [H, T, hd] the queries, head-major; kv holds >= Tk positions. */
+void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p,
+                       const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal);
 
 /* One attention sub-layer.
  * out is (T, D): the output after the o projection (+ bias).

@@ -516,3 +516,253 @@ void kern_sinusoidal(float *out, int pos, int D) {
         if (i + 1 < D) out[i + 1] = (float)cos(a);
     }
 }
+
+/* ---- fused attention (FlashAttention's online softmax), one head ----
+ *
+ * The order of operations of one query row r (kernels.h): for each key tile
+ * j it sees (keys 32j .. 32j+31 that it sees, nc of them), in increasing j:
+ *   s_c   = kern_dot(q, key c, hd) * scale      (kern_scores' bytes)
+ *   mt    = max_c s_c,  m' = j == 0 ? mt : max(m, mt)
+ *   alpha = kern_exp(m - m')                      (not used for j == 0)
+ *   p_c   = kern_exp(s_c - m')
+ *   ts    = p_c summed in 16 lanes (c in lane c % 16, from +0), kern_dot's tree
+ *   l'    = j == 0 ? ts : l * alpha + ts
+ *   tv_d  = ((0 + p_0 v_0d) + p_1 v_1d) + ... + p_{nc-1} v_{nc-1,d}
+ *   o'_d  = j == 0 ? tv_d : o_d * alpha + tv_d
+ * then ctx_d = o_d / l. Each element is one chain of IEEE operations that
+ * depends only on its row, the tiles' keys and values and how many of them
+ * the row sees: the vectors below run independent keys (scores) or
+ * dimensions (values) side by side, and a block of rows runs each row's
+ * chain unchanged. */
+
+#define FL_KEYS KERN_FLASH_KEYS
+
+/* kern_dot(q, key) for a key stored down a column of kt (stride ld) */
+ALWAYS_INLINE float dot_strided(const float *restrict q, const float *restrict k, size_t ld,
+                                    int hd) {
+    float acc[LANES] = {0};
+    for (int i = 0; i < hd; i++) acc[i % LANES] = acc[i % LANES] + q[i] * k[(size_t)i * ld];
+    return tree16(acc);
+}
+#define FL_RB 4 /* query rows of a register block */
+
+#if defined(__GNUC__)
+/* 16 keys (scores) or 16 dimensions (the weighted sum of values) */
+typedef float kern_v16f __attribute__((vector_size(64)));
+#define FL_VEC 16
+#else
+#define FL_VEC 0 /* no vector types: the element loops do everything */
+#endif
+
+/* s[r][c] for rows r < RB of q (RB, hd) and the keys c0 .. c0 + NS*16 - 1
+ * of the tile at key j0 of kt [hd, ldk], in vectors of 16 keys, each in
+ * kern_dot's order: lane l (dimensions l, l+16, ... in order, from +0), the
+ * lanes added in kern_dot's tree, computed lane pair by lane pair so that
+ * only a few partial sums are live. */
+#if FL_VEC
+ALWAYS_INLINE void flash_lane(kern_v16f acc[FL_RB][2], const float *restrict q, const int RB,
+                              const int NS, int hd, const float *restrict kt, size_t ldk,
+                              int l) {
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) acc[r][u] = (kern_v16f){0};
+    for (int i = l; i < hd; i += LANES) {
+        kern_v16f k[2];
+        for (int u = 0; u < NS; u++) memcpy(&k[u], kt + (size_t)i * ldk + u * FL_VEC, sizeof k[u]);
+        for (int r = 0; r < RB; r++) {
+            const float qi = q[(size_t)r * hd + i];
+            for (int u = 0; u < NS; u++) acc[r][u] = acc[r][u] + qi * k[u];
+        }
+    }
+}
+
+/* c[l] of kern_dot's tree for l < 4: (lane l + lane l+8) + (lane l+4 + lane l+12) */
+ALWAYS_INLINE void flash_quarter(kern_v16f c[FL_RB][2], const float *restrict q, const int RB,
+                                 const int NS, int hd, const float *restrict kt, size_t ldk,
+                                 int l) {
+    kern_v16f a[FL_RB][2], b[FL_RB][2];
+    flash_lane(a, q, RB, NS, hd, kt, ldk, l);
+    flash_lane(b, q, RB, NS, hd, kt, ldk, l + 8);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) c[r][u] = a[r][u] + b[r][u];
+    flash_lane(a, q, RB, NS, hd, kt, ldk, l + 4);
+    flash_lane(b, q, RB, NS, hd, kt, ldk, l + 12);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) c[r][u] = c[r][u] + (a[r][u] + b[r][u]);
+}
+
+ALWAYS_INLINE void flash_scores_vec(float s[FL_RB][FL_KEYS], const float *restrict q,
+                                    const int RB, const int NS, int hd, const float *restrict kt,
+                                    size_t ldk, int j0, int c0, float scale) {
+    const float *k = kt + j0 + c0;
+    kern_v16f x[FL_RB][2], y[FL_RB][2], z[FL_RB][2];
+    flash_quarter(x, q, RB, NS, hd, k, ldk, 0);
+    flash_quarter(y, q, RB, NS, hd, k, ldk, 2);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) x[r][u] = x[r][u] + y[r][u]; /* c[0] + c[2] */
+    flash_quarter(y, q, RB, NS, hd, k, ldk, 1);
+    flash_quarter(z, q, RB, NS, hd, k, ldk, 3);
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) {
+            const kern_v16f sv = (x[r][u] + (y[r][u] + z[r][u])) * scale;
+            memcpy(&s[r][c0 + u * FL_VEC], &sv, sizeof sv);
+        }
+}
+#endif
+
+/* s[r][c] for rows r < RB and the keys c < nc of the tile: NS vectors of
+ * keys at a time, then single vectors, then the keys left over one by one
+ * (the same chain per element). */
+ALWAYS_INLINE void flash_scores(float s[FL_RB][FL_KEYS], const float *restrict q, const int RB,
+                                const int NS, int hd, const float *restrict kt, size_t ldk,
+                                int j0, int nc, float scale) {
+    int c = 0;
+#if FL_VEC
+    for (; c + NS * FL_VEC <= nc; c += NS * FL_VEC)
+        flash_scores_vec(s, q, RB, NS, hd, kt, ldk, j0, c, scale);
+    for (; c + FL_VEC <= nc; c += FL_VEC) flash_scores_vec(s, q, RB, 1, hd, kt, ldk, j0, c, scale);
+#endif
+    for (; c < nc; c++)
+        for (int r = 0; r < RB; r++) s[r][c] = dot_strided(q + (size_t)r * hd, kt + j0 + c, ldk, hd) * scale;
+}
+
+/* o[r][d] = first ? tv : o[r][d] * alpha[r] + tv, tv = sum over c < nc of
+ * p[r][c] v[c][d], for rows r < RB of o (rows ldo apart) and the dimensions
+ * d0 .. d0 + NS*16 - 1 (vectors) of v (nc, hd), the tile's values as rows. */
+#if FL_VEC
+ALWAYS_INLINE void flash_pv_vec(float *restrict o, size_t ldo, const float p[FL_RB][FL_KEYS],
+                                const float *alpha, bool first, const int RB, const int NS,
+                                const float *restrict v, int hd, int nc, int d0) {
+    kern_v16f t[FL_RB][2];
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) t[r][u] = (kern_v16f){0};
+    for (int c = 0; c < nc; c++) {
+        kern_v16f x[2];
+        for (int u = 0; u < NS; u++) memcpy(&x[u], v + (size_t)c * hd + d0 + u * FL_VEC, sizeof x[u]);
+        for (int r = 0; r < RB; r++) {
+            const float pc = p[r][c];
+            for (int u = 0; u < NS; u++) t[r][u] = t[r][u] + pc * x[u];
+        }
+    }
+    for (int r = 0; r < RB; r++)
+        for (int u = 0; u < NS; u++) {
+            float *dst = o + (size_t)r * ldo + d0 + u * FL_VEC;
+            kern_v16f y = t[r][u];
+            if (!first) {
+                kern_v16f old;
+                memcpy(&old, dst, sizeof old);
+                y = old * alpha[r] + t[r][u];
+            }
+            memcpy(dst, &y, sizeof y);
+        }
+}
+#endif
+
+ALWAYS_INLINE void flash_pv(float *restrict o, size_t ldo, const float p[FL_RB][FL_KEYS],
+                            const float *alpha, bool first, const int RB, const int NS,
+                            const float *restrict v, int hd, int nc) {
+    int d = 0;
+#if FL_VEC
+    for (; d + NS * FL_VEC <= hd; d += NS * FL_VEC)
+        flash_pv_vec(o, ldo, p, alpha, first, RB, NS, v, hd, nc, d);
+    for (; d + FL_VEC <= hd; d += FL_VEC) flash_pv_vec(o, ldo, p, alpha, first, RB, 1, v, hd, nc, d);
+#endif
+    for (; d < hd; d++)
+        for (int r = 0; r < RB; r++) {
+            float tv = 0.0f;
+            for (int c = 0; c < nc; c++) tv = tv + p[r][c] * v[(size_t)c * hd + d];
+            float *dst = o + (size_t)r * ldo + d;
+            *dst = first ? tv : *dst * alpha[r] + tv;
+        }
+}
+
+/* One register block: rows r < RB of the tile, each seeing the same nc keys
+ * of the key tile at j0; m, l are the rows' running max and sum. */
+ALWAYS_INLINE void flash_block(float *restrict o, size_t ldo, const float *restrict q,
+                               float *restrict m, float *restrict l, const int RB, const int NS,
+                               const float *restrict kt, size_t ldk, const float *restrict v,
+                               int hd, int j0, int nc, float scale) {
+    float s[FL_RB][FL_KEYS], alpha[FL_RB];
+    const bool first = j0 == 0;
+    flash_scores(s, q, RB, NS, hd, kt, ldk, j0, nc, scale);
+    for (int r = 0; r < RB; r++) {
+        float mx[LANES];
+        for (int u = 0; u < LANES; u++) mx[u] = s[r][0];
+        int c = 0;
+        for (; c + LANES <= nc; c += LANES) max_into(mx, s[r] + c, LANES);
+        max_into(mx, s[r] + c, nc - c);
+        float mt = mx[0];
+        for (int u = 1; u < LANES; u++) mt = mx[u] > mt ? mx[u] : mt;
+        const float mnew = first || mt > m[r] ? mt : m[r];
+        alpha[r] = first ? 0.0f : exp_approx(m[r] - mnew);
+        m[r] = mnew;
+        for (c = 0; c < nc; c++) s[r][c] = exp_approx(s[r][c] - mnew);
+        float acc[LANES] = {0};
+        for (c = 0; c + LANES <= nc; c += LANES) sum_into(acc, s[r] + c, LANES);
+        sum_into(acc, s[r] + c, nc - c);
+        const float ts = tree16(acc);
+        l[r] = first ? ts : l[r] * alpha[r] + ts;
+    }
+    flash_pv(o, ldo, (const float(*)[FL_KEYS])s, alpha, first, RB, NS, v + (size_t)j0 * hd, hd,
+             nc);
+}
+
+/* The blocks of 1 .. 4 rows, each inlined with its sizes as constants:
+ * scores with NS vectors of keys, the values with NS vectors of dimensions. */
+ALWAYS_INLINE void flash_block_n(float *restrict o, size_t ldo, const float *restrict q, float *m,
+                                 float *l, int rb, const float *restrict kt, size_t ldk,
+                                 const float *restrict v, int hd, int j0, int nc, float scale) {
+    switch (rb) {
+    case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, scale); break;
+    case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, scale); break;
+    case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, scale); break;
+    default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, scale); break;
+    }
+}
+
+KERN_CLONES
+void kern_flash(float *restrict ctx, size_t ldc, const float *restrict q, int n, int vis0,
+                bool causal, const float *restrict kt, size_t ldk, const float *restrict v, int hd,
+                float scale) {
+    float m[KERN_FLASH_ROWS], l[KERN_FLASH_ROWS];
+    if (n <= 0) return;
+    /* row r sees keys 0 .. seen(r) - 1 */
+#define FL_SEEN(r) (causal ? vis0 + (r) : vis0)
+    const int last = FL_SEEN(n - 1);
+    for (int j0 = 0; j0 < last; j0 += FL_KEYS) {
+        for (int r0 = 0; r0 < n; r0 += FL_RB) {
+            const int rb = n - r0 < FL_RB ? n - r0 : FL_RB;
+            /* the keys of the tile that rows r0 .. r0+rb-1 see: the same
+             * count for all (one block), or, on the causal diagonal, a
+             * count per row (blocks of one row) */
+            int call_row[FL_RB], call_rows[FL_RB], call_nc[FL_RB], calls = 0;
+            int lo = FL_SEEN(r0) - j0, hi = FL_SEEN(r0 + rb - 1) - j0;
+            lo = lo < FL_KEYS ? lo : FL_KEYS;
+            hi = hi < FL_KEYS ? hi : FL_KEYS;
+            if (lo == hi) {
+                call_row[0] = r0, call_rows[0] = rb, call_nc[0] = lo, calls = 1;
+            } else {
+                for (int r = r0; r < r0 + rb; r++) {
+                    int nc = FL_SEEN(r) - j0;
+                    call_row[calls] = r, call_rows[calls] = 1;
+                    call_nc[calls++] = nc < FL_KEYS ? nc : FL_KEYS;
+                }
+            }
+            for (int k = 0; k < calls; k++) {
+                const int r = call_row[k];
+                if (call_nc[k] > 0) /* a tile no row sees is skipped */
+                    flash_block_n(ctx + (size_t)r * ldc, ldc, q + (size_t)r * hd, m + r, l + r,
+                                  call_rows[k], kt, ldk, v, hd, j0, call_nc[k], scale);
+            }
+        }
+    }
+    for (int r = 0; r < n; r++) {
+        float *o = ctx + (size_t)r * ldc;
+        if (FL_SEEN(r) <= 0) {
+            for (int d = 0; d < hd; d++) o[d] = 0.0f;
+            continue;
+        }
+        const float lr = l[r];
+        for (int d = 0; d < hd; d++) o[d] = o[d] / lr;
+    }
+#undef FL_SEEN
+}

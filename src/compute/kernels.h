@@ -142,6 +142,31 @@ void kern_scores(float *restrict s, const float *restrict q, const float *restri
 void kern_wsum(float *restrict ctx, const float *restrict w, const float *restrict vt,
                size_t ldv, int n, int hd);
 
+/* Fused attention of one head for n <= KERN_FLASH_ROWS queries
+ * (FlashAttention's online softmax): ctx row r = softmax(q_r K^T * scale)
+ * V over the keys 0 .. seen(r) - 1 that row r sees, seen(r) = vis0 + r when
+ * causal, else vis0, without building a score matrix.
+ *   ctx is (n, hd) rows ldc apart (a head's columns of the concatenation),
+ *   q is (n, hd), kt [hd, ldk] the kv head's keys transposed (key j of
+ *   dimension i at kt[i * ldk + j]), v (>= max seen, hd) its values as rows.
+ * Keys go in tiles at fixed absolute positions (tile j: keys
+ * KERN_FLASH_KEYS j .. KERN_FLASH_KEYS (j+1) - 1), each row keeping a
+ * running max m and sum l and rescaling its accumulator by
+ * kern_exp(m_old - m_new); a key a row does not see is never read for it,
+ * and a tile no row sees is skipped. The order of every row's operations
+ * (written out in kernels.c) depends only on the row, its seen(r) keys and
+ * values, hd and scale: not on n, on the other rows, on which rows are
+ * computed together, nor on the instruction set (no fused multiply-add), so
+ * a sequence split into query chunks or threads gives the same bytes.
+ * seen(r) = 0 gives a row of zeros. Against softmax(scores) V in float64:
+ * error of the order of (KERN_FLASH_KEYS + n_tiles) 2^-24 of sum_j w_j |v_j|
+ * (tests/test-kernels.c checks 1e-6 of it). */
+#define KERN_FLASH_ROWS 32
+#define KERN_FLASH_KEYS 32
+void kern_flash(float *restrict ctx, size_t ldc, const float *restrict q, int n, int vis0,
+                bool causal, const float *restrict kt, size_t ldk, const float *restrict v, int hd,
+                float scale);
+
 /* RoPE (interleaved pairs, as llama2.c): the angles of position pos for one
  * head vector of hd floats: angle_i = pos * theta^(-2i/hd) for pair i.
  * cosv, sinv are (hd/2); computed in double. */
