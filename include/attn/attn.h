@@ -422,6 +422,15 @@ ATTN_API void attn_session_free(attn_session *s);
 ATTN_API void attn_session_reset(attn_session *s);
 /* Positions of the main stack processed since the last reset. */
 ATTN_API size_t attn_session_length(const attn_session *s);
+/* on: this session will not be continued. Each attn_session_forward after a
+ * reset is one whole pass, whose main stack reuses one key/value cache
+ * ([n_kv_heads, head_dim, T] keys and values) layer after layer instead of
+ * keeping one per layer: n_layers times less memory for the cache, the same
+ * bytes out. A forward on a session that already holds positions is then
+ * refused (ATTN_ERR_USAGE), never computed without the earlier keys. Off by
+ * default; changing it while the session holds positions is ATTN_ERR_USAGE
+ * (reset it first). */
+ATTN_API attn_status attn_session_set_reuse_cache(attn_session *s, bool on, attn_error *err);
 
 /* Encoder-decoder only: runs the encoder on the source; its output is what
  * cross-attention reads in later attn_session_forward calls. It also empties

@@ -557,7 +557,8 @@ int run_main(int argc, char **argv, bool stats_cmd) {
     else if (o.list_dumps) {
         if (run_dump_list(&r, &o, &err)) status = cli_lib_error(&err);
     } else if (load_inputs(&r, &o, &in, &src, &err) || attn_session_new(&r.sess, r.model, &err) ||
-        open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
+        /* every input is one pass: one key/value cache for all the layers */
+        attn_session_set_reuse_cache(r.sess, true, &err) || open_outputs(&r, &o, &err) || run_inputs(&r, &o, &in, src_in, &bad_lines, &err) ||
         close_outputs(&r, &err))
         status = cli_lib_error(&err);
     else if (bad_lines)
