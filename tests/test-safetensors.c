@@ -1152,6 +1152,47 @@ END_TEST
 /* attn_model_weights lists the tensors the model was built from, in the
  * order they were written, with their shapes and stored dtypes; a tensor
  * found through it is the one attn_model_tensor finds. */
+/* A weights file rewritten in place at the same size loses no page (no
+ * SIGBUS): the next forward pass sees its new modification time and fails
+ * with ATTN_ERR_IO, rather than giving values of mixed weights. */
+START_TEST(test_model_rewritten_in_place) {
+    char dir[256], path[600], weights[600];
+    make_tmpdir(dir, sizeof dir);
+    tu_rng r = {0x5eed0e0f};
+    tu_decoder_write_weights(dir, &r, TU_DEC_D);
+    tu_decoder_write_config(dir, "");
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    /* an old modification time: the rewrite below surely changes it */
+    struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, weights, old, 0), 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    attn_model *m = NULL;
+    attn_session *ss = NULL;
+    attn_error err = {0};
+    ck_assert_msg(attn_model_open(&m, path, &err) == ATTN_OK, "%s", err.message);
+    ck_assert_int_eq(attn_session_new(&ss, m, &err), ATTN_OK);
+    int ids[3] = {1, 2, 3};
+    attn_input in = {.ids = ids, .n = 3};
+    ck_assert_msg(attn_session_forward(ss, &in, NULL, &err) == ATTN_OK, "%s", err.message);
+    int fd = open(weights, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    struct stat sb;
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    float same = 0.25f; /* the size stays */
+    ck_assert_int_eq(pwrite(fd, &same, sizeof same, sb.st_size - 4), 4);
+    close(fd);
+    attn_session_reset(ss);
+    ck_assert_int_eq(attn_session_forward(ss, &in, NULL, &err), ATTN_ERR_IO);
+    assert_one_line(&err);
+    ck_assert_msg(strstr(err.message, weights) &&
+                      strstr(err.message, "the weights file changed while attn was reading it"),
+                  "%s", err.message);
+    attn_session_free(ss);
+    attn_model_close(m);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 START_TEST(test_model_weights_lists_tensors) {
     char dir[256], path[600];
     make_tmpdir(dir, sizeof dir);
@@ -1435,6 +1476,7 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(ld, test_open_survives_rename);
     tcase_add_test(ld, test_open_truncated_sigbus);
     tcase_add_test(ld, test_open_pipe);
+    tcase_add_test(ld, test_model_rewritten_in_place);
     tcase_add_test(ld, test_model_refuses_nonfinite);
     tcase_add_test(ld, test_model_weights_lists_tensors);
     tcase_add_test(ld, test_dtype_names_and_sizes);

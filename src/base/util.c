@@ -293,7 +293,6 @@ attn_status attn_map_file(const char *path, const char *name, attn_file_image *i
         size_t n = (size_t)sb.st_size;
         void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p != MAP_FAILED) {
-            close(fd); /* the mapping holds the file */
             attn_mapping_track(p, n, name); /* full: a SIGBUS in it goes unnamed */
 #ifdef MADV_WILLNEED
             madvise(p, n, MADV_WILLNEED); /* a hint: start reading ahead */
@@ -301,6 +300,9 @@ attn_status attn_map_file(const char *path, const char *name, attn_file_image *i
             img->data = p;
             img->len = n;
             img->kind = ATTN_IMAGE_MAPPED;
+            img->fd = fd;
+            img->mtime_s = (int64_t)sb.st_mtim.tv_sec;
+            img->mtime_ns = (int64_t)sb.st_mtim.tv_nsec;
             return ATTN_OK;
         }
     }
@@ -322,10 +324,27 @@ void attn_unmap_file(attn_file_image *img) {
     case ATTN_IMAGE_MAPPED:
         attn_mapping_untrack(img->data);
         munmap((void *)(uintptr_t)img->data, img->len);
+        close(img->fd);
         break;
     case ATTN_IMAGE_LOADED: attn_unload_file((void *)(uintptr_t)img->data, img->len); break;
     case ATTN_IMAGE_STREAM: free((void *)(uintptr_t)img->data); break;
     case ATTN_IMAGE_NONE: break;
     }
     *img = (attn_file_image){0};
+}
+
+attn_status attn_image_check(const attn_file_image *img, const char *name, attn_error *err) {
+    if (!img || img->kind != ATTN_IMAGE_MAPPED) return ATTN_OK;
+    struct stat sb;
+    if (fstat(img->fd, &sb) != 0)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", name, strerror(errno));
+    if ((uint64_t)sb.st_size == (uint64_t)img->len && (int64_t)sb.st_mtim.tv_sec == img->mtime_s &&
+        (int64_t)sb.st_mtim.tv_nsec == img->mtime_ns)
+        return ATTN_OK;
+    return attn_error_set(err, ATTN_ERR_IO,
+                          "%s: the weights file changed while attn was reading it (%s since it "
+                          "was opened)",
+                          name,
+                          (uint64_t)sb.st_size != (uint64_t)img->len ? "its size changed"
+                                                                    : "modified in place");
 }

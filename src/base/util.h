@@ -49,6 +49,8 @@ typedef struct attn_file_image {
     const unsigned char *data; /* [len]; NULL when len is 0 */
     size_t len;
     attn_image_kind kind;
+    int fd;                    /* MAPPED: the file, kept open for attn_image_check */
+    int64_t mtime_s, mtime_ns; /* MAPPED: its modification time when mapped */
 } attn_file_image;
 
 /* Opens path read-only and gives its bytes in *img: a regular file of
@@ -74,6 +76,14 @@ typedef struct attn_file_image {
 attn_status attn_map_file(const char *path, const char *name, attn_file_image *img,
                           attn_error *err);
 void attn_unmap_file(attn_file_image *img);
+
+/* A mapped file rewritten in place without a change of size loses no page,
+ * so no SIGBUS tells of it: its pages just start to show the new bytes.
+ * This sees it afterwards: ATTN_ERR_IO "NAME: the weights file changed while
+ * attn was reading it" when the file's size or modification time is not
+ * what it was when mapped, else ATTN_OK (also for an image that was read:
+ * a copy cannot change). One fstat. */
+attn_status attn_image_check(const attn_file_image *img, const char *name, attn_error *err);
 
 /* Joins dir and rel ("a/b" + "c" = "a/b/c"; an absolute rel is kept). */
 attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *rel,

@@ -61,8 +61,8 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc) {
     }
     attn_outfile_abort_all();
     static const char head[] = "attn: ",
-                      tail[] = ": the weights file changed while attn was reading it (truncated "
-                               "or rewritten in place); no output written\n";
+                      tail[] = ": the weights file changed while attn was reading it "
+                               "(truncated on disk); no output written\n";
     /* write(2) only: async-signal-safe */
     ssize_t w = write(STDERR_FILENO, head, sizeof head - 1);
     w = write(STDERR_FILENO, name, strlen(name));

@@ -340,7 +340,8 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
             return rc;
     }
     s->S = S;
-    return ATTN_OK;
+    /* the weights read above were the file's as it was opened */
+    return attn_safetensors_check(m->st, err);
 }
 
 attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
@@ -382,5 +383,6 @@ attn_status attn_session_forward(attn_session *s, const attn_input *in, const at
         if ((rc = attn_cap_emit(cap, &k, s->logits.p, T, V, pos0, err))) return rc;
     }
     s->len += in->n;
-    return ATTN_OK;
+    /* the weights read above were the file's as it was opened */
+    return attn_safetensors_check(m->st, err);
 }

@@ -23,13 +23,16 @@
  * SIGBUS handler says that the weights file changed, removes its temporary
  * outputs and exits 1 instead of dying of the signal. A file replaced by
  * renaming a new one over it (attn_safetensors_write does that) leaves the
- * mapping intact.
+ * mapping intact. One rewritten in place at the same size loses no page;
+ * attn_safetensors_check (model.h), called after every forward pass, sees
+ * its new modification time.
  */
 #include "base/bytes.h"
 #include "base/json.h"
 #include "base/tmpfile.h"
 #include "base/util.h"
 #include "model/limits.h"
+#include "model/model.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -710,6 +713,10 @@ void attn_safetensors_close(attn_safetensors *st) {
     attn_unmap_file(&st->file);
     free(st->name);
     free(st);
+}
+
+attn_status attn_safetensors_check(const attn_safetensors *st, attn_error *err) {
+    return st ? attn_image_check(&st->file, st->name, err) : ATTN_OK;
 }
 
 const char *attn_safetensors_name(const attn_safetensors *st) { return st ? st->name : NULL; }

@@ -10,7 +10,10 @@ until the weights file shows in /proc/PID/maps, truncates it to 0 bytes,
 and only then sends a line: the forward pass reads the token embedding from
 a page that is gone. attn must print one line naming the file and saying
 that the weights file changed, exit 1, and leave neither the output nor a
-temporary of it (base/tmpfile.c removes them from the handler).
+temporary of it (base/tmpfile.c removes them from the handler). The last
+case rewrites 4 bytes in place instead, which loses no page: the forward
+pass sees the file's new modification time afterwards, with the same
+message and result.
 
 Exit status 0 pass, 1 fail, 77 skip.
 """
@@ -48,10 +51,24 @@ def mapped(pid, path):
         return False
 
 
-def one_case(exe, tmp, label, outputs, out_path):
-    """Runs attn with outputs, truncates its weights once mapped; '' or a failure."""
+def change(weights, how):
+    """Truncates the file to 0 bytes, or rewrites its last 4 bytes in place."""
+    if how == "truncate":
+        os.truncate(weights, 0)
+        return
+    with open(weights, "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        last = f.read(4)
+        f.seek(-4, os.SEEK_END)
+        f.write(bytes(b ^ 0x55 for b in last))
+
+
+def one_case(exe, tmp, label, outputs, out_path, how="truncate"):
+    """Runs attn with outputs, changes its weights (how) once mapped; '' or a failure."""
     spec = build_model(os.path.join(tmp, label))
     weights = os.path.realpath(os.path.join(os.path.dirname(spec.config), "model.safetensors"))
+    old = time.time() - 100  # a rewrite must show as a new modification time
+    os.utime(weights, (old, old))
     p = subprocess.Popen([exe, "run", "--config", spec.config, "--ids-input"] + outputs,
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
@@ -62,7 +79,7 @@ def one_case(exe, tmp, label, outputs, out_path):
             out, err = p.communicate()
             return "%s: the weights were never mapped (exit %s): %s" % (label, p.returncode, err)
         time.sleep(0.01)
-    os.truncate(weights, 0)
+    change(weights, how)
     out, err = p.communicate("1,2,3,4,5,6,7,8\n", timeout=60)
     if os.environ.get("ATTN_TEST_VERBOSE"):
         print("  exit %d, stderr: %s" % (p.returncode, err.strip()))
@@ -99,8 +116,12 @@ def main(argv):
             ("dump", ["--dump", "blocks.*.attn.weights", "--format", "npy", "--out",
                       os.path.join(outs, "dump")], os.path.join(outs, "dump")),
         ]
-        for label, outputs, out_path in cases:
-            why = one_case(exe, tmp, label, outputs, out_path)
+        # rewritten in place at the same size: no page is lost, no SIGBUS;
+        # the pass sees the new modification time (attn_image_check)
+        cases.append(("rewrite", ["--maps", os.path.join(outs, "rw.csv")],
+                      os.path.join(outs, "rw.csv"), "rewrite"))
+        for label, outputs, out_path, *how in cases:
+            why = one_case(exe, tmp, label, outputs, out_path, *how)
             print("%-8s %s" % (label, "FAIL: " + why if why else "ok"))
             failed |= bool(why)
     return 1 if failed else 0
