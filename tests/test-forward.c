@@ -583,6 +583,75 @@ START_TEST(test_against_reference) {
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* A session that reuses one key/value cache for every layer (one pass)     */
+
+/* Every value of a run with the option on is byte for byte the one of a
+ * run without it, also after a longer input left a larger cache behind
+ * (batch mode reuses the session); a continuation is refused, and so is
+ * changing the option while the session holds positions. */
+START_TEST(test_reuse_cache_same_bytes) {
+    const variant *var = &variants[_i];
+    attn_config c = base_cfg();
+    var->set(&c);
+    tmodel *tm = tm_build(&c, 2000 + (uint64_t)_i);
+    enum { T = 9, LONG = 15, S = 7 };
+    int ids[LONG], src[S];
+    rand_ids(ids, LONG, c.vocab_size, 177 + (uint64_t)_i);
+    rand_ids(src, S, c.vocab_size, 199 + (uint64_t)_i);
+    bool encdec = c.arch == ATTN_ARCH_ENCODER_DECODER;
+    attn_error err;
+    attn_session *kept, *reused;
+    ck_assert_int_eq(attn_session_new(&kept, &tm->m, &err), ATTN_OK);
+    ck_assert_int_eq(attn_session_new(&reused, &tm->m, &err), ATTN_OK);
+    ck_assert_int_eq(attn_session_set_reuse_cache(reused, true, &err), ATTN_OK);
+
+    sink a = {.want_mask = ALL_VALUES}, b = {.want_mask = ALL_VALUES};
+    if (encdec) ck_assert_int_eq(encode_ids(kept, src, S, &a, &err), ATTN_OK);
+    ck_assert_msg(run_ids(kept, ids + 3, T, &a, &err) == ATTN_OK, "%s", err.message);
+    /* a longer input first, then the same one as kept's */
+    if (encdec) ck_assert_int_eq(encode_ids(reused, src, S, NULL, &err), ATTN_OK);
+    ck_assert_int_eq(run_ids(reused, ids, LONG, NULL, &err), ATTN_OK);
+    attn_session_reset(reused);
+    if (encdec) ck_assert_int_eq(encode_ids(reused, src, S, &b, &err), ATTN_OK);
+    ck_assert_msg(run_ids(reused, ids + 3, T, &b, &err) == ATTN_OK, "%s", err.message);
+
+    ck_assert_int_gt(a.n, 0);
+    ck_assert_int_eq(a.n, b.n);
+    for (int i = 0; i < a.n; i++) {
+        const rec *x = &a.recs[i], *y = &b.recs[i];
+        char name[128], other[128];
+        attn_capture_name(&x->key, name, sizeof name);
+        attn_capture_name(&y->key, other, sizeof other);
+        ck_assert_msg(strcmp(name, other) == 0 && x->key.causal == y->key.causal,
+                      "record %d: %s against %s", i, name, other);
+        ck_assert_msg(x->rows == y->rows && x->cols == y->cols && x->off == y->off,
+                      "%s: shapes differ", name);
+        ck_assert_msg(memcmp(x->data, y->data, sizeof(float) * (size_t)x->rows * x->cols) == 0,
+                      "%s: bytes differ with the reused cache", name);
+    }
+    printf("reuse cache [%s]: %d values byte-identical\n", var->name, a.n);
+
+    /* no continuation, no change while positions are held */
+    if (tm->m.main.causal) {
+        ck_assert_int_eq(run_ids(reused, ids, 1, NULL, &err), ATTN_ERR_USAGE);
+        ck_assert_msg(strstr(err.message, "cannot be continued") != NULL, "%s", err.message);
+    }
+    ck_assert_int_eq(attn_session_length(reused), T);
+    ck_assert_int_eq(attn_session_set_reuse_cache(reused, false, &err), ATTN_ERR_USAGE);
+    ck_assert_msg(strstr(err.message, "reset it") != NULL, "%s", err.message);
+    ck_assert_int_eq(attn_session_set_reuse_cache(reused, true, &err), ATTN_OK); /* no change */
+    attn_session_reset(reused);
+    ck_assert_int_eq(attn_session_set_reuse_cache(reused, false, &err), ATTN_OK);
+
+    sink_clear(&a);
+    sink_clear(&b);
+    attn_session_free(kept);
+    attn_session_free(reused);
+    tm_free(tm);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* (a) causal decoder: weights above the diagonal exactly 0, rows sum to 1   */
 
 START_TEST(test_causal_mask) {
@@ -1267,6 +1336,7 @@ static Suite *forward_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_against_reference, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_reuse_cache_same_bytes, 0, N_VARIANTS);
     tcase_add_test(tc, test_causal_mask);
     tcase_add_test(tc, test_kv_cache_chunks);
     tcase_add_test(tc, test_cache_growth_to_max);

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* GCC defines __FLT16_MAX__ exactly when it supports _Float16; clang 14 on
@@ -935,29 +937,148 @@ START_TEST(test_open_size_changed) {
 }
 END_TEST
 
-/* The tensors are a copy: the file truncated, then rewritten with other
- * bytes after the open changes nothing (with a shared mapping the first
- * read of a truncated page would be a SIGBUS). */
-START_TEST(test_open_is_a_copy) {
-    tu_rng r = {0x5eed00c0};
-    char dir[256], path[512];
-    make_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    enum { N = 5000 }; /* several pages */
-    static float x[N];
-    for (int i = 0; i < N; i++) x[i] = rng_float(&r);
+/* x[N], several pages of random floats, written to dir/w.safetensors
+ * (path) and opened. */
+enum { MAP_N = 5000 };
+static attn_safetensors *open_mapped(char *dir, size_t dcap, char *path, size_t pcap, float *x,
+                                     uint64_t seed) {
+    tu_rng r = {seed};
+    make_tmpdir(dir, dcap);
+    snprintf(path, pcap, "%s/w.safetensors", dir);
+    for (int i = 0; i < MAP_N; i++) x[i] = rng_float(&r);
     attn_tensor_spec s = {.name = "x", .ndim = 2, .shape = {50, 100}, .data = x};
     attn_error err = {0};
     ck_assert_int_eq(attn_safetensors_write(path, &s, 1, &err), ATTN_OK);
     attn_safetensors *st = NULL;
     ck_assert_msg(attn_safetensors_open(&st, path, &err) == ATTN_OK, "%s", err.message);
-    ck_assert_int_eq(truncate(path, 0), 0);
-    assert_same_floats(attn_safetensors_find(st, "x")->data, x, N);
-    unsigned char *junk = random_bytes(4 * N + 200, 9);
-    tu_write_file(path, junk, 4 * N + 200);
-    free(junk);
-    assert_same_floats(attn_safetensors_find(st, "x")->data, x, N);
+    return st;
+}
+
+/* The line of /proc/self/maps whose range holds p, into line[cap]; false
+ * when none does. */
+static bool mapping_of(const void *p, char *line, size_t cap) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    bool found = false;
+    while (!found && fgets(line, (int)cap, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
+            found = true;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Aligned F32 tensors are used in place: their data lies in a read-only,
+ * private mapping of the file itself (not in memory of the program's own). */
+START_TEST(test_open_maps_in_place) {
+    static float x[MAP_N];
+    char dir[256], path[512], line[1024];
+    attn_safetensors *st = open_mapped(dir, sizeof dir, path, sizeof path, x, 0x5eed00c0);
+    const float *d = attn_safetensors_find(st, "x")->data;
+    assert_same_floats(d, x, MAP_N);
+    ck_assert_msg(mapping_of(d, line, sizeof line), "no mapping holds %p", (const void *)d);
+    line[strcspn(line, "\n")] = '\0';
+    char perms[8] = "";
+    ck_assert_int_eq(sscanf(line, "%*x-%*x %7s", perms), 1);
+    ck_assert_msg(strcmp(perms, "r--p") == 0, "mapping %s is not read-only private", line);
+    ck_assert_msg(strstr(line, "w.safetensors") != NULL, "%s does not map %s", line, path);
     attn_safetensors_close(st);
+    /* closed: unmapped */
+    ck_assert(!mapping_of(d, line, sizeof line) || !strstr(line, "w.safetensors"));
+    tu_rm_tree(dir);
+}
+END_TEST
+
+/* A file replaced by a new one renamed over it (attn_safetensors_write
+ * does that) leaves the open tensors as they were: the mapping holds the
+ * old file. */
+START_TEST(test_open_survives_rename) {
+    static float x[MAP_N], y[MAP_N];
+    char dir[256], path[512];
+    attn_safetensors *st = open_mapped(dir, sizeof dir, path, sizeof path, x, 0x5eed00c1);
+    tu_rng r = {0x5eed00c2};
+    for (int i = 0; i < MAP_N; i++) y[i] = rng_float(&r);
+    attn_tensor_spec s = {.name = "x", .ndim = 2, .shape = {50, 100}, .data = y};
+    attn_error err = {0};
+    ck_assert_int_eq(attn_safetensors_write(path, &s, 1, &err), ATTN_OK);
+    assert_same_floats(attn_safetensors_find(st, "x")->data, x, MAP_N);
+    attn_safetensors_close(st);
+    tu_rm_tree(dir);
+}
+END_TEST
+
+/* The wait status of a child process that runs fn(arg) then exits 0. */
+static int in_child(void (*fn)(const void *), const void *arg) {
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        fn(arg);
+        _exit(0);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* Reads the MAP_N floats at d, with SIGBUS at its default action. */
+static void read_floats(const void *d) {
+    signal(SIGBUS, SIG_DFL);
+    volatile float sum = 0;
+    for (int i = 0; i < MAP_N; i++) sum += ((const float *)d)[i];
+}
+
+/* A mapped file truncated on disk takes its pages away: a process that
+ * then reads a tensor is killed by SIGBUS (which is what the command
+ * line's handler turns into a message, tests/memory/test_sigbus.py). The
+ * read happens in a child, so the test itself survives. */
+START_TEST(test_open_truncated_sigbus) {
+    static float x[MAP_N];
+    char dir[256], path[512];
+    attn_safetensors *st = open_mapped(dir, sizeof dir, path, sizeof path, x, 0x5eed00c3);
+    const float *d = attn_safetensors_find(st, "x")->data;
+    ck_assert_int_eq(truncate(path, 0), 0);
+    int status = in_child(read_floats, d);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+                  "child status %#x: expected death by SIGBUS", status);
+    attn_safetensors_close(st);
+    tu_rm_tree(dir);
+}
+END_TEST
+
+/* A file that is not a regular file (a pipe, as /dev/stdin may be) cannot
+ * be mapped: it is read to its end instead. */
+START_TEST(test_open_pipe) {
+    static float x[MAP_N];
+    char dir[256], path[512];
+    attn_safetensors *ref = open_mapped(dir, sizeof dir, path, sizeof path, x, 0x5eed00c4);
+    attn_safetensors_close(ref);
+    size_t len;
+    char *bytes = tu_read_file_n(path, &len);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    /* the writer: a child, so that a file larger than the pipe's buffer fits */
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        _exit(write(fds[1], bytes, len) == (ssize_t)len ? 0 : 1);
+    }
+    close(fds[1]);
+    char fdpath[64];
+    snprintf(fdpath, sizeof fdpath, "/dev/fd/%d", fds[0]);
+    attn_safetensors *st = NULL;
+    attn_error err = {0};
+    ck_assert_msg(attn_safetensors_open(&st, fdpath, &err) == ATTN_OK, "%s", err.message);
+    close(fds[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_same_floats(attn_safetensors_find(st, "x")->data, x, MAP_N);
+    attn_safetensors_close(st);
+    free(bytes);
     tu_rm_tree(dir);
 }
 END_TEST
@@ -1031,6 +1152,47 @@ END_TEST
 /* attn_model_weights lists the tensors the model was built from, in the
  * order they were written, with their shapes and stored dtypes; a tensor
  * found through it is the one attn_model_tensor finds. */
+/* A weights file rewritten in place at the same size loses no page (no
+ * SIGBUS): the next forward pass sees its new modification time and fails
+ * with ATTN_ERR_IO, rather than giving values of mixed weights. */
+START_TEST(test_model_rewritten_in_place) {
+    char dir[256], path[600], weights[600];
+    make_tmpdir(dir, sizeof dir);
+    tu_rng r = {0x5eed0e0f};
+    tu_decoder_write_weights(dir, &r, TU_DEC_D);
+    tu_decoder_write_config(dir, "");
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    /* an old modification time: the rewrite below surely changes it */
+    struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, weights, old, 0), 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    attn_model *m = NULL;
+    attn_session *ss = NULL;
+    attn_error err = {0};
+    ck_assert_msg(attn_model_open(&m, path, &err) == ATTN_OK, "%s", err.message);
+    ck_assert_int_eq(attn_session_new(&ss, m, &err), ATTN_OK);
+    int ids[3] = {1, 2, 3};
+    attn_input in = {.ids = ids, .n = 3};
+    ck_assert_msg(attn_session_forward(ss, &in, NULL, &err) == ATTN_OK, "%s", err.message);
+    int fd = open(weights, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    struct stat sb;
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    float same = 0.25f; /* the size stays */
+    ck_assert_int_eq(pwrite(fd, &same, sizeof same, sb.st_size - 4), 4);
+    close(fd);
+    attn_session_reset(ss);
+    ck_assert_int_eq(attn_session_forward(ss, &in, NULL, &err), ATTN_ERR_IO);
+    assert_one_line(&err);
+    ck_assert_msg(strstr(err.message, weights) &&
+                      strstr(err.message, "the weights file changed while attn was reading it"),
+                  "%s", err.message);
+    attn_session_free(ss);
+    attn_model_close(m);
+    tu_rm_tree(dir);
+}
+END_TEST
+
 START_TEST(test_model_weights_lists_tensors) {
     char dir[256], path[600];
     make_tmpdir(dir, sizeof dir);
@@ -1310,7 +1472,11 @@ static Suite *safetensors_suite(void) {
     suite_add_tcase(s, rf);
 
     TCase *ld = tcase_create("load");
-    tcase_add_test(ld, test_open_is_a_copy);
+    tcase_add_test(ld, test_open_maps_in_place);
+    tcase_add_test(ld, test_open_survives_rename);
+    tcase_add_test(ld, test_open_truncated_sigbus);
+    tcase_add_test(ld, test_open_pipe);
+    tcase_add_test(ld, test_model_rewritten_in_place);
     tcase_add_test(ld, test_model_refuses_nonfinite);
     tcase_add_test(ld, test_model_weights_lists_tensors);
     tcase_add_test(ld, test_dtype_names_and_sizes);

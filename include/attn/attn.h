@@ -214,10 +214,18 @@ typedef struct attn_tensor {
 
 typedef struct attn_safetensors attn_safetensors;
 
-/* Reads `path` into memory of its own with read(2) (never mapped: a file
- * truncated on disk later cannot fault the program; one that changes size
- * during the read is ATTN_ERR_IO) and validates it completely (see
- * attn_safetensors_parse). The values are not checked: NaNs are kept. */
+/* Maps `path` read-only (mmap PROT_READ, MAP_PRIVATE: aligned F32 tensors
+ * are used in place, their pages shared with the page cache) and validates
+ * it completely (see attn_safetensors_parse). A pipe, /dev/stdin or a file
+ * the kernel cannot map is read into memory instead (a file whose size
+ * changes during that read is ATTN_ERR_IO). The values are not checked:
+ * NaNs are kept.
+ *
+ * While it is open, the file must not be truncated or rewritten in place:
+ * reading a page that a truncation took away raises SIGBUS (a program
+ * catches it to report it; the attn command prints that the weights file
+ * changed and exits 1). Replacing the file by renaming a new one over it,
+ * as attn_safetensors_write does, is safe. */
 ATTN_API attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn_error *err);
 /* Validates a safetensors image in memory. The buffer is not copied and must
  * outlive the returned object. Refuses: a header length outside the file or
@@ -431,6 +439,15 @@ ATTN_API void attn_session_free(attn_session *s);
 ATTN_API void attn_session_reset(attn_session *s);
 /* Positions of the main stack processed since the last reset. */
 ATTN_API size_t attn_session_length(const attn_session *s);
+/* on: this session will not be continued. Each attn_session_forward after a
+ * reset is one whole pass, whose main stack reuses one key/value cache
+ * ([n_kv_heads, head_dim, T] keys and values) layer after layer instead of
+ * keeping one per layer: n_layers times less memory for the cache, the same
+ * bytes out. A forward on a session that already holds positions is then
+ * refused (ATTN_ERR_USAGE), never computed without the earlier keys. Off by
+ * default; changing it while the session holds positions is ATTN_ERR_USAGE
+ * (reset it first). */
+ATTN_API attn_status attn_session_set_reuse_cache(attn_session *s, bool on, attn_error *err);
 
 /* Encoder-decoder only: runs the encoder on the source; its output is what
  * cross-attention reads in later attn_session_forward calls. It also empties

@@ -22,7 +22,8 @@
 
 /* The handler reads these while the program may be changing them: lock-free
  * atomics are the only shared state a signal handler may touch. */
-_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_BOOL_LOCK_FREE == 2,
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 && ATOMIC_BOOL_LOCK_FREE == 2 &&
+                   ATOMIC_LONG_LOCK_FREE == 2,
                "the temporaries' registry needs lock-free atomics");
 
 /* A registered temporary: a file (path) or a folder (dir). */
@@ -88,6 +89,51 @@ void attn_tmp_remove_all(void) {
         const attn_tmptree *t = atomic_load(&slots[i].tree);
         if (t) attn_tree_remove(t->path);
     }
+}
+
+/* ---- the registry of mapped files, for attn_mapping_at ---- */
+
+/* A mapping [begin, end) of the file name; begin 0: a free slot. The
+ * handler may read a slot while it is being filled or emptied: end and name
+ * are stored before begin, and begin cleared first, so a slot it sees as
+ * taken is complete. */
+typedef struct map_slot {
+    atomic_uintptr_t begin, end;
+    _Atomic(const char *) name;
+    atomic_bool busy;
+} map_slot;
+
+static map_slot maps[ATTN_MAP_TRACK_MAX];
+
+bool attn_mapping_track(const void *p, size_t len, const char *name) {
+    for (size_t i = 0; i < ATTN_MAP_TRACK_MAX; i++) {
+        bool taken = false;
+        if (!atomic_compare_exchange_strong(&maps[i].busy, &taken, true)) continue;
+        atomic_store(&maps[i].end, (uintptr_t)p + len);
+        atomic_store(&maps[i].name, name);
+        atomic_store(&maps[i].begin, (uintptr_t)p);
+        return true;
+    }
+    return false;
+}
+
+void attn_mapping_untrack(const void *p) {
+    for (size_t i = 0; i < ATTN_MAP_TRACK_MAX; i++) {
+        if (!p || atomic_load(&maps[i].begin) != (uintptr_t)p) continue;
+        atomic_store(&maps[i].begin, 0);
+        atomic_store(&maps[i].name, NULL);
+        atomic_store(&maps[i].busy, false);
+        return;
+    }
+}
+
+const char *attn_mapping_at(const void *addr) {
+    uintptr_t a = (uintptr_t)addr;
+    for (size_t i = 0; i < ATTN_MAP_TRACK_MAX; i++) {
+        uintptr_t b = atomic_load(&maps[i].begin);
+        if (b && a >= b && a < atomic_load(&maps[i].end)) return atomic_load(&maps[i].name);
+    }
+    return NULL;
 }
 
 /* ---- removing a folder and what it holds ---- */

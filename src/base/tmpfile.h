@@ -107,4 +107,21 @@ int attn_tree_remove(const char *path);
  * as it is. */
 void attn_tmp_remove_all(void);
 
+/* ---- mapped files, for a SIGBUS handler ----
+ * A file mapped read-only (attn_map_file, base/util.h) loses the pages past
+ * its end when someone truncates it; touching one raises SIGBUS. The
+ * mappings are registered here so that a handler can tell that case (the
+ * faulting address in a registered mapping: a file that changed under the
+ * program) from any other bus error. */
+#define ATTN_MAP_TRACK_MAX 32
+
+/* Registers the mapping [p, p + len) of the file called name (valid until
+ * attn_mapping_untrack); false when ATTN_MAP_TRACK_MAX are registered. */
+bool attn_mapping_track(const void *p, size_t len, const char *name);
+/* Forgets the mapping that starts at p. */
+void attn_mapping_untrack(const void *p);
+/* The name of the registered mapping that holds addr, or NULL.
+ * Async-signal-safe (lock-free atomics only). */
+const char *attn_mapping_at(const void *addr);
+
 #endif

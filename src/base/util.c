@@ -1,5 +1,7 @@
 #include "base/util.h"
 
+#include "base/tmpfile.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,4 +251,100 @@ attn_status attn_path_join(char *out, size_t cap, const char *dir, const char *r
     if (n < 0 || (size_t)n >= cap)
         return attn_error_set(err, ATTN_ERR_USAGE, "path too long: %s", rel);
     return ATTN_OK;
+}
+
+/* Reads the stream fd (a pipe, a terminal) to its end into img. */
+static attn_status map_read_stream(int fd, const char *path, attn_file_image *img,
+                                   attn_error *err) {
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        attn_status rc = attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    char *buf;
+    size_t len;
+    attn_status rc = attn_read_stream(f, SIZE_MAX / 4, path, "a weights file", &buf, &len, err);
+    fclose(f);
+    if (rc) return rc;
+    img->data = (const unsigned char *)buf;
+    img->len = len;
+    img->kind = ATTN_IMAGE_STREAM;
+    return ATTN_OK;
+}
+
+attn_status attn_map_file(const char *path, const char *name, attn_file_image *img,
+                          attn_error *err) {
+    *img = (attn_file_image){0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        attn_status rc = attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", path, strerror(EISDIR));
+    }
+    if (!S_ISREG(sb.st_mode)) return map_read_stream(fd, path, img, err);
+    if (sb.st_size > 0 && (uint64_t)sb.st_size <= (uint64_t)SIZE_MAX) {
+        size_t n = (size_t)sb.st_size;
+        void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            attn_mapping_track(p, n, name); /* full: a SIGBUS in it goes unnamed */
+#ifdef MADV_WILLNEED
+            madvise(p, n, MADV_WILLNEED); /* a hint: start reading ahead */
+#endif
+            img->data = p;
+            img->len = n;
+            img->kind = ATTN_IMAGE_MAPPED;
+            img->fd = fd;
+            img->mtime_s = (int64_t)sb.st_mtim.tv_sec;
+            img->mtime_ns = (int64_t)sb.st_mtim.tv_nsec;
+            return ATTN_OK;
+        }
+    }
+    close(fd);
+    /* size 0 (the /proc files are not empty), or a file the kernel does not map */
+    void *data;
+    size_t len;
+    attn_status rc = attn_load_file(path, &data, &len, err);
+    if (rc) return rc;
+    img->data = data;
+    img->len = len;
+    img->kind = data ? ATTN_IMAGE_LOADED : ATTN_IMAGE_NONE;
+    return ATTN_OK;
+}
+
+void attn_unmap_file(attn_file_image *img) {
+    if (!img) return;
+    switch (img->kind) {
+    case ATTN_IMAGE_MAPPED:
+        attn_mapping_untrack(img->data);
+        munmap((void *)(uintptr_t)img->data, img->len);
+        close(img->fd);
+        break;
+    case ATTN_IMAGE_LOADED: attn_unload_file((void *)(uintptr_t)img->data, img->len); break;
+    case ATTN_IMAGE_STREAM: free((void *)(uintptr_t)img->data); break;
+    case ATTN_IMAGE_NONE: break;
+    }
+    *img = (attn_file_image){0};
+}
+
+attn_status attn_image_check(const attn_file_image *img, const char *name, attn_error *err) {
+    if (!img || img->kind != ATTN_IMAGE_MAPPED) return ATTN_OK;
+    struct stat sb;
+    if (fstat(img->fd, &sb) != 0)
+        return attn_error_set(err, ATTN_ERR_IO, "%s: %s", name, strerror(errno));
+    if ((uint64_t)sb.st_size == (uint64_t)img->len && (int64_t)sb.st_mtim.tv_sec == img->mtime_s &&
+        (int64_t)sb.st_mtim.tv_nsec == img->mtime_ns)
+        return ATTN_OK;
+    return attn_error_set(err, ATTN_ERR_IO,
+                          "%s: the weights file changed while attn was reading it (%s since it "
+                          "was opened)",
+                          name,
+                          (uint64_t)sb.st_size != (uint64_t)img->len ? "its size changed"
+                                                                    : "modified in place");
 }

@@ -213,6 +213,7 @@ static attn_status load_inputs(explainer *e, const ex_opts *o, attn_error *err) 
 /* The forward pass, its sink capturing the chosen layer and head. */
 static attn_status run_forward(explainer *e, bool has_main, attn_error *err) {
     attn_status rc = attn_session_new(&e->sess, e->model, err);
+    if (!rc) rc = attn_session_set_reuse_cache(e->sess, true, err); /* one pass */
     if (rc) return rc;
     attn_capture cap = {explain_wants, explain_emit, &e->req};
     if (e->encdec) {

@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "view.h"
 
+#include "base/tmpfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -47,6 +49,29 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
+/* A bus error in a mapped weights file (base/tmpfile.h, attn_mapping_at):
+ * someone truncated it while attn was using it. One line that says so, the
+ * temporaries removed, exit status 1. Any other bus error is a crash, as
+ * the other signals (on_signal). */
+static void on_sigbus(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    const char *name = attn_mapping_at(si->si_addr);
+    if (!name) {
+        on_signal(sig);
+        return;
+    }
+    attn_outfile_abort_all();
+    static const char head[] = "attn: ",
+                      tail[] = ": the weights file changed while attn was reading it "
+                               "(truncated on disk); no output written\n";
+    /* write(2) only: async-signal-safe */
+    ssize_t w = write(STDERR_FILENO, head, sizeof head - 1);
+    w = write(STDERR_FILENO, name, strlen(name));
+    w = write(STDERR_FILENO, tail, sizeof tail - 1);
+    (void)w;
+    _exit(EXIT_FAIL);
+}
+
 /* The signals that end a process by default and can arrive while output
  * files or an import's folder are open: a terminal or job control (INT, QUIT, HUP, TERM), a reader
  * that went away (PIPE), a file size limit (XFSZ). A signal the caller set
@@ -61,6 +86,11 @@ static void catch_signals(void) {
         sigemptyset(&sa.sa_mask);
         sigaction(sigs[i], &sa, NULL);
     }
+    struct sigaction bus = {0};
+    bus.sa_sigaction = on_sigbus;
+    bus.sa_flags = SA_SIGINFO;
+    sigemptyset(&bus.sa_mask);
+    sigaction(SIGBUS, &bus, NULL);
 }
 
 /* A standard stream the caller closed gets /dev/null, so that the first file

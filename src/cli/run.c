@@ -711,7 +711,9 @@ int run_main(int argc, char **argv, run_cmd cmd) {
     } else if (load_inputs(&r, &o, &in, &src, &err) ||
                (!o.batch && check_one(&r, &in, src_in, cli_input_flag(&o.input, false),
                                       source_flag(&o), &err)) ||
-               attn_session_new(&r.sess, r.model, &err) || open_outputs(&r, &o, &err) ||
+               attn_session_new(&r.sess, r.model, &err) ||
+               /* every input is one pass: one key/value cache for all the layers */
+               attn_session_set_reuse_cache(r.sess, true, &err) || open_outputs(&r, &o, &err) ||
                run_inputs(&r, &o, &in, src_in, &bad_lines, &err) || close_outputs(&r, &err))
         status = cli_lib_error(&err);
     else if (bad_lines)

@@ -4,7 +4,9 @@
  * A session runs the main stack over new positions that follow the cached
  * ones. Per layer it keeps the keys and values of every past position
  * (attention.h, grown geometrically up to max_seq_len), so n new positions
- * cost O(n * length). Scratch is O(T * max(D, F)) plus one [T, Tk] matrix
+ * cost O(n * length). A session that will not be continued (reuse_cache: the
+ * one-shot commands) keeps one cache, [KV, hd, T], reused layer after layer
+ * as the encoder's is. Scratch is O(T * max(D, F)) plus one [T, Tk] matrix
  * while a head's scores or weights are captured, one [Tk, hd] block while
  * its keys or values are, and the logits [T, V] only when they are.
  *
@@ -26,8 +28,10 @@ struct attn_session {
     size_t len;               /* main-stack positions held in self_kv */
     attn_kv_cache *self_kv;   /* [main.n_layers] */
     attn_kv_cache *cross_kv;  /* [main.n_layers]: cross keys/values of the encoder output */
-    attn_kv_cache enc_kv;     /* encoder self-attention, reused layer after layer */
+    attn_kv_cache enc_kv;     /* encoder self-attention (and main stack when reuse_cache), reused
+                                 layer after layer */
     int S;                    /* encoder positions; 0 until attn_session_encode succeeds */
+    bool reuse_cache;         /* one pass only: the main stack reuses enc_kv layer after layer */
     attn_buf x, xn, y;        /* [T, D] residual stream, sub-layer input, sub-layer output */
     attn_buf h1, h2;          /* [T, F] MLP hidden (h2: swiglu gate) */
     attn_buf logits;          /* [T, V], only when captured */
@@ -83,6 +87,19 @@ void attn_session_reset(attn_session *s) {
 }
 
 size_t attn_session_length(const attn_session *s) { return s ? s->len : 0; }
+
+attn_status attn_session_set_reuse_cache(attn_session *s, bool on, attn_error *err) {
+    if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_set_reuse_cache: no session");
+    if (s->len > 0 && on != s->reuse_cache)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "the session holds %zu positions; reset it before %s the reuse of "
+                              "the key/value cache",
+                              s->len, on ? "turning on" : "turning off");
+    s->reuse_cache = on;
+    if (on) /* the per-layer caches are not used any more */
+        for (int l = 0; l < s->m->main.n_layers; l++) attn_kv_free(&s->self_kv[l]);
+    return ATTN_OK;
+}
 
 /* ------------------------------------------------------------------------ */
 
@@ -234,8 +251,9 @@ static void embed(attn_session *s, float *x, const attn_input *in, int T, int po
 
 /* Runs the blocks of st, then its final norm, on s->x (T, D) holding
  * positions pos0 .. pos0+T-1. kvs: the self-attention caches, one per layer,
- * or NULL to reuse s->enc_kv for every layer (a bidirectional stack run
- * once). Emits per-block values and HIDDEN. */
+ * or NULL to reuse s->enc_kv for every layer (a stack run once: the encoder,
+ * or the main stack of a session with reuse_cache, pos0 0). Emits per-block
+ * values and HIDDEN. */
 static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
                              attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
@@ -322,7 +340,8 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
             return rc;
     }
     s->S = S;
-    return ATTN_OK;
+    /* the weights read above were the file's as it was opened */
+    return attn_safetensors_check(m->st, err);
 }
 
 attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
@@ -340,11 +359,18 @@ attn_status attn_session_forward(attn_session *s, const attn_input *in, const at
                               "an encoder-only model is bidirectional and this session already "
                               "holds %zu positions; reset the session first",
                               s->len);
+    if (s->reuse_cache && s->len > 0)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "this session reuses one key/value cache for every layer (one pass "
+                              "only) and already holds %zu positions: it cannot be continued; "
+                              "reset it first",
+                              s->len);
     int rc = check_input(s, in, s->len, err);
     if (rc) return rc;
     const int T = (int)in->n, pos0 = (int)s->len;
     if ((rc = embed_and_emit(s, st, in, T, pos0, cap, err))) return rc;
-    if ((rc = run_stack(s, st, T, pos0, s->self_kv, cap, err))) return rc;
+    if ((rc = run_stack(s, st, T, pos0, s->reuse_cache ? NULL : s->self_kv, cap, err)))
+        return rc;
 
     attn_capture_key k = make_key(st, ATTN_V_LOGITS, -1, ATTN_KIND_SELF);
     if (m->lm_head && attn_cap_wants(cap, &k)) {
@@ -357,5 +383,6 @@ attn_status attn_session_forward(attn_session *s, const attn_input *in, const at
         if ((rc = attn_cap_emit(cap, &k, s->logits.p, T, V, pos0, err))) return rc;
     }
     s->len += in->n;
-    return ATTN_OK;
+    /* the weights read above were the file's as it was opened */
+    return attn_safetensors_check(m->st, err);
 }

@@ -59,4 +59,11 @@ struct attn_model {
     const float *lm_head;   /* [V, D]: tok_embed when tied, NULL when none */
 };
 
+/* ATTN_ERR_IO when st's file, mapped by attn_safetensors_open, no longer
+ * has the size and modification time it had then (rewritten in place: the
+ * mapping may have mixed old and new weights; base/util.h attn_image_check);
+ * ATTN_OK otherwise and for tensors parsed from memory. The forward pass
+ * checks it after every pass. */
+attn_status attn_safetensors_check(const attn_safetensors *st, attn_error *err);
+
 #endif

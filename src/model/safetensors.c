@@ -10,15 +10,29 @@
  *
  * Ownership: an attn_safetensors owns its name, the tensor names, the
  * converted / realigned copies and (for attn_safetensors_open) the file's
- * image, read into memory of its own (attn_load_file: never mapped, so that
- * a file truncated on disk cannot fault the program). For aligned F32
- * tensors attn_tensor.data points into the caller's buffer or that image.
+ * image: a read-only mapping of the file (attn_map_file), so that the F32
+ * weights are used in place, never copied, and their pages are shared with
+ * the page cache (a pipe or a file the kernel cannot map is read instead).
+ * For aligned F32 tensors attn_tensor.data points into the caller's buffer
+ * or that image.
+ *
+ * A mapped file truncated on disk while it is open takes its pages away:
+ * reading one raises SIGBUS. The validation above touches only the header
+ * (and the F16 / BF16 / misaligned tensors it converts); the mapping is
+ * registered (base/tmpfile.h, attn_mapping_at), so that the command line's
+ * SIGBUS handler says that the weights file changed, removes its temporary
+ * outputs and exits 1 instead of dying of the signal. A file replaced by
+ * renaming a new one over it (attn_safetensors_write does that) leaves the
+ * mapping intact. One rewritten in place at the same size loses no page;
+ * attn_safetensors_check (model.h), called after every forward pass, sees
+ * its new modification time.
  */
 #include "base/bytes.h"
 #include "base/json.h"
 #include "base/tmpfile.h"
 #include "base/util.h"
 #include "model/limits.h"
+#include "model/model.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,8 +44,7 @@
 
 struct attn_safetensors {
     char *name;         /* file name or caller's label, for messages */
-    void *file;         /* the file image read by attn_safetensors_open, else NULL */
-    size_t file_len;
+    attn_file_image file; /* the file's bytes, attn_safetensors_open only */
     size_t n;           /* number of tensors */
     attn_tensor *tensors; /* [n] in header order */
     float **owned;      /* [n] realigned or converted copies; NULL for views */
@@ -671,19 +684,16 @@ attn_status attn_safetensors_open(attn_safetensors **out, const char *path, attn
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: out is NULL");
     *out = NULL;
     if (!path) return attn_error_set(err, ATTN_ERR_USAGE, "attn_safetensors_open: path is NULL");
-    void *file;
-    size_t len;
-    int rc = attn_load_file(path, &file, &len, err);
-    if (rc) return rc;
     attn_safetensors *st = st_new(path, err);
-    if (!st) {
-        attn_unload_file(file, len);
-        return ATTN_ERR_NOMEM;
+    if (!st) return ATTN_ERR_NOMEM;
+    /* registered under st->name, which lives as long as the mapping */
+    int rc = attn_map_file(path, st->name, &st->file, err);
+    if (rc) {
+        attn_safetensors_close(st);
+        return rc;
     }
-    st->file = file;
-    st->file_len = len;
     static const unsigned char empty[1] = {0}; /* an empty file has no buffer */
-    rc = st_build(st, file ? file : empty, len, err);
+    rc = st_build(st, st->file.data ? st->file.data : empty, st->file.len, err);
     if (rc != ATTN_OK) {
         attn_safetensors_close(st);
         return rc;
@@ -700,9 +710,13 @@ void attn_safetensors_close(attn_safetensors *st) {
     free(st->tensors);
     free(st->names);
     free(st->slots);
-    attn_unload_file(st->file, st->file_len);
+    attn_unmap_file(&st->file);
     free(st->name);
     free(st);
+}
+
+attn_status attn_safetensors_check(const attn_safetensors *st, attn_error *err) {
+    return st ? attn_image_check(&st->file, st->name, err) : ATTN_OK;
 }
 
 const char *attn_safetensors_name(const attn_safetensors *st) { return st ? st->name : NULL; }
