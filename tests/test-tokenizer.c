@@ -495,7 +495,7 @@ START_TEST(word_special_refusals) {
     tok = special_tok(NULL, 0, false);
     int *ids = (int *)1;
     size_t n = 5;
-    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, "the", 3, 2u, &ids, &n, &err),
+    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, "the", 3, 4u, &ids, &n, &err),
                      ATTN_ERR_USAGE);
     ck_assert_ptr_null(ids);
     ck_assert_uint_eq(n, 0);
