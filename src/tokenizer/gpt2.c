@@ -399,7 +399,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *wha
 
 /* Doubles the cache's table. */
 static int cache_rehash(encode_state *st, attn_error *err) {
-    size_t cap = st->mask ? 2 * (st->mask + 1) : 4096;
+    size_t cap = st->mask ? 2 * (st->mask + 1) : 256;
     struct cache_slot *s = attn_calloc_array(cap, sizeof *s, "piece cache", err);
     if (!s) return ATTN_ERR_NOMEM;
     for (size_t i = 0; st->mask && i <= st->mask; i++) {
