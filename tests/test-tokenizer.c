@@ -2,7 +2,8 @@
  * files (expected ids derived by hand in the comments), file refusals, a
  * randomized comparison of the heap-based merging against a naive copy of
  * llama2.c's loop, and stories260K's tok512.bin against the fixture written by
- * tests/reference/llama2c_encode.py. */
+ * tests/reference/llama2c_encode.py; the gpt2 tokenizer on hand-made vocab.json /
+ * merges.txt (expected ids derived by hand in the comments). */
 #include "attn/attn.h"
 #include "support.h"
 
@@ -494,7 +495,7 @@ START_TEST(word_special_refusals) {
     tok = special_tok(NULL, 0, false);
     int *ids = (int *)1;
     size_t n = 5;
-    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, "the", 3, 2u, &ids, &n, &err),
+    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, "the", 3, 4u, &ids, &n, &err),
                      ATTN_ERR_USAGE);
     ck_assert_ptr_null(ids);
     ck_assert_uint_eq(n, 0);
@@ -1320,6 +1321,324 @@ START_TEST(vocab_file_limit) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* gpt2: GPT-2's byte-level BPE on hand-made vocab.json / merges.txt        */
+
+/* The code point of byte b in GPT-2's byte alphabet (encoder.py's
+ * bytes_to_unicode, written from its definition): ! .. ~, ¡ .. ¬, ® .. ÿ are
+ * themselves, the others U+0100 on in byte order. */
+static unsigned g2_char(unsigned b) {
+    unsigned n = 0;
+    for (unsigned c = 0; c < 256; c++) {
+        bool self = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE;
+        if (c == b) return self ? c : 0x100 + n;
+        if (!self) n++;
+    }
+    return 0;
+}
+
+/* Appends the UTF-8 of code point cp to the string buffer. */
+static void g2_put_cp(tu_bytes *o, unsigned cp) {
+    unsigned char u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (unsigned char)cp, n = 1;
+    else if (cp < 0x800) u[0] = (unsigned char)(0xC0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3F)), n = 2;
+    else u[0] = (unsigned char)(0xE0 | cp >> 12), u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)),
+         u[2] = (unsigned char)(0x80 | (cp & 0x3F)), n = 3;
+    tu_bytes_put(o, u, n);
+}
+
+/* A token's raw bytes written in the byte alphabet (JSON-escaped when json). */
+static void g2_put_token(tu_bytes *o, const char *raw, size_t n, bool json) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = g2_char((unsigned char)raw[i]);
+        if (json && (c == '"' || c == '\\')) tu_bytes_put(o, "\\", 1);
+        g2_put_cp(o, c);
+    }
+}
+
+/* vocab.json: byte b is id b, then extra[i] (raw bytes) is id 256 + i.
+ * merges.txt: "#version: 0.2", then each merge "A B" (raw bytes, split at
+ * the first '|' of the text given). */
+static attn_tokenizer *g2_tok(const char *const *extra, int n_extra, const char *const *merges,
+                              int n_merges, attn_error *err) {
+    tu_bytes v = {0}, m = {0};
+    tu_bytes_put(&v, "{", 1);
+    for (int id = 0; id < 256 + n_extra; id++) {
+        char b = (char)id;
+        tu_bytes_put(&v, id ? ",\"" : "\"", id ? 2 : 1);
+        if (id < 256) g2_put_token(&v, &b, 1, true);
+        else g2_put_token(&v, extra[id - 256], strlen(extra[id - 256]), true);
+        char num[32];
+        int k = snprintf(num, sizeof num, "\": %d", id);
+        tu_bytes_put(&v, num, (size_t)k);
+    }
+    tu_bytes_put(&v, "}\n", 2);
+    tu_bytes_put(&m, "#version: 0.2\n", 14);
+    for (int i = 0; i < n_merges; i++) {
+        const char *bar = strchr(merges[i], '|');
+        g2_put_token(&m, merges[i], (size_t)(bar - merges[i]), false);
+        tu_bytes_put(&m, " ", 1);
+        g2_put_token(&m, bar + 1, strlen(bar + 1), false);
+        tu_bytes_put(&m, "\n", 1);
+    }
+    attn_tokenizer *tok = NULL;
+    int rc = attn_tokenizer_gpt2_from_memory(&tok, v.p, v.n, "vocab.json", m.p, m.n, "merges.txt",
+                                             err);
+    free(v.p);
+    free(m.p);
+    return rc == ATTN_OK ? tok : NULL;
+}
+
+/* Is the gpt2 type built in (PCRE2)? When not, its refusal is checked and
+ * the test ends there. */
+static bool g2_built_in(void) {
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(NULL, 0, NULL, 0, &err);
+    if (tok) {
+        attn_tokenizer_free(tok);
+        return true;
+    }
+    ck_assert_msg(strstr(err.message, "not built in") != NULL, "%s", err.message);
+    ck_assert_int_eq(err.status, ATTN_ERR_FORMAT);
+    return false;
+}
+
+static void g2_expect(const attn_tokenizer *tok, const char *text, size_t len, unsigned flags,
+                      const int *want, size_t n_want) {
+    int *ids = NULL;
+    size_t n = 0;
+    attn_error err = {0};
+    ck_assert_msg(attn_tokenizer_encode_flags(tok, text, len, flags, &ids, &n, &err) == ATTN_OK,
+                  "%s", err.message);
+    ck_assert_msg(n == n_want, "\"%.*s\": %zu ids, expected %zu", (int)len, text, n, n_want);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(ids[i] == want[i], "\"%.*s\": id %zu is %d, expected %d", (int)len, text, i,
+                      ids[i], want[i]);
+    free(ids);
+}
+#define G2_EXPECT(tok, text, flags, ...)                                                          \
+    do {                                                                                          \
+        const int want_[] = {__VA_ARGS__};                                                        \
+        g2_expect(tok, text, sizeof text - 1, flags, want_, sizeof want_ / sizeof want_[0]);      \
+    } while (0)
+
+/* Merges by rank, by hand. */
+START_TEST(gpt2_hand_merges) {
+    if (!g2_built_in()) return;
+    static const char *const extra[] = {"he", "ll", "hell", " w", "hello", "bc", "aa", "aaaa"};
+    static const char *const merges[] = {"h|e", "l|l", "he|ll", " |w", "hell|o", "b|c", "a|a",
+                                         "aa|aa"};
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(extra, 8, merges, 8, &err);
+    ck_assert_msg(tok, "%s", err.message);
+    ck_assert_int_eq(attn_tokenizer_size(tok), 264);
+    /* "hello": (h,e) rank 0 and (l,l) rank 1 -> he ll; (he,ll) rank 2 -> hell;
+     * (hell,o) rank 4 -> hello (260). " world": " w" (259) o r l d. */
+    G2_EXPECT(tok, "hello world", 0, 260, 259, 'o', 'r', 'l', 'd');
+    /* rank before position: (b,c) rank 5 first, then (a,bc) is no merge */
+    G2_EXPECT(tok, "abc", 0, 'a', 261);
+    /* a pair that overlaps itself: the leftmost first, as encoder.py */
+    G2_EXPECT(tok, "aaa", 0, 262, 'a');
+    G2_EXPECT(tok, "aaaaa", 0, 263, 'a');
+    /* no merge across pieces: "he" and " hell" are two */
+    G2_EXPECT(tok, "h ell", 0, 'h', ' ', 'e', 257);
+    g2_expect(tok, "", 0, 0, NULL, 0);
+    ck_assert_int_eq(attn_tokenizer_bos(tok), -1);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), -1);
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 259), " w");
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* \s is Unicode White_Space as in GPT-2's Python `regex` (not JavaScript's):
+ * U+0085 is white space, U+FEFF is not. Merges: C2 85 -> X (256), X X -> Y
+ * (257); EF BB -> P (258), P BF -> Q (259), Q Q -> R (260). */
+START_TEST(gpt2_white_space) {
+    if (!g2_built_in()) return;
+    static const char *const extra[] = {"\xc2\x85", "\xc2\x85\xc2\x85", "\xef\xbb",
+                                        "\xef\xbb\xbf", "\xef\xbb\xbf\xef\xbb\xbf", "  "};
+    static const char *const merges[] = {"\xc2|\x85", "\xc2\x85|\xc2\x85", "\xef|\xbb",
+                                         "\xef\xbb|\xbf", "\xef\xbb\xbf|\xef\xbb\xbf", " | "};
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(extra, 6, merges, 6, &err);
+    ck_assert_msg(tok, "%s", err.message);
+    /* "a" "\u0085" "\u0085" "b": \s+(?!\S) leaves the last one before "b" to \s+ */
+    G2_EXPECT(tok, "a\xc2\x85\xc2\x85" "b", 0, 'a', 256, 256, 'b');
+    /* at the end of the text the run stays whole */
+    G2_EXPECT(tok, "a\xc2\x85\xc2\x85", 0, 'a', 257);
+    /* U+FEFF is neither white space, letter nor number: one "other" run */
+    G2_EXPECT(tok, "a\xef\xbb\xbf\xef\xbb\xbf" "b", 0, 'a', 260, 'b');
+    /* ASCII: "a", "  " (ids 261), " b" -> ' ' 'b'; three spaces at the end stay one piece */
+    G2_EXPECT(tok, "a   b", 0, 'a', 261, ' ', 'b');
+    G2_EXPECT(tok, "a\t\t b", 0, 'a', '\t', '\t', ' ', 'b');
+    G2_EXPECT(tok, "x  ", 0, 'x', 261);
+    /* contractions are case-sensitive and go before letters */
+    G2_EXPECT(tok, "it's", 0, 'i', 't', '\'', 's');
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* <|endoftext|> only with ATTN_ENCODE_SPECIAL; invalid UTF-8 gets U+FFFD per
+ * maximal subpart; decoding gives the bytes. */
+START_TEST(gpt2_special_invalid_decode) {
+    if (!g2_built_in()) return;
+    static const char *const extra[] = {"<|endoftext|>", "<|end|>"};
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(extra, 2, NULL, 0, &err);
+    ck_assert_msg(tok, "%s", err.message);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), 256);
+    G2_EXPECT(tok, "a<|endoftext|>b", ATTN_ENCODE_SPECIAL, 'a', 256, 'b');
+    G2_EXPECT(tok, "<|end|><|endoftext|", ATTN_ENCODE_SPECIAL, 257, '<', '|', 'e', 'n', 'd', 'o',
+              'f', 't', 'e', 'x', 't', '|');
+    G2_EXPECT(tok, "a<|end|>", 0, 'a', '<', '|', 'e', 'n', 'd', '|', '>');
+    G2_EXPECT(tok, "a<|end|>", ATTN_ENCODE_NO_SPECIAL, 'a', '<', '|', 'e', 'n', 'd', '|', '>');
+    int *ids;
+    size_t n;
+    ck_assert_int_eq(attn_tokenizer_encode_flags(tok, "a", 1,
+                                                 ATTN_ENCODE_SPECIAL | ATTN_ENCODE_NO_SPECIAL,
+                                                 &ids, &n, &err),
+                     ATTN_ERR_USAGE);
+    /* U+FFFD is EF BF BD: FF alone; E2 82 (a cut-short prefix) as one; C0 AF as
+     * two (C0 never starts a character); ED A0 80 as three (a surrogate: ED's
+     * second byte is at most 9F) */
+#define FFFD 0xEF, 0xBF, 0xBD
+    G2_EXPECT(tok, "\xff", 0, FFFD);
+    G2_EXPECT(tok, "x\xe2\x82", 0, 'x', FFFD);
+    G2_EXPECT(tok, "\xc0\xaf", 0, FFFD, FFFD);
+    G2_EXPECT(tok, "\xed\xa0\x80", 0, FFFD, FFFD, FFFD);
+    G2_EXPECT(tok, "\xf0\x9f\x98" "a", 0, FFFD, 'a');
+#undef FFFD
+    /* decoding: the bytes, NUL too */
+    char buf[16];
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, -1, 0, buf, sizeof buf), 1);
+    ck_assert_int_eq(buf[0], 0);
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, -1, 0xE9, buf, sizeof buf), 1);
+    ck_assert_int_eq((unsigned char)buf[0], 0xE9);
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, -1, 256, buf, sizeof buf), 13);
+    ck_assert_str_eq(buf, "<|endoftext|>");
+    ck_assert_uint_eq(attn_tokenizer_decode(tok, -1, 256, buf, 5), 4);
+    ck_assert_str_eq(buf, "<|en");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, ' '), " ");
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* One malformed vocab.json or merges.txt: the status and the message. */
+static void g2_refused(const char *vocab, const char *merges, const char *want) {
+    attn_tokenizer *tok = (attn_tokenizer *)1;
+    attn_error err = {0};
+    int rc = attn_tokenizer_gpt2_from_memory(&tok, vocab, strlen(vocab), "vocab.json", merges,
+                                             strlen(merges), "merges.txt", &err);
+    ck_assert_int_eq(rc, ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, want) != NULL, "message \"%s\" lacks \"%s\"", err.message,
+                  want);
+}
+
+START_TEST(gpt2_refusals) {
+    if (!g2_built_in()) return;
+    /* a good vocabulary as text, to break in one place */
+    tu_bytes v = {0};
+    tu_bytes_put(&v, "{", 1);
+    for (int id = 0; id < 256; id++) {
+        char b = (char)id;
+        tu_bytes_put(&v, id ? ",\n\"" : "\"", id ? 3 : 1);
+        g2_put_token(&v, &b, 1, true);
+        char num[32];
+        int k = snprintf(num, sizeof num, "\": %d", id);
+        tu_bytes_put(&v, num, (size_t)k);
+    }
+    char *good = malloc(v.n + 64);
+    memcpy(good, v.p, v.n);
+    good[v.n] = '\0';
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s}", good);
+    /* merges: the formats that are fine */
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    const char *ok_merges[] = {"", "#version: 0.2\n", "a b", "a b\r\n", "#version: 0.2\r\na b\n"};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(buf, sizeof buf, "%s, \"ab\": 256}", good);
+        ck_assert_msg(attn_tokenizer_gpt2_from_memory(&tok, buf, strlen(buf), "v", ok_merges[i],
+                                                      strlen(ok_merges[i]), "m", &err) == ATTN_OK,
+                      "%s", err.message);
+        attn_tokenizer_free(tok);
+    }
+    snprintf(buf, sizeof buf, "%s, \"ab\": 256}", good);
+    g2_refused(buf, "a b\n\nb a\n", "merges.txt: line 2: expected two tokens separated by one space");
+    g2_refused(buf, "#version: 0.2\na  b\n", "merges.txt: line 2: expected two tokens");
+    g2_refused(buf, "a\tb\n", "merges.txt: line 1: expected two tokens");
+    g2_refused(buf, "a b c\n", "merges.txt: line 1: expected two tokens");
+    g2_refused(buf, "a b\nb a\n", "merges.txt: line 2: the merged pair of \"b a\" is not in the vocabulary");
+    g2_refused(buf, "a b\nx \xe4\xb8\x80\n", "merges.txt: line 2: U+4E00 is not one of GPT-2's 256 byte characters");
+    g2_refused(buf, "#version: 0.2\na b\na b\n", "merges.txt: line 3: the merge \"a b\" is already on line 2");
+    g2_refused(buf, "a b\n\xff b\n", "merges.txt: line 2: not valid UTF-8");
+    /* vocab.json */
+    g2_refused("{\"a\": 0,\n \"b\" 1}", "", "vocab.json: malformed JSON near line 2, column 6");
+    g2_refused("[1, 2]", "", "vocab.json: expected a JSON object (token -> id) at the top level, got an array");
+    g2_refused("{}", "", "vocab.json: the object has no tokens");
+    g2_refused("{\"a\": 0.5}", "", "vocab.json: token \"a\" (entry 0): expected an integer id in 0..1048575, got another number");
+    g2_refused("{\"a\": \"0\"}", "", "got a string");
+    g2_refused("{\"a\": -1}", "", "expected an integer id");
+    g2_refused("{\"a\": 0, \"b\": 0}", "", "vocab.json: id 0 is given to two tokens (\"b\" and \"a\")");
+    g2_refused("{\"a\": 0, \"b\": 5}", "", "vocab.json: token \"b\" has id 5, but the file has 2 tokens");
+    g2_refused("{\"a\": 0, \"a\": 1}", "", "vocab.json: token \"a\" is listed twice (ids 0 and 1)");
+    g2_refused("{\"\": 0}", "", "vocab.json: entry 0 (id 0): a token has 1..65536 bytes, this one 0");
+    g2_refused("{\"a \": 0}", "", "vocab.json: token \"a \" (id 0) has U+0020, which is not one of GPT-2's 256 byte characters");
+    g2_refused("{\"a\": 0}", "", "vocab.json: no token for byte 0x00 alone (U+0100 in the byte alphabet)");
+    snprintf(buf, sizeof buf, "%s}", good);
+    buf[2] = (char)0xC2; /* byte 0 ("Ā", C4 80) becomes C2 80 = U+0080: not in the alphabet */
+    g2_refused(buf, "", "has U+0080, which is not one of");
+    free(good);
+    free(v.p);
+}
+END_TEST
+
+/* Long pieces (the heap, past the cache) and many pieces (the cache's growth)
+ * give the same ids as the same pieces one by one. */
+START_TEST(gpt2_long_and_many) {
+    if (!g2_built_in()) return;
+    static const char *const extra[] = {"ab", "abab", " x", "ba"};
+    static const char *const merges[] = {"a|b", "ab|ab", " |x", "b|a"};
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(extra, 4, merges, 4, &err);
+    ck_assert_msg(tok, "%s", err.message);
+    /* "ab" * 1001: (a,b) everywhere, then (ab,ab) left to right: 500 abab + ab */
+    size_t len = 2002;
+    char *t = malloc(len);
+    for (size_t i = 0; i < len; i++) t[i] = i % 2 ? 'b' : 'a';
+    int *ids;
+    size_t n;
+    ck_assert_int_eq(attn_tokenizer_encode(tok, t, len, &ids, &n, &err), ATTN_OK);
+    ck_assert_uint_eq(n, 501);
+    for (size_t i = 0; i < 500; i++) ck_assert_int_eq(ids[i], 257);
+    ck_assert_int_eq(ids[500], 256);
+    free(ids);
+    free(t);
+    /* 30000 distinct pieces " x<number>" and repeats */
+    tu_bytes b = {0};
+    for (int i = 0; i < 30000; i++) {
+        char w[32];
+        int k = snprintf(w, sizeof w, " x%d", i % 20000);
+        tu_bytes_put(&b, w, (size_t)k);
+    }
+    ck_assert_int_eq(attn_tokenizer_encode(tok, (const char *)b.p, b.n, &ids, &n, &err), ATTN_OK);
+    /* each " x" + number: " x" (258), then the digits ' ' ... as bytes */
+    size_t k = 0;
+    for (int i = 0; i < 30000; i++) {
+        char w[32];
+        int m = snprintf(w, sizeof w, "%d", i % 20000);
+        ck_assert_int_eq(ids[k++], 258);
+        for (int j = 0; j < m; j++) ck_assert_int_eq(ids[k++], w[j]);
+    }
+    ck_assert_uint_eq(k, n);
+    free(ids);
+    free(b.p);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *w = tcase_create("word");
@@ -1358,6 +1677,13 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(l, text_limit);
     tcase_add_test(l, vocab_file_limit);
     suite_add_tcase(s, l);
+    TCase *g = tcase_create("gpt2");
+    tcase_add_test(g, gpt2_hand_merges);
+    tcase_add_test(g, gpt2_white_space);
+    tcase_add_test(g, gpt2_special_invalid_decode);
+    tcase_add_test(g, gpt2_refusals);
+    tcase_add_test(g, gpt2_long_and_many);
+    suite_add_tcase(s, g);
     TCase *r = tcase_create("stories260k");
     tcase_add_test(r, stories260k_fixture);
     suite_add_tcase(s, r);

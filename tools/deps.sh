@@ -3,13 +3,14 @@
 # Usage: tools/deps.sh            (as root, or a user with sudo)
 set -euo pipefail
 
-# clang + libclang-rt-14-dev: the libFuzzer harnesses; llvm: llvm-symbolizer for
+# libpcre2-dev: the gpt2 tokenizer's pattern (optional for the build); nodejs/npm
+# (if present) run tests/tokenizer's reference test. clang + libclang-rt-14-dev: the libFuzzer harnesses; llvm: llvm-symbolizer for
 # their reports; valgrind: meson test --setup=valgrind; parallel: the sharded-batch
 # test; chromium: the headless browser of tests/html, about 350 MB installed;
 # fonts-dejavu-core: the TrueType labels of --heatmap (optional at run time) (all
 # used by tools/test); libopenblas0-pthread: python3-torch without recommends
 # links the reference BLAS, and bench/bench_torch.py measures PyTorch on OpenBLAS
-packages=(gcc libc6-dev pkg-config meson ninja-build libcjson-dev libstb-dev check
+packages=(gcc libc6-dev pkg-config meson ninja-build libcjson-dev libstb-dev libpcre2-dev check
           python3 python3-numpy python3-torch clang libclang-rt-14-dev llvm valgrind time
           parallel chromium fonts-dejavu-core libopenblas0-pthread)
 

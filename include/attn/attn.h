@@ -127,7 +127,11 @@ typedef enum {
     ATTN_MLP_NONE       /* attention-only blocks: no MLP sub-layer, no MLP tensors */
 } attn_mlp_kind;
 typedef enum { ATTN_LM_HEAD_NONE, ATTN_LM_HEAD_TIED, ATTN_LM_HEAD_SEPARATE } attn_lm_head;
-typedef enum { ATTN_TOKENIZER_WORD, ATTN_TOKENIZER_LLAMA2C } attn_tokenizer_type;
+typedef enum {
+    ATTN_TOKENIZER_WORD,
+    ATTN_TOKENIZER_LLAMA2C,
+    ATTN_TOKENIZER_GPT2 /* GPT-2's byte-level BPE: vocab.json + merges.txt (needs PCRE2) */
+} attn_tokenizer_type;
 
 #define ATTN_PATH_MAX 4096
 #define ATTN_TOKEN_MAX 256
@@ -135,8 +139,10 @@ typedef enum { ATTN_TOKENIZER_WORD, ATTN_TOKENIZER_LLAMA2C } attn_tokenizer_type
 
 typedef struct attn_tokenizer_config {
     attn_tokenizer_type type;
-    char path[ATTN_PATH_MAX]; /* word: "vocab"; llama2c: "path". Resolved against
+    char path[ATTN_PATH_MAX]; /* word, gpt2: "vocab"; llama2c: "path". Resolved against
                                  the config's folder when the config has one. */
+    char merges[ATTN_PATH_MAX]; /* gpt2 only: "merges" (merges.txt / vocab.bpe), resolved
+                                   like path */
     /* word tokenizer only */
     bool lowercase;
     char unk[ATTN_TOKEN_MAX];
@@ -263,13 +269,23 @@ ATTN_API attn_status attn_safetensors_write(const char *path, const attn_tensor_
 
 typedef struct attn_tokenizer attn_tokenizer;
 
-/* Reads the file named by tc->path and builds the tokenizer. */
+/* Reads the file named by tc->path (and tc->merges for gpt2) and builds the
+ * tokenizer. */
 ATTN_API attn_status attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc,
                                  attn_error *err);
-/* Same from a memory image of that file; `name` names it in messages. */
+/* Same from a memory image of that file; `name` names it in messages. A gpt2
+ * tokenizer has two files: use attn_tokenizer_gpt2_from_memory. */
 ATTN_API attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenizer_config *tc,
                                         const void *buf, size_t len, const char *name,
                                         attn_error *err);
+/* A gpt2 tokenizer from memory images of its vocab.json (a JSON object, token
+ * -> id) and merges.txt (one merge "A B" a line, by rank; a first line
+ * "#version..." is skipped); the names name them in messages. Without PCRE2
+ * built in: ATTN_ERR_FORMAT, "not built in" (exit 1 in the CLI). */
+ATTN_API attn_status attn_tokenizer_gpt2_from_memory(attn_tokenizer **out, const void *vocab,
+                                                     size_t vocab_len, const char *vocab_name,
+                                                     const void *merges, size_t merges_len,
+                                                     const char *merges_name, attn_error *err);
 ATTN_API void attn_tokenizer_free(attn_tokenizer *tok);
 ATTN_API int attn_tokenizer_size(const attn_tokenizer *tok);   /* number of ids */
 /* Encodes len bytes of text (need not be NUL-terminated). *ids is malloc'd
@@ -280,6 +296,9 @@ ATTN_API attn_status attn_tokenizer_encode(const attn_tokenizer *tok, const char
 /* Flags of attn_tokenizer_encode_flags (or-ed). */
 enum {
     ATTN_ENCODE_NO_SPECIAL = 1u << 0, /* no special token matching: "<mask>" is '<' "mask" '>' */
+    ATTN_ENCODE_SPECIAL = 1u << 1,    /* match the special tokens of a tokenizer that matches
+                                         none by default (gpt2: "<|endoftext|>"); the word
+                                         tokenizer matches them anyway. Excludes NO_SPECIAL. */
 };
 /* attn_tokenizer_encode with flags; an unknown flag bit is a usage error.
  * The llama2c tokenizer matches no special tokens and ignores the flag. */

@@ -109,6 +109,14 @@ attn_status cli_parse_ids(const char *s, int vocab_size, const char *what, int *
 /* --no-special (run, generate, explain): text is encoded without matching
  * special tokens (ATTN_ENCODE_NO_SPECIAL). */
 extern bool cli_no_special;
+/* --special (run, tokenize, generate, explain): the special tokens of a
+ * tokenizer that matches none by default (gpt2: "<|endoftext|>") are matched
+ * whole (ATTN_ENCODE_SPECIAL). */
+extern bool cli_special;
+/* The encode flags of --special / --no-special. */
+unsigned cli_encode_flags(void);
+/* --special with --no-special: a usage error. */
+attn_status cli_check_special(attn_error *err);
 /* Token ids of one input: parsed from `ids` ("N,N,...") when it is given,
  * else `text` encoded by tok (special tokens matched unless cli_no_special).
  * Refuses a model without a tokenizer for text and an input with no tokens.

@@ -207,6 +207,17 @@ attn_status cli_parse_ids(const char *s, int vocab_size, const char *what, int *
 }
 
 bool cli_no_special;
+bool cli_special;
+
+unsigned cli_encode_flags(void) {
+    return cli_no_special ? ATTN_ENCODE_NO_SPECIAL : cli_special ? ATTN_ENCODE_SPECIAL : 0u;
+}
+
+attn_status cli_check_special(attn_error *err) {
+    if (cli_special && cli_no_special)
+        return cli_usage(err, "--special and --no-special exclude each other");
+    return ATTN_OK;
+}
 
 attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, const char *text,
                           const char *ids, const char *what, int **out, size_t *n,
@@ -218,7 +229,7 @@ attn_status cli_input_ids(const attn_config *cfg, const attn_tokenizer *tok, con
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "%s: the model has no tokenizer; give token ids instead", what);
     attn_status rc = attn_tokenizer_encode_flags(
-        tok, text, strlen(text), cli_no_special ? ATTN_ENCODE_NO_SPECIAL : 0, out, n, err);
+        tok, text, strlen(text), cli_encode_flags(), out, n, err);
     if (rc) {
         attn_error_prefix(err, "%s", what);
         return rc;

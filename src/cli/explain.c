@@ -31,6 +31,8 @@ static const char explain_usage[] =
     "                             '-' = standard input (.npy known by its magic bytes)\n"
     "  --no-special               split special tokens (\"<mask>\") in --text and\n"
     "                             --source like other text (see docs/model-format.md)\n"
+    "  --special                  match the special tokens of a gpt2 tokenizer\n"
+    "                             (\"<|endoftext|>\"), which are plain text without it\n"
     "Encoder input of an encoder-decoder model (one of):\n"
     "  --source STRING | --source-ids N,N,... | --source-embeddings FILE\n"
     "What to explain:\n"
@@ -98,6 +100,7 @@ static attn_status parse_flags(int argc, char **argv, ex_opts *o, bool *help, at
         {"digits", .value = &o->digits},
         {"full", .set = &o->full},
         {"no-special", .set = &cli_no_special},
+        {"special", .set = &cli_special},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "explain", flags, help, err);
@@ -112,6 +115,7 @@ static int count_given(const cli_input_args *a) {
  * parses the layout numbers. */
 static attn_status check_flags(ex_opts *o, attn_error *err) {
     if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (cli_check_special(err)) return ATTN_ERR_USAGE;
     if (count_given(&o->input) > 1)
         return cli_usage(err, "--text, --ids and --embeddings exclude each other");
     if (count_given(&o->source) > 1)

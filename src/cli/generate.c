@@ -38,6 +38,8 @@ static const char generate_usage[] =
     "  --source-ids N,N,...  the same as token ids\n"
     "  --no-special          split special tokens (\"<mask>\", every <...> of the\n"
     "                        vocabulary) in --text / --source like other text\n"
+    "  --special             match the special tokens of a gpt2 tokenizer\n"
+    "                        (\"<|endoftext|>\"), which are plain text without it\n"
     "  --maps FILE           attention weights of the whole sequence as CSV, in the\n"
     "                        columns of 'attn run --maps' ('-' = standard output)\n"
     "  --tokens FILE         every position as CSV: pos,token_id,token (the prompt,\n"
@@ -132,6 +134,7 @@ static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, a
         {"tokens", .value = &o->tokens},
         {"raw-text", .set = &o->raw_text},
         {"no-special", .set = &cli_no_special},
+        {"special", .set = &cli_special},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "generate", flags, help, err);
@@ -140,6 +143,7 @@ static attn_status parse_flags(int argc, char **argv, gen_opts *o, bool *help, a
 /* Refuses missing flags and flags that exclude each other; parses --steps. */
 static attn_status check_flags(gen_opts *o, attn_error *err) {
     if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (cli_check_special(err)) return ATTN_ERR_USAGE;
     if (o->prompt.text && o->prompt.ids)
         return cli_usage(err, "--text and --ids exclude each other");
     if (o->source.text && o->source.ids)

@@ -102,7 +102,7 @@ static attn_status sum_tensors(const attn_safetensors *st, info_sums *s, attn_er
 }
 
 static const char *tokenizer_kind(attn_tokenizer_type t) {
-    return t == ATTN_TOKENIZER_LLAMA2C ? "llama2c" : "word";
+    return t == ATTN_TOKENIZER_LLAMA2C ? "llama2c" : t == ATTN_TOKENIZER_GPT2 ? "gpt2" : "word";
 }
 
 static const char *yes_no(bool b) { return b ? "true" : "false"; }

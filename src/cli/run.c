@@ -26,6 +26,8 @@ static const char run_usage[] =
     "                        standard input (CSV, or .npy known by its magic bytes)\n"
     "  --no-special          split special tokens of the text (\"<mask>\", every <...>\n"
     "                        of the vocabulary) like other text, not as one token\n"
+    "  --special             match the special tokens of a gpt2 tokenizer\n"
+    "                        (\"<|endoftext|>\"), which are plain text without it\n"
     "Encoder input of an encoder-decoder model:\n"
     "  --source STRING       source text\n"
     "  --source-ids N,N,...  source token ids\n"
@@ -144,6 +146,7 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"full", .set = &o->full},
         {"raw-text", .set = &o->raw_text},
         {"no-special", .set = &cli_no_special},
+        {"special", .set = &cli_special},
         {"dump", .value = &o->dump},
         {"out", .value = &o->out},
         {"format", .value = &o->format},
@@ -233,6 +236,7 @@ static attn_status check_pick_input(const char *flag, const attn_pick *p, const 
 static attn_status check_flags(run_opts *o, attn_error *err) {
     const cli_input_args *in = &o->input, *src = &o->source;
     if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (cli_check_special(err)) return ATTN_ERR_USAGE;
     if (o->lens_cmd) o->lens = o->out ? o->out : "-";
     attn_status rc = run_lens_check(o, err);
     if (rc) return rc;

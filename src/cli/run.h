@@ -168,6 +168,7 @@ attn_status run_lens_open(runner *r, const run_opts *o, attn_error *err);
     "  --ids-input           standard input lines are token ids, not text\n" \
     "  --embeddings FILE     vectors instead of tokens (see attn run --help)\n" \
     "  --no-special          split special tokens of the text like other text\n" \
+    "  --special             match the special tokens of a gpt2 tokenizer\n" \
     "  --source STRING, --source-ids N,..., --source-embeddings FILE\n" \
     "                        the encoder input of an encoder-decoder model (in\n" \
     "                        batch mode without them, each line is SOURCE<TAB>TARGET)\n" \

@@ -13,6 +13,7 @@
 static const char tokenize_usage[] =
     "Usage: attn tokenize --config PATH [--text STRING | --ids N,N,...]\n"
     "                     [--ids-input] [--format text|csv|jsonl] [--no-special]\n"
+    "                     [--special]\n"
     "\n"
     "Shows how the model's tokenizer cuts a text: the token ids and the text of\n"
     "each token. With --ids it decodes: the ids become the text they stand for.\n"
@@ -31,6 +32,8 @@ static const char tokenize_usage[] =
     "                     (one object per input: input, text, ids, tokens)\n"
     "  --no-special       split special tokens (\"<mask>\", every <...> of the\n"
     "                     vocabulary) like other text, not as one token\n"
+    "  --special          match the special tokens of a gpt2 tokenizer\n"
+    "                     (\"<|endoftext|>\"), which are plain text without it\n"
     "  -h, --help         show this help\n"
     "\n"
     "The readable form lists pos, id and token (a token with a leading or trailing\n"
@@ -68,6 +71,7 @@ typedef struct tok_item {
 
 static attn_status check_flags(tok_opts *o, attn_error *err) {
     if (!o->config) return cli_usage(err, "--config PATH is required");
+    if (cli_check_special(err)) return ATTN_ERR_USAGE;
     if (o->text && o->ids) return cli_usage(err, "--text and --ids exclude each other");
     if (o->ids_input && (o->text || o->ids))
         return cli_usage(err, "--ids-input is for batch mode: drop --text / --ids");
@@ -123,7 +127,7 @@ static attn_status load_item(tok_item *it, const attn_model *m, const char *text
         return rc ? rc : decode_ids(tok, it->ids, it->n, &it->decoded, err);
     }
     attn_status rc = attn_tokenizer_encode_flags(tok, text, strlen(text),
-                                                 cli_no_special ? ATTN_ENCODE_NO_SPECIAL : 0,
+                                                 cli_encode_flags(),
                                                  &it->ids, &it->n, err);
     if (rc) attn_error_prefix(err, "%s", what);
     return rc;
@@ -287,6 +291,7 @@ int cmd_tokenize(int argc, char **argv) {
         {"ids-input", .set = &o.ids_input},
         {"format", .value = &o.format},
         {"no-special", .set = &cli_no_special},
+        {"special", .set = &cli_special},
         {NULL},
     };
     attn_error err = {0};

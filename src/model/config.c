@@ -24,7 +24,7 @@ static const char *const norm_names[] = {"layernorm", "rmsnorm"};
 static const char *const norm_position_names[] = {"pre", "post"};
 static const char *const mlp_names[] = {"relu", "gelu", "gelu_tanh", "swiglu", "none"};
 static const char *const lm_head_names[] = {"none", "tied", "separate"};
-static const char *const tokenizer_type_names[] = {"word", "llama2c"};
+static const char *const tokenizer_type_names[] = {"word", "llama2c", "gpt2"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -64,10 +64,11 @@ static const char *const top_keys[K_COUNT] = {
 
 enum {
     T_TYPE, T_VOCAB, T_LOWERCASE, T_UNK, T_BOS, T_EOS, T_PATH, T_SPECIAL, T_SPECIAL_TOKENS,
-    T_ADD_EOS, T_COUNT
+    T_ADD_EOS, T_MERGES, T_COUNT
 };
 static const char *const tok_keys[T_COUNT] = {"type", "vocab", "lowercase", "unk", "bos", "eos",
-                                              "path", "special", "special_tokens", "add_eos"};
+                                              "path", "special", "special_tokens", "add_eos",
+                                              "merges"};
 
 /* Parsing context: what messages are prefixed with, where paths resolve. */
 typedef struct ctx {
@@ -319,25 +320,31 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
     tc->type = (attn_tokenizer_type)type;
 
     /* keys of the other type */
-    static const bool used_by[2][T_COUNT] = {
-        /* type vocab lowercase unk bos eos path special special_tokens add_eos */
-        {true, true, true, true, true, true, false, true, true, true},       /* word */
-        {true, false, false, false, false, false, true, false, false, false}, /* llama2c */
+    static const bool used_by[3][T_COUNT] = {
+        /* type vocab lowercase unk bos eos path special special_tokens add_eos merges */
+        {true, true, true, true, true, true, false, true, true, true, false},        /* word */
+        {true, false, false, false, false, false, true, false, false, false, false}, /* llama2c */
+        {true, true, false, false, false, false, false, false, false, false, true},  /* gpt2 */
     };
+    static const char *const type_keys[3] = {
+        "type, vocab, lowercase, unk, bos, eos, add_eos, special, special_tokens", "type, path",
+        "type, vocab, merges"};
     for (int i = 0; i < T_COUNT; i++) {
         if (k[i] && !used_by[type][i])
             return fail(c, "key \"tokenizer.%s\" does not belong to tokenizer type \"%s\" "
                            "(its keys: %s)",
-                        tok_keys[i], tokenizer_type_names[type],
-                        type == ATTN_TOKENIZER_WORD
-                            ? "type, vocab, lowercase, unk, bos, eos, add_eos, special, "
-                              "special_tokens"
-                            : "type, path");
+                        tok_keys[i], tokenizer_type_names[type], type_keys[type]);
     }
 
     if (tc->type == ATTN_TOKENIZER_LLAMA2C) {
         if (!k[T_PATH]) return fail(c, "missing required key \"tokenizer.path\"");
         return get_path(c, k[T_PATH], "tokenizer.path", tc->path);
+    }
+    if (tc->type == ATTN_TOKENIZER_GPT2) {
+        if (!k[T_VOCAB]) return fail(c, "missing required key \"tokenizer.vocab\"");
+        if (!k[T_MERGES]) return fail(c, "missing required key \"tokenizer.merges\"");
+        if ((rc = get_path(c, k[T_VOCAB], "tokenizer.vocab", tc->path))) return rc;
+        return get_path(c, k[T_MERGES], "tokenizer.merges", tc->merges);
     }
 
     if (!k[T_VOCAB]) return fail(c, "missing required key \"tokenizer.vocab\"");

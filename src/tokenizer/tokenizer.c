@@ -1,5 +1,5 @@
 /* Tokenizer front: argument checks, file reading and dispatch to the
- * type-specific back ends (word.c, llama2c.c) through the small ops table
+ * type-specific back ends (word.c, llama2c.c, gpt2.c) through the small ops table
  * in tokenizer.h. */
 #include "tokenizer/tokenizer.h"
 
@@ -31,6 +31,12 @@ attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenize
     case ATTN_TOKENIZER_LLAMA2C:
         rc = attn_tokenizer_llama2c_build(tok, buf, len, name, err);
         break;
+    case ATTN_TOKENIZER_GPT2:
+        rc = attn_error_set(err, ATTN_ERR_USAGE,
+                            "%s: a gpt2 tokenizer has two files (vocab.json, merges.txt): use "
+                            "attn_tokenizer_gpt2_from_memory",
+                            name);
+        break;
     default:
         rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: unknown tokenizer type %d", name,
                             (int)tc->type);
@@ -44,19 +50,54 @@ attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenize
     return ATTN_OK;
 }
 
+attn_status attn_tokenizer_gpt2_from_memory(attn_tokenizer **out, const void *vocab,
+                                            size_t vocab_len, const char *vocab_name,
+                                            const void *merges, size_t merges_len,
+                                            const char *merges_name, attn_error *err) {
+    if (!out)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_gpt2_from_memory: out is NULL");
+    *out = NULL;
+    if ((!vocab && vocab_len) || (!merges && merges_len))
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_tokenizer_gpt2_from_memory: a buffer is NULL but its length "
+                              "is not 0");
+    attn_tokenizer *tok = attn_calloc_array(1, sizeof *tok, "tokenizer", err);
+    if (!tok) return ATTN_ERR_NOMEM;
+    tok->bos = tok->eos = -1;
+    int rc = attn_tokenizer_gpt2_build(tok, vocab ? vocab : "", vocab_len,
+                                       vocab_name ? vocab_name : "<vocab.json>",
+                                       merges ? merges : "", merges_len,
+                                       merges_name ? merges_name : "<merges.txt>", err);
+    if (rc != ATTN_OK) {
+        free(tok);
+        return rc;
+    }
+    *out = tok;
+    return ATTN_OK;
+}
+
 attn_status attn_tokenizer_open(attn_tokenizer **out, const attn_tokenizer_config *tc, attn_error *err) {
     if (!out) return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_open: out is NULL");
     *out = NULL;
     if (!tc) return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_open: config is NULL");
-    if (!tc->path[0])
+    if (!tc->path[0] || (tc->type == ATTN_TOKENIZER_GPT2 && !tc->merges[0]))
         return attn_error_set(err, ATTN_ERR_USAGE, "tokenizer config has an empty path");
-    char *buf;
-    size_t len;
+    char *buf, *merges = NULL;
+    size_t len, merges_len = 0;
     int rc = attn_read_file(tc->path, ATTN_TOKENIZER_FILE_MAX, "a vocabulary", &buf, &len,
                                   err);
     if (rc != ATTN_OK) return rc;
-    rc = attn_tokenizer_from_memory(out, tc, buf, len, tc->path, err);
+    if (tc->type == ATTN_TOKENIZER_GPT2) {
+        rc = attn_read_file(tc->merges, ATTN_TOKENIZER_FILE_MAX, "a merges file", &merges,
+                            &merges_len, err);
+        if (rc == ATTN_OK)
+            rc = attn_tokenizer_gpt2_from_memory(out, buf, len, tc->path, merges, merges_len,
+                                                 tc->merges, err);
+    } else {
+        rc = attn_tokenizer_from_memory(out, tc, buf, len, tc->path, err);
+    }
     free(buf);
+    free(merges);
     return rc;
 }
 
@@ -82,9 +123,14 @@ attn_status attn_tokenizer_encode_flags(const attn_tokenizer *tok, const char *t
     if (!text && len)
         return attn_error_set(err, ATTN_ERR_USAGE,
                               "attn_tokenizer_encode: text is NULL but len is %zu", len);
-    if (flags & ~(unsigned)ATTN_ENCODE_NO_SPECIAL)
+    const unsigned known = ATTN_ENCODE_NO_SPECIAL | ATTN_ENCODE_SPECIAL;
+    if (flags & ~known)
         return attn_error_set(err, ATTN_ERR_USAGE, "attn_tokenizer_encode: unknown flags 0x%x",
-                              flags & ~(unsigned)ATTN_ENCODE_NO_SPECIAL);
+                              flags & ~known);
+    if ((flags & known) == known)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_tokenizer_encode: ATTN_ENCODE_SPECIAL and "
+                              "ATTN_ENCODE_NO_SPECIAL exclude each other");
     if (!text) text = "";
     /* the ids and the merge scratch grow with the text: bounded first */
     if (len > ATTN_TEXT_MAX)

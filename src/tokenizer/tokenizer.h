@@ -1,5 +1,5 @@
 /* Private: the tokenizer object shared by the front (tokenizer.c) and the
- * type-specific back ends (word.c, llama2c.c). */
+ * type-specific back ends (word.c, llama2c.c, gpt2.c). */
 #ifndef ATTN_TOKENIZER_INTERNAL_H
 #define ATTN_TOKENIZER_INTERNAL_H
 
@@ -35,6 +35,10 @@ struct attn_tokenizer {
  * tok->impl NULL. */
 int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *tc,
                               const char *buf, size_t len, const char *name, attn_error *err);
+/* gpt2 (gpt2.c): from vocab.json and merges.txt; "not built in" without PCRE2. */
+int attn_tokenizer_gpt2_build(attn_tokenizer *tok, const char *vocab, size_t vocab_len,
+                              const char *vocab_name, const char *merges, size_t merges_len,
+                              const char *merges_name, attn_error *err);
 int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t len,
                                  const char *name, attn_error *err);
 
