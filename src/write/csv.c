@@ -42,6 +42,7 @@ typedef struct maps_pieces {
     size_t len;
     size_t *key, *row; /* [cols + 1], [rows + 1] offsets into text */
     unsigned char *keep; /* [cols] the key columns --to keeps; NULL: all */
+    const attn_labels *ql; /* the query labels (for --from) */
 } maps_pieces;
 
 static void maps_pieces_free(maps_pieces *mp) {
@@ -58,6 +59,7 @@ static attn_status maps_pieces_make(maps_pieces *mp, const attn_csv_maps *w,
     const attn_labels *ql, *kl;
     attn_run_key_labels(run, key, &ql, &kl);
     memset(mp, 0, sizeof *mp);
+    mp->ql = ql;
     FILE *m = NULL;
     if (!(mp->key = malloc(((size_t)v->cols + 1) * sizeof *mp->key)) ||
         !(mp->row = malloc(((size_t)v->rows + 1) * sizeof *mp->row)) ||
@@ -177,8 +179,7 @@ attn_status attn_csv_maps_emit(void *user, const attn_capture_key *key, const at
     maps_pieces mp;
     attn_status rc = maps_pieces_make(&mp, w, key, v, err);
     if (rc) return rc;
-    const attn_labels *ql, *kl;
-    attn_run_key_labels(w->run, key, &ql, &kl);
+    const attn_labels *ql = mp.ql;
     size_t bound = 1;
     for (int r = 0; r < v->rows; r++) {
         const size_t b = row_bound(&mp, v, r);

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 void attn_map_stats_compute(attn_map_stats *s, const attn_capture_view *v) {
     attn_map_stats_pick(s, v, NULL, NULL, NULL, NULL);
@@ -18,6 +19,11 @@ void attn_map_stats_pick(attn_map_stats *s, const attn_capture_view *v, const at
     *s = (attn_map_stats){0};
     if (!v || !v->data || v->rows <= 0 || v->cols <= 0) return;
     const int64_t cols = v->cols;
+    /* the picked keys, matched once per map rather than once per weight
+     * (a text pick compares strings); without memory, matched per weight */
+    unsigned char *picked = to ? malloc((size_t)cols) : NULL;
+    if (picked)
+        for (int64_t j = 0; j < cols; j++) picked[j] = attn_pick_has(to, kl, (int)j);
     double entropy = 0, sink = 0, distance = 0, prev = 0, self = 0, on = 0;
     for (int r = 0; r < v->rows; r++) {
         const int64_t i = (int64_t)v->row_offset + r;
@@ -28,7 +34,7 @@ void attn_map_stats_pick(attn_map_stats *s, const attn_capture_view *v, const at
             const double w = row[j];
             if (w > 0) e -= w * log(w); /* 0 ln 0 = 0 */
             d += w * (double)(i > j ? i - j : j - i);
-            if (to && attn_pick_has(to, kl, (int)j)) o += w;
+            if (to && (picked ? picked[j] : attn_pick_has(to, kl, (int)j))) o += w;
         }
         s->rows++;
         entropy += e;
@@ -41,6 +47,7 @@ void attn_map_stats_pick(attn_map_stats *s, const attn_capture_view *v, const at
             if (i - 1 < cols) prev += row[i - 1];
         }
     }
+    free(picked);
     if (s->rows == 0) return;
     const double n = s->rows;
     s->entropy = entropy / n;
