@@ -59,10 +59,8 @@ static const char usage[] =
     "  (positions); logit_diff of the patched run.\n"
     "\n"
     "Examples:\n"
-    "  attn patch --config models/tiny-induction --clean \"k f q a k f q\" \\\n"
-    "      --corrupt \"k f q b k f q\" --target a --foil b --names 'blocks.*.attn.context'\n"
-    "  attn patch --config models/tiny-induction --clean \"k f q a k f q\" \\\n"
-    "      --corrupt \"k f q b k f q\" --target a --foil b --names 'blocks.*.resid'\n"
+    "  attn patch --config models/tiny-induction --clean \"k f q a k f q\" --corrupt \"k f q b k f q\" --target a --foil b --names 'blocks.*.attn.context'\n"
+    "  attn patch --config models/tiny-induction --clean \"k f q a k f q\" --corrupt \"k f q b k f q\" --target a --foil b --names 'blocks.*.resid' --out patch.csv\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error (also: a pattern that matches\n"
     "nothing, a token not in the vocabulary, runs with the same score).\n";
