@@ -4,6 +4,7 @@
     /usr/bin/python3 tools/train.py tiny-decoder      [--out DIR] [--data DIR]
     /usr/bin/python3 tools/train.py tiny-encoder
     /usr/bin/python3 tools/train.py tiny-translator
+    /usr/bin/python3 tools/train.py tiny-induction    (a copying task: induction heads)
     /usr/bin/python3 tools/train.py all
 
 Each model is written to models/NAME/ (or --out): config.json,
