@@ -1,9 +1,9 @@
 #!/bin/sh
 # Rebuilds the corpus and every shipped toy model into a temporary folder and
 # compares each file with the committed one (sha256). Takes several minutes
-# (three trainings); not part of the test suite.
+# (four trainings); not part of the test suite.
 #
-#   sh tools/check_models_reproducible.sh [MODEL ...]    (default: all three)
+#   sh tools/check_models_reproducible.sh [MODEL ...]    (default: all four)
 #
 # Exit status 0 when every file is identical, 1 otherwise.
 #
@@ -35,7 +35,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
-models=${*:-tiny-decoder tiny-encoder tiny-translator}
+models=${*:-tiny-decoder tiny-encoder tiny-translator tiny-induction}
 status=0
 unset ATEN_CPU_CAPABILITY
 

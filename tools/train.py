@@ -4,6 +4,7 @@
     /usr/bin/python3 tools/train.py tiny-decoder      [--out DIR] [--data DIR]
     /usr/bin/python3 tools/train.py tiny-encoder
     /usr/bin/python3 tools/train.py tiny-translator
+    /usr/bin/python3 tools/train.py tiny-induction    (a copying task: induction heads)
     /usr/bin/python3 tools/train.py all
 
 Each model is written to models/NAME/ (or --out): config.json,
@@ -74,6 +75,11 @@ CONFIGS = {
                             n_layers=2, n_encoder_layers=2, max_seq_len=32, positional="sinusoidal",
                             embed_scale=8.0, norm="layernorm", norm_eps=1e-5, norm_position="post",
                             final_norm=False, mlp="relu", bias=True, lm_head="separate"),
+    # GPT-2 style, smaller, trained to copy: "k f q a k f q a" (activation patching's example).
+    "tiny-induction": dict(architecture="decoder", d_model=32, n_heads=2, d_ff=64, n_layers=2,
+                           max_seq_len=32, positional="learned", norm="layernorm", norm_eps=1e-5,
+                           norm_position="pre", final_norm=True, mlp="gelu", bias=True,
+                           lm_head="tied"),
 }
 
 TRAINING = {
@@ -81,6 +87,8 @@ TRAINING = {
     "tiny-encoder": dict(seed=2, steps=4000, batch=64, lr=2e-3, warmup=300, weight_decay=0.01),
     "tiny-translator": dict(seed=3, steps=1000, batch=64, lr=1.5e-3, warmup=300, weight_decay=0.01,
                             align_weight=0.5, align_layer=1),
+    "tiny-induction": dict(seed=4, steps=2500, batch=64, lr=3e-3, warmup=200, weight_decay=0.01,
+                           min_len=3, max_len=8),
 }
 
 UNK, MASK, BOS, EOS = "<unk>", "<mask>", "<s>", "</s>"
@@ -95,6 +103,7 @@ TOKENIZERS = {
     "tiny-decoder": {"bos": None, "eos": None},
     "tiny-encoder": {"bos": None, "eos": None},
     "tiny-translator": {"bos": BOS, "eos": EOS, "add_eos": False},
+    "tiny-induction": {"bos": None, "eos": None},
 }
 
 
@@ -545,6 +554,48 @@ def train_translator(data, t):
     return model, vocab, TOKENIZERS["tiny-translator"], metrics
 
 
+INDUCTION_WORDS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+
+
+def induction_batch(gen, B, n):
+    """B sequences of n distinct random letters (ids 1..26) written twice: [B, 2n]."""
+    first = torch.rand(B, len(INDUCTION_WORDS), generator=gen).argsort(dim=1)[:, :n] + 1
+    return torch.cat([first, first], dim=1)
+
+
+def train_induction(data, t):
+    """A copying task: the second half of each sequence repeats the first, so
+    every word of it can be read from the word after its earlier occurrence
+    (an induction head's job); the first half is random. Sequences are drawn
+    from a seeded generator (no corpus): n = min_len .. max_len letters."""
+    del data
+    vocab = [UNK] + INDUCTION_WORDS
+    model = Transformer(dict(CONFIGS["tiny-induction"], vocab_size=len(vocab)))
+    gen = torch.Generator().manual_seed(t["seed"])
+    lengths = list(range(t["min_len"], t["max_len"] + 1))
+
+    def loss_fn(step):
+        n = lengths[step % len(lengths)]
+        x = induction_batch(gen, t["batch"], n)
+        _, logits = model(x[:, :-1])
+        # only the repeat is predictable: positions n .. 2n-2 predict x[n+1 ..]
+        return F.cross_entropy(logits[:, n:].reshape(-1, logits.shape[-1]), x[:, n + 1:].reshape(-1))
+
+    train_loop(model, t, loss_fn)
+    # held out: fresh sequences of every length, the repeat's predictions
+    test_gen = torch.Generator().manual_seed(t["seed"] + 1000)
+    ok = n_pred = 0
+    with torch.no_grad():
+        for n in lengths:
+            x = induction_batch(test_gen, 200, n)
+            _, logits = model(x[:, :-1])
+            ok += (logits[:, n:].argmax(-1) == x[:, n + 1:]).sum().item()
+            n_pred += x[:, n + 1:].numel()
+    metrics = {"heldout_sequences": 200 * len(lengths), "heldout_predictions": n_pred,
+               "repeat_accuracy": ok / n_pred, "chance": 1 / len(INDUCTION_WORDS)}
+    return model, vocab, TOKENIZERS["tiny-induction"], metrics
+
+
 def greedy(model, memory, bos, eos, max_len):
     """Greedy decoding of a batch from <s> until </s>, at most max_len tokens with <s>."""
     out = torch.full((memory.shape[0], 1), bos, dtype=torch.long)
@@ -560,7 +611,7 @@ def greedy(model, memory, bos, eos, max_len):
 
 
 TRAINERS = {"tiny-decoder": train_decoder, "tiny-encoder": train_encoder,
-            "tiny-translator": train_translator}
+            "tiny-translator": train_translator, "tiny-induction": train_induction}
 
 
 # --------------------------------------------------------------------------
@@ -604,6 +655,7 @@ CHECK_SENTENCES = {
     "tiny-decoder": [("The cat sits on the mat", None), ("The sun rises in the east.", None)],
     "tiny-encoder": [("The sun rises in the east", None), ("the man borrows money from the bank .", None)],
     "tiny-translator": None,  # the first pairs of data/parallel.tsv
+    "tiny-induction": [("k f q a k f q a", None), ("b c d e f b c d", None)],
 }
 
 

@@ -512,6 +512,78 @@ ATTN_API attn_status attn_ablation_parse(attn_ablation *a, const char *s, const 
                                          attn_error *err);
 ATTN_API attn_capture attn_ablation_capture(attn_ablation *a);
 
+/* Activation patching (compute/patch.c): a capture that records the values
+ * of one run (the "from" run, e.g. a clean input) at the sites a name
+ * pattern matches, and in a later run (the "into" run, e.g. a corrupted
+ * input) replaces exactly one unit of them by its recorded value, through
+ * the capture's edit, so that everything after it is computed from it.
+ *
+ *   sites   "PREFIX.L.attn.context" (ATTN_V_CONCAT of self-attention),
+ *           "PREFIX.L.cross.context" (of cross-attention),
+ *           "PREFIX.L.mlp.out" (ATTN_V_MLP_OUT), "PREFIX.L.resid" (ATTN_V_RESID);
+ *           PREFIX "blocks" (the main stack) or "encoder.blocks"
+ *   units   a context site's heads: head h is its columns h*head_dim .. of the
+ *           concatenation, at every position ("blocks.1.attn.context.h2");
+ *           an mlp.out or resid site's positions: one row of [T, D]
+ *
+ * The pattern is a comma-separated list of names in which '*' stands for
+ * any characters (dots too); a name matches a site's name, or for heads
+ * also the unit's name, whole: "blocks.*.attn.context", "blocks.1.resid",
+ * "blocks.0.attn.context.h3", "*.mlp.out", "*". Names hold letters, digits,
+ * '.', '_' and '*'.
+ *
+ * Positions: the into run's position p reads the from run's position
+ * p + shift (shift 0, or from_len - into_len with ATTN_PATCH_ALIGN_RIGHT);
+ * a unit whose position has no counterpart is not made. Encoder sites use
+ * the source length on both sides (one source for both runs). */
+typedef enum {
+    ATTN_PATCH_ALIGN_NONE,  /* the two runs must have the same length */
+    ATTN_PATCH_ALIGN_LEFT,  /* first positions paired: p with p */
+    ATTN_PATCH_ALIGN_RIGHT, /* last positions paired: into's last with from's last */
+} attn_patch_align;
+typedef struct attn_patch_unit {
+    attn_value value;    /* ATTN_V_CONCAT, ATTN_V_MLP_OUT or ATTN_V_RESID */
+    bool source;         /* the encoder of an encoder-decoder */
+    attn_attn_kind kind; /* ATTN_V_CONCAT: self or cross */
+    int layer;
+    int head;            /* ATTN_V_CONCAT: the head; -1 otherwise */
+    int pos;             /* MLP_OUT, RESID: the position in the into run; -1 for heads */
+} attn_patch_unit;
+typedef struct attn_patch attn_patch;
+/* A patching capture for the model of cfg and the sites pattern matches.
+ * ATTN_ERR_USAGE (one line naming the pattern) when it is malformed or
+ * matches no site of this model; ATTN_ERR_NOMEM. */
+ATTN_API attn_status attn_patch_new(attn_patch **out, const attn_config *cfg, const char *pattern,
+                                    attn_error *err);
+ATTN_API void attn_patch_free(attn_patch *p);
+/* Does pattern (as above) match name whole? false for a malformed pattern. */
+ATTN_API bool attn_patch_match(const char *pattern, const char *name);
+/* Makes the units for a from run of from_len positions, an into run of
+ * into_len and a source of src_len (encoder-decoder; else 0). Different
+ * lengths with ATTN_PATCH_ALIGN_NONE are ATTN_ERR_USAGE, as are lengths a
+ * position-matching pattern leaves no unit for. */
+ATTN_API attn_status attn_patch_plan(attn_patch *p, int from_len, int into_len, int src_len,
+                                     attn_patch_align align, attn_error *err);
+ATTN_API size_t attn_patch_count(const attn_patch *p);            /* units of the plan */
+ATTN_API const attn_patch_unit *attn_patch_at(const attn_patch *p, size_t i);
+/* The unit's name: "blocks.1.attn.context.h2", "blocks.0.resid" (the
+ * position apart); snprintf-like. */
+ATTN_API size_t attn_patch_unit_name(const attn_patch_unit *u, char *buf, size_t cap);
+/* What the capture does in the next runs: ATTN_PATCH_RECORD keeps the values
+ * of every site (the from run; it must have from_len positions);
+ * ATTN_PATCH_APPLY replaces unit `unit` by the recorded value (the into
+ * run); ATTN_PATCH_PASS changes nothing. In every mode it keeps the last
+ * position's logits (attn_patch_logits). A site recorded with other sizes
+ * than the plan's, or applying before recording, fails the run with
+ * ATTN_ERR_USAGE. */
+typedef enum { ATTN_PATCH_PASS, ATTN_PATCH_RECORD, ATTN_PATCH_APPLY } attn_patch_mode;
+ATTN_API attn_status attn_patch_set_mode(attn_patch *p, attn_patch_mode mode, size_t unit,
+                                         attn_error *err);
+ATTN_API attn_capture attn_patch_capture(attn_patch *p);
+/* The logits [vocab_size] of the last position of the last run (models with
+ * an lm_head), or NULL when none was seen since attn_patch_set_mode. */
+ATTN_API const float *attn_patch_logits(const attn_patch *p);
+
 /* Direct logit attribution (compute/lens.c): the logit of one target token
  * at each position of the main stack split into the direct contribution of
  * each part of the residual stream, as TransformerLens does: the stream

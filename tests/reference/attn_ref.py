@@ -55,7 +55,8 @@ class Output:
 # value to go on with, for name "PREFIX.context" (value: the list of the heads'
 # [T, hd] contexts of that sub-layer, e.g. "blocks.1.attn.context",
 # "encoder.blocks.0.attn.context", "blocks.0.cross.context") and
-# "PREFIX.mlp.out" (the MLP's output [T, D]). None: the plain model.
+# "PREFIX.mlp.out" (the MLP's output [T, D]) and "PREFIX.resid" (the residual
+# stream after the block [T, D], e.g. "blocks.1.resid"). None: the plain model.
 EDIT = None
 
 
@@ -277,6 +278,8 @@ def run_stack(cfg, tensors, prefix, x, causal, memory, n_layers, final_norm_pref
                 return y
 
             x = sublayer(cfg, tensors, b + ".mlp_norm", x, mlp_sub)
+        if EDIT is not None:  # an intervention on the residual stream after the block
+            x = EDIT(b + ".resid", x)
         keep(b, {"resid": x.numpy().copy()})
 
     if cfg["final_norm"]:

@@ -1,0 +1,283 @@
+/* attn patch: activation patching. Runs a clean and a corrupted input, then
+ * the corrupted one again once per unit the --names pattern matches, with
+ * that one unit (a head's context, or one position of an MLP output or of
+ * the residual stream) taken from the clean run (attn_patch), and writes the
+ * logit difference of each run and how much of the clean one it recovers. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char usage[] =
+    "Usage: attn patch --config PATH --clean TEXT --corrupt TEXT --target TOKEN\n"
+    "                  [--foil TOKEN] --names PATTERN [--align left|right] [--out FILE]\n"
+    "\n"
+    "Activation patching (as in Wang et al. 2022, the IOI circuit): runs the clean\n"
+    "and the corrupted input, then the corrupted one again for every unit the\n"
+    "pattern names, with that one unit taken from the clean run. A unit is one\n"
+    "head's context (its columns of the concatenated heads, before the output\n"
+    "projection, at every position), or one position of an MLP's output or of the\n"
+    "residual stream after a block. The score of a run is the logit of TARGET\n"
+    "minus that of FOIL (the logit of TARGET alone without --foil) at the last\n"
+    "position; recovered = (patched - corrupt) / (clean - corrupt): 0 is the\n"
+    "corrupted run, 1 the clean one.\n"
+    "\n"
+    "  --config PATH         the model's config file or folder; it needs an lm_head\n"
+    "  --clean TEXT, --clean-ids N,N,...       the clean input\n"
+    "  --corrupt TEXT, --corrupt-ids N,N,...   the corrupted input\n"
+    "  --source TEXT, --source-ids N,N,...     encoder-decoder: the encoder input,\n"
+    "                        one for both runs\n"
+    "  --target TOKEN        the token whose logit is scored (its text, else an id)\n"
+    "  --foil TOKEN          the token it is compared with\n"
+    "  --names PATTERN       what to patch, comma-separated; '*' stands for any\n"
+    "                        characters: blocks.L.attn.context (each head; one head:\n"
+    "                        blocks.L.attn.context.hH), blocks.L.cross.context,\n"
+    "                        blocks.L.mlp.out and blocks.L.resid (each position),\n"
+    "                        encoder.blocks.L.* for an encoder-decoder's encoder;\n"
+    "                        e.g. 'blocks.*.attn.context' or 'blocks.*.resid'\n"
+    "  --align left|right    inputs of different token lengths: pair position p of\n"
+    "                        the corrupted input with p of the clean one (left), or\n"
+    "                        count both from their last token (right); positions\n"
+    "                        without a partner are not patched (default: the lengths\n"
+    "                        must be equal)\n"
+    "  --patch-from RUN, --patch-into RUN\n"
+    "                        clean or corrupt: the run whose values are taken\n"
+    "                        (default clean) and the input they are put into\n"
+    "                        (default corrupt); --patch-from corrupt --patch-into\n"
+    "                        clean is noising instead of denoising\n"
+    "  --out FILE            the CSV (default: standard output); it appears only\n"
+    "                        when complete\n"
+    "  --threads N           threads of the matrix products\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Columns: name,layer,head,pos,token,logit_diff,recovered\n"
+    "  the first two rows are the runs 'clean' and 'corrupt' (recovered 1 and 0);\n"
+    "  then one row per unit in model order: name as blocks.1.attn.context.h2 or\n"
+    "  blocks.0.resid, head (heads) or pos and its token in the patched input\n"
+    "  (positions); logit_diff of the patched run.\n"
+    "\n"
+    "Examples:\n"
+    "  attn patch --config models/tiny-induction --clean \"k f q a k f q\" --corrupt \"k f q b k f q\" --target a --foil b --names 'blocks.*.attn.context'\n"
+    "  attn patch --config models/tiny-induction --clean \"k f q a k f q\" --corrupt \"k f q b k f q\" --target a --foil b --names 'blocks.*.resid' --out patch.csv\n"
+    "\n"
+    "Exit status: 0 success, 1 failure, 2 usage error (also: a pattern that matches\n"
+    "nothing, a token not in the vocabulary, runs with the same score).\n";
+
+typedef struct patch_opts {
+    const char *config, *target, *foil, *names, *align, *out, *threads, *from, *into;
+    cli_input_args clean, corrupt, source;
+} patch_opts;
+
+typedef struct patcher {
+    attn_model *model;
+    const attn_config *cfg;
+    const attn_tokenizer *tok;
+    attn_session *sess;
+    attn_patch *patch;
+    attn_capture cap;
+    cli_input runs[2]; /* clean, corrupt */
+    cli_input source;
+    bool has_source;
+    int target, foil; /* foil -1: none */
+    int from, into;   /* 0 clean, 1 corrupt */
+    attn_outfile out;
+} patcher;
+
+static attn_status parse_flags(int argc, char **argv, patch_opts *o, bool *help,
+                               attn_error *err) {
+    const cli_flag flags[] = {
+        {"config", 'c', .value = &o->config},
+        {"clean", .value = &o->clean.text},
+        {"clean-ids", .value = &o->clean.ids},
+        {"corrupt", .value = &o->corrupt.text},
+        {"corrupt-ids", .value = &o->corrupt.ids},
+        {"source", .value = &o->source.text},
+        {"source-ids", .value = &o->source.ids},
+        {"target", .value = &o->target},
+        {"foil", .value = &o->foil},
+        {"names", .value = &o->names},
+        {"align", .value = &o->align},
+        {"patch-from", .value = &o->from},
+        {"patch-into", .value = &o->into},
+        {"out", 'o', .value = &o->out},
+        {"threads", .value = &o->threads},
+        {NULL},
+    };
+    return cli_parse_flags(argc, argv, "patch", flags, help, err);
+}
+
+/* clean or corrupt, as 0 or 1. */
+static attn_status parse_run(const char *s, const char *flag, int def, int *out, attn_error *err) {
+    if (!s) return *out = def, ATTN_OK;
+    if (strcmp(s, "clean") == 0) return *out = 0, ATTN_OK;
+    if (strcmp(s, "corrupt") == 0) return *out = 1, ATTN_OK;
+    return cli_usage(err, "%s: expected clean or corrupt, got '%s'", flag, s);
+}
+
+static attn_status check_flags(const patch_opts *o, patcher *p, attn_patch_align *align,
+                               attn_error *err) {
+    if (!o->config) return cli_usage(err, "--config PATH is required");
+    const struct {
+        const cli_input_args *a;
+        const char *what;
+    } in[] = {{&o->clean, "--clean or --clean-ids"}, {&o->corrupt, "--corrupt or --corrupt-ids"}};
+    for (int i = 0; i < 2; i++) {
+        if (!in[i].a->text && !in[i].a->ids) return cli_usage(err, "%s is required", in[i].what);
+        if (in[i].a->text && in[i].a->ids)
+            return cli_usage(err, "%s: give one of them", in[i].what);
+    }
+    if (o->source.text && o->source.ids)
+        return cli_usage(err, "--source and --source-ids exclude each other");
+    if (!o->target) return cli_usage(err, "--target TOKEN is required");
+    if (!o->names) return cli_usage(err, "--names PATTERN is required (e.g. 'blocks.*.attn.context')");
+    *align = ATTN_PATCH_ALIGN_NONE;
+    if (o->align && strcmp(o->align, "left") == 0) *align = ATTN_PATCH_ALIGN_LEFT;
+    else if (o->align && strcmp(o->align, "right") == 0) *align = ATTN_PATCH_ALIGN_RIGHT;
+    else if (o->align) return cli_usage(err, "--align: expected left or right, got '%s'", o->align);
+    attn_status rc = parse_run(o->from, "--patch-from", 0, &p->from, err);
+    if (rc || (rc = parse_run(o->into, "--patch-into", 1, &p->into, err))) return rc;
+    if (o->out && !*o->out) return cli_usage(err, "--out: expected a file name or '-', got ''");
+    if ((rc = cli_threads(o->threads, err))) return rc;
+    const char *const stdin_flag[] = {"--config"};
+    return cli_check_stdin(stdin_flag, &o->config, 1, NULL, err);
+}
+
+/* A token given by its text (a piece of the vocabulary, exactly, else up to
+ * case), else by its id. */
+static attn_status token_arg(const patcher *p, const char *flag, const char *arg, int *id,
+                             attn_error *err) {
+    const int V = p->cfg->vocab_size;
+    for (int pass = 0; p->tok && pass < 2; pass++)
+        for (int i = 0; i < V; i++) {
+            const char *piece = attn_tokenizer_piece(p->tok, i);
+            if (piece && (pass ? strcasecmp(piece, arg) : strcmp(piece, arg)) == 0)
+                return *id = i, ATTN_OK;
+        }
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (*arg && !*end && !errno && v >= 0 && v < V) return *id = (int)v, ATTN_OK;
+    return cli_usage(err, "%s '%s': no token of the vocabulary is '%s', nor is it an id 0-%d", flag,
+                     arg, arg, V - 1);
+}
+
+static attn_status open_all(patcher *p, const patch_opts *o, attn_patch_align align,
+                            attn_error *err) {
+    const cli_model_needs needs = {.who = "patch", .lm_head = true};
+    attn_status rc = cli_model_open(&p->model, o->config, &needs, err);
+    if (rc) return rc;
+    p->cfg = attn_model_config(p->model);
+    p->tok = attn_model_tokenizer(p->model);
+    const char *src_flag = cli_input_flag(&o->source, true);
+    if ((rc = cli_check_source(p->cfg, src_flag, "--source or --source-ids", err))) return rc;
+    if (src_flag) {
+        if ((rc = cli_input_load(&p->source, p->model, &o->source, src_flag, err))) return rc;
+        p->has_source = true;
+    }
+    if ((rc = cli_input_load(&p->runs[0], p->model, &o->clean, o->clean.text ? "--clean" : "--clean-ids", err)) ||
+        (rc = cli_input_load(&p->runs[1], p->model, &o->corrupt,
+                             o->corrupt.text ? "--corrupt" : "--corrupt-ids", err)))
+        return rc;
+    if ((rc = token_arg(p, "--target", o->target, &p->target, err))) return rc;
+    p->foil = -1;
+    if (o->foil && (rc = token_arg(p, "--foil", o->foil, &p->foil, err))) return rc;
+    if (p->foil == p->target)
+        return cli_usage(err, "--foil '%s' is the target itself: the difference is always 0", o->foil);
+    if ((rc = attn_patch_new(&p->patch, p->cfg, o->names, err))) return rc;
+    rc = attn_patch_plan(p->patch, (int)p->runs[p->from].n, (int)p->runs[p->into].n,
+                         p->has_source ? (int)p->source.n : 0, align, err);
+    if (rc) return rc;
+    p->cap = attn_patch_capture(p->patch);
+    if ((rc = attn_session_new(&p->sess, p->model, err)) ||
+        (rc = attn_session_set_reuse_cache(p->sess, true, err)))
+        return rc;
+    return attn_outfile_open(&p->out, o->out ? o->out : "-", err);
+}
+
+/* One run of input `which` in the capture's current mode; its score. */
+static attn_status run_one(patcher *p, int which, double *score, attn_error *err) {
+    attn_session_reset(p->sess);
+    attn_status rc;
+    if (p->has_source) {
+        const attn_input src = cli_input_view(&p->source);
+        if ((rc = attn_session_encode(p->sess, &src, &p->cap, err))) return rc;
+    }
+    const attn_input in = cli_input_view(&p->runs[which]);
+    if ((rc = attn_session_forward(p->sess, &in, &p->cap, err))) return rc;
+    const float *lg = attn_patch_logits(p->patch);
+    if (!lg) return attn_error_set(err, ATTN_ERR_INTERNAL, "patch: no logits");
+    *score = (double)lg[p->target] - (p->foil >= 0 ? (double)lg[p->foil] : 0.0);
+    return ATTN_OK;
+}
+
+static void row(FILE *f, const char *name, const char *layer, const char *head, const char *pos,
+                const char *token, double diff, double recovered) {
+    attn_csv_field(f, name, false);
+    fprintf(f, ",%s,%s,%s,", layer, head, pos);
+    attn_csv_field(f, token, false);
+    fprintf(f, ",%.9g,%.9g\n", diff, recovered);
+}
+
+static attn_status patch_all(patcher *p, attn_error *err) {
+    double clean, corrupt;
+    attn_status rc;
+    if ((rc = attn_patch_set_mode(p->patch, ATTN_PATCH_PASS, 0, err)) ||
+        (rc = run_one(p, 0, &clean, err)) || (rc = run_one(p, 1, &corrupt, err)))
+        return rc;
+    const double den = clean - corrupt;
+    if (!(den != 0))
+        return cli_usage(err, "the clean and the corrupted input give the same logit difference "
+                              "(%.9g): nothing to recover (different inputs, or another --target "
+                              "or --foil)",
+                         clean);
+    if ((rc = attn_patch_set_mode(p->patch, ATTN_PATCH_RECORD, 0, err))) return rc;
+    double ignored;
+    if ((rc = run_one(p, p->from, &ignored, err))) return rc;
+    FILE *f = p->out.f;
+    fputs("name,layer,head,pos,token,logit_diff,recovered\n", f);
+    row(f, "clean", "", "", "", "", clean, 1);
+    row(f, "corrupt", "", "", "", "", corrupt, 0);
+    for (size_t i = 0; i < attn_patch_count(p->patch); i++) {
+        const attn_patch_unit *u = attn_patch_at(p->patch, i);
+        double s;
+        if ((rc = attn_patch_set_mode(p->patch, ATTN_PATCH_APPLY, i, err)) ||
+            (rc = run_one(p, p->into, &s, err)))
+            return rc;
+        char name[128], layer[16], head[16] = "", pos[16] = "", num[ATTN_ID_TEXT_MAX];
+        const char *token = "";
+        attn_patch_unit_name(u, name, sizeof name);
+        snprintf(layer, sizeof layer, "%d", u->layer);
+        if (u->head >= 0) snprintf(head, sizeof head, "%d", u->head);
+        if (u->pos >= 0) {
+            snprintf(pos, sizeof pos, "%d", u->pos);
+            const cli_input *in = u->source ? &p->source : &p->runs[p->into];
+            token = in->ids ? attn_token_text(p->tok, in->ids[u->pos], num, sizeof num) : pos;
+        }
+        row(f, name, layer, head, pos, token, s, (s - corrupt) / den);
+    }
+    return attn_outfile_commit(&p->out, err);
+}
+
+int cmd_patch(int argc, char **argv) {
+    patch_opts o = {0};
+    bool help = false;
+    attn_error err = {0};
+    if (parse_flags(argc, argv, &o, &help, &err)) return cli_lib_error(&err);
+    if (help) return cli_help(usage);
+    patcher p = {0};
+    attn_patch_align align = ATTN_PATCH_ALIGN_NONE;
+    int status = EXIT_OK;
+    if (check_flags(&o, &p, &align, &err) || open_all(&p, &o, align, &err) ||
+        patch_all(&p, &err))
+        status = cli_lib_error(&err);
+    attn_outfile_abort(&p.out);
+    attn_session_free(p.sess);
+    attn_patch_free(p.patch);
+    cli_input_free(&p.runs[0]);
+    cli_input_free(&p.runs[1]);
+    if (p.has_source) cli_input_free(&p.source);
+    attn_model_close(p.model);
+    return status;
+}
