@@ -5,6 +5,7 @@
  * the library's kernels. */
 #include "model/model.h"
 #include "support.h"
+#include "attn/write.h"
 
 #include <check.h>
 #include <math.h>
@@ -647,6 +648,116 @@ START_TEST(test_reuse_cache_same_bytes) {
     sink_clear(&b);
     attn_session_free(kept);
     attn_session_free(reused);
+    tm_free(tm);
+}
+END_TEST
+
+/* The residual stream at block l's input, as the clean pass a captured it. */
+static const rec *stream_at(const sink *a, int l) {
+    return l == 0 ? find_rec(a, ATTN_V_EMBED, -1, -1, ATTN_KIND_SELF, false, 0)
+                  : find_rec(a, ATTN_V_RESID, l - 1, -1, ATTN_KIND_SELF, false, 0);
+}
+
+static bool same_rec(const rec *x, const rec *y) {
+    return x && y && x->rows == y->rows && x->cols == y->cols && x->off == y->off &&
+           memcmp(x->data, y->data, sizeof(float) * (size_t)x->rows * x->cols) == 0;
+}
+
+/* attn_session_rerun_from(l) on the stream captured at block l's input:
+ * every value it offers has the bytes of the whole pass (blocks l.., hidden,
+ * logits, nothing before l); with a head of block l ablated it has the bytes
+ * of a whole ablated pass, and differs from the clean one. Both with a cache
+ * per layer and with the reused cache. */
+START_TEST(test_rerun_from_same_bytes) {
+    const variant *var = &variants[_i];
+    attn_config c = base_cfg();
+    var->set(&c);
+    tmodel *tm = tm_build(&c, 3100 + (uint64_t)_i);
+    enum { T = 7, S = 5 };
+    int ids[T], src[S];
+    rand_ids(ids, T, c.vocab_size, 311 + (uint64_t)_i);
+    rand_ids(src, S, c.vocab_size, 313 + (uint64_t)_i);
+    const bool encdec = c.arch == ATTN_ARCH_ENCODER_DECODER;
+    const int L = tm->m.main.n_layers;
+    attn_error err;
+    int checked = 0;
+    for (int reuse = 0; reuse < 2; reuse++) {
+        attn_session *ss, *full;
+        ck_assert_int_eq(attn_session_new(&ss, &tm->m, &err), ATTN_OK);
+        ck_assert_int_eq(attn_session_new(&full, &tm->m, &err), ATTN_OK);
+        ck_assert_int_eq(attn_session_set_reuse_cache(ss, reuse, &err), ATTN_OK);
+        sink a = {.want_mask = ALL_VALUES};
+        if (encdec) ck_assert_int_eq(encode_ids(ss, src, S, NULL, &err), ATTN_OK);
+        ck_assert_msg(run_ids(ss, ids, T, &a, &err) == ATTN_OK, "%s", err.message);
+        for (int l = 0; l <= L; l++) {
+            const rec *x = stream_at(&a, l);
+            ck_assert_ptr_nonnull(x);
+            /* without an intervention: the clean pass's bytes */
+            sink b = {.want_mask = ALL_VALUES};
+            attn_capture cb = sink_capture(&b);
+            ck_assert_msg(attn_session_rerun_from(ss, l, x->data, T, &cb, &err) == ATTN_OK, "%s",
+                          err.message);
+            int expected = 0;
+            for (int i = 0; i < a.n; i++) {
+                const attn_capture_key *k = &a.recs[i].key;
+                if (!k->source && k->value != ATTN_V_EMBED && (k->layer >= l || k->layer < 0))
+                    expected++;
+            }
+            ck_assert_int_eq(b.n, expected);
+            for (int i = 0; i < b.n; i++) {
+                const attn_capture_key *k = &b.recs[i].key;
+                ck_assert(!k->source && k->value != ATTN_V_EMBED && (k->layer >= l || k->layer < 0));
+                ck_assert_msg(same_rec(&b.recs[i], find_rec(&a, k->value, k->layer, k->head, k->kind,
+                                                            false, 0)),
+                              "[%s] rerun from %d: value %d of layer %d head %d differs", var->name,
+                              l, (int)k->value, k->layer, k->head);
+            }
+            sink_clear(&b);
+            if (l == L) continue;
+            /* head 1 of block l ablated: the whole ablated pass's bytes */
+            char spec[16];
+            snprintf(spec, sizeof spec, "%d.1", l);
+            attn_ablation ab;
+            ck_assert_int_eq(attn_ablation_parse(&ab, spec, &tm->m.cfg, &err), ATTN_OK);
+            sink d = {.want_mask = BIT(ATTN_V_HIDDEN) | BIT(ATTN_V_LOGITS)};
+            sink e = {.want_mask = BIT(ATTN_V_HIDDEN) | BIT(ATTN_V_LOGITS)};
+            attn_fanout fd = {0}, fe = {0};
+            ck_assert_int_eq(attn_fanout_add(&fd, attn_ablation_capture(&ab), &err), ATTN_OK);
+            ck_assert_int_eq(attn_fanout_add(&fd, sink_capture(&d), &err), ATTN_OK);
+            ck_assert_int_eq(attn_fanout_add(&fe, attn_ablation_capture(&ab), &err), ATTN_OK);
+            ck_assert_int_eq(attn_fanout_add(&fe, sink_capture(&e), &err), ATTN_OK);
+            attn_capture cd = attn_fanout_capture(&fd), ce = attn_fanout_capture(&fe);
+            ck_assert_int_eq(attn_session_rerun_from(ss, l, x->data, T, &cd, &err), ATTN_OK);
+            attn_session_reset(full);
+            if (encdec) ck_assert_int_eq(encode_ids(full, src, S, NULL, &err), ATTN_OK);
+            attn_input in = {.ids = ids, .n = T};
+            ck_assert_int_eq(attn_session_forward(full, &in, &ce, &err), ATTN_OK);
+            ck_assert_int_eq(d.n, e.n);
+            ck_assert_int_gt(d.n, 0);
+            for (int i = 0; i < d.n; i++) {
+                const rec *r = &d.recs[i];
+                ck_assert_msg(same_rec(r, &e.recs[i]), "[%s] ablated %s: rerun and whole pass differ",
+                              var->name, spec);
+                const rec *clean = find_rec(&a, r->key.value, -1, -1, ATTN_KIND_SELF, false, 0);
+                ck_assert_msg(!same_rec(r, clean), "[%s] ablating %s changed nothing", var->name,
+                              spec);
+            }
+            sink_clear(&d);
+            sink_clear(&e);
+            checked++;
+        }
+        /* refusals */
+        ck_assert_int_eq(attn_session_rerun_from(ss, L + 1, a.recs[0].data, T, NULL, &err),
+                         ATTN_ERR_USAGE);
+        ck_assert_int_eq(attn_session_rerun_from(ss, 0, stream_at(&a, 0)->data, T - 1, NULL, &err),
+                         ATTN_ERR_USAGE);
+        ck_assert_int_eq(attn_session_rerun_from(ss, 0, NULL, T, NULL, &err), ATTN_ERR_USAGE);
+        sink_clear(&a);
+        attn_session_free(ss);
+        attn_session_free(full);
+    }
+    printf("rerun from [%s]: %d layers x 2 caches, clean and ablated bytes identical\n", var->name,
+           checked / 2);
     tm_free(tm);
 }
 END_TEST
@@ -1337,6 +1448,7 @@ static Suite *forward_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_against_reference, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_reuse_cache_same_bytes, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_rerun_from_same_bytes, 0, N_VARIANTS);
     tcase_add_test(tc, test_causal_mask);
     tcase_add_test(tc, test_kv_cache_chunks);
     tcase_add_test(tc, test_cache_growth_to_max);

@@ -480,6 +480,21 @@ ATTN_API attn_status attn_session_encode(attn_session *s, const attn_input *src,
  * max_seq_len. cap may be NULL. */
 ATTN_API attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
                                   attn_error *err);
+/* Runs the main stack again from block `layer` (0 .. n_layers; n_layers:
+ * only the final norm and the logits) over the T positions 0 .. T-1 that
+ * the session holds (attn_session_length == T, e.g. right after one
+ * attn_session_forward of T positions), starting from x [T, d_model], the
+ * residual stream at that block's input: the EMBED value for layer 0, else
+ * the RESID value of block layer - 1, as captured from the earlier pass.
+ * The encoder output (cross-attention keys and values) and the caches of the
+ * blocks before `layer` are kept; those from `layer` on are recomputed.
+ * Captures are offered for blocks layer .. n_layers-1, HIDDEN and LOGITS
+ * (not EMBED nor earlier blocks), with the same bytes as a whole pass that
+ * had the same values at block `layer`'s input: a sweep of interventions
+ * in one layer costs only the rest of the stack. ATTN_ERR_USAGE for a bad
+ * layer, a NULL x or another length. */
+ATTN_API attn_status attn_session_rerun_from(attn_session *s, int layer, const float *x, int T,
+                                            const attn_capture *cap, attn_error *err);
 
 /* Ablation (compute/ablate.c): a capture whose edit (attn_capture.edit)
  * knocks out heads or MLPs as the forward pass makes them, so that every

@@ -249,20 +249,22 @@ static void embed(attn_session *s, float *x, const attn_input *in, int T, int po
     }
 }
 
-/* Runs the blocks of st, then its final norm, on s->x (T, D) holding
- * positions pos0 .. pos0+T-1. kvs: the self-attention caches, one per layer,
- * or NULL to reuse s->enc_kv for every layer (a stack run once: the encoder,
- * or the main stack of a session with reuse_cache, pos0 0). Emits per-block
- * values and HIDDEN. */
-static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int T, int pos0,
-                             attn_kv_cache *kvs, const attn_capture *cap, attn_error *err) {
+/* Runs the blocks l0 .. n_layers-1 of st, then its final norm, on s->x (T, D)
+ * holding positions pos0 .. pos0+T-1 (the residual stream at block l0's
+ * input). kvs: the self-attention caches, one per layer, or NULL to reuse
+ * s->enc_kv for every layer (a stack run once: the encoder, or the main
+ * stack of a session with reuse_cache, pos0 0). Emits per-block values and
+ * HIDDEN. */
+static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int l0, int T,
+                             int pos0, attn_kv_cache *kvs, const attn_capture *cap,
+                             attn_error *err) {
     const attn_config *cfg = &s->m->cfg;
     const int D = cfg->d_model;
     float *x = s->x.p, *y = s->y.p;
     const attn_attn_params ap = attn_params(cfg);
     int rc;
 
-    for (int l = 0; l < st->n_layers; l++) {
+    for (int l = l0; l < st->n_layers; l++) {
         const attn_block_weights *b = &st->blocks[l];
         attn_kv_cache *kv = kvs ? &kvs[l] : &s->enc_kv;
         if ((rc = attn_kv_reserve(kv, pos0 + T, pos0, cfg->max_seq_len, ap.KV, ap.hd, err)))
@@ -330,7 +332,7 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     s->S = 0;
     const int S = (int)src->n;
     if ((rc = embed_and_emit(s, &m->encoder, src, S, 0, cap, err))) return rc;
-    if ((rc = run_stack(s, &m->encoder, S, 0, NULL, cap, err))) return rc;
+    if ((rc = run_stack(s, &m->encoder, 0, S, 0, NULL, cap, err))) return rc;
 
     const attn_attn_params ap = attn_params(cfg);
     for (int l = 0; l < m->main.n_layers; l++) {
@@ -342,6 +344,23 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     s->S = S;
     /* the weights read above were the file's as it was opened */
     return attn_safetensors_check(m->st, err);
+}
+
+/* The logits [T, V] of the final hidden states in s->x, when a model with an
+ * lm_head is asked for them. */
+static attn_status emit_logits(attn_session *s, int T, int pos0, const attn_capture *cap,
+                               attn_error *err) {
+    const attn_model *m = s->m;
+    attn_capture_key k = make_key(&m->main, ATTN_V_LOGITS, -1, ATTN_KIND_SELF);
+    if (!m->lm_head || !attn_cap_wants(cap, &k)) return ATTN_OK;
+    const int D = m->cfg.d_model, V = m->cfg.vocab_size;
+    size_t tv;
+    if (!attn_mul_size((size_t)T, (size_t)V, &tv))
+        return attn_error_set(err, ATTN_ERR_NOMEM, "logits: size overflows");
+    int rc = attn_buf_reserve(&s->logits, tv, "logits", err);
+    if (rc) return rc;
+    kern_linear(s->logits.p, s->x.p, m->lm_head, NULL, T, D, V);
+    return attn_cap_emit(cap, &k, s->logits.p, T, V, pos0, err);
 }
 
 attn_status attn_session_forward(attn_session *s, const attn_input *in, const attn_capture *cap,
@@ -369,20 +388,33 @@ attn_status attn_session_forward(attn_session *s, const attn_input *in, const at
     if (rc) return rc;
     const int T = (int)in->n, pos0 = (int)s->len;
     if ((rc = embed_and_emit(s, st, in, T, pos0, cap, err))) return rc;
-    if ((rc = run_stack(s, st, T, pos0, s->reuse_cache ? NULL : s->self_kv, cap, err)))
+    if ((rc = run_stack(s, st, 0, T, pos0, s->reuse_cache ? NULL : s->self_kv, cap, err)))
         return rc;
-
-    attn_capture_key k = make_key(st, ATTN_V_LOGITS, -1, ATTN_KIND_SELF);
-    if (m->lm_head && attn_cap_wants(cap, &k)) {
-        const int D = cfg->d_model, V = cfg->vocab_size;
-        size_t tv;
-        if (!attn_mul_size((size_t)T, (size_t)V, &tv))
-            return attn_error_set(err, ATTN_ERR_NOMEM, "logits: size overflows");
-        if ((rc = attn_buf_reserve(&s->logits, tv, "logits", err))) return rc;
-        kern_linear(s->logits.p, s->x.p, m->lm_head, NULL, T, D, V);
-        if ((rc = attn_cap_emit(cap, &k, s->logits.p, T, V, pos0, err))) return rc;
-    }
+    if ((rc = emit_logits(s, T, pos0, cap, err))) return rc;
     s->len += in->n;
     /* the weights read above were the file's as it was opened */
+    return attn_safetensors_check(m->st, err);
+}
+
+attn_status attn_session_rerun_from(attn_session *s, int layer, const float *x, int T,
+                                    const attn_capture *cap, attn_error *err) {
+    if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_rerun_from: no session");
+    const attn_model *m = s->m;
+    const attn_stack_weights *st = &m->main;
+    if (!x) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_rerun_from: x is NULL");
+    if (layer < 0 || layer > st->n_layers)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_session_rerun_from: layer %d is not in 0 .. %d", layer,
+                              st->n_layers);
+    if (T <= 0 || s->len != (size_t)T)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_session_rerun_from: the session holds %zu positions, not the "
+                              "%d of one pass to run again",
+                              s->len, T);
+    int rc = reserve_scratch(s, T, err);
+    if (rc) return rc;
+    memcpy(s->x.p, x, (size_t)T * (size_t)m->cfg.d_model * sizeof *s->x.p); /* [T, D] */
+    rc = run_stack(s, st, layer, T, 0, s->reuse_cache ? NULL : s->self_kv, cap, err);
+    if (rc || (rc = emit_logits(s, T, 0, cap, err))) return rc;
     return attn_safetensors_check(m->st, err);
 }
