@@ -117,6 +117,12 @@ extern bool cli_special;
 unsigned cli_encode_flags(void);
 /* --special with --no-special: a usage error. */
 attn_status cli_check_special(attn_error *err);
+/* A token named by a flag (--target, --foil, --attribute): a piece of the
+ * vocabulary exactly, else a piece as --from matches it (after its leading
+ * space or word mark), else up to case, else an id 0 .. V-1; else a usage
+ * error naming the flag. */
+attn_status cli_token_arg(const attn_tokenizer *tok, int V, const char *flag, const char *arg,
+                          int *id, attn_error *err);
 /* Token ids of one input: parsed from `ids` ("N,N,...") when it is given,
  * else `text` encoded by tok (special tokens matched unless cli_no_special).
  * Refuses a model without a tokenizer for text and an input with no tokens.

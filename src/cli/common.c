@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 /* ---- errors ---- */
@@ -578,4 +579,24 @@ attn_status cli_threads(const char *flag, attn_error *err) {
     attn_status rc = cli_parse_int(s, what, 1, ATTN_THREADS_MAX, &n, err);
     if (!rc) attn_set_threads(n);
     return rc;
+}
+
+attn_status cli_token_arg(const attn_tokenizer *tok, int V, const char *flag, const char *arg,
+                          int *id, attn_error *err) {
+    const attn_pick pick = {.text = arg};
+    for (int pass = 0; tok && pass < 3; pass++)
+        for (int i = 0; i < V; i++) {
+            const char *piece = attn_tokenizer_piece(tok, i);
+            if (!piece) continue;
+            if (pass == 0 ? strcmp(piece, arg) == 0
+                : pass == 1 ? attn_pick_matches(&pick, piece)
+                            : strcasecmp(piece, arg) == 0)
+                return *id = i, ATTN_OK;
+        }
+    char *end;
+    errno = 0;
+    const long v = strtol(arg, &end, 10);
+    if (*arg && !*end && !errno && v >= 0 && v < V) return *id = (int)v, ATTN_OK;
+    return cli_usage(err, "%s '%s': no token of the vocabulary is '%s', nor is it an id 0-%d", flag,
+                     arg, arg, V - 1);
 }

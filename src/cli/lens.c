@@ -4,7 +4,6 @@
  * (attn_csv_lens), as CSV: input,layer,pos,rank,token_id,token,logit,prob. */
 #include "run.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,26 +99,6 @@ static void lens_release(run_rows *rows) {
     free(s);
 }
 
-/* --attribute: the target's id, its text (exactly a piece, else a piece
- * as --from matches it, else an id). */
-static attn_status attribute_target(const runner *r, const char *arg, int *id, attn_error *err) {
-    const int V = r->cfg->vocab_size;
-    if (r->tok) {
-        for (int i = 0; i < V; i++)
-            if (strcmp(attn_tokenizer_piece(r->tok, i), arg) == 0) return *id = i, ATTN_OK;
-        const attn_pick p = {.text = arg};
-        for (int i = 0; i < V; i++)
-            if (attn_pick_matches(&p, attn_tokenizer_piece(r->tok, i))) return *id = i, ATTN_OK;
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (*arg && !*end && !errno && v >= 0 && v < V) return *id = (int)v, ATTN_OK;
-    return cli_usage(err, "--attribute '%s': no token of the vocabulary is '%s', nor is it an id "
-                          "0-%d",
-                     arg, arg, V - 1);
-}
-
 /* The attribution output: the parts of each input, written at its end
  * into the rows of `rows` (registered after this, so still open). */
 typedef struct attribute_out {
@@ -182,7 +161,7 @@ static attn_status attribute_open(runner *r, const run_opts *o, lens_out *lo, at
     attribute_out *s = calloc(1, sizeof *s);
     if (!s) return attn_error_set(err, ATTN_ERR_NOMEM, "out of memory");
     *s = (attribute_out){.rows = &lo->rows, .tok = r->tok, .last = o->last, .raw_text = o->raw_text};
-    attn_status rc = attribute_target(r, o->attribute, &s->target, err);
+    attn_status rc = cli_token_arg(r->tok, r->cfg->vocab_size, "--attribute", o->attribute, &s->target, err);
     if (!rc && (rc = attn_attribution_new(&s->a, r->model, s->target, err)))
         attn_error_prefix(err, "--attribute");
     if (rc) {

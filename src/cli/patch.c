@@ -5,10 +5,8 @@
  * logit difference of each run and how much of the clean one it recovers. */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const char usage[] =
     "Usage: attn patch --config PATH --clean TEXT --corrupt TEXT --target TOKEN\n"
@@ -144,25 +142,6 @@ static attn_status check_flags(const patch_opts *o, patcher *p, attn_patch_align
     return cli_check_stdin(stdin_flag, &o->config, 1, NULL, err);
 }
 
-/* A token given by its text (a piece of the vocabulary, exactly, else up to
- * case), else by its id. */
-static attn_status token_arg(const patcher *p, const char *flag, const char *arg, int *id,
-                             attn_error *err) {
-    const int V = p->cfg->vocab_size;
-    for (int pass = 0; p->tok && pass < 2; pass++)
-        for (int i = 0; i < V; i++) {
-            const char *piece = attn_tokenizer_piece(p->tok, i);
-            if (piece && (pass ? strcasecmp(piece, arg) : strcmp(piece, arg)) == 0)
-                return *id = i, ATTN_OK;
-        }
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (*arg && !*end && !errno && v >= 0 && v < V) return *id = (int)v, ATTN_OK;
-    return cli_usage(err, "%s '%s': no token of the vocabulary is '%s', nor is it an id 0-%d", flag,
-                     arg, arg, V - 1);
-}
-
 static attn_status open_all(patcher *p, const patch_opts *o, attn_patch_align align,
                             attn_error *err) {
     const cli_model_needs needs = {.who = "patch", .lm_head = true};
@@ -180,9 +159,9 @@ static attn_status open_all(patcher *p, const patch_opts *o, attn_patch_align al
         (rc = cli_input_load(&p->runs[1], p->model, &o->corrupt,
                              o->corrupt.text ? "--corrupt" : "--corrupt-ids", err)))
         return rc;
-    if ((rc = token_arg(p, "--target", o->target, &p->target, err))) return rc;
+    if ((rc = cli_token_arg(p->tok, p->cfg->vocab_size, "--target", o->target, &p->target, err))) return rc;
     p->foil = -1;
-    if (o->foil && (rc = token_arg(p, "--foil", o->foil, &p->foil, err))) return rc;
+    if (o->foil && (rc = cli_token_arg(p->tok, p->cfg->vocab_size, "--foil", o->foil, &p->foil, err))) return rc;
     if (p->foil == p->target)
         return cli_usage(err, "--foil '%s' is the target itself: the difference is always 0", o->foil);
     if ((rc = attn_patch_new(&p->patch, p->cfg, o->names, err))) return rc;
