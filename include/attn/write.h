@@ -646,6 +646,7 @@ typedef struct attn_heatmap_style {
     const attn_labels *queries; /* labels of the query positions (rows); NULL: the numbers */
     const attn_labels *keys;    /* labels of the key positions (columns); NULL: the numbers */
     const attn_font *font;      /* NULL: the built-in font */
+    bool diverging;             /* signed values (a sweep's differences): see below */
 } attn_heatmap_style;
 /* Draws panels[n] (all of the same rows, cols and row_offset) into *out
  * (allocated; attn_image_free). A cell's colour is entry
@@ -654,7 +655,12 @@ typedef struct attn_heatmap_style {
  * unmasked cells (1 when none is above 0), a weight below 0 or not finite
  * drawn as 0; masked cells are hatched grey. The colour bar goes from 0 to
  * vmax, ticks at 0, vmax/2 and vmax. Token texts are escaped as in the
- * CSVs (attn_escape_text) and cut to fit (".."). On failure *out is zeroed. */
+ * CSVs (attn_escape_text) and cut to fit (".."). With style->diverging the
+ * values are signed (no mask applies unless causal): vmax is the largest
+ * |w|, w is drawn from blue (-vmax) through light grey (0) to red (+vmax),
+ * each channel linear in w / vmax (docs/heatmaps.md, "Sweeps"), not finite
+ * as 0, and the bar goes from -vmax to vmax, ticks at -vmax, 0 and vmax.
+ * On failure *out is zeroed. */
 ATTN_API attn_status attn_heatmap_render(attn_image *out, const attn_heatmap_panel *panels, int n,
                                          const attn_heatmap_style *style, attn_error *err);
 /* Titles of maps (snprintf-like: the length needed is returned):

@@ -286,6 +286,7 @@ int cmd_explain(int argc, char **argv);  /* explain.c */
 int cmd_stats(int argc, char **argv);    /* stats.c */
 int cmd_lens(int argc, char **argv);     /* lens.c */
 int cmd_patch(int argc, char **argv);    /* patch.c */
+int cmd_ablate(int argc, char **argv);   /* ablate.c */
 int cmd_info(int argc, char **argv);     /* info.c */
 int cmd_tokenize(int argc, char **argv); /* tokenize.c */
 

@@ -25,6 +25,7 @@ static const char usage[] =
     "  stats      per-head statistics of the attention maps as CSV (entropy, sinks, ...)\n"
     "  lens       the logit lens: each layer's residual stream read as predictions\n"
     "  patch      activation patching: each head or position of a clean run put into a corrupted one\n"
+    "  ablate     the head sweep: each head (and MLP) ablated in turn, the target's logit\n"
     "  info       what a model is made of: sizes, parameters, tensors, tokenizer\n"
     "  tokenize   how the tokenizer cuts a text (ids and tokens), or ids back to text\n"
     "\n"
@@ -127,6 +128,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "stats") == 0) return cmd_stats(argc - 1, argv + 1);
     if (strcmp(cmd, "lens") == 0) return cmd_lens(argc - 1, argv + 1);
     if (strcmp(cmd, "patch") == 0) return cmd_patch(argc - 1, argv + 1);
+    if (strcmp(cmd, "ablate") == 0) return cmd_ablate(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0) return cmd_tokenize(argc - 1, argv + 1);
     return cli_error(EXIT_USAGE, "unknown command '%s' (try 'attn --help')", cmd);

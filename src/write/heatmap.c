@@ -273,6 +273,21 @@ static int shade(float w, double vmax) {
     return t >= 1 ? 255 : (int)floor(t * 255 + 0.5);
 }
 
+/* The diverging scale: blue (t = -1), light grey (0), red (+1). */
+static const unsigned char div_neg[3] = {33, 102, 172}, div_mid[3] = {247, 247, 247},
+                           div_pos[3] = {178, 24, 43};
+
+/* The colour of signed value w on the diverging scale to vmax > 0. */
+static void diverge(unsigned char c[3], double w, double vmax) {
+    double t = isfinite(w) ? w / vmax : 0;
+    if (t > 1) t = 1;
+    if (t < -1) t = -1;
+    const unsigned char *end = t < 0 ? div_neg : div_pos;
+    const double a = fabs(t);
+    for (int i = 0; i < 3; i++)
+        c[i] = (unsigned char)floor(div_mid[i] + a * (end[i] - div_mid[i]) + 0.5);
+}
+
 static bool masked(const attn_heatmap_panel *p, int r, int c) {
     return p->causal && c > p->row_offset + r;
 }
@@ -300,7 +315,9 @@ static attn_status draw_panel(attn_image *im, const attn_heatmap_layout *lay,
         for (int k = 0; k < p->cols; k++) {
             const int cx = gx + k * c, cy = gy + r * c;
             if (!masked(p, r, k)) {
-                fill(im, cx, cy, c, c, colormap[shade(row[k], vmax)]);
+                unsigned char dc[3];
+                if (s->diverging) diverge(dc, row[k], vmax);
+                fill(im, cx, cy, c, c, s->diverging ? dc : colormap[shade(row[k], vmax)]);
                 continue;
             }
             for (int y = cy; y < cy + c; y++)
@@ -328,15 +345,18 @@ static attn_status draw_panel(attn_image *im, const attn_heatmap_layout *lay,
     return rc;
 }
 
-/* The colour bar from 0 (bottom) to vmax (top), at (x, y), h pixels high. */
+/* The colour bar from 0 (diverging: -vmax) at the bottom to vmax at the
+ * top, at (x, y), h pixels high. */
 static attn_status draw_bar(attn_image *im, const attn_font *font, int x, int y, int h,
-                            double vmax, attn_error *err) {
+                            double vmax, bool diverging, attn_error *err) {
     unsigned char frame[3];
     grey(frame, GREY_FRAME);
     fill(im, x - 1, y - 1, ATTN_HEATMAP_BAR_W + 2, h + 2, frame);
     for (int i = 0; i < h; i++) {
         int idx = h == 1 ? 255 : (int)floor(255.0 * (h - 1 - i) / (h - 1) + 0.5);
-        fill(im, x, y + i, ATTN_HEATMAP_BAR_W, 1, colormap[idx]);
+        unsigned char dc[3];
+        if (diverging) diverge(dc, (idx / 127.5 - 1) * vmax, vmax);
+        fill(im, x, y + i, ATTN_HEATMAP_BAR_W, 1, diverging ? dc : colormap[idx]);
     }
     static const double ticks[] = {0, 0.5, 1};
     attn_status rc = ATTN_OK;
@@ -344,7 +364,7 @@ static attn_status draw_bar(attn_image *im, const attn_font *font, int x, int y,
         int ty = y + (int)floor((1 - ticks[t]) * (h - 1) + 0.5);
         fill(im, x + ATTN_HEATMAP_BAR_W, ty, ATTN_HEATMAP_TICK, 1, frame);
         char v[32];
-        snprintf(v, sizeof v, "%.3g", ticks[t] * vmax);
+        snprintf(v, sizeof v, "%.3g", (diverging ? 2 * ticks[t] - 1 : ticks[t]) * vmax);
         rc = text(im, font, v, x + ATTN_HEATMAP_BAR_W + ATTN_HEATMAP_TICK + 2, ty - FONT_LINE / 2,
                   ATTN_HEATMAP_TICK_LABELS - 2, TEXT_LEFT, GREY_LABEL, err);
     }
@@ -373,6 +393,7 @@ attn_status attn_heatmap_render(attn_image *out, const attn_heatmap_panel *panel
         for (int r = 0; r < p0->rows; r++)
             for (int k = 0; k < p0->cols; k++) {
                 float w = panels[i].weights[(size_t)r * (size_t)p0->cols + (size_t)k];
+                if (s->diverging) w = fabsf(w);
                 if (!masked(&panels[i], r, k) && isfinite(w) && w > vmax) vmax = w;
             }
     if (vmax <= 0) vmax = 1;
@@ -401,7 +422,7 @@ attn_status attn_heatmap_render(attn_image *out, const attn_heatmap_panel *panel
                       ATTN_HEATMAP_PAD + lay.cols * (int)g.panel_w +
                           (lay.cols - 1) * ATTN_HEATMAP_SEP + ATTN_HEATMAP_BAR_GAP,
                       top + ATTN_HEATMAP_TITLE + ATTN_HEATMAP_LABELS + ATTN_HEATMAP_GAP,
-                      (int)g.area_h, vmax, err);
+                      (int)g.area_h, vmax, s->diverging, err);
     if (rc) {
         attn_image_free(&im);
         return rc;

@@ -36,6 +36,20 @@ def ids_arg(ids):
     return ",".join(str(i) for i in ids)
 
 
+def check_usage_errors(run_one, cases, out):
+    """Each case (label, args, word): run_one(args) (a CompletedProcess) must
+    exit 2 with one line on standard error holding word, and leave no out."""
+    for label, args, word in cases:
+        p = run_one(args)
+        lines = p.stderr.strip().splitlines()
+        if p.returncode != 2 or len(lines) != 1 or word not in lines[0]:
+            fail("%s %s: exit %d, stderr %r (expected 2 and one line with %r)"
+                 % (label, args, p.returncode, p.stderr, word))
+        if os.path.exists(out):
+            fail("%s %s left %s" % (label, args, out))
+            os.unlink(out)
+
+
 def main(argv, doc, body):
     """The body of a test script: body(exe, tmp) with a temporary folder
     (kept with ATTN_KEEP_TMP=1); exit status 1 when anything failed."""

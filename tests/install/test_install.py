@@ -37,8 +37,8 @@ COMPLETION = os.path.join(ROOT, "data", "bash-completion", "attn")
 
 # Every command, and the ones whose --help must show examples that run.
 # run and stats get theirs with their own work (issue 11); add them here.
-COMMANDS = ["run", "stats", "lens", "patch", "generate", "explain", "import", "info", "tokenize"]
-EXAMPLES = ["", "run", "generate", "explain", "import", "info", "tokenize", "stats", "lens", "patch"]  # "" = attn --help
+COMMANDS = ["run", "stats", "lens", "patch", "ablate", "generate", "explain", "import", "info", "tokenize"]
+EXAMPLES = ["", "run", "generate", "explain", "import", "info", "tokenize", "stats", "lens", "patch", "ablate"]  # "" = attn --help
 
 check = Checklist()
 

@@ -148,19 +148,12 @@ def check_errors(exe, specs, tmp):
         ("attn-only-nopos", ["--ablate", "mlp:0"], "no MLP"),
     ]
     out = os.path.join(tmp, "bad.csv")
-    for name, flags, word in rows:
-        spec = by[name]
-        args = ["--config", spec.config, "--ids", "1,2,3", "--maps", out] + flags
-        if spec.src_len:
-            args += ["--source-ids", "1,2"]
-        p = attn(exe, args)
-        lines = p.stderr.strip().splitlines()
-        if p.returncode != 2 or len(lines) != 1 or word not in lines[0]:
-            fail("%s %s: exit %d, stderr %r (expected 2 and one line with %r)"
-                 % (name, flags, p.returncode, p.stderr, word))
-        if os.path.exists(out):
-            fail("%s %s left %s" % (name, flags, out))
-            os.unlink(out)
+
+    def run_one(args):
+        spec = by[args[0]]
+        extra = ["--source-ids", "1,2"] if spec.src_len else []
+        return attn(exe, ["--config", spec.config, "--ids", "1,2,3", "--maps", out] + args[1:] + extra)
+    dumptest.check_usage_errors(run_one, [(n, [n] + f, w) for n, f, w in rows], out)
     print("%d bad specs exit 2 with one line, nothing left" % len(rows))
 
 
