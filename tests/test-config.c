@@ -872,6 +872,65 @@ START_TEST(special_token_keys) {
 }
 END_TEST
 
+/* The gpt2 tokenizer's keys (vocab, merges) and the hf tokenizer's (path):
+ * accepted, each required one missing, and every key of another type. */
+static cJSON *set_tokenizer(cJSON *root, const char *type, const char *k1, const char *v1,
+                            const char *k2, const char *v2) {
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "tokenizer");
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "type", type);
+    if (k1) cJSON_AddStringToObject(t, k1, v1);
+    if (k2) cJSON_AddStringToObject(t, k2, v2);
+    cJSON_AddItemToObject(root, "tokenizer", t);
+    return t;
+}
+
+START_TEST(gpt2_hf_tokenizer_keys) {
+    cJSON *root = base_decoder();
+    attn_config cfg;
+    set_tokenizer(root, "gpt2", "vocab", "vocab.json", "merges", "merges.txt");
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert_int_eq(cfg.tokenizer.type, ATTN_TOKENIZER_GPT2);
+    ck_assert_str_eq(cfg.tokenizer.path, "vocab.json");
+    ck_assert_str_eq(cfg.tokenizer.merges, "merges.txt");
+    set_tokenizer(root, "gpt2", "vocab", "vocab.json", NULL, NULL);
+    REFUSED_OBJ(root, "missing required key \"tokenizer.merges\"");
+    set_tokenizer(root, "gpt2", "merges", "merges.txt", NULL, NULL);
+    REFUSED_OBJ(root, "missing required key \"tokenizer.vocab\"");
+    cJSON *t = set_tokenizer(root, "gpt2", "vocab", "vocab.json", "merges", "merges.txt");
+    cJSON_AddNumberToObject(t, "merges_x", 1);
+    REFUSED_OBJ(root, "\"tokenizer.merges_x\"");
+    set_tokenizer(root, "gpt2", "vocab", "vocab.json", "merges", "");
+    REFUSED_OBJ(root, "\"tokenizer.merges\"");
+    static const char *const not_gpt2[] = {"path", "unk", "lowercase", "bos", "eos", "special",
+                                           "special_tokens", "add_eos"};
+    for (size_t i = 0; i < sizeof not_gpt2 / sizeof *not_gpt2; i++) {
+        t = set_tokenizer(root, "gpt2", "vocab", "vocab.json", "merges", "merges.txt");
+        cJSON_AddStringToObject(t, not_gpt2[i], "x");
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"tokenizer.%s\" does not belong", not_gpt2[i]);
+        REFUSED_OBJ(root, needle, "\"gpt2\"", "type, vocab, merges");
+    }
+    set_tokenizer(root, "hf", "path", "tokenizer.json", NULL, NULL);
+    ACCEPTED_OBJ(root, &cfg);
+    ck_assert_int_eq(cfg.tokenizer.type, ATTN_TOKENIZER_HF);
+    ck_assert_str_eq(cfg.tokenizer.path, "tokenizer.json");
+    set_tokenizer(root, "hf", NULL, NULL, NULL, NULL);
+    REFUSED_OBJ(root, "missing required key \"tokenizer.path\"");
+    static const char *const not_hf[] = {"vocab", "merges", "unk", "special", "add_eos"};
+    for (size_t i = 0; i < sizeof not_hf / sizeof *not_hf; i++) {
+        set_tokenizer(root, "hf", "path", "tokenizer.json", not_hf[i], "x");
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"tokenizer.%s\" does not belong", not_hf[i]);
+        REFUSED_OBJ(root, needle, "\"hf\"", "(its keys: type, path)");
+    }
+    /* the type's message lists every type */
+    set_tokenizer(root, "huggingface", "path", "tokenizer.json", NULL, NULL);
+    REFUSED_OBJ(root, "\"tokenizer.type\"", "\"word\"", "\"llama2c\"", "\"gpt2\"", "\"hf\"");
+    cJSON_Delete(root);
+}
+END_TEST
+
 START_TEST(not_an_object) {
     REFUSED_TEXT("[]", "object");
     REFUSED_TEXT("\"attn/1\"", "object");
@@ -1623,6 +1682,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, decoder_defaults);
     tcase_add_test(tc, encoder_word_tokenizer);
     tcase_add_test(tc, encoder_decoder_llama2c);
+    tcase_add_test(tc, gpt2_hf_tokenizer_keys);
     tcase_add_test(tc, mlp_none_without_d_ff);
     tcase_add_test(tc, integral_forms_and_bounds);
     tcase_add_test(tc, enum_names);

@@ -1357,6 +1357,19 @@ static void g2_put_token(tu_bytes *o, const char *raw, size_t n, bool json) {
     }
 }
 
+/* The members of vocab.json: byte b is id b, then extra[i] (raw bytes) is id 256 + i. */
+static void g2_put_vocab(tu_bytes *v, const char *const *extra, int n_extra) {
+    for (int id = 0; id < 256 + n_extra; id++) {
+        char b = (char)id;
+        tu_bytes_put(v, id ? ",\"" : "\"", id ? 2 : 1);
+        if (id < 256) g2_put_token(v, &b, 1, true);
+        else g2_put_token(v, extra[id - 256], strlen(extra[id - 256]), true);
+        char num[32];
+        int k = snprintf(num, sizeof num, "\": %d", id);
+        tu_bytes_put(v, num, (size_t)k);
+    }
+}
+
 /* vocab.json: byte b is id b, then extra[i] (raw bytes) is id 256 + i.
  * merges.txt: "#version: 0.2", then each merge "A B" (raw bytes, split at
  * the first '|' of the text given). */
@@ -1364,15 +1377,7 @@ static attn_tokenizer *g2_tok(const char *const *extra, int n_extra, const char 
                               int n_merges, attn_error *err) {
     tu_bytes v = {0}, m = {0};
     tu_bytes_put(&v, "{", 1);
-    for (int id = 0; id < 256 + n_extra; id++) {
-        char b = (char)id;
-        tu_bytes_put(&v, id ? ",\"" : "\"", id ? 2 : 1);
-        if (id < 256) g2_put_token(&v, &b, 1, true);
-        else g2_put_token(&v, extra[id - 256], strlen(extra[id - 256]), true);
-        char num[32];
-        int k = snprintf(num, sizeof num, "\": %d", id);
-        tu_bytes_put(&v, num, (size_t)k);
-    }
+    g2_put_vocab(&v, extra, n_extra);
     tu_bytes_put(&v, "}\n", 2);
     tu_bytes_put(&m, "#version: 0.2\n", 14);
     for (int i = 0; i < n_merges; i++) {
@@ -1639,6 +1644,167 @@ START_TEST(gpt2_long_and_many) {
 }
 END_TEST
 
+/* ---- hf: Hugging Face tokenizer.json ---- */
+
+/* A tokenizer.json with g2_tok's vocabulary (bytes, then extra[]) and merges
+ * (as "A B" strings, or as ["A", "B"] pairs), GPT-2's parts; `front` (JSON
+ * members, each followed by a comma) comes first, so that a part it names
+ * replaces the default one (cJSON reads the first of two equal keys). */
+static char *hf_json(const char *front, const char *const *extra, int n_extra,
+                     const char *const *merges, int n_merges, bool pairs) {
+    tu_bytes j = {0};
+    tu_bytes_put(&j, "{", 1);
+    tu_bytes_put(&j, front, strlen(front));
+    static const char parts[] =
+        "\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"normalizer\":null,"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+        "\"trim_offsets\":true,\"use_regex\":true},"
+        "\"post_processor\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,"
+        "\"trim_offsets\":false,\"use_regex\":true},"
+        "\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,"
+        "\"use_regex\":true},"
+        "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,"
+        "\"continuing_subword_prefix\":\"\",\"end_of_word_suffix\":\"\",\"fuse_unk\":false,"
+        "\"byte_fallback\":false,\"vocab\":{";
+    tu_bytes_put(&j, parts, sizeof parts - 1);
+    g2_put_vocab(&j, extra, n_extra);
+    tu_bytes_put(&j, "},\"merges\":[", 12);
+    for (int i = 0; i < n_merges; i++) {
+        const char *bar = strchr(merges[i], '|');
+        tu_bytes_put(&j, i ? "," : "", i ? 1 : 0);
+        tu_bytes_put(&j, pairs ? "[\"" : "\"", pairs ? 2 : 1);
+        g2_put_token(&j, merges[i], (size_t)(bar - merges[i]), true);
+        tu_bytes_put(&j, pairs ? "\",\"" : " ", pairs ? 3 : 1);
+        g2_put_token(&j, bar + 1, strlen(bar + 1), true);
+        tu_bytes_put(&j, pairs ? "\"]" : "\"", pairs ? 2 : 1);
+    }
+    tu_bytes_put(&j, "]}}", 4); /* with the NUL */
+    return (char *)j.p;
+}
+
+static int hf_open(attn_tokenizer **tok, const char *json, attn_error *err) {
+    static const attn_tokenizer_config tc = {.type = ATTN_TOKENIZER_HF};
+    return attn_tokenizer_from_memory(tok, &tc, json, strlen(json), "tokenizer.json", err);
+}
+
+static const char *const hf_extra[] = {"he", "ll", "hell", " w", "hello", "bc", "aa", "aaaa"};
+static const char *const hf_merges[] = {"h|e", "l|l", "he|ll", " |w", "hell|o", "b|c", "a|a",
+                                        "aa|aa"};
+
+/* The ids of gpt2_hand_merges from a tokenizer.json, merges as strings and as pairs. */
+START_TEST(hf_byte_level) {
+    if (!g2_built_in()) return;
+    for (int pairs = 0; pairs < 2; pairs++) {
+        char *j = hf_json("", hf_extra, 8, hf_merges, 8, pairs);
+        attn_tokenizer *tok = NULL;
+        attn_error err = {0};
+        ck_assert_msg(hf_open(&tok, j, &err) == ATTN_OK, "%s", err.message);
+        ck_assert_int_eq(attn_tokenizer_size(tok), 264);
+        G2_EXPECT(tok, "hello world", 0, 260, 259, 'o', 'r', 'l', 'd');
+        G2_EXPECT(tok, "abc", 0, 'a', 261);
+        G2_EXPECT(tok, "aaaaa", 0, 263, 'a');
+        G2_EXPECT(tok, "h ell", 0, 'h', ' ', 'e', 257);
+        ck_assert_str_eq(attn_tokenizer_piece(tok, 259), " w");
+        char buf[16];
+        ck_assert_uint_eq(attn_tokenizer_decode(tok, -1, 259, buf, sizeof buf), 2);
+        ck_assert_str_eq(buf, " w");
+        attn_tokenizer_free(tok);
+        free(j);
+    }
+    /* an added token that is the vocabulary's: <|endoftext|> at 256, special with the flag */
+    static const char *const eot[] = {"<|endoftext|>"};
+    char *j = hf_json("\"added_tokens\":[{\"id\":256,\"content\":\"<|endoftext|>\",\"special\":true}],",
+                      eot, 1, NULL, 0, false);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_msg(hf_open(&tok, j, &err) == ATTN_OK, "%s", err.message);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), 256);
+    G2_EXPECT(tok, "a<|endoftext|>", ATTN_ENCODE_SPECIAL, 'a', 256);
+    G2_EXPECT(tok, "<|", 0, '<', '|');
+    attn_tokenizer_free(tok);
+    free(j);
+}
+END_TEST
+
+static void hf_refused(const char *front, bool pairs, const char *const *merges, int n_merges,
+                       const char *want) {
+    char *j = hf_json(front, hf_extra, 8, merges, n_merges, pairs);
+    attn_tokenizer *tok = (attn_tokenizer *)1;
+    attn_error err = {0};
+    ck_assert_int_eq(hf_open(&tok, j, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strstr(err.message, want) != NULL, "message \"%s\" lacks \"%s\"", err.message,
+                  want);
+    ck_assert_msg(strncmp(err.message, "tokenizer.json", 14) == 0, "%s", err.message);
+    free(j);
+}
+
+/* Every part attn does not implement is refused, named by its JSON path. */
+START_TEST(hf_refusals) {
+    if (!g2_built_in()) return;
+    static const struct {
+        const char *front, *want;
+    } cases[] = {
+        {"\"normalizer\":{\"type\":\"NFC\"},",
+         "normalizer: type \"NFC\" is not supported"},
+        {"\"pre_tokenizer\":{\"type\":\"Metaspace\"},",
+         "pre_tokenizer: type \"Metaspace\" is not supported"},
+        {"\"pre_tokenizer\":null,",
+         "pre_tokenizer: null"},
+        {"\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true},",
+         "pre_tokenizer.add_prefix_space: true is not supported"},
+        {"\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":false},",
+         "pre_tokenizer.use_regex: false"},
+        {"\"post_processor\":{\"type\":\"TemplateProcessing\"},",
+         "post_processor: type \"TemplateProcessing\""},
+        {"\"decoder\":{\"type\":\"Sequence\"},",
+         "decoder: type \"Sequence\""},
+        {"\"decoder\":[],",
+         "decoder: expected null or an object"},
+        {"\"truncation\":{\"max_length\":5},",
+         "truncation: an object"},
+        {"\"model\":{\"type\":\"WordPiece\"},",
+         "model: type \"WordPiece\" is not supported"},
+        {"\"model\":{\"byte_fallback\":true},",
+         "model.byte_fallback: true is not supported"},
+        {"\"model\":{\"unk_token\":\"<unk>\"},",
+         "model.unk_token: a string \"<unk>\""},
+        {"\"model\":{\"continuing_subword_prefix\":\"##\"},",
+         "model.continuing_subword_prefix"},
+        {"\"model\":{\"merges\":[]},",
+         "model.vocab: missing"},
+        {"\"model\":{\"vocab\":{},\"merges\":{}},",
+         "model.merges: expected an array"},
+        {"\"model\":{\"vocab\":{},\"merges\":[\"a b\",7]},",
+         "model.merges[1]: expected a string"},
+        {"\"model\":{\"vocab\":{},\"merges\":[[\"a\",\"b c\"]]},",
+         "model.merges[0]: a token of a pair"},
+        {"\"model\":{\"vocab\":{\"a\":1.5},\"merges\":[]},",
+         "tokenizer.json: model.vocab: token \"a\""},
+        {"\"model\":3,",
+         "model: expected an object"},
+        {"\"added_tokens\":[{\"id\":300,\"content\":\"<x>\"}],",
+         "added_tokens[0]: \"<x>\" (id 300) is not model.vocab's token"},
+        {"\"added_tokens\":[{\"id\":0}],",
+         "added_tokens[0]: expected"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        hf_refused(cases[i].front, false, hf_merges, 8, cases[i].want);
+    static const char *const bad[] = {"h|e", "q|z"}; /* "qz" is not in the vocabulary */
+    hf_refused("", false, bad, 2, "model.merges (line N is model.merges[N-1]): line 2");
+    hf_refused("", true, bad, 2, "line 2: the merged pair of \"q z\" is not in the vocabulary");
+    /* malformed JSON: the line and column */
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(hf_open(&tok, "{\n  \"model\": [1,\n", &err), ATTN_ERR_FORMAT);
+    ck_assert_msg(strstr(err.message, "tokenizer.json: malformed JSON near line 2") != NULL, "%s",
+                  err.message);
+    ck_assert_int_eq(hf_open(&tok, "[1]", &err), ATTN_ERR_FORMAT);
+    ck_assert_msg(strstr(err.message, "(top level): expected an object") != NULL, "%s",
+                  err.message);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *w = tcase_create("word");
@@ -1683,6 +1849,8 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(g, gpt2_special_invalid_decode);
     tcase_add_test(g, gpt2_refusals);
     tcase_add_test(g, gpt2_long_and_many);
+    tcase_add_test(g, hf_byte_level);
+    tcase_add_test(g, hf_refusals);
     suite_add_tcase(s, g);
     TCase *r = tcase_create("stories260k");
     tcase_add_test(r, stories260k_fixture);

@@ -130,7 +130,8 @@ typedef enum { ATTN_LM_HEAD_NONE, ATTN_LM_HEAD_TIED, ATTN_LM_HEAD_SEPARATE } att
 typedef enum {
     ATTN_TOKENIZER_WORD,
     ATTN_TOKENIZER_LLAMA2C,
-    ATTN_TOKENIZER_GPT2 /* GPT-2's byte-level BPE: vocab.json + merges.txt (needs PCRE2) */
+    ATTN_TOKENIZER_GPT2, /* GPT-2's byte-level BPE: vocab.json + merges.txt (needs PCRE2) */
+    ATTN_TOKENIZER_HF    /* a Hugging Face tokenizer.json of byte-level BPE (needs PCRE2) */
 } attn_tokenizer_type;
 
 #define ATTN_PATH_MAX 4096
@@ -139,7 +140,7 @@ typedef enum {
 
 typedef struct attn_tokenizer_config {
     attn_tokenizer_type type;
-    char path[ATTN_PATH_MAX]; /* word, gpt2: "vocab"; llama2c: "path". Resolved against
+    char path[ATTN_PATH_MAX]; /* word, gpt2: "vocab"; llama2c, hf: "path". Resolved against
                                  the config's folder when the config has one. */
     char merges[ATTN_PATH_MAX]; /* gpt2 only: "merges" (merges.txt / vocab.bpe), resolved
                                    like path */

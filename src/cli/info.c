@@ -102,7 +102,8 @@ static attn_status sum_tensors(const attn_safetensors *st, info_sums *s, attn_er
 }
 
 static const char *tokenizer_kind(attn_tokenizer_type t) {
-    return t == ATTN_TOKENIZER_LLAMA2C ? "llama2c" : t == ATTN_TOKENIZER_GPT2 ? "gpt2" : "word";
+    static const char *const names[] = {"word", "llama2c", "gpt2", "hf"};
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "word";
 }
 
 static const char *yes_no(bool b) { return b ? "true" : "false"; }

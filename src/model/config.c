@@ -24,7 +24,7 @@ static const char *const norm_names[] = {"layernorm", "rmsnorm"};
 static const char *const norm_position_names[] = {"pre", "post"};
 static const char *const mlp_names[] = {"relu", "gelu", "gelu_tanh", "swiglu", "none"};
 static const char *const lm_head_names[] = {"none", "tied", "separate"};
-static const char *const tokenizer_type_names[] = {"word", "llama2c", "gpt2"};
+static const char *const tokenizer_type_names[] = {"word", "llama2c", "gpt2", "hf"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -320,15 +320,16 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
     tc->type = (attn_tokenizer_type)type;
 
     /* keys of the other type */
-    static const bool used_by[3][T_COUNT] = {
+    static const bool used_by[4][T_COUNT] = {
         /* type vocab lowercase unk bos eos path special special_tokens add_eos merges */
         {true, true, true, true, true, true, false, true, true, true, false},        /* word */
         {true, false, false, false, false, false, true, false, false, false, false}, /* llama2c */
         {true, true, false, false, false, false, false, false, false, false, true},  /* gpt2 */
+        {true, false, false, false, false, false, true, false, false, false, false}, /* hf */
     };
-    static const char *const type_keys[3] = {
+    static const char *const type_keys[4] = {
         "type, vocab, lowercase, unk, bos, eos, add_eos, special, special_tokens", "type, path",
-        "type, vocab, merges"};
+        "type, vocab, merges", "type, path"};
     for (int i = 0; i < T_COUNT; i++) {
         if (k[i] && !used_by[type][i])
             return fail(c, "key \"tokenizer.%s\" does not belong to tokenizer type \"%s\" "
@@ -336,7 +337,7 @@ static int parse_tokenizer(const ctx *c, const cJSON *obj, attn_tokenizer_config
                         tok_keys[i], tokenizer_type_names[type], type_keys[type]);
     }
 
-    if (tc->type == ATTN_TOKENIZER_LLAMA2C) {
+    if (tc->type == ATTN_TOKENIZER_LLAMA2C || tc->type == ATTN_TOKENIZER_HF) {
         if (!k[T_PATH]) return fail(c, "missing required key \"tokenizer.path\"");
         return get_path(c, k[T_PATH], "tokenizer.path", tc->path);
     }

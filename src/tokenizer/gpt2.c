@@ -630,24 +630,29 @@ static void text_place(const char *s, size_t off, size_t *line, size_t *col) {
     *col = off - last + 1;
 }
 
+int attn_tokenizer_json_parse(const char *buf, size_t len, const char *name, cJSON **root,
+                              attn_error *err) {
+    size_t bom = attn_bom_len(buf, len);
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts(buf + bom, len - bom, &end, 0);
+    if (*root) return ATTN_OK;
+    size_t off = end && end >= buf + bom && end <= buf + len ? (size_t)(end - buf) : len;
+    if (off >= len && len) off = len - 1;
+    size_t line, col;
+    text_place(buf, off, &line, &col);
+    return attn_error_set(err, ATTN_ERR_FORMAT,
+                          "%s: malformed JSON near line %zu, column %zu (byte %zu of %zu)", name,
+                          line, col, len ? off + 1 : 0, len);
+}
+
 /* The token's text for messages: at most 60 bytes, quoted by the caller. */
 #define TOKEN_SHOWN 60
 
 static int parse_vocab(gpt2_impl *g, const char *buf, size_t len, const char *name,
                        const int16_t *char_byte, size_t *count, attn_error *err) {
-    size_t bom = attn_bom_len(buf, len);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf + bom, len - bom, &end, 0);
-    if (!root) {
-        size_t off = end && end >= buf + bom && end <= buf + len ? (size_t)(end - buf) : len;
-        if (off >= len && len) off = len - 1;
-        size_t line, col;
-        text_place(buf, off, &line, &col);
-        return attn_error_set(err, ATTN_ERR_FORMAT,
-                              "%s: malformed JSON near line %zu, column %zu (byte %zu of %zu)",
-                              name, line, col, len ? off + 1 : 0, len);
-    }
-    int rc = ATTN_OK;
+    cJSON *root;
+    int rc = attn_tokenizer_json_parse(buf, len, name, &root, err);
+    if (rc) return rc;
     size_t n = 0, bytes = 0;
     if (!cJSON_IsObject(root)) {
         rc = attn_error_set(err, ATTN_ERR_FORMAT,

@@ -37,6 +37,9 @@ attn_status attn_tokenizer_from_memory(attn_tokenizer **out, const attn_tokenize
                             "attn_tokenizer_gpt2_from_memory",
                             name);
         break;
+    case ATTN_TOKENIZER_HF:
+        rc = attn_tokenizer_hf_build(tok, buf, len, name, err);
+        break;
     default:
         rc = attn_error_set(err, ATTN_ERR_USAGE, "%s: unknown tokenizer type %d", name,
                             (int)tc->type);

@@ -39,6 +39,15 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
 int attn_tokenizer_gpt2_build(attn_tokenizer *tok, const char *vocab, size_t vocab_len,
                               const char *vocab_name, const char *merges, size_t merges_len,
                               const char *merges_name, attn_error *err);
+/* hf (hf.c): a Hugging Face tokenizer.json of byte-level BPE, checked part by
+ * part, built by the gpt2 back end. */
+int attn_tokenizer_hf_build(attn_tokenizer *tok, const char *buf, size_t len, const char *name,
+                            attn_error *err);
+/* Parses a JSON file's image (a UTF-8 BOM skipped) into *root; malformed JSON
+ * is ATTN_ERR_FORMAT naming name, the line and the column (gpt2.c). */
+typedef struct cJSON cJSON;
+int attn_tokenizer_json_parse(const char *buf, size_t len, const char *name, cJSON **root,
+                              attn_error *err);
 int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t len,
                                  const char *name, attn_error *err);
 

@@ -21,10 +21,18 @@ void text_pad(FILE *f, const char *s, int width, bool right) {
 }
 
 void text_label(char *out, size_t cap, const char *s, int width) {
-    /* 1. control bytes escaped: \n \t \r \xHH */
+    /* 1. leading spaces shown as U+00B7 '·' (" the" reads "·the"), control
+     *    bytes escaped: \n \t \r \xHH */
     char esc[1024];
     size_t n = 0;
+    bool lead = true;
     for (const unsigned char *p = (const unsigned char *)s; *p && n + 5 < sizeof esc; p++) {
+        lead = lead && *p == ' ';
+        if (lead) {
+            memcpy(esc + n, "\xc2\xb7", 2);
+            n += 2;
+            continue;
+        }
         if (*p >= 0x20 && *p != 0x7f) {
             esc[n++] = (char)*p;
             continue;

@@ -17,8 +17,9 @@
 int text_width(const char *s);
 /* Prints s in a field of `width` characters, left- or right-aligned. */
 void text_pad(FILE *f, const char *s, int width, bool right);
-/* Copies a label for display: control bytes escaped (\n, \t, \r, \xHH), at
- * most `width` characters, '~' as the last one when it was cut. */
+/* Copies a label for display: leading spaces shown as U+00B7 (" the" is
+ * "·the"), control bytes escaped (\n, \t, \r, \xHH), at most `width`
+ * characters, '~' as the last one when it was cut. */
 void text_label(char *out, size_t cap, const char *s, int width);
 /* Writes buf[len] to f without the blanks at the ends of lines. */
 void text_put_stripped(FILE *f, const char *buf, size_t len);

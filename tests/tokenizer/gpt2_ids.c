@@ -5,6 +5,9 @@
  * the ids decode to (attn_tokenizer_decode, token after token).
  *
  *   gpt2-ids VOCAB MERGES [--special] < texts.hex > ids.txt
+ *   gpt2-ids --hf TOKENIZER_JSON [--special] < texts.hex > ids.txt
+ *
+ * --hf: the same from a Hugging Face tokenizer.json (tokenizer type "hf").
  */
 #include "attn/attn.h"
 
@@ -44,15 +47,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     unsigned flags = argc > 3 && strcmp(argv[3], "--special") == 0 ? ATTN_ENCODE_SPECIAL : 0;
+    const bool hf = strcmp(argv[1], "--hf") == 0;
     size_t vl = 0, ml = 0;
-    char *v = slurp(argv[1], &vl), *m = slurp(argv[2], &ml);
+    char *v = slurp(argv[hf ? 2 : 1], &vl), *m = hf ? malloc(1) : slurp(argv[2], &ml);
     if (!v || !m) {
         fprintf(stderr, "gpt2-ids: cannot read %s or %s\n", argv[1], argv[2]);
         return 1;
     }
     attn_tokenizer *tok;
     attn_error err;
-    if (attn_tokenizer_gpt2_from_memory(&tok, v, vl, argv[1], m, ml, argv[2], &err)) {
+    static attn_tokenizer_config tc = {.type = ATTN_TOKENIZER_HF};
+    if (hf ? attn_tokenizer_from_memory(&tok, &tc, v, vl, argv[2], &err)
+           : attn_tokenizer_gpt2_from_memory(&tok, v, vl, argv[1], m, ml, argv[2], &err)) {
         fprintf(stderr, "gpt2-ids: %s\n", err.message);
         return 1;
     }

@@ -269,6 +269,57 @@ def compare(gpt2_ids, node, pkg, vocab, merges, items):
     return 1 if bad else 0
 
 
+def tokenizer_json(vocab, merges, pairs):
+    """A Hugging Face tokenizer.json as GPT-2's (byte-level BPE) from encoder.json
+    and vocab.bpe: merges as "A B" strings, or as [A, B] pairs (pairs=True)."""
+    with open(vocab, encoding="utf-8") as f:
+        v = json.load(f)
+    with open(merges, encoding="utf-8") as f:
+        lines = [l for l in f.read().split("\n") if l and not l.startswith("#version")]
+    m = [l.split(" ") for l in lines] if pairs else lines
+    eot = v["<|endoftext|>"]
+    return {"version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [{"id": eot, "content": "<|endoftext|>", "single_word": False,
+                              "lstrip": False, "rstrip": False, "normalized": True,
+                              "special": True}],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
+                              "trim_offsets": True, "use_regex": True},
+            "post_processor": {"type": "ByteLevel", "add_prefix_space": True,
+                               "trim_offsets": False, "use_regex": True},
+            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                        "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                      "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                      "fuse_unk": False, "byte_fallback": False, "vocab": v, "merges": m}}
+
+
+def compare_hf(gpt2_ids, vocab, merges, items):
+    """Type hf on a tokenizer.json made of the same data gives the gpt2 type's
+    ids and decoding, line for line, with merges as strings and as pairs."""
+    hexes = "".join(b.hex() + "\n" for b in items).encode()
+    want = run([gpt2_ids, vocab, merges], hexes).stdout
+    tmp = tempfile.mkdtemp(prefix="attn-hf-")
+    bad = 0
+    try:
+        for pairs in (False, True):
+            path = os.path.join(tmp, "tokenizer.json")
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(tokenizer_json(vocab, merges, pairs), f, ensure_ascii=False)
+            r = run([gpt2_ids, "--hf", path], hexes)
+            if r.returncode != 0 or r.stdout != want:
+                bad += 1
+                print("hf (merges as %s): exit %d %s, output %s the gpt2 type's" %
+                      ("pairs" if pairs else "strings", r.returncode,
+                       r.stderr.decode(errors="replace"), "equal to" if r.stdout == want else
+                       "different from"))
+        print("hf tokenizer.json: %d texts, ids and decoding %s the gpt2 type's (merges as "
+              "strings and as pairs)" % (len(items), "equal to" if not bad else "NOT equal to"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if bad else 0
+
+
 def end_to_end(attn, pkg, node):
     import attn_format
     import make_models
@@ -330,6 +381,23 @@ def end_to_end(attn, pkg, node):
         import csv
         keys = {row["key_token"] for row in csv.DictReader(rows)}
         check(" world" in keys and "Hello" in keys, "maps labels: %s" % sorted(keys)[:10])
+        # the same model with tokenizer type hf (a tokenizer.json of the same data)
+        with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(tokenizer_json(os.path.join(folder, "vocab.json"),
+                                     os.path.join(folder, "merges.txt"), False), f)
+        with open(config, encoding="utf-8") as f:
+            hcfg = json.load(f)
+        hcfg["tokenizer"] = {"type": "hf", "path": "tokenizer.json"}
+        hconfig = os.path.join(folder, "config-hf.json")
+        with open(hconfig, "w", encoding="utf-8") as f:
+            json.dump(hcfg, f)
+        r = run([attn, "tokenize", "--config", hconfig, "--format", "jsonl", "--text", text])
+        got = json.loads(r.stdout.decode()) if r.returncode == 0 else {}
+        check(got.get("ids") == want, "hf: attn tokenize ids %s (%s)" % (got.get("ids"),
+                                                                        r.stderr.decode()))
+        r = run([attn, "run", "--config", hconfig, "--text", text, "--maps", "-"])
+        check(r.returncode == 0 and r.stdout.decode().splitlines() == rows,
+              "hf: attn run --maps differs from the gpt2 type's: %s" % r.stderr.decode())
         print("end to end: attn tokenize and attn run --text on a %d-token text, %d failures" %
               (T, fails))
         return 1 if fails else 0
@@ -350,6 +418,7 @@ def main(argv):
         skip("attn was built without PCRE2: " + r.stderr.decode().strip())
     items = texts()
     rc = compare(gpt2_ids, "node", pkg, vocab, merges, items)
+    rc |= compare_hf(gpt2_ids, vocab, merges, items)
     rc |= end_to_end(attn, pkg, "node")
     return rc
 
