@@ -160,8 +160,11 @@ static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
         return rc;
     /* --mlp on a model without MLPs: the parser says so */
     attn_ablation probe;
-    if (o->mlp && (rc = attn_ablation_parse(&probe, "mlp:0", w->cfg, err)))
-        return cli_usage(err, "--mlp: %s", err->message);
+    if (o->mlp && (rc = attn_ablation_parse(&probe, "mlp:0", w->cfg, err))) {
+        char why[sizeof err->message]; /* cli_usage writes err->message */
+        snprintf(why, sizeof why, "%s", err->message);
+        return cli_usage(err, "--mlp: %s", why);
+    }
     stream *s = &w->st;
     s->L = w->cfg->n_layers, s->T = (int)w->in.n, s->D = w->cfg->d_model, s->V = w->cfg->vocab_size;
     size_t td, n;

@@ -346,6 +346,10 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     return attn_safetensors_check(m->st, err);
 }
 
+/* The main stack's self-attention caches for run_stack: one per layer, or
+ * NULL (one reused) when the session will not be continued. */
+static attn_kv_cache *main_kvs(attn_session *s) { return s->reuse_cache ? NULL : s->self_kv; }
+
 /* The logits [T, V] of the final hidden states in s->x, when a model with an
  * lm_head is asked for them. */
 static attn_status emit_logits(attn_session *s, int T, int pos0, const attn_capture *cap,
@@ -388,7 +392,7 @@ attn_status attn_session_forward(attn_session *s, const attn_input *in, const at
     if (rc) return rc;
     const int T = (int)in->n, pos0 = (int)s->len;
     if ((rc = embed_and_emit(s, st, in, T, pos0, cap, err))) return rc;
-    if ((rc = run_stack(s, st, 0, T, pos0, s->reuse_cache ? NULL : s->self_kv, cap, err)))
+    if ((rc = run_stack(s, st, 0, T, pos0, main_kvs(s), cap, err)))
         return rc;
     if ((rc = emit_logits(s, T, pos0, cap, err))) return rc;
     s->len += in->n;
@@ -414,7 +418,7 @@ attn_status attn_session_rerun_from(attn_session *s, int layer, const float *x, 
     int rc = reserve_scratch(s, T, err);
     if (rc) return rc;
     memcpy(s->x.p, x, (size_t)T * (size_t)m->cfg.d_model * sizeof *s->x.p); /* [T, D] */
-    rc = run_stack(s, st, layer, T, 0, s->reuse_cache ? NULL : s->self_kv, cap, err);
+    rc = run_stack(s, st, layer, T, 0, main_kvs(s), cap, err);
     if (rc || (rc = emit_logits(s, T, 0, cap, err))) return rc;
     return attn_safetensors_check(m->st, err);
 }
