@@ -4,15 +4,24 @@
     /usr/bin/python3 tools/convert_hf.py SRC_DIR --out DIR
     /usr/bin/python3 tools/convert_hf.py --config config.json --weights model.safetensors --out DIR
     ... [--vocab vocab.txt] [--arch gpt2|llama|bert] [--embed-norm layer|key|refuse]
+    ... [--merges merges.txt | --tokenizer-json tokenizer.json | --no-tokenizer]
 
 Input: the model's Hugging Face config.json and its state dict: one or more
 safetensors files (F32, F16, BF16, F64; read by this script, no safetensors
 package needed) or PyTorch .pt/.bin files (read with torch.load). With SRC_DIR,
 config.json and every *.safetensors (else every *.bin / *.pt) in it are used.
 
-Output: DIR/config.json and DIR/model.safetensors (F32) in attn's format, and a
-word tokenizer (DIR/vocab.txt) only when --vocab is given; without one, run the
-model with `attn run --ids ...`. attn's word tokenizer matches whole words:
+Output: DIR/config.json and DIR/model.safetensors (F32) in attn's format, and
+a tokenizer:
+  - GPT-2's own files: --vocab vocab.json with --merges merges.txt, or for a
+    gpt2 model from SRC_DIR the vocab.json and merges.txt in it, are copied
+    into DIR and configured as tokenizer type "gpt2"; else a tokenizer.json
+    (--tokenizer-json, or the one in SRC_DIR) is copied and configured as type
+    "hf" (byte-level BPE, see docs/tokenizers.md). Either way `attn run
+    --text` cuts text exactly as GPT-2 does. --no-tokenizer writes none.
+  - otherwise a word tokenizer (DIR/vocab.txt) only when --vocab is given;
+    without one, run the model with `attn run --ids ...`.
+attn's word tokenizer matches whole words:
 sub-word pieces (BERT's "##ing", GPT-2's byte-level "Ġthe") keep their ids but
 are not produced from text, and unusable entries (empty, containing spaces)
 become placeholders "[attn-unusable-ID]" so line numbers stay ids.
@@ -71,6 +80,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import struct
 import sys
 
@@ -505,7 +515,10 @@ def convert(args):
     st.check_all_used()
 
     vocab = None
-    if args.vocab:
+    files = None if args.no_tokenizer else bpe_files(args, arch)
+    if files:
+        cfg["tokenizer"] = files[0]
+    elif args.vocab and not args.no_tokenizer:
         try:
             vocab = read_vocab(args.vocab)
         except (OSError, ValueError) as e:
@@ -529,7 +542,38 @@ def convert(args):
         cfg["tokenizer"] = {"type": "word", "vocab": "vocab.txt", "lowercase": lower, "unk": unk,
                             "bos": bos or None, "eos": eos or None}
     attn_format.write_model(args.out, cfg, tensors, vocab=vocab)
+    for src, name in (files[1] if files else []):
+        shutil.copyfile(src, os.path.join(args.out, name))
     return os.path.join(args.out, "config.json")
+
+
+def bpe_files(args, arch):
+    """GPT-2's tokenizer files: (the tokenizer config, [(source, name in DIR)]) or None.
+
+    --merges (with --vocab vocab.json) or --tokenizer-json name them; for a gpt2
+    model from SRC_DIR, its vocab.json and merges.txt, else its tokenizer.json."""
+    if args.merges:
+        if not args.vocab or not args.vocab.endswith(".json"):
+            raise ConvertError("--merges needs --vocab vocab.json (GPT-2's token -> id file)")
+        pair = [(args.vocab, "vocab.json"), (args.merges, "merges.txt")]
+    elif args.tokenizer_json:
+        pair = [(args.tokenizer_json, "tokenizer.json")]
+    elif args.src and arch == "gpt2" and not args.vocab:
+        v, m, t = (os.path.join(args.src, n) for n in ("vocab.json", "merges.txt", "tokenizer.json"))
+        if os.path.exists(v) and os.path.exists(m):
+            pair = [(v, "vocab.json"), (m, "merges.txt")]
+        elif os.path.exists(t):
+            pair = [(t, "tokenizer.json")]
+        else:
+            return None
+    else:
+        return None
+    for src, _ in pair:
+        if not os.path.isfile(src):
+            raise ConvertError("%s: no such file" % src)
+    if len(pair) == 2:
+        return {"type": "gpt2", "vocab": "vocab.json", "merges": "merges.txt"}, pair
+    return {"type": "hf", "path": "tokenizer.json"}, pair
 
 
 def main(argv=None):
@@ -543,6 +587,12 @@ def main(argv=None):
                     help="default: from config.json's model_type")
     ap.add_argument("--vocab", help="vocab.txt (one token per line) or vocab.json "
                     "({token: id}); writes a word tokenizer")
+    ap.add_argument("--merges", help="GPT-2's merges.txt (with --vocab vocab.json): copied, "
+                    "tokenizer type gpt2")
+    ap.add_argument("--tokenizer-json", help="a Hugging Face tokenizer.json (byte-level BPE): "
+                    "copied, tokenizer type hf")
+    ap.add_argument("--no-tokenizer", action="store_true",
+                    help="write no tokenizer (not even the one found in SRC_DIR)")
     ap.add_argument("--unk", help="unknown-word token (default [UNK] / <|endoftext|> / <unk>)")
     ap.add_argument("--bos", help="token put before the input (default [CLS] for BERT, "
                     "<s> for Llama; '' for none)")

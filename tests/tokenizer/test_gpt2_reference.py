@@ -32,6 +32,8 @@ import sys
 import tempfile
 import unicodedata
 
+import bpe_files
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
@@ -277,22 +279,7 @@ def tokenizer_json(vocab, merges, pairs):
     with open(merges, encoding="utf-8") as f:
         lines = [l for l in f.read().split("\n") if l and not l.startswith("#version")]
     m = [l.split(" ") for l in lines] if pairs else lines
-    eot = v["<|endoftext|>"]
-    return {"version": "1.0", "truncation": None, "padding": None,
-            "added_tokens": [{"id": eot, "content": "<|endoftext|>", "single_word": False,
-                              "lstrip": False, "rstrip": False, "normalized": True,
-                              "special": True}],
-            "normalizer": None,
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
-                              "trim_offsets": True, "use_regex": True},
-            "post_processor": {"type": "ByteLevel", "add_prefix_space": True,
-                               "trim_offsets": False, "use_regex": True},
-            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
-                        "use_regex": True},
-            "model": {"type": "BPE", "dropout": None, "unk_token": None,
-                      "continuing_subword_prefix": "", "end_of_word_suffix": "",
-                      "fuse_unk": False, "byte_fallback": False, "vocab": v, "merges": m}}
-
+    return bpe_files.tokenizer_json(v, m, [(v["<|endoftext|>"], "<|endoftext|>")])
 
 def compare_hf(gpt2_ids, vocab, merges, items):
     """Type hf on a tokenizer.json made of the same data gives the gpt2 type's

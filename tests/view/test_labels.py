@@ -27,6 +27,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, "..", "tokenizer"))
+from bpe_files import byte_alphabet  # noqa: E402
 
 FAILS = []
 
@@ -36,19 +38,6 @@ def check(ok, what):
         FAILS.append(what)
         print("FAIL:", what)
     return ok
-
-
-def byte_alphabet():
-    """GPT-2's bytes_to_unicode, written here from its definition."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def gpt2_model(tmp):
