@@ -496,6 +496,16 @@ ATTN_API attn_status attn_session_forward(attn_session *s, const attn_input *in,
  * layer, a NULL x or another length. */
 ATTN_API attn_status attn_session_rerun_from(attn_session *s, int layer, const float *x, int T,
                                             const attn_capture *cap, attn_error *err);
+/* The same for the encoder of an encoder-decoder: runs the encoder again
+ * from block `layer` (0 .. n_encoder_layers) over the S source positions of
+ * the last attn_session_encode, from x [S, d_model] (its EMBED value for
+ * layer 0, else the RESID value of encoder block layer - 1), and recomputes
+ * the cross-attention keys and values; the decoder positions are dropped, as
+ * after attn_session_encode, so an attn_session_forward follows. Captures
+ * are offered for encoder blocks layer .. n_encoder_layers-1. ATTN_ERR_USAGE
+ * for another model, a bad layer, a NULL x or another source length. */
+ATTN_API attn_status attn_session_reencode_from(attn_session *s, int layer, const float *x, int S,
+                                               const attn_capture *cap, attn_error *err);
 
 /* Ablation (compute/ablate.c): a capture whose edit (attn_capture.edit)
  * knocks out heads or MLPs as the forward pass makes them, so that every
@@ -503,9 +513,27 @@ ATTN_API attn_status attn_session_rerun_from(attn_session *s, int layer, const f
  * A head is ablated in its sub-layer's concatenated heads (ATTN_V_CONCAT),
  * before the o projection: zero sets its context to 0, mean replaces each
  * position's context by the head's mean context over the positions of the
- * input (so its output is its mean output). An MLP's output (ATTN_V_MLP_OUT)
- * is zeroed or replaced by its mean over the positions likewise. */
+ * input (so its output is its mean output), or by its mean over a batch of
+ * inputs (attn_ablation_means). An MLP's output (ATTN_V_MLP_OUT) is zeroed
+ * or replaced by its mean likewise. */
 typedef enum { ATTN_ABLATE_ZERO, ATTN_ABLATE_MEAN } attn_ablate_mode;
+/* Fixed means for mean ablation: every head's context (ATTN_V_CONCAT) and
+ * every MLP's output (ATTN_V_MLP_OUT), of both stacks, averaged over every
+ * position of every input run through its capture (the unablated model's,
+ * as long as no ablation is in that run). */
+typedef struct attn_ablation_means attn_ablation_means;
+ATTN_API attn_status attn_ablation_means_new(attn_ablation_means **m, const attn_config *cfg,
+                                             attn_error *err);
+ATTN_API void attn_ablation_means_free(attn_ablation_means *m);
+/* A capture that adds up the values of each run it is given to (emit only:
+ * it changes nothing). Its emit fails with ATTN_ERR_NOMEM, or
+ * ATTN_ERR_FORMAT when a value changes width. */
+ATTN_API attn_capture attn_ablation_means_capture(attn_ablation_means *m);
+/* Turns the sums into means; ATTN_ERR_USAGE when no position was seen.
+ * The capture must not be used after. */
+ATTN_API attn_status attn_ablation_means_finish(attn_ablation_means *m, attn_error *err);
+/* Positions the means are over (after finish). */
+ATTN_API long attn_ablation_means_positions(const attn_ablation_means *m);
 typedef struct attn_ablate_spec {
     bool source;         /* the encoder stack of an encoder-decoder ("encoder:") */
     bool mlp;            /* an MLP ("mlp:L"), else attention heads */
@@ -518,6 +546,9 @@ typedef struct attn_ablation {
     int n;
     attn_ablate_mode mode;
     int n_heads, head_dim; /* from the config (attn_ablation_parse) */
+    /* mean mode: finished means to use (not owned), else NULL: each
+     * input's own mean over its positions */
+    const attn_ablation_means *means;
 } attn_ablation;
 /* Parses a comma-separated list of specs against the model's config into
  * *a (mode zero; set a->mode after): "L.H" (head H of self-attention in
@@ -661,6 +692,13 @@ ATTN_API attn_status attn_topk(attn_prediction *out, int k, const float *logits,
 /* Greedy choice: the id of the largest entry of row [V], the lowest id on
  * ties; -1 when V < 1. */
 ATTN_API int attn_argmax(const float *row, int V);
+/* Token id's entry of one logits row [V] with its probability (the same
+ * softmax as attn_topk); ATTN_ERR_USAGE when id is not in 0..V-1. */
+ATTN_API attn_status attn_token_prediction(attn_prediction *out, const float *logits, int V, int id,
+                                           attn_error *err);
+/* Token id's rank in row [V] from 1, in attn_topk's order (the rank k of
+ * the k-th of attn_topk's answer); 0 when id is not in 0..V-1. O(V). */
+ATTN_API int attn_token_rank(const float *logits, int V, int id);
 
 /* ------------------------------------------------------------------------ */
 /* Importing llama2.c checkpoints (import_llama2c.c)                         */

@@ -107,26 +107,45 @@ ATTN_API size_t attn_pick_count(const attn_pick *p, const attn_labels *l);
  * (ATTN_V_LOGITS, [T, V]), and reports, after each position (or only the
  * last one of each emitted block of rows), the k most likely next tokens:
  * attn_topk, best first, probabilities a softmax over the whole vocabulary
- * in double, equal logits ranked by the lower id. The CSV writer below and
- * the CLI's readable listing both report them through attn_predictions_each. */
+ * in double, equal logits ranked by the lower id. With a target token, the
+ * target follows them when it is not among them (or alone when k is 0), with
+ * its rank in the whole vocabulary. With clean logits (the same input's
+ * logits from another run, e.g. without an ablation), each reported token
+ * also carries its logit and probability there. The CSV writer below and the
+ * CLI's readable listing both report them through attn_predictions_each. */
 typedef struct attn_predictions {
-    int k;                /* 1 .. vocab_size (attn_topk refuses another k) */
-    bool last_only;       /* only the last row of each emitted block */
-    attn_prediction *top; /* [k] scratch, owned */
+    int k;                  /* 0 .. vocab_size (0 only with a target) */
+    bool last_only;         /* only the last row of each emitted block */
+    int target;             /* a token id, or -1: none */
+    const float *clean;     /* [clean_rows, V] logits of another run, or NULL */
+    int clean_rows;         /* rows of clean: a row past them is an ATTN_ERR_USAGE */
+    attn_prediction *top;   /* [k + 1] scratch, owned */
+    attn_prediction *other; /* [k + 1] scratch, owned: the same tokens in clean */
+    int *rank;              /* [k + 1] scratch, owned */
 } attn_predictions;
-/* Fills p and allocates its scratch (ATTN_ERR_NOMEM); attn_predictions_free
- * releases it and accepts NULL or a zeroed p. */
+/* One reported position: n tokens (the k best, then the target when it is
+ * not among them), their ranks from 1, and, with clean logits, the same
+ * tokens' entries there (else NULL). */
+typedef struct attn_prediction_row {
+    int pos;
+    int n;
+    const attn_prediction *top;   /* [n] */
+    const int *rank;              /* [n] */
+    const attn_prediction *clean; /* [n] or NULL */
+} attn_prediction_row;
+/* Fills p (no target, no clean logits) and allocates its scratch
+ * (ATTN_ERR_NOMEM); attn_predictions_free releases it and accepts NULL or a
+ * zeroed p. */
 ATTN_API attn_status attn_predictions_init(attn_predictions *p, int k, bool last_only, attn_error *err);
 ATTN_API void attn_predictions_free(attn_predictions *p);
 /* The values predictions are made from: the main stack's logits. user is
  * not read, so any predictions sink can use this as its wants. */
 ATTN_API bool attn_predictions_wants(void *user, const attn_capture_key *key);
-/* Receives the predictions after position pos: top [k], best first. */
-typedef attn_status (*attn_prediction_row_fn)(void *user, int pos, const attn_prediction *top, int k,
+typedef attn_status (*attn_prediction_row_fn)(void *user, const attn_prediction_row *row,
                                               attn_error *err);
-/* Computes the top k of each reported row of the logits v ([rows, V]) in
- * order and hands it to row(user, ...); stops at the first status that is
- * not ATTN_OK (from attn_topk or row) and returns it. */
+/* Computes each reported row of the logits v ([rows, V]) in order and hands
+ * it to row(user, ...); stops at the first status that is not ATTN_OK (from
+ * attn_topk or row) and returns it. */
 ATTN_API attn_status attn_predictions_each(attn_predictions *p, const attn_capture_view *v,
                                            attn_prediction_row_fn row, void *user, attn_error *err);
 
@@ -234,11 +253,12 @@ ATTN_API bool attn_csv_context_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_context_emit(void *user, const attn_capture_key *key,
                                            const attn_capture_view *v, attn_error *err);
 
-/* Next-token predictions (see attn_predictions), k rows per reported position:
- *   input,pos,rank,token_id,token,logit,prob
+/* Next-token predictions (see attn_predictions), a row per reported token:
+ *   input,pos,rank,token_id,token,logit,prob[,clean_logit,clean_prob]
  * pos: the position the prediction follows; rank from 1; token:
  * attn_token_text, as in the maps; logit (float32): attn_format_float;
- * prob (double): %.9g. */
+ * prob (double): %.9g; clean_logit, clean_prob: the same from the clean
+ * logits, when the predictions have them (the header's clean flag). */
 typedef struct attn_csv_predictions {
     FILE *f;
     const attn_run_info *run;
@@ -253,7 +273,7 @@ ATTN_API attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f,
                                                const attn_run_info *run, const attn_tokenizer *tok,
                                                bool raw_text, attn_error *err);
 ATTN_API void attn_csv_predictions_free(attn_csv_predictions *w);
-ATTN_API void attn_csv_predictions_header(FILE *f);
+ATTN_API void attn_csv_predictions_header(FILE *f, bool clean);
 ATTN_API bool attn_csv_predictions_wants(void *user, const attn_capture_key *key);
 ATTN_API attn_status attn_csv_predictions_emit(void *user, const attn_capture_key *key,
                                                const attn_capture_view *v, attn_error *err);
@@ -638,6 +658,8 @@ typedef struct attn_heatmap_panel {
     int rows, cols;
     int row_offset;
     bool causal;          /* a causal mask: key positions after the query are masked */
+    int rows_valid;       /* > 0: the rows from this one on are masked too (a shorter
+                           * stack beside a longer one in a sweep's panels) */
     const char *title;    /* above the map (NULL: none) */
 } attn_heatmap_panel;
 /* What the panels of an image share. */

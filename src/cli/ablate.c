@@ -1,22 +1,24 @@
 /* attn ablate: the head sweep. Runs the input once, clean, keeping the
- * residual stream at every block's input; then, for each head of every
- * layer (each MLP too with --mlp), runs the stack again from that layer on
- * with that one component ablated (attn_session_rerun_from with an
- * attn_ablation capture), and writes the target's logit and probability at
- * the last position against the clean run's. */
+ * residual stream at every block's input (of both stacks); then, for each
+ * head of every layer (each MLP too with --mlp), runs the stack again from
+ * that layer on with that one component ablated (attn_session_rerun_from, or
+ * for the encoder of an encoder-decoder attn_session_reencode_from and the
+ * whole decoder, with an attn_ablation capture), and writes the target's
+ * logit and probability at the last position against the clean run's. */
 #include "cli.h"
 #include "base/util.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
     "Usage: attn ablate --config PATH (--text TEXT | --ids N,N,...) --target TOKEN\n"
-    "                   [--mlp] [--ablate-mode zero|mean] [--out FILE] [--heatmap PNG]\n"
+    "                   [--mlp] [--ablate-mode zero|mean] [--mean-over FILE]\n"
+    "                   [--out FILE] [--heatmap PNG]\n"
     "\n"
-    "The head sweep: ablates each head of self-attention (and of cross-attention\n"
-    "in an encoder-decoder's decoder) in turn, each MLP too with --mlp, and shows\n"
+    "The head sweep: ablates each head of self-attention (and of an\n"
+    "encoder-decoder's encoder and cross-attention) in turn, each MLP too with\n"
+    "--mlp, and shows\n"
     "how the logit and the probability of TARGET at the last position change.\n"
     "The clean run is made once; each ablation runs the stack again only from\n"
     "its layer on, from the clean residual stream at that layer's input: the\n"
@@ -29,19 +31,22 @@ static const char usage[] =
     "  --mlp                 the MLPs too, after the heads of their layer\n"
     "  --ablate-mode M       zero (default): the component's output set to 0; mean:\n"
     "                        to its mean over the input's positions\n"
+    "  --mean-over FILE      mean mode, the means over every position of FILE's\n"
+    "                        inputs (one a line: text, or ids with --ids; an\n"
+    "                        encoder-decoder's SOURCE<TAB>TARGET), unablated\n"
     "  --out FILE            the CSV (default: standard output); it appears only\n"
     "                        when complete\n"
     "  --heatmap PNG         also a picture of the sweep: layer x head, each cell the\n"
-    "                        head's logit_diff, blue (down) to red (up); a second\n"
-    "                        panel for cross-attention heads\n"
+    "                        head's logit_diff, blue (down) to red (up); panels\n"
+    "                        for the encoder's and the cross-attention heads\n"
     "  --threads N           threads of the matrix products\n"
     "  -h, --help            show this help\n"
     "\n"
     "Columns: layer,kind,head,logit,logit_diff,prob,prob_diff\n"
-    "  the first row is the clean run (kind 'clean', diffs 0); then one row per\n"
-    "  component by layer: its heads (kind self, then cross), then its MLP (kind\n"
-    "  mlp, head empty); the diffs are ablated minus clean. The encoder of an\n"
-    "  encoder-decoder is not swept (attn run --ablate encoder:L.H ablates it).\n"
+    "  the first row is the clean run (kind 'clean', diffs 0); then, in an\n"
+    "  encoder-decoder, the encoder's by layer (kind encoder, then encoder-mlp);\n"
+    "  then one row per component by layer: its heads (kind self, then cross),\n"
+    "  then its MLP (kind mlp, head empty); the diffs are ablated minus clean.\n"
     "\n"
     "Examples:\n"
     "  attn ablate --config models/tiny-induction --text \"k f q a k f q\" --target a\n"
@@ -51,24 +56,26 @@ static const char usage[] =
     "vocabulary, --mlp on a model without MLPs).\n";
 
 typedef struct ablate_opts {
-    const char *config, *target, *mode, *out, *threads, *heatmap;
+    const char *config, *target, *mode, *out, *threads, *heatmap, *mean_over;
     bool mlp;
     cli_input_args input, source;
 } ablate_opts;
 
-/* What one pass leaves: the residual stream at each block's input (clean
- * pass only) and the last position's logits. */
+/* What one pass leaves: the residual stream at each block's input of both
+ * stacks (clean pass only) and the last position's logits. */
 typedef struct stream {
     int L, T, D, V;
+    int Le, S;     /* the encoder's layers and source positions (0: none) */
     float *x;      /* [L + 1][T, D]: block l's input (l = L: the last block's output) */
+    float *ex;     /* [Le + 1][S, D]: the same for the encoder, or NULL */
     float *logits; /* [V] of the last position */
     bool record;   /* keep the stream (the clean pass) */
 } stream;
 
 static bool stream_wants(void *user, const attn_capture_key *key) {
     const stream *s = user;
-    if (key->source) return false;
-    return key->value == ATTN_V_LOGITS ||
+    if (key->source && !s->ex) return false;
+    return (key->value == ATTN_V_LOGITS && !key->source) ||
            (s->record && (key->value == ATTN_V_EMBED || key->value == ATTN_V_RESID));
 }
 
@@ -83,12 +90,16 @@ static attn_status stream_emit(void *user, const attn_capture_key *key, const at
         return ATTN_OK;
     }
     const int l = key->value == ATTN_V_EMBED ? 0 : key->layer + 1;
-    if (l < 0 || l > s->L || v->rows != s->T || v->cols != s->D || v->row_offset != 0)
+    const int L = key->source ? s->Le : s->L, T = key->source ? s->S : s->T;
+    if (l < 0 || l > L || v->rows != T || v->cols != s->D || v->row_offset != 0)
         return attn_error_set(err, ATTN_ERR_INTERNAL, "ablate: a residual stream of an unexpected shape");
-    memcpy(s->x + (size_t)l * (size_t)s->T * (size_t)s->D, v->data,
-           (size_t)s->T * (size_t)s->D * sizeof *s->x);
+    memcpy((key->source ? s->ex : s->x) + (size_t)l * (size_t)T * (size_t)s->D, v->data,
+           (size_t)T * (size_t)s->D * sizeof *s->x);
     return ATTN_OK;
 }
+
+/* The kinds of component swept, in the order of the rows within a layer. */
+typedef enum { PART_SELF, PART_CROSS, PART_MLP } part;
 
 typedef struct sweeper {
     attn_model *model;
@@ -98,8 +109,12 @@ typedef struct sweeper {
     bool has_source;
     int target;
     attn_ablate_mode mode;
+    attn_ablation_means *means; /* --mean-over, or NULL */
     stream st;
-    float *diff; /* [2][L, H] logit_diff of each self (then cross) head, for --heatmap */
+    /* logit_diff of each head for --heatmap: [3][Lmax, H], panels encoder
+     * self-attention, (decoder) self-attention, cross-attention */
+    float *diff;
+    int Lmax;
     char target_text[64];
     attn_outfile out, png;
 } sweeper;
@@ -115,6 +130,7 @@ static attn_status parse_flags(int argc, char **argv, ablate_opts *o, bool *help
         {"target", .value = &o->target},
         {"mlp", .set = &o->mlp},
         {"ablate-mode", .value = &o->mode},
+        {"mean-over", .value = &o->mean_over},
         {"out", 'o', .value = &o->out},
         {"heatmap", .value = &o->heatmap},
         {"threads", .value = &o->threads},
@@ -134,13 +150,30 @@ static attn_status check_flags(const ablate_opts *o, sweeper *w, attn_error *err
     if (o->mode && strcmp(o->mode, "mean") == 0) w->mode = ATTN_ABLATE_MEAN;
     else if (o->mode && strcmp(o->mode, "zero") != 0)
         return cli_usage(err, "--ablate-mode: expected zero or mean, got '%s'", o->mode);
+    if (o->mean_over && o->mode && w->mode == ATTN_ABLATE_ZERO)
+        return cli_usage(err, "--mean-over gives the means of --ablate-mode mean: drop "
+                              "--ablate-mode zero");
+    if (o->mean_over && !*o->mean_over)
+        return cli_usage(err, "--mean-over: expected a file name, got ''");
+    if (o->mean_over) w->mode = ATTN_ABLATE_MEAN;
     if (o->out && !*o->out) return cli_usage(err, "--out: expected a file name or '-', got ''");
     if (o->heatmap && (!*o->heatmap || strcmp(o->heatmap, "-") == 0))
         return cli_usage(err, "--heatmap: expected a file name for the PNG, got '%s'", o->heatmap);
     attn_status rc = cli_threads(o->threads, err);
     if (rc) return rc;
-    const char *const stdin_flag[] = {"--config"};
-    return cli_check_stdin(stdin_flag, &o->config, 1, NULL, err);
+    const char *const stdin_flag[] = {"--config", "--mean-over"};
+    const char *const stdin_path[] = {o->config, o->mean_over};
+    return cli_check_stdin(stdin_flag, stdin_path, 2, NULL, err);
+}
+
+/* The residual streams of a stack, [L + 1][T, D]. */
+static float *streams(int L, int T, int D, const char *what, attn_error *err) {
+    size_t td, n;
+    if (!attn_mul_size((size_t)T, (size_t)D, &td) || !attn_mul_size(td, (size_t)L + 1, &n)) {
+        attn_error_set(err, ATTN_ERR_NOMEM, "%s: size overflows", what);
+        return NULL;
+    }
+    return attn_calloc_array(n, sizeof(float), what, err);
 }
 
 static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
@@ -167,22 +200,27 @@ static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
     }
     stream *s = &w->st;
     s->L = w->cfg->n_layers, s->T = (int)w->in.n, s->D = w->cfg->d_model, s->V = w->cfg->vocab_size;
-    size_t td, n;
-    if (!attn_mul_size((size_t)s->T, (size_t)s->D, &td) ||
-        !attn_mul_size(td, (size_t)s->L + 1, &n))
-        return attn_error_set(err, ATTN_ERR_NOMEM, "residual streams: size overflows");
-    s->x = attn_calloc_array(n, sizeof *s->x, "residual streams", err); /* [L + 1][T, D] */
+    if (!(s->x = streams(s->L, s->T, s->D, "residual streams", err))) return ATTN_ERR_NOMEM;
+    if (w->has_source) {
+        s->Le = w->cfg->n_encoder_layers, s->S = (int)w->source.n;
+        if (!(s->ex = streams(s->Le, s->S, s->D, "encoder residual streams", err)))
+            return ATTN_ERR_NOMEM;
+    }
     s->logits = attn_calloc_array((size_t)s->V, sizeof *s->logits, "logits", err);
-    if (!s->x || !s->logits) return ATTN_ERR_NOMEM;
+    if (!s->logits) return ATTN_ERR_NOMEM;
     /* L and n_heads are bounded by the config's limits: no overflow */
-    if (!(w->diff = attn_calloc_array(2 * (size_t)s->L * (size_t)w->cfg->n_heads, sizeof *w->diff,
-                                      "heatmap", err)))
+    w->Lmax = s->L > s->Le ? s->L : s->Le;
+    if (!(w->diff = attn_calloc_array(3 * (size_t)w->Lmax * (size_t)w->cfg->n_heads,
+                                      sizeof *w->diff, "heatmap", err)))
         return ATTN_ERR_NOMEM;
     char num[ATTN_ID_TEXT_MAX];
     snprintf(w->target_text, sizeof w->target_text, "%s",
              attn_token_text(attn_model_tokenizer(w->model), w->target, num, sizeof num));
     if ((rc = attn_session_new(&w->sess, w->model, err)) ||
         (rc = attn_session_set_reuse_cache(w->sess, true, err)))
+        return rc;
+    if (o->mean_over &&
+        (rc = cli_mean_over(w->sess, w->model, o->mean_over, o->input.ids != NULL, &w->means, err)))
         return rc;
     if (o->heatmap && (rc = attn_outfile_open(&w->png, o->heatmap, err))) return rc;
     return attn_outfile_open(&w->out, o->out ? o->out : "-", err);
@@ -191,12 +229,10 @@ static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
 /* The target's logit and probability (softmax over the vocabulary, in
  * double) in the last pass's logits. */
 static void score(const stream *s, int target, double *logit, double *prob) {
-    double m = -INFINITY, z = 0;
-    for (int i = 0; i < s->V; i++)
-        if (s->logits[i] > m) m = s->logits[i];
-    for (int i = 0; i < s->V; i++) z += exp((double)s->logits[i] - m);
-    *logit = s->logits[target];
-    *prob = exp(*logit - m) / z;
+    attn_prediction p = {0};
+    (void)attn_token_prediction(&p, s->logits, s->V, target, NULL); /* target < V: checked */
+    *logit = p.logit;
+    *prob = p.prob;
 }
 
 static void row(FILE *f, const char *layer, const char *kind, const char *head, double logit,
@@ -204,39 +240,58 @@ static void row(FILE *f, const char *layer, const char *kind, const char *head, 
     fprintf(f, "%s,%s,%s,%.9g,%.9g,%.9g,%.9g\n", layer, kind, head, logit, dl, prob, dp);
 }
 
-/* One component: its spec ("1.2", "cross:1.2", "mlp:1") ablated from its layer on. */
-static attn_status one(sweeper *w, int l, const char *kind, int head, double clean_logit,
+/* The CSV's kind of a component. */
+static const char *kind_name(bool source, part p) {
+    if (source) return p == PART_MLP ? "encoder-mlp" : "encoder";
+    return p == PART_MLP ? "mlp" : p == PART_CROSS ? "cross" : "self";
+}
+
+/* One component (head `head` of part p of layer l, or its MLP; of the
+ * encoder when source) ablated, its stack run again from layer l on. */
+static attn_status one(sweeper *w, bool source, int l, part p, int head, double clean_logit,
                        double clean_prob, attn_error *err) {
-    char spec[48], layer[16], hd[16] = "";
-    if (strcmp(kind, "mlp") == 0) snprintf(spec, sizeof spec, "mlp:%d", l);
-    else snprintf(spec, sizeof spec, "%s%d.%d", strcmp(kind, "cross") == 0 ? "cross:" : "", l, head);
-    attn_ablation ab;
-    attn_status rc = attn_ablation_parse(&ab, spec, w->cfg, err);
-    if (rc) return rc;
-    ab.mode = w->mode;
+    attn_ablation ab = {.n = 1, .mode = w->mode, .n_heads = w->cfg->n_heads,
+                        .head_dim = w->cfg->head_dim, .means = w->means};
+    ab.specs[0] = (attn_ablate_spec){.source = source, .mlp = p == PART_MLP,
+                                     .kind = p == PART_CROSS ? ATTN_KIND_CROSS : ATTN_KIND_SELF,
+                                     .layer = l, .head = head};
     attn_fanout fo = {0};
     const attn_capture sc = {.wants = stream_wants, .emit = stream_emit, .user = &w->st};
+    attn_status rc;
     if ((rc = attn_fanout_add(&fo, attn_ablation_capture(&ab), err)) ||
         (rc = attn_fanout_add(&fo, sc, err)))
         return rc;
     const attn_capture cap = attn_fanout_capture(&fo);
     const stream *s = &w->st;
-    const float *x = s->x + (size_t)l * (size_t)s->T * (size_t)s->D; /* [T, D] */
-    if ((rc = attn_session_rerun_from(w->sess, l, x, s->T, &cap, err))) return rc;
+    if (source) {
+        const float *ex = s->ex + (size_t)l * (size_t)s->S * (size_t)s->D; /* [S, D] */
+        const attn_input in = cli_input_view(&w->in);
+        if ((rc = attn_session_reencode_from(w->sess, l, ex, s->S, &cap, err)) ||
+            (rc = attn_session_forward(w->sess, &in, &cap, err)))
+            return rc;
+    } else {
+        const float *x = s->x + (size_t)l * (size_t)s->T * (size_t)s->D; /* [T, D] */
+        if ((rc = attn_session_rerun_from(w->sess, l, x, s->T, &cap, err))) return rc;
+    }
     double logit, prob;
     score(s, w->target, &logit, &prob);
+    char layer[16], hd[16] = "";
     snprintf(layer, sizeof layer, "%d", l);
     if (head >= 0) snprintf(hd, sizeof hd, "%d", head);
-    row(w->out.f, layer, kind, hd, logit, logit - clean_logit, prob, prob - clean_prob);
-    if (head >= 0) /* [2][L, H] */
-        w->diff[((size_t)(strcmp(kind, "cross") == 0) * (size_t)s->L + (size_t)l) *
-                    (size_t)w->cfg->n_heads + (size_t)head] = (float)(logit - clean_logit);
+    row(w->out.f, layer, kind_name(source, p), hd, logit, logit - clean_logit, prob,
+        prob - clean_prob);
+    const size_t panel = source ? 0 : p == PART_CROSS ? 2 : 1;
+    if (head >= 0) /* [3][Lmax, H] */
+        w->diff[(panel * (size_t)w->Lmax + (size_t)l) * (size_t)w->cfg->n_heads + (size_t)head] =
+            (float)(logit - clean_logit);
     return ATTN_OK;
 }
 
-/* --heatmap: the heads' logit_diff as layer x head panels (self, cross). */
-static attn_status draw(sweeper *w, bool cross, attn_error *err) {
-    const int L = w->st.L, H = w->cfg->n_heads;
+/* --heatmap: the heads' logit_diff as layer x head panels (encoder, self,
+ * cross), each of the larger stack's layers: a shorter stack's missing rows
+ * are drawn masked. */
+static attn_status draw(sweeper *w, bool encdec, attn_error *err) {
+    const int L = w->Lmax, H = w->cfg->n_heads;
     char **text = attn_calloc_array((size_t)(L + H), sizeof *text, "heatmap labels", err);
     if (!text) return ATTN_ERR_NOMEM;
     attn_status rc = ATTN_OK;
@@ -249,14 +304,20 @@ static attn_status draw(sweeper *w, bool cross, attn_error *err) {
     char title[160];
     snprintf(title, sizeof title, "logit change of '%s' when one head is ablated (%s)",
              w->target_text, w->mode == ATTN_ABLATE_MEAN ? "mean" : "zero");
-    const attn_heatmap_panel panels[2] = {
-        {.weights = w->diff, .rows = L, .cols = H, .title = "self-attention"},
-        {.weights = w->diff + (size_t)L * (size_t)H, .rows = L, .cols = H, .title = "cross-attention"},
+    const size_t LH = (size_t)L * (size_t)H;
+    const attn_heatmap_panel all[3] = {
+        {.weights = w->diff, .rows = L, .cols = H, .rows_valid = w->st.Le,
+         .title = "encoder self-attention"},
+        {.weights = w->diff + LH, .rows = L, .cols = H, .rows_valid = w->st.L,
+         .title = encdec ? "decoder self-attention" : "self-attention"},
+        {.weights = w->diff + 2 * LH, .rows = L, .cols = H, .rows_valid = w->st.L,
+         .title = "cross-attention"},
     };
     const attn_heatmap_style style = {.title = title, .queries = &layers, .keys = &heads,
                                       .diverging = true};
     attn_image img = {0};
-    if (!rc && !(rc = attn_heatmap_render(&img, panels, cross ? 2 : 1, &style, err)) &&
+    const attn_heatmap_panel *panels = encdec ? all : all + 1;
+    if (!rc && !(rc = attn_heatmap_render(&img, panels, encdec ? 3 : 1, &style, err)) &&
         !(rc = attn_image_write_png(&img, w->png.f, err)))
         rc = attn_outfile_commit(&w->png, err);
     attn_image_free(&img);
@@ -265,32 +326,51 @@ static attn_status draw(sweeper *w, bool cross, attn_error *err) {
     return rc;
 }
 
-static attn_status sweep(sweeper *w, bool mlp, attn_error *err) {
+/* The rows of one stack's layer l: its heads (self, then cross), its MLP. */
+static attn_status layer_rows(sweeper *w, bool source, int l, bool mlp, double logit, double prob,
+                              attn_error *err) {
+    const bool cross = !source && w->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
+    attn_status rc = ATTN_OK;
+    for (int h = 0; !rc && h < w->cfg->n_heads; h++)
+        rc = one(w, source, l, PART_SELF, h, logit, prob, err);
+    for (int h = 0; !rc && cross && h < w->cfg->n_heads; h++)
+        rc = one(w, source, l, PART_CROSS, h, logit, prob, err);
+    if (!rc && mlp) rc = one(w, source, l, PART_MLP, -1, logit, prob, err);
+    return rc;
+}
+
+/* The clean pass: both stacks' residual streams, the logits; or (record
+ * false) the session's clean state again after the encoder's ablations. */
+static attn_status clean_pass(sweeper *w, bool record, attn_error *err) {
     stream *s = &w->st;
     const attn_capture sc = {.wants = stream_wants, .emit = stream_emit, .user = s};
-    attn_status rc;
+    attn_status rc = ATTN_OK;
+    s->record = record;
     if (w->has_source) {
         const attn_input src = cli_input_view(&w->source);
-        if ((rc = attn_session_encode(w->sess, &src, NULL, err))) return rc;
+        rc = attn_session_encode(w->sess, &src, &sc, err);
     }
     const attn_input in = cli_input_view(&w->in);
-    s->record = true;
-    if ((rc = attn_session_forward(w->sess, &in, &sc, err))) return rc;
+    if (!rc) rc = attn_session_forward(w->sess, &in, &sc, err);
     s->record = false;
+    return rc;
+}
+
+static attn_status sweep(sweeper *w, bool mlp, attn_error *err) {
+    stream *s = &w->st;
+    attn_status rc = clean_pass(w, true, err);
+    if (rc) return rc;
     double logit, prob;
     score(s, w->target, &logit, &prob);
     FILE *f = w->out.f;
     fputs("layer,kind,head,logit,logit_diff,prob,prob_diff\n", f);
     row(f, "", "clean", "", logit, 0, prob, 0);
-    const bool cross = w->cfg->arch == ATTN_ARCH_ENCODER_DECODER;
-    for (int l = 0; l < s->L; l++) {
-        for (int h = 0; h < w->cfg->n_heads; h++)
-            if ((rc = one(w, l, "self", h, logit, prob, err))) return rc;
-        for (int h = 0; cross && h < w->cfg->n_heads; h++)
-            if ((rc = one(w, l, "cross", h, logit, prob, err))) return rc;
-        if (mlp && (rc = one(w, l, "mlp", -1, logit, prob, err))) return rc;
-    }
-    if (w->png.f && (rc = draw(w, cross, err))) return rc;
+    for (int l = 0; l < s->Le; l++)
+        if ((rc = layer_rows(w, true, l, mlp, logit, prob, err))) return rc;
+    if (s->Le > 0 && (rc = clean_pass(w, false, err))) return rc;
+    for (int l = 0; l < s->L; l++)
+        if ((rc = layer_rows(w, false, l, mlp, logit, prob, err))) return rc;
+    if (w->png.f && (rc = draw(w, w->has_source, err))) return rc;
     return attn_outfile_commit(&w->out, err);
 }
 
@@ -308,7 +388,9 @@ int cmd_ablate(int argc, char **argv) {
     attn_outfile_abort(&w.png);
     free(w.diff);
     attn_session_free(w.sess);
+    attn_ablation_means_free(w.means);
     free(w.st.x);
+    free(w.st.ex);
     free(w.st.logits);
     cli_input_free(&w.in);
     if (w.has_source) cli_input_free(&w.source);

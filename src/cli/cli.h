@@ -193,6 +193,12 @@ typedef struct cli_input {
 attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_args *a,
                            const char *what, attn_error *err);
 void cli_input_free(cli_input *in);
+/* --mean-over PATH (intervene.c): each line of PATH an input (token ids when
+ * ids, else text; an encoder-decoder's lines SOURCE<TAB>TARGET) run through
+ * sess without ablation into *out, finished (attn_ablation_means_free it).
+ * A bad line fails with its number; the session is reset after. */
+attn_status cli_mean_over(attn_session *sess, const attn_model *model, const char *path,
+                          bool ids, attn_ablation_means **out, attn_error *err);
 /* The input as the session takes it. */
 attn_input cli_input_view(const cli_input *in);
 

@@ -26,7 +26,7 @@ const char run_lens_usage[] =
     "  --out FILE            the CSV (default: standard output); it appears only\n"
     "                        when complete\n"
     "  --raw-text            token texts as they are (see attn run --help)\n"
-    "  --ablate SPEC[,...], --ablate-mode M\n"
+    "  --ablate SPEC[,...], --ablate-mode M, --mean-over FILE\n"
     "                        of the model with heads or MLPs knocked out (see\n"
     "                        attn run --help)\n"
     "Direct logit attribution (pre-norm models):\n"

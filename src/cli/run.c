@@ -95,6 +95,13 @@ static const char run_usage_more[] =
     "                        output shows the ablated model\n"
     "  --ablate-mode M       zero (default) or mean (each position gets the head's\n"
     "                        mean over the input's positions)\n"
+    "  --mean-over FILE      mean mode: the means over every position of FILE's\n"
+    "                        inputs (one a line, as on standard input) instead\n"
+    "                        of each input's own, from the model without ablation\n"
+    "  --target TOKEN        the logit, probability and rank of TOKEN (a piece or\n"
+    "                        an id) at each position (--last: the last), listed\n"
+    "                        with the predictions; with --ablate, --top-k and\n"
+    "                        --target also show the same without the ablation\n"
     "  -h, --help            show this help\n"
     "\n"
     "Maps CSV columns: input,stack,layer,kind,head,query_pos,query_token,key_pos,key_token,weight\n"
@@ -168,6 +175,8 @@ static attn_status parse_flags(int argc, char **argv, run_opts *o, bool *help, a
         {"attribute", .value = &o->attribute},
         {"ablate", .value = &o->ablate},
         {"ablate-mode", .value = &o->ablate_mode},
+        {"mean-over", .value = &o->mean_over},
+        {"target", .value = &o->target},
         {NULL},
     };
     return cli_parse_flags(argc, argv, o->stats_cmd ? "stats" : o->lens_cmd ? "lens" : "run", flags,
@@ -261,15 +270,17 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
         return cli_usage(err, "--maps and --context name the same file '%s'", o->maps);
     if (o->raw_text && !o->maps && !o->context && !o->predictions && !o->stats_cmd && !o->lens_cmd)
         return cli_usage(err, "--raw-text needs a CSV output: --maps, --context or --predictions");
-    if (!o->top_k && !o->lens_cmd && (o->last || o->predictions))
-        return cli_usage(err, "%s needs --top-k K", o->last ? "--last" : "--predictions");
+    if (!o->top_k && !o->target && !o->lens_cmd && (o->last || o->predictions))
+        return cli_usage(err, "%s needs --top-k K or --target TOKEN",
+                         o->last ? "--last" : "--predictions");
     if (cli_same_file(o->maps, o->predictions) || cli_same_file(o->context, o->predictions))
         return cli_usage(err, "--predictions names the same file '%s' as %s", o->predictions,
                          cli_same_file(o->maps, o->predictions) ? "--maps" : "--context");
     o->batch = !cli_input_flag(in, false) && !o->list_dumps;
-    const char *const stdin_flags[] = {"--config", "--embeddings", "--source-embeddings"};
-    const char *const stdin_paths[] = {o->config, in->emb, src->emb};
-    rc = cli_check_stdin(stdin_flags, stdin_paths, 3,
+    const char *const stdin_flags[] = {"--config", "--embeddings", "--source-embeddings",
+                                       "--mean-over"};
+    const char *const stdin_paths[] = {o->config, in->emb, src->emb, o->mean_over};
+    rc = cli_check_stdin(stdin_flags, stdin_paths, 4,
                          o->batch ? "--text, --ids or --embeddings FILE" : NULL, err);
     if (rc) return rc;
     if (o->top_k && (rc = cli_parse_int(o->top_k, "--top-k", INT_MIN, INT_MAX, &o->k, err)))
@@ -285,10 +296,7 @@ static attn_status check_flags(run_opts *o, attn_error *err) {
                               "--maps, --dump, --heatmap or --html, or no output flag (the view)");
     if (o->stats_cmd) o->stats = o->out ? o->out : "-";
     if ((rc = check_picks(o, err))) return rc;
-    if (o->ablate_mode && !o->ablate) return cli_usage(err, "--ablate-mode needs --ablate SPEC");
-    if (o->ablate_mode && strcmp(o->ablate_mode, "zero") != 0 && strcmp(o->ablate_mode, "mean") != 0)
-        return cli_usage(err, "--ablate-mode: expected zero or mean, got '%s'", o->ablate_mode);
-    if ((rc = run_dump_check(o, err)) || (rc = run_aggregate_check(o, err)) ||
+    if ((rc = run_intervene_check(o, err)) || (rc = run_dump_check(o, err)) || (rc = run_aggregate_check(o, err)) ||
         (rc = run_heatmap_check(o, err)) || (rc = run_html_check(o, err)) ||
         (rc = run_stats_check(o, err)))
         return rc;
@@ -308,8 +316,9 @@ static attn_status open_files(runner *r, const run_opts *o, attn_error *err) {
 
 /* Opens the model and refuses the flags it cannot serve. */
 static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
-    const cli_model_needs needs = {.who = o->lens_cmd ? "attn lens" : "--top-k",
-                                   .lm_head = o->top_k != NULL || o->lens_cmd};
+    const cli_model_needs needs = {
+        .who = o->lens_cmd ? "attn lens" : o->top_k ? "--top-k" : "--target",
+        .lm_head = o->top_k != NULL || o->target != NULL || o->lens_cmd};
     attn_status rc = cli_model_open(&r->model, o->config, &needs, err);
     if (rc) return rc;
     r->cfg = attn_model_config(r->model);
@@ -324,11 +333,7 @@ static attn_status open_model(runner *r, run_opts *o, attn_error *err) {
         (rc = check_pick_vocabulary(r, "--to", o->to, &o->to_pick, err)))
         return rc;
     r->batch = o->batch;
-    if (o->ablate) {
-        if ((rc = attn_ablation_parse(&r->ablation, o->ablate, r->cfg, err))) return rc;
-        if (o->ablate_mode && strcmp(o->ablate_mode, "mean") == 0)
-            r->ablation.mode = ATTN_ABLATE_MEAN;
-    }
+    if ((rc = run_intervene_open(r, o, err))) return rc;
     r->rc.from = o->from ? &o->from_pick : NULL;
     r->rc.to = o->to ? &o->to_pick : NULL;
     return cli_check_source(r->cfg, cli_input_flag(&o->source, true),
@@ -392,6 +397,7 @@ static attn_status check_one(const runner *r, const cli_input *in, const cli_inp
 static attn_status run_one(runner *r, long input, const cli_input *in, const cli_input *src,
                            const char *what, const char *src_what, attn_error *err) {
     attn_status rc = check_one(r, in, src, what, src_what, err);
+    if (!rc) rc = run_intervene_before(r, in, src, err);
     if (rc) return rc;
     r->rc.input = input;
     r->rc.main = &in->labels;
@@ -439,24 +445,26 @@ static int open_predictions(runner *r, const run_opts *o, attn_error *err) {
     }
     attn_capture c;
     if (o->predictions) {
-        attn_csv_predictions_header(f);
+        attn_csv_predictions_header(f, o->ablate != NULL);
         rc = attn_csv_predictions_init(&r->topk.csv, f, r->top_k, o->last, &r->rc, r->tok,
                                        o->raw_text, err);
         c = (attn_capture){attn_csv_predictions_wants, attn_csv_predictions_emit, &r->topk.csv};
+        r->pred = &r->topk.csv.pred;
     } else {
         r->topk.view = (predictions_view){.f = f, .run = &r->rc, .tok = r->tok};
         rc = attn_predictions_init(&r->topk.view.pred, r->top_k, o->last, err);
         c = (attn_capture){attn_predictions_wants, predictions_view_emit, &r->topk.view};
+        r->pred = &r->topk.view.pred;
     }
     if (rc) return rc;
+    r->pred->target = r->target;
     return attn_fanout_add(&r->fo, c, err);
 }
 
 static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
-    attn_status rc;
     /* the interventions change the values before any output sees them */
-    if (o->ablate && (rc = attn_fanout_add(&r->fo, attn_ablation_capture(&r->ablation), err)))
-        return rc;
+    attn_status rc = run_intervene_start(r, o, err);
+    if (rc) return rc;
     if (o->maps) {
         attn_csv_maps_header(r->maps_out.f);
         r->maps = (attn_csv_maps){.f = r->maps_out.f, .run = &r->rc, .raw_text = o->raw_text};
@@ -493,7 +501,7 @@ static attn_status open_outputs(runner *r, const run_opts *o, attn_error *err) {
         (rc = run_html_open(r, o, err)) || (rc = run_stats_open(r, o, err)) ||
         (rc = run_lens_open(r, o, err)))
         return rc;
-    if (r->top_k > 0 && (rc = open_predictions(r, o, err))) return rc;
+    if ((r->top_k > 0 || r->target >= 0) && (rc = open_predictions(r, o, err))) return rc;
     r->cap = attn_fanout_capture(&r->fo);
     return ATTN_OK;
 }
@@ -510,7 +518,7 @@ static attn_status close_outputs(runner *r, attn_error *err) {
     else rc = attn_outfile_commit(&r->pred_out, err);
     for (int i = 0; !rc && i < r->n_outs; i++)
         if (r->outs[i].commit) rc = r->outs[i].commit(r->outs[i].self, err);
-    if (!rc && (r->view_mode || r->top_k > 0) && (fflush(stdout) != 0 || ferror(stdout)))
+    if (!rc && (r->view_mode || r->pred) && (fflush(stdout) != 0 || ferror(stdout)))
         rc = attn_error_set(err, ATTN_ERR_IO, "standard output: write failed");
     return rc;
 }
@@ -532,32 +540,44 @@ typedef struct batch_ctx {
     const cli_input *fixed_src;
 } batch_ctx;
 
-static attn_status run_line(void *ctx, long index, char *line, size_t len, const char *what,
-                            attn_error *err) {
-    const batch_ctx *b = ctx;
-    runner *r = b->r;
-    const run_opts *o = b->o;
-    const cli_input *fixed_src = b->fixed_src;
+/* A batch line as the inputs of its run (changed in place): *in, and for an
+ * encoder-decoder without a fixed source (fixed_src NULL) *src; *key with
+ * --keyed. */
+static attn_status load_line(const runner *r, const run_opts *o, const cli_input *fixed_src,
+                          char *line, size_t len, const char *what, cli_input *in, cli_input *src,
+                          char **key, attn_error *err) {
     const bool split = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER && !fixed_src;
-    char *source = NULL, *target = NULL, *key = NULL;
+    char *source = NULL, *target = NULL;
     attn_status rc = ATTN_OK;
+    *key = NULL;
     if (o->keyed) {
         char *rest;
         size_t rest_len;
-        if ((rc = cli_split_key(line, len, what, &key, &rest, &rest_len, err))) return rc;
+        if ((rc = cli_split_key(line, len, what, key, &rest, &rest_len, err))) return rc;
         line = rest;
         len = rest_len;
     }
     if ((rc = cli_split_batch_line(line, len, split, what, &source, &target, err))) return rc;
     const cli_input_args src_args = line_args(split ? source : line, o->ids_input);
     const cli_input_args args = line_args(target, o->ids_input);
+    if (split) rc = cli_input_load(src, r->model, &src_args, what, err);
+    if (!rc) rc = cli_input_load(in, r->model, &args, what, err);
+    return rc;
+}
+
+static attn_status run_line(void *ctx, long index, char *line, size_t len, const char *what,
+                            attn_error *err) {
+    const batch_ctx *b = ctx;
+    runner *r = b->r;
+    const run_opts *o = b->o;
+    const bool split = r->cfg->arch == ATTN_ARCH_ENCODER_DECODER && !b->fixed_src;
     cli_input in = {0}, src = {0};
-    if (!rc && split) rc = cli_input_load(&src, r->model, &src_args, what, err);
-    if (!rc) rc = cli_input_load(&in, r->model, &args, what, err);
+    char *key = NULL;
+    attn_status rc = load_line(r, o, b->fixed_src, line, len, what, &in, &src, &key, err);
     char src_what[80];
     snprintf(src_what, sizeof src_what, "%s (source)", what);
     r->rc.key = key;
-    if (!rc) rc = run_one(r, index, &in, split ? &src : fixed_src, what,
+    if (!rc) rc = run_one(r, index, &in, split ? &src : b->fixed_src, what,
                             split ? src_what : source_flag(o), err);
     r->rc.key = NULL;
     cli_input_free(&in);
@@ -571,7 +591,7 @@ static bool is_stdout(const char *path) { return path && strcmp(path, "-") == 0;
  * the run writes to that same terminal on standard output. */
 static bool progress_wanted(const runner *r, const run_opts *o) {
     if (o->quiet || !isatty(STDERR_FILENO)) return false;
-    const bool to_stdout = r->view_mode || (r->top_k > 0 && !o->predictions) ||
+    const bool to_stdout = r->view_mode || (r->pred && !o->predictions) ||
                            is_stdout(o->maps) || is_stdout(o->context) ||
                            is_stdout(o->predictions) || is_stdout(o->stats) || is_stdout(o->html) ||
                            is_stdout(o->lens);
@@ -607,6 +627,7 @@ static void runner_free(runner *r) {
     if (r->pred_tmp) fclose(r->pred_tmp);
     attn_csv_predictions_free(&r->topk.csv);
     attn_predictions_free(&r->topk.view.pred);
+    run_intervene_free(r);
     attn_session_free(r->sess);
     attn_model_close(r->model);
 }
@@ -703,7 +724,7 @@ int run_main(int argc, char **argv, run_cmd cmd) {
         fputs(run_usage_more, stdout);
         return cli_help(run_usage_examples);
     }
-    runner r = {0};
+    runner r = {.target = -1};
     cli_input in = {0}, src = {0};
     const cli_input *src_in = cli_input_flag(&o.source, true) ? &src : NULL;
     bool bad_lines = false;

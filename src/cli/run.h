@@ -49,8 +49,10 @@ typedef struct run_opts {
     bool lens_cmd;
     const char *lens;
     const char *attribute; /* attn lens --attribute TOKEN */
-    /* interventions: --ablate SPEC[,SPEC...], --ablate-mode zero|mean */
-    const char *ablate, *ablate_mode;
+    /* interventions: --ablate SPEC[,SPEC...], --ablate-mode zero|mean,
+     * --mean-over FILE (the means of mean mode over FILE's inputs) */
+    const char *ablate, *ablate_mode, *mean_over;
+    const char *target; /* --target TOKEN: its logit and probability */
     /* from the flags above (check_flags) */
     bool batch;     /* no input flag: one input per line of standard input */
     int k;          /* --top-k K, its range checked once the model is open; 0: none */
@@ -108,7 +110,9 @@ typedef struct runner {
     attn_capture cap;
     attn_run_info rc;
     bool batch;          /* inputs are the lines of standard input */
-    int top_k;           /* 0: no predictions */
+    int top_k;           /* 0: no top k */
+    int target;          /* --target's token id; -1: none */
+    attn_predictions *pred; /* the predictions of --top-k / --target, or NULL */
     attn_outfile pred_out;   /* --predictions FILE */
     FILE *pred_tmp;      /* predictions held back while other outputs use stdout */
     struct {
@@ -120,6 +124,12 @@ typedef struct runner {
     cli_select_sink selects[RUN_SELECT_MAX];
     int n_selects;
     attn_ablation ablation; /* --ablate */
+    attn_ablation_means *means; /* --mean-over */
+    struct {
+        float *data; /* [rows, V]: the logits of the input without the ablation */
+        size_t cap;  /* floats allocated */
+        int rows, V;
+    } clean;
 } runner;
 
 /* Adds an output's hooks (ATTN_ERR_INTERNAL past RUN_OUTPUTS_MAX; then
@@ -159,6 +169,17 @@ attn_status run_stats_open(runner *r, const run_opts *o, attn_error *err);
 /* lens.c: attn lens */
 attn_status run_lens_check(const run_opts *o, attn_error *err);
 attn_status run_lens_open(runner *r, const run_opts *o, attn_error *err);
+/* intervene.c: --ablate, --ablate-mode, --mean-over, --target. _open parses
+ * them against the model; _start (the session made, before the outputs)
+ * computes --mean-over's means and adds the ablation to the fan-out;
+ * _before (before each input's pass) runs the input without the ablation
+ * for the predictions' clean logits, when they compare. */
+attn_status run_intervene_check(const run_opts *o, attn_error *err);
+attn_status run_intervene_open(runner *r, const run_opts *o, attn_error *err);
+attn_status run_intervene_start(runner *r, const run_opts *o, attn_error *err);
+attn_status run_intervene_before(runner *r, const cli_input *in, const cli_input *src,
+                                 attn_error *err);
+void run_intervene_free(runner *r);
 
 /* The input flags in the --help of attn stats and attn lens. */
 #define RUN_INPUT_HELP \

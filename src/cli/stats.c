@@ -29,7 +29,7 @@ const char run_stats_usage[] =
     "  --from P              the means over the queries at P only: a position (-1:\n"
     "                        the last) or a token's text (=3 is the token 3)\n"
     "  --to P                a last column 'to': the weight on the keys at P\n"
-    "  --ablate SPEC[,...], --ablate-mode M\n"
+    "  --ablate SPEC[,...], --ablate-mode M, --mean-over FILE\n"
     "                        of the model with heads or MLPs knocked out (see\n"
     "                        attn run --help)\n"
     "  -h, --help            show this help\n"

@@ -316,6 +316,25 @@ static attn_status embed_and_emit(attn_session *s, const attn_stack_weights *st,
     return attn_cap_offer(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
 }
 
+/* The encoder from block `layer` on over the S source positions in s->x,
+ * then every cross-attention layer's keys and values of its output. */
+static int encode_from(attn_session *s, int layer, int S, const attn_capture *cap,
+                       attn_error *err) {
+    const attn_model *m = s->m;
+    int rc = run_stack(s, &m->encoder, layer, S, 0, NULL, cap, err);
+    if (rc) return rc;
+    const attn_attn_params ap = attn_params(&m->cfg);
+    for (int l = 0; l < m->main.n_layers; l++) {
+        const attn_block_weights *b = &m->main.blocks[l];
+        if (!b->has_cross) continue;
+        if ((rc = attn_cross_kv(&s->cross_kv[l], s->x.p, &b->cross, &ap, S, &s->as, err)))
+            return rc;
+    }
+    s->S = S;
+    /* the weights read above were the file's as it was opened */
+    return attn_safetensors_check(m->st, err);
+}
+
 attn_status attn_session_encode(attn_session *s, const attn_input *src, const attn_capture *cap,
                                 attn_error *err) {
     if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_encode: no session");
@@ -332,18 +351,32 @@ attn_status attn_session_encode(attn_session *s, const attn_input *src, const at
     s->S = 0;
     const int S = (int)src->n;
     if ((rc = embed_and_emit(s, &m->encoder, src, S, 0, cap, err))) return rc;
-    if ((rc = run_stack(s, &m->encoder, 0, S, 0, NULL, cap, err))) return rc;
+    return encode_from(s, 0, S, cap, err);
+}
 
-    const attn_attn_params ap = attn_params(cfg);
-    for (int l = 0; l < m->main.n_layers; l++) {
-        const attn_block_weights *b = &m->main.blocks[l];
-        if (!b->has_cross) continue;
-        if ((rc = attn_cross_kv(&s->cross_kv[l], s->x.p, &b->cross, &ap, S, &s->as, err)))
-            return rc;
-    }
-    s->S = S;
-    /* the weights read above were the file's as it was opened */
-    return attn_safetensors_check(m->st, err);
+attn_status attn_session_reencode_from(attn_session *s, int layer, const float *x, int S,
+                                       const attn_capture *cap, attn_error *err) {
+    if (!s) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_reencode_from: no session");
+    const attn_model *m = s->m;
+    if (m->cfg.arch != ATTN_ARCH_ENCODER_DECODER)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_session_reencode_from: the model has no encoder");
+    if (!x) return attn_error_set(err, ATTN_ERR_USAGE, "attn_session_reencode_from: x is NULL");
+    if (layer < 0 || layer > m->encoder.n_layers)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_session_reencode_from: layer %d is not in 0 .. %d", layer,
+                              m->encoder.n_layers);
+    if (S <= 0 || s->S != S)
+        return attn_error_set(err, ATTN_ERR_USAGE,
+                              "attn_session_reencode_from: the session holds a source of %d "
+                              "positions, not %d",
+                              s->S, S);
+    int rc = reserve_scratch(s, S, err);
+    if (rc) return rc;
+    memcpy(s->x.p, x, (size_t)S * (size_t)m->cfg.d_model * sizeof *s->x.p); /* [S, D] */
+    s->len = 0;
+    s->S = 0;
+    return encode_from(s, layer, S, cap, err);
 }
 
 /* The main stack's self-attention caches for run_stack: one per layer, or

@@ -53,6 +53,20 @@ static void sift_up(attn_prediction *heap, int i) {
     }
 }
 
+/* The softmax of row [V] in double, shifted by its largest logit: *mx and
+ * the sum of exp(logit - *mx); true when the row holds a NaN (every
+ * probability is then NaN). */
+static bool softmax_base(const float *logits, int V, double *mx, double *sum) {
+    *mx = -INFINITY;
+    for (int i = 0; i < V; i++) {
+        if (isnan(logits[i])) return true;
+        if (logits[i] > *mx) *mx = logits[i];
+    }
+    *sum = 0.0;
+    for (int i = 0; i < V; i++) *sum += exp((double)logits[i] - *mx);
+    return false;
+}
+
 attn_status attn_topk(attn_prediction *out, int k, const float *logits, int V, attn_error *err) {
     if (!out || !logits) return attn_error_set(err, ATTN_ERR_USAGE, "attn_topk: NULL argument");
     if (V < 1) return attn_error_set(err, ATTN_ERR_USAGE, "attn_topk: empty row (V = %d)", V);
@@ -79,16 +93,30 @@ attn_status attn_topk(attn_prediction *out, int k, const float *logits, int V, a
         sift_down(out, end, 0);
     }
 
-    /* softmax over the whole row in double, shifted by the largest logit */
-    double mx = -INFINITY;
-    bool nan = false;
-    for (int i = 0; i < V; i++) {
-        if (isnan(logits[i])) nan = true;
-        else if (logits[i] > mx) mx = logits[i];
-    }
-    double sum = 0.0;
-    for (int i = 0; i < V && !nan; i++) sum += exp((double)logits[i] - mx);
+    double mx, sum;
+    const bool nan = softmax_base(logits, V, &mx, &sum);
     for (int j = 0; j < k; j++)
         out[j].prob = nan ? NAN : exp((double)out[j].logit - mx) / sum;
     return ATTN_OK;
+}
+
+attn_status attn_token_prediction(attn_prediction *out, const float *logits, int V, int id,
+                                  attn_error *err) {
+    if (!out || !logits)
+        return attn_error_set(err, ATTN_ERR_USAGE, "attn_token_prediction: NULL argument");
+    if (id < 0 || id >= V)
+        return attn_error_set(err, ATTN_ERR_USAGE, "token id %d is out of range 0-%d", id, V - 1);
+    double mx, sum;
+    const bool nan = softmax_base(logits, V, &mx, &sum);
+    *out = (attn_prediction){.id = id, .logit = logits[id],
+                             .prob = nan ? NAN : exp((double)logits[id] - mx) / sum};
+    return ATTN_OK;
+}
+
+int attn_token_rank(const float *logits, int V, int id) {
+    if (!logits || id < 0 || id >= V) return 0;
+    int rank = 1;
+    for (int i = 0; i < V; i++)
+        if (i != id && ranks_before(logits[i], i, logits[id], id)) rank++;
+    return rank;
 }

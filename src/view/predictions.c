@@ -28,24 +28,54 @@ static bool predicts_at(const predictions_view *s) {
     return s->run->cfg && s->run->cfg->arch == ATTN_ARCH_ENCODER;
 }
 
-/* "  after POS "LABEL":" ("at" for an encoder) and one line per prediction. */
-static attn_status list_row(void *user, int pos, const attn_prediction *top, int k,
-                            attn_error *err) {
+/* A probability in 8 characters: 0.123456, or 1.23e-05 below 0.001 (so
+ * that a target far down the ranking does not read 0.000000). */
+static void prob(FILE *f, double p) {
+    fprintf(f, p > 0 && p < 1e-3 ? "%.2e" : "%.6f", p);
+}
+
+/* "  after POS "LABEL":" ("at" for an encoder) and one line per prediction:
+ * its rank, text, id, probability and logit, and with clean logits the
+ * clean run's probability and logit. */
+static attn_status list_row(void *user, const attn_prediction_row *row, attn_error *err) {
     (void)err;
     predictions_view *s = user;
     char num[ATTN_ID_TEXT_MAX];
-    fprintf(s->f, "  %s %d ", predicts_at(s) ? "at" : "after", pos);
-    quoted(s->f, attn_labels_at(s->run->main, pos));
+    fprintf(s->f, "  %s %d ", predicts_at(s) ? "at" : "after", row->pos);
+    quoted(s->f, attn_labels_at(s->run->main, row->pos));
     fputs(":\n", s->f);
-    for (int j = 0; j < k; j++) {
-        const char *t = attn_token_text(s->tok, top[j].id, num, sizeof num);
-        fprintf(s->f, "    %3d  ", j + 1);
+    for (int j = 0; j < row->n; j++) {
+        const attn_prediction *p = &row->top[j];
+        const char *t = attn_token_text(s->tok, p->id, num, sizeof num);
+        fprintf(s->f, "    %3d  ", row->rank[j]);
         quoted(s->f, t);
         int w = (int)strlen(t) + 2;
-        fprintf(s->f, "%*s id %-6d prob %.6f  logit %+.4f\n", w < 14 ? 14 - w : 0, "", top[j].id,
-                top[j].prob, (double)top[j].logit);
+        fprintf(s->f, "%*s id %-6d prob ", w < 14 ? 14 - w : 0, "", p->id);
+        prob(s->f, p->prob);
+        fprintf(s->f, "  logit %+.4f", (double)p->logit);
+        if (row->clean) {
+            fputs("   clean: prob ", s->f);
+            prob(s->f, row->clean[j].prob);
+            fprintf(s->f, "  logit %+.4f", (double)row->clean[j].logit);
+        }
+        putc('\n', s->f);
     }
     return ATTN_OK;
+}
+
+/* The listing's heading: what is listed, of how many tokens. */
+static void heading(const predictions_view *s, int V) {
+    const bool at = predicts_at(s);
+    fprintf(s->f, "%s predictions for input %ld (", at ? "token" : "next-token", s->run->input);
+    if (s->pred.k > 0) fprintf(s->f, "top %d of %d", s->pred.k, V);
+    if (s->pred.target >= 0) {
+        char num[ATTN_ID_TEXT_MAX];
+        fputs(s->pred.k > 0 ? " and the target " : "the target ", s->f);
+        quoted(s->f, attn_token_text(s->tok, s->pred.target, num, sizeof num));
+        fprintf(s->f, s->pred.k > 0 ? ", ranked among all" : ", ranked among all %d", V);
+    }
+    if (s->pred.clean) fputs("; clean: the same without the ablation", s->f);
+    fputs(at ? "; an encoder predicts the token at each position)\n" : ")\n", s->f);
 }
 
 attn_status predictions_view_emit(void *user, const attn_capture_key *key,
@@ -53,14 +83,7 @@ attn_status predictions_view_emit(void *user, const attn_capture_key *key,
     (void)key;
     predictions_view *s = user;
     if (v->rows <= 0) return ATTN_OK;
-    if (predicts_at(s))
-        fprintf(s->f,
-                "token predictions for input %ld (top %d of %d; an encoder predicts the token "
-                "at each position)\n",
-                s->run->input, s->pred.k, v->cols);
-    else
-        fprintf(s->f, "next-token predictions for input %ld (top %d of %d)\n", s->run->input,
-                s->pred.k, v->cols);
+    heading(s, v->cols);
     attn_status rc = attn_predictions_each(&s->pred, v, list_row, s, err);
     if (rc) return rc;
     putc('\n', s->f);

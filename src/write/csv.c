@@ -257,7 +257,11 @@ attn_status attn_csv_context_emit(void *user, const attn_capture_key *key, const
     return ATTN_OK;
 }
 
-void attn_csv_predictions_header(FILE *f) { fputs("input,pos,rank,token_id,token,logit,prob\n", f); }
+void attn_csv_predictions_header(FILE *f, bool clean) {
+    fputs(clean ? "input,pos,rank,token_id,token,logit,prob,clean_logit,clean_prob\n"
+                : "input,pos,rank,token_id,token,logit,prob\n",
+          f);
+}
 
 attn_status attn_csv_predictions_init(attn_csv_predictions *w, FILE *f, int k, bool last_only,
                                       const attn_run_info *run, const attn_tokenizer *tok,
@@ -278,20 +282,26 @@ bool attn_csv_predictions_wants(void *user, const attn_capture_key *key) {
     return attn_predictions_wants(user, key);
 }
 
-/* The k rows of the predictions after position pos. */
-static attn_status predictions_row(void *user, int pos, const attn_prediction *top, int k,
-                                   attn_error *err) {
+/* One logit and probability: ",LOGIT,PROB". */
+static void logit_prob(FILE *f, const attn_prediction *p) {
+    char logit[ATTN_FLOAT_TEXT_MAX];
+    attn_format_float(logit, p->logit);
+    fprintf(f, ",%s,%.9g", logit, p->prob); /* prob is a double */
+}
+
+/* The rows of the predictions after one position. */
+static attn_status predictions_row(void *user, const attn_prediction_row *row, attn_error *err) {
     (void)err;
     attn_csv_predictions *w = user;
     char num[ATTN_ID_TEXT_MAX];
-    for (int j = 0; j < k; j++) {
+    for (int j = 0; j < row->n; j++) {
         attn_csv_input(w->f, w->run, w->raw_text);
         if (w->layer >= 0) fprintf(w->f, ",%d", w->layer);
-        fprintf(w->f, ",%d,%d,%d,", pos, j + 1, top[j].id);
-        attn_csv_field(w->f, attn_token_text(w->tok, top[j].id, num, sizeof num), w->raw_text);
-        char logit[ATTN_FLOAT_TEXT_MAX];
-        attn_format_float(logit, top[j].logit);
-        fprintf(w->f, ",%s,%.9g\n", logit, top[j].prob); /* prob is a double */
+        fprintf(w->f, ",%d,%d,%d,", row->pos, row->rank[j], row->top[j].id);
+        attn_csv_field(w->f, attn_token_text(w->tok, row->top[j].id, num, sizeof num), w->raw_text);
+        logit_prob(w->f, &row->top[j]);
+        if (row->clean) logit_prob(w->f, &row->clean[j]);
+        putc('\n', w->f);
     }
     return ATTN_OK;
 }

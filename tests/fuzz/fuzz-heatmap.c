@@ -7,8 +7,9 @@
  * cells and thinned labels), byte 1 Tk the same way, byte 2 the flags (bit 0
  * causal, bits 1-2 the number of panels - 1, bit 3 an image title, bit 4
  * labels from the input rather than numbers, bit 5 DejaVu Sans when it is
- * installed, else the built-in font), byte 3 the row offset (b % 4, causal
- * maps). Then one byte a weight (b / 200: weights above 1 too; 255 NaN, 254
+ * installed, else the built-in font, bit 6 the diverging scale, bit 7 rows
+ * masked from row 1 + byte 3 % T on: rows_valid), byte 3 the row offset
+ * (b % 4, causal maps). Then one byte a weight (b / 200: weights above 1 too; 255 NaN, 254
  * infinity, 253 -1), repeated when the input runs out; the rest up to the
  * end, split at '\n', the labels (any bytes).
  *
@@ -71,7 +72,8 @@ static void check_cells(const attn_image *img, const attn_heatmap_layout *lay,
             for (int k = 0; k < p->cols; k++) {
                 int x = gx + k * lay->cell + lay->cell / 2, y = gy + r * lay->cell + lay->cell / 2;
                 const unsigned char *px = img->rgb + ((size_t)y * (size_t)img->w + (size_t)x) * 3;
-                bool masked = p[i].causal && k > p[i].row_offset + r;
+                bool masked = (p[i].causal && k > p[i].row_offset + r) ||
+                              (p[i].rows_valid > 0 && r >= p[i].rows_valid);
                 if (diverging ? masked && !grey(px) : grey(px) != masked) __builtin_trap();
             }
     }
@@ -117,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                     .cols = Tk,
                                     .row_offset = offset,
                                     .causal = causal,
+                                    .rows_valid = (flags & 128) ? 1 + data[3] % T : 0,
                                     .title = labels ? texts[i % longest] : "head"};
     attn_heatmap_style style = {.title = title ? (labels ? texts[0] : "layer 0, self (decoder)") : NULL,
                                 .queries = labels ? &lab : NULL,

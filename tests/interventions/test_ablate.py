@@ -33,9 +33,13 @@ def attn(exe, args):
     return subprocess.run([exe, "run"] + args, capture_output=True, text=True, timeout=300)
 
 
-def spec_edit(specs, mode):
-    """The EDIT hook for specs [(source, mlp, kind, layer, head or None)]."""
-    def knock(t):
+def spec_edit(specs, mode, knock_at=None):
+    """The EDIT hook for specs [(source, mlp, kind, layer, head or None)].
+    knock_at(name, t, head) (head None for an MLP), when given, is what an
+    ablated value becomes instead of 0 or its mean over the positions."""
+    def knock(t, name=None, head=None):
+        if knock_at:
+            return knock_at(name, t, head)
         return torch.zeros_like(t) if mode == "zero" else t.mean(dim=0, keepdim=True).expand_as(t).clone()
 
     def edit(name, value):
@@ -49,9 +53,9 @@ def spec_edit(specs, mode):
                 continue
             if name.endswith(".mlp.out"):
                 if s_mlp:
-                    value = knock(value)
+                    value = knock(value, name)
             elif not s_mlp and parts[2] == ("cross" if s_kind == "cross" else "attn"):
-                value = [knock(c) if s_head is None or h == s_head else c
+                value = [knock(c, name, h) if s_head is None or h == s_head else c
                          for h, c in enumerate(value)]
         return value
     return edit

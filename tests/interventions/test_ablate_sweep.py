@@ -5,8 +5,9 @@
 On the random models of tests/reference/make_models.py that have an lm_head
 (a decoder, a grouped-query decoder, an encoder, two encoder-decoders), with
 random token ids and a random target, in both modes, with --mlp:
-  - the rows are the clean run, then by layer every self-attention head, every
-    cross-attention head (encoder-decoders), the MLP;
+  - the rows are the clean run, then (encoder-decoders) by encoder layer every
+    encoder head and the encoder's MLP, then by layer every self-attention
+    head, every cross-attention head (encoder-decoders), the MLP;
   - each row's logit is bit for bit the one of a whole run `attn run --ablate
     SPEC --dump logits` (the sweep reruns only the layers from the ablated one
     on, from the clean residual stream: this shows it changes nothing);
@@ -17,6 +18,8 @@ random token ids and a random target, in both modes, with --mlp:
   - --heatmap draws each head's cell in the colour its logit_diff has on the
     diverging scale (blue -vmax, grey 0, red +vmax, vmax the largest |diff|),
     one panel per kind, and the CSV is the same with it;
+  - with --mean-over FILE every row is bit for bit the whole run with the
+    same means, which differ from the input's own;
   - bad uses exit 2 with one line and leave no output file.
 Exit status 0 pass, 1 fail, 77 skip.
 """
@@ -57,7 +60,7 @@ def check_heatmap(exe, common, target, mode, rows, tmp, label):
         if list(csv.DictReader(f)) != rows:
             fail("%s --heatmap: the CSV differs from the one without it" % label)
     img = png.read(path)
-    heads = [r for r in rows if r["kind"] in ("self", "cross")]
+    heads = [r for r in rows if r["kind"] in ("self", "cross", "encoder")]
     vmax = max(abs(float(r["logit_diff"])) for r in heads) or 1.0
     counts = {}
     for y in range(img.height):
@@ -80,9 +83,25 @@ def run(exe, cmd, args):
 
 def spec_of(row):
     layer, kind, head = row["layer"], row["kind"], row["head"]
-    if kind == "mlp":
-        return "mlp:%s" % layer
-    return ("cross:" if kind == "cross" else "") + "%s.%s" % (layer, head)
+    if kind in ("mlp", "encoder-mlp"):
+        return ("encoder:" if kind == "encoder-mlp" else "") + "mlp:%s" % layer
+    return {"cross": "cross:", "encoder": "encoder:"}.get(kind, "") + "%s.%s" % (layer, head)
+
+
+def same_as_whole(exe, args, dumps, target, logit, label):
+    """Is the sweep's logit bit for bit the target's last logit of a whole
+    `attn run ARGS --dump logits`? False (after a failure) when the run fails."""
+    q = run(exe, "run", args + ["--dump", "logits", "--out", dumps])
+    if q.returncode != 0:
+        fail("%s: attn run exit %d: %s" % (label, q.returncode, q.stderr))
+        return False
+    whole = np.load(os.path.join(dumps, "logits.npy"))[-1, target]
+    if np.float32(logit) != whole:
+        fail("%s: the sweep's logit %r is not the whole run's %r" % (label, logit, whole))
+    for name in os.listdir(dumps):
+        os.unlink(os.path.join(dumps, name))
+    os.rmdir(dumps)
+    return True
 
 
 def ref_score(model, ids, src, target, edit):
@@ -114,6 +133,9 @@ def check_model(exe, spec, mode, tmp, rng):
     L, H = cfg["n_layers"], cfg["n_heads"]
     cross = cfg["architecture"] == "encoder-decoder"
     order = [("", "clean", "")]
+    for layer in range(cfg.get("n_encoder_layers", 0) if cross else 0):
+        order += [(str(layer), "encoder", str(h)) for h in range(H)]
+        order += [(str(layer), "encoder-mlp", "")]
     for layer in range(L):
         order += [(str(layer), "self", str(h)) for h in range(H)]
         order += [(str(layer), "cross", str(h)) for h in range(H)] if cross else []
@@ -133,17 +155,9 @@ def check_model(exe, spec, mode, tmp, rng):
             s = spec_of(r)
             want_l, want_p = ref_score(model, ids, src, target, spec_edit(parse_spec(s), mode))
             # the whole ablated run, bit for bit
-            q = run(exe, "run", common + ["--ablate", s, "--ablate-mode", mode, "--dump", "logits",
-                                          "--out", dumps])
-            if q.returncode != 0:
-                fail("%s %s: attn run exit %d: %s" % (label, s, q.returncode, q.stderr))
+            if not same_as_whole(exe, common + ["--ablate", s, "--ablate-mode", mode], dumps,
+                                 target, logit, "%s %s" % (label, s)):
                 continue
-            whole = np.load(os.path.join(dumps, "logits.npy"))[-1, target]
-            if np.float32(logit) != whole:
-                fail("%s %s: the sweep's logit %r is not the whole run's %r" % (label, s, logit, whole))
-            for name in os.listdir(dumps):
-                os.unlink(os.path.join(dumps, name))
-            os.rmdir(dumps)
             for col, base in (("logit", "logit_diff"), ("prob", "prob_diff")):
                 d = float(r[col]) - float(clean[col])
                 if abs(float(r[base]) - d) > 1e-6 * max(1.0, abs(d)):
@@ -160,6 +174,43 @@ def check_model(exe, spec, mode, tmp, rng):
           "probabilities within %.2g (largest move %.3g)" % (label, len(rows), worst_ref, worst_p, moved))
 
 
+def check_mean_over(exe, spec, tmp, rng):
+    """--mean-over FILE: every row bit for bit a whole `attn run --ablate SPEC
+    --mean-over FILE` (whose means test_target.py checks against the
+    reference), and some row differs from the sweep with the input's own means."""
+    V = spec.cfg["vocab_size"]
+    path = os.path.join(tmp, "batch.txt")
+    with open(path, "w") as f:
+        for n in (spec.seq_len - 1, spec.seq_len - 3):
+            src = rng.randint(0, V, size=spec.src_len).tolist() if spec.src_len else None
+            f.write((dumptest.ids_arg(src) + "\t" if src else "") +
+                    dumptest.ids_arg(rng.randint(0, V, size=n).tolist()) + "\n")
+    ids = rng.randint(0, V, size=spec.seq_len).tolist()
+    common = ["--config", spec.config, "--ids", dumptest.ids_arg(ids)]
+    if spec.src_len:
+        common += ["--source-ids", dumptest.ids_arg(rng.randint(0, V, size=spec.src_len).tolist())]
+    target = int(rng.randint(0, V))
+    label = "%s --mean-over" % spec.name
+    p = run(exe, "ablate", common + ["--target", str(target), "--mlp", "--mean-over", path])
+    own = run(exe, "ablate", common + ["--target", str(target), "--mlp", "--ablate-mode", "mean"])
+    if p.returncode != 0 or own.returncode != 0:
+        fail("%s: exit %d / %d: %s %s" % (label, p.returncode, own.returncode, p.stderr, own.stderr))
+        return
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    apart = max(abs(float(a["logit"]) - float(b["logit"]))
+                for a, b in zip(rows, csv.DictReader(io.StringIO(own.stdout))))
+    if apart <= 1e-3:
+        fail("%s: the batch means change no logit by more than %.3g" % (label, apart))
+    dumps = os.path.join(tmp, "dumps")
+    for r in rows[1:]:
+        s = spec_of(r)
+        if not same_as_whole(exe, common + ["--ablate", s, "--mean-over", path], dumps, target,
+                             float(r["logit"]), "%s %s" % (label, s)):
+            return
+    print("%-32s %3d rows = whole runs with the same means bit for bit (own means: %.3g away)"
+          % (label, len(rows) - 1, apart))
+
+
 def check_errors(exe, specs, tmp):
     by = {s.name: s for s in specs}
     out = os.path.join(tmp, "bad.csv")
@@ -172,6 +223,8 @@ def check_errors(exe, specs, tmp):
         ("transformer", ["--target", "1"], "--source"),
         ("gpt2", ["--target", "1", "--text", "a"], "exclude"),
         ("gpt2", ["--target", "1", "--heatmap", "-"], "--heatmap"),
+        ("gpt2", ["--target", "1", "--mean-over", "x", "--ablate-mode", "zero"], "zero"),
+        ("gpt2", ["--target", "1", "--mean-over", ""], "--mean-over"),
     ]
     dumptest.check_usage_errors(
         lambda args: run(exe, "ablate", ["--config", by[args[0]].config, "--ids", "1,2,3", "--out", out] + args[1:]),
@@ -186,6 +239,8 @@ def body(exe, tmp):
     for name in MODELS:
         for mode in ("zero", "mean"):
             check_model(exe, by[name], mode, tmp, rng)
+    for name in ("gpt2", "transformer"):
+        check_mean_over(exe, by[name], tmp, rng)
     check_errors(exe, specs, tmp)
 
 
