@@ -658,8 +658,8 @@ typedef struct attn_heatmap_panel {
     int rows, cols;
     int row_offset;
     bool causal;          /* a causal mask: key positions after the query are masked */
-    int rows_valid;       /* > 0: the rows from this one on are masked too (a shorter
-                           * stack beside a longer one in a sweep's panels) */
+    const unsigned char *mask; /* [rows, cols] or NULL: the cells where it is not 0
+                                * are masked too (a sweep's cells not measured) */
     const char *title;    /* above the map (NULL: none) */
 } attn_heatmap_panel;
 /* What the panels of an image share. */

@@ -305,12 +305,18 @@ static attn_status draw(sweeper *w, bool encdec, attn_error *err) {
     snprintf(title, sizeof title, "logit change of '%s' when one head is ablated (%s)",
              w->target_text, w->mode == ATTN_ABLATE_MEAN ? "mean" : "zero");
     const size_t LH = (size_t)L * (size_t)H;
+    /* [2][L, H]: the encoder's missing layers, the decoder's */
+    unsigned char *mask = attn_calloc_array(2 * LH, 1, "heatmap mask", err);
+    if (!mask) rc = ATTN_ERR_NOMEM;
+    for (size_t i = 0; mask && i < LH; i++) {
+        mask[i] = (int)(i / (size_t)H) >= w->st.Le;
+        mask[LH + i] = (int)(i / (size_t)H) >= w->st.L;
+    }
     const attn_heatmap_panel all[3] = {
-        {.weights = w->diff, .rows = L, .cols = H, .rows_valid = w->st.Le,
-         .title = "encoder self-attention"},
-        {.weights = w->diff + LH, .rows = L, .cols = H, .rows_valid = w->st.L,
+        {.weights = w->diff, .rows = L, .cols = H, .mask = mask, .title = "encoder self-attention"},
+        {.weights = w->diff + LH, .rows = L, .cols = H, .mask = mask ? mask + LH : NULL,
          .title = encdec ? "decoder self-attention" : "self-attention"},
-        {.weights = w->diff + 2 * LH, .rows = L, .cols = H, .rows_valid = w->st.L,
+        {.weights = w->diff + 2 * LH, .rows = L, .cols = H, .mask = mask ? mask + LH : NULL,
          .title = "cross-attention"},
     };
     const attn_heatmap_style style = {.title = title, .queries = &layers, .keys = &heads,
@@ -321,6 +327,7 @@ static attn_status draw(sweeper *w, bool encdec, attn_error *err) {
         !(rc = attn_image_write_png(&img, w->png.f, err)))
         rc = attn_outfile_commit(&w->png, err);
     attn_image_free(&img);
+    free(mask);
     for (int i = 0; i < L + H; i++) free(text[i]);
     free(text);
     return rc;

@@ -4,13 +4,17 @@
  * the residual stream) taken from the clean run (attn_patch), and writes the
  * logit difference of each run and how much of the clean one it recovers. */
 #include "cli.h"
+#include "base/util.h"
+#include "outdir.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
     "Usage: attn patch --config PATH --clean TEXT --corrupt TEXT --target TOKEN\n"
     "                  [--foil TOKEN] --names PATTERN [--align left|right] [--out FILE]\n"
+    "                  [--heatmap DIR]\n"
     "\n"
     "Activation patching (as in Wang et al. 2022, the IOI circuit): runs the clean\n"
     "and the corrupted input, then the corrupted one again for every unit the\n"
@@ -47,6 +51,10 @@ static const char usage[] =
     "                        clean is noising instead of denoising\n"
     "  --out FILE            the CSV (default: standard output); it appears only\n"
     "                        when complete\n"
+    "  --heatmap DIR         also a PNG per kind of site in the new folder DIR:\n"
+    "                        blocks.attn.context.png (layer x head),\n"
+    "                        blocks.resid.png (layer x position), ...; each cell\n"
+    "                        the unit's recovered, blue (< 0) to red (> 0)\n"
     "  --threads N           threads of the matrix products\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -64,7 +72,7 @@ static const char usage[] =
     "nothing, a token not in the vocabulary, runs with the same score).\n";
 
 typedef struct patch_opts {
-    const char *config, *target, *foil, *names, *align, *out, *threads, *from, *into;
+    const char *config, *target, *foil, *names, *align, *out, *threads, *from, *into, *heatmap;
     cli_input_args clean, corrupt, source;
 } patch_opts;
 
@@ -81,6 +89,9 @@ typedef struct patcher {
     int target, foil; /* foil -1: none */
     int from, into;   /* 0 clean, 1 corrupt */
     attn_outfile out;
+    double *recovered; /* [units] for --heatmap */
+    cli_outdir hm;     /* --heatmap DIR */
+    char target_text[64], foil_text[64];
 } patcher;
 
 static attn_status parse_flags(int argc, char **argv, patch_opts *o, bool *help,
@@ -101,6 +112,7 @@ static attn_status parse_flags(int argc, char **argv, patch_opts *o, bool *help,
         {"patch-into", .value = &o->into},
         {"out", 'o', .value = &o->out},
         {"threads", .value = &o->threads},
+        {"heatmap", .value = &o->heatmap},
         {NULL},
     };
     return cli_parse_flags(argc, argv, "patch", flags, help, err);
@@ -138,6 +150,7 @@ static attn_status check_flags(const patch_opts *o, patcher *p, attn_patch_align
     if (rc || (rc = parse_run(o->into, "--patch-into", 1, &p->into, err))) return rc;
     if (o->out && !*o->out) return cli_usage(err, "--out: expected a file name or '-', got ''");
     if ((rc = cli_threads(o->threads, err))) return rc;
+    if (o->heatmap && (rc = cli_outdir_check("--heatmap", o->heatmap, err))) return rc;
     const char *const stdin_flag[] = {"--config"};
     return cli_check_stdin(stdin_flag, &o->config, 1, NULL, err);
 }
@@ -169,6 +182,20 @@ static attn_status open_all(patcher *p, const patch_opts *o, attn_patch_align al
                          p->has_source ? (int)p->source.n : 0, align, err);
     if (rc) return rc;
     p->cap = attn_patch_capture(p->patch);
+    if (o->heatmap &&
+        !(p->recovered = attn_calloc_array(attn_patch_count(p->patch), sizeof *p->recovered,
+                                           "heatmap", err)))
+        return ATTN_ERR_NOMEM;
+    char num[ATTN_ID_TEXT_MAX];
+    snprintf(p->target_text, sizeof p->target_text, "%s",
+             attn_token_text(p->tok, p->target, num, sizeof num));
+    if (p->foil >= 0)
+        snprintf(p->foil_text, sizeof p->foil_text, "%s",
+                 attn_token_text(p->tok, p->foil, num, sizeof num));
+    const attn_run_info run = {.input = 0};
+    if (o->heatmap && ((rc = cli_outdir_open(&p->hm, "--heatmap", o->heatmap, false, err)) ||
+                       (rc = cli_outdir_begin(&p->hm, &run, err))))
+        return rc;
     if ((rc = attn_session_new(&p->sess, p->model, err)) ||
         (rc = attn_session_set_reuse_cache(p->sess, true, err)))
         return rc;
@@ -235,8 +262,113 @@ static attn_status patch_all(patcher *p, attn_error *err) {
             token = in->ids ? attn_token_text(p->tok, in->ids[u->pos], num, sizeof num) : pos;
         }
         row(f, name, layer, head, pos, token, s, (s - corrupt) / den);
+        if (p->recovered) p->recovered[i] = (s - corrupt) / den;
     }
-    return attn_outfile_commit(&p->out, err);
+    return ATTN_OK;
+}
+
+/* A kind of site: the units of one value of one stack (and attention kind). */
+static bool same_family(const attn_patch_unit *a, const attn_patch_unit *b) {
+    return a->value == b->value && a->source == b->source &&
+           (a->value != ATTN_V_CONCAT || a->kind == b->kind);
+}
+
+/* The family's file name ("encoder.blocks.attn.context") when pattern is
+ * false, else its names as a pattern ("encoder.blocks.*.attn.context"). */
+static void family_name(const attn_patch_unit *u, bool pattern, char *buf, size_t cap) {
+    const char *what = u->value == ATTN_V_MLP_OUT ? "mlp.out"
+                       : u->value == ATTN_V_RESID ? "resid"
+                       : u->kind == ATTN_KIND_CROSS ? "cross.context"
+                                                    : "attn.context";
+    snprintf(buf, cap, "%sblocks.%s%s", u->source ? "encoder." : "", pattern ? "*." : "", what);
+}
+
+/* Labels "PREFIX0", "PREFIX1", ... or (tok) the texts of ids [n]. */
+static attn_status labels(attn_labels *l, size_t n, const char *prefix, const int *ids,
+                          const attn_tokenizer *tok, attn_error *err) {
+    l->n = 0;
+    l->text = attn_calloc_array(n, sizeof *l->text, "heatmap labels", err);
+    if (!l->text) return ATTN_ERR_NOMEM;
+    for (; l->n < n; l->n++) {
+        char b[ATTN_ID_TEXT_MAX + 32], num[ATTN_ID_TEXT_MAX];
+        if (ids) snprintf(b, sizeof b, "%zu %s", l->n, attn_token_text(tok, ids[l->n], num, sizeof num));
+        else snprintf(b, sizeof b, "%s%zu", prefix, l->n);
+        if (!(l->text[l->n] = strdup(b)))
+            return attn_error_set(err, ATTN_ERR_NOMEM, "heatmap: out of memory");
+    }
+    return ATTN_OK;
+}
+
+static void labels_free(attn_labels *l) {
+    for (size_t i = 0; l->text && i < l->n; i++) free(l->text[i]);
+    free(l->text);
+}
+
+/* One family's picture (its first unit `first`): layer x head or layer x
+ * position, each patched unit's recovered; cells not patched are masked. */
+static attn_status draw_family(patcher *p, size_t first, const char *dir, attn_error *err) {
+    const attn_patch_unit *u0 = attn_patch_at(p->patch, first);
+    const bool heads = u0->value == ATTN_V_CONCAT;
+    const cli_input *in = u0->source ? &p->source : &p->runs[p->into];
+    const int rows = u0->source ? p->cfg->n_encoder_layers : p->cfg->n_layers;
+    const int cols = heads ? p->cfg->n_heads : (int)in->n;
+    /* rows, n_heads and the positions are bounded by the config's limits */
+    const size_t cells = (size_t)rows * (size_t)cols;
+    float *w = attn_calloc_array(cells, sizeof *w, "heatmap", err);   /* [rows, cols] */
+    unsigned char *mask = attn_alloc_array(cells, 1, "heatmap", err); /* [rows, cols] */
+    attn_labels ls = {0}, ks = {0};
+    attn_status rc = w && mask ? ATTN_OK : ATTN_ERR_NOMEM;
+    if (mask) memset(mask, 1, cells);
+    for (size_t i = first; !rc && i < attn_patch_count(p->patch); i++) {
+        const attn_patch_unit *u = attn_patch_at(p->patch, i);
+        if (!same_family(u, u0)) continue;
+        const size_t c = (size_t)u->layer * (size_t)cols + (size_t)(heads ? u->head : u->pos);
+        w[c] = (float)p->recovered[i];
+        mask[c] = 0;
+    }
+    if (!rc) rc = labels(&ls, (size_t)rows, "layer ", NULL, NULL, err);
+    if (!rc) rc = labels(&ks, (size_t)cols, "head ", heads ? NULL : in->ids, p->tok, err);
+    char name[64], sites[64], title[256];
+    family_name(u0, false, name, sizeof name);
+    family_name(u0, true, sites, sizeof sites);
+    snprintf(title, sizeof title, "%s: recovered '%s'%s%s%s", sites, p->target_text,
+             p->foil >= 0 ? " - '" : "", p->foil >= 0 ? p->foil_text : "", p->foil >= 0 ? "'" : "");
+    const attn_heatmap_panel panel = {.weights = w, .rows = rows, .cols = cols, .mask = mask,
+                                      .title = heads ? "layer x head" : "layer x position"};
+    const attn_heatmap_style style = {.title = title, .queries = &ls, .keys = &ks, .diverging = true};
+    attn_image img = {0};
+    if (!rc) rc = attn_heatmap_render(&img, &panel, 1, &style, err);
+    char file[80];
+    snprintf(file, sizeof file, "%s.png", name);
+    char *path = rc ? NULL : cli_path_join(dir, file);
+    if (!rc && !path) rc = attn_error_set(err, ATTN_ERR_NOMEM, "heatmap: out of memory");
+    FILE *f = path ? fopen(path, "wb") : NULL;
+    if (path && !f) rc = attn_error_set(err, ATTN_ERR_IO, "--heatmap %s: %s", file, strerror(errno));
+    if (f) {
+        rc = attn_image_write_png(&img, f, err);
+        if (fclose(f) != 0 && !rc) rc = attn_error_set(err, ATTN_ERR_IO, "--heatmap %s: write failed", file);
+    }
+    free(path);
+    attn_image_free(&img);
+    labels_free(&ls);
+    labels_free(&ks);
+    free(w);
+    free(mask);
+    return rc;
+}
+
+/* --heatmap DIR: a picture per family, in DIR once all are written. */
+static attn_status draw_all(patcher *p, attn_error *err) {
+    attn_status rc = ATTN_OK;
+    for (size_t i = 0; !rc && i < attn_patch_count(p->patch); i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = same_family(attn_patch_at(p->patch, j), attn_patch_at(p->patch, i));
+        if (!seen) rc = draw_family(p, i, p->hm.input, err);
+    }
+    if (rc) return rc;
+    cli_outdir_end(&p->hm, true);
+    return cli_outdir_commit(&p->hm, err);
 }
 
 int cmd_patch(int argc, char **argv) {
@@ -249,9 +381,12 @@ int cmd_patch(int argc, char **argv) {
     attn_patch_align align = ATTN_PATCH_ALIGN_NONE;
     int status = EXIT_OK;
     if (check_flags(&o, &p, &align, &err) || open_all(&p, &o, align, &err) ||
-        patch_all(&p, &err))
+        patch_all(&p, &err) || (o.heatmap && draw_all(&p, &err)) ||
+        attn_outfile_commit(&p.out, &err))
         status = cli_lib_error(&err);
     attn_outfile_abort(&p.out);
+    free(p.recovered);
+    cli_outdir_free(&p.hm);
     attn_session_free(p.sess);
     attn_patch_free(p.patch);
     cli_input_free(&p.runs[0]);

@@ -289,7 +289,7 @@ static void diverge(unsigned char c[3], double w, double vmax) {
 }
 
 static bool masked(const attn_heatmap_panel *p, int r, int c) {
-    return (p->causal && c > p->row_offset + r) || (p->rows_valid > 0 && r >= p->rows_valid);
+    return (p->causal && c > p->row_offset + r) || (p->mask && p->mask[(size_t)r * (size_t)p->cols + (size_t)c]);
 }
 
 static const char *label(const attn_labels *l, int pos, char *num, size_t cap) {

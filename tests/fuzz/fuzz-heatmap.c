@@ -7,9 +7,9 @@
  * cells and thinned labels), byte 1 Tk the same way, byte 2 the flags (bit 0
  * causal, bits 1-2 the number of panels - 1, bit 3 an image title, bit 4
  * labels from the input rather than numbers, bit 5 DejaVu Sans when it is
- * installed, else the built-in font, bit 6 the diverging scale, bit 7 rows
- * masked from row 1 + byte 3 % T on: rows_valid), byte 3 the row offset
- * (b % 4, causal maps). Then one byte a weight (b / 200: weights above 1 too; 255 NaN, 254
+ * installed, else the built-in font, bit 6 the diverging scale, bit 7 a
+ * cell mask: the weights' bytes that are odd), byte 3 the row offset (b % 4,
+ * causal maps). Then one byte a weight (b / 200: weights above 1 too; 255 NaN, 254
  * infinity, 253 -1), repeated when the input runs out; the rest up to the
  * end, split at '\n', the labels (any bytes).
  *
@@ -73,7 +73,7 @@ static void check_cells(const attn_image *img, const attn_heatmap_layout *lay,
                 int x = gx + k * lay->cell + lay->cell / 2, y = gy + r * lay->cell + lay->cell / 2;
                 const unsigned char *px = img->rgb + ((size_t)y * (size_t)img->w + (size_t)x) * 3;
                 bool masked = (p[i].causal && k > p[i].row_offset + r) ||
-                              (p[i].rows_valid > 0 && r >= p[i].rows_valid);
+                              (p[i].mask && p[i].mask[(size_t)r * (size_t)p->cols + (size_t)k]);
                 if (diverging ? masked && !grey(px) : grey(px) != masked) __builtin_trap();
             }
     }
@@ -91,7 +91,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t count = (size_t)n * (size_t)T * (size_t)Tk;
     float *maps = malloc(count * sizeof *maps);
     if (!maps) return 0;
+    unsigned char *mask = malloc((size_t)T * (size_t)Tk);
+    if (!mask) {
+        free(maps);
+        return 0;
+    }
     for (size_t i = 0; i < count; i++) maps[i] = nw ? weight(w[i % nw]) : 0.5f;
+    for (size_t i = 0; i < (size_t)T * (size_t)Tk; i++) mask[i] = nw ? w[i % nw] & 1 : 0;
     /* labels: the bytes after the weights of one map, split at '\n' */
     size_t skip = (size_t)T * (size_t)Tk < nw ? (size_t)T * (size_t)Tk : nw;
     const uint8_t *text = w + skip;
@@ -99,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int longest = T > Tk ? T : Tk;
     char **texts = calloc((size_t)longest, sizeof *texts);
     if (!copy || !texts) {
-        free(maps), free(copy), free(texts);
+        free(maps), free(mask), free(copy), free(texts);
         return 0;
     }
     memcpy(copy, text, (size_t)(end - text));
@@ -119,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                     .cols = Tk,
                                     .row_offset = offset,
                                     .causal = causal,
-                                    .rows_valid = (flags & 128) ? 1 + data[3] % T : 0,
+                                    .mask = (flags & 128) ? mask : NULL,
                                     .title = labels ? texts[i % longest] : "head"};
     attn_heatmap_style style = {.title = title ? (labels ? texts[0] : "layer 0, self (decoder)") : NULL,
                                 .queries = labels ? &lab : NULL,
@@ -149,6 +155,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         attn_image_free(&img);
     }
-    free(maps), free(copy), free(texts);
+    free(maps), free(mask), free(copy), free(texts);
     return 0;
 }

@@ -14,6 +14,15 @@ class Image:
         i = (y * self.width + x) * self.channels
         return tuple(self.data[i:i + 3])
 
+    def colour_counts(self):
+        """{pixel: how many pixels have it}."""
+        counts = {}
+        for y in range(self.height):
+            for x in range(self.width):
+                px = self.pixel(x, y)
+                counts[px] = counts.get(px, 0) + 1
+        return counts
+
 
 def _paeth(a, b, c):
     p = a + b - c

@@ -49,24 +49,27 @@ def diverging(v, vmax):
     return tuple(int(np.floor(m + abs(t) * (e - m) + 0.5)) for m, e in zip(MID, end))
 
 
+def same_csv(p, out, rows, label):
+    """Did the run p succeed and write the CSV rows to out? False when it failed."""
+    if p.returncode != 0:
+        fail("%s: exit %d: %s" % (label, p.returncode, p.stderr))
+        return False
+    with open(out, newline="") as f:
+        if list(csv.DictReader(f)) != rows:
+            fail("%s: the CSV differs from the one without it" % label)
+    return True
+
+
 def check_heatmap(exe, common, target, mode, rows, tmp, label):
     path, out = os.path.join(tmp, "sweep.png"), os.path.join(tmp, "sweep.csv")
     p = run(exe, "ablate", common + ["--target", str(target), "--mlp", "--ablate-mode", mode,
                                      "--heatmap", path, "--out", out])
-    if p.returncode != 0:
-        fail("%s --heatmap: exit %d: %s" % (label, p.returncode, p.stderr))
+    if not same_csv(p, out, rows, label + " --heatmap"):
         return
-    with open(out, newline="") as f:
-        if list(csv.DictReader(f)) != rows:
-            fail("%s --heatmap: the CSV differs from the one without it" % label)
     img = png.read(path)
     heads = [r for r in rows if r["kind"] in ("self", "cross", "encoder")]
     vmax = max(abs(float(r["logit_diff"])) for r in heads) or 1.0
-    counts = {}
-    for y in range(img.height):
-        for x in range(img.width):
-            px = img.pixel(x, y)
-            counts[px] = counts.get(px, 0) + 1
+    counts = img.colour_counts()
     missing = [r for r in heads if counts.get(diverging(float(r["logit_diff"]), vmax), 0) < 16]
     if missing:
         fail("%s --heatmap: no cell in the colour of %s" % (label, [(r["layer"], r["kind"], r["head"]) for r in missing]))

@@ -42,6 +42,13 @@ from dumptest import attn_ref, fail, make_models  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "heatmap"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import png  # noqa: E402  (tests/heatmap/png.py)
+from test_ablate_sweep import diverging, same_csv  # noqa: E402  (docs/heatmaps.md, "Sweeps")
+
+MASK_GROUND, MASK_LINE = (0x90,) * 3, (0xC8,) * 3  # docs/heatmaps.md: masked cells
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
@@ -114,7 +121,8 @@ def close(a, b, tol=1e-4):
     return abs(a - b) <= tol * max(1.0, abs(b))
 
 
-def check(exe, spec, rng, tmp, clean_len=None, align=None, from_run="clean", into_run="corrupt"):
+def check(exe, spec, rng, tmp, clean_len=None, align=None, from_run="clean", into_run="corrupt",
+          heatmap=False):
     model = attn_ref.Model.load(spec.config)
     cfg = model.cfg
     V = cfg["vocab_size"]
@@ -166,9 +174,48 @@ def check(exe, spec, rng, tmp, clean_len=None, align=None, from_run="clean", int
         moved = max(abs(float(r["recovered"])) for r in units)
         if moved < 1e-3:
             fail("%s: no unit moves the score (%.3g)" % (label, moved))
+    if heatmap:
+        check_heatmap(exe, args, rows, tmp, label)
     kinds = sorted(set(re.sub(r"^(encoder\.)?blocks\.\d+\.", "", site_of(r["name"])[0])
                        for r in units))
     print("%-50s %3d units (%s) within %.2g of the reference" % (label, len(units), ",".join(kinds), worst))
+
+
+def family_of(name):
+    """'encoder.blocks.1.attn.context.h2' -> 'encoder.blocks.attn.context' (its PNG's name)."""
+    site = site_of(name)[0]
+    return re.sub(r"blocks\.\d+\.", "blocks.", site)
+
+
+def check_heatmap(exe, args, rows, tmp, label, masked=False):
+    """--heatmap DIR: the CSV unchanged, one PNG per family of sites, each
+    unit's cell in the colour of its recovered on the diverging scale of its
+    family (vmax its largest |recovered|); masked: unpatched cells hatched."""
+    d, out = os.path.join(tmp, "patch-heatmaps"), os.path.join(tmp, "patch.csv")
+    p = attn(exe, args + ["--heatmap", d, "--out", out])
+    if not same_csv(p, out, rows, label + " --heatmap"):
+        return
+    families = {}
+    for r in rows[2:]:
+        families.setdefault(family_of(r["name"]), []).append(float(r["recovered"]))
+    files = sorted(os.listdir(d))
+    if files != sorted(f + ".png" for f in families):
+        fail("%s --heatmap: files %s, expected %s" % (label, files, sorted(families)))
+        return
+    for fam, values in families.items():
+        img = png.read(os.path.join(d, fam + ".png"))
+        counts = img.colour_counts()
+        vmax = max(abs(v) for v in values) or 1.0
+        missing = [v for v in values if counts.get(diverging(v, vmax), 0) < 16]
+        if missing:
+            fail("%s --heatmap %s: no cell in the colour of recovered %s" % (label, fam, missing[:3]))
+        if masked and (counts.get(MASK_GROUND, 0) < 16 or counts.get(MASK_LINE, 0) < 4):
+            fail("%s --heatmap %s: the cells not patched are not hatched" % (label, fam))
+    for f in files:
+        os.unlink(os.path.join(d, f))
+    os.rmdir(d)
+    os.unlink(out)
+    print("%-50s --heatmap: %d PNGs (%s), every unit's colour" % (label, len(files), ", ".join(sorted(families))))
 
 
 def check_induction(exe):
@@ -222,6 +269,8 @@ def check_errors(exe, specs, tmp):
         (ind, ok[:-2] + ["--foil", "a", "--names", "*"], "target itself"),
         (ind, ok, "--names"),
         (ind, ok[2:] + ["--names", "*"], "--clean"),
+        (ind, ok + ["--names", "*", "--heatmap", "-"], "--heatmap"),
+        (ind, ok + ["--names", "*", "--heatmap", ind], "--heatmap"),
         (by["mqa-gelu-tanh"].config, ["--clean-ids", "1,2", "--corrupt-ids", "2,1", "--target", "1",
                                       "--names", "*"], "lm_head"),
         (by["transformer"].config, ["--clean-ids", "1,2", "--corrupt-ids", "2,1", "--target", "1",
@@ -247,7 +296,7 @@ def body(exe, tmp):
     by = {s.name: s for s in specs}
     rng = np.random.RandomState(2022)
     for name in names[:-1]:
-        check(exe, by[name], rng, tmp)
+        check(exe, by[name], rng, tmp, heatmap=True)
         check(exe, by[name], rng, tmp, from_run="clean", into_run="clean")
         check(exe, by[name], rng, tmp, from_run="corrupt", into_run="corrupt")
     check(exe, by["gpt2"], rng, tmp, from_run="corrupt", into_run="clean")
@@ -255,6 +304,15 @@ def body(exe, tmp):
     check(exe, by["llama"], rng, tmp, clean_len=by["llama"].seq_len - 2, align="left")
     check(exe, by["transformer"], rng, tmp, clean_len=by["transformer"].seq_len + 1, align="right")
     check_induction(exe)
+    ind = ["--config", os.path.join(ROOT, "models", "tiny-induction"), "--clean", "k f q a k f q",
+           "--corrupt", "k f q b k f q", "--target", "a", "--foil", "b"]
+    for names in ("blocks.1.attn.context.h1", "blocks.1.resid,blocks.0.mlp.out"):
+        p = attn(exe, ind + ["--names", names])
+        if p.returncode != 0:
+            fail("tiny-induction --names %s: exit %d: %s" % (names, p.returncode, p.stderr))
+            continue
+        check_heatmap(exe, ind + ["--names", names], parse_csv(p.stdout), tmp,
+                      "tiny-induction --names " + names, masked=True)
     check_errors(exe, specs, tmp)
 
 
