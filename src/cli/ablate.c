@@ -61,43 +61,6 @@ typedef struct ablate_opts {
     cli_input_args input, source;
 } ablate_opts;
 
-/* What one pass leaves: the residual stream at each block's input of both
- * stacks (clean pass only) and the last position's logits. */
-typedef struct stream {
-    int L, T, D, V;
-    int Le, S;     /* the encoder's layers and source positions (0: none) */
-    float *x;      /* [L + 1][T, D]: block l's input (l = L: the last block's output) */
-    float *ex;     /* [Le + 1][S, D]: the same for the encoder, or NULL */
-    float *logits; /* [V] of the last position */
-    bool record;   /* keep the stream (the clean pass) */
-} stream;
-
-static bool stream_wants(void *user, const attn_capture_key *key) {
-    const stream *s = user;
-    if (key->source && !s->ex) return false;
-    return (key->value == ATTN_V_LOGITS && !key->source) ||
-           (s->record && (key->value == ATTN_V_EMBED || key->value == ATTN_V_RESID));
-}
-
-static attn_status stream_emit(void *user, const attn_capture_key *key, const attn_capture_view *v,
-                               attn_error *err) {
-    stream *s = user;
-    if (key->value == ATTN_V_LOGITS) {
-        if (v->rows < 1 || v->cols != s->V)
-            return attn_error_set(err, ATTN_ERR_INTERNAL, "ablate: logits of an unexpected shape");
-        memcpy(s->logits, v->data + (size_t)(v->rows - 1) * (size_t)s->V,
-               (size_t)s->V * sizeof *s->logits);
-        return ATTN_OK;
-    }
-    const int l = key->value == ATTN_V_EMBED ? 0 : key->layer + 1;
-    const int L = key->source ? s->Le : s->L, T = key->source ? s->S : s->T;
-    if (l < 0 || l > L || v->rows != T || v->cols != s->D || v->row_offset != 0)
-        return attn_error_set(err, ATTN_ERR_INTERNAL, "ablate: a residual stream of an unexpected shape");
-    memcpy((key->source ? s->ex : s->x) + (size_t)l * (size_t)T * (size_t)s->D, v->data,
-           (size_t)T * (size_t)s->D * sizeof *s->x);
-    return ATTN_OK;
-}
-
 /* The kinds of component swept, in the order of the rows within a layer. */
 typedef enum { PART_SELF, PART_CROSS, PART_MLP } part;
 
@@ -110,7 +73,7 @@ typedef struct sweeper {
     int target;
     attn_ablate_mode mode;
     attn_ablation_means *means; /* --mean-over, or NULL */
-    stream st;
+    cli_rerun st;
     /* logit_diff of each head for --heatmap: [3][Lmax, H], panels encoder
      * self-attention, (decoder) self-attention, cross-attention */
     float *diff;
@@ -166,16 +129,6 @@ static attn_status check_flags(const ablate_opts *o, sweeper *w, attn_error *err
     return cli_check_stdin(stdin_flag, stdin_path, 2, NULL, err);
 }
 
-/* The residual streams of a stack, [L + 1][T, D]. */
-static float *streams(int L, int T, int D, const char *what, attn_error *err) {
-    size_t td, n;
-    if (!attn_mul_size((size_t)T, (size_t)D, &td) || !attn_mul_size(td, (size_t)L + 1, &n)) {
-        attn_error_set(err, ATTN_ERR_NOMEM, "%s: size overflows", what);
-        return NULL;
-    }
-    return attn_calloc_array(n, sizeof(float), what, err);
-}
-
 static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
     const cli_model_needs needs = {.who = "ablate", .lm_head = true};
     attn_status rc = cli_model_open(&w->model, o->config, &needs, err);
@@ -198,16 +151,12 @@ static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
         snprintf(why, sizeof why, "%s", err->message);
         return cli_usage(err, "--mlp: %s", why);
     }
-    stream *s = &w->st;
-    s->L = w->cfg->n_layers, s->T = (int)w->in.n, s->D = w->cfg->d_model, s->V = w->cfg->vocab_size;
-    if (!(s->x = streams(s->L, s->T, s->D, "residual streams", err))) return ATTN_ERR_NOMEM;
-    if (w->has_source) {
-        s->Le = w->cfg->n_encoder_layers, s->S = (int)w->source.n;
-        if (!(s->ex = streams(s->Le, s->S, s->D, "encoder residual streams", err)))
-            return ATTN_ERR_NOMEM;
-    }
-    s->logits = attn_calloc_array((size_t)s->V, sizeof *s->logits, "logits", err);
-    if (!s->logits) return ATTN_ERR_NOMEM;
+    if ((rc = attn_session_new(&w->sess, w->model, err)) ||
+        (rc = attn_session_set_reuse_cache(w->sess, true, err)) ||
+        (rc = cli_rerun_init(&w->st, w->sess, w->cfg, &w->in, w->has_source ? &w->source : NULL,
+                             err)))
+        return rc;
+    const cli_rerun *s = &w->st;
     /* L and n_heads are bounded by the config's limits: no overflow */
     w->Lmax = s->L > s->Le ? s->L : s->Le;
     if (!(w->diff = attn_calloc_array(3 * (size_t)w->Lmax * (size_t)w->cfg->n_heads,
@@ -216,9 +165,6 @@ static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
     char num[ATTN_ID_TEXT_MAX];
     snprintf(w->target_text, sizeof w->target_text, "%s",
              attn_token_text(attn_model_tokenizer(w->model), w->target, num, sizeof num));
-    if ((rc = attn_session_new(&w->sess, w->model, err)) ||
-        (rc = attn_session_set_reuse_cache(w->sess, true, err)))
-        return rc;
     if (o->mean_over &&
         (rc = cli_mean_over(w->sess, w->model, o->mean_over, o->input.ids != NULL, &w->means, err)))
         return rc;
@@ -228,7 +174,7 @@ static attn_status open_all(sweeper *w, const ablate_opts *o, attn_error *err) {
 
 /* The target's logit and probability (softmax over the vocabulary, in
  * double) in the last pass's logits. */
-static void score(const stream *s, int target, double *logit, double *prob) {
+static void score(const cli_rerun *s, int target, double *logit, double *prob) {
     attn_prediction p = {0};
     (void)attn_token_prediction(&p, s->logits, s->V, target, NULL); /* target < V: checked */
     *logit = p.logit;
@@ -255,24 +201,10 @@ static attn_status one(sweeper *w, bool source, int l, part p, int head, double 
     ab.specs[0] = (attn_ablate_spec){.source = source, .mlp = p == PART_MLP,
                                      .kind = p == PART_CROSS ? ATTN_KIND_CROSS : ATTN_KIND_SELF,
                                      .layer = l, .head = head};
-    attn_fanout fo = {0};
-    const attn_capture sc = {.wants = stream_wants, .emit = stream_emit, .user = &w->st};
-    attn_status rc;
-    if ((rc = attn_fanout_add(&fo, attn_ablation_capture(&ab), err)) ||
-        (rc = attn_fanout_add(&fo, sc, err)))
-        return rc;
-    const attn_capture cap = attn_fanout_capture(&fo);
-    const stream *s = &w->st;
-    if (source) {
-        const float *ex = s->ex + (size_t)l * (size_t)s->S * (size_t)s->D; /* [S, D] */
-        const attn_input in = cli_input_view(&w->in);
-        if ((rc = attn_session_reencode_from(w->sess, l, ex, s->S, &cap, err)) ||
-            (rc = attn_session_forward(w->sess, &in, &cap, err)))
-            return rc;
-    } else {
-        const float *x = s->x + (size_t)l * (size_t)s->T * (size_t)s->D; /* [T, D] */
-        if ((rc = attn_session_rerun_from(w->sess, l, x, s->T, &cap, err))) return rc;
-    }
+    const attn_capture cap = attn_ablation_capture(&ab);
+    const cli_rerun *s = &w->st;
+    attn_status rc = cli_rerun_from(&w->st, source, l, &cap, err);
+    if (rc) return rc;
     double logit, prob;
     score(s, w->target, &logit, &prob);
     char layer[16], hd[16] = "";
@@ -346,26 +278,9 @@ static attn_status layer_rows(sweeper *w, bool source, int l, bool mlp, double l
     return rc;
 }
 
-/* The clean pass: both stacks' residual streams, the logits; or (record
- * false) the session's clean state again after the encoder's ablations. */
-static attn_status clean_pass(sweeper *w, bool record, attn_error *err) {
-    stream *s = &w->st;
-    const attn_capture sc = {.wants = stream_wants, .emit = stream_emit, .user = s};
-    attn_status rc = ATTN_OK;
-    s->record = record;
-    if (w->has_source) {
-        const attn_input src = cli_input_view(&w->source);
-        rc = attn_session_encode(w->sess, &src, &sc, err);
-    }
-    const attn_input in = cli_input_view(&w->in);
-    if (!rc) rc = attn_session_forward(w->sess, &in, &sc, err);
-    s->record = false;
-    return rc;
-}
-
 static attn_status sweep(sweeper *w, bool mlp, attn_error *err) {
-    stream *s = &w->st;
-    attn_status rc = clean_pass(w, true, err);
+    const cli_rerun *s = &w->st;
+    attn_status rc = cli_rerun_base(&w->st, NULL, err);
     if (rc) return rc;
     double logit, prob;
     score(s, w->target, &logit, &prob);
@@ -374,7 +289,6 @@ static attn_status sweep(sweeper *w, bool mlp, attn_error *err) {
     row(f, "", "clean", "", logit, 0, prob, 0);
     for (int l = 0; l < s->Le; l++)
         if ((rc = layer_rows(w, true, l, mlp, logit, prob, err))) return rc;
-    if (s->Le > 0 && (rc = clean_pass(w, false, err))) return rc;
     for (int l = 0; l < s->L; l++)
         if ((rc = layer_rows(w, false, l, mlp, logit, prob, err))) return rc;
     if (w->png.f && (rc = draw(w, w->has_source, err))) return rc;
@@ -396,9 +310,7 @@ int cmd_ablate(int argc, char **argv) {
     free(w.diff);
     attn_session_free(w.sess);
     attn_ablation_means_free(w.means);
-    free(w.st.x);
-    free(w.st.ex);
-    free(w.st.logits);
+    cli_rerun_free(&w.st);
     cli_input_free(&w.in);
     if (w.has_source) cli_input_free(&w.source);
     attn_model_close(w.model);

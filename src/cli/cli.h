@@ -193,6 +193,29 @@ typedef struct cli_input {
 attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_args *a,
                            const char *what, attn_error *err);
 void cli_input_free(cli_input *in);
+/* ---- one input run again from one layer on (rerun.c): attn ablate, attn patch ---- */
+typedef struct cli_rerun {
+    attn_session *sess;
+    const cli_input *in, *src; /* the input; the encoder input, or NULL */
+    int L, T, D, V;
+    int Le, S;     /* the encoder's layers and source positions (0: none) */
+    float *x;      /* [L + 1][T, D]: block l's input in the base pass (l = L: the output) */
+    float *ex;     /* [Le + 1][S, D]: the same for the encoder, or NULL */
+    float *logits; /* [V]: the last position's, of the last pass */
+    bool record;   /* the base pass: keep the streams */
+    bool changed;  /* the session holds an encoder rerun's state */
+} cli_rerun;
+/* For input in (and src, NULL for none) of a model of cfg, run by sess. */
+attn_status cli_rerun_init(cli_rerun *r, attn_session *sess, const attn_config *cfg,
+                           const cli_input *in, const cli_input *src, attn_error *err);
+void cli_rerun_free(cli_rerun *r);
+/* The base pass, whole, with cap (NULL: none) in front of the recording. */
+attn_status cli_rerun_base(cli_rerun *r, const attn_capture *cap, attn_error *err);
+/* The main stack (source: the encoder, then the whole decoder) again from
+ * block `layer` on, from the base pass's stream there, with cap in front;
+ * the same bytes as a whole pass with cap. */
+attn_status cli_rerun_from(cli_rerun *r, bool source, int layer, const attn_capture *cap,
+                           attn_error *err);
 /* --mean-over PATH (intervene.c): each line of PATH an input (token ids when
  * ids, else text; an encoder-decoder's lines SOURCE<TAB>TARGET) run through
  * sess without ablation into *out, finished (attn_ablation_means_free it).

@@ -2,7 +2,8 @@
  * the corrupted one again once per unit the --names pattern matches, with
  * that one unit (a head's context, or one position of an MLP output or of
  * the residual stream) taken from the clean run (attn_patch), and writes the
- * logit difference of each run and how much of the clean one it recovers. */
+ * logit difference of each run and how much of the clean one it recovers.
+ * Each unit reruns only the layers from its own on (cli_rerun). */
 #include "cli.h"
 #include "base/util.h"
 #include "outdir.h"
@@ -91,6 +92,7 @@ typedef struct patcher {
     attn_outfile out;
     double *recovered; /* [units] for --heatmap */
     cli_outdir hm;     /* --heatmap DIR */
+    cli_rerun rerun;   /* the into run again from each unit's layer */
     char target_text[64], foil_text[64];
 } patcher;
 
@@ -202,6 +204,14 @@ static attn_status open_all(patcher *p, const patch_opts *o, attn_patch_align al
     return attn_outfile_open(&p->out, o->out ? o->out : "-", err);
 }
 
+/* The score of the last run: the target's logit minus the foil's. */
+static attn_status score_of(const patcher *p, double *score, attn_error *err) {
+    const float *lg = attn_patch_logits(p->patch);
+    if (!lg) return attn_error_set(err, ATTN_ERR_INTERNAL, "patch: no logits");
+    *score = (double)lg[p->target] - (p->foil >= 0 ? (double)lg[p->foil] : 0.0);
+    return ATTN_OK;
+}
+
 /* One run of input `which` in the capture's current mode; its score. */
 static attn_status run_one(patcher *p, int which, double *score, attn_error *err) {
     attn_session_reset(p->sess);
@@ -212,10 +222,7 @@ static attn_status run_one(patcher *p, int which, double *score, attn_error *err
     }
     const attn_input in = cli_input_view(&p->runs[which]);
     if ((rc = attn_session_forward(p->sess, &in, &p->cap, err))) return rc;
-    const float *lg = attn_patch_logits(p->patch);
-    if (!lg) return attn_error_set(err, ATTN_ERR_INTERNAL, "patch: no logits");
-    *score = (double)lg[p->target] - (p->foil >= 0 ? (double)lg[p->foil] : 0.0);
-    return ATTN_OK;
+    return score_of(p, score, err);
 }
 
 static void row(FILE *f, const char *name, const char *layer, const char *head, const char *pos,
@@ -241,15 +248,23 @@ static attn_status patch_all(patcher *p, attn_error *err) {
     if ((rc = attn_patch_set_mode(p->patch, ATTN_PATCH_RECORD, 0, err))) return rc;
     double ignored;
     if ((rc = run_one(p, p->from, &ignored, err))) return rc;
+    /* the into run once more, keeping its residual streams: each unit runs
+     * only the layers from its own on (cli_rerun) */
+    if ((rc = attn_patch_set_mode(p->patch, ATTN_PATCH_PASS, 0, err)) ||
+        (rc = cli_rerun_init(&p->rerun, p->sess, p->cfg, &p->runs[p->into],
+                             p->has_source ? &p->source : NULL, err)) ||
+        (rc = cli_rerun_base(&p->rerun, &p->cap, err)))
+        return rc;
     FILE *f = p->out.f;
     fputs("name,layer,head,pos,token,logit_diff,recovered\n", f);
     row(f, "clean", "", "", "", "", clean, 1);
     row(f, "corrupt", "", "", "", "", corrupt, 0);
     for (size_t i = 0; i < attn_patch_count(p->patch); i++) {
         const attn_patch_unit *u = attn_patch_at(p->patch, i);
-        double s;
+        double s = 0;
         if ((rc = attn_patch_set_mode(p->patch, ATTN_PATCH_APPLY, i, err)) ||
-            (rc = run_one(p, p->into, &s, err)))
+            (rc = cli_rerun_from(&p->rerun, u->source, u->layer, &p->cap, err)) ||
+            (rc = score_of(p, &s, err)))
             return rc;
         char name[128], layer[16], head[16] = "", pos[16] = "", num[ATTN_ID_TEXT_MAX];
         const char *token = "";
@@ -386,6 +401,7 @@ int cmd_patch(int argc, char **argv) {
         status = cli_lib_error(&err);
     attn_outfile_abort(&p.out);
     free(p.recovered);
+    cli_rerun_free(&p.rerun);
     cli_outdir_free(&p.hm);
     attn_session_free(p.sess);
     attn_patch_free(p.patch);
