@@ -122,9 +122,8 @@ static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int
     return k;
 }
 
-/* out is (T, D), inp is (T, D); out may equal inp. */
-static void norm(const attn_config *cfg, float *out, const float *inp,
-                 const attn_norm_weights *nw, int T) {
+void attn_norm_apply(const attn_config *cfg, float *out, const float *inp,
+                     const attn_norm_weights *nw, int T) {
     if (cfg->norm == ATTN_NORM_RMSNORM)
         kern_rmsnorm(out, inp, nw->w, T, cfg->d_model, cfg->norm_eps);
     else
@@ -141,7 +140,7 @@ static void add_inplace(float *restrict x, const float *restrict y, size_t n) {
 static const float *sublayer_in(attn_session *s, const attn_norm_weights *nw, int T) {
     const attn_config *cfg = &s->m->cfg;
     if (cfg->norm_position != ATTN_NORM_PRE) return s->x.p;
-    norm(cfg, s->xn.p, s->x.p, nw, T);
+    attn_norm_apply(cfg, s->xn.p, s->x.p, nw, T);
     return s->xn.p;
 }
 
@@ -150,7 +149,7 @@ static const float *sublayer_in(attn_session *s, const attn_norm_weights *nw, in
 static void add_residual(attn_session *s, const attn_norm_weights *nw, int T) {
     const attn_config *cfg = &s->m->cfg;
     add_inplace(s->x.p, s->y.p, (size_t)T * cfg->d_model);
-    if (cfg->norm_position != ATTN_NORM_PRE) norm(cfg, s->x.p, s->x.p, nw, T);
+    if (cfg->norm_position != ATTN_NORM_PRE) attn_norm_apply(cfg, s->x.p, s->x.p, nw, T);
 }
 
 /* out is (T, D), x is (T, D), h1, h2 are (T, F) scratch. */
@@ -298,7 +297,7 @@ static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int 
         if ((rc = attn_cap_edit(cap, &k, x, T, D, pos0, err))) return rc; /* may change x */
     }
 
-    if (st->has_final_norm) norm(cfg, x, x, &st->final_norm, T);
+    if (st->has_final_norm) attn_norm_apply(cfg, x, x, &st->final_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_HIDDEN, -1, ATTN_KIND_SELF);
     return attn_cap_offer(cap, &k, x, T, D, pos0, err);
 }
@@ -311,7 +310,8 @@ static attn_status embed_and_emit(attn_session *s, const attn_stack_weights *st,
     if (rc) return rc;
     embed(s, s->x.p, in, T, pos0);
     /* the embedding norm belongs to the embedding layer: vectors given directly skip it */
-    if (st->has_embed_norm && !in->embeddings) norm(&s->m->cfg, s->x.p, s->x.p, &st->embed_norm, T);
+    if (st->has_embed_norm && !in->embeddings)
+        attn_norm_apply(&s->m->cfg, s->x.p, s->x.p, &st->embed_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_EMBED, -1, ATTN_KIND_SELF);
     return attn_cap_offer(cap, &k, s->x.p, T, s->m->cfg.d_model, pos0, err);
 }

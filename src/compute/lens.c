@@ -26,11 +26,7 @@ attn_status attn_model_unembed(const attn_model *m, const float *x, int T, float
         return attn_error_set(err, ATTN_ERR_NOMEM, "logit lens: size overflows");
     const float *h = x; /* [T, D] */
     if (st->has_final_norm) {
-        const attn_norm_weights *nw = &st->final_norm;
-        if (cfg->norm == ATTN_NORM_RMSNORM)
-            kern_rmsnorm(scratch, x, nw->w, T, D, cfg->norm_eps);
-        else
-            kern_layernorm(scratch, x, nw->w, nw->b, T, D, cfg->norm_eps);
+        attn_norm_apply(cfg, scratch, x, &st->final_norm, T);
         h = scratch;
     }
     kern_linear(logits, h, m->lm_head, NULL, T, D, V); /* [T, V] */

@@ -16,6 +16,11 @@ typedef struct attn_norm_weights {
     const float *b; /* [D] layernorm only, else NULL */
 } attn_norm_weights;
 
+/* The config's norm (RMSNorm or LayerNorm, kernels.h) of T rows (forward.c):
+ * out is (T, D), inp is (T, D); out may equal inp. */
+void attn_norm_apply(const attn_config *cfg, float *out, const float *inp,
+                     const attn_norm_weights *nw, int T);
+
 typedef struct attn_attention_weights {
     attn_linear q; /* [H*hd, D]  */
     attn_linear k; /* [KV*hd, D] */
