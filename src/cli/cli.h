@@ -193,6 +193,13 @@ typedef struct cli_input {
 attn_status cli_input_load(cli_input *in, const attn_model *m, const cli_input_args *a,
                            const char *what, attn_error *err);
 void cli_input_free(cli_input *in);
+/* Flags a command refuses: the first one given is a usage error, "FLAG WHY". */
+typedef struct cli_refused {
+    bool given;
+    const char *flag;
+} cli_refused;
+attn_status cli_refuse(const cli_refused *flags, size_t n, const char *why, attn_error *err);
+
 /* ---- one input run again from one layer on (rerun.c): attn ablate, attn patch ---- */
 typedef struct cli_rerun {
     attn_session *sess;

@@ -600,3 +600,9 @@ attn_status cli_token_arg(const attn_tokenizer *tok, int V, const char *flag, co
     return cli_usage(err, "%s '%s': no token of the vocabulary is '%s', nor is it an id 0-%d", flag,
                      arg, arg, V - 1);
 }
+
+attn_status cli_refuse(const cli_refused *flags, size_t n, const char *why, attn_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (flags[i].given) return cli_usage(err, "%s %s", flags[i].flag, why);
+    return ATTN_OK;
+}

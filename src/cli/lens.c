@@ -63,10 +63,7 @@ attn_status run_lens_check(const run_opts *o, attn_error *err) {
     if (o->attribute && (o->top_k || o->layers))
         return cli_usage(err, "--attribute splits one token's logit into every part: drop %s",
                          o->top_k ? "--top-k" : "--layers");
-    const struct {
-        bool given;
-        const char *flag;
-    } refused[] = {
+    const cli_refused refused[] = {
         {o->maps != NULL, "--maps"},         {o->context != NULL, "--context"},
         {o->predictions != NULL, "--predictions"},
         {o->color != NULL, "--color"},       {o->width != NULL, "--width"},
@@ -78,11 +75,11 @@ attn_status run_lens_check(const run_opts *o, attn_error *err) {
         {o->kind != NULL, "--kind"},         {o->stack != NULL, "--stack"},
         {o->from != NULL, "--from"},         {o->to != NULL, "--to"},
     };
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        if (refused[i].given)
-            return cli_usage(err, "%s is not a flag of attn lens, which writes only its CSV "
-                                  "(--out FILE; see attn lens --help)",
-                             refused[i].flag);
+    attn_status rc = cli_refuse(refused, sizeof refused / sizeof refused[0],
+                                "is not a flag of attn lens, which writes only its CSV (--out "
+                                "FILE; see attn lens --help)",
+                                err);
+    if (rc) return rc;
     if (!*o->lens) return cli_usage(err, "--out: expected a file name or '-', got ''");
     return ATTN_OK;
 }

@@ -58,10 +58,7 @@ int cmd_stats(int argc, char **argv) { return run_main(argc, argv, RUN_CMD_STATS
 
 attn_status run_stats_check(const run_opts *o, attn_error *err) {
     if (!o->stats_cmd) return ATTN_OK;
-    const struct {
-        bool given;
-        const char *flag;
-    } refused[] = {
+    const cli_refused refused[] = {
         {o->maps != NULL, "--maps"},         {o->context != NULL, "--context"},
         {o->top_k != NULL, "--top-k"},       {o->predictions != NULL, "--predictions"},
         {o->last, "--last"},                 {o->color != NULL, "--color"},
@@ -70,11 +67,11 @@ attn_status run_stats_check(const run_opts *o, attn_error *err) {
         {o->heatmap != NULL, "--heatmap"},   {o->heatmap_grid, "--heatmap-grid"},
         {o->html != NULL, "--html"},
     };
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-        if (refused[i].given)
-            return cli_usage(err, "%s is a flag of attn run: attn stats writes only its "
-                                  "statistics CSV (--out FILE)",
-                             refused[i].flag);
+    attn_status rc = cli_refuse(refused, sizeof refused / sizeof refused[0],
+                                "is a flag of attn run: attn stats writes only its statistics "
+                                "CSV (--out FILE)",
+                                err);
+    if (rc) return rc;
     if (!*o->stats) return cli_usage(err, "--out: expected a file name or '-', got ''");
     return ATTN_OK;
 }
