@@ -14,10 +14,15 @@ const {Tokenizer} = require(path.resolve(process.argv[2]));
 const json = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));
 if (process.argv[4] === '--no-added') json.added_tokens = [];
 const tok = new Tokenizer(json, {});
+const pre = (json.post_processor || {}).single || [];
+const bos = pre.length && pre[0].SpecialToken ? tok.token_to_id(pre[0].SpecialToken.id) : -1;
 const out = [];
 const rl = readline.createInterface({input: process.stdin, crlfDelay: Infinity});
 rl.on('line', (hex) => {
   const text = Buffer.from(hex, 'hex').toString('utf8');
-  out.push(tok.encode(text).ids.join(','));
+  const ids = tok.encode(text).ids;
+  const rest = ids.length && ids[0] === bos ? ids.slice(1) : ids;
+  const dec = rest.length ? tok.decode(rest, {clean_up_tokenization_spaces: false}) : '';
+  out.push(ids.join(',') + '\t' + Buffer.from(dec, 'utf8').toString('hex'));
 });
 rl.on('close', () => { process.stdout.write(out.length ? out.join('\n') + '\n' : ''); });
