@@ -67,8 +67,15 @@ static int want_type(const hf_ctx *c, const cJSON *v, const char *path, const ch
         if (m == n && memcmp(p, t, n) == 0) return ATTN_OK;
         p += m + (bar != NULL);
     }
+    char list[96];
+    size_t k = 0;
+    for (const char *p = ok; *p && k + 3 < sizeof list; p++) { /* "a|b" as "a, b" */
+        if (*p == '|') list[k++] = ',', list[k++] = ' ';
+        else list[k++] = *p;
+    }
+    list[k] = '\0';
     snprintf(msg, sizeof msg, "type \"%.60s\" is not supported (attn reads: %s%s)",
-             t ? t : "(none)", null_ok ? "null, " : "", ok);
+             t ? t : "(none)", null_ok ? "null, " : "", list);
     return refuse(c, path, msg);
 }
 
