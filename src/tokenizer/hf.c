@@ -1,12 +1,12 @@
-/* Hugging Face tokenizer.json (type "hf"), the byte-level BPE of GPT-2 and
- * its kind: the file's parts are checked one by one against what attn
- * implements, and its vocabulary and merges go to the gpt2 back end (gpt2.c:
- * the same pre-tokenizer, byte alphabet, BPE and decoding; no second copy of
- * the merge code).
+/* Hugging Face tokenizer.json (type "hf"): the file's parts are checked one
+ * by one against what attn implements, then built by one of two back ends.
+ * The pre_tokenizer tells which: ByteLevel is GPT-2's kind (gpt2.c), null or
+ * Metaspace Llama's (spbpe.c). Anything else is refused with a message
+ * naming the file and the JSON path of the part, e.g. `tokenizer.json:
+ * normalizer: type "NFC" is not supported (attn reads: null)`.
  *
- * Accepted (anything else is refused with a message naming the file and the
- * JSON path of the part, e.g. `tokenizer.json: normalizer: type "NFC" is not
- * supported (attn reads: null)`):
+ * GPT-2's kind, byte-level BPE (gpt2.c: the same pre-tokenizer, byte
+ * alphabet, BPE and decoding; no second copy of the merge code; needs PCRE2):
  *   model          type "BPE" (or no type), vocab: an object token -> id,
  *                  merges: strings "A B" or pairs ["A", "B"] (both exist),
  *                  dropout null, unk_token null, byte_fallback false,
@@ -24,8 +24,26 @@
  *                  <|endoftext|> is); tokens written <|...|> are special as in
  *                  the gpt2 type (matched only with --special);
  *   truncation, padding: null.
- * Malformed JSON names the line and column; a merge that the gpt2 back end
- * refuses names "model.merges[i]".
+ *
+ * Llama's kind, SentencePiece converted to BPE (spbpe.c; no PCRE2):
+ *   normalizer     Sequence [Prepend "\u2581", Replace {"String": " "} ->
+ *                  "\u2581"] with pre_tokenizer null, or null with
+ *   pre_tokenizer  Metaspace: replacement "\u2581", prepend_scheme always /
+ *                  first / never (or add_prefix_space true / false), split;
+ *   model          BPE: vocab, merges, byte_fallback (all 256 <0xNN> tokens
+ *                  then), unk_token (in the vocabulary), fuse_unk; dropout
+ *                  null, ignore_merges false, no prefix or suffix; unknown
+ *                  keys refused;
+ *   post_processor null or TemplateProcessing: single = $A with at most one
+ *                  SpecialToken before (BOS) and one after;
+ *   decoder        Sequence [Replace "\u2581" -> " ", ByteFallback, Fuse,
+ *                  Strip " " 1 0 (may be left out)] or Metaspace;
+ *   added_tokens   each the vocabulary's token of its id; single_word,
+ *                  lstrip, rstrip, normalized false; the special ones
+ *                  matched only with --special;
+ *   truncation, padding: null.
+ * Malformed JSON names the line and column; a bad merge names
+ * "model.merges[i]".
  */
 #include "tokenizer/tokenizer.h"
 
