@@ -168,22 +168,26 @@ static sp_cand cand_pop(sp_cand *h, size_t *n) {
     return top;
 }
 
-/* Pushes the pair starting at symbol `left` when it is a merge. */
-static void cand_add(const sp_impl *p, sp_state *st, size_t *hn, int left) {
-    if (left < 0 || st->sym[left].next < 0) return;
+/* Pushes the pair starting at symbol `left` when it is a merge (the heap
+ * grows as needed: it holds at most 3 entries a symbol, stale ones too). */
+static int cand_add(const sp_impl *p, sp_state *st, size_t *hn, int left, attn_error *err) {
+    if (left < 0 || st->sym[left].next < 0) return ATTN_OK;
     int l = st->sym[left].id, r = st->sym[st->sym[left].next].id;
     const sp_pair *q = sp_pair_find(p, l, r);
-    if (q) cand_push(st->heap, hn, (sp_cand){(uint64_t)q->rank << 32 | (uint32_t)left, l, r,
-                                              q->merged});
+    if (!q) return ATTN_OK;
+    int rc = sp_grow((void **)&st->heap, &st->cap_heap, *hn + 1, sizeof *st->heap,
+                     "merge candidates", err);
+    if (!rc)
+        cand_push(st->heap, hn, (sp_cand){(uint64_t)q->rank << 32 | (uint32_t)left, l, r,
+                                          q->merged});
+    return rc;
 }
 
 /* BPE of the word w[0..n) (valid UTF-8, n >= 1): its ids appended to st->ids. */
 static int sp_word(const sp_impl *p, sp_state *st, const unsigned char *w, size_t n,
                    attn_error *err) {
-    /* at most one symbol per byte, and a heap entry per symbol and per merge */
+    /* at most one symbol per byte */
     int rc = sp_grow((void **)&st->sym, &st->cap_sym, n, sizeof *st->sym, "merge symbols", err);
-    if (!rc) rc = sp_grow((void **)&st->heap, &st->cap_heap, 3 * n, sizeof *st->heap,
-                          "merge candidates", err);
     if (rc) return rc;
     sp_sym *sym = st->sym;
     int m = 0;
@@ -209,8 +213,8 @@ static int sp_word(const sp_impl *p, sp_state *st, const unsigned char *w, size_
         sym[i].next = i + 1 < m ? i + 1 : -1;
     }
     size_t hn = 0;
-    for (int i = 0; i + 1 < m; i++) cand_add(p, st, &hn, i);
-    while (hn) {
+    for (int i = 0; !rc && i + 1 < m; i++) rc = cand_add(p, st, &hn, i, err);
+    while (!rc && hn) {
         sp_cand c = cand_pop(st->heap, &hn);
         int left = (int)(uint32_t)c.key, right = sym[left].next;
         if (sym[left].id != c.left_id || right < 0 || sym[right].id != c.right_id)
@@ -219,9 +223,10 @@ static int sp_word(const sp_impl *p, sp_state *st, const unsigned char *w, size_
         sym[right].id = -1;
         sym[left].next = sym[right].next;
         if (sym[right].next >= 0) sym[sym[right].next].prev = left;
-        cand_add(p, st, &hn, sym[left].prev);
-        cand_add(p, st, &hn, left);
+        rc = cand_add(p, st, &hn, sym[left].prev, err);
+        if (!rc) rc = cand_add(p, st, &hn, left, err);
     }
+    if (rc) return rc;
     if ((rc = sp_grow((void **)&st->ids, &st->cap_ids, st->n_ids + (size_t)m + 2,
                       sizeof *st->ids, "token ids", err)))
         return rc;
@@ -299,8 +304,8 @@ static int sp_encode(const attn_tokenizer *tok, const char *text, size_t len, un
         int id;
         if (!p->starts[s[i]]) continue;
         if ((id = sp_match_at(p, s + i, len - i, flags)) < 0) continue;
-        if ((rc = sp_stretch(p, &st, s + from, i - from, from, err)) || (rc = sp_push(&st, id, err)))
-            break;
+        rc = sp_stretch(p, &st, s + from, i - from, from, err);
+        if (rc || (rc = sp_push(&st, id, err))) break;
         i += p->token_len[id] - 1;
         from = i + 1;
     }
