@@ -1747,8 +1747,11 @@ START_TEST(hf_refusals) {
     } cases[] = {
         {"\"normalizer\":{\"type\":\"NFC\"},",
          "normalizer: type \"NFC\" is not supported"},
-        {"\"pre_tokenizer\":{\"type\":\"Metaspace\"},",
-         "pre_tokenizer: type \"Metaspace\" is not supported"},
+        {"\"pre_tokenizer\":{\"type\":\"Metaspace\"},", /* the Llama form, GPT-2's other parts */
+         "post_processor: type \"ByteLevel\" is not supported (attn reads: null, "
+         "TemplateProcessing)"},
+        {"\"pre_tokenizer\":{\"type\":\"Split\"},",
+         "pre_tokenizer: type \"Split\" is not supported"},
         {"\"pre_tokenizer\":null,",
          "pre_tokenizer: null"},
         {"\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true},",
@@ -1805,6 +1808,244 @@ START_TEST(hf_refusals) {
 }
 END_TEST
 
+/* ---- hf: a Llama-style tokenizer.json (SentencePiece converted to BPE) ---- */
+
+/* Ids: 0 <unk>, 1 <s>, 2 </s>, 3 + b the byte b as <0xBB>, then 259 "▁",
+ * 260 "a", 261 "b", 262 "c", 263 "▁a", 264 "ab", 265 "▁ab", 266 "bc",
+ * 267 "▁▁", 268 "é". Merges by rank: "▁ a", "b c", "a b", "▁a b", "▁ ▁".
+ * Llama 2's parts; `front` (JSON members, each with a comma) replaces them. */
+#define U2581 "\xe2\x96\x81"
+static char *ll_json(const char *front) {
+    tu_bytes j = {0};
+    tu_bytes_put(&j, "{", 1);
+    tu_bytes_put(&j, front, strlen(front));
+    static const char parts[] =
+        "\"version\":\"1.0\",\"truncation\":null,\"padding\":null,"
+        "\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"single_word\":false,\"lstrip\":false,"
+        "\"rstrip\":false,\"normalized\":false,\"special\":true},"
+        "{\"id\":1,\"content\":\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\","
+        "\"special\":true}],"
+        "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\","
+        "\"prepend\":\"" U2581 "\"},{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},"
+        "\"content\":\"" U2581 "\"}]},"
+        "\"pre_tokenizer\":null,"
+        "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
+        "{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+        "\"pair\":[],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[1],\"tokens\":[\"<s>\"]}}},"
+        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":"
+        "{\"String\":\"" U2581 "\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":"
+        "\"Fuse\"},{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]},"
+        "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":\"<unk>\","
+        "\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":true,"
+        "\"byte_fallback\":true,\"vocab\":{\"<unk>\":0,\"<s>\":1,\"</s>\":2";
+    tu_bytes_put(&j, parts, sizeof parts - 1);
+    for (int b = 0; b < 256; b++) {
+        char e[32];
+        int n = snprintf(e, sizeof e, ",\"<0x%02X>\":%d", b, 3 + b);
+        tu_bytes_put(&j, e, (size_t)n);
+    }
+    static const char rest[] =
+        ",\"" U2581 "\":259,\"a\":260,\"b\":261,\"c\":262,\"" U2581 "a\":263,\"ab\":264,"
+        "\"" U2581 "ab\":265,\"bc\":266,\"" U2581 U2581 "\":267,\"\xc3\xa9\":268},"
+        "\"merges\":[\"" U2581 " a\",\"b c\",[\"a\",\"b\"],\"" U2581 "a b\",\"" U2581 " " U2581
+        "\"]}}";
+    tu_bytes_put(&j, rest, sizeof rest); /* with the NUL */
+    return (char *)j.p;
+}
+
+static attn_tokenizer *ll_open(const char *front) {
+    char *j = ll_json(front);
+    attn_tokenizer *tok = NULL;
+    attn_error err = {0};
+    ck_assert_msg(hf_open(&tok, j, &err) == ATTN_OK, "%s", err.message);
+    free(j);
+    return tok;
+}
+
+static void ll_decodes(const attn_tokenizer *tok, int prev, int id, const char *want) {
+    char buf[32];
+    size_t n = attn_tokenizer_decode(tok, prev, id, buf, sizeof buf);
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert_str_eq(buf, want);
+}
+
+/* Ids worked out by hand from the merge ranks above. */
+START_TEST(hf_llama_hand) {
+    attn_tokenizer *tok = ll_open("");
+    ck_assert_int_eq(attn_tokenizer_size(tok), 269);
+    ck_assert_int_eq(attn_tokenizer_bos(tok), 1);
+    ck_assert_int_eq(attn_tokenizer_eos(tok), 2);
+    /* "▁abc": ▁+a (rank 0), then b+c (rank 1) before a+b (2) and ▁a+b (3) */
+    G2_EXPECT(tok, "abc", 0, 1, 263, 266);
+    G2_EXPECT(tok, "ab", 0, 1, 265);              /* ▁+a, then ▁a+b */
+    G2_EXPECT(tok, " a", 0, 1, 259, 263);         /* "▁▁a": ▁+a (0) before ▁+▁ (4) */
+    G2_EXPECT(tok, "  ", 0, 1, 267, 259);         /* "▁▁▁": the leftmost ▁+▁ */
+    G2_EXPECT(tok, "d", 0, 1, 259, 3 + 'd');      /* byte fallback */
+    G2_EXPECT(tok, "\xc3\xa9\xc3\xbc", 0, 1, 259, 268, 3 + 0xC3, 3 + 0xBC); /* é, ü */
+    G2_EXPECT(tok, "\xff", 0, 1, 259, 3 + 0xEF, 3 + 0xBF, 3 + 0xBD);      /* U+FFFD */
+    G2_EXPECT(tok, "", 0, 1);
+    /* </s> is text without --special, the token with it; each stretch gets its ▁ */
+    G2_EXPECT(tok, "a</s>", 0, 1, 263, 3 + '<', 3 + '/', 3 + 's', 3 + '>');
+    G2_EXPECT(tok, "a</s>", ATTN_ENCODE_SPECIAL, 1, 263, 2);
+    G2_EXPECT(tok, "<s>a b", ATTN_ENCODE_SPECIAL, 1, 1, 263, 259, 261);
+    /* decoding: ▁ as a space, the first token's (or the one after BOS) dropped */
+    ll_decodes(tok, -1, 263, "a");
+    ll_decodes(tok, 1, 263, "a");
+    ll_decodes(tok, 260, 263, " a");
+    ll_decodes(tok, 1, 259, "");
+    ll_decodes(tok, 260, 267, "  ");
+    ll_decodes(tok, 260, 3 + 'd', "d");
+    ll_decodes(tok, 260, 3 + 0xC3, "\xc3");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 263), " a");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 3 + 'd'), "<0x64>");
+    ck_assert_str_eq(attn_tokenizer_piece(tok, 1), "<s>");
+    attn_tokenizer_free(tok);
+
+    /* no byte fallback: one <unk> for a run (fuse_unk), or one each */
+    tok = ll_open("\"model\":{\"unk_token\":\"<unk>\",\"fuse_unk\":true,\"byte_fallback\":false,"
+                  "\"vocab\":{\"<unk>\":0,\"<s>\":1,\"a\":2,\"" U2581 "\":3},\"merges\":[]},"
+                  "\"added_tokens\":[],\"post_processor\":null,");
+    G2_EXPECT(tok, "dda", 0, 3, 0, 2);
+    ck_assert_int_eq(attn_tokenizer_bos(tok), -1);
+    attn_tokenizer_free(tok);
+    tok = ll_open("\"model\":{\"unk_token\":\"<unk>\",\"fuse_unk\":false,"
+                  "\"vocab\":{\"<unk>\":0,\"a\":1,\"" U2581 "\":2},\"merges\":[]},"
+                  "\"added_tokens\":[],\"post_processor\":null,");
+    G2_EXPECT(tok, "dda", 0, 2, 0, 0, 1);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* The older form: pre_tokenizer Metaspace, decoder Metaspace. */
+START_TEST(hf_llama_metaspace) {
+    static const char meta[] = "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\","
+                               "\"replacement\":\"" U2581 "\",\"add_prefix_space\":true%s},"
+                               "\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"" U2581
+                               "\",\"add_prefix_space\":true},";
+    char front[512];
+    snprintf(front, sizeof front, meta, ",\"split\":false");
+    attn_tokenizer *tok = ll_open(front);
+    G2_EXPECT(tok, " a", 0, 1, 263);              /* starts with ▁: none put in front */
+    G2_EXPECT(tok, "a  b", 0, 1, 263, 267, 261);  /* "▁a▁▁b", one word */
+    G2_EXPECT(tok, "<s>a", ATTN_ENCODE_SPECIAL, 1, 1, 263);
+    ll_decodes(tok, -1, 267, "");                 /* every ▁ of the first token dropped */
+    ll_decodes(tok, 260, 267, "  ");
+    ll_decodes(tok, 260, 3 + 'd', "<0x64>");      /* no ByteFallback decoder */
+    attn_tokenizer_free(tok);
+    snprintf(front, sizeof front, meta, ""); /* split: true by default */
+    tok = ll_open(front);
+    G2_EXPECT(tok, "a  b", 0, 1, 263, 259, 259, 261); /* "▁a", "▁", "▁b" */
+    attn_tokenizer_free(tok);
+    /* prepend_scheme "first": only the stretch at the text's start */
+    tok = ll_open("\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\","
+                  "\"prepend_scheme\":\"first\",\"split\":false},");
+    G2_EXPECT(tok, "a<s>a", ATTN_ENCODE_SPECIAL, 1, 263, 1, 260);
+    G2_EXPECT(tok, "a<s>a", 0, 1, 263, 3 + '<', 3 + 's', 3 + '>', 260);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+static void ll_refused(const char *front, const char *want) {
+    char *j = ll_json(front);
+    attn_tokenizer *tok = (attn_tokenizer *)1;
+    attn_error err = {0};
+    ck_assert_int_eq(hf_open(&tok, j, &err), ATTN_ERR_FORMAT);
+    ck_assert_ptr_null(tok);
+    ck_assert_msg(strncmp(err.message, "tokenizer.json: ", 16) == 0 &&
+                      strstr(err.message, want) != NULL && !strchr(err.message, '\n'),
+                  "message \"%s\" lacks \"%s\"", err.message, want);
+    free(j);
+}
+
+/* Each Llama-form part attn does not implement, named by its JSON path. */
+START_TEST(hf_llama_refusals) {
+    static const struct {
+        const char *front, *want;
+    } cases[] = {
+        {"\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Lowercase\"},{}]},",
+         "normalizer.normalizers[0]: type \"Lowercase\" is not supported"},
+        {"\"normalizer\":{\"type\":\"NFKC\"},", "normalizer: type \"NFKC\" is not supported"},
+        {"\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\","
+         "\"prepend\":\"_\"},{}]},",
+         "normalizer.normalizers[0].prepend: \"_\" is not supported"},
+        {"\"pre_tokenizer\":{\"type\":\"Whitespace\"},",
+         "pre_tokenizer: type \"Whitespace\" is not supported"},
+        {"\"normalizer\":null,", "pre_tokenizer: null is not supported with normalizer null"},
+        {"\"pre_tokenizer\":{\"type\":\"Metaspace\"},",
+         "normalizer: must be null with pre_tokenizer Metaspace"},
+        {"\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"_\"},",
+         "pre_tokenizer.replacement: \"_\" is not supported"},
+        {"\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Metaspace\",\"prepend_scheme\":"
+         "\"x\"},",
+         "pre_tokenizer.prepend_scheme: expected"},
+        {"\"model\":{\"type\":\"Unigram\"},", "model: type \"Unigram\" is not supported"},
+        {"\"model\":{\"ignore_merges\":true},", "model.ignore_merges: true is not supported"},
+        {"\"model\":{\"dropout\":0.1},", "model.dropout: a number is not supported"},
+        {"\"model\":{\"vocab\":{\"a\":0},\"merges\":[],\"byte_fallback\":true},"
+         "\"added_tokens\":[],\"post_processor\":null,",
+         "model.byte_fallback: true, but model.vocab has no token \"<0x00>\""},
+        {"\"model\":{\"vocab\":{\"a\":0},\"merges\":[],\"unk_token\":\"<nope>\"},\"added_tokens\":"
+         "[],\"post_processor\":null,",
+         "model.unk_token: \"<nope>\" is not in model.vocab"},
+        {"\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]},\"added_tokens\":[],"
+         "\"post_processor\":null,",
+         "model.merges[0]: the merged token \"ab\" is not in model.vocab"},
+        {"\"model\":{\"vocab\":{\"a\":0,\"aa\":1},\"merges\":[\"a a\",\"a a\"]},\"added_tokens\":[],"
+         "\"post_processor\":null,",
+         "model.merges[1]: the pair is already model.merges[0]"},
+        {"\"model\":{\"vocab\":{\"a\":0},\"merges\":[\"a\"]},\"added_tokens\":[],"
+         "\"post_processor\":null,",
+         "model.merges[0]: expected a string \"A B\""},
+        {"\"model\":{\"foo\":1},", "model.foo: is not read by attn"},
+        {"\"post_processor\":{\"type\":\"RobertaProcessing\"},",
+         "post_processor: type \"RobertaProcessing\" is not supported"},
+        {"\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"Sequence\":{\"id\":"
+         "\"A\"}},{\"Sequence\":{\"id\":\"B\"}}]},",
+         "post_processor.single[1]: not supported"},
+        {"\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":"
+         "\"<s>\"}},{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{}},",
+         "post_processor.special_tokens.<s>: expected"},
+        {"\"decoder\":null,", "decoder: null is not supported"},
+        {"\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{},{}]},",
+         "decoder.decoders: expected 3 or 4 decoders"},
+        {"\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\"},{\"type\":"
+         "\"Fuse\"},{},{}]},",
+         "decoder.decoders[1]: type \"Fuse\" is not supported (attn reads: ByteFallback)"},
+        {"\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":"
+         "{\"String\":\"" U2581 "\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":"
+         "\"Fuse\"},{\"type\":\"Strip\",\"content\":\" \",\"start\":2,\"stop\":0}]},",
+         "decoder.decoders[3]: expected start 1 and stop 0"},
+        {"\"added_tokens\":[{\"id\":1,\"content\":\"<s>\",\"lstrip\":true}],",
+         "added_tokens[0].lstrip: true is not supported"},
+        {"\"added_tokens\":[{\"id\":5,\"content\":\"<s>\"}],",
+         "added_tokens[0]: \"<s>\" (id 5) is not model.vocab's token of that id"},
+        {"\"truncation\":{},", "(top level).truncation: an object is not supported"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) ll_refused(cases[i].front, cases[i].want);
+}
+END_TEST
+
+/* A long text is one word: the heap keeps it fast (a quadratic merge of
+ * 600,000 symbols would take minutes). */
+START_TEST(hf_llama_long) {
+    attn_tokenizer *tok = ll_open("");
+    size_t n = 200000, k = 0;
+    char *t = malloc(3 * n);
+    for (size_t i = 0; i < n; i++) memcpy(t + 3 * i, "ab ", 3);
+    int *ids = NULL;
+    attn_error err = {0};
+    ck_assert_int_eq(attn_tokenizer_encode(tok, t, 3 * n, &ids, &k, &err), ATTN_OK);
+    /* "▁ab▁ab...▁ab▁": BOS, then ▁ab each time, and the last ▁ */
+    ck_assert_uint_eq(k, n + 2);
+    ck_assert_int_eq(ids[0], 1);
+    for (size_t i = 1; i <= n; i++) ck_assert_int_eq(ids[i], 265);
+    ck_assert_int_eq(ids[n + 1], 259);
+    free(ids);
+    free(t);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
 static Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *w = tcase_create("word");
@@ -1852,6 +2093,12 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(g, hf_byte_level);
     tcase_add_test(g, hf_refusals);
     suite_add_tcase(s, g);
+    TCase *ll = tcase_create("hf-llama");
+    tcase_add_test(ll, hf_llama_hand);
+    tcase_add_test(ll, hf_llama_metaspace);
+    tcase_add_test(ll, hf_llama_refusals);
+    tcase_add_test(ll, hf_llama_long);
+    suite_add_tcase(s, ll);
     TCase *r = tcase_create("stories260k");
     tcase_add_test(r, stories260k_fixture);
     suite_add_tcase(s, r);

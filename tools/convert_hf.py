@@ -19,6 +19,8 @@ a tokenizer:
     (--tokenizer-json, or the one in SRC_DIR) is copied and configured as type
     "hf" (byte-level BPE, see docs/tokenizers.md). Either way `attn run
     --text` cuts text exactly as GPT-2 does. --no-tokenizer writes none.
+  - Llama's: the tokenizer.json in SRC_DIR (or --tokenizer-json) is copied and
+    configured as type "hf" (SentencePiece-style BPE, BOS <s> first).
   - otherwise a word tokenizer (DIR/vocab.txt) only when --vocab is given;
     without one, run the model with `attn run --ids ...`.
 attn's word tokenizer matches whole words:
@@ -551,13 +553,19 @@ def bpe_files(args, arch):
     """GPT-2's tokenizer files: (the tokenizer config, [(source, name in DIR)]) or None.
 
     --merges (with --vocab vocab.json) or --tokenizer-json name them; for a gpt2
-    model from SRC_DIR, its vocab.json and merges.txt, else its tokenizer.json."""
+    model from SRC_DIR, its vocab.json and merges.txt, else its tokenizer.json;
+    for a llama model from SRC_DIR, its tokenizer.json."""
     if args.merges:
         if not args.vocab or not args.vocab.endswith(".json"):
             raise ConvertError("--merges needs --vocab vocab.json (GPT-2's token -> id file)")
         pair = [(args.vocab, "vocab.json"), (args.merges, "merges.txt")]
     elif args.tokenizer_json:
         pair = [(args.tokenizer_json, "tokenizer.json")]
+    elif args.src and arch == "llama" and not args.vocab:
+        t = os.path.join(args.src, "tokenizer.json")  # Llama's SentencePiece-style BPE
+        if not os.path.exists(t):
+            return None
+        pair = [(t, "tokenizer.json")]
     elif args.src and arch == "gpt2" and not args.vocab:
         v, m, t = (os.path.join(args.src, n) for n in ("vocab.json", "merges.txt", "tokenizer.json"))
         if os.path.exists(v) and os.path.exists(m):
@@ -589,8 +597,8 @@ def main(argv=None):
                     "({token: id}); writes a word tokenizer")
     ap.add_argument("--merges", help="GPT-2's merges.txt (with --vocab vocab.json): copied, "
                     "tokenizer type gpt2")
-    ap.add_argument("--tokenizer-json", help="a Hugging Face tokenizer.json (byte-level BPE): "
-                    "copied, tokenizer type hf")
+    ap.add_argument("--tokenizer-json", help="a Hugging Face tokenizer.json (GPT-2's byte-level "
+                    "or Llama's BPE): copied, tokenizer type hf")
     ap.add_argument("--no-tokenizer", action="store_true",
                     help="write no tokenizer (not even the one found in SRC_DIR)")
     ap.add_argument("--unk", help="unknown-word token (default [UNK] / <|endoftext|> / <unk>)")

@@ -131,7 +131,8 @@ typedef enum {
     ATTN_TOKENIZER_WORD,
     ATTN_TOKENIZER_LLAMA2C,
     ATTN_TOKENIZER_GPT2, /* GPT-2's byte-level BPE: vocab.json + merges.txt (needs PCRE2) */
-    ATTN_TOKENIZER_HF    /* a Hugging Face tokenizer.json of byte-level BPE (needs PCRE2) */
+    ATTN_TOKENIZER_HF    /* a Hugging Face tokenizer.json: GPT-2's byte-level BPE (needs
+                            PCRE2) or Llama's SentencePiece-style BPE */
 } attn_tokenizer_type;
 
 #define ATTN_PATH_MAX 4096

@@ -39,10 +39,34 @@ int attn_tokenizer_word_build(attn_tokenizer *tok, const attn_tokenizer_config *
 int attn_tokenizer_gpt2_build(attn_tokenizer *tok, const char *vocab, size_t vocab_len,
                               const char *vocab_name, const char *merges, size_t merges_len,
                               const char *merges_name, attn_error *err);
-/* hf (hf.c): a Hugging Face tokenizer.json of byte-level BPE, checked part by
- * part, built by the gpt2 back end. */
+/* hf (hf.c): a Hugging Face tokenizer.json, checked part by part, built by
+ * the gpt2 back end (byte-level BPE) or the spbpe one (SentencePiece-style). */
 int attn_tokenizer_hf_build(attn_tokenizer *tok, const char *buf, size_t len, const char *name,
                             attn_error *err);
+/* What hf.c read from a SentencePiece-style tokenizer.json (Llama 1/2,
+ * Mistral, TinyLlama: BPE on the whole text, "\u2581" for spaces) for the
+ * spbpe back end (spbpe.c). The cJSON values belong to the caller and are
+ * only read during the build. */
+typedef struct attn_spbpe_spec {
+    const struct cJSON *vocab;  /* model.vocab: an object token -> id */
+    const struct cJSON *merges; /* model.merges: "A B" strings or [A, B] pairs */
+    bool prepend;          /* "\u2581" put in front of each stretch of text */
+    bool prepend_first;    /* ... only of the stretch at the text's start (Metaspace "first") */
+    bool prepend_if_absent; /* ... only when it does not start with one already (Metaspace) */
+    bool split;            /* each "\u2581" starts a new word, BPE word by word (Metaspace) */
+    bool byte_fallback;    /* characters not in the vocabulary as their <0xNN> bytes */
+    const char *unk;       /* model.unk_token, or NULL */
+    bool fuse_unk;         /* a run of unknown characters is one unk */
+    bool decode_metaspace; /* decoder Metaspace: no byte fallback, every "\u2581" of the
+                              first token dropped (when strip) */
+    bool decode_strip;     /* the first token's leading space is dropped */
+    const char *prefix, *suffix; /* TemplateProcessing: the special token before / after
+                                    the text, or NULL */
+    const struct cJSON *added;   /* added_tokens (checked by hf.c), or NULL */
+} attn_spbpe_spec;
+/* spbpe (spbpe.c); name is the file's name for messages. */
+int attn_tokenizer_spbpe_build(attn_tokenizer *tok, const attn_spbpe_spec *spec,
+                               const char *name, attn_error *err);
 /* Parses a JSON file's image (a UTF-8 BOM skipped) into *root; malformed JSON
  * is ATTN_ERR_FORMAT naming name, the line and the column (gpt2.c). */
 typedef struct cJSON cJSON;

@@ -8,6 +8,8 @@
  *   gpt2-ids --hf TOKENIZER_JSON [--special] < texts.hex > ids.txt
  *
  * --hf: the same from a Hugging Face tokenizer.json (tokenizer type "hf").
+ * The decoded text leaves out the tokenizer's bos (a Llama tokenizer.json's
+ * <s>, which encoding puts first), as `attn tokenize --ids` does.
  */
 #include "attn/attn.h"
 
@@ -87,6 +89,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < k; i++) printf(i ? ",%d" : "%d", ids[i]);
         putchar('\t');
         for (size_t i = 0; i < k; i++) {
+            if (ids[i] == attn_tokenizer_bos(tok)) continue;
             size_t w = attn_tokenizer_decode(tok, i ? ids[i - 1] : -1, ids[i], piece, sizeof piece);
             for (size_t j = 0; j < w; j++) printf("%02x", (unsigned char)piece[j]);
         }

@@ -12,7 +12,10 @@ byte tokens and 8 merged ones, merges.txt, and the same as a tokenizer.json):
      merge ranks, `attn run --text` runs;
   2. SRC_DIR with only tokenizer.json: copied, type hf, the same ids;
   3. --tokenizer-json / --vocab + --merges name the files explicitly;
-     --no-tokenizer writes none; --merges without a vocab.json is refused.
+     --no-tokenizer writes none; --merges without a vocab.json is refused;
+  4. a synthetic Hugging Face Llama folder with a Llama-style tokenizer.json
+     (the 256 <0xNN> tokens, 5 merges): copied, type hf, the ids worked out by
+     hand (BOS first), `attn run --text` runs.
 Exit status: 0 pass, 1 fail.
 """
 import json
@@ -88,6 +91,84 @@ def hf_folder(d):
     return d
 
 
+M = "\u2581"
+# Llama: <unk> <s> </s>, the 256 bytes, then these; merges by rank
+LL_EXTRA = [M, "a", "b", "c", M + "a", "ab", M + "ab", "bc"]
+LL_MERGES = [M + " a", "b c", "a b", M + "a b"]
+# by hand: "ab abc" -> "▁ab▁abc": ▁+a twice (rank 0), then b+c (1) at the end,
+# then ▁a+b (3) at the start: ▁ab ▁a bc; BOS first
+LL_TEXT = "ab abc"
+LL_WANT = [1, 265, 263, 266]
+
+
+def llama_folder(d):
+    os.makedirs(d)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab["<0x%02X>" % b] = 3 + b
+    for t in LL_EXTRA:
+        vocab[t] = len(vocab)
+    special = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                "normalized": False, "special": True} for i, t in enumerate(["<unk>", "<s>", "</s>"])]
+    tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": special,
+          "normalizer": {"type": "Sequence", "normalizers": [
+              {"type": "Prepend", "prepend": M},
+              {"type": "Replace", "pattern": {"String": " "}, "content": M}]},
+          "pre_tokenizer": None,
+          "post_processor": {"type": "TemplateProcessing",
+                             "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                        {"Sequence": {"id": "A", "type_id": 0}}],
+                             "pair": [], "special_tokens": {
+                                 "<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+          "decoder": {"type": "Sequence", "decoders": [
+              {"type": "Replace", "pattern": {"String": M}, "content": " "},
+              {"type": "ByteFallback"}, {"type": "Fuse"},
+              {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+          "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>",
+                    "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                    "fuse_unk": True, "byte_fallback": True, "vocab": vocab,
+                    "merges": LL_MERGES}}
+    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    V, D, F, H, KV, hd = len(vocab), 16, 32, 2, 1, 8
+    hf = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": V,
+          "hidden_size": D, "intermediate_size": F, "num_attention_heads": H,
+          "num_key_value_heads": KV, "num_hidden_layers": 1, "max_position_embeddings": 32,
+          "rms_norm_eps": 1e-5, "hidden_act": "silu", "tie_word_embeddings": False}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(hf, f)
+    g = np.random.default_rng(8)
+    r = lambda *s: g.standard_normal(s) * 0.3  # noqa: E731
+    p = "model.layers.0."
+    sd = {"model.embed_tokens.weight": r(V, D), "model.norm.weight": 1 + r(D),
+          "lm_head.weight": r(V, D),
+          p + "input_layernorm.weight": 1 + r(D), p + "post_attention_layernorm.weight": 1 + r(D),
+          p + "self_attn.q_proj.weight": r(H * hd, D), p + "self_attn.k_proj.weight": r(KV * hd, D),
+          p + "self_attn.v_proj.weight": r(KV * hd, D), p + "self_attn.o_proj.weight": r(D, H * hd),
+          p + "mlp.gate_proj.weight": r(F, D), p + "mlp.up_proj.weight": r(F, D),
+          p + "mlp.down_proj.weight": r(D, F)}
+    attn_format.write_safetensors(os.path.join(d, "model.safetensors"), sd)
+    return d
+
+
+def llama_case(attn, src, out):
+    r = convert([src, "--out", out])
+    if not check(r.returncode == 0, "llama: convert_hf: %s" % r.stderr):
+        return
+    want = {"type": "hf", "path": "tokenizer.json"}
+    check(tokenizer_of(out) == want, "llama: tokenizer %s" % tokenizer_of(out))
+    config = os.path.join(out, "config.json")
+    r = subprocess.run([attn, "tokenize", "--config", config, "--format", "jsonl", "--text",
+                        LL_TEXT], capture_output=True, text=True)
+    ids = json.loads(r.stdout)["ids"] if r.returncode == 0 else r.stderr
+    check(ids == LL_WANT, "llama: ids %s, by hand %s" % (ids, LL_WANT))
+    r = subprocess.run([attn, "run", "--config", config, "--text", LL_TEXT, "--maps", "-"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and ",<s>," in r.stdout and ",\" ab\"," in r.stdout,
+          "llama: attn run --text: exit %d %s" % (r.returncode, r.stderr))
+    print("llama SRC_DIR with tokenizer.json: tokenizer hf, ids %s" % ids)
+
+
 def convert(args):
     return subprocess.run(["/usr/bin/python3", CONVERT] + args, capture_output=True, text=True,
                           timeout=300)
@@ -147,6 +228,7 @@ def main(argv):
         r = convert([src, "--merges", os.path.join(src, "merges.txt"), "--out", os.path.join(tmp, "f")])
         check(r.returncode == 1 and "--merges needs --vocab vocab.json" in r.stderr,
               "--merges alone: exit %d %s" % (r.returncode, r.stderr))
+        llama_case(attn, llama_folder(os.path.join(tmp, "llama-hf")), os.path.join(tmp, "g"))
     print("%d failures" % len(FAILS))
     return 1 if FAILS else 0
 
