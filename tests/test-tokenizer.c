@@ -1644,6 +1644,63 @@ START_TEST(gpt2_long_and_many) {
 }
 END_TEST
 
+/* Pieces that start in ASCII and go on into a non-ASCII letter or space are
+ * cut whole (the ASCII fast path hands them to PCRE2): merges across the
+ * boundary show it. f C3 -> 256, ' ' C3 -> 257 ("é" is C3 A9). */
+START_TEST(gpt2_ascii_then_unicode) {
+    if (!g2_built_in()) return;
+    static const char *const extra[] = {"f\xc3", " \xc3"};
+    static const char *const merges[] = {"f|\xc3", " |\xc3"};
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(extra, 2, merges, 2, &err);
+    ck_assert_msg(tok, "%s", err.message);
+    G2_EXPECT(tok, "caf\xc3\xa9", 0, 'c', 'a', 256, 0xA9);         /* one piece "café" */
+    G2_EXPECT(tok, "x \xc3\xa9", 0, 'x', 257, 0xA9);               /* " é" */
+    G2_EXPECT(tok, "caf\xc3\xa9 caf", 0, 'c', 'a', 256, 0xA9, ' ', 'c', 'a', 'f');
+    /* "a", " " (U+3000 follows: \s+(?!\S) keeps one back), U+3000, "b" */
+    G2_EXPECT(tok, "a \xe3\x80\x80" "b", 0, 'a', ' ', 0xE3, 0x80, 0x80, 'b');
+    /* "'" then "é": no contraction, "'" alone */
+    G2_EXPECT(tok, "'\xc3\xa9", 0, '\'', 0xC3, 0xA9);
+    /* digits then a non-ASCII digit (U+0663 ARABIC-INDIC THREE: \p{N}) */
+    static const char *const extra2[] = {"1\xd9"};
+    static const char *const merges2[] = {"1|\xd9"};
+    attn_tokenizer *tok2 = g2_tok(extra2, 1, merges2, 1, &err);
+    ck_assert_msg(tok2, "%s", err.message);
+    G2_EXPECT(tok2, "21\xd9\xa3", 0, '2', 256, 0xA3);
+    attn_tokenizer_free(tok2);
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
+/* The cache of pieces lasts from call to call and is emptied when full
+ * (65,536 pieces): more distinct pieces than that, one call each, still
+ * give the right ids, and a piece cached before gives the same ids after. */
+START_TEST(gpt2_cache_across_calls) {
+    if (!g2_built_in()) return;
+    static const char *const extra[] = {"he", "ll", "hell", " w", "hello"};
+    static const char *const merges[] = {"h|e", "l|l", "he|ll", " |w", "hell|o"};
+    attn_error err = {0};
+    attn_tokenizer *tok = g2_tok(extra, 5, merges, 5, &err);
+    ck_assert_msg(tok, "%s", err.message);
+    G2_EXPECT(tok, "hello world", 0, 260, 259, 'o', 'r', 'l', 'd');
+    for (int i = 0; i < 70000; i++) {
+        char w[32];
+        int k = snprintf(w, sizeof w, " w%dhello", i);
+        int *ids;
+        size_t n;
+        ck_assert_int_eq(attn_tokenizer_encode(tok, w, (size_t)k, &ids, &n, &err), ATTN_OK);
+        /* " w" (259), the digits, "hello" (260) */
+        ck_assert_uint_eq(n, (size_t)k - 7 + 2);
+        ck_assert_int_eq(ids[0], 259);
+        for (int j = 2; j < k - 5; j++) ck_assert_int_eq(ids[j - 1], w[j]);
+        ck_assert_int_eq(ids[n - 1], 260);
+        free(ids);
+    }
+    G2_EXPECT(tok, "hello world", 0, 260, 259, 'o', 'r', 'l', 'd');
+    attn_tokenizer_free(tok);
+}
+END_TEST
+
 /* ---- hf: Hugging Face tokenizer.json ---- */
 
 /* A tokenizer.json with g2_tok's vocabulary (bytes, then extra[]) and merges
@@ -2090,6 +2147,8 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(g, gpt2_special_invalid_decode);
     tcase_add_test(g, gpt2_refusals);
     tcase_add_test(g, gpt2_long_and_many);
+    tcase_add_test(g, gpt2_ascii_then_unicode);
+    tcase_add_test(g, gpt2_cache_across_calls);
     tcase_add_test(g, hf_byte_level);
     tcase_add_test(g, hf_refusals);
     suite_add_tcase(s, g);

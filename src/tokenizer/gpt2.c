@@ -35,16 +35,18 @@
  *      Hugging Face's tokenizers and tiktoken): U+0009..U+000D, U+0020,
  *      U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F,
  *      U+205F, U+3000. (JavaScript's \s differs: it has U+FEFF and lacks
- *      U+0085.) Text that is pure ASCII takes a hand-written path that cuts it
- *      the same way without calling PCRE2 (ascii_match below);
+ *      U+0085.) A match in ASCII text is cut by a hand-written path
+ *      without PCRE2 (ascii_match; encode_plain says when that is exact);
  *   4. each piece's bytes, one symbol per byte, merged by BPE: repeatedly
  *      the adjacent pair of lowest rank (the leftmost on a tie) becomes the
  *      merged token. This is encoder.py's loop (which merges every
  *      occurrence of the best pair left to right before looking again): a
  *      pair a merge creates contains the new token, so it is never the pair
  *      being merged. A heap of candidate pairs keeps it O(n log n) for long
- *      pieces. The ids of each piece are kept in a cache for the rest of the
- *      call (pieces of at most CACHE_WORD_MAX bytes).
+ *      pieces. The ids of each piece (of at most CACHE_WORD_MAX bytes) are
+ *      kept in a cache from call to call, as encoder.py's is, bounded
+ *      (emptied when full) and taken under a lock: calls on one tokenizer
+ *      from several threads are safe and run one at a time.
  * At most one id per byte of the text after step 1 (3 bytes per replaced byte).
  *
  * Decoding gives each token's bytes; pieces (the labels) are those bytes,
@@ -72,12 +74,16 @@ int attn_tokenizer_gpt2_build(attn_tokenizer *tok, const char *vocab, size_t voc
 #include "base/bytes.h"
 #include "base/json.h"
 #include "model/limits.h"
+#include "tokenizer/utf8.h"
 
 #include <limits.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define CACHE_WORD_MAX 128 /* longer pieces are merged every time */
+#define CACHE_PIECES_MAX (1u << 16)
+#define CACHE_BYTES_MAX (4u << 20)
 
 /* ---- GPT-2's byte alphabet ---- */
 
@@ -90,10 +96,6 @@ static uint32_t byte_char(unsigned b) {
     return 0x100 + n;
 }
 
-/* Decodes one UTF-8 character of s[0..n) (n >= 1, valid or not) into *cp;
- * returns its length, or 0 when it is not well formed. */
-static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp);
-
 /* Converts a token in the byte alphabet (UTF-8, len bytes) into bytes, out
  * having room for len bytes; returns the count, or -1 and *bad (the code
  * point at fault, or 0xFFFFFFFF for bad UTF-8). */
@@ -102,7 +104,7 @@ static long alphabet_bytes(const int16_t *char_byte, const char *s, size_t len,
     size_t k = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t g = utf8_char((const unsigned char *)s + i, len - i, &cp);
+        size_t g = attn_utf8_decode((const unsigned char *)s + i, len - i, &cp);
         if (!g) {
             *bad = 0xFFFFFFFFu;
             return -1;
@@ -115,100 +117,6 @@ static long alphabet_bytes(const int16_t *char_byte, const char *s, size_t len,
         i += g;
     }
     return (long)k;
-}
-
-/* ---- UTF-8 ---- */
-
-static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned b = s[0];
-    if (b < 0x80) {
-        *cp = b;
-        return 1;
-    }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF; /* the range of the second byte */
-    if (b >= 0xC2 && b <= 0xDF) need = 1;
-    else if (b >= 0xE0 && b <= 0xEF) {
-        need = 2;
-        if (b == 0xE0) lo = 0xA0;
-        if (b == 0xED) hi = 0x9F; /* no surrogates */
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 3;
-        if (b == 0xF0) lo = 0x90;
-        if (b == 0xF4) hi = 0x8F; /* up to U+10FFFF */
-    } else
-        return 0;
-    uint32_t v = b & (0x3Fu >> need);
-    for (size_t i = 1; i <= need; i++) {
-        if (i >= n) return 0;
-        unsigned c = s[i];
-        if (c < (i == 1 ? lo : 0x80) || c > (i == 1 ? hi : 0xBF)) return 0;
-        v = v << 6 | (c & 0x3F);
-    }
-    *cp = v;
-    return need + 1;
-}
-
-/* The length of the maximal subpart of an ill-formed sequence at s[0..n)
- * (utf8_char returned 0): the lead byte and the continuation bytes that fit
- * it, at least 1. */
-static size_t utf8_bad_len(const unsigned char *s, size_t n) {
-    unsigned b = s[0];
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) need = 1;
-    else if (b >= 0xE0 && b <= 0xEF) {
-        need = 2;
-        if (b == 0xE0) lo = 0xA0;
-        if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 3;
-        if (b == 0xF0) lo = 0x90;
-        if (b == 0xF4) hi = 0x8F;
-    } else
-        return 1;
-    size_t i = 1;
-    while (i <= need && i < n) {
-        unsigned c = s[i];
-        if (c < (i == 1 ? lo : 0x80) || c > (i == 1 ? hi : 0xBF)) break;
-        i++;
-    }
-    return i;
-}
-
-/* Is s[0..n) valid UTF-8? Sets *ascii when it is all ASCII. */
-static bool utf8_valid(const unsigned char *s, size_t n, bool *ascii) {
-    size_t i = 0;
-    while (i < n && s[i] < 0x80) i++;
-    *ascii = i == n;
-    while (i < n) {
-        uint32_t cp;
-        size_t g = utf8_char(s + i, n - i, &cp);
-        if (!g) return false;
-        i += g;
-    }
-    return true;
-}
-
-/* s[0..n) with U+FFFD (EF BF BD) for each maximal ill-formed subpart, into
- * out (room for 3 * n bytes); returns the length. */
-static size_t utf8_replace(const unsigned char *s, size_t n, unsigned char *out) {
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        size_t g = utf8_char(s + i, n - i, &cp);
-        if (g) {
-            memcpy(out + k, s + i, g);
-            k += g;
-            i += g;
-        } else {
-            out[k++] = 0xEF;
-            out[k++] = 0xBF;
-            out[k++] = 0xBD;
-            i += utf8_bad_len(s + i, n - i);
-        }
-    }
-    return k;
 }
 
 /* ---- the tokenizer ---- */
@@ -237,6 +145,12 @@ typedef struct gpt2_impl {
     int *special;          /* [n_special] ids of the <|...|> tokens, longest first */
     int n_special;
     pcre2_code *re;        /* GPT-2's pattern, anchored */
+    unsigned char ascii_class[128]; /* C_L, C_N, C_S or C_O of each ASCII byte */
+    /* what encoding keeps from call to call: the cache of pieces, scratch,
+     * the pattern's match data; taken under lock, one call at a time */
+    pthread_mutex_t lock;
+    struct encode_state *state;
+    pcre2_match_data *md;
 } gpt2_impl;
 
 static uint64_t mix64(uint64_t x) {
@@ -280,12 +194,14 @@ typedef struct bpe_cand {
     int left_id, right_id, merged;
 } bpe_cand;
 
-/* Scratch of one encode call. */
+/* What encoding keeps between calls (gpt2_impl.state, under its lock). */
 typedef struct encode_state {
     bpe_sym *sym;
     bpe_cand *heap;
     size_t cap; /* symbols sym[] and heap[] (3 * cap) have room for */
-    /* the cache: open addressing over pieces seen in this call */
+    /* the cache: open addressing over the pieces seen so far, emptied when it
+     * holds CACHE_PIECES_MAX pieces or CACHE_BYTES_MAX bytes (constant memory
+     * over any number of calls: a batch of a million lines) */
     struct cache_slot {
         uint64_t hash;
         uint32_t off, len;   /* the piece's bytes in bytes[] */
@@ -432,6 +348,13 @@ static int encode_piece(const gpt2_impl *g, encode_state *st, const unsigned cha
     }
     int rc = bpe_piece(g, st, w, n, out, k, err);
     if (rc) return rc;
+    if (st->used >= CACHE_PIECES_MAX || st->n_bytes + n > CACHE_BYTES_MAX ||
+        st->n_ids + *k > CACHE_BYTES_MAX) { /* full: start again */
+        for (size_t j = 0; j <= st->mask; j++) st->slots[j].len = 0;
+        st->used = st->n_bytes = st->n_ids = 0;
+        for (i = mix64(h) & st->mask; st->slots[i].len; i = (i + 1) & st->mask) {
+        }
+    }
     if (2 * (st->used + 1) > st->mask + 1) {
         if ((rc = cache_rehash(st, err))) return rc;
         for (i = mix64(h) & st->mask; st->slots[i].len; i = (i + 1) & st->mask) {
@@ -490,17 +413,26 @@ static size_t ascii_match(const unsigned char *s, size_t n, size_t p, const unsi
     return q - 1;                          /* \s+(?!\S): leaves one before the non-space */
 }
 
-/* Appends the ids of plain text s[0..n) (valid UTF-8) at out + *k. */
+/* Appends the ids of plain text s[0..n) (valid UTF-8) at out + *k.
+ *
+ * A match that starts at an ASCII byte is first cut by ascii_match on the
+ * ASCII stretch s[p..r) (r: the next byte >= 0x80, or n). When that match
+ * ends before r it is the pattern's match in the whole text too: every byte
+ * it looked at is ASCII and below r (the contractions, " ?" and the runs
+ * look only forward, and a contraction's letters are ASCII), and a run or
+ * a \s+ that stopped at an ASCII byte stops there in the whole text. Only a
+ * match that reaches r (it might go on into a non-ASCII letter, digit or
+ * space) and a match starting at a non-ASCII byte go to PCRE2. */
 static int encode_plain(const gpt2_impl *g, encode_state *st, pcre2_match_data *md,
-                        const unsigned char *s, size_t n, bool ascii, int *out, size_t *k,
-                        attn_error *err) {
-    unsigned char cls[128];
-    for (unsigned c = 0; c < 128; c++) cls[c] = ascii_class(c);
+                        const unsigned char *s, size_t n, int *out, size_t *k, attn_error *err) {
+    const unsigned char *cls = g->ascii_class;
+    size_t r = 0; /* the first byte >= 0x80 at or after p (or n) */
     for (size_t p = 0; p < n;) {
-        size_t e;
-        if (ascii) {
-            e = ascii_match(s, n, p, cls);
-        } else {
+        size_t e = n;
+        if (r < p) r = p;
+        while (r < n && s[r] < 0x80) r++;
+        if (p < r) e = ascii_match(s, r, p, cls);
+        if (e >= r) {
             int rc = pcre2_match(g->re, s, n, p, PCRE2_NO_UTF_CHECK, md, NULL);
             if (rc < 0) {
                 PCRE2_UCHAR msg[160];
@@ -536,51 +468,42 @@ static int special_at(const gpt2_impl *g, const unsigned char *s, size_t n) {
 
 static int gpt2_encode(const attn_tokenizer *tok, const char *text, size_t len, unsigned flags,
                        int **ids, size_t *n, attn_error *err) {
-    const gpt2_impl *g = tok->impl;
+    gpt2_impl *g = tok->impl;
     const unsigned char *s = (const unsigned char *)text;
     unsigned char *fixed = NULL;
-    bool ascii;
-    if (!utf8_valid(s, len, &ascii)) {
+    if (!attn_utf8_valid(s, len)) {
         fixed = attn_alloc_array(len, 3, "text", err); /* len <= ATTN_TEXT_MAX */
         if (!fixed) return ATTN_ERR_NOMEM;
-        len = utf8_replace(s, len, fixed);
+        len = attn_utf8_replace(s, len, fixed);
         s = fixed;
     }
     int *out = attn_alloc_array(len ? len : 1, sizeof *out, "token ids", err);
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(g->re, NULL);
-    encode_state st = {0};
-    int rc = ATTN_OK;
-    if (!out || !md) {
-        rc = out ? attn_error_set(err, ATTN_ERR_NOMEM, "out of memory for the pattern's match")
-                 : ATTN_ERR_NOMEM;
-        goto done;
+    if (!out) {
+        free(fixed);
+        return ATTN_ERR_NOMEM;
     }
+    pthread_mutex_lock(&g->lock);
+    int rc = ATTN_OK;
     size_t k = 0, from = 0;
     const bool special = (flags & ATTN_ENCODE_SPECIAL) && g->n_special;
     for (size_t i = 0; special && i < len; i++) {
         int id;
         if (s[i] != '<' || (id = special_at(g, s + i, len - i)) < 0) continue;
-        if ((rc = encode_plain(g, &st, md, s + from, i - from, ascii, out, &k, err))) goto done;
+        if ((rc = encode_plain(g, g->state, g->md, s + from, i - from, out, &k, err))) break;
         out[k++] = id;
         i += g->piece_len[id] - 1;
         from = i + 1;
     }
-    rc = encode_plain(g, &st, md, s + from, len - from, ascii, out, &k, err);
-    if (rc == ATTN_OK) {
-        *ids = out;
-        *n = k;
-        out = NULL;
-    }
-done:
-    free(out);
+    if (rc == ATTN_OK) rc = encode_plain(g, g->state, g->md, s + from, len - from, out, &k, err);
+    pthread_mutex_unlock(&g->lock);
     free(fixed);
-    pcre2_match_data_free(md);
-    free(st.sym);
-    free(st.heap);
-    free(st.slots);
-    free(st.bytes);
-    free(st.ids);
-    return rc;
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *ids = out;
+    *n = k;
+    return ATTN_OK;
 }
 
 static size_t gpt2_decode(const attn_tokenizer *tok, int prev, int id, char *buf, size_t cap) {
@@ -591,6 +514,16 @@ static size_t gpt2_decode(const attn_tokenizer *tok, int prev, int id, char *buf
 
 static void gpt2_free_impl(gpt2_impl *g) {
     if (!g) return;
+    if (g->state) {
+        free(g->state->sym);
+        free(g->state->heap);
+        free(g->state->slots);
+        free(g->state->bytes);
+        free(g->state->ids);
+        free(g->state);
+        pthread_mutex_destroy(&g->lock);
+    }
+    pcre2_match_data_free(g->md);
     free(g->text);
     free(g->pieces);
     free(g->piece_len);
@@ -613,13 +546,6 @@ static const attn_tokenizer_ops gpt2_ops = {
 };
 
 /* ---- vocab.json ---- */
-
-/* A table of 2^k slots, k the least with at least 2 * n. */
-static size_t table_size(size_t n) {
-    size_t c = 16;
-    while (c < 2 * n) c *= 2;
-    return c;
-}
 
 /* Line and column (1-based) of byte off of s. */
 static void text_place(const char *s, size_t off, size_t *line, size_t *col) {
@@ -692,7 +618,7 @@ static int parse_vocab(gpt2_impl *g, const char *buf, size_t len, const char *na
     g->text = attn_alloc_array(bytes, 1, "gpt2 vocabulary", err);
     g->pieces = attn_calloc_array(n, sizeof *g->pieces, "gpt2 vocabulary", err);
     g->piece_len = attn_alloc_array(n, sizeof *g->piece_len, "gpt2 vocabulary", err);
-    g->vocab_mask = table_size(n) - 1;
+    g->vocab_mask = attn_table_size(n) - 1;
     g->vocab = attn_alloc_array(g->vocab_mask + 1, sizeof *g->vocab, "gpt2 vocabulary", err);
     if (!g->text || !g->pieces || !g->piece_len || !g->vocab) {
         rc = ATTN_ERR_NOMEM;
@@ -776,7 +702,7 @@ static int parse_merges(gpt2_impl *g, const char *buf, size_t len, const char *n
     if (lines > (size_t)ATTN_VOCAB_MAX)
         return attn_error_set(err, ATTN_ERR_FORMAT, "%s: more than the limit of %d lines", name,
                               ATTN_VOCAB_MAX);
-    g->pair_mask = table_size(lines) - 1;
+    g->pair_mask = attn_table_size(lines) - 1;
     g->pairs = attn_alloc_array(g->pair_mask + 1, sizeof *g->pairs, "gpt2 merges", err);
     unsigned char *tmp = attn_alloc_array(len ? len : 1, 1, "gpt2 merges", err);
     if (!g->pairs || !tmp) {
@@ -903,6 +829,14 @@ int attn_tokenizer_gpt2_build(attn_tokenizer *tok, const char *vocab, size_t voc
                                 (size_t)at, (const char *)msg, code);
         } else {
             (void)pcre2_jit_compile(g->re, PCRE2_JIT_COMPLETE); /* else interpreted */
+            g->md = pcre2_match_data_create_from_pattern(g->re, NULL);
+            g->state = calloc(1, sizeof *g->state);
+            if (!g->md || !g->state || pthread_mutex_init(&g->lock, NULL)) {
+                free(g->state);
+                g->state = NULL; /* no lock to destroy */
+                rc = attn_error_set(err, ATTN_ERR_NOMEM, "out of memory for the gpt2 tokenizer");
+            }
+            for (unsigned c = 0; c < 128; c++) g->ascii_class[c] = ascii_class(c);
         }
     }
     if (rc) {

@@ -382,12 +382,6 @@ static const attn_tokenizer_ops sp_ops = {
 
 /* ---- building ---- */
 
-static size_t table_size(size_t n) {
-    size_t c = 16;
-    while (c < 2 * n) c *= 2;
-    return c;
-}
-
 static int hexdigit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -432,7 +426,7 @@ static int sp_vocab(sp_impl *p, const cJSON *v, const char *name, size_t *count,
     p->pieces = attn_calloc_array(n, sizeof *p->pieces, "tokenizer vocabulary", err);
     p->token_len = attn_alloc_array(n, sizeof *p->token_len, "tokenizer vocabulary", err);
     p->byte_of = attn_alloc_array(n, sizeof *p->byte_of, "tokenizer vocabulary", err);
-    p->vocab_mask = table_size(n) - 1;
+    p->vocab_mask = attn_table_size(n) - 1;
     p->vocab = attn_alloc_array(p->vocab_mask + 1, sizeof *p->vocab, "tokenizer vocabulary", err);
     if (!p->raw || !p->shown || !p->tokens || !p->pieces || !p->token_len || !p->byte_of ||
         !p->vocab)
@@ -498,7 +492,7 @@ static int sp_merges(sp_impl *p, const cJSON *m, const char *name, attn_error *e
         return attn_error_set(err, ATTN_ERR_FORMAT,
                               "%s: model.merges: more than the limit of %d merges", name,
                               ATTN_VOCAB_MAX);
-    p->pair_mask = table_size(count) - 1;
+    p->pair_mask = attn_table_size(count) - 1;
     p->pairs = attn_alloc_array(p->pair_mask + 1, sizeof *p->pairs, "tokenizer merges", err);
     if (!p->pairs) return ATTN_ERR_NOMEM;
     for (size_t i = 0; i <= p->pair_mask; i++) p->pairs[i].key = SP_EMPTY;

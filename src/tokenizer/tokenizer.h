@@ -75,6 +75,14 @@ int attn_tokenizer_json_parse(const char *buf, size_t len, const char *name, cJS
 int attn_tokenizer_llama2c_build(attn_tokenizer *tok, const char *buf, size_t len,
                                  const char *name, attn_error *err);
 
+/* The size of an open-addressing table for n keys: 2^k slots, k the least
+ * with at least 2 * n (n is bounded by a file's size: no overflow). */
+static inline size_t attn_table_size(size_t n) {
+    size_t c = 16;
+    while (c < 2 * n) c *= 2;
+    return c;
+}
+
 /* Copies a then b (either may be empty) into buf, truncated to cap-1 bytes and
  * NUL-terminated; returns the number of bytes written before the NUL. cap >= 1. */
 static inline size_t attn_tokenizer_write2(char *buf, size_t cap, const char *a, size_t na,

@@ -1,5 +1,4 @@
-/* Private: UTF-8 helpers of the tokenizers (spbpe.c; gpt2.c keeps its own
- * copy of the same rules until it moves here). Well-formed means the
+/* Private: UTF-8 helpers of the tokenizers (gpt2.c, spbpe.c). Well-formed means the
  * Unicode Standard's table 3-7: no overlong forms, no surrogates, nothing
  * above U+10FFFF. */
 #ifndef ATTN_TOKENIZER_UTF8_H
@@ -47,6 +46,17 @@ static inline size_t attn_utf8_len(const unsigned char *s, size_t n, size_t *bad
     if (i == (size_t)need + 1) return i;
     if (bad) *bad = i;
     return 0;
+}
+
+/* The well-formed character at s[0..n) (n >= 1) decoded into *cp; returns
+ * its length, or 0 when there is none. */
+static inline size_t attn_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    size_t g = attn_utf8_len(s, n, NULL);
+    if (!g) return 0;
+    uint32_t v = g == 1 ? s[0] : s[0] & (0x3Fu >> (g - 1));
+    for (size_t i = 1; i < g; i++) v = v << 6 | (s[i] & 0x3Fu);
+    *cp = v;
+    return g;
 }
 
 /* Is s[0..n) well-formed UTF-8? */
