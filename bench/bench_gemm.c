@@ -132,6 +132,12 @@ int main(int argc, char **argv) {
     if (repeat < 1) repeat = 1;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+    /* OpenBLAS's pthreads spin for about 2^28 cycles after each call before
+     * they sleep (its THREAD_TIMEOUT): alternating with attn in one process,
+     * they would hold a core through attn's turn and halve its 2-thread
+     * rate. 2^4 cycles: they sleep at once (sgemm's own rate is unchanged:
+     * its threads wake for each call). */
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     blas_lib lib = {NULL, NULL};

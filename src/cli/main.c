@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <stdio.h>
@@ -62,6 +63,12 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc) {
         on_signal(sig);
         return;
     }
+    /* several threads can fault on the truncated mapping at once: the first
+     * one speaks and exits, the others wait for that (a lock-free flag is
+     * async-signal-safe) */
+    static atomic_flag taken = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&taken))
+        for (;;) pause();
     attn_outfile_abort_all();
     static const char head[] = "attn: ",
                       tail[] = ": the weights file changed while attn was reading it "

@@ -122,17 +122,57 @@ static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int
     return k;
 }
 
-void attn_norm_apply(const attn_config *cfg, float *out, const float *inp,
-                     const attn_norm_weights *nw, int T) {
-    if (cfg->norm == ATTN_NORM_RMSNORM)
-        kern_rmsnorm(out, inp, nw->w, T, cfg->d_model, cfg->norm_eps);
-    else
-        kern_layernorm(out, inp, nw->w, nw->b, T, cfg->d_model, cfg->norm_eps);
+/* ---- element-wise work on the threads ----
+ * The norms, the activations and the residual sums run in chunks of
+ * PAR_ELEMS elements (whole rows for the norms), a multiple of every vector
+ * width and the same for any thread count, each chunk by one thread. Each
+ * element (each row) is computed alone, in the same code path as in one
+ * call, so the bytes do not depend on the threads. */
+#define PAR_ELEMS 16384
+
+/* The threads for n elements in `chunks` chunks: one below 2 chunks. */
+static int par_threads(size_t chunks) {
+    int threads = chunks < 2 ? 1 : attn_threads();
+    return (size_t)threads > chunks ? (int)chunks : threads;
 }
 
-/* x += y; x, y are (n). */
-static void add_inplace(float *restrict x, const float *restrict y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
+void attn_norm_apply(const attn_config *cfg, float *out, const float *inp,
+                     const attn_norm_weights *nw, int T) {
+    const int D = cfg->d_model;
+    const int rows = D >= PAR_ELEMS ? 1 : PAR_ELEMS / (D > 0 ? D : 1);
+    const long chunks = (T + rows - 1) / rows;
+    const int threads = par_threads((size_t)chunks);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (long c = 0; c < chunks; c++) {
+        const int t0 = (int)c * rows, n = T - t0 < rows ? T - t0 : rows;
+        const size_t at = (size_t)t0 * D;
+        if (cfg->norm == ATTN_NORM_RMSNORM)
+            kern_rmsnorm(out + at, inp + at, nw->w, n, D, cfg->norm_eps);
+        else
+            kern_layernorm(out + at, inp + at, nw->w, nw->b, n, D, cfg->norm_eps);
+    }
+}
+
+/* On the threads, x (n) in place: f(x) when f is given, else x *= y (mul,
+ * the swiglu product) or x += y (the residual), y (n). */
+static void par_apply(void (*f)(float *, size_t), bool mul, float *restrict x,
+                      const float *restrict y, size_t n) {
+    const size_t chunks = (n + PAR_ELEMS - 1) / PAR_ELEMS;
+    const int threads = par_threads(chunks);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (long c = 0; c < (long)chunks; c++) {
+        const size_t i = (size_t)c * PAR_ELEMS, m = n - i < PAR_ELEMS ? n - i : PAR_ELEMS;
+        if (f)
+            f(x + i, m);
+        else if (mul)
+            kern_mul(x + i, y + i, m);
+        else
+            for (size_t k = i; k < i + m; k++) x[k] += y[k];
+    }
 }
 
 /* The input of a sub-layer that reads s->x (T, D): Norm(x) in s->xn when
@@ -148,7 +188,7 @@ static const float *sublayer_in(attn_session *s, const attn_norm_weights *nw, in
  * x = Norm(x) when post-norm. */
 static void add_residual(attn_session *s, const attn_norm_weights *nw, int T) {
     const attn_config *cfg = &s->m->cfg;
-    add_inplace(s->x.p, s->y.p, (size_t)T * cfg->d_model);
+    par_apply(NULL, false, s->x.p, s->y.p, (size_t)T * cfg->d_model);
     if (cfg->norm_position != ATTN_NORM_PRE) attn_norm_apply(cfg, s->x.p, s->x.p, nw, T);
 }
 
@@ -159,13 +199,13 @@ static void mlp(const attn_config *cfg, float *out, const float *x, const attn_b
     const size_t n = (size_t)T * F;
     kern_linear(h1, x, b->up.w, b->up.b, T, D, F);
     switch (cfg->mlp) {
-    case ATTN_MLP_RELU: kern_relu(h1, n); break;
-    case ATTN_MLP_GELU: kern_gelu(h1, n); break;
-    case ATTN_MLP_GELU_TANH: kern_gelu_tanh(h1, n); break;
+    case ATTN_MLP_RELU: par_apply(kern_relu, false, h1, NULL, n); break;
+    case ATTN_MLP_GELU: par_apply(kern_gelu, false, h1, NULL, n); break;
+    case ATTN_MLP_GELU_TANH: par_apply(kern_gelu_tanh, false, h1, NULL, n); break;
     case ATTN_MLP_SWIGLU:
         kern_linear(h2, x, b->gate.w, b->gate.b, T, D, F);
-        kern_silu(h2, n);
-        kern_mul(h1, h2, n);
+        par_apply(kern_silu, false, h2, NULL, n);
+        par_apply(NULL, true, h1, h2, n);
         break;
     case ATTN_MLP_NONE: break;
     }

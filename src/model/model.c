@@ -51,16 +51,26 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
  * On the bits (exponent all ones), whatever the floating-point flags; blocks
  * without one are passed in a loop the compiler vectorizes. */
 static size_t first_nonfinite(const float *x, size_t n) {
-    enum { BLOCK = 1024 };
-    for (size_t i = 0; i < n; i += BLOCK) {
-        size_t m = n - i < BLOCK ? n - i : BLOCK;
+    /* blocks on the threads (reading the weights is the first touch of
+     * their pages, which the threads then share), the first bad block
+     * looked at again alone */
+    enum { BLOCK = 4096 };
+    const long blocks = (long)((n + BLOCK - 1) / BLOCK);
+    long first = blocks;
+    int threads = blocks < 4 ? 1 : attn_threads();
+    if (threads > blocks) threads = (int)blocks;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) reduction(min : first) num_threads(threads) if (threads > 1)
+#endif
+    for (long blk = 0; blk < blocks; blk++) {
+        const size_t i = (size_t)blk * BLOCK, m = n - i < BLOCK ? n - i : BLOCK;
         uint32_t bad = 0;
         for (size_t k = 0; k < m; k++)
             bad |= (attn_f32_bits(x[i + k]) & 0x7f800000u) == 0x7f800000u;
-        if (!bad) continue;
-        for (size_t k = 0; k < m; k++)
-            if (!isfinite(x[i + k])) return i + k;
+        if (bad && blk < first) first = blk;
     }
+    for (size_t k = (size_t)first * BLOCK; k < n; k++)
+        if (!isfinite(x[k])) return k;
     return n;
 }
 

@@ -414,6 +414,26 @@ def main():
                   r.returncode == 1 and err.count("\n") == 1 and want in err, err)
             check("%s weight: no output" % word, not os.path.exists(os.path.join(d, "m.csv"))
                   and not leftovers(d), str(os.listdir(d)))
+        # a tensor of several blocks of 4,096 (scanned on the threads): the
+        # first of two bad elements in later blocks is named, at 1 and 2 threads
+        name = "blocks.0.mlp.up.weight"
+        begin = 8 + hl + header[name]["data_offsets"][0]
+        d_ff = json.load(open(cfg))["d_ff"]
+        first, later = 4096 + 7, 2 * 4096 + 1  # blocks 1 and 2 of 4: two threads
+        bad = bytearray(data)
+        for at, value in ((first, float("inf")), (later, float("nan"))):
+            bad[begin + 4 * at:begin + 4 * at + 4] = struct.pack("<f", value)
+        with open(weights, "wb") as f:
+            f.write(bad)
+        for threads in ("1", "2"):
+            r = run(["run", "--config", cfg, "--text", "the cat", "--threads", threads], d)
+            err = r.stderr.decode()
+            want = ('tensor "%s": element %d (row %d, column %d) is +inf'
+                    % (name, first, first // d_model, first % d_model))
+            check("two bad weights in later blocks, %s thread(s): the first is named" % threads,
+                  d_ff * d_model >= 4 * 4096 and r.returncode == 1 and want in err, err)
+        with open(weights, "wb") as f:
+            f.write(data)
         ckpt, tok = write_llama2c(d, 16, 32, 1, 2, 16, 8, 3, poison=(16 * 16 + 16 + 5,
                                                                      float("inf")))
         r = subprocess.run(import_args(ckpt, tok, "out"), cwd=d, capture_output=True)

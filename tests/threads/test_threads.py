@@ -2,7 +2,8 @@
 item 2): --threads 1, 2 and 3 and ATTN_THREADS, on models large enough that
 the matrix products run on several threads (more than 2^20 multiply-adds a
 product), for the maps, the context, the predictions, named dumps (npy) and
-generate (its maps and tokens), a decoder and an encoder-decoder.
+generate (its maps and tokens), a decoder, an encoder-decoder and a Llama-shaped
+decoder.
 
   test_threads.py ATTN_EXE SOURCE_ROOT
 """
@@ -33,6 +34,13 @@ SPECS = [
         architecture="encoder-decoder", vocab_size=200, d_model=192, n_heads=6, d_ff=512,
         max_seq_len=80, n_layers=2, n_encoder_layers=2, positional="sinusoidal", norm="layernorm",
         norm_position="post", mlp="relu", bias=True, lm_head="tied"), seq_len=40, src_len=70, seed=8),
+    # rmsnorm, swiglu, rope, grouped heads: the norms, the activations and the
+    # residuals run in chunks of 16,384 elements on the threads (80 x 768)
+    make_models.Spec("threads-llama", dict(
+        architecture="decoder", vocab_size=300, d_model=256, n_heads=4, n_kv_heads=2, d_ff=768,
+        max_seq_len=96, n_layers=2, positional="rope", rope_theta=10000, norm="rmsnorm",
+        norm_eps=1e-6, norm_position="pre", mlp="swiglu", bias=False, lm_head="separate"),
+        seq_len=80, seed=9),
 ]
 
 
