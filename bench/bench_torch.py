@@ -143,6 +143,27 @@ class Fail(Exception):
 
 # ---------------------------------------------------------------- models
 
+def gemm_block_ratio(lines, t, threads):
+    """From bench_gemm's output: attn's GFLOP/s over sgemm's for one GPT-2-small
+    block's six products at T=t (q, k, v, o: 768 x 768; up: 768 x 3072; down:
+    3072 x 768), each side its summed time over their summed FLOP, with the
+    instruction set kern_linear uses; None when a row is missing."""
+    isa = next((ln.split(":", 1)[1].strip() for ln in lines
+                if ln.startswith("attn kern_linear uses:")), None)
+    rate = {}
+    for ln in lines:
+        f = ln.split()
+        if len(f) == 8 and f[4] == isa and f[0] == str(threads) and f[1] == str(t):
+            rate[(int(f[2]), int(f[3]))] = (float(f[5]), float(f[6]))
+    block = [((768, 768), 4), ((768, 3072), 1), ((3072, 768), 1)]
+    if isa is None or any(sh not in rate for sh, _ in block):
+        return None
+    flop = sum(c * 2.0 * t * sh[0] * sh[1] for sh, c in block)
+    t_attn = sum(c * 2.0 * t * sh[0] * sh[1] / rate[sh][0] for sh, c in block)
+    t_blas = sum(c * 2.0 * t * sh[0] * sh[1] / rate[sh][1] for sh, c in block)
+    return (flop / t_attn) / (flop / t_blas)
+
+
 def make_model(folder, cfg, seed):
     """Random weights of cfg in attn's format, once: reused while config.json matches."""
     import numpy as np
@@ -688,6 +709,11 @@ def bench(a, exe, repeat, gcfg, lcfg, tokens, long_tokens, csv_t, tmp):
             f = ag[n] / mean[n]
             rows.append(("T=%d: attn linear layers >= 70%% of sgemm, %d thr (lower bound)" % (T5, n),
                          "%.0f%%" % (100 * f), True if f >= 0.7 else None))
+    for n in (1, 2):
+        f = gemm_block_ratio(gemm_lines, T5, n)
+        if f is not None:
+            rows.append(("T=%d: attn linear layers >= 70%% of sgemm, %d thr (bench_gemm: one "
+                         "block's six products)" % (T5, n), "%.0f%%" % (100 * f), f >= 0.7))
     T10 = tokens[-1]
     rss = ares[(T10, attn_threads[-1], "plain")][1]
     rows.append(("T=%d, no maps: peak RSS <= weights (%.0f MB) + 64 MB" % (T10, wbytes / 2**20),
