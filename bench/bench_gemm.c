@@ -132,12 +132,6 @@ int main(int argc, char **argv) {
     if (repeat < 1) repeat = 1;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-    /* OpenBLAS's pthreads spin for about 2^28 cycles after each call before
-     * they sleep (its THREAD_TIMEOUT): alternating with attn in one process,
-     * they would hold a core through attn's turn and halve its 2-thread
-     * rate. 2^4 cycles: they sleep at once (sgemm's own rate is unchanged:
-     * its threads wake for each call). */
-    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     blas_lib lib = {NULL, NULL};
@@ -182,12 +176,18 @@ int main(int argc, char **argv) {
                     if (lib.sgemm) {
                         double t = time_one(&lib, -1, nt, x, w, y, T, C, OC, inner);
                         if (t < blas_best) blas_best = t;
-                        if (nt > 1) usleep(20000); /* OpenBLAS's threads go to sleep */
+                        /* OpenBLAS's threads spin for 2^28 cycles (its THREAD_TIMEOUT)
+                         * after a call before they sleep: alternating with attn in one
+                         * process they would hold a core through attn's 2-thread turn
+                         * (it measured at its 1-thread rate). 150 ms covers that down to
+                         * 1.8 GHz. */
+                        if (nt > 1) usleep(150000);
                     }
                     for (int i = 0; i < n_isa; i++) {
                         double t = time_one(&lib, isas[i], nt, x, w, y, T, C, OC, inner);
                         if (t < best[i]) best[i] = t;
                     }
+                    if (nt > 1 && lib.sgemm) usleep(20000); /* and OpenMP's, before sgemm */
                 }
                 for (int i = 0; i < n_isa; i++) {
                     printf("%3d %5d %5d %5d  %-9s %9.1f", nt, T, C, OC,
