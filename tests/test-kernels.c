@@ -88,8 +88,9 @@ START_TEST(test_linear_isas_same_bytes) {
     tu_rng r = {13};
     const int Ts[] = {1, 2, 3, 5, 9};
     /* 1100, 3000, 3072: rows in K blocks of 512 (kern_linear above 1024),
-     * 1100 and 3000 with a last block that is not a multiple of 16 */
-    const int Cs[] = {1, 15, 16, 17, 255, 1100, 3000, 3072};
+     * 1100 and 3000 with a last block that is not a multiple of 16; 1024,
+     * 2048, 3072: input rows packed for the micro-kernel (a multiple of 1 KiB) */
+    const int Cs[] = {1, 15, 16, 17, 255, 1024, 1100, 2048, 3000, 3072};
     const int OCs[] = {1, 5, 7, 13, 64, 70};
     int ran = 0;
     for (int isa = 0; kern_linear_isa_name(isa); isa++) {
