@@ -15,7 +15,9 @@ byte tokens and 8 merged ones, merges.txt, and the same as a tokenizer.json):
      --no-tokenizer writes none; --merges without a vocab.json is refused;
   4. a synthetic Hugging Face Llama folder with a Llama-style tokenizer.json
      (the 256 <0xNN> tokens, 5 merges): copied, type hf, the ids worked out by
-     hand (BOS first), `attn run --text` runs.
+     hand (BOS first), `attn run --text` runs;
+  5. malformed vocab.json, merges.txt and tokenizer.json files: attn tokenize
+     and attn run exit 1 with one line that names the file and the place.
 Exit status: 0 pass, 1 fail.
 """
 import json
@@ -203,6 +205,41 @@ def case(attn, what, args, out, want_tok, files):
     print("%s: tokenizer %s, ids %s" % (what, want_tok["type"], ids))
 
 
+def malformed(attn, gpt2_model, hf_model, tmp):
+    """A malformed vocab.json, merges.txt or tokenizer.json in a converted
+    model: attn tokenize and attn run exit 1 with one line naming the file
+    and the place, and write nothing."""
+    cases = [
+        (gpt2_model, "vocab.json", '{"a": 0,\n "b": }\n', ["vocab.json", "line 2"]),
+        (gpt2_model, "vocab.json", '{"!": "x"}', ["vocab.json", '"!"', "integer id"]),
+        (gpt2_model, "merges.txt", "#version: 0.2\n\u0120 w\nhe\n", ["merges.txt", "line 3"]),
+        (gpt2_model, "merges.txt", "#version: 0.2\nzz q\n", ["merges.txt", "line 2", '"zz"']),
+        (hf_model, "tokenizer.json", '{"model": {"type": "BPE",\n\n ]', ["tokenizer.json", "line 3"]),
+        (hf_model, "tokenizer.json", None, ["tokenizer.json", "Whitespace"]),
+    ]
+    for i, (model, name, text, want) in enumerate(cases):
+        d = os.path.join(tmp, "malformed-%d" % i)
+        shutil.copytree(model, d)
+        path = os.path.join(d, name)
+        if text is None:  # a pre-tokenizer attn does not have
+            with open(path, encoding="utf-8") as f:
+                tj = json.load(f)
+            tj["pre_tokenizer"] = {"type": "Whitespace"}
+            text = json.dumps(tj, ensure_ascii=False)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        cfg = os.path.join(d, "config.json")
+        for args in (["tokenize", "--config", cfg, "--text", TEXT],
+                     ["run", "--config", cfg, "--text", TEXT, "--maps", os.path.join(d, "m.csv")]):
+            r = subprocess.run([attn] + args, capture_output=True, text=True)
+            lines = r.stderr.splitlines()
+            check(r.returncode == 1 and len(lines) == 1 and all(w in r.stderr for w in want)
+                  and r.stdout == "" and not os.path.exists(os.path.join(d, "m.csv")),
+                  "malformed %s (case %d), attn %s: exit %d, %r (want one line with %s)"
+                  % (name, i, args[0], r.returncode, r.stderr, want))
+    print("malformed vocab.json, merges.txt, tokenizer.json: exit 1, one line naming the place")
+
+
 def main(argv):
     attn = argv[1]
     gpt2 = {"type": "gpt2", "vocab": "vocab.json", "merges": "merges.txt"}
@@ -229,6 +266,7 @@ def main(argv):
         check(r.returncode == 1 and "--merges needs --vocab vocab.json" in r.stderr,
               "--merges alone: exit %d %s" % (r.returncode, r.stderr))
         llama_case(attn, llama_folder(os.path.join(tmp, "llama-hf")), os.path.join(tmp, "g"))
+        malformed(attn, os.path.join(tmp, "a"), os.path.join(tmp, "b"), tmp)
     print("%d failures" % len(FAILS))
     return 1 if FAILS else 0
 
