@@ -151,6 +151,32 @@ GEMM_TILES(tile_base, base_tile, BASE_MR, BASE_NR, )
 #define AVX2_MR 3
 #define AVX2_NR 2
 
+/* kern_dot's tree of up to 8 outputs at once, each given as b[o] = its low
+ * 8 lanes + its high 8 (tree16's first level), lane for lane the same
+ * additions as tree16: level 2 adds the 128-bit halves of b (c[l] = b[l] +
+ * b[l + 4], two outputs a vector), level 3 the pairs c[0] + c[2], c[1] +
+ * c[3] (four a vector), level 4 their sum (eight a vector); r[o] for o <
+ * cnt. */
+AVX2 GEMM_INLINE void avx2_trees(const __m256 *b, int cnt, float *r) {
+    __m256 v[8], c[4], g[2];
+#pragma GCC unroll 8
+    for (int o = 0; o < 8; o++) v[o] = o < cnt ? b[o] : _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) /* low half: output 2e, high half: 2e + 1 */
+        c[e] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * e], v[2 * e + 1], 0x20),
+                             _mm256_permute2f128_ps(v[2 * e], v[2 * e + 1], 0x31));
+#pragma GCC unroll 2
+    for (int f = 0; f < 2; f++) /* per half: c0 + c2, c1 + c3 of two outputs */
+        g[f] = _mm256_add_ps(_mm256_shuffle_ps(c[2 * f], c[2 * f + 1], 0x44),
+                             _mm256_shuffle_ps(c[2 * f], c[2 * f + 1], 0xEE));
+    /* element k holds output 2k (k < 4) or 2(k - 4) + 1 */
+    const __m256 z = _mm256_add_ps(_mm256_shuffle_ps(g[0], g[1], 0x88),
+                                   _mm256_shuffle_ps(g[0], g[1], 0xDD));
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_permutevar8x32_ps(z, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    for (int o = 0; o < cnt; o++) r[o] = t[o];
+}
+
 AVX2 GEMM_INLINE void avx2_tile(const int m, const int n, const float *a, size_t ars,
                                 size_t aks, const float *w, int C, int k0, int k1, float *acc,
                                 float *out, size_t ldo, const float *bias) {
@@ -203,16 +229,30 @@ AVX2 GEMM_INLINE void avx2_tile(const int m, const int n, const float *a, size_t
             }
         }
     }
+    if (k1 < C) {
+#pragma GCC unroll 8
+        for (int i = 0; i < m; i++)
+#pragma GCC unroll 8
+            for (int j = 0; j < n; j++) {
+                float *s = acc + (i * AVX2_NR + j) * LANES;
+                _mm256_store_ps(s, lo[i][j]);
+                _mm256_store_ps(s + 8, hi[i][j]);
+            }
+        return;
+    }
+    __m256 b[AVX2_MR * AVX2_NR];
+    float r[AVX2_MR * AVX2_NR];
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < n; j++) {
-            float *s = acc + (i * AVX2_NR + j) * LANES;
-            _mm256_store_ps(s, lo[i][j]);
-            _mm256_store_ps(s + 8, hi[i][j]);
-            if (k1 == C) out[(size_t)i * ldo + j] = tree16(s) + (bias ? bias[j] : 0.0f);
-        }
+        for (int j = 0; j < n; j++) b[i * n + j] = _mm256_add_ps(lo[i][j], hi[i][j]);
+    avx2_trees(b, m * n, r);
+#pragma GCC unroll 8
+    for (int i = 0; i < m; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < n; j++) out[(size_t)i * ldo + j] = r[i * n + j] + (bias ? bias[j] : 0.0f);
 }
+_Static_assert(AVX2_MR * AVX2_NR <= 8, "avx2_trees takes up to 8 outputs");
 GEMM_TILES(tile_avx2, avx2_tile, AVX2_MR, AVX2_NR, AVX2)
 
 /* ---- AVX-512: MR x NR outputs, each 16 lanes in one zmm register ---- */
