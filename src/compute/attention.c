@@ -263,17 +263,33 @@ void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p
     (void)threads;
 }
 
-/* Head h's scores (every key, before the mask) then weights (masked entries
- * exactly 0), captured from one [T, Tk] matrix mat: kern_scores, then
- * kern_softmax over the visible keys of each row. */
+/* Head h's scores (every key, before the mask; when `scores`) then weights
+ * (masked entries exactly 0), captured from one [T, Tk] matrix mat:
+ * kern_scores, then kern_softmax over the visible keys of each row. Without
+ * `scores` only the visible keys' scores are made (each score is its own
+ * dot product: the same bytes). The rows go to the threads, each row whole
+ * to one (the same bytes for any count); the head is captured whole before
+ * the next one is made. */
 static attn_status capture_weights(float *mat, const head_view *a, const attn_capture *cap,
-                                   const attn_capture_key *base, int h, attn_error *err) {
+                                   const attn_capture_key *base, int h, bool scores,
+                                   attn_error *err) {
     const size_t Tk = (size_t)a->Tk, hd = (size_t)a->hd;
+    int threads = 2.0 * a->T * a->Tk * a->hd < ATTN_THREAD_MIN_WORK ? 1 : attn_threads();
+    if (threads > a->T) threads = a->T;
     int rc;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
     for (int t = 0; t < a->T; t++)
-        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, a->Tk, a->hd, a->scale);
-    if ((rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err))) return rc;
+        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, scores ? a->Tk : visible(a, t), a->hd,
+                    a->scale);
+    if (scores && (rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err)))
+        return rc;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
     for (int t = 0; t < a->T; t++) kern_softmax(mat + t * Tk, visible(a, t), a->Tk);
+    (void)threads;
     return capture(cap, base, ATTN_V_WEIGHTS, h, mat, a->T, a->Tk, a->pos0, err);
 }
 
@@ -293,10 +309,11 @@ static attn_status capture_heads(attn_attn_scratch *s, const attn_attn_params *p
     int rc;
     for (int h = 0; h < H; h++) {
         attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
-        if (attn_cap_wants(cap, &ks) || attn_cap_wants(cap, &kw)) {
+        const bool scores = attn_cap_wants(cap, &ks);
+        if (scores || attn_cap_wants(cap, &kw)) {
             const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
             if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
-                (rc = capture_weights(s->mat.p, &a, cap, base, h, err)))
+                (rc = capture_weights(s->mat.p, &a, cap, base, h, scores, err)))
                 return rc;
         }
         attn_capture_key kc = key_of(base, ATTN_V_HEAD_CONTEXT, h);
