@@ -626,12 +626,13 @@ ALWAYS_INLINE void flash_scores(float s[FL_RB][FL_KEYS], const float *restrict q
 }
 
 /* o[r][d] = first ? tv : o[r][d] * alpha[r] + tv, tv = sum over c < nc of
- * p[r][c] v[c][d], for rows r < RB of o (rows ldo apart) and the dimensions
- * d0 .. d0 + NS*16 - 1 (vectors) of v (nc, hd), the tile's values as rows. */
+ * p[r][c] v[c][d] (c < ncr[r] when ncr is given: row r's own count), for
+ * rows r < RB of o (rows ldo apart) and the dimensions d0 .. d0 + NS*16 - 1
+ * (vectors) of v (nc, hd), the tile's values as rows. */
 #if FL_VEC
 ALWAYS_INLINE void flash_pv_vec(float *restrict o, size_t ldo, const float p[FL_RB][FL_KEYS],
                                 const float *alpha, bool first, const int RB, const int NS,
-                                const float *restrict v, int hd, int nc, int d0) {
+                                const float *restrict v, int hd, int nc, const int *ncr, int d0) {
     kern_v16f t[FL_RB][2];
     for (int r = 0; r < RB; r++)
         for (int u = 0; u < NS; u++) t[r][u] = (kern_v16f){0};
@@ -639,6 +640,7 @@ ALWAYS_INLINE void flash_pv_vec(float *restrict o, size_t ldo, const float p[FL_
         kern_v16f x[2];
         for (int u = 0; u < NS; u++) memcpy(&x[u], v + (size_t)c * hd + d0 + u * FL_VEC, sizeof x[u]);
         for (int r = 0; r < RB; r++) {
+            if (ncr && c >= ncr[r]) continue; /* a key row r does not see */
             const float pc = p[r][c];
             for (int u = 0; u < NS; u++) t[r][u] = t[r][u] + pc * x[u];
         }
@@ -659,63 +661,80 @@ ALWAYS_INLINE void flash_pv_vec(float *restrict o, size_t ldo, const float p[FL_
 
 ALWAYS_INLINE void flash_pv(float *restrict o, size_t ldo, const float p[FL_RB][FL_KEYS],
                             const float *alpha, bool first, const int RB, const int NS,
-                            const float *restrict v, int hd, int nc) {
+                            const float *restrict v, int hd, int nc, const int *ncr) {
     int d = 0;
 #if FL_VEC
     for (; d + NS * FL_VEC <= hd; d += NS * FL_VEC)
-        flash_pv_vec(o, ldo, p, alpha, first, RB, NS, v, hd, nc, d);
-    for (; d + FL_VEC <= hd; d += FL_VEC) flash_pv_vec(o, ldo, p, alpha, first, RB, 1, v, hd, nc, d);
+        flash_pv_vec(o, ldo, p, alpha, first, RB, NS, v, hd, nc, ncr, d);
+    for (; d + FL_VEC <= hd; d += FL_VEC)
+        flash_pv_vec(o, ldo, p, alpha, first, RB, 1, v, hd, nc, ncr, d);
 #endif
     for (; d < hd; d++)
         for (int r = 0; r < RB; r++) {
             float tv = 0.0f;
-            for (int c = 0; c < nc; c++) tv = tv + p[r][c] * v[(size_t)c * hd + d];
+            const int n = ncr ? ncr[r] : nc;
+            for (int c = 0; c < n; c++) tv = tv + p[r][c] * v[(size_t)c * hd + d];
             float *dst = o + (size_t)r * ldo + d;
             *dst = first ? tv : *dst * alpha[r] + tv;
         }
 }
 
 /* One register block: rows r < RB of the tile, each seeing the same nc keys
- * of the key tile at j0; m, l are the rows' running max and sum. */
+ * of the key tile at j0, or (ncr given: the causal diagonal) its own ncr[r]
+ * >= 1 of them, nc the largest; m, l are the rows' running max and sum. A
+ * row's scores, max, exponentials, sum and products are those of its own
+ * keys only, each in the same order as in a block of that row alone: the
+ * same bytes. */
 ALWAYS_INLINE void flash_block(float *restrict o, size_t ldo, const float *restrict q,
                                float *restrict m, float *restrict l, const int RB, const int NS,
                                const float *restrict kt, size_t ldk, const float *restrict v,
-                               int hd, int j0, int nc, float scale) {
+                               int hd, int j0, int nc, const int *ncr, float scale) {
     float s[FL_RB][FL_KEYS], alpha[FL_RB];
     const bool first = j0 == 0;
     flash_scores(s, q, RB, NS, hd, kt, ldk, j0, nc, scale);
     for (int r = 0; r < RB; r++) {
+        const int n = ncr ? ncr[r] : nc;
         float mx[LANES];
         for (int u = 0; u < LANES; u++) mx[u] = s[r][0];
         int c = 0;
-        for (; c + LANES <= nc; c += LANES) max_into(mx, s[r] + c, LANES);
-        max_into(mx, s[r] + c, nc - c);
+        for (; c + LANES <= n; c += LANES) max_into(mx, s[r] + c, LANES);
+        max_into(mx, s[r] + c, n - c);
         float mt = mx[0];
         for (int u = 1; u < LANES; u++) mt = mx[u] > mt ? mx[u] : mt;
         const float mnew = first || mt > m[r] ? mt : m[r];
         alpha[r] = first ? 0.0f : exp_approx(m[r] - mnew);
         m[r] = mnew;
-        for (c = 0; c < nc; c++) s[r][c] = exp_approx(s[r][c] - mnew);
+        for (c = 0; c < n; c++) s[r][c] = exp_approx(s[r][c] - mnew);
         float acc[LANES] = {0};
-        for (c = 0; c + LANES <= nc; c += LANES) sum_into(acc, s[r] + c, LANES);
-        sum_into(acc, s[r] + c, nc - c);
+        for (c = 0; c + LANES <= n; c += LANES) sum_into(acc, s[r] + c, LANES);
+        sum_into(acc, s[r] + c, n - c);
         const float ts = tree16(acc);
         l[r] = first ? ts : l[r] * alpha[r] + ts;
     }
     flash_pv(o, ldo, (const float(*)[FL_KEYS])s, alpha, first, RB, NS, v + (size_t)j0 * hd, hd,
-             nc);
+             nc, ncr);
 }
 
 /* The blocks of 1 .. 4 rows, each inlined with its sizes as constants:
  * scores with NS vectors of keys, the values with NS vectors of dimensions. */
 ALWAYS_INLINE void flash_block_n(float *restrict o, size_t ldo, const float *restrict q, float *m,
                                  float *l, int rb, const float *restrict kt, size_t ldk,
-                                 const float *restrict v, int hd, int j0, int nc, float scale) {
+                                 const float *restrict v, int hd, int j0, int nc, const int *ncr,
+                                 float scale) {
+    if (ncr) { /* the causal diagonal: a count per row */
+        switch (rb) {
+        case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+        case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+        case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+        default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+        }
+        return;
+    }
     switch (rb) {
-    case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, scale); break;
-    case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, scale); break;
-    case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, scale); break;
-    default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, scale); break;
+    case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, NULL, scale); break;
+    case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, NULL, scale); break;
+    case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, NULL, scale); break;
+    default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, NULL, scale); break;
     }
 }
 
@@ -733,25 +752,25 @@ void kern_flash(float *restrict ctx, size_t ldc, const float *restrict q, int n,
             const int rb = n - r0 < FL_RB ? n - r0 : FL_RB;
             /* the keys of the tile that rows r0 .. r0+rb-1 see: the same
              * count for all (one block), or, on the causal diagonal, a
-             * count per row (blocks of one row) */
-            int call_row[FL_RB], call_rows[FL_RB], call_nc[FL_RB], calls = 0;
+             * count per row (one block of the rows that see any, each with
+             * its own count) */
             int lo = FL_SEEN(r0) - j0, hi = FL_SEEN(r0 + rb - 1) - j0;
             lo = lo < FL_KEYS ? lo : FL_KEYS;
             hi = hi < FL_KEYS ? hi : FL_KEYS;
             if (lo == hi) {
-                call_row[0] = r0, call_rows[0] = rb, call_nc[0] = lo, calls = 1;
+                if (lo > 0) /* a tile no row sees is skipped */
+                    flash_block_n(ctx + (size_t)r0 * ldc, ldc, q + (size_t)r0 * hd, m + r0,
+                                  l + r0, rb, kt, ldk, v, hd, j0, lo, NULL, scale);
             } else {
-                for (int r = r0; r < r0 + rb; r++) {
-                    int nc = FL_SEEN(r) - j0;
-                    call_row[calls] = r, call_rows[calls] = 1;
-                    call_nc[calls++] = nc < FL_KEYS ? nc : FL_KEYS;
+                int ncr[FL_RB], r1 = r0; /* counts grow with the row: skip those of 0 */
+                while (r1 < r0 + rb && FL_SEEN(r1) - j0 <= 0) r1++;
+                if (r1 == r0 + rb) continue; /* a tile no row sees */
+                for (int r = r1; r < r0 + rb; r++) {
+                    const int nc = FL_SEEN(r) - j0;
+                    ncr[r - r1] = nc < FL_KEYS ? nc : FL_KEYS;
                 }
-            }
-            for (int k = 0; k < calls; k++) {
-                const int r = call_row[k];
-                if (call_nc[k] > 0) /* a tile no row sees is skipped */
-                    flash_block_n(ctx + (size_t)r * ldc, ldc, q + (size_t)r * hd, m + r, l + r,
-                                  call_rows[k], kt, ldk, v, hd, j0, call_nc[k], scale);
+                flash_block_n(ctx + (size_t)r1 * ldc, ldc, q + (size_t)r1 * hd, m + r1, l + r1,
+                              r0 + rb - r1, kt, ldk, v, hd, j0, hi, ncr, scale);
             }
         }
     }
