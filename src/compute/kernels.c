@@ -717,25 +717,28 @@ ALWAYS_INLINE void flash_block(float *restrict o, size_t ldo, const float *restr
 
 /* The blocks of 1 .. 4 rows, each inlined with its sizes as constants:
  * scores with NS vectors of keys, the values with NS vectors of dimensions. */
+ALWAYS_INLINE void flash_block_rows(float *restrict o, size_t ldo, const float *restrict q,
+                                    float *m, float *l, int rb, const float *restrict kt,
+                                    size_t ldk, const float *restrict v, int hd, int j0, int nc,
+                                    const int *ncr, float scale) {
+    switch (rb) {
+    case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+    case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+    case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+    default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, ncr, scale); break;
+    }
+}
+
+/* The same, with ncr (the causal diagonal's count per row) or without: two
+ * inlined copies, so that the common case (NULL) has no per-row test. */
 ALWAYS_INLINE void flash_block_n(float *restrict o, size_t ldo, const float *restrict q, float *m,
                                  float *l, int rb, const float *restrict kt, size_t ldk,
                                  const float *restrict v, int hd, int j0, int nc, const int *ncr,
                                  float scale) {
-    if (ncr) { /* the causal diagonal: a count per row */
-        switch (rb) {
-        case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, ncr, scale); break;
-        case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, ncr, scale); break;
-        case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, ncr, scale); break;
-        default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, ncr, scale); break;
-        }
-        return;
-    }
-    switch (rb) {
-    case 4: flash_block(o, ldo, q, m, l, 4, 1, kt, ldk, v, hd, j0, nc, NULL, scale); break;
-    case 3: flash_block(o, ldo, q, m, l, 3, 1, kt, ldk, v, hd, j0, nc, NULL, scale); break;
-    case 2: flash_block(o, ldo, q, m, l, 2, 2, kt, ldk, v, hd, j0, nc, NULL, scale); break;
-    default: flash_block(o, ldo, q, m, l, 1, 2, kt, ldk, v, hd, j0, nc, NULL, scale); break;
-    }
+    if (ncr)
+        flash_block_rows(o, ldo, q, m, l, rb, kt, ldk, v, hd, j0, nc, ncr, scale);
+    else
+        flash_block_rows(o, ldo, q, m, l, rb, kt, ldk, v, hd, j0, nc, NULL, scale);
 }
 
 KERN_CLONES

@@ -200,8 +200,9 @@ typedef struct encode_state {
     bpe_cand *heap;
     size_t cap; /* symbols sym[] and heap[] (3 * cap) have room for */
     /* the cache: open addressing over the pieces seen so far, emptied when it
-     * holds CACHE_PIECES_MAX pieces or CACHE_BYTES_MAX bytes (constant memory
-     * over any number of calls: a batch of a million lines) */
+     * holds CACHE_PIECES_MAX pieces or CACHE_BYTES_MAX bytes of their text
+     * (and as many ids at most): constant memory over any number of calls,
+     * a batch of a million lines */
     struct cache_slot {
         uint64_t hash;
         uint32_t off, len;   /* the piece's bytes in bytes[] */
@@ -348,12 +349,12 @@ static int encode_piece(const gpt2_impl *g, encode_state *st, const unsigned cha
     }
     int rc = bpe_piece(g, st, w, n, out, k, err);
     if (rc) return rc;
-    if (st->used >= CACHE_PIECES_MAX || st->n_bytes + n > CACHE_BYTES_MAX ||
-        st->n_ids + *k > CACHE_BYTES_MAX) { /* full: start again */
+    /* full: start again (a piece has at most one id per byte, so the ids
+     * stay within the bytes' count too) */
+    if (st->used >= CACHE_PIECES_MAX || st->n_bytes + n > CACHE_BYTES_MAX) {
         for (size_t j = 0; j <= st->mask; j++) st->slots[j].len = 0;
         st->used = st->n_bytes = st->n_ids = 0;
-        for (i = mix64(h) & st->mask; st->slots[i].len; i = (i + 1) & st->mask) {
-        }
+        i = mix64(h) & st->mask; /* every slot is empty now */
     }
     if (2 * (st->used + 1) > st->mask + 1) {
         if ((rc = cache_rehash(st, err))) return rc;
