@@ -652,6 +652,87 @@ START_TEST(test_reuse_cache_same_bytes) {
 }
 END_TEST
 
+/* A pass that will not be continued stops after what is asked of it
+ * (forward.c, pass_end_of): asked for one value of one block, it gives that
+ * value alone, with the bytes of the whole pass, for every kind of value
+ * (the maps, where the block stops after its scores, and the rest), every
+ * block and both attentions. A session that will be continued runs
+ * everything: asked for block 0's weights only, its next position is the
+ * same bytes as one pass over all the positions. */
+START_TEST(test_pass_end_same_bytes) {
+    const variant *var = &variants[_i];
+    attn_config c = base_cfg();
+    var->set(&c);
+    c.n_layers = 3;
+    tmodel *tm = tm_build(&c, 2100 + (uint64_t)_i);
+    enum { T = 9, S = 7 };
+    int ids[T + 1], src[S];
+    rand_ids(ids, T + 1, c.vocab_size, 277 + (uint64_t)_i);
+    rand_ids(src, S, c.vocab_size, 299 + (uint64_t)_i);
+    const bool encdec = c.arch == ATTN_ARCH_ENCODER_DECODER;
+    attn_error err;
+    attn_session *ss;
+    ck_assert_int_eq(attn_session_new(&ss, &tm->m, &err), ATTN_OK);
+    ck_assert_int_eq(attn_session_set_reuse_cache(ss, true, &err), ATTN_OK);
+    sink all = {.want_mask = ALL_VALUES};
+    if (encdec) ck_assert_int_eq(encode_ids(ss, src, S, NULL, &err), ATTN_OK);
+    ck_assert_int_eq(run_ids(ss, ids, T, &all, &err), ATTN_OK);
+    const attn_value vals[] = {ATTN_V_ATTN_IN, ATTN_V_Q, ATTN_V_K, ATTN_V_V, ATTN_V_SCORES,
+                               ATTN_V_WEIGHTS, ATTN_V_HEAD_CONTEXT, ATTN_V_CONCAT,
+                               ATTN_V_ATTN_OUT, ATTN_V_MLP_OUT, ATTN_V_RESID};
+    int checked = 0;
+    for (int i = 0; i < all.n; i++) {
+        const rec *x = &all.recs[i];
+        bool asked = x->key.value == ATTN_V_EMBED || x->key.value == ATTN_V_HIDDEN;
+        for (size_t v = 0; v < sizeof vals / sizeof vals[0]; v++) asked |= x->key.value == vals[v];
+        if (!asked || x->key.source || (x->key.head > 0 && x->key.head != c.n_heads - 1 &&
+                                        x->key.head != c.n_kv_heads - 1))
+            continue;
+        char name[128];
+        attn_capture_name(&x->key, name, sizeof name);
+        sink one = {.only = name};
+        attn_session_reset(ss);
+        if (encdec) ck_assert_int_eq(encode_ids(ss, src, S, NULL, &err), ATTN_OK);
+        ck_assert_msg(run_ids(ss, ids, T, &one, &err) == ATTN_OK, "%s: %s", name, err.message);
+        ck_assert_msg(one.n == 1, "%s: %d values emitted", name, one.n);
+        ck_assert_msg(one.recs[0].rows == x->rows && one.recs[0].cols == x->cols &&
+                          memcmp(one.recs[0].data, x->data,
+                                 sizeof(float) * (size_t)x->rows * x->cols) == 0,
+                      "[%s] %s alone: other bytes than in the whole pass", var->name, name);
+        sink_clear(&one);
+        checked++;
+    }
+    printf("pass end [%s]: %d values asked alone, the whole pass's bytes\n", var->name, checked);
+    ck_assert_int_ge(checked, 3 * 9);
+
+    /* continued: block 0's weights only, then one more position */
+    if (tm->m.main.causal) {
+        attn_session *kept;
+        ck_assert_int_eq(attn_session_new(&kept, &tm->m, &err), ATTN_OK);
+        sink w0 = {.only = "blocks.0.attn.weights.h0"}, last = {.want_mask = BIT(ATTN_V_HIDDEN)};
+        if (encdec) ck_assert_int_eq(encode_ids(kept, src, S, NULL, &err), ATTN_OK);
+        ck_assert_int_eq(run_ids(kept, ids, T, &w0, &err), ATTN_OK);
+        ck_assert_int_eq(w0.n, 1);
+        ck_assert_int_eq(run_ids(kept, ids + T, 1, &last, &err), ATTN_OK);
+        sink whole = {.want_mask = BIT(ATTN_V_HIDDEN)};
+        attn_session_reset(ss);
+        ck_assert_int_eq(attn_session_set_reuse_cache(ss, false, &err), ATTN_OK);
+        if (encdec) ck_assert_int_eq(encode_ids(ss, src, S, NULL, &err), ATTN_OK);
+        ck_assert_int_eq(run_ids(ss, ids, T + 1, &whole, &err), ATTN_OK);
+        ck_assert_int_eq(last.n, 1);
+        ck_assert_msg(memcmp(last.recs[0].data, whole.recs[0].data + (size_t)T * c.d_model,
+                             sizeof(float) * (size_t)c.d_model) == 0,
+                      "[%s] continued after a pass that asked for block 0 only: other bytes",
+                      var->name);
+        sink_clear(&w0), sink_clear(&last), sink_clear(&whole);
+        attn_session_free(kept);
+    }
+    sink_clear(&all);
+    attn_session_free(ss);
+    tm_free(tm);
+}
+END_TEST
+
 /* The residual stream at block l's input, as the clean pass a captured it. */
 static const rec *stream_at(const sink *a, int l) {
     return l == 0 ? find_rec(a, ATTN_V_EMBED, -1, -1, ATTN_KIND_SELF, false, 0)
@@ -1448,6 +1529,7 @@ static Suite *forward_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_against_reference, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_reuse_cache_same_bytes, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_pass_end_same_bytes, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_rerun_from_same_bytes, 0, N_VARIANTS);
     tcase_add_test(tc, test_causal_mask);
     tcase_add_test(tc, test_kv_cache_chunks);

@@ -546,32 +546,58 @@ START_TEST(test_softmax_extremes) {
 }
 END_TEST
 
-/* kern_scores against kern_dot on the same keys, bit for bit, for head
- * widths around the special cases and lengths around the blocks; the keys
- * sit transposed in a [hd, ld] block with ld > n. Zeros in q and -0
- * products included. */
+/* A score's documented chain, written out plainly: fmaf over the
+ * dimensions in order from +0, times the scale; key j down a column of kt
+ * (stride ld). */
+static float ref_score(const float *q, const float *kt, size_t ld, int hd, float scale) {
+    float acc = 0.0f;
+    for (int i = 0; i < hd; i++) acc = fmaf(q[i], kt[(size_t)i * ld], acc);
+    return acc * scale;
+}
+
+/* The instruction sets of this machine, by kern_linear's numbering: the
+ * count, their numbers in isa[]. */
+static int isas_here(int isa[8]) {
+    int n = 0;
+    for (int i = 0; kern_linear_isa_name(i) && n < 8; i++)
+        if (kern_linear_isa_runs(i)) isa[n++] = i;
+    return n;
+}
+
+/* kern_scores against the documented chain, bit for bit, on every
+ * instruction set this machine runs, for head widths around the vector
+ * widths and lengths around the blocks; the keys sit transposed in a [hd,
+ * ld] block with ld > n. Zeros in q and -0 products included. */
 START_TEST(test_scores) {
     tu_rng r = {61};
     const int hds[] = {1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 64, 65, 100, 128, 256};
-    const int ns[] = {1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 300};
+    const int ns[] = {1, 2, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129, 300};
+    int isa[8];
+    const int n_isa = isas_here(isa);
+    ck_assert_int_ge(n_isa, 1);
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++) {
             const int hd = hds[a], n = ns[b], ld = n + 5;
             float *q = randn(&r, hd, 1.0), *kt = randn(&r, (size_t)hd * ld, 1.0);
-            float *s = malloc(sizeof(float) * n), *key = malloc(sizeof(float) * hd);
+            float *s = malloc(sizeof(float) * n);
+            ck_assert_ptr_nonnull(s);
             if (b % 3 == 0) /* zero queries against negative keys: -0 products */
                 for (int i = 0; i < hd; i++) q[i] = i % 2 ? -0.0f : 0.0f;
             const float scale = (float)(1.0 / sqrt((double)hd));
-            kern_scores(s, q, kt, (size_t)ld, n, hd, scale);
-            for (int j = 0; j < n; j++) {
-                for (int i = 0; i < hd; i++) key[i] = kt[(size_t)i * ld + j];
-                float want = kern_dot(q, key, hd) * scale;
-                ck_assert_msg(same_bits(s[j], want), "hd=%d n=%d j=%d: %a vs %a", hd, n, j, s[j],
-                              want);
-                ck_assert(same_bits(s[j], ref_dot_order(q, kt + j, (size_t)ld, hd) * scale));
+            for (int k = 0; k <= n_isa; k++) {
+                if (k < n_isa) kern_scores_isa(isa[k], s, q, kt, (size_t)ld, n, hd, scale);
+                else kern_scores(s, q, kt, (size_t)ld, n, hd, scale);
+                for (int j = 0; j < n; j++) {
+                    float want = ref_score(q, kt + j, (size_t)ld, hd, scale);
+                    ck_assert_msg(same_bits(s[j], want), "%s hd=%d n=%d j=%d: %a vs %a",
+                                  k < n_isa ? kern_linear_isa_name(isa[k]) : "best", hd, n, j,
+                                  (double)s[j], (double)want);
+                }
             }
-            free(q), free(kt), free(s), free(key);
+            free(q), free(kt), free(s);
         }
+    for (int k = 0; k < n_isa; k++)
+        printf("scores: %s gives the documented bytes\n", kern_linear_isa_name(isa[k]));
 }
 END_TEST
 
@@ -631,10 +657,46 @@ static void ref_attention_row(double *out, const float *q, const float *kt, size
     free(w);
 }
 
+/* kern_flash's documented order of one row (kernels.h), written out
+ * plainly in scalars: tiles of KERN_FLASH_KEYS keys, the chain of each
+ * score, the running max, kern_exp, the sum in 16 lanes and kern_dot's
+ * tree, and fmaf chains for l and the values. */
+static void ref_flash_row(float *out, const float *q, const float *kt, size_t ld, const float *v,
+                          int seen, int hd, float scale, float *sout) {
+    float m = 0, l = 0, s[KERN_FLASH_KEYS], o[300];
+    ck_assert_int_le(hd, 300);
+    for (int j0 = 0; j0 < seen; j0 += KERN_FLASH_KEYS) {
+        const int nc = seen - j0 < KERN_FLASH_KEYS ? seen - j0 : KERN_FLASH_KEYS;
+        const bool first = j0 == 0;
+        for (int c = 0; c < nc; c++) s[c] = ref_score(q, kt + j0 + c, ld, hd, scale);
+        if (sout) memcpy(sout + j0, s, sizeof(float) * (size_t)nc);
+        float mt = s[0];
+        for (int c = 1; c < nc; c++) mt = s[c] > mt ? s[c] : mt;
+        const float mnew = first || mt > m ? mt : m;
+        const float alpha = first ? 0.0f : kern_exp(m - mnew);
+        m = mnew;
+        float lane[16] = {0};
+        for (int c = 0; c < nc; c++) lane[c % 16] += (s[c] = kern_exp(s[c] - mnew));
+        float t8[8], t4[4];
+        for (int u = 0; u < 8; u++) t8[u] = lane[u] + lane[u + 8];
+        for (int u = 0; u < 4; u++) t4[u] = t8[u] + t8[u + 4];
+        const float ts = (t4[0] + t4[2]) + (t4[1] + t4[3]);
+        l = first ? ts : fmaf(l, alpha, ts);
+        for (int d = 0; d < hd; d++) {
+            float tv = 0.0f;
+            for (int c = 0; c < nc; c++) tv = fmaf(s[c], v[(size_t)(j0 + c) * hd + d], tv);
+            o[d] = first ? tv : fmaf(o[d], alpha, tv);
+        }
+    }
+    for (int d = 0; d < hd; d++) out[d] = seen > 0 ? o[d] / l : 0.0f;
+}
+
 START_TEST(test_flash) {
     tu_rng r = {81};
-    const int hds[] = {1, 2, 3, 8, 15, 16, 17, 32, 33, 64, 65};
-    const int tks[] = {1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 200};
+    const int hds[] = {1, 2, 3, 8, 15, 16, 17, 32, 33, 64, 65, 128};
+    const int tks[] = {1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 129, 200};
+    int isa[8];
+    const int n_isa = isas_here(isa);
     double maxrel = 0;
     for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
         for (size_t b = 0; b < sizeof tks / sizeof tks[0]; b++)
@@ -649,18 +711,49 @@ START_TEST(test_flash) {
                 float *kt1 = malloc(sizeof(float) * (size_t)hd * ld);
                 float *v1 = malloc(sizeof(float) * (size_t)ld * hd);
                 double *ref = malloc(sizeof(double) * 2 * (size_t)hd);
-                ck_assert(ctx && kt1 && v1 && ref);
+                float *want = malloc(sizeof(float) * (size_t)hd);
+                float *sc = malloc(sizeof(float) * (size_t)T * Tk), *sref = malloc(sizeof(float) * Tk);
+                ck_assert(ctx && kt1 && v1 && ref && want && sc && sref);
                 for (int i = 0; i < hd; i++)
                     for (int j = Tk; j < ld; j++) kt[(size_t)i * ld + j] = NAN;
                 for (size_t e = (size_t)Tk * hd; e < (size_t)ld * hd; e++) v[e] = NAN;
-                /* the queries in tiles of KERN_FLASH_ROWS, the rows ldc = hd + 3 apart */
+                /* the queries in tiles of KERN_FLASH_ROWS, the rows ldc = hd + 3 apart, the
+                 * columns between the rows poisoned: they must stay as they are */
                 const size_t ldc = (size_t)hd + 3;
                 float *wide = malloc(sizeof(float) * (size_t)T * ldc);
                 ck_assert_ptr_nonnull(wide);
-                for (int t0 = 0; t0 < T; t0 += KERN_FLASH_ROWS) {
-                    const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
-                    kern_flash(wide + (size_t)t0 * ldc, ldc, q + (size_t)t0 * hd, n,
-                               causal ? pos0 + t0 + 1 : Tk, causal, kt, (size_t)ld, v, hd, scale);
+                for (int k = 0; k <= n_isa; k++) {
+                    for (size_t e = 0; e < (size_t)T * ldc; e++) wide[e] = NAN;
+                    for (int t0 = 0; t0 < T; t0 += KERN_FLASH_ROWS) {
+                        const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
+                        float *so = k % 2 ? sc + (size_t)t0 * Tk : NULL; /* with scores, or not */
+                        if (k < n_isa)
+                            kern_flash_isa(isa[k], wide + (size_t)t0 * ldc, ldc, so, (size_t)Tk,
+                                           q + (size_t)t0 * hd, n, causal ? pos0 + t0 + 1 : Tk,
+                                           causal, kt, (size_t)ld, v, hd, scale);
+                        else
+                            kern_flash(wide + (size_t)t0 * ldc, ldc, so, (size_t)Tk,
+                                       q + (size_t)t0 * hd, n, causal ? pos0 + t0 + 1 : Tk,
+                                       causal, kt, (size_t)ld, v, hd, scale);
+                    }
+                    const char *name = k < n_isa ? kern_linear_isa_name(isa[k]) : "best";
+                    for (int t = 0; t < T; t++) {
+                        const int seen = causal ? pos0 + t + 1 : Tk;
+                        ref_flash_row(want, q + (size_t)t * hd, kt, (size_t)ld, v, seen, hd,
+                                      scale, sref);
+                        for (int d = 0; d < hd; d++)
+                            ck_assert_msg(same_bits(wide[(size_t)t * ldc + d], want[d]),
+                                          "%s hd=%d Tk=%d causal=%d row %d d %d: %a != %a", name,
+                                          hd, Tk, causal, t, d,
+                                          (double)wide[(size_t)t * ldc + d], (double)want[d]);
+                        for (size_t d = (size_t)hd; d < ldc && t + 1 < T; d++)
+                            ck_assert_msg(isnan(wide[(size_t)t * ldc + d]), "%s: wrote past hd",
+                                          name);
+                        if (k % 2)
+                            ck_assert_msg(memcmp(sc + (size_t)t * Tk, sref,
+                                                 sizeof(float) * (size_t)seen) == 0,
+                                          "%s hd=%d Tk=%d row %d: scores", name, hd, Tk, t);
+                    }
                 }
                 for (int t = 0; t < T; t++) {
                     const int seen = causal ? pos0 + t + 1 : Tk;
@@ -670,8 +763,8 @@ START_TEST(test_flash) {
                     for (int i = 0; i < hd; i++)
                         for (int j = seen; j < ld; j++) kt1[(size_t)i * ld + j] = NAN;
                     for (size_t e = (size_t)seen * hd; e < (size_t)ld * hd; e++) v1[e] = NAN;
-                    kern_flash(ctx + (size_t)t * hd, (size_t)hd, q + (size_t)t * hd, 1, seen,
-                               causal, kt1, (size_t)ld, v1, hd, scale);
+                    kern_flash(ctx + (size_t)t * hd, (size_t)hd, NULL, 0, q + (size_t)t * hd, 1,
+                               seen, causal, kt1, (size_t)ld, v1, hd, scale);
                     ck_assert_msg(memcmp(ctx + (size_t)t * hd, wide + (size_t)t * ldc,
                                          sizeof(float) * (size_t)hd) == 0,
                                   "hd=%d Tk=%d causal=%d row %d: alone != in its tile", hd, Tk,
@@ -685,7 +778,11 @@ START_TEST(test_flash) {
                     }
                 }
                 free(q), free(kt), free(v), free(ctx), free(kt1), free(v1), free(ref), free(wide);
+                free(want), free(sc), free(sref);
             }
+    for (int k = 0; k < n_isa; k++)
+        printf("flash: %s gives the documented bytes, with and without scores\n",
+               kern_linear_isa_name(isa[k]));
     printf("flash: max error / sum_j w_j |v_j| = %.3g (tolerance 1e-6)\n", maxrel);
     ck_assert_double_lt(maxrel, 1e-6);
 }

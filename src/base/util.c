@@ -3,6 +3,7 @@
 #include "base/tmpfile.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,4 +348,23 @@ attn_status attn_image_check(const attn_file_image *img, const char *name, attn_
                           name,
                           (uint64_t)sb.st_size != (uint64_t)img->len ? "its size changed"
                                                                     : "modified in place");
+}
+
+/* ---- threads (attn/attn.h; the library's loops ask attn_threads_for) ---- */
+
+static _Atomic int thread_setting; /* attn_set_threads; 0: the online cores */
+
+void attn_set_threads(int n) { thread_setting = n > 0 ? (n < ATTN_THREADS_MAX ? n : ATTN_THREADS_MAX) : 0; }
+
+int attn_threads(void) {
+    int n = thread_setting;
+    if (n > 0) return n;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > ATTN_THREADS_MAX ? ATTN_THREADS_MAX : (int)cores;
+}
+
+int attn_threads_for(double work, double min_work, long units) {
+    if (work < min_work || units < 2) return 1;
+    const int n = attn_threads();
+    return units < n ? (int)units : n;
 }

@@ -97,4 +97,9 @@ static inline size_t attn_bom_len(const void *buf, size_t len) {
     return len >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0;
 }
 
+/* The threads for `units` independent units (rows, tiles, chunks) of
+ * `work` in all: 1 below min_work or for fewer than 2 units, else
+ * attn_threads(), at most one a unit. */
+int attn_threads_for(double work, double min_work, long units);
+
 #endif

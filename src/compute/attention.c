@@ -83,6 +83,7 @@ void attn_attn_scratch_free(attn_attn_scratch *s) {
     attn_buf_free(&s->mat);
     attn_buf_free(&s->rope);
     attn_buf_free(&s->kvrows);
+    attn_buf_free(&s->heads);
 }
 
 /* Rotates, in place, each head vector of a projection's rows x
@@ -165,17 +166,18 @@ static attn_status capture_cache(const attn_capture *cap, const attn_capture_key
     return attn_cap_emit(cap, &key, rows->p, Tk, hd, 0, err);
 }
 
-/* k = x Wk^T (+ bk), rotated for its positions when rope, and v = x Wv^T
- * (+ bv) of the rows x (T, D) at positions pos0 .. pos0+T-1, written into
- * the cache kv (keys [KV, hd, cap], values [KV, cap, hd]); proj [T, KV*hd]
- * is scratch. */
+/* k = x Wk^T (+ bk), rotated for its positions when rope, and (when
+ * `values`) v = x Wv^T (+ bv) of the rows x (T, D) at positions pos0 ..
+ * pos0+T-1, written into the cache kv (keys [KV, hd, cap], values [KV,
+ * cap, hd]); proj [T, KV*hd] is scratch. */
 static void store_projected_kv(attn_kv_cache *kv, float *proj, const float *x,
                                const attn_attention_weights *w, const attn_attn_params *p, int T,
-                               int pos0, bool rope, float *ropebuf) {
+                               int pos0, bool rope, float *ropebuf, bool values) {
     const int KV = p->KV, hd = p->hd;
     kern_linear(proj, x, w->k.w, w->k.b, T, p->D, KV * hd);
     if (rope) rope_rows(proj, T, KV, hd, pos0, p->rope_theta, ropebuf);
     store_keys(kv->k, proj, T, KV, hd, kv->cap, pos0);
+    if (!values) return;
     kern_linear(proj, x, w->v.w, w->v.b, T, p->D, KV * hd);
     store_values(kv->v, proj, T, KV, hd, kv->cap, pos0);
 }
@@ -187,7 +189,7 @@ attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attent
     if ((rc = attn_kv_reserve(kv, S, 0, S, p->KV, p->hd, err))) return rc;
     if ((rc = reserve3(&s->q, (size_t)S, (size_t)p->KV, (size_t)p->hd, "cross k/v scratch", err)))
         return rc;
-    store_projected_kv(kv, s->q.p, enc, w, p, S, 0, false, NULL);
+    store_projected_kv(kv, s->q.p, enc, w, p, S, 0, false, NULL, true);
     return ATTN_OK;
 }
 
@@ -237,56 +239,94 @@ static int visible(const head_view *a, int t) { return a->causal ? a->pos0 + t +
  * fused pass runs on one thread. */
 #define ATTN_THREAD_MIN_WORK (1 << 20)
 
-/* The fused pass (attention.h): one task per (head, tile of
- * KERN_FLASH_ROWS queries), each computed whole by one thread with its
- * scratch on its stack, so the bytes do not depend on the threads. */
-void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p,
-                       const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal) {
+/* Keys seen by T queries, summed: T Tk, or the causal triangle. */
+static double keys_seen(int T, int pos0, int Tk, bool causal) {
+    return causal ? (double)T * pos0 + (double)T * (T + 1) / 2 : (double)T * Tk;
+}
+
+/* Rows t0 .. t0+n-1 of head h by the fused pass: the context into columns
+ * h*hd of concat, and, when mat (a [T, Tk] matrix) is given, the rows'
+ * weights into it: their scores from the pass, then kern_softmax over the
+ * visible keys (the masked entries exactly 0). */
+static void fused_tile(float *concat, float *mat, const head_view *a, int H, int h, int t0,
+                       int n) {
+    const size_t hd = (size_t)a->hd, Tk = (size_t)a->Tk;
+    kern_flash(concat + (size_t)t0 * H * hd + (size_t)h * hd, (size_t)H * hd,
+               mat ? mat + (size_t)t0 * Tk : NULL, Tk, a->q + (size_t)t0 * hd, n, visible(a, t0),
+               a->causal, a->k, a->ld, a->v, a->hd, a->scale);
+    if (mat)
+        for (int t = t0; t < t0 + n; t++) kern_softmax(mat + (size_t)t * Tk, visible(a, t), a->Tk);
+}
+
+/* The fused pass over the heads h with skip == NULL or skip[h] == 0: one
+ * task per (head, tile of KERN_FLASH_ROWS queries), each computed whole by
+ * one thread with its scratch on its stack, so the bytes do not depend on
+ * the threads. */
+static void fused_heads(float *concat, const float *qh, const attn_attn_params *p,
+                        const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal,
+                        const float *skip) {
     const int H = p->H, hd = p->hd;
     const int tiles = (T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS, tasks = H * tiles;
-    /* keys seen, summed over the queries: T Tk, or the causal triangle */
-    const double seen = causal ? (double)T * pos0 + (double)T * (T + 1) / 2 : (double)T * Tk;
-    int threads = 2.0 * H * hd * seen < ATTN_THREAD_MIN_WORK ? 1 : attn_threads();
-    if (threads > tasks) threads = tasks;
+    const int threads = attn_threads_for(2.0 * H * hd * keys_seen(T, pos0, Tk, causal),
+                                         ATTN_THREAD_MIN_WORK, tasks);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
 #endif
     for (int task = 0; task < tasks; task++) {
         const int h = task / tiles, t0 = task % tiles * KERN_FLASH_ROWS;
+        if (skip && skip[h] != 0.0f) continue;
         const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
         const head_view a = view_of(qh, p, kv, h, T, pos0, Tk, causal);
-        /* rows t0 .. t0+n-1 of head h: [n, hd] at columns h*hd of concat */
-        kern_flash(concat + (size_t)t0 * H * hd + (size_t)h * hd, (size_t)H * hd,
-                   a.q + (size_t)t0 * hd, n, visible(&a, t0), causal, a.k, a.ld, a.v, hd,
-                   a.scale);
+        fused_tile(concat, NULL, &a, H, h, t0, n);
     }
     (void)threads;
 }
 
-/* Head h's scores (every key, before the mask; when `scores`) then weights
- * (masked entries exactly 0), captured from one [T, Tk] matrix mat:
- * kern_scores, then kern_softmax over the visible keys of each row. Without
- * `scores` only the visible keys' scores are made (each score is its own
- * dot product: the same bytes). The rows go to the threads, each row whole
- * to one (the same bytes for any count); the head is captured whole before
- * the next one is made. */
-static attn_status capture_weights(float *mat, const head_view *a, const attn_capture *cap,
-                                   const attn_capture_key *base, int h, bool scores,
-                                   attn_error *err) {
+void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p,
+                       const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal) {
+    fused_heads(concat, qh, p, kv, T, pos0, Tk, causal, NULL);
+}
+
+/* Head h by the fused pass with its weights, into mat [T, Tk]: the tiles
+ * of its queries on the threads. */
+static void fused_head_weights(float *concat, float *mat, const head_view *a, int H, int h) {
+    const int tiles = (a->T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS;
+    const int threads = attn_threads_for(
+        2.0 * a->hd * keys_seen(a->T, a->pos0, a->Tk, a->causal), ATTN_THREAD_MIN_WORK, tiles);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
+#endif
+    for (int i = 0; i < tiles; i++) {
+        const int t0 = i * KERN_FLASH_ROWS;
+        fused_tile(concat, mat, a, H, h, t0, a->T - t0 < KERN_FLASH_ROWS ? a->T - t0 : KERN_FLASH_ROWS);
+    }
+    (void)threads;
+}
+
+/* Head h's scores (every key, before the mask; when `scores`) then
+ * weights (masked entries exactly 0), captured from one [T, Tk] matrix mat:
+ * kern_scores (the fused pass's bytes for the keys it sees), then
+ * kern_softmax over the visible keys of each row. Without `scores` only
+ * the visible keys' scores are made. The rows go to the threads, each row
+ * whole to one (the same bytes for any count), a few at a time as they
+ * come (rows grow with the causal mask). */
+static attn_status capture_maps(float *mat, const head_view *a, const attn_capture *cap,
+                                const attn_capture_key *base, int h, bool scores,
+                                attn_error *err) {
     const size_t Tk = (size_t)a->Tk, hd = (size_t)a->hd;
-    int threads = 2.0 * a->T * a->Tk * a->hd < ATTN_THREAD_MIN_WORK ? 1 : attn_threads();
-    if (threads > a->T) threads = a->T;
+    const int threads =
+        attn_threads_for(2.0 * a->T * a->Tk * a->hd, ATTN_THREAD_MIN_WORK, a->T);
     int rc;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
 #endif
     for (int t = 0; t < a->T; t++)
-        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, scores ? a->Tk : visible(a, t), a->hd,
-                    a->scale);
+        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, scores ? a->Tk : visible(a, t),
+                    a->hd, a->scale);
     if (scores && (rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err)))
         return rc;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
 #endif
     for (int t = 0; t < a->T; t++) kern_softmax(mat + t * Tk, visible(a, t), a->Tk);
     (void)threads;
@@ -299,22 +339,48 @@ static void get_head(float *ctx, const float *concat, int T, int H, int h, int h
         memcpy(ctx + (size_t)t * hd, concat + ((size_t)t * H + h) * hd, (size_t)hd * sizeof(float));
 }
 
-/* The per-head captures, head by head on the calling thread: scores and
- * weights (when wanted), then the head's context (from the fused pass). */
-static attn_status capture_heads(attn_attn_scratch *s, const attn_attn_params *p,
-                                 const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal,
-                                 const attn_capture *cap, const attn_capture_key *base,
-                                 attn_error *err) {
+/* Does the sink want head h's scores, its weights? */
+static void wanted_maps(const attn_capture *cap, const attn_capture_key *base, int h,
+                        bool *scores, bool *weights) {
+    const attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
+    *scores = attn_cap_wants(cap, &ks);
+    *weights = *scores || attn_cap_wants(cap, &kw);
+}
+
+/* Every head's context into s->concat, and the per-head captures, head by
+ * head: scores and weights (when wanted), then the head's context. A head
+ * whose weights alone are wanted gets them from its own fused pass (its
+ * scores kept, then softmaxed: one pass over its keys); the other heads
+ * share one fused pass first, and a head whose scores are wanted gets them
+ * again by kern_scores (over every key: the masked ones are captured too). */
+static attn_status attend_and_capture(attn_attn_scratch *s, const attn_attn_params *p,
+                                      const attn_kv_cache *kv, int T, int pos0, int Tk,
+                                      bool causal, const attn_capture *cap,
+                                      const attn_capture_key *base, attn_error *err) {
     const int H = p->H, hd = p->hd;
-    int rc;
+    int rc, own = 0;
+    if ((rc = reserve3(&s->heads, (size_t)H, 1, 1, "head flags", err))) return rc;
     for (int h = 0; h < H; h++) {
-        attn_capture_key ks = key_of(base, ATTN_V_SCORES, h), kw = key_of(base, ATTN_V_WEIGHTS, h);
-        const bool scores = attn_cap_wants(cap, &ks);
-        if (scores || attn_cap_wants(cap, &kw)) {
+        bool scores, weights;
+        wanted_maps(cap, base, h, &scores, &weights);
+        s->heads.p[h] = weights && !scores ? 1.0f : 0.0f;
+        own += weights && !scores;
+    }
+    fused_heads(s->concat.p, s->qh.p, p, kv, T, pos0, Tk, causal, own ? s->heads.p : NULL);
+    for (int h = 0; h < H; h++) {
+        bool scores, weights;
+        wanted_maps(cap, base, h, &scores, &weights);
+        if (weights) {
             const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
-            if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
-                (rc = capture_weights(s->mat.p, &a, cap, base, h, scores, err)))
+            if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)))
                 return rc;
+            if (scores) {
+                if ((rc = capture_maps(s->mat.p, &a, cap, base, h, true, err))) return rc;
+            } else {
+                fused_head_weights(s->concat.p, s->mat.p, &a, H, h);
+                if ((rc = capture(cap, base, ATTN_V_WEIGHTS, h, s->mat.p, T, Tk, pos0, err)))
+                    return rc;
+            }
         }
         attn_capture_key kc = key_of(base, ATTN_V_HEAD_CONTEXT, h);
         if (attn_cap_wants(cap, &kc)) {
@@ -325,10 +391,29 @@ static attn_status capture_heads(attn_attn_scratch *s, const attn_attn_params *p
     return ATTN_OK;
 }
 
+/* The maps alone (maps_only): each wanted head's scores and weights, head
+ * by head, without values or context. */
+static attn_status capture_maps_only(attn_attn_scratch *s, const attn_attn_params *p,
+                                     const attn_kv_cache *kv, int T, int pos0, int Tk,
+                                     bool causal, const attn_capture *cap,
+                                     const attn_capture_key *base, attn_error *err) {
+    int rc;
+    for (int h = 0; h < p->H; h++) {
+        bool scores, weights;
+        wanted_maps(cap, base, h, &scores, &weights);
+        if (!weights) continue;
+        const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
+        if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
+            (rc = capture_maps(s->mat.p, &a, cap, base, h, scores, err)))
+            return rc;
+    }
+    return ATTN_OK;
+}
+
 attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
                            const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
                            attn_attn_scratch *s, const attn_capture *cap,
-                           const attn_capture_key *base, attn_error *err) {
+                           const attn_capture_key *base, bool maps_only, attn_error *err) {
     const int D = p->D, H = p->H, KV = p->KV, hd = p->hd;
     const bool self = base->kind == ATTN_KIND_SELF, rope = self && p->rope;
     const bool causal = self && base->causal;
@@ -342,20 +427,21 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
     if (rope) rope_rows(s->q.p, T, H, hd, pos0, p->rope_theta, s->rope.p);
     split_heads(s->qh.p, s->q.p, T, H, hd);
     /* self: the new positions' k (rotated) and v join the cache; cross: kv is the encoder's */
-    if (self) store_projected_kv(kv, s->q.p, x, w, p, T, pos0, rope, s->rope.p);
+    maps_only = maps_only && self;
+    if (self) store_projected_kv(kv, s->q.p, x, w, p, T, pos0, rope, s->rope.p, !maps_only);
 
     for (int h = 0; h < H; h++)
         if ((rc = capture(cap, base, ATTN_V_Q, h, s->qh.p + (size_t)h * T * hd, T, hd, pos0, err)))
             return rc;
     for (int g = 0; g < KV; g++)
         if ((rc = capture_cache(cap, base, ATTN_V_K, g, kv, Tk, hd, &s->kvrows, err))) return rc;
+    if (maps_only) return capture_maps_only(s, p, kv, T, pos0, Tk, causal, cap, base, err);
     for (int g = 0; g < KV; g++)
         if ((rc = capture_cache(cap, base, ATTN_V_V, g, kv, Tk, hd, &s->kvrows, err))) return rc;
 
     /* per head h, reading kv head g = h / (H / KV):
      * context_h = softmax(mask(q_h k_g^T / sqrt(hd))) v_g, into columns h of concat */
-    attn_attend_fused(s->concat.p, s->qh.p, p, kv, T, pos0, Tk, causal);
-    if ((rc = capture_heads(s, p, kv, T, pos0, Tk, causal, cap, base, err))) return rc;
+    if ((rc = attend_and_capture(s, p, kv, T, pos0, Tk, causal, cap, base, err))) return rc;
     /* the heads side by side; an intervention (ablation, patching) may change them here */
     const attn_capture_key kc = key_of(base, ATTN_V_CONCAT, -1);
     if ((rc = attn_cap_edit(cap, &kc, s->concat.p, T, H * hd, pos0, err))) return rc;

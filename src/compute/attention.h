@@ -41,6 +41,7 @@ typedef struct attn_attn_scratch {
     attn_buf mat;    /* [T, Tk] one head's scores / weights, only when captured */
     attn_buf rope;   /* [hd] cos then sin of one position */
     attn_buf kvrows; /* [Tk, hd] one head's keys as rows, only when captured */
+    attn_buf heads;  /* [H] 1 for a head whose weights its own fused pass makes, else 0 */
 } attn_attn_scratch;
 
 void attn_attn_scratch_free(attn_attn_scratch *s);
@@ -81,10 +82,14 @@ void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p
  *          (row_offset of the captured per-query values).
  * cap may be NULL; base is the key of this sub-layer (stack, source, layer,
  * kind, causal); values are emitted only when cap->wants() them. An emit
- * that fails stops the sub-layer and its status is returned. */
+ * that fails stops the sub-layer and its status is returned.
+ * maps_only (self-attention; the last block a pass needs, when only its
+ * maps are asked for): the input, q, k, scores and weights are made and
+ * captured, nothing else: no values (kv gets the keys only), no context,
+ * no out. */
 attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
                            const attn_attn_params *p, attn_kv_cache *kv, int T, int pos0, int Tk,
                            attn_attn_scratch *s, const attn_capture *cap,
-                           const attn_capture_key *base, attn_error *err);
+                           const attn_capture_key *base, bool maps_only, attn_error *err);
 
 #endif

@@ -130,11 +130,8 @@ static attn_capture_key make_key(const attn_stack_weights *st, attn_value v, int
  * call, so the bytes do not depend on the threads. */
 #define PAR_ELEMS 16384
 
-/* The threads for n elements in `chunks` chunks: one below 2 chunks. */
-static int par_threads(size_t chunks) {
-    int threads = chunks < 2 ? 1 : attn_threads();
-    return (size_t)threads > chunks ? (int)chunks : threads;
-}
+/* The threads for `chunks` chunks: one below 2 chunks. */
+static int par_threads(size_t chunks) { return attn_threads_for(0, 0, (long)chunks); }
 
 void attn_norm_apply(const attn_config *cfg, float *out, const float *inp,
                      const attn_norm_weights *nw, int T) {
@@ -288,12 +285,77 @@ static void embed(attn_session *s, float *x, const attn_input *in, int T, int po
     }
 }
 
+/* ---- how far a pass must go ----
+ * A pass that will not be continued (reuse_cache) stops after the last
+ * block the sink asks anything of: its blocks past that one, the final
+ * norm and the logits are not computed; and when all it asks of that block
+ * is its self-attention's input, queries, keys, scores or weights, the
+ * block stops there too (no values, context, output projection or MLP).
+ * Whatever is computed is computed as in the whole pass: the same bytes. */
+typedef struct pass_end {
+    int last;       /* the last block to run; n_layers: all, the final norm and logits too */
+    bool maps_only; /* block `last` needs only its self-attention's maps */
+} pass_end;
+
+/* Does the sink want value v of block l (kind), of head -1 or 0 .. heads-1? */
+static bool wants_heads(const attn_capture *cap, const attn_stack_weights *st, attn_value v,
+                        int l, attn_attn_kind kind, int heads) {
+    attn_capture_key k = make_key(st, v, l, kind);
+    for (k.head = -1; k.head < heads; k.head++)
+        if (attn_cap_wants(cap, &k)) return true;
+    return false;
+}
+
+/* The maps of an attention sub-layer: what it makes before its values. */
+static bool is_map(attn_value v) {
+    return v == ATTN_V_ATTN_IN || v == ATTN_V_Q || v == ATTN_V_K || v == ATTN_V_SCORES ||
+           v == ATTN_V_WEIGHTS;
+}
+
+/* Any value of an attention sub-layer (kind) of block l: its maps (maps),
+ * or any of its other values (!maps). */
+static bool wants_attention(const attn_capture *cap, const attn_stack_weights *st, int l,
+                            attn_attn_kind kind, bool maps, const attn_config *cfg) {
+    for (int v = ATTN_V_ATTN_IN; v <= ATTN_V_ATTN_OUT; v++) {
+        if (is_map((attn_value)v) != maps) continue;
+        const int heads = v == ATTN_V_K || v == ATTN_V_V ? cfg->n_kv_heads
+                          : v == ATTN_V_Q || v == ATTN_V_SCORES || v == ATTN_V_WEIGHTS ||
+                                  v == ATTN_V_HEAD_CONTEXT
+                              ? cfg->n_heads
+                              : 0;
+        if (wants_heads(cap, st, (attn_value)v, l, kind, heads)) return true;
+    }
+    return false;
+}
+
+static pass_end pass_end_of(const attn_session *s, const attn_stack_weights *st, int l0,
+                            const attn_capture *cap) {
+    const attn_config *cfg = &s->m->cfg;
+    const int L = st->n_layers;
+    pass_end all = {L, false};
+    if (!s->reuse_cache || st != &s->m->main) return all;
+    if (wants_heads(cap, st, ATTN_V_HIDDEN, -1, ATTN_KIND_SELF, 0) ||
+        wants_heads(cap, st, ATTN_V_LOGITS, -1, ATTN_KIND_SELF, 0))
+        return all;
+    for (int l = L - 1; l >= l0; l--) {
+        const attn_block_weights *b = &st->blocks[l];
+        if (wants_heads(cap, st, ATTN_V_RESID, l, ATTN_KIND_SELF, 0) ||
+            wants_heads(cap, st, ATTN_V_MLP_OUT, l, ATTN_KIND_SELF, 0) ||
+            (b->has_cross && (wants_attention(cap, st, l, ATTN_KIND_CROSS, true, cfg) ||
+                              wants_attention(cap, st, l, ATTN_KIND_CROSS, false, cfg))) ||
+            wants_attention(cap, st, l, ATTN_KIND_SELF, false, cfg))
+            return (pass_end){l, false};
+        if (wants_attention(cap, st, l, ATTN_KIND_SELF, true, cfg)) return (pass_end){l, true};
+    }
+    return (pass_end){l0 - 1, false};
+}
+
 /* Runs the blocks l0 .. n_layers-1 of st, then its final norm, on s->x (T, D)
  * holding positions pos0 .. pos0+T-1 (the residual stream at block l0's
- * input). kvs: the self-attention caches, one per layer, or NULL to reuse
- * s->enc_kv for every layer (a stack run once: the encoder, or the main
- * stack of a session with reuse_cache, pos0 0). Emits per-block values and
- * HIDDEN. */
+ * input), or up to the pass's end (pass_end_of). kvs: the self-attention
+ * caches, one per layer, or NULL to reuse s->enc_kv for every layer (a
+ * stack run once: the encoder, or the main stack of a session with
+ * reuse_cache, pos0 0). Emits per-block values and HIDDEN. */
 static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int l0, int T,
                              int pos0, attn_kv_cache *kvs, const attn_capture *cap,
                              attn_error *err) {
@@ -301,9 +363,10 @@ static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int 
     const int D = cfg->d_model;
     float *x = s->x.p, *y = s->y.p;
     const attn_attn_params ap = attn_params(cfg);
+    const pass_end end = pass_end_of(s, st, l0, cap);
     int rc;
 
-    for (int l = l0; l < st->n_layers; l++) {
+    for (int l = l0; l < st->n_layers && l <= end.last; l++) {
         const attn_block_weights *b = &st->blocks[l];
         attn_kv_cache *kv = kvs ? &kvs[l] : &s->enc_kv;
         if ((rc = attn_kv_reserve(kv, pos0 + T, pos0, cfg->max_seq_len, ap.KV, ap.hd, err)))
@@ -311,16 +374,19 @@ static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int 
 
         /* self-attention over the cached and the new positions */
         attn_capture_key base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_SELF);
+        const bool maps_only = l == end.last && end.maps_only;
         if ((rc = attn_attention(y, sublayer_in(s, &b->attn_norm, T), &b->attn, &ap, kv, T, pos0,
-                                 pos0 + T, &s->as, cap, &base, err)))
+                                 pos0 + T, &s->as, cap, &base, maps_only, err)))
             return rc;
+        if (maps_only) return ATTN_OK;
         add_residual(s, &b->attn_norm, T);
 
         /* cross-attention to the encoder output */
         if (b->has_cross) {
             base = make_key(st, ATTN_V_ATTN_IN, l, ATTN_KIND_CROSS);
             if ((rc = attn_attention(y, sublayer_in(s, &b->cross_norm, T), &b->cross, &ap,
-                                     &s->cross_kv[l], T, pos0, s->S, &s->as, cap, &base, err)))
+                                     &s->cross_kv[l], T, pos0, s->S, &s->as, cap, &base, false,
+                                     err)))
                 return rc;
             add_residual(s, &b->cross_norm, T);
         }
@@ -337,6 +403,7 @@ static attn_status run_stack(attn_session *s, const attn_stack_weights *st, int 
         if ((rc = attn_cap_edit(cap, &k, x, T, D, pos0, err))) return rc; /* may change x */
     }
 
+    if (end.last < st->n_layers) return ATTN_OK; /* nothing after: no final norm */
     if (st->has_final_norm) attn_norm_apply(cfg, x, x, &st->final_norm, T);
     attn_capture_key k = make_key(st, ATTN_V_HIDDEN, -1, ATTN_KIND_SELF);
     return attn_cap_offer(cap, &k, x, T, D, pos0, err);

@@ -31,13 +31,12 @@
 #include "compute/kernels.h"
 
 #include "attn/attn.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -463,19 +462,6 @@ void kern_linear_isa(int which, float *restrict out, const float *restrict inp,
     linear_cols(&isas[which], out, inp, weight, bias, T, C, OC, 0, OC);
 }
 
-/* ---- threads ---- */
-
-static _Atomic int thread_setting; /* attn_set_threads; 0: the online cores */
-
-void attn_set_threads(int n) { thread_setting = n > 0 ? (n < ATTN_THREADS_MAX ? n : ATTN_THREADS_MAX) : 0; }
-
-int attn_threads(void) {
-    int n = thread_setting;
-    if (n > 0) return n;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores < 1 ? 1 : cores > ATTN_THREADS_MAX ? ATTN_THREADS_MAX : (int)cores;
-}
-
 /* Below this many multiply-adds a product runs on one thread: starting the
  * others would cost more than it saves. */
 #define GEMM_THREAD_MIN_WORK (1 << 20)
@@ -483,14 +469,13 @@ int attn_threads(void) {
 void kern_linear(float *restrict out, const float *restrict inp, const float *restrict weight,
                  const float *restrict bias, int T, int C, int OC) {
     const gemm_isa *isa = &isas[kern_linear_isa_best()];
-    int threads = (double)T * C * OC < GEMM_THREAD_MIN_WORK ? 1 : attn_threads();
     /* each thread takes a run of columns (weight rows): it reads only its
      * part of the weights, and writes whole cache lines of out (the parts
      * are multiples of 16 columns). Each element is computed whole by one
      * thread, in the documented order: the split changes nothing in the
      * bytes. */
     const int units = (OC + 15) / 16;
-    if (threads > units) threads = units;
+    const int threads = attn_threads_for((double)T * C * OC, GEMM_THREAD_MIN_WORK, units);
     if (threads <= 1) {
         linear_cols(isa, out, inp, weight, bias, T, C, OC, 0, OC);
         return;

@@ -10,9 +10,10 @@
  * therefore gives byte-identical results.
  *
  * The hot kernels are compiled for several instruction sets and picked at
- * load time: kern_softmax, kern_scores, kern_wsum, the norms and the
- * activations (kernels.c) never fuse a multiply-add; kern_linear (gemm.c)
- * always does, in every version (fmaf in the baseline). Vectors only ever
+ * load time: kern_softmax, kern_wsum, the norms and the activations
+ * (kernels.c) never fuse a multiply-add; kern_linear (gemm.c), kern_scores
+ * and kern_flash (flash.c) always do, in every version (fmaf in the
+ * baseline). Vectors only ever
  * run independent elements (or lanes) side by side, so every version gives
  * the same bytes.
  */
@@ -25,8 +26,8 @@
 /* Dot product of a[n] and b[n], accumulated in float with 16 partial sums
  * (lane l takes elements l, l+16, l+32, ... in order, from +0), combined in a
  * fixed tree: b[l] = lane[l] + lane[l+8], c[l] = b[l] + b[l+4], then
- * (c[0] + c[2]) + (c[1] + c[3]). Never -0. The dot products of attention
- * (kern_scores, kern_wsum) are this one, bit for bit. */
+ * (c[0] + c[2]) + (c[1] + c[3]). Never -0. kern_wsum's sums are this one,
+ * bit for bit. */
 float kern_dot(const float *restrict a, const float *restrict b, int n);
 
 /* out = inp W^T + b (compute/gemm.c, a register- and cache-blocked GEMM):
@@ -128,10 +129,12 @@ float kern_exp(float x);
  * on its own n_valid values. */
 void kern_softmax(float *row, int n_valid, int n);
 
-/* Attention scores of one query against n keys stored transposed:
- * s[j] = kern_dot(q, key j, hd) * scale, bit for bit, where key j is
- * kt[i * ldk + j] for i < hd (a head's keys as a [hd, ldk] block, ldk >= n).
- * The loop over keys is the inner one, so it runs in vector registers. */
+/* Attention scores of one query against n keys stored transposed
+ * (compute/flash.c): s[j] = chain(q, key j) * scale, where chain(a, b) is
+ * the fused multiply-adds acc = fma(a_i, b_i, acc) for i = 0 .. hd-1 in
+ * order from acc = +0, and key j is kt[i * ldk + j] for i < hd (a head's
+ * keys as a [hd, ldk] block, ldk >= n): the scores of kern_flash, bit for
+ * bit, on every instruction set. */
 void kern_scores(float *restrict s, const float *restrict q, const float *restrict kt,
                  size_t ldk, int n, int hd, float scale);
 
@@ -143,29 +146,50 @@ void kern_wsum(float *restrict ctx, const float *restrict w, const float *restri
                size_t ldv, int n, int hd);
 
 /* Fused attention of one head for n <= KERN_FLASH_ROWS queries
- * (FlashAttention's online softmax): ctx row r = softmax(q_r K^T * scale)
- * V over the keys 0 .. seen(r) - 1 that row r sees, seen(r) = vis0 + r when
- * causal, else vis0, without building a score matrix.
+ * (FlashAttention's online softmax, compute/flash.c): ctx row r =
+ * softmax(q_r K^T * scale) V over the keys 0 .. seen(r) - 1 that row r
+ * sees, seen(r) = vis0 + r when causal, else vis0, without building a score
+ * matrix.
  *   ctx is (n, hd) rows ldc apart (a head's columns of the concatenation),
  *   q is (n, hd), kt [hd, ldk] the kv head's keys transposed (key j of
- *   dimension i at kt[i * ldk + j]), v (>= max seen, hd) its values as rows.
+ *   dimension i at kt[i * ldk + j]), v (>= max seen, hd) its values as rows;
+ *   sout, when not NULL, gets row r's scores s_c (c < seen(r), kern_scores'
+ *   bytes) at sout[r * lds + c].
  * Keys go in tiles at fixed absolute positions (tile j: keys
- * KERN_FLASH_KEYS j .. KERN_FLASH_KEYS (j+1) - 1), each row keeping a
- * running max m and sum l and rescaling its accumulator by
- * kern_exp(m_old - m_new); a key a row does not see is never read for it,
- * and a tile no row sees is skipped. The order of every row's operations
- * (written out in kernels.c) depends only on the row, its seen(r) keys and
- * values, hd and scale: not on n, on the other rows, on which rows are
- * computed together, nor on the instruction set (no fused multiply-add), so
- * a sequence split into query chunks or threads gives the same bytes.
- * seen(r) = 0 gives a row of zeros. Against softmax(scores) V in float64:
- * error of the order of (KERN_FLASH_KEYS + n_tiles) 2^-24 of sum_j w_j |v_j|
- * (tests/test-kernels.c checks 1e-6 of it). */
+ * KERN_FLASH_KEYS j .. KERN_FLASH_KEYS (j+1) - 1). Row r, for each tile it
+ * sees (its keys c of the tile, nc of them), in order:
+ *   s_c   = chain(q_r, key c) * scale                  (kern_scores)
+ *   mt    = max_c s_c,  m' = first tile ? mt : (mt > m ? mt : m)
+ *   alpha = kern_exp(m - m')                           (not on the first tile)
+ *   p_c   = kern_exp(s_c - m')
+ *   ts    = the p_c in 16 lanes (c in lane c % 16, in order, from +0),
+ *           added in kern_dot's tree
+ *   l'    = first ? ts : fma(l, alpha, ts)
+ *   tv_d  = the chain fma(p_c, v_cd, tv_d) over c in order from +0
+ *   o'_d  = first ? tv_d : fma(o_d, alpha, tv_d)
+ * then ctx_d = o_d / l. Each element is one chain of IEEE operations that
+ * depends only on its row, the keys and values it sees and their count:
+ * not on n, on the other rows, on which rows are computed together, nor on
+ * the instruction set, so a sequence split into query chunks or threads
+ * gives the same bytes. A key a row does not see is never read for it, and
+ * a tile no row sees is skipped. seen(r) = 0 gives a row of zeros. Against
+ * softmax(scores) V in float64: error of the order of (KERN_FLASH_KEYS +
+ * n_tiles) 2^-24 of sum_j w_j |v_j| (tests/test-kernels.c checks 1e-6 of
+ * it). */
 #define KERN_FLASH_ROWS 32
-#define KERN_FLASH_KEYS 32
-void kern_flash(float *restrict ctx, size_t ldc, const float *restrict q, int n, int vis0,
-                bool causal, const float *restrict kt, size_t ldk, const float *restrict v, int hd,
-                float scale);
+#define KERN_FLASH_KEYS 64
+void kern_flash(float *restrict ctx, size_t ldc, float *restrict sout, size_t lds,
+                const float *restrict q, int n, int vis0, bool causal, const float *restrict kt,
+                size_t ldk, const float *restrict v, int hd, float scale);
+/* kern_flash and kern_scores on one instruction set, by kern_linear's
+ * numbering (one that runs; the baseline when this build has no such
+ * version). For the tests: every set gives the same bytes. */
+void kern_flash_isa(int which, float *restrict ctx, size_t ldc, float *restrict sout, size_t lds,
+                    const float *restrict q, int n, int vis0, bool causal,
+                    const float *restrict kt, size_t ldk, const float *restrict v, int hd,
+                    float scale);
+void kern_scores_isa(int which, float *restrict s, const float *restrict q,
+                     const float *restrict kt, size_t ldk, int n, int hd, float scale);
 
 /* RoPE (interleaved pairs, as llama2.c): the angles of position pos for one
  * head vector of hd floats: angle_i = pos * theta^(-2i/hd) for pair i.

@@ -57,8 +57,7 @@ static size_t first_nonfinite(const float *x, size_t n) {
     enum { BLOCK = 4096 };
     const long blocks = (long)((n + BLOCK - 1) / BLOCK);
     long first = blocks;
-    int threads = blocks < 4 ? 1 : attn_threads();
-    if (threads > blocks) threads = (int)blocks;
+    const int threads = attn_threads_for((double)blocks, 4, blocks);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) reduction(min : first) num_threads(threads) if (threads > 1)
 #endif
