@@ -98,32 +98,56 @@ static void rope_rows(float *x, int T, int n_heads, int hd, int pos0, double the
     }
 }
 
-/* A projection's rows src (T, n_heads*hd) -> head-major dst [n_heads, T, hd]. */
+/* Below this many floats moved the layout changes run on one thread. */
+#define ATTN_THREAD_MIN_COPY (1 << 16)
+
+/* The threads for moving T rows of n_heads heads of hd floats, a head each. */
+static int copy_threads(int T, int n_heads, int hd) {
+    return attn_threads_for((double)T * n_heads * hd, ATTN_THREAD_MIN_COPY, n_heads);
+}
+
+/* A projection's rows src (T, n_heads*hd) -> head-major dst [n_heads, T, hd],
+ * the heads on the threads. */
 static void split_heads(float *dst, const float *src, int T, int n_heads, int hd) {
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < n_heads; h++)
+    const int threads = copy_threads(T, n_heads, hd);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (int h = 0; h < n_heads; h++)
+        for (int t = 0; t < T; t++)
             memcpy(dst + ((size_t)h * T + t) * hd, src + ((size_t)t * n_heads + h) * hd,
                    (size_t)hd * sizeof(float));
+    (void)threads;
 }
 
 /* A projection's rows src (T, KV*hd) -> the key cache dst [KV, hd, cap]
- * (transposed heads) at positions row0 .. row0+T-1. */
+ * (transposed heads) at positions row0 .. row0+T-1, the heads on the threads. */
 static void store_keys(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
-    for (int t = 0; t < T; t++)
-        for (int g = 0; g < KV; g++) {
+    const int threads = copy_threads(T, KV, hd);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (int g = 0; g < KV; g++)
+        for (int t = 0; t < T; t++) {
             const float *x = src + ((size_t)t * KV + g) * hd;
             float *d = dst + (size_t)g * hd * cap + row0 + t;
             for (int i = 0; i < hd; i++) d[(size_t)i * cap] = x[i];
         }
+    (void)threads;
 }
 
 /* A projection's rows src (T, KV*hd) -> the value cache dst [KV, cap, hd]
- * (rows per head) at positions row0 .. row0+T-1. */
+ * (rows per head) at positions row0 .. row0+T-1, the heads on the threads. */
 static void store_values(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
-    for (int t = 0; t < T; t++)
-        for (int g = 0; g < KV; g++)
+    const int threads = copy_threads(T, KV, hd);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+#endif
+    for (int g = 0; g < KV; g++)
+        for (int t = 0; t < T; t++)
             memcpy(dst + ((size_t)g * cap + row0 + t) * hd, src + ((size_t)t * KV + g) * hd,
                    (size_t)hd * sizeof(float));
+    (void)threads;
 }
 
 /* Positions 0 .. n-1 of one head's transposed keys src [hd, cap] as rows
@@ -272,8 +296,8 @@ static void fused_heads(float *concat, const float *qh, const attn_attn_params *
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
 #endif
-    for (int task = 0; task < tasks; task++) {
-        const int h = task / tiles, t0 = task % tiles * KERN_FLASH_ROWS;
+    for (int task = 0; task < tasks; task++) { /* each head's last (largest) tiles first */
+        const int h = task / tiles, t0 = (tiles - 1 - task % tiles) * KERN_FLASH_ROWS;
         if (skip && skip[h] != 0.0f) continue;
         const int n = T - t0 < KERN_FLASH_ROWS ? T - t0 : KERN_FLASH_ROWS;
         const head_view a = view_of(qh, p, kv, h, T, pos0, Tk, causal);
@@ -296,8 +320,8 @@ static void fused_head_weights(float *concat, float *mat, const head_view *a, in
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
 #endif
-    for (int i = 0; i < tiles; i++) {
-        const int t0 = i * KERN_FLASH_ROWS;
+    for (int i = 0; i < tiles; i++) { /* the last (largest, when causal) tiles first */
+        const int t0 = (tiles - 1 - i) * KERN_FLASH_ROWS;
         fused_tile(concat, mat, a, H, h, t0, a->T - t0 < KERN_FLASH_ROWS ? a->T - t0 : KERN_FLASH_ROWS);
     }
     (void)threads;

@@ -51,15 +51,16 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
  * On the bits (exponent all ones), whatever the floating-point flags; blocks
  * without one are passed in a loop the compiler vectorizes. */
 static size_t first_nonfinite(const float *x, size_t n) {
-    /* blocks on the threads (reading the weights is the first touch of
-     * their pages, which the threads then share), the first bad block
+    /* blocks on the threads, 64 at a time as they come (reading the
+     * weights is the first touch of their pages, which the threads then
+     * share, and a page's fault costs what it costs), the first bad block
      * looked at again alone */
     enum { BLOCK = 4096 };
     const long blocks = (long)((n + BLOCK - 1) / BLOCK);
     long first = blocks;
     const int threads = attn_threads_for((double)blocks, 4, blocks);
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) reduction(min : first) num_threads(threads) if (threads > 1)
+#pragma omp parallel for schedule(dynamic, 64) reduction(min : first) num_threads(threads) if (threads > 1)
 #endif
     for (long blk = 0; blk < blocks; blk++) {
         const size_t i = (size_t)blk * BLOCK, m = n - i < BLOCK ? n - i : BLOCK;
