@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Random numbers: tu_rng (tests/support.h), fixed seeds                     */
@@ -165,6 +168,8 @@ typedef struct sink {
     int n_wants;         /* wants() calls */
     int fail_after;      /* > 0: the fail_after-th emit fails */
     bool silent;         /* ... without a message */
+    bool alongside;      /* emit_alongside: emits may run beside the pass */
+    int in_parallel;     /* emits made inside the pass's parallel region */
     rec *recs;
     int n, cap;
 } sink;
@@ -197,6 +202,9 @@ static attn_status sink_emit(void *user, const attn_capture_key *key, const attn
         s->recs = realloc(s->recs, sizeof(rec) * (size_t)s->cap);
         ck_assert_ptr_nonnull(s->recs);
     }
+#if defined(_OPENMP)
+    s->in_parallel += omp_in_parallel();
+#endif
     rec *r = &s->recs[s->n++];
     r->key = *key;
     r->rows = view->rows;
@@ -217,7 +225,8 @@ static void sink_clear(sink *s) {
 }
 
 static attn_capture sink_capture(sink *s) {
-    attn_capture c = {.wants = sink_wants, .emit = sink_emit, .user = s};
+    attn_capture c = {.wants = sink_wants, .emit = sink_emit, .user = s,
+                      .emit_alongside = s && s->alongside};
     return c;
 }
 
@@ -728,6 +737,68 @@ START_TEST(test_pass_end_same_bytes) {
         attn_session_free(kept);
     }
     sink_clear(&all);
+    attn_session_free(ss);
+    tm_free(tm);
+}
+END_TEST
+
+/* A sink that allows it (emit_alongside) gets each head's weights and
+ * context while the pass makes the next head's, on 2 and 3 threads: the
+ * same values in the same order with the same bytes as a sink that does
+ * not, for weights beside the fused pass (every block but the last asks for
+ * the context too) and for the maps alone (a pass that ends with the last
+ * block's maps); an emit that fails there stops the pass with its error.
+ * Heads of 64 and 200 positions: enough work for the threads. */
+START_TEST(test_maps_alongside_same_bytes) {
+    attn_config c = base_cfg();
+    c.d_model = 128, c.n_heads = 2, c.n_kv_heads = 2, c.head_dim = 64, c.d_ff = 64;
+    c.max_seq_len = 256;
+    tmodel *tm = tm_build(&c, 2200);
+    enum { T = 200 };
+    int ids[T];
+    rand_ids(ids, T, c.vocab_size, 377);
+    attn_error err;
+    attn_session *ss;
+    ck_assert_int_eq(attn_session_new(&ss, &tm->m, &err), ATTN_OK);
+    ck_assert_int_eq(attn_session_set_reuse_cache(ss, true, &err), ATTN_OK);
+    const unsigned masks[2] = {BIT(ATTN_V_WEIGHTS) | BIT(ATTN_V_HEAD_CONTEXT) | BIT(ATTN_V_HIDDEN),
+                               BIT(ATTN_V_WEIGHTS)};
+    for (int threads = 2; threads <= 3; threads++)
+        for (int k = 0; k < 2; k++) {
+            attn_set_threads(threads);
+            sink plain = {.want_mask = masks[k]}, beside = {.want_mask = masks[k], .alongside = true};
+            attn_session_reset(ss);
+            ck_assert_int_eq(run_ids(ss, ids, T, &plain, &err), ATTN_OK);
+            attn_session_reset(ss);
+            ck_assert_int_eq(run_ids(ss, ids, T, &beside, &err), ATTN_OK);
+            ck_assert_int_eq(plain.n, beside.n);
+            ck_assert_int_ge(plain.n, c.n_layers * c.n_heads);
+            for (int i = 0; i < plain.n; i++) {
+                const rec *x = &plain.recs[i], *y = &beside.recs[i];
+                char name[128], other[128];
+                attn_capture_name(&x->key, name, sizeof name);
+                attn_capture_name(&y->key, other, sizeof other);
+                ck_assert_msg(strcmp(name, other) == 0, "record %d: %s against %s", i, name, other);
+                ck_assert_msg(x->rows == y->rows && x->cols == y->cols &&
+                                  memcmp(x->data, y->data,
+                                         sizeof(float) * (size_t)x->rows * x->cols) == 0,
+                              "%d threads: %s beside the pass: other bytes", threads, name);
+            }
+            printf("maps alongside (%d threads, %s): %d values, the same bytes, %d beside the "
+                   "pass\n", threads, k ? "maps alone" : "with the fused pass", plain.n,
+                   beside.in_parallel);
+            ck_assert_int_eq(plain.in_parallel, 0);
+#if defined(_OPENMP)
+            ck_assert_int_ge(beside.in_parallel, c.n_heads - 1); /* all but the last head's */
+#endif
+            sink fails = {.want_mask = masks[k], .alongside = true, .fail_after = 3};
+            attn_session_reset(ss);
+            ck_assert_int_eq(run_ids(ss, ids, T, &fails, &err), ATTN_ERR_IO);
+            ck_assert_msg(strstr(err.message, "disk full") != NULL, "%s", err.message);
+            ck_assert_int_eq(fails.n, 2);
+            sink_clear(&plain), sink_clear(&beside), sink_clear(&fails);
+        }
+    attn_set_threads(0);
     attn_session_free(ss);
     tm_free(tm);
 }
@@ -1530,6 +1601,7 @@ static Suite *forward_suite(void) {
     tcase_add_loop_test(tc, test_against_reference, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_reuse_cache_same_bytes, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_pass_end_same_bytes, 0, N_VARIANTS);
+    tcase_add_test(tc, test_maps_alongside_same_bytes);
     tcase_add_loop_test(tc, test_rerun_from_same_bytes, 0, N_VARIANTS);
     tcase_add_test(tc, test_causal_mask);
     tcase_add_test(tc, test_kv_cache_chunks);

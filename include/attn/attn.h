@@ -418,6 +418,13 @@ typedef struct attn_capture {
      * stream) and ATTN_V_RESID (the stream after a block). */
     attn_status (*edit)(void *user, const attn_capture_key *key, float *data, int rows, int cols,
                         int row_offset, attn_error *err);
+    /* Set by a sink whose emit may run on one of the forward pass's threads
+     * while the others make the next value (emits still come one at a time
+     * and in the usual order). Such an emit must not start threads of its
+     * own nor touch the pass's session; a writer that formats and writes a
+     * file qualifies. The pass then writes one head's maps while it makes
+     * the next head's. */
+    bool emit_alongside;
 } attn_capture;
 
 /* The value's name, e.g. "blocks.3.attn.weights", "encoder.blocks.0.attn.q",

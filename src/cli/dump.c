@@ -169,7 +169,8 @@ attn_status run_dump_open(runner *r, const run_opts *o, attn_error *err) {
     run_output out = {.self = d, .begin = dump_begin, .end = dump_end, .commit = dump_commit,
                       .abort = dump_abort};
     if ((rc = run_add_output(r, out, err))) return rc; /* d is freed */
-    attn_capture c = {attn_dump_wants, attn_dump_emit, d->sink};
+    /* the dumps only format and write: they may be written beside the pass */
+    attn_capture c = {attn_dump_wants, attn_dump_emit, d->sink, .emit_alongside = true};
     if ((rc = run_select(r, o, c, &c, err))) return rc;
     return attn_fanout_add(&r->fo, c, err);
 }

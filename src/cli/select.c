@@ -181,5 +181,5 @@ static attn_status select_emit(void *user, const attn_capture_key *key, const at
 
 attn_capture cli_select_capture(cli_select_sink *s) {
     if (!cli_selection_given(s->sel)) return s->inner;
-    return (attn_capture){select_wants, select_emit, s};
+    return (attn_capture){select_wants, select_emit, s, .emit_alongside = s->inner.emit_alongside};
 }

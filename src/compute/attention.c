@@ -84,6 +84,7 @@ void attn_attn_scratch_free(attn_attn_scratch *s) {
     attn_buf_free(&s->rope);
     attn_buf_free(&s->kvrows);
     attn_buf_free(&s->heads);
+    attn_buf_free(&s->mat2);
 }
 
 /* Rotates, in place, each head vector of a projection's rows x
@@ -371,6 +372,104 @@ static void wanted_maps(const attn_capture *cap, const attn_capture_key *base, i
     *weights = *scores || attn_cap_wants(cap, &kw);
 }
 
+/* Head h's captures once its maps are made: its weights (mat, when made),
+ * then its context (when wanted). */
+static attn_status emit_head(attn_attn_scratch *s, const attn_attn_params *p,
+                             const attn_capture *cap, const attn_capture_key *base, int h,
+                             const float *mat, int T, int pos0, int Tk, attn_error *err) {
+    int rc;
+    if (mat && (rc = capture(cap, base, ATTN_V_WEIGHTS, h, mat, T, Tk, pos0, err))) return rc;
+    const attn_capture_key kc = key_of(base, ATTN_V_HEAD_CONTEXT, h);
+    if (!attn_cap_wants(cap, &kc)) return ATTN_OK;
+    get_head(s->ctx.p, s->concat.p, T, p->H, h, p->hd);
+    return attn_cap_emit(cap, &kc, s->ctx.p, T, p->hd, pos0, err);
+}
+
+/* Unit i of `units` of head h's weights into mat [T, Tk]: a tile of
+ * queries by the fused pass, its context into concat too (fused), or one
+ * row of scores over the visible keys and its softmax (the maps alone);
+ * the last (largest, when causal) first. */
+static void weights_unit(float *concat, float *mat, const head_view *a, int H, int h, bool fused,
+                         int i, int units) {
+    const int u = units - 1 - i;
+    if (fused) {
+        const int t0 = u * KERN_FLASH_ROWS;
+        fused_tile(concat, mat, a, H, h, t0, a->T - t0 < KERN_FLASH_ROWS ? a->T - t0 : KERN_FLASH_ROWS);
+        return;
+    }
+    float *row = mat + (size_t)u * a->Tk;
+    kern_scores(row, a->q + (size_t)u * a->hd, a->k, a->ld, visible(a, u), a->hd, a->scale);
+    kern_softmax(row, visible(a, u), a->Tk);
+}
+
+/* Below this many floats a [T, Tk] matrix gets a second one, so that a
+ * head's weights are written while the next head's are made. */
+#define ATTN_ALONGSIDE_MAX_FLOATS ((size_t)16 << 20)
+
+/* May this sub-layer's maps be written beside the pass: the sink allows it
+ * (emit_alongside), no head's scores are wanted, and a second matrix is
+ * small enough? */
+static bool maps_alongside(const attn_capture *cap, const attn_capture_key *base, int H, int T,
+                           int Tk) {
+    if (!cap || !cap->emit_alongside || (size_t)T * (size_t)Tk > ATTN_ALONGSIDE_MAX_FLOATS)
+        return false;
+    for (int h = 0; h < H; h++) {
+        const attn_capture_key ks = key_of(base, ATTN_V_SCORES, h);
+        if (attn_cap_wants(cap, &ks)) return false;
+    }
+    return true;
+}
+
+/* The heads' weights (those flagged in s->heads) and captures, head by
+ * head in order, each head's captures made on one thread while the others
+ * make the next head's weights in the other matrix: weights_unit's units
+ * on the threads as they come, the emitting thread joining them when done.
+ * Every unit is computed whole by one thread: the same bytes. */
+static attn_status weights_alongside(attn_attn_scratch *s, const attn_attn_params *p,
+                                     const attn_kv_cache *kv, int T, int pos0, int Tk,
+                                     bool causal, bool fused, const attn_capture *cap,
+                                     const attn_capture_key *base, attn_error *err) {
+    const int H = p->H;
+    int rc;
+    if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
+        (rc = reserve3(&s->mat2, (size_t)T, (size_t)Tk, 1, "attention matrix", err)))
+        return rc;
+    float *buf[2] = {s->mat.p, s->mat2.p};
+    const int units = fused ? (T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS : T;
+    const double work = 2.0 * p->hd * keys_seen(T, pos0, Tk, causal);
+    int prev = -1, next_buf = 0;
+    const float *prev_mat = NULL;
+    for (int h = 0; h <= H; h++) {
+        const bool make = h < H && s->heads.p[h] != 0.0f;
+        float *mat = buf[next_buf];
+        const head_view a = view_of(s->qh.p, p, kv, h < H ? h : 0, T, pos0, Tk, causal);
+        const int threads = attn_threads_for(work, ATTN_THREAD_MIN_WORK, units);
+        attn_status erc = ATTN_OK;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(threads) if (threads > 1)
+#endif
+        {
+#if defined(_OPENMP)
+#pragma omp single nowait
+#endif
+            if (prev >= 0) erc = emit_head(s, p, cap, base, prev, prev_mat, T, pos0, Tk, err);
+            if (make) {
+#if defined(_OPENMP)
+#pragma omp for schedule(dynamic) nowait
+#endif
+                for (int i = 0; i < units; i++)
+                    weights_unit(s->concat.p, mat, &a, H, h, fused, i, units);
+            }
+        }
+        (void)threads;
+        if (erc) return erc;
+        prev = h;
+        prev_mat = make ? mat : NULL;
+        if (make) next_buf ^= 1;
+    }
+    return ATTN_OK;
+}
+
 /* Every head's context into s->concat, and the per-head captures, head by
  * head: scores and weights (when wanted), then the head's context. A head
  * whose weights alone are wanted gets them from its own fused pass (its
@@ -391,6 +490,8 @@ static attn_status attend_and_capture(attn_attn_scratch *s, const attn_attn_para
         own += weights && !scores;
     }
     fused_heads(s->concat.p, s->qh.p, p, kv, T, pos0, Tk, causal, own ? s->heads.p : NULL);
+    if (maps_alongside(cap, base, H, T, Tk))
+        return weights_alongside(s, p, kv, T, pos0, Tk, causal, true, cap, base, err);
     for (int h = 0; h < H; h++) {
         bool scores, weights;
         wanted_maps(cap, base, h, &scores, &weights);
@@ -422,6 +523,15 @@ static attn_status capture_maps_only(attn_attn_scratch *s, const attn_attn_param
                                      bool causal, const attn_capture *cap,
                                      const attn_capture_key *base, attn_error *err) {
     int rc;
+    if (maps_alongside(cap, base, p->H, T, Tk)) {
+        if ((rc = reserve3(&s->heads, (size_t)p->H, 1, 1, "head flags", err))) return rc;
+        for (int h = 0; h < p->H; h++) {
+            bool scores, weights;
+            wanted_maps(cap, base, h, &scores, &weights);
+            s->heads.p[h] = weights ? 1.0f : 0.0f;
+        }
+        return weights_alongside(s, p, kv, T, pos0, Tk, causal, false, cap, base, err);
+    }
     for (int h = 0; h < p->H; h++) {
         bool scores, weights;
         wanted_maps(cap, base, h, &scores, &weights);

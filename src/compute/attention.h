@@ -42,6 +42,7 @@ typedef struct attn_attn_scratch {
     attn_buf rope;   /* [hd] cos then sin of one position */
     attn_buf kvrows; /* [Tk, hd] one head's keys as rows, only when captured */
     attn_buf heads;  /* [H] 1 for a head whose weights its own fused pass makes, else 0 */
+    attn_buf mat2;   /* [T, Tk] the next head's weights while one is written (emit_alongside) */
 } attn_attn_scratch;
 
 void attn_attn_scratch_free(attn_attn_scratch *s);

@@ -42,6 +42,8 @@ static attn_status fanout_edit(void *user, const attn_capture_key *key, float *d
 }
 
 attn_capture attn_fanout_capture(attn_fanout *fo) {
+    bool alongside = fo->n > 0; /* when every sink allows it */
+    for (int i = 0; i < fo->n; i++) alongside = alongside && fo->sinks[i].emit_alongside;
     return (attn_capture){.wants = fanout_wants, .emit = fanout_emit, .user = fo,
-                          .edit = fanout_edit};
+                          .edit = fanout_edit, .emit_alongside = alongside};
 }
