@@ -7,11 +7,15 @@
  * between threads, and a row's bytes depend only on its query, the keys and
  * values it sees and their count, so a sequence fed at once or position by
  * position, on any number of threads, gives the same bytes. A head whose
- * scores or weights are captured additionally gets them the usual way, one
- * head at a time in one [T, Tk] matrix: kern_scores (q . k * 1/sqrt(hd))
- * over every key, kern_softmax over the visible ones. They are not used for
- * the context, which is therefore the same bytes whether or not anything is
- * captured (within 1e-6 relative of weights . V). */
+ * scores or weights are captured gets them one head at a time in a [T, Tk]
+ * matrix: its weights alone from its own fused pass (the scores it made,
+ * then kern_softmax over the visible keys), its scores by kern_scores over
+ * every key (the fused pass's bytes for the keys it sees). The maps are
+ * never used for the context, which is therefore the same bytes whether or
+ * not anything is captured (within 1e-6 relative of weights . V). A sink
+ * that allows it (emit_alongside) gets a head's maps while the next head's
+ * are made in a second matrix; maps_only (the last block a pass needs) makes
+ * the maps alone, without values or context. */
 #include "compute/attention.h"
 
 #include "compute/kernels.h"

@@ -6,9 +6,11 @@
  * (attention.h, grown geometrically up to max_seq_len), so n new positions
  * cost O(n * length). A session that will not be continued (reuse_cache: the
  * one-shot commands) keeps one cache, [KV, hd, T], reused layer after layer
- * as the encoder's is. Scratch is O(T * max(D, F)) plus one [T, Tk] matrix
- * while a head's scores or weights are captured, one [Tk, hd] block while
- * its keys or values are, and the logits [T, V] only when they are.
+ * as the encoder's is, and stops after the last value its sink asks for
+ * (pass_end_of). Scratch is O(T * max(D, F)) plus one [T, Tk] matrix while
+ * a head's scores or weights are captured (two when the sink takes them
+ * beside the pass), one [Tk, hd] block while its keys or values are, and
+ * the logits [T, V] only when they are.
  *
  * Block, pre-norm:  x = x + Attn(Norm(x)); [x = x + Cross(CrossNorm(x), enc)];
  *                   x = x + MLP(Norm(x))
