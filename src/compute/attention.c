@@ -111,16 +111,19 @@ static int copy_threads(int T, int n_heads, int hd) {
     return attn_threads_for((double)T * n_heads * hd, ATTN_THREAD_MIN_COPY, n_heads);
 }
 
-/* A projection's rows src (T, n_heads*hd) -> head-major dst [n_heads, T, hd],
- * the heads on the threads. */
-static void split_heads(float *dst, const float *src, int T, int n_heads, int hd) {
+/* A projection's rows src (T, n_heads*hd) -> head-major rows dst
+ * [n_heads, ld, hd] at rows row0 .. row0+T-1 of each head, the heads on the
+ * threads: the queries split into heads (ld T, row0 0) and the value cache
+ * [KV, cap, hd] (ld cap, row0 the first new position). */
+static void store_head_rows(float *dst, const float *src, int T, int n_heads, int hd, int ld,
+                            int row0) {
     const int threads = copy_threads(T, n_heads, hd);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
 #endif
     for (int h = 0; h < n_heads; h++)
         for (int t = 0; t < T; t++)
-            memcpy(dst + ((size_t)h * T + t) * hd, src + ((size_t)t * n_heads + h) * hd,
+            memcpy(dst + ((size_t)h * ld + row0 + t) * hd, src + ((size_t)t * n_heads + h) * hd,
                    (size_t)hd * sizeof(float));
     (void)threads;
 }
@@ -138,20 +141,6 @@ static void store_keys(float *dst, const float *src, int T, int KV, int hd, int 
             float *d = dst + (size_t)g * hd * cap + row0 + t;
             for (int i = 0; i < hd; i++) d[(size_t)i * cap] = x[i];
         }
-    (void)threads;
-}
-
-/* A projection's rows src (T, KV*hd) -> the value cache dst [KV, cap, hd]
- * (rows per head) at positions row0 .. row0+T-1, the heads on the threads. */
-static void store_values(float *dst, const float *src, int T, int KV, int hd, int cap, int row0) {
-    const int threads = copy_threads(T, KV, hd);
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-#endif
-    for (int g = 0; g < KV; g++)
-        for (int t = 0; t < T; t++)
-            memcpy(dst + ((size_t)g * cap + row0 + t) * hd, src + ((size_t)t * KV + g) * hd,
-                   (size_t)hd * sizeof(float));
     (void)threads;
 }
 
@@ -208,7 +197,7 @@ static void store_projected_kv(attn_kv_cache *kv, float *proj, const float *x,
     store_keys(kv->k, proj, T, KV, hd, kv->cap, pos0);
     if (!values) return;
     kern_linear(proj, x, w->v.w, w->v.b, T, p->D, KV * hd);
-    store_values(kv->v, proj, T, KV, hd, kv->cap, pos0);
+    store_head_rows(kv->v, proj, T, KV, hd, kv->cap, pos0);
 }
 
 attn_status attn_cross_kv(attn_kv_cache *kv, const float *enc, const attn_attention_weights *w,
@@ -316,32 +305,14 @@ void attn_attend_fused(float *concat, const float *qh, const attn_attn_params *p
     fused_heads(concat, qh, p, kv, T, pos0, Tk, causal, NULL);
 }
 
-/* Head h by the fused pass with its weights, into mat [T, Tk]: the tiles
- * of its queries on the threads. */
-static void fused_head_weights(float *concat, float *mat, const head_view *a, int H, int h) {
-    const int tiles = (a->T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS;
-    const int threads = attn_threads_for(
-        2.0 * a->hd * keys_seen(a->T, a->pos0, a->Tk, a->causal), ATTN_THREAD_MIN_WORK, tiles);
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(dynamic) num_threads(threads) if (threads > 1)
-#endif
-    for (int i = 0; i < tiles; i++) { /* the last (largest, when causal) tiles first */
-        const int t0 = (tiles - 1 - i) * KERN_FLASH_ROWS;
-        fused_tile(concat, mat, a, H, h, t0, a->T - t0 < KERN_FLASH_ROWS ? a->T - t0 : KERN_FLASH_ROWS);
-    }
-    (void)threads;
-}
-
-/* Head h's scores (every key, before the mask; when `scores`) then
- * weights (masked entries exactly 0), captured from one [T, Tk] matrix mat:
- * kern_scores (the fused pass's bytes for the keys it sees), then
- * kern_softmax over the visible keys of each row. Without `scores` only
- * the visible keys' scores are made. The rows go to the threads, each row
- * whole to one (the same bytes for any count), a few at a time as they
- * come (rows grow with the causal mask). */
-static attn_status capture_maps(float *mat, const head_view *a, const attn_capture *cap,
-                                const attn_capture_key *base, int h, bool scores,
-                                attn_error *err) {
+/* Head h's scores (every key, before the mask) then weights (masked
+ * entries exactly 0), captured from one [T, Tk] matrix mat: kern_scores
+ * over every key (the fused pass's bytes for the keys it sees), then
+ * kern_softmax over the visible keys of each row. The rows go to the
+ * threads, each row whole to one (the same bytes for any count), a few at
+ * a time as they come (the softmax's rows grow with the causal mask). */
+static attn_status capture_scores(float *mat, const head_view *a, const attn_capture *cap,
+                                  const attn_capture_key *base, int h, attn_error *err) {
     const size_t Tk = (size_t)a->Tk, hd = (size_t)a->hd;
     const int threads =
         attn_threads_for(2.0 * a->T * a->Tk * a->hd, ATTN_THREAD_MIN_WORK, a->T);
@@ -350,10 +321,8 @@ static attn_status capture_maps(float *mat, const head_view *a, const attn_captu
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
 #endif
     for (int t = 0; t < a->T; t++)
-        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, scores ? a->Tk : visible(a, t),
-                    a->hd, a->scale);
-    if (scores && (rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err)))
-        return rc;
+        kern_scores(mat + t * Tk, a->q + t * hd, a->k, a->ld, a->Tk, a->hd, a->scale);
+    if ((rc = capture(cap, base, ATTN_V_SCORES, h, mat, a->T, a->Tk, a->pos0, err))) return rc;
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
 #endif
@@ -424,33 +393,46 @@ static bool maps_alongside(const attn_capture *cap, const attn_capture_key *base
     return true;
 }
 
-/* The heads' weights (those flagged in s->heads) and captures, head by
- * head in order, each head's captures made on one thread while the others
- * make the next head's weights in the other matrix: weights_unit's units
- * on the threads as they come, the emitting thread joining them when done.
- * Every unit is computed whole by one thread: the same bytes. */
-static attn_status weights_alongside(attn_attn_scratch *s, const attn_attn_params *p,
-                                     const attn_kv_cache *kv, int T, int pos0, int Tk,
-                                     bool causal, bool fused, const attn_capture *cap,
-                                     const attn_capture_key *base, attn_error *err) {
+/* Every head's maps and captures, head by head in order: its scores and
+ * weights (when wanted), then its context (when wanted). A head whose
+ * weights alone are wanted gets them from weights_unit's units on the
+ * threads as they come (fused: from its own fused pass, which also makes
+ * its context; else, the maps alone, from its scores over the visible
+ * keys); a head whose scores are wanted gets both by capture_scores. When
+ * the maps may be written beside the pass (maps_alongside), each head's
+ * captures are made on one thread while the others make the next head's
+ * weights in the other matrix, the emitting thread joining them when done;
+ * else each head's captures follow its weights. Every unit is computed
+ * whole by one thread: the same bytes either way. */
+static attn_status maps_heads(attn_attn_scratch *s, const attn_attn_params *p,
+                              const attn_kv_cache *kv, int T, int pos0, int Tk, bool causal,
+                              bool fused, const attn_capture *cap, const attn_capture_key *base,
+                              attn_error *err) {
     const int H = p->H;
+    const bool alongside = maps_alongside(cap, base, H, T, Tk);
     int rc;
-    if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
-        (rc = reserve3(&s->mat2, (size_t)T, (size_t)Tk, 1, "attention matrix", err)))
-        return rc;
-    float *buf[2] = {s->mat.p, s->mat2.p};
     const int units = fused ? (T + KERN_FLASH_ROWS - 1) / KERN_FLASH_ROWS : T;
-    const double work = 2.0 * p->hd * keys_seen(T, pos0, Tk, causal);
-    int prev = -1, next_buf = 0;
+    const int threads =
+        attn_threads_for(2.0 * p->hd * keys_seen(T, pos0, Tk, causal), ATTN_THREAD_MIN_WORK, units);
+    int prev = -1, next_buf = 0; /* alongside: the head whose captures are still to come */
     const float *prev_mat = NULL;
     for (int h = 0; h <= H; h++) {
-        const bool make = h < H && s->heads.p[h] != 0.0f;
-        float *mat = buf[next_buf];
+        bool scores = false, weights = false;
+        if (h < H) wanted_maps(cap, base, h, &scores, &weights);
+        const bool make = weights && !scores;
+        /* the matrices only once a head's maps are wanted (the same size
+         * for every head: sized, they stay where they are) */
+        if (weights && ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix",
+                                       err)) ||
+                        (alongside && (rc = reserve3(&s->mat2, (size_t)T, (size_t)Tk, 1,
+                                                     "attention matrix", err)))))
+            return rc;
+        float *mat = next_buf ? s->mat2.p : s->mat.p;
         const head_view a = view_of(s->qh.p, p, kv, h < H ? h : 0, T, pos0, Tk, causal);
-        const int threads = attn_threads_for(work, ATTN_THREAD_MIN_WORK, units);
+        if (scores && (rc = capture_scores(mat, &a, cap, base, h, err))) return rc;
         attn_status erc = ATTN_OK;
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(threads) if (threads > 1 && make)
 #endif
         {
 #if defined(_OPENMP)
@@ -465,26 +447,28 @@ static attn_status weights_alongside(attn_attn_scratch *s, const attn_attn_param
                     weights_unit(s->concat.p, mat, &a, H, h, fused, i, units);
             }
         }
-        (void)threads;
         if (erc) return erc;
-        prev = h;
-        prev_mat = make ? mat : NULL;
-        if (make) next_buf ^= 1;
+        if (h == H) break;
+        if (alongside) {
+            prev = h;
+            prev_mat = make ? mat : NULL;
+            next_buf ^= make;
+        } else if ((rc = emit_head(s, p, cap, base, h, make ? mat : NULL, T, pos0, Tk, err))) {
+            return rc;
+        }
     }
+    (void)threads;
     return ATTN_OK;
 }
 
-/* Every head's context into s->concat, and the per-head captures, head by
- * head: scores and weights (when wanted), then the head's context. A head
- * whose weights alone are wanted gets them from its own fused pass (its
- * scores kept, then softmaxed: one pass over its keys); the other heads
- * share one fused pass first, and a head whose scores are wanted gets them
- * again by kern_scores (over every key: the masked ones are captured too). */
+/* Every head's context into s->concat (one fused pass for the heads whose
+ * weights alone are not wanted; maps_heads's own pass for those), then the
+ * per-head captures (maps_heads). */
 static attn_status attend_and_capture(attn_attn_scratch *s, const attn_attn_params *p,
                                       const attn_kv_cache *kv, int T, int pos0, int Tk,
                                       bool causal, const attn_capture *cap,
                                       const attn_capture_key *base, attn_error *err) {
-    const int H = p->H, hd = p->hd;
+    const int H = p->H;
     int rc, own = 0;
     if ((rc = reserve3(&s->heads, (size_t)H, 1, 1, "head flags", err))) return rc;
     for (int h = 0; h < H; h++) {
@@ -494,58 +478,7 @@ static attn_status attend_and_capture(attn_attn_scratch *s, const attn_attn_para
         own += weights && !scores;
     }
     fused_heads(s->concat.p, s->qh.p, p, kv, T, pos0, Tk, causal, own ? s->heads.p : NULL);
-    if (maps_alongside(cap, base, H, T, Tk))
-        return weights_alongside(s, p, kv, T, pos0, Tk, causal, true, cap, base, err);
-    for (int h = 0; h < H; h++) {
-        bool scores, weights;
-        wanted_maps(cap, base, h, &scores, &weights);
-        if (weights) {
-            const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
-            if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)))
-                return rc;
-            if (scores) {
-                if ((rc = capture_maps(s->mat.p, &a, cap, base, h, true, err))) return rc;
-            } else {
-                fused_head_weights(s->concat.p, s->mat.p, &a, H, h);
-                if ((rc = capture(cap, base, ATTN_V_WEIGHTS, h, s->mat.p, T, Tk, pos0, err)))
-                    return rc;
-            }
-        }
-        attn_capture_key kc = key_of(base, ATTN_V_HEAD_CONTEXT, h);
-        if (attn_cap_wants(cap, &kc)) {
-            get_head(s->ctx.p, s->concat.p, T, H, h, hd);
-            if ((rc = attn_cap_emit(cap, &kc, s->ctx.p, T, hd, pos0, err))) return rc;
-        }
-    }
-    return ATTN_OK;
-}
-
-/* The maps alone (maps_only): each wanted head's scores and weights, head
- * by head, without values or context. */
-static attn_status capture_maps_only(attn_attn_scratch *s, const attn_attn_params *p,
-                                     const attn_kv_cache *kv, int T, int pos0, int Tk,
-                                     bool causal, const attn_capture *cap,
-                                     const attn_capture_key *base, attn_error *err) {
-    int rc;
-    if (maps_alongside(cap, base, p->H, T, Tk)) {
-        if ((rc = reserve3(&s->heads, (size_t)p->H, 1, 1, "head flags", err))) return rc;
-        for (int h = 0; h < p->H; h++) {
-            bool scores, weights;
-            wanted_maps(cap, base, h, &scores, &weights);
-            s->heads.p[h] = weights ? 1.0f : 0.0f;
-        }
-        return weights_alongside(s, p, kv, T, pos0, Tk, causal, false, cap, base, err);
-    }
-    for (int h = 0; h < p->H; h++) {
-        bool scores, weights;
-        wanted_maps(cap, base, h, &scores, &weights);
-        if (!weights) continue;
-        const head_view a = view_of(s->qh.p, p, kv, h, T, pos0, Tk, causal);
-        if ((rc = reserve3(&s->mat, (size_t)T, (size_t)Tk, 1, "attention matrix", err)) ||
-            (rc = capture_maps(s->mat.p, &a, cap, base, h, scores, err)))
-            return rc;
-    }
-    return ATTN_OK;
+    return maps_heads(s, p, kv, T, pos0, Tk, causal, true, cap, base, err);
 }
 
 attn_status attn_attention(float *out, const float *x, const attn_attention_weights *w,
@@ -563,7 +496,7 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
     /* q = x Wq^T (+ bq), rotated for its positions: [T, H*hd] -> head-major [H, T, hd] */
     kern_linear(s->q.p, x, w->q.w, w->q.b, T, D, H * hd);
     if (rope) rope_rows(s->q.p, T, H, hd, pos0, p->rope_theta, s->rope.p);
-    split_heads(s->qh.p, s->q.p, T, H, hd);
+    store_head_rows(s->qh.p, s->q.p, T, H, hd, T, 0);
     /* self: the new positions' k (rotated) and v join the cache; cross: kv is the encoder's */
     maps_only = maps_only && self;
     if (self) store_projected_kv(kv, s->q.p, x, w, p, T, pos0, rope, s->rope.p, !maps_only);
@@ -573,7 +506,7 @@ attn_status attn_attention(float *out, const float *x, const attn_attention_weig
             return rc;
     for (int g = 0; g < KV; g++)
         if ((rc = capture_cache(cap, base, ATTN_V_K, g, kv, Tk, hd, &s->kvrows, err))) return rc;
-    if (maps_only) return capture_maps_only(s, p, kv, T, pos0, Tk, causal, cap, base, err);
+    if (maps_only) return maps_heads(s, p, kv, T, pos0, Tk, causal, false, cap, base, err);
     for (int g = 0; g < KV; g++)
         if ((rc = capture_cache(cap, base, ATTN_V_V, g, kv, Tk, hd, &s->kvrows, err))) return rc;
 
